@@ -1,0 +1,339 @@
+#include "memlink/shm/buffer.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "memlink/shm/checksum.hpp"
+#include "memlink/shm/safety.hpp"
+
+namespace memlink::shm {
+namespace {
+
+std::string ring_name(Direction d, Priority p) {
+  return std::string("ring[") + to_string(d) + "/" + std::string(to_string(p)) + "]";
+}
+
+Status check_geometry(std::byte* mem, std::size_t bytes, std::uint32_t capacity,
+                      std::uint32_t slot_size) {
+  if (mem == nullptr) return make_error(ErrorCode::InvalidArgument, "ring memory is null");
+  if (reinterpret_cast<std::uintptr_t>(mem) % CACHE_LINE_SIZE != 0)
+    return make_error(ErrorCode::InvalidArgument, "ring memory is not 64-byte aligned");
+  if (capacity == 0) return make_error(ErrorCode::InvalidArgument, "ring capacity is 0");
+  if (slot_size == 0 || slot_size > MAX_SLOT_SIZE)
+    return make_error(ErrorCode::InvalidArgument,
+                      "slot size " + std::to_string(slot_size) + " is outside [1, " +
+                          std::to_string(MAX_SLOT_SIZE) + "]");
+  if (!safety::element_in_bounds(RING_HEADER_SIZE, capacity, slot_stride_for(slot_size), 0, bytes))
+    return make_error(ErrorCode::InvalidArgument,
+                      "ring of " + std::to_string(capacity) + " slots of " + std::to_string(slot_size) +
+                          " bytes needs " + std::to_string(RingBuffer::bytes_for(capacity, slot_size)) +
+                          " bytes, region has " + std::to_string(bytes));
+  return {};
+}
+
+}  // namespace
+
+RingBuffer::RingBuffer(RingHeader* hdr, std::uint32_t capacity, std::uint32_t slot_size,
+                       Direction direction, Priority priority) noexcept
+    : hdr_(hdr),
+      slots_(reinterpret_cast<std::byte*>(hdr) + RING_HEADER_SIZE),
+      capacity_(capacity),
+      slot_size_(slot_size),
+      stride_(static_cast<std::uint32_t>(slot_stride_for(slot_size))),
+      direction_(direction),
+      priority_(priority) {}
+
+Result<RingBuffer> RingBuffer::format(std::byte* mem, std::size_t bytes, std::uint32_t capacity,
+                                      std::uint32_t slot_size, Direction direction,
+                                      Priority priority) {
+  if (auto s = check_geometry(mem, bytes, capacity, slot_size); !s) return s.error();
+  auto* hdr = new (mem) RingHeader{};
+  hdr->ring_magic = RING_MAGIC;
+  hdr->capacity = capacity;
+  hdr->slot_size = slot_size;
+  hdr->slot_stride = static_cast<std::uint32_t>(slot_stride_for(slot_size));
+  hdr->direction = static_cast<std::uint8_t>(direction);
+  hdr->priority = static_cast<std::uint8_t>(priority);
+  hdr->head.store(0, std::memory_order_relaxed);
+  hdr->tail.store(0, std::memory_order_relaxed);
+  hdr->corrupt_skipped.store(0, std::memory_order_relaxed);
+  RingBuffer ring(hdr, capacity, slot_size, direction, priority);
+  for (std::uint32_t i = 0; i < capacity; ++i) {
+    auto* slot = new (&ring.slot_header(i)) SlotHeader{};
+    slot->state.store(static_cast<std::uint8_t>(SlotState::Empty), std::memory_order_relaxed);
+  }
+  // Publication of the formatted ring to other processes is the creator's
+  // job (the control region's magic is stored with release after this).
+  return ring;
+}
+
+Result<RingBuffer> RingBuffer::attach(std::byte* mem, std::size_t bytes, std::uint32_t capacity,
+                                      std::uint32_t slot_size, Direction direction,
+                                      Priority priority) {
+  if (auto s = check_geometry(mem, bytes, capacity, slot_size); !s) return s.error();
+  auto* hdr = reinterpret_cast<RingHeader*>(mem);
+  const std::string name = ring_name(direction, priority);
+  auto mismatch = [&](const char* f, std::uint64_t want, std::uint64_t got) {
+    return make_error(ErrorCode::CorruptSegment, name + "." + f + ": expected " +
+                                                     std::to_string(want) + ", found " +
+                                                     std::to_string(got));
+  };
+  if (hdr->ring_magic != RING_MAGIC) return mismatch("ring_magic", RING_MAGIC, hdr->ring_magic);
+  if (hdr->capacity != capacity) return mismatch("capacity", capacity, hdr->capacity);
+  if (hdr->slot_size != slot_size) return mismatch("slot_size", slot_size, hdr->slot_size);
+  if (hdr->slot_stride != slot_stride_for(slot_size))
+    return mismatch("slot_stride", slot_stride_for(slot_size), hdr->slot_stride);
+  if (hdr->direction != static_cast<std::uint8_t>(direction))
+    return mismatch("direction", static_cast<std::uint8_t>(direction), hdr->direction);
+  if (hdr->priority != static_cast<std::uint8_t>(priority))
+    return mismatch("priority", static_cast<std::uint8_t>(priority), hdr->priority);
+  RingBuffer ring(hdr, capacity, slot_size, direction, priority);
+  if (!ring.positions_consistent()) return ring.positions_error(ring.head(), ring.tail());
+  return ring;
+}
+
+Result<RingBuffer> RingBuffer::create_owned(std::uint32_t capacity, std::uint32_t slot_size,
+                                            Priority priority) {
+  if (capacity == 0 || (capacity & (capacity - 1)) != 0)
+    return make_error(ErrorCode::InvalidArgument,
+                      "capacity " + std::to_string(capacity) + " is not a power of two");
+  if (slot_size == 0 || slot_size > MAX_SLOT_SIZE)
+    return make_error(ErrorCode::InvalidArgument, "slot size " + std::to_string(slot_size) +
+                                                      " is outside [1, " +
+                                                      std::to_string(MAX_SLOT_SIZE) + "]");
+  const std::size_t bytes = bytes_for(capacity, slot_size);
+  void* mem = std::aligned_alloc(CACHE_LINE_SIZE, align_up(bytes, CACHE_LINE_SIZE));
+  if (mem == nullptr) return make_error(ErrorCode::InvalidArgument, "out of memory for ring");
+  std::shared_ptr<std::byte> owner(static_cast<std::byte*>(mem), [](std::byte* p) { std::free(p); });
+  auto ring = format(owner.get(), bytes, capacity, slot_size, Direction::ClientToDaemon, priority);
+  if (ring) ring->owned_ = std::move(owner);
+  return ring;
+}
+
+SlotHeader& RingBuffer::slot_header(std::uint32_t index) const noexcept {
+  return *reinterpret_cast<SlotHeader*>(slots_ + std::size_t{index} * stride_);
+}
+
+std::byte* RingBuffer::payload(std::uint32_t index) const noexcept {
+  return slots_ + std::size_t{index} * stride_ + SLOT_HEADER_SIZE;
+}
+
+std::uint64_t RingBuffer::head() const noexcept { return hdr_->head.load(std::memory_order_acquire); }
+std::uint64_t RingBuffer::tail() const noexcept { return hdr_->tail.load(std::memory_order_acquire); }
+std::uint64_t RingBuffer::corrupt_skipped() const noexcept {
+  return hdr_->corrupt_skipped.load(std::memory_order_relaxed);
+}
+
+std::uint64_t RingBuffer::len() const noexcept {
+  const std::uint64_t t = tail();
+  const std::uint64_t h = head();
+  return h >= t ? h - t : 0;
+}
+
+bool RingBuffer::has_message() const noexcept {
+  const std::uint64_t t = tail();
+  const std::uint64_t h = head();
+  if (h == t) return false;
+  if (h < t || h - t > capacity_) return true;  // read_slot() will report it
+  const std::uint8_t raw = load_state(slot_header(static_cast<std::uint32_t>(t % capacity_)));
+  return raw != static_cast<std::uint8_t>(SlotState::Empty) &&
+         raw != static_cast<std::uint8_t>(SlotState::Writing);
+}
+
+bool RingBuffer::positions_consistent() const noexcept {
+  const std::uint64_t t = tail();
+  const std::uint64_t h = head();
+  return h >= t && h - t <= capacity_;
+}
+
+std::string RingBuffer::field(std::uint64_t position, const char* name) const {
+  return ring_name(direction_, priority_) + ".slot[" + std::to_string(position % capacity_) + "]." +
+         name;
+}
+
+Error RingBuffer::positions_error(std::uint64_t head, std::uint64_t tail) const {
+  return make_error(ErrorCode::CorruptSegment,
+                    ring_name(direction_, priority_) + ".head/tail: head " + std::to_string(head) +
+                        " and tail " + std::to_string(tail) + " break tail <= head <= tail + " +
+                        std::to_string(capacity_));
+}
+
+Result<SlotId> RingBuffer::write_slot(std::span<const std::byte> data, std::uint64_t sequence) {
+  if (data.size() > slot_size_)
+    return make_error(ErrorCode::MessageTooLarge,
+                      "payload of " + std::to_string(data.size()) + " bytes exceeds the slot size of " +
+                          std::to_string(slot_size_) + " bytes");
+  // Claim a position (SPEC R-CLAIM). The acquire load of tail pairs with the
+  // consumer's release store after it emptied the slot we are about to take.
+  std::uint64_t head = hdr_->head.load(std::memory_order_relaxed);
+  for (;;) {
+    const std::uint64_t tail = hdr_->tail.load(std::memory_order_acquire);
+    if (head < tail || head - tail > capacity_) {
+      // A stale head we loaded before another producer advanced it can look
+      // behind tail; reload once before calling the ring corrupt.
+      const std::uint64_t fresh = hdr_->head.load(std::memory_order_acquire);
+      if (fresh != head) {
+        head = fresh;
+        continue;
+      }
+      return positions_error(head, tail);
+    }
+    if (head - tail == capacity_) {
+      return make_error(ErrorCode::Full, ring_name(direction_, priority_) + " is full (" +
+                                             std::to_string(capacity_) + " slots)");
+    }
+    // Relaxed is enough: the claim publishes nothing; the state CAS does.
+    if (hdr_->head.compare_exchange_weak(head, head + 1, std::memory_order_relaxed,
+                                         std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  const auto index = static_cast<std::uint32_t>(head % capacity_);
+  SlotHeader& slot = slot_header(index);
+  std::uint8_t found = 0;
+  if (!transition_slot(slot, SlotState::Empty, SlotState::Writing, &found)) {
+    // The position is ours but its slot is not Empty: someone broke the
+    // protocol. The position stays unpublished; recovery reclaims it.
+    return make_error(ErrorCode::CorruptSegment,
+                      field(head, "state") + ": expected Empty for position " + std::to_string(head) +
+                          ", found " + std::to_string(found));
+  }
+  slot.priority = static_cast<std::uint8_t>(priority_);
+  slot.length = static_cast<std::uint32_t>(data.size());
+  slot.sequence = sequence;
+  slot.position = head;
+  if (!data.empty()) std::memcpy(payload(index), data.data(), data.size());
+  slot.checksum = crc32c(data.data(), data.size());
+  transition_slot(slot, SlotState::Writing, SlotState::Ready);  // publish (release)
+  return SlotId{head, index};
+}
+
+Status RingBuffer::inspect_ready(const SlotHeader& slot, std::uint64_t tail,
+                                 MessageInfo& info) const {
+  // Each field is read once into a local and validated before use.
+  const std::uint32_t length = slot.length;
+  const std::uint8_t prio = slot.priority;
+  const std::uint64_t position = slot.position;
+  if (length > slot_size_)
+    return make_error(ErrorCode::CorruptSegment,
+                      field(tail, "length") + ": " + std::to_string(length) +
+                          " exceeds the slot size of " + std::to_string(slot_size_));
+  if (prio != static_cast<std::uint8_t>(priority_))
+    return make_error(ErrorCode::CorruptSegment, field(tail, "priority") + ": " +
+                                                     std::to_string(prio) + " in the " +
+                                                     std::string(to_string(priority_)) + " ring");
+  if (position != tail)
+    return make_error(ErrorCode::CorruptSegment, field(tail, "position") + ": " +
+                                                     std::to_string(position) + ", expected " +
+                                                     std::to_string(tail));
+  info.priority = priority_;
+  info.sequence = slot.sequence;
+  info.length = length;
+  info.slot = SlotId{tail, static_cast<std::uint32_t>(tail % capacity_)};
+  return {};
+}
+
+void RingBuffer::skip_corrupt(SlotHeader& slot, std::uint8_t from, std::uint64_t tail) {
+  // Only the consumer gets here, and only for the slot at tail, whose state
+  // it has just observed: store Empty directly (a garbage state has no CAS path).
+  if (from == static_cast<std::uint8_t>(SlotState::Reading)) {
+    transition_slot(slot, SlotState::Reading, SlotState::Done);
+    transition_slot(slot, SlotState::Done, SlotState::Empty);
+  } else {
+    slot.state.store(static_cast<std::uint8_t>(SlotState::Empty), std::memory_order_release);
+  }
+  hdr_->corrupt_skipped.fetch_add(1, std::memory_order_relaxed);
+  hdr_->tail.store(tail + 1, std::memory_order_release);
+}
+
+Result<MessageInfo> RingBuffer::read_slot(std::span<std::byte> out) {
+  const std::uint64_t tail = hdr_->tail.load(std::memory_order_relaxed);  // ours alone
+  const std::uint64_t head = hdr_->head.load(std::memory_order_acquire);
+  if (head < tail || head - tail > capacity_) return positions_error(head, tail);
+  if (head == tail) return make_error(ErrorCode::Empty, ring_name(direction_, priority_) + " is empty");
+  const auto index = static_cast<std::uint32_t>(tail % capacity_);
+  SlotHeader& slot = slot_header(index);
+  const std::uint8_t raw = load_state(slot);  // acquire: pairs with the publish
+  const auto state = slot_state_from_byte(raw);
+  if (!state) {
+    skip_corrupt(slot, raw, tail);
+    return make_error(ErrorCode::CorruptSegment,
+                      field(tail, "state") + ": invalid value " + std::to_string(raw) + " (dropped)");
+  }
+  switch (*state) {
+    case SlotState::Empty:
+    case SlotState::Writing:
+      return make_error(ErrorCode::Empty, field(tail, "state") + ": oldest message (position " +
+                                              std::to_string(tail) + ") is still being written");
+    case SlotState::Reading:
+    case SlotState::Done:
+      return make_error(ErrorCode::InvalidState,
+                        field(tail, "state") + ": " + std::string(to_string(*state)) +
+                            " by pid " + std::to_string(slot.owner_pid.load(std::memory_order_relaxed)) +
+                            ": another consumer holds it (one consumer per ring)");
+    case SlotState::Ready: break;
+  }
+  MessageInfo info;
+  if (auto s = inspect_ready(slot, tail, info); !s) {
+    skip_corrupt(slot, raw, tail);
+    return make_error(ErrorCode::CorruptSegment, s.error().detail + " (dropped)");
+  }
+  if (info.length > out.size())
+    return make_error(ErrorCode::InvalidArgument,
+                      "output buffer of " + std::to_string(out.size()) + " bytes is smaller than the " +
+                          std::to_string(info.length) + "-byte message");
+  if (!transition_slot(slot, SlotState::Ready, SlotState::Reading)) {
+    return make_error(ErrorCode::InvalidState,
+                      field(tail, "state") + ": changed under the consumer (one consumer per ring)");
+  }
+  // Copy first, then verify the copy: a peer scribbling on the slot now can
+  // only make the check fail, never make us deliver what we did not check.
+  if (info.length > 0) std::memcpy(out.data(), payload(index), info.length);
+  const std::uint32_t want = slot.checksum;
+  const std::uint32_t got = crc32c(out.data(), info.length);
+  if (want != got) {
+    skip_corrupt(slot, static_cast<std::uint8_t>(SlotState::Reading), tail);
+    return make_error(ErrorCode::CorruptSegment, field(tail, "checksum") + ": stored " +
+                                                     std::to_string(want) + ", payload has " +
+                                                     std::to_string(got) + " (dropped)");
+  }
+  transition_slot(slot, SlotState::Reading, SlotState::Done);
+  transition_slot(slot, SlotState::Done, SlotState::Empty);  // release: slot reusable
+  hdr_->tail.store(tail + 1, std::memory_order_release);    // pairs with producers' acquire
+  return info;
+}
+
+Result<MessageInfo> RingBuffer::peek_slot() const {
+  const std::uint64_t tail = hdr_->tail.load(std::memory_order_acquire);
+  const std::uint64_t head = hdr_->head.load(std::memory_order_acquire);
+  if (head < tail || head - tail > capacity_) return positions_error(head, tail);
+  if (head == tail) return make_error(ErrorCode::Empty, ring_name(direction_, priority_) + " is empty");
+  const SlotHeader& slot = slot_header(static_cast<std::uint32_t>(tail % capacity_));
+  const std::uint8_t raw = load_state(slot);
+  if (raw != static_cast<std::uint8_t>(SlotState::Ready)) {
+    if (raw == static_cast<std::uint8_t>(SlotState::Empty) ||
+        raw == static_cast<std::uint8_t>(SlotState::Writing))
+      return make_error(ErrorCode::Empty, field(tail, "state") + ": oldest message is still being written");
+    return make_error(slot_state_from_byte(raw) ? ErrorCode::InvalidState : ErrorCode::CorruptSegment,
+                      field(tail, "state") + ": " + std::to_string(raw) + " at the tail");
+  }
+  MessageInfo info;
+  if (auto s = inspect_ready(slot, tail, info); !s) return s.error();
+  return info;
+}
+
+SlotStateCounts RingBuffer::count_states() const noexcept {
+  SlotStateCounts c;
+  for (std::uint32_t i = 0; i < capacity_; ++i) {
+    const auto s = slot_state_from_byte(load_state(slot_header(i)));
+    if (s) {
+      ++c.count[static_cast<std::size_t>(*s)];
+    } else {
+      ++c.invalid;
+    }
+  }
+  return c;
+}
+
+}  // namespace memlink::shm

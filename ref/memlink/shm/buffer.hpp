@@ -1,0 +1,131 @@
+// RingBuffer: one bounded FIFO of slots whose header and slots live in a
+// memory region the caller supplies (a mapped segment) or that it owns.
+//
+// Contract (SPEC R-*):
+//  - any number of producers, in any processes, may call write_slot();
+//  - exactly one consumer at a time may call read_slot() / peek_slot();
+//  - len(), is_empty(), is_full() may be called by anyone (a snapshot).
+// Positions are monotonic u64 counters; the slot of position p is p % capacity.
+// Producers claim a position by CAS on `head`; the consumer owns `tail`.
+// Every value read from the region is validated before use (SPEC V-*): a bad
+// value is reported as CorruptSegment naming the field, never dereferenced.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "memlink/shm/layout.hpp"
+#include "memlink/shm/priority.hpp"
+#include "memlink/shm/result.hpp"
+#include "memlink/shm/slot.hpp"
+
+namespace memlink::shm {
+
+// Where a message sits: its ring position and the slot index it maps to.
+struct SlotId {
+  std::uint64_t position = 0;
+  std::uint32_t index = 0;
+  friend bool operator==(const SlotId&, const SlotId&) = default;
+};
+
+// What the consumer learns about a message (payload copied separately).
+struct MessageInfo {
+  Priority priority = Priority::Low;
+  std::uint64_t sequence = 0;
+  std::uint32_t length = 0;
+  SlotId slot{};
+};
+
+// A count of slots in each state, for the inspector and the tests.
+struct SlotStateCounts {
+  std::uint64_t count[kSlotStateCount] = {};
+  std::uint64_t invalid = 0;
+  std::uint64_t of(SlotState s) const noexcept { return count[static_cast<std::size_t>(s)]; }
+};
+
+class RingBuffer {
+ public:
+  // Writes a fresh ring header and `capacity` Empty slots into `mem`.
+  static Result<RingBuffer> format(std::byte* mem, std::size_t bytes, std::uint32_t capacity,
+                                   std::uint32_t slot_size, Direction direction, Priority priority);
+
+  // Attaches to a ring formatted by another process, checking its header
+  // against the geometry the caller expects (from the validated control region).
+  static Result<RingBuffer> attach(std::byte* mem, std::size_t bytes, std::uint32_t capacity,
+                                   std::uint32_t slot_size, Direction direction, Priority priority);
+
+  // An in-process ring that owns its memory. capacity must be a power of two
+  // (the crate's contract for its standalone ring); slot_size <= MAX_SLOT_SIZE.
+  static Result<RingBuffer> create_owned(std::uint32_t capacity, std::uint32_t slot_size = MAX_SLOT_SIZE,
+                                         Priority priority = Priority::Low);
+
+  RingBuffer() = default;
+
+  // Copies `data` into the next slot and publishes it Ready. Errors:
+  // MessageTooLarge (data > slot_size), Full, CorruptSegment (head/tail or
+  // the claimed slot's state are not what the protocol allows).
+  Result<SlotId> write_slot(std::span<const std::byte> data, std::uint64_t sequence);
+
+  // Consumes the oldest Ready message into `out`. Errors: Empty (nothing, or
+  // the oldest message is still being written), InvalidArgument (`out` is
+  // smaller than the message; nothing is consumed), InvalidState (the slot is
+  // held by another consumer), CorruptSegment (the slot failed validation:
+  // it is dropped, counted in corrupt_skipped(), and the ring moves on).
+  Result<MessageInfo> read_slot(std::span<std::byte> out);
+
+  // Like read_slot() without consuming or copying.
+  Result<MessageInfo> peek_slot() const;
+
+  // True if the oldest message is past Writing (Ready, or something the
+  // consumer must report). Cheap: no allocation; for wait predicates.
+  bool has_message() const noexcept;
+
+  std::uint64_t len() const noexcept;  // messages claimed and not yet consumed
+  bool is_empty() const noexcept { return len() == 0; }
+  bool is_full() const noexcept { return len() >= capacity_; }
+  std::uint32_t capacity() const noexcept { return capacity_; }
+  std::uint32_t slot_size() const noexcept { return slot_size_; }
+  Priority priority() const noexcept { return priority_; }
+  Direction direction() const noexcept { return direction_; }
+  std::uint64_t head() const noexcept;
+  std::uint64_t tail() const noexcept;
+  std::uint64_t corrupt_skipped() const noexcept;
+
+  // False when head/tail break head - capacity <= tail <= head.
+  bool positions_consistent() const noexcept;
+
+  SlotStateCounts count_states() const noexcept;
+  // The header of slot `index` (0 <= index < capacity), for inspection/tests.
+  SlotHeader& slot_header(std::uint32_t index) const noexcept;
+
+  // Bytes a ring of this geometry occupies.
+  static std::size_t bytes_for(std::uint32_t capacity, std::uint32_t slot_size) noexcept {
+    return ring_bytes(capacity, slot_stride_for(slot_size));
+  }
+
+ private:
+  RingBuffer(RingHeader* hdr, std::uint32_t capacity, std::uint32_t slot_size,
+             Direction direction, Priority priority) noexcept;
+
+  std::byte* payload(std::uint32_t index) const noexcept;
+  std::string field(std::uint64_t position, const char* name) const;
+  Error positions_error(std::uint64_t head, std::uint64_t tail) const;
+  // Validates the Ready slot at `tail`; fills info or returns the error.
+  Status inspect_ready(const SlotHeader& slot, std::uint64_t tail, MessageInfo& info) const;
+  // Drops the slot at `tail` (from `from`), counts it, advances tail.
+  void skip_corrupt(SlotHeader& slot, std::uint8_t from, std::uint64_t tail);
+
+  RingHeader* hdr_ = nullptr;
+  std::byte* slots_ = nullptr;
+  std::uint32_t capacity_ = 0;
+  std::uint32_t slot_size_ = 0;
+  std::uint32_t stride_ = 0;
+  Direction direction_ = Direction::ClientToDaemon;
+  Priority priority_ = Priority::Low;
+  std::shared_ptr<std::byte> owned_;  // set by create_owned only
+};
+
+}  // namespace memlink::shm

@@ -1,0 +1,201 @@
+#include "memlink/shm/buffer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace memlink::shm {
+namespace {
+
+using test::pattern_matches;
+using test::pattern_payload;
+
+RingBuffer make_ring(std::uint32_t capacity = 8, std::uint32_t slot_size = 256) {
+  auto r = RingBuffer::create_owned(capacity, slot_size, Priority::High);
+  EXPECT_TRUE(r.ok()) << r.error().message();
+  return std::move(r.value());
+}
+
+TEST(RingBuffer, OwnedConstructorRequiresPowerOfTwo) {
+  EXPECT_EQ(RingBuffer::create_owned(0).code(), ErrorCode::InvalidArgument);
+  EXPECT_EQ(RingBuffer::create_owned(6).code(), ErrorCode::InvalidArgument);
+  EXPECT_EQ(RingBuffer::create_owned(8, 0).code(), ErrorCode::InvalidArgument);
+  EXPECT_EQ(RingBuffer::create_owned(8, MAX_SLOT_SIZE + 1).code(), ErrorCode::InvalidArgument);
+  EXPECT_TRUE(RingBuffer::create_owned(1).ok());
+}
+
+TEST(RingBuffer, WriteReadRoundTripAndFifo) {
+  RingBuffer ring = make_ring();
+  EXPECT_TRUE(ring.is_empty());
+  for (std::uint64_t i = 0; i < 5; ++i) {
+    auto id = ring.write_slot(pattern_payload(i, 10 + i), 100 + i);
+    ASSERT_TRUE(id.ok()) << id.error().message();
+    EXPECT_EQ(id->position, i);
+  }
+  EXPECT_EQ(ring.len(), 5u);
+  std::vector<std::byte> out(256);
+  for (std::uint64_t i = 0; i < 5; ++i) {
+    auto info = ring.read_slot(out);
+    ASSERT_TRUE(info.ok()) << info.error().message();
+    EXPECT_EQ(info->sequence, 100 + i);
+    EXPECT_EQ(info->length, 10 + i);
+    EXPECT_EQ(info->priority, Priority::High);
+    EXPECT_TRUE(pattern_matches(std::span(out.data(), info->length), i));
+  }
+  EXPECT_EQ(ring.read_slot(out).code(), ErrorCode::Empty);
+}
+
+TEST(RingBuffer, FullThenWrapsAround) {
+  RingBuffer ring = make_ring(4, 64);
+  std::vector<std::byte> out(64);
+  std::uint64_t next_read = 0;
+  for (std::uint64_t i = 0; i < 1000; ++i) {
+    if (ring.is_full()) {
+      EXPECT_EQ(ring.write_slot(pattern_payload(i, 8), i).code(), ErrorCode::Full);
+      auto info = ring.read_slot(out);
+      ASSERT_TRUE(info.ok());
+      ASSERT_EQ(info->sequence, next_read++);
+    }
+    ASSERT_TRUE(ring.write_slot(pattern_payload(i, 8), i).ok());
+  }
+  EXPECT_EQ(ring.head(), 1000u);
+  EXPECT_EQ(ring.count_states().of(SlotState::Ready), 4u);
+}
+
+TEST(RingBuffer, PayloadSizeBoundaries) {
+  RingBuffer ring = make_ring(4, MAX_SLOT_SIZE);
+  std::vector<std::byte> out(MAX_SLOT_SIZE);
+  EXPECT_TRUE(ring.write_slot({}, 1).ok());
+  EXPECT_TRUE(ring.write_slot(pattern_payload(2, MAX_SLOT_SIZE), 2).ok());
+  auto too_big = ring.write_slot(pattern_payload(3, MAX_SLOT_SIZE + 1), 3);
+  EXPECT_EQ(too_big.code(), ErrorCode::MessageTooLarge);
+  EXPECT_EQ(ring.len(), 2u);
+  EXPECT_EQ(ring.read_slot(out)->length, 0u);
+  auto big = ring.read_slot(out);
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->length, MAX_SLOT_SIZE);
+  EXPECT_TRUE(pattern_matches(out, 2));
+}
+
+TEST(RingBuffer, SmallOutputBufferConsumesNothing) {
+  RingBuffer ring = make_ring();
+  ASSERT_TRUE(ring.write_slot(pattern_payload(1, 100), 1).ok());
+  std::vector<std::byte> small(99);
+  EXPECT_EQ(ring.read_slot(small).code(), ErrorCode::InvalidArgument);
+  EXPECT_EQ(ring.len(), 1u);
+  std::vector<std::byte> out(100);
+  EXPECT_TRUE(ring.read_slot(out).ok());
+}
+
+TEST(RingBuffer, PeekDoesNotConsume) {
+  RingBuffer ring = make_ring();
+  EXPECT_EQ(ring.peek_slot().code(), ErrorCode::Empty);
+  ASSERT_TRUE(ring.write_slot(pattern_payload(7, 33), 42).ok());
+  auto p = ring.peek_slot();
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->sequence, 42u);
+  EXPECT_EQ(p->length, 33u);
+  EXPECT_EQ(ring.len(), 1u);
+}
+
+TEST(RingBuffer, MessageStillBeingWrittenIsNotReadable) {
+  RingBuffer ring = make_ring();
+  ASSERT_TRUE(ring.write_slot(pattern_payload(1, 8), 1).ok());
+  // Simulate a producer that claimed position 0 and stopped in Writing.
+  SlotHeader& s = ring.slot_header(0);
+  ASSERT_TRUE(transition_slot(s, SlotState::Ready, SlotState::Reading));
+  ASSERT_TRUE(transition_slot(s, SlotState::Reading, SlotState::Done));
+  ASSERT_TRUE(transition_slot(s, SlotState::Done, SlotState::Empty));
+  ASSERT_TRUE(transition_slot(s, SlotState::Empty, SlotState::Writing));
+  std::vector<std::byte> out(256);
+  EXPECT_EQ(ring.read_slot(out).code(), ErrorCode::Empty);
+  EXPECT_FALSE(ring.has_message());
+  EXPECT_EQ(ring.len(), 1u);
+}
+
+// --- corruption: a peer's bytes are untrusted (SPEC V-*) ------------------
+
+class CorruptRing : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(ring.write_slot(pattern_payload(1, 40), 1).ok());
+    ASSERT_TRUE(ring.write_slot(pattern_payload(2, 40), 2).ok());
+  }
+  // After a corrupt slot is dropped, the next good one must still come out.
+  void expect_dropped_then_next_ok(const char* field) {
+    auto r = ring.read_slot(out);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.code(), ErrorCode::CorruptSegment);
+    EXPECT_NE(r.error().detail.find(field), std::string::npos) << r.error().detail;
+    EXPECT_EQ(ring.corrupt_skipped(), 1u);
+    auto next = ring.read_slot(out);
+    ASSERT_TRUE(next.ok()) << next.error().message();
+    EXPECT_EQ(next->sequence, 2u);
+    EXPECT_TRUE(pattern_matches(std::span(out.data(), next->length), 2));
+  }
+  RingBuffer ring = make_ring(4, 128);
+  std::vector<std::byte> out = std::vector<std::byte>(128);
+};
+
+TEST_F(CorruptRing, LengthLargerThanTheSlotIsRejected) {
+  ring.slot_header(0).length = 1u << 30;
+  expect_dropped_then_next_ok("slot[0].length");
+}
+
+TEST_F(CorruptRing, PayloadChecksumMismatchIsRejected) {
+  reinterpret_cast<unsigned char*>(&ring.slot_header(0))[SLOT_HEADER_SIZE + 5] ^= 0xFF;
+  expect_dropped_then_next_ok("slot[0].checksum");
+}
+
+TEST_F(CorruptRing, WrongPriorityIsRejected) {
+  ring.slot_header(0).priority = 7;
+  expect_dropped_then_next_ok("slot[0].priority");
+}
+
+TEST_F(CorruptRing, WrongPositionIsRejected) {
+  ring.slot_header(0).position = 12345;
+  expect_dropped_then_next_ok("slot[0].position");
+}
+
+TEST_F(CorruptRing, GarbageStateIsRejected) {
+  ring.slot_header(0).state.store(0xEE);
+  expect_dropped_then_next_ok("slot[0].state");
+}
+
+TEST_F(CorruptRing, InconsistentHeadAndTailAreReportedNotFollowed) {
+  auto* hdr = reinterpret_cast<RingHeader*>(reinterpret_cast<std::byte*>(&ring.slot_header(0)) -
+                                            RING_HEADER_SIZE);
+  hdr->head.store(1000);  // 1000 - 0 > capacity 4
+  EXPECT_FALSE(ring.positions_consistent());
+  auto r = ring.read_slot(out);
+  EXPECT_EQ(r.code(), ErrorCode::CorruptSegment);
+  EXPECT_NE(r.error().detail.find("head/tail"), std::string::npos);
+  EXPECT_EQ(ring.write_slot(pattern_payload(3, 8), 3).code(), ErrorCode::CorruptSegment);
+  hdr->head.store(2);
+  hdr->tail.store(3);  // tail past head
+  EXPECT_EQ(ring.read_slot(out).code(), ErrorCode::CorruptSegment);
+  EXPECT_EQ(ring.peek_slot().code(), ErrorCode::CorruptSegment);
+}
+
+TEST(RingBufferAttach, ValidatesTheHeaderAgainstTheExpectedGeometry) {
+  alignas(64) static std::byte mem[RING_HEADER_SIZE + 4 * 128];
+  ASSERT_TRUE(RingBuffer::format(mem, sizeof mem, 4, 64, Direction::DaemonToClient, Priority::Low).ok());
+  EXPECT_TRUE(RingBuffer::attach(mem, sizeof mem, 4, 64, Direction::DaemonToClient, Priority::Low).ok());
+  auto wrong_cap = RingBuffer::attach(mem, sizeof mem, 2, 64, Direction::DaemonToClient, Priority::Low);
+  EXPECT_EQ(wrong_cap.code(), ErrorCode::CorruptSegment);
+  EXPECT_NE(wrong_cap.error().detail.find("capacity"), std::string::npos);
+  EXPECT_EQ(RingBuffer::attach(mem, sizeof mem, 4, 64, Direction::ClientToDaemon, Priority::Low).code(),
+            ErrorCode::CorruptSegment);
+  // A region too small for the claimed geometry is refused before any access.
+  EXPECT_EQ(RingBuffer::attach(mem, sizeof mem, 5, 64, Direction::DaemonToClient, Priority::Low).code(),
+            ErrorCode::InvalidArgument);
+  reinterpret_cast<RingHeader*>(mem)->ring_magic = 0;
+  EXPECT_EQ(RingBuffer::attach(mem, sizeof mem, 4, 64, Direction::DaemonToClient, Priority::Low).code(),
+            ErrorCode::CorruptSegment);
+}
+
+}  // namespace
+}  // namespace memlink::shm

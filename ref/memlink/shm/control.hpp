@@ -1,0 +1,35 @@
+// The control region: writing it when a segment is created and validating it
+// when one is opened (SPEC C-*). Everything a process reads from another
+// process's control region goes through validate_control() first.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "memlink/shm/layout.hpp"
+#include "memlink/shm/result.hpp"
+
+namespace memlink::shm {
+
+inline ControlRegion* control_of(std::byte* base) noexcept {
+  return reinterpret_cast<ControlRegion*>(base);
+}
+inline const ControlRegion* control_of(const std::byte* base) noexcept {
+  return reinterpret_cast<const ControlRegion*>(base);
+}
+
+// Writes every field but the magic (SPEC C-INIT). The segment is not valid to
+// other processes until publish_control() stores the magic.
+void format_control(std::byte* base, const Geometry& g, std::uint16_t protocol_version,
+                    std::uint32_t daemon_pid, std::uint64_t now_ns) noexcept;
+
+// Stores the magic with release: every write before it is visible to a
+// process that loads the magic with acquire.
+void publish_control(std::byte* base) noexcept;
+
+// Checks magic, layout version, segment size (against the mapped size),
+// geometry, flags and backpressure. Returns the geometry the rings must have,
+// or CorruptSegment naming the first field that failed.
+Result<Geometry> validate_control(const std::byte* base, std::size_t mapped_size);
+
+}  // namespace memlink::shm

@@ -1,0 +1,61 @@
+// Cross-process wait/wake on a 32-bit word in shared memory (SPEC F-*).
+//
+// Every backend must wake a waiter in another process:
+//   Linux:   FUTEX_WAIT / FUTEX_WAKE *without* FUTEX_PRIVATE_FLAG (the private
+//            variant keys on the process's own mm and never crosses).
+//   macOS:   __ulock_wait / __ulock_wake with UL_COMPARE_AND_WAIT_SHARED
+//            (the plain UL_COMPARE_AND_WAIT is process-private).
+//   Windows: WaitOnAddress is process-private, so each word gets a named
+//            event; a waiter sleeps on it in slices of at most 1 ms and
+//            re-checks the word, so a wake that races a sleeper costs at most
+//            one slice, never a hang.
+//
+// Contract: the word is only ever changed with atomic operations; wait()
+// returns when the word differs from `expected`, when woken (spuriously too),
+// on timeout, or on a signal. Callers re-check their condition in a loop.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "memlink/shm/result.hpp"
+
+namespace memlink::shm {
+
+class Futex {
+ public:
+  // `name` identifies the word across processes where the OS needs a name
+  // for it (Windows); it is ignored elsewhere.
+  explicit Futex(std::atomic<std::uint32_t>* word, std::string name = {}) noexcept;
+  ~Futex();
+  Futex(const Futex&) = delete;
+  Futex& operator=(const Futex&) = delete;
+  Futex(Futex&& other) noexcept;
+  Futex& operator=(Futex&& other) noexcept;
+
+  // Sleeps while *word == expected. Ok on wake-up or when the value already
+  // differs; Timeout, Interrupted, InvalidArgument or Unsupported otherwise.
+  Status wait(std::uint32_t expected,
+              std::optional<std::chrono::nanoseconds> timeout = std::nullopt) const;
+
+  // Wakes at most one / all waiters; returns how many were woken where the
+  // OS reports it (0 otherwise).
+  Result<int> wake_one() const;
+  Result<int> wake_all() const;
+
+  std::atomic<std::uint32_t>* word() const noexcept { return word_; }
+
+  // The name of the backend compiled in: "linux-futex", "macos-ulock-shared",
+  // "windows-named-event".
+  static const char* backend() noexcept;
+
+ private:
+  std::atomic<std::uint32_t>* word_;
+  std::string name_;
+  void* event_ = nullptr;  // Windows: the named event handle
+};
+
+}  // namespace memlink::shm

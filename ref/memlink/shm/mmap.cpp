@@ -1,0 +1,266 @@
+#include "memlink/shm/mmap.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "memlink/shm/layout.hpp"
+#include "memlink/shm/platform.hpp"
+
+#if defined(_WIN32)
+#include <windows.h>
+#else
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
+namespace memlink::shm {
+namespace {
+
+Error os_error(const std::string& what, const std::string& path) {
+  const int e = errno;
+  std::string text = what + " '" + path + "': " + platform::last_error_text();
+  switch (e) {
+    case ENOENT: return make_error(ErrorCode::NotFound, text);
+    case EACCES:
+    case EPERM: return make_error(ErrorCode::PermissionDenied, text);
+    case EEXIST: return make_error(ErrorCode::AlreadyExists, text);
+    default: return make_error(ErrorCode::IoError, text);
+  }
+}
+
+Status check_size(std::size_t size, ErrorCode code, const std::string& path) {
+  if (size < MIN_SEGMENT_SIZE || size > MAX_SEGMENT_SIZE) {
+    return make_error(code, "segment.size: '" + path + "' is " + std::to_string(size) +
+                                " bytes, outside [" + std::to_string(MIN_SEGMENT_SIZE) + ", " +
+                                std::to_string(MAX_SEGMENT_SIZE) + "]");
+  }
+  return {};
+}
+
+}  // namespace
+
+MmapSegment MmapSegment::adopt(std::byte* data, std::size_t size, std::string path, Access access,
+                               intptr_t fd, intptr_t mapping) noexcept {
+  MmapSegment seg;
+  seg.data_ = data;
+  seg.size_ = size;
+  seg.path_ = std::move(path);
+  seg.access_ = access;
+  seg.fd_ = fd;
+  seg.mapping_ = mapping;
+  return seg;
+}
+
+bool MmapSegment::is_posix_shm_name(const std::string& path) noexcept {
+  return !path.empty() && path.find('/') == std::string::npos;
+}
+
+MmapSegment::~MmapSegment() { unmap(); }
+
+MmapSegment::MmapSegment(MmapSegment&& o) noexcept
+    : data_(o.data_), size_(o.size_), path_(std::move(o.path_)), access_(o.access_),
+      fd_(o.fd_), mapping_(o.mapping_) {
+  o.data_ = nullptr;
+  o.size_ = 0;
+  o.fd_ = -1;
+  o.mapping_ = 0;
+}
+
+MmapSegment& MmapSegment::operator=(MmapSegment&& o) noexcept {
+  if (this != &o) {
+    unmap();
+    data_ = o.data_;
+    size_ = o.size_;
+    path_ = std::move(o.path_);
+    access_ = o.access_;
+    fd_ = o.fd_;
+    mapping_ = o.mapping_;
+    o.data_ = nullptr;
+    o.size_ = 0;
+    o.fd_ = -1;
+    o.mapping_ = 0;
+  }
+  return *this;
+}
+
+#if !defined(_WIN32)
+
+namespace {
+int open_backing(const std::string& path, int flags, mode_t mode) {
+  if (MmapSegment::is_posix_shm_name(path)) return ::shm_open(("/" + path).c_str(), flags, mode);
+  return ::open(path.c_str(), flags | O_CLOEXEC, mode);
+}
+}  // namespace
+
+Result<MmapSegment> MmapSegment::create(const std::string& path, std::size_t size) {
+  if (path.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
+  if (auto s = check_size(size, ErrorCode::InvalidArgument, path); !s) return s.error();
+  const int fd = open_backing(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) return os_error("cannot create segment", path);
+  MmapSegment seg = adopt(nullptr, 0, path, Access::ReadWrite, fd, 0);
+  // umask may have narrowed the mode; it must not have widened it. Make it exact.
+  if (::fchmod(fd, 0600) != 0 || ::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    Error e = os_error("cannot size segment", path);
+    seg.unmap();
+    (void)remove(path);
+    return e;
+  }
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    Error e = os_error("cannot map segment", path);
+    seg.unmap();
+    (void)remove(path);
+    return e;
+  }
+  seg.data_ = static_cast<std::byte*>(p);
+  seg.size_ = size;
+  return seg;
+}
+
+Result<MmapSegment> MmapSegment::open(const std::string& path, Access access) {
+  if (path.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
+  const int fd = open_backing(path, access == Access::ReadWrite ? O_RDWR : O_RDONLY, 0);
+  if (fd < 0) return os_error("cannot open segment", path);
+  MmapSegment seg = adopt(nullptr, 0, path, access, fd, 0);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return os_error("cannot stat segment", path);
+  const auto size = static_cast<std::size_t>(st.st_size);
+  if (auto s = check_size(size, ErrorCode::CorruptSegment, path); !s) return s.error();
+  const int prot = access == Access::ReadWrite ? (PROT_READ | PROT_WRITE) : PROT_READ;
+  void* p = ::mmap(nullptr, size, prot, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return os_error("cannot map segment", path);
+  seg.data_ = static_cast<std::byte*>(p);
+  seg.size_ = size;
+  return seg;
+}
+
+Status MmapSegment::remove(const std::string& path) {
+  const int r = is_posix_shm_name(path) ? ::shm_unlink(("/" + path).c_str()) : ::unlink(path.c_str());
+  if (r != 0) return os_error("cannot remove segment", path);
+  return {};
+}
+
+Status MmapSegment::flush() const {
+  if (data_ == nullptr) return make_error(ErrorCode::InvalidState, "segment is not mapped");
+  if (::msync(data_, size_, MS_SYNC) != 0) return os_error("cannot flush segment", path_);
+  return {};
+}
+
+Result<std::size_t> MmapSegment::backing_size() const {
+  struct stat st {};
+  if (fd_ < 0 || ::fstat(static_cast<int>(fd_), &st) != 0) return os_error("cannot stat segment", path_);
+  return static_cast<std::size_t>(st.st_size);
+}
+
+void MmapSegment::unmap() noexcept {
+  if (data_ != nullptr) ::munmap(data_, size_);
+  if (fd_ >= 0) ::close(static_cast<int>(fd_));
+  data_ = nullptr;
+  size_ = 0;
+  fd_ = -1;
+}
+
+#else  // _WIN32: a file on disk mapped with CreateFileMapping / MapViewOfFile.
+
+namespace {
+Error win_error(const std::string& what, const std::string& path) {
+  const DWORD e = GetLastError();
+  std::string text = what + " '" + path + "': Windows error " + std::to_string(e);
+  if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND) return make_error(ErrorCode::NotFound, text);
+  if (e == ERROR_ACCESS_DENIED) return make_error(ErrorCode::PermissionDenied, text);
+  if (e == ERROR_FILE_EXISTS || e == ERROR_ALREADY_EXISTS) return make_error(ErrorCode::AlreadyExists, text);
+  return make_error(ErrorCode::IoError, text);
+}
+
+// Maps an open file handle; closes it on failure.
+Result<std::pair<void*, HANDLE>> map_file(HANDLE f, std::size_t size, const std::string& path, bool rw) {
+  const auto hi = static_cast<DWORD>(static_cast<std::uint64_t>(size) >> 32);
+  const auto lo = static_cast<DWORD>(size & 0xFFFFFFFFu);
+  HANDLE m = CreateFileMappingA(f, nullptr, rw ? PAGE_READWRITE : PAGE_READONLY, hi, lo, nullptr);
+  if (m == nullptr) {
+    Error e = win_error("cannot map segment", path);
+    CloseHandle(f);
+    return e;
+  }
+  void* p = MapViewOfFile(m, rw ? FILE_MAP_ALL_ACCESS : FILE_MAP_READ, 0, 0, size);
+  if (p == nullptr) {
+    Error e = win_error("cannot map segment", path);
+    CloseHandle(m);
+    CloseHandle(f);
+    return e;
+  }
+  return std::pair<void*, HANDLE>{p, m};
+}
+}  // namespace
+
+Result<MmapSegment> MmapSegment::create(const std::string& path, std::size_t size) {
+  if (path.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
+  if (auto s = check_size(size, ErrorCode::InvalidArgument, path); !s) return s.error();
+  HANDLE f = CreateFileA(path.c_str(), GENERIC_READ | GENERIC_WRITE,
+                         FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, CREATE_NEW,
+                         FILE_ATTRIBUTE_NORMAL, nullptr);
+  if (f == INVALID_HANDLE_VALUE) return win_error("cannot create segment", path);
+  auto m = map_file(f, size, path, true);  // the mapping extends the file to size
+  if (!m) return m.error();
+  std::memset(m->first, 0, size);
+  return adopt(static_cast<std::byte*>(m->first), size, path, Access::ReadWrite,
+               reinterpret_cast<intptr_t>(f), reinterpret_cast<intptr_t>(m->second));
+}
+
+Result<MmapSegment> MmapSegment::open(const std::string& path, Access access) {
+  if (path.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
+  const bool rw = access == Access::ReadWrite;
+  HANDLE f = CreateFileA(path.c_str(), rw ? (GENERIC_READ | GENERIC_WRITE) : GENERIC_READ,
+                         FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
+                         OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
+  if (f == INVALID_HANDLE_VALUE) return win_error("cannot open segment", path);
+  LARGE_INTEGER sz;
+  if (!GetFileSizeEx(f, &sz)) {
+    Error e = win_error("cannot stat segment", path);
+    CloseHandle(f);
+    return e;
+  }
+  const auto size = static_cast<std::size_t>(sz.QuadPart);
+  if (auto s = check_size(size, ErrorCode::CorruptSegment, path); !s) {
+    CloseHandle(f);
+    return s.error();
+  }
+  auto m = map_file(f, size, path, rw);
+  if (!m) return m.error();
+  return adopt(static_cast<std::byte*>(m->first), size, path, access,
+               reinterpret_cast<intptr_t>(f), reinterpret_cast<intptr_t>(m->second));
+}
+
+Status MmapSegment::remove(const std::string& path) {
+  if (!DeleteFileA(path.c_str())) return win_error("cannot remove segment", path);
+  return {};
+}
+
+Status MmapSegment::flush() const {
+  if (data_ == nullptr) return make_error(ErrorCode::InvalidState, "segment is not mapped");
+  if (!FlushViewOfFile(data_, size_)) return win_error("cannot flush segment", path_);
+  return {};
+}
+
+Result<std::size_t> MmapSegment::backing_size() const {
+  LARGE_INTEGER sz;
+  if (!GetFileSizeEx(reinterpret_cast<HANDLE>(fd_), &sz)) return win_error("cannot stat segment", path_);
+  return static_cast<std::size_t>(sz.QuadPart);
+}
+
+void MmapSegment::unmap() noexcept {
+  if (data_ != nullptr) UnmapViewOfFile(data_);
+  if (mapping_ != 0) CloseHandle(reinterpret_cast<HANDLE>(mapping_));
+  if (fd_ != -1) CloseHandle(reinterpret_cast<HANDLE>(fd_));
+  data_ = nullptr;
+  size_ = 0;
+  fd_ = -1;
+  mapping_ = 0;
+}
+
+#endif
+
+}  // namespace memlink::shm

@@ -1,0 +1,69 @@
+// A named segment of shared memory mapped into this process (SPEC M-*).
+//
+// A path with a '/' in it is a file (for example /dev/shm/name or any
+// writable file); a bare name ("name") is POSIX shared memory (shm_open).
+// Segments are created with mode 0600: only the owner may attach.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "memlink/shm/result.hpp"
+
+namespace memlink::shm {
+
+class MmapSegment {
+ public:
+  enum class Access : std::uint8_t { ReadWrite, ReadOnly };
+
+  // Creates a new segment of `size` bytes (zero-filled) and maps it.
+  // InvalidArgument unless MIN_SEGMENT_SIZE <= size <= MAX_SEGMENT_SIZE;
+  // AlreadyExists if something is already at the path.
+  static Result<MmapSegment> create(const std::string& path, std::size_t size);
+
+  // Maps an existing segment whole. The size comes from the file; one outside
+  // [MIN_SEGMENT_SIZE, MAX_SEGMENT_SIZE] is CorruptSegment ("segment.size").
+  static Result<MmapSegment> open(const std::string& path, Access access = Access::ReadWrite);
+
+  // Removes the name (file or POSIX shm object); mappings stay valid.
+  static Status remove(const std::string& path);
+
+  // True for a bare name that means POSIX shared memory.
+  static bool is_posix_shm_name(const std::string& path) noexcept;
+
+  MmapSegment() = default;
+  ~MmapSegment();
+  MmapSegment(MmapSegment&& other) noexcept;
+  MmapSegment& operator=(MmapSegment&& other) noexcept;
+  MmapSegment(const MmapSegment&) = delete;
+  MmapSegment& operator=(const MmapSegment&) = delete;
+
+  std::byte* data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return size_; }
+  const std::string& path() const noexcept { return path_; }
+  bool writable() const noexcept { return access_ == Access::ReadWrite; }
+  bool is_mapped() const noexcept { return data_ != nullptr; }
+
+  // Writes dirty pages back to the file (msync); a no-op for POSIX shm.
+  Status flush() const;
+
+  // Current size of the backing object, to catch truncation after mapping.
+  Result<std::size_t> backing_size() const;
+
+  void unmap() noexcept;
+
+ private:
+  // Takes ownership of an established mapping and its OS handles.
+  static MmapSegment adopt(std::byte* data, std::size_t size, std::string path, Access access,
+                           intptr_t fd, intptr_t mapping) noexcept;
+
+  std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+  std::string path_;
+  Access access_ = Access::ReadWrite;
+  intptr_t fd_ = -1;          // POSIX fd or Windows file HANDLE
+  intptr_t mapping_ = 0;      // Windows file-mapping HANDLE
+};
+
+}  // namespace memlink::shm

@@ -1,0 +1,101 @@
+#include "memlink/shm/mmap.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "memlink/shm/layout.hpp"
+#include "test_support.hpp"
+
+namespace memlink::shm {
+namespace {
+
+TEST(MmapSegment, CreateOpenAndContentsPersistAcrossUnmap) {
+  test::TempSegmentPath path("mmap");
+  {
+    auto seg = MmapSegment::create(path.str(), 8192);
+    ASSERT_TRUE(seg.ok()) << seg.error().message();
+    EXPECT_EQ(seg->size(), 8192u);
+    std::memcpy(seg->data() + 5000, "persist", 7);
+    EXPECT_TRUE(seg->flush().ok());
+  }
+  auto again = MmapSegment::open(path.str());
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(std::memcmp(again->data() + 5000, "persist", 7), 0);
+  EXPECT_EQ(again->data()[0], std::byte{0});  // zero-filled at creation
+}
+
+TEST(MmapSegment, CreatedWithMode0600) {
+  test::TempSegmentPath path("mode");
+  ::umask(0);
+  auto seg = MmapSegment::create(path.str(), 8192);
+  ::umask(022);
+  ASSERT_TRUE(seg.ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(path.str().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(MmapSegment, PosixShmName) {
+  test::TempSegmentPath name("posix", /*posix_name=*/true);
+  EXPECT_TRUE(MmapSegment::is_posix_shm_name(name.str()));
+  auto seg = MmapSegment::create(name.str(), 8192);
+  ASSERT_TRUE(seg.ok()) << seg.error().message();
+  seg->data()[100] = std::byte{42};
+  auto other = MmapSegment::open(name.str());
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->data()[100], std::byte{42});  // two mappings, one memory
+}
+
+TEST(MmapSegment, SizeLimits) {
+  test::TempSegmentPath path("limits");
+  EXPECT_EQ(MmapSegment::create(path.str(), MIN_SEGMENT_SIZE - 1).code(), ErrorCode::InvalidArgument);
+  EXPECT_EQ(MmapSegment::create(path.str(), MAX_SEGMENT_SIZE + 1).code(), ErrorCode::InvalidArgument);
+  EXPECT_TRUE(MmapSegment::create(path.str(), MIN_SEGMENT_SIZE).ok());
+}
+
+TEST(MmapSegment, Errors) {
+  test::TempSegmentPath path("errors");
+  EXPECT_EQ(MmapSegment::open(path.str()).code(), ErrorCode::NotFound);
+  EXPECT_EQ(MmapSegment::create("", 8192).code(), ErrorCode::InvalidArgument);
+  auto first = MmapSegment::create(path.str(), 8192);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(MmapSegment::create(path.str(), 8192).code(), ErrorCode::AlreadyExists);
+  EXPECT_EQ(MmapSegment::create("/nonexistent-dir/x", 8192).code(), ErrorCode::NotFound);
+}
+
+TEST(MmapSegment, TruncatedFileIsCorrupt) {
+  test::TempSegmentPath path("trunc");
+  test::write_file(path.str(), std::vector<std::byte>(100));
+  auto r = MmapSegment::open(path.str());
+  EXPECT_EQ(r.code(), ErrorCode::CorruptSegment);
+  EXPECT_NE(r.error().detail.find("segment.size"), std::string::npos);
+}
+
+TEST(MmapSegment, PermissionDeniedForAnotherUser) {
+  test::TempSegmentPath path("perm");
+  ASSERT_TRUE(MmapSegment::create(path.str(), 8192).ok());
+  // Mode 0600: a different user must be refused. As root, drop to nobody in a
+  // child; as anyone else, remove our own permission.
+  if (::geteuid() != 0) {
+    ASSERT_EQ(::chmod(path.str().c_str(), 0), 0);
+    EXPECT_EQ(MmapSegment::open(path.str()).code(), ErrorCode::PermissionDenied);
+    return;
+  }
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(2);
+    ::_exit(MmapSegment::open(path.str()).code() == ErrorCode::PermissionDenied ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "child exit 1: open did not say PermissionDenied";
+}
+
+}  // namespace
+}  // namespace memlink::shm

@@ -1,0 +1,74 @@
+#include "memlink/shm/platform.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#if defined(_WIN32)
+#include <windows.h>
+#else
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+#endif
+
+namespace memlink::shm::platform {
+
+#if defined(_WIN32)
+
+std::uint32_t current_pid() noexcept { return static_cast<std::uint32_t>(GetCurrentProcessId()); }
+
+std::uint64_t monotonic_ns() noexcept {
+  static const LONGLONG freq = [] {
+    LARGE_INTEGER f;
+    QueryPerformanceFrequency(&f);
+    return f.QuadPart;
+  }();
+  LARGE_INTEGER c;
+  QueryPerformanceCounter(&c);
+  return static_cast<std::uint64_t>(c.QuadPart / freq) * 1000000000ULL +
+         static_cast<std::uint64_t>(c.QuadPart % freq) * 1000000000ULL / freq;
+}
+
+bool process_exists(std::uint32_t pid) noexcept {
+  HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, pid);
+  if (h == nullptr) return GetLastError() == ERROR_ACCESS_DENIED;
+  const DWORD r = WaitForSingleObject(h, 0);
+  CloseHandle(h);
+  return r == WAIT_TIMEOUT;
+}
+
+std::string last_error_text() { return "Windows error " + std::to_string(GetLastError()); }
+
+#else
+
+std::uint32_t current_pid() noexcept { return static_cast<std::uint32_t>(::getpid()); }
+
+std::uint64_t monotonic_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+bool process_exists(std::uint32_t pid) noexcept {
+  if (pid == 0) return false;
+  // EPERM means it exists but belongs to someone else.
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+std::string last_error_text() {
+  const int e = errno;
+  char buf[256];
+  // GNU strerror_r may return a static string instead of filling buf.
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+  const char* s = ::strerror_r(e, buf, sizeof buf);
+  return std::string(s) + " (errno " + std::to_string(e) + ")";
+#else
+  ::strerror_r(e, buf, sizeof buf);
+  return std::string(buf) + " (errno " + std::to_string(e) + ")";
+#endif
+}
+
+#endif
+
+}  // namespace memlink::shm::platform

@@ -1,0 +1,30 @@
+// The few OS facts the transport needs, behind one interface per platform.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace memlink::shm::platform {
+
+std::uint32_t current_pid() noexcept;
+
+// CLOCK_MONOTONIC (Linux, macOS) / QueryPerformanceCounter (Windows) in ns.
+std::uint64_t monotonic_ns() noexcept;
+
+// True if a process with this pid exists (it may be another process that
+// reused the pid: the recovery layer must not rely on this alone).
+bool process_exists(std::uint32_t pid) noexcept;
+
+// A hint to the CPU inside spin loops.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+// strerror for the calling thread's last OS error, thread-safe.
+std::string last_error_text();
+
+}  // namespace memlink::shm::platform

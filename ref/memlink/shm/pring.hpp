@@ -1,0 +1,58 @@
+// PriorityRingBuffer: the three rings of one direction, read in priority
+// order (SPEC R-ORDER): Critical before High before Low, FIFO within each.
+// Same contract as RingBuffer: many producers, one consumer.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+
+#include "memlink/shm/buffer.hpp"
+
+namespace memlink::shm {
+
+class PriorityRingBuffer {
+ public:
+  PriorityRingBuffer() = default;
+  explicit PriorityRingBuffer(std::array<RingBuffer, kPriorityCount> rings) noexcept
+      : rings_(std::move(rings)) {}
+
+  // Formats / attaches the three rings of direction `d` per `g`.
+  static Result<PriorityRingBuffer> format(std::byte* base, std::size_t size, const Geometry& g,
+                                           Direction d);
+  static Result<PriorityRingBuffer> attach(std::byte* base, std::size_t size, const Geometry& g,
+                                           Direction d);
+
+  Result<SlotId> write(Priority p, std::span<const std::byte> data, std::uint64_t sequence) {
+    return ring(p).write_slot(data, sequence);
+  }
+
+  // The oldest message of the highest priority that has a Ready one.
+  // Empty only if no ring has a message ready; any other error of a ring
+  // (corruption, another consumer) is returned as it is.
+  Result<MessageInfo> read(std::span<std::byte> out);
+  Result<MessageInfo> peek() const;
+
+  bool has_message() const noexcept {
+    for (Priority p : kAllPriorities)
+      if (ring(p).has_message()) return true;
+    return false;
+  }
+  bool positions_consistent() const noexcept {
+    for (Priority p : kAllPriorities)
+      if (!ring(p).positions_consistent()) return false;
+    return true;
+  }
+
+  std::uint64_t pending(Priority p) const noexcept { return ring(p).len(); }
+  std::uint64_t pending_total() const noexcept;
+  std::uint32_t slot_count(Priority p) const noexcept { return ring(p).capacity(); }
+
+  RingBuffer& ring(Priority p) noexcept { return rings_[static_cast<std::size_t>(p)]; }
+  const RingBuffer& ring(Priority p) const noexcept { return rings_[static_cast<std::size_t>(p)]; }
+
+ private:
+  std::array<RingBuffer, kPriorityCount> rings_{};
+};
+
+}  // namespace memlink::shm

@@ -1,0 +1,304 @@
+#include "memlink/shm/transport.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "test_support.hpp"
+
+namespace memlink::shm {
+namespace {
+
+using namespace std::chrono_literals;
+using test::pattern_matches;
+using test::pattern_payload;
+
+constexpr std::size_t kSmall = 64 * 1024;  // a few slots of 4 KiB per priority
+
+class TransportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto d = Daemon::create(path.str(), kSmall, 7);
+    ASSERT_TRUE(d.ok()) << d.error().message();
+    daemon.emplace(std::move(d.value()));
+  }
+  Client connect(std::uint16_t version = 7) {
+    auto c = Client::connect(path.str(), version);
+    EXPECT_TRUE(c.ok()) << c.error().message();
+    return std::move(c.value());
+  }
+  test::TempSegmentPath path{"transport"};
+  std::optional<Daemon> daemon;
+};
+
+TEST_F(TransportTest, MessagesFlowBothWaysWithPriorityOrder) {
+  Client client = connect();
+  EXPECT_EQ(daemon->client_count(), 1u);
+  ASSERT_TRUE(client.write(Priority::Low, pattern_payload(1, 100)).ok());
+  ASSERT_TRUE(client.write(Priority::Critical, pattern_payload(2, 200)).ok());
+  ASSERT_TRUE(client.write(Priority::High, pattern_payload(3, 0)).ok());
+  ASSERT_TRUE(daemon->wait(1s).ok());
+  const std::uint64_t order[] = {2, 3, 1};
+  const Priority prio[] = {Priority::Critical, Priority::High, Priority::Low};
+  for (int i = 0; i < 3; ++i) {
+    auto m = daemon->read();
+    ASSERT_TRUE(m.ok()) << m.error().message();
+    EXPECT_EQ(m->priority, prio[i]);
+    if (!m->payload.empty()) EXPECT_TRUE(pattern_matches(m->payload, order[i]));
+  }
+  EXPECT_EQ(daemon->read().code(), ErrorCode::Empty);
+  EXPECT_EQ(daemon->control().client_head.load(), 3u);
+  EXPECT_EQ(daemon->control().daemon_tail.load(), 3u);
+
+  ASSERT_TRUE(daemon->write(Priority::High, std::string_view("pong")).ok());
+  ASSERT_TRUE(client.wait(1s).ok());
+  auto reply = client.read();
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(reply->payload.data()), reply->payload.size()), "pong");
+}
+
+TEST_F(TransportTest, SequenceNumbersAreDenseForOneWriter) {
+  Client client = connect();
+  // A refused write (Full, too large) takes no sequence number.
+  const std::uint32_t cap = daemon->geometry().capacity(Priority::High);
+  std::uint64_t expect = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (std::uint32_t i = 0; i < cap; ++i) ASSERT_TRUE(client.write(Priority::High, pattern_payload(i, 8)).ok());
+    EXPECT_EQ(client.write(Priority::High, pattern_payload(0, 8)).code(), ErrorCode::Full);
+    EXPECT_EQ(client.write(Priority::Low, pattern_payload(0, MAX_SLOT_SIZE + 1)).code(),
+              ErrorCode::MessageTooLarge);
+    for (std::uint32_t i = 0; i < cap; ++i) EXPECT_EQ(daemon->read()->sequence, expect++);
+  }
+}
+
+TEST_F(TransportTest, OversizedPayloadIsRefused) {
+  Client client = connect();
+  auto r = client.write(Priority::High, pattern_payload(0, MAX_SLOT_SIZE + 1));
+  EXPECT_EQ(r.code(), ErrorCode::MessageTooLarge);
+  EXPECT_NE(r.error().detail.find("4097"), std::string::npos);
+  EXPECT_TRUE(client.write(Priority::High, pattern_payload(0, MAX_SLOT_SIZE)).ok());
+  EXPECT_EQ(daemon->read()->payload.size(), MAX_SLOT_SIZE);
+}
+
+TEST_F(TransportTest, FullRingAndBlockingWriteTimeout) {
+  Client client = connect();
+  const std::uint32_t cap = daemon->geometry().capacity(Priority::Critical);
+  for (std::uint32_t i = 0; i < cap; ++i) ASSERT_TRUE(client.write(Priority::Critical, pattern_payload(i, 8)).ok());
+  EXPECT_EQ(client.write(Priority::Critical, pattern_payload(99, 8)).code(), ErrorCode::Full);
+  for (WaitStrategy w : {WaitStrategy::Spin, WaitStrategy::Block, WaitStrategy::Adaptive}) {
+    client.set_wait_strategy(w);
+    auto r = client.write_blocking(Priority::Critical, pattern_payload(99, 8), 30ms);
+    EXPECT_EQ(r.code(), ErrorCode::Timeout) << to_string(w);
+  }
+}
+
+TEST_F(TransportTest, BlockingWriteProceedsWhenTheDaemonFreesASlot) {
+  Client client = connect();
+  client.set_wait_strategy(WaitStrategy::Block);
+  const std::uint32_t cap = daemon->geometry().capacity(Priority::Low);
+  for (std::uint32_t i = 0; i < cap; ++i) ASSERT_TRUE(client.write(Priority::Low, pattern_payload(i, 8)).ok());
+  std::thread reader([&] {
+    std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(daemon->read().ok());
+  });
+  auto r = client.write_blocking(Priority::Low, pattern_payload(cap, 8), 10s);
+  reader.join();
+  EXPECT_TRUE(r.ok()) << r.error().message();
+}
+
+TEST_F(TransportTest, WaitTimesOutWithEachStrategy) {
+  for (WaitStrategy w : {WaitStrategy::Spin, WaitStrategy::Block, WaitStrategy::Adaptive}) {
+    daemon->set_wait_strategy(w);
+    EXPECT_EQ(daemon->wait(20ms).code(), ErrorCode::Timeout) << to_string(w);
+  }
+}
+
+TEST_F(TransportTest, WaitWakesOnAWriteFromAnotherThread) {
+  Client client = connect();
+  daemon->set_wait_strategy(WaitStrategy::Block);
+  std::thread writer([&] {
+    std::this_thread::sleep_for(30ms);
+    ASSERT_TRUE(client.write(Priority::High, pattern_payload(5, 5)).ok());
+  });
+  EXPECT_TRUE(daemon->wait(10s).ok());
+  writer.join();
+}
+
+TEST_F(TransportTest, ProtocolMismatchNamesBothVersions) {
+  auto c = Client::connect(path.str(), 8);
+  ASSERT_EQ(c.code(), ErrorCode::ProtocolMismatch);
+  EXPECT_NE(c.error().detail.find("7"), std::string::npos);
+  EXPECT_NE(c.error().detail.find("8"), std::string::npos);
+  EXPECT_EQ(daemon->client_count(), 0u);
+}
+
+TEST_F(TransportTest, BackpressureIsSharedAndBounded) {
+  Client client = connect();
+  EXPECT_EQ(client.backpressure(), 0u);
+  ASSERT_TRUE(daemon->set_backpressure(750).ok());
+  EXPECT_EQ(client.backpressure(), 750u);
+  EXPECT_DOUBLE_EQ(client.backpressure_ratio(), 0.75);
+  EXPECT_EQ(daemon->set_backpressure(1001).code(), ErrorCode::InvalidArgument);
+}
+
+TEST_F(TransportTest, ClientCountFollowsConnectAndShutdown) {
+  {
+    Client a = connect();
+    Client b = connect();
+    EXPECT_EQ(daemon->client_count(), 2u);
+    b.shutdown();
+    b.shutdown();  // idempotent
+    EXPECT_EQ(daemon->client_count(), 1u);
+    Client moved = std::move(a);
+    EXPECT_EQ(daemon->client_count(), 1u);
+  }
+  EXPECT_EQ(daemon->client_count(), 0u);
+}
+
+TEST_F(TransportTest, ShutdownDisconnectsClients) {
+  Client client = connect();
+  EXPECT_TRUE(client.is_connected());
+  EXPECT_EQ(client.protocol_version(), 7);
+  client.set_wait_strategy(WaitStrategy::Block);
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(30ms);
+    daemon->shutdown();
+  });
+  EXPECT_EQ(client.wait(10s).code(), ErrorCode::Disconnected);
+  stopper.join();
+  EXPECT_FALSE(client.is_connected());
+  EXPECT_EQ(client.write(Priority::Low, pattern_payload(1, 1)).code(), ErrorCode::Disconnected);
+  EXPECT_EQ(daemon->write(Priority::Low, pattern_payload(1, 1)).code(), ErrorCode::Disconnected);
+  EXPECT_EQ(Client::connect(path.str(), 7).code(), ErrorCode::NotFound);  // removed on shutdown
+}
+
+TEST_F(TransportTest, SecondReadingClientProcessIsRefused) {
+  Client client = connect();
+  ASSERT_TRUE(daemon->write(Priority::Low, pattern_payload(1, 8)).ok());
+  ASSERT_TRUE(client.read().ok());  // takes the reader token
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto other = Client::connect(path.str(), 7);
+    if (!other) ::_exit(2);
+    ::_exit(other->read().code() == ErrorCode::InvalidState ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+TEST(TransportCreate, RefusesBadSizesAndExistingSegments) {
+  test::TempSegmentPath path("create");
+  EXPECT_EQ(Daemon::create(path.str(), MIN_SEGMENT_SIZE, 1).code(), ErrorCode::InvalidArgument);
+  EXPECT_EQ(Daemon::create(path.str(), MAX_SEGMENT_SIZE + 1, 1).code(), ErrorCode::InvalidArgument);
+  auto d = Daemon::create(path.str(), DEFAULT_SEGMENT_SIZE, 1);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(Daemon::create(path.str(), DEFAULT_SEGMENT_SIZE, 1).code(), ErrorCode::AlreadyExists);
+}
+
+// --- connect() validates a segment it did not write (SPEC V-CONNECT) ------
+
+class CorruptSegmentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    DaemonOptions o;
+    o.remove_on_shutdown = false;
+    auto d = Daemon::create(path.str(), kSmall, 3, o);
+    ASSERT_TRUE(d.ok());
+    daemon.emplace(std::move(d.value()));
+    bytes = test::read_file(path.str());
+    ASSERT_EQ(bytes.size(), kSmall);
+  }
+  // Rewrites the file with `bytes` and expects connect to fail naming `field`.
+  void expect_rejected(const std::string& field, ErrorCode code = ErrorCode::CorruptSegment) {
+    test::write_file(path.str(), bytes);
+    auto c = Client::connect(path.str(), 3);
+    ASSERT_FALSE(c.ok()) << "accepted a segment with a bad " << field;
+    EXPECT_EQ(c.code(), code) << c.error().message();
+    EXPECT_NE(c.error().detail.find(field), std::string::npos) << c.error().message();
+  }
+  template <class T>
+  void poke(std::size_t offset, T value) {
+    std::memcpy(bytes.data() + offset, &value, sizeof value);
+  }
+  test::TempSegmentPath path{"corrupt"};
+  std::optional<Daemon> daemon;
+  std::vector<std::byte> bytes;
+};
+
+TEST_F(CorruptSegmentTest, IntactCopyIsAccepted) {
+  test::write_file(path.str(), bytes);
+  EXPECT_TRUE(Client::connect(path.str(), 3).ok());
+}
+TEST_F(CorruptSegmentTest, BadMagic) {
+  poke<std::uint64_t>(0, 0xDEADBEEF);
+  expect_rejected("control.magic");
+}
+TEST_F(CorruptSegmentTest, WrongLayoutVersion) {
+  poke<std::uint32_t>(8, 99);
+  expect_rejected("control.layout_version");
+}
+TEST_F(CorruptSegmentTest, Truncated) {
+  bytes.resize(kSmall / 2);
+  expect_rejected("control.segment_size");
+}
+TEST_F(CorruptSegmentTest, TruncatedBelowTheControlRegion) {
+  bytes.resize(100);
+  expect_rejected("segment.size");
+}
+TEST_F(CorruptSegmentTest, SlotSizeOutOfRange) {
+  poke<std::uint32_t>(24, MAX_SLOT_SIZE + 1);
+  expect_rejected("control.slot_size");
+}
+TEST_F(CorruptSegmentTest, SlotStrideMismatch) {
+  poke<std::uint32_t>(28, 64);
+  expect_rejected("control.slot_stride");
+}
+TEST_F(CorruptSegmentTest, HugeSlotCount) {
+  poke<std::uint32_t>(32, 0xFFFFFFFF);
+  expect_rejected("control.slots_per_direction");
+}
+TEST_F(CorruptSegmentTest, ZeroSlotCount) {
+  poke<std::uint32_t>(32, 0);
+  expect_rejected("control.slots_per_direction");
+}
+TEST_F(CorruptSegmentTest, DistributionMismatch) {
+  poke<std::uint32_t>(36 + 4, 1000);  // slot_count[c2d][high]
+  expect_rejected("control.slot_count[c2d][high]");
+}
+TEST_F(CorruptSegmentTest, UnknownFlags) {
+  poke<std::uint32_t>(60, 0x80);
+  expect_rejected("control.flags");
+}
+TEST_F(CorruptSegmentTest, BackpressureAboveOne) {
+  poke<std::uint32_t>(88, 5000);
+  expect_rejected("control.backpressure");
+}
+TEST_F(CorruptSegmentTest, RingHeaderCapacity) {
+  poke<std::uint32_t>(RING_BUFFER_OFFSET + 4, 1);
+  expect_rejected("ring[c2d/critical].capacity");
+}
+TEST_F(CorruptSegmentTest, RingPositions) {
+  poke<std::uint64_t>(RING_BUFFER_OFFSET + 64, 1u << 20);  // c2d critical head
+  expect_rejected("ring[c2d/critical].head/tail");
+}
+TEST_F(CorruptSegmentTest, PoisonedSegment) {
+  poke<std::uint32_t>(60, FLAG_POISONED);
+  expect_rejected("poisoned");
+}
+TEST_F(CorruptSegmentTest, ShutDownDaemonIsDisconnected) {
+  poke<std::uint32_t>(60, FLAG_SHUTDOWN);
+  expect_rejected("shut down", ErrorCode::Disconnected);
+}
+
+TEST(TransportErrors, EveryCodeHasAName) {
+  for (int c = 0; c <= static_cast<int>(ErrorCode::IoError); ++c)
+    EXPECT_NE(to_string(static_cast<ErrorCode>(c)), "Unknown");
+  EXPECT_EQ(make_error(ErrorCode::Full, "ring x").message(), "Full: ring x");
+}
+
+}  // namespace
+}  // namespace memlink::shm
