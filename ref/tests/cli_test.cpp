@@ -1,0 +1,196 @@
+// The memlink-shm tool driven as a user would: real processes, real exit codes.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "memlink/shm/transport.hpp"
+#include "test_support.hpp"
+
+extern char** environ;
+
+namespace memlink::shm {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Run {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+Run run_tool(const std::string& args) {
+  const std::string base = "/tmp/memlink-cli-" + std::to_string(::getpid());
+  const std::string cmd = std::string(MEMLINK_SHM_TOOL) + " " + args + " >" + base + ".out 2>" + base + ".err";
+  Run r;
+  const int raw = std::system(cmd.c_str());
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  r.out = slurp(base + ".out");
+  r.err = slurp(base + ".err");
+  std::remove((base + ".out").c_str());
+  std::remove((base + ".err").c_str());
+  return r;
+}
+
+// Starts `memlink-shm daemon PATH ...` in the background and waits until a
+// client can connect.
+pid_t start_daemon(const std::string& path, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{MEMLINK_SHM_TOOL, "daemon", path, "--quiet"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  if (::posix_spawn(&pid, MEMLINK_SHM_TOOL, nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  for (int i = 0; i < 500; ++i) {
+    if (Client::connect(path, 1).ok()) return pid;
+    std::this_thread::sleep_for(10ms);
+  }
+  ::kill(pid, SIGKILL);
+  return -1;
+}
+
+int stop(pid_t pid, int sig = SIGTERM) {
+  ::kill(pid, sig);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+TEST(Cli, HelpOnEveryCommand) {
+  auto top = run_tool("--help");
+  EXPECT_EQ(top.status, 0);
+  for (const char* sub : {"daemon", "client", "inspect"}) {
+    EXPECT_NE(top.out.find(sub), std::string::npos) << sub;
+    auto r = run_tool(std::string(sub) + " --help");
+    EXPECT_EQ(r.status, 0) << sub;
+    EXPECT_NE(r.out.find("PATH"), std::string::npos) << sub;
+  }
+  EXPECT_NE(run_tool("").status, 0);  // a subcommand is required
+  EXPECT_NE(run_tool("client /x --payload 4097").status, 0);
+}
+
+TEST(Cli, DaemonAndClientExchangeAcrossProcesses) {
+  test::TempSegmentPath path("cli");
+  const pid_t d = start_daemon(path.str());
+  ASSERT_GT(d, 0);
+  auto r = run_tool("client " + path.str() + " --count 600 --payload 1000 --json -");
+  EXPECT_EQ(r.status, 0) << r.err;
+  const std::string json_text = r.out.substr(r.out.find('{'));
+  auto j = nlohmann::json::parse(json_text);
+  EXPECT_TRUE(j["ok"].get<bool>());
+  EXPECT_EQ(j["matched"].get<int>(), 600);
+  EXPECT_GT(j["rtt_us"]["p50"].get<double>(), 0.0);
+  EXPECT_NE(r.out.find("p99"), std::string::npos);
+
+  auto ins = run_tool("inspect --json " + path.str());
+  EXPECT_EQ(ins.status, 0) << ins.err;
+  auto report = nlohmann::json::parse(ins.out);
+  EXPECT_TRUE(report["ok"].get<bool>());
+  EXPECT_EQ(report["control"]["client_head"].get<int>(), 600);
+  EXPECT_EQ(report["control"]["daemon_alive"].get<int>(), 1);
+  EXPECT_TRUE(report["control"]["daemon_process_exists"].get<bool>());
+  ASSERT_EQ(report["rings"].size(), 6u);
+  for (const auto& ring : report["rings"]) {
+    EXPECT_EQ(ring["pending"].get<int>(), 0);
+    EXPECT_EQ(ring["states"]["Empty"].get<unsigned>(), ring["capacity"].get<unsigned>());
+  }
+  auto table = run_tool("inspect " + path.str());
+  EXPECT_EQ(table.status, 0);
+  EXPECT_NE(table.out.find("c2d/critical"), std::string::npos);
+
+  EXPECT_EQ(stop(d), 0);
+  EXPECT_EQ(run_tool("inspect " + path.str()).status, 2);  // removed on clean shutdown
+}
+
+TEST(Cli, ClientWithTheWrongVersionFails) {
+  test::TempSegmentPath path("cliver");
+  const pid_t d = start_daemon(path.str());
+  ASSERT_GT(d, 0);
+  auto r = run_tool("client " + path.str() + " --version 2 --count 1");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("ProtocolMismatch"), std::string::npos) << r.err;
+  stop(d);
+}
+
+TEST(Cli, DaemonRefusesAnExistingSegmentWithAHint) {
+  test::TempSegmentPath path("cliexist");
+  test::write_file(path.str(), std::vector<std::byte>(8192));
+  auto r = run_tool("daemon " + path.str());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("AlreadyExists"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--replace"), std::string::npos);
+}
+
+TEST(Cli, InspectAfterAKillShowsTheLeftovers) {
+  test::TempSegmentPath path("clikill");
+  const pid_t d = start_daemon(path.str());
+  ASSERT_GT(d, 0);
+  {
+    auto c = Client::connect(path.str(), 1);
+    ASSERT_TRUE(c.ok());
+    stop(d, SIGKILL);  // no shutdown: the segment stays
+    ASSERT_TRUE(c->write(Priority::High, std::string_view("left behind")).ok());
+  }
+  auto ins = run_tool("inspect --json " + path.str());
+  EXPECT_EQ(ins.status, 0) << ins.err;
+  auto report = nlohmann::json::parse(ins.out);
+  EXPECT_FALSE(report["control"]["daemon_process_exists"].get<bool>());
+  EXPECT_EQ(report["rings"][1]["states"]["Ready"].get<int>(), 1);  // c2d/high
+}
+
+TEST(Cli, InspectRejectsCorruptAndTruncatedSegmentsNamingTheField) {
+  test::TempSegmentPath path("clicorrupt");
+  {
+    DaemonOptions o;
+    o.remove_on_shutdown = false;
+    ASSERT_TRUE(Daemon::create(path.str(), DEFAULT_SEGMENT_SIZE, 1, o).ok());
+  }
+  auto good = test::read_file(path.str());
+  auto bad_magic = good;
+  bad_magic[0] = std::byte{0};
+  test::write_file(path.str(), bad_magic);
+  auto r = run_tool("inspect " + path.str());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("control.magic"), std::string::npos) << r.err;
+
+  auto truncated = good;
+  truncated.resize(good.size() / 2);
+  test::write_file(path.str(), truncated);
+  r = run_tool("inspect --json " + path.str());
+  EXPECT_EQ(r.status, 2);
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_FALSE(j["ok"].get<bool>());
+  EXPECT_EQ(j["error"]["code"].get<std::string>(), "CorruptSegment");
+  EXPECT_NE(j["error"]["detail"].get<std::string>().find("truncated"), std::string::npos);
+
+  auto bad_ring = good;
+  const std::uint64_t head = 1u << 30;
+  std::memcpy(bad_ring.data() + RING_BUFFER_OFFSET + 64, &head, sizeof head);
+  test::write_file(path.str(), bad_ring);
+  r = run_tool("inspect " + path.str());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.out.find("ERROR"), std::string::npos);  // the table still shows the rings
+  EXPECT_NE(r.err.find("head/tail"), std::string::npos) << r.err;
+
+  r = run_tool("inspect /dev/shm/memlink-does-not-exist");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("NotFound"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace memlink::shm

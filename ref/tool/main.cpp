@@ -1,0 +1,69 @@
+// memlink-shm: run a daemon, a client, or inspect a segment.
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+
+using namespace memlink::shm;
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "memlink-shm: the reference shared-memory transport.\n"
+      "A daemon creates a segment; clients connect and exchange messages with it on three\n"
+      "priority rings per direction. PATH is a file (e.g. /dev/shm/name) or a bare name\n"
+      "for POSIX shared memory.",
+      "memlink-shm"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version-info", "memlink-shm 0.1.0 (layout version " +
+                                             std::to_string(LAYOUT_VERSION) + ")");
+
+  const std::vector<std::string> strategies{"spin", "block", "adaptive"};
+  std::string daemon_wait = "adaptive", client_wait = "adaptive";
+
+  tool::DaemonArgs d;
+  CLI::App* daemon = app.add_subcommand("daemon", "Create a segment at PATH and answer every request until SIGINT/SIGTERM");
+  daemon->add_option("PATH", d.path, "Segment path or POSIX shm name")->required();
+  daemon->add_option("--size", d.size, "Segment size in bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(MIN_SEGMENT_SIZE, MAX_SEGMENT_SIZE));
+  daemon->add_option("--version", d.version, "User protocol version clients must match")->capture_default_str();
+  daemon->add_option("--slot-size", d.slot_size, "Payload bytes per slot")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint32_t{1}, static_cast<std::uint32_t>(MAX_SLOT_SIZE)));
+  daemon->add_option("--wait", daemon_wait, "Wait strategy: spin, block or adaptive")
+      ->check(CLI::IsMember(strategies))
+      ->capture_default_str();
+  daemon->add_flag("--replace", d.replace, "Remove an existing segment at PATH first");
+  daemon->add_flag("--quiet", d.quiet, "Print only errors");
+
+  tool::ClientArgs c;
+  CLI::App* client = app.add_subcommand("client", "Connect, send requests across the priorities, check every answer, print round-trip times");
+  client->add_option("PATH", c.path, "Segment path or POSIX shm name")->required();
+  client->add_option("--count", c.count, "Number of requests")->capture_default_str()->check(CLI::PositiveNumber);
+  client->add_option("--payload", c.payload, "Payload bytes per request")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{0}, MAX_SLOT_SIZE));
+  client->add_option("--version", c.version, "User protocol version")->capture_default_str();
+  client->add_option("--wait", client_wait, "Wait strategy: spin, block or adaptive")
+      ->check(CLI::IsMember(strategies))
+      ->capture_default_str();
+  client->add_option("--timeout", c.timeout_s, "Seconds to wait for each answer")->capture_default_str();
+  client->add_option("--json", c.json_path, "Also write the results as JSON to FILE ('-' for stdout)");
+
+  std::string inspect_path;
+  bool inspect_json = false;
+  CLI::App* inspect = app.add_subcommand(
+      "inspect", "Print a segment's control region, geometry and per-ring state; exit 2 if it is corrupt");
+  inspect->add_option("PATH", inspect_path, "Segment path or POSIX shm name")->required();
+  inspect->add_flag("--json", inspect_json, "Print JSON instead of a table");
+
+  CLI11_PARSE(app, argc, argv);
+  d.wait = *wait_strategy_from_string(daemon_wait);
+  c.wait = *wait_strategy_from_string(client_wait);
+  if (*daemon) return tool::run_daemon(d);
+  if (*client) return tool::run_client(c);
+  if (*inspect) return tool::run_inspect(inspect_path, inspect_json);
+  return tool::kExitError;
+}

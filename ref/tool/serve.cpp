@@ -1,0 +1,199 @@
+// `memlink-shm daemon` and `memlink-shm client`: an echo service across
+// processes and the client that checks it and measures round trips.
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "commands.hpp"
+#include "memlink/shm/platform.hpp"
+
+namespace memlink::shm::tool {
+namespace {
+
+using namespace std::chrono_literals;
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a futex wait returns EINTR and we notice
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+void print_error(const std::string& what, const Error& e) {
+  std::fprintf(stderr, "memlink-shm: %s: %s\n", what.c_str(), e.message().c_str());
+}
+
+// Request i's payload: bytes derived from i, so an answer can be checked.
+void fill_request(std::vector<std::byte>& buf, std::uint64_t i) {
+  for (std::size_t k = 0; k < buf.size(); ++k)
+    buf[k] = static_cast<std::byte>((i * 131 + k * 7 + (i >> 8)) & 0xFF);
+}
+
+double percentile(std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const auto idx = static_cast<std::size_t>(std::ceil(p / 100.0 * sorted.size())) - 1;
+  return sorted[std::min(idx, sorted.size() - 1)];
+}
+
+}  // namespace
+
+int run_daemon(const DaemonArgs& args) {
+  if (args.replace) (void)MmapSegment::remove(args.path);
+  DaemonOptions opts;
+  opts.endpoint.wait_strategy = args.wait;
+  opts.slot_size = args.slot_size;
+  auto daemon = Daemon::create(args.path, args.size, args.version, opts);
+  if (!daemon) {
+    print_error("cannot create daemon segment '" + args.path + "'", daemon.error());
+    if (daemon.code() == ErrorCode::AlreadyExists)
+      std::fprintf(stderr, "hint: inspect it with 'memlink-shm inspect %s', or pass --replace\n", args.path.c_str());
+    return kExitError;
+  }
+  install_stop_handlers();
+  const Geometry& g = daemon->geometry();
+  if (!args.quiet) {
+    std::printf("memlink-shm daemon: serving %s (pid %u, protocol %u, %zu bytes, slots per priority %u/%u/%u, wait %s)\n",
+                args.path.c_str(), platform::current_pid(), args.version, g.segment_size,
+                g.distribution.critical, g.distribution.high, g.distribution.low,
+                std::string(to_string(args.wait)).c_str());
+    std::fflush(stdout);
+  }
+  std::vector<std::byte> buf(g.slot_size);
+  std::uint64_t served = 0, corrupt = 0, dropped = 0;
+  int status = kExitOk;
+  while (!g_stop) {
+    daemon->heartbeat();
+    auto s = daemon->wait(200ms);
+    if (!s && s.code() != ErrorCode::Timeout && s.code() != ErrorCode::Interrupted) {
+      print_error("wait", s.error());
+      status = kExitError;
+      break;
+    }
+    for (;;) {
+      auto m = daemon->read(buf);
+      if (!m) {
+        if (m.code() == ErrorCode::Empty) break;
+        if (m.code() == ErrorCode::CorruptSegment) {
+          ++corrupt;
+          print_error("dropped a corrupt message", m.error());
+          if (!daemon->inbound().positions_consistent()) {
+            status = kExitError;
+            g_stop = 1;
+            break;
+          }
+          continue;
+        }
+        print_error("read", m.error());
+        break;
+      }
+      auto r = daemon->write_blocking(m->priority, std::span<const std::byte>(buf.data(), m->length), 1s);
+      if (!r) {
+        ++dropped;
+        print_error("answer to sequence " + std::to_string(m->sequence) + " not sent", r.error());
+      } else {
+        ++served;
+      }
+    }
+  }
+  daemon->shutdown();
+  if (!args.quiet)
+    std::printf("memlink-shm daemon: stopped; answered %llu, dropped %llu answers, %llu corrupt messages\n",
+                static_cast<unsigned long long>(served), static_cast<unsigned long long>(dropped),
+                static_cast<unsigned long long>(corrupt));
+  return status;
+}
+
+int run_client(const ClientArgs& args) {
+  EndpointOptions opts;
+  opts.wait_strategy = args.wait;
+  auto client = Client::connect(args.path, args.version, opts);
+  if (!client) {
+    print_error("cannot connect to '" + args.path + "'", client.error());
+    return kExitError;
+  }
+  const auto timeout = std::chrono::nanoseconds(static_cast<std::int64_t>(args.timeout_s * 1e9));
+  std::vector<std::byte> request(args.payload), answer(client->geometry().slot_size);
+  std::vector<double> rtt_us;
+  rtt_us.reserve(args.count);
+  std::uint64_t matched = 0, mismatched = 0;
+  std::string failure;
+  const bool progress = ::isatty(STDERR_FILENO) != 0;
+  std::uint64_t last_progress = platform::monotonic_ns();
+  for (std::uint64_t i = 0; i < args.count && failure.empty(); ++i) {
+    const Priority p = kAllPriorities[i % kPriorityCount];
+    fill_request(request, i);
+    const std::uint64_t t0 = platform::monotonic_ns();
+    auto w = client->write_blocking(p, request, timeout);
+    if (!w) {
+      failure = "request " + std::to_string(i) + ": " + w.error().message();
+      break;
+    }
+    for (;;) {
+      auto m = client->read(answer);
+      if (m) {
+        const bool same = m->priority == p && m->length == request.size() &&
+                          std::equal(request.begin(), request.end(), answer.begin());
+        same ? ++matched : ++mismatched;
+        break;
+      }
+      if (m.code() != ErrorCode::Empty) {
+        failure = "answer " + std::to_string(i) + ": " + m.error().message();
+        break;
+      }
+      if (auto s = client->wait(timeout); !s) {
+        failure = "answer " + std::to_string(i) + ": " + s.error().message();
+        break;
+      }
+    }
+    const std::uint64_t t1 = platform::monotonic_ns();
+    rtt_us.push_back(static_cast<double>(t1 - t0) / 1000.0);
+    if (progress && t1 - last_progress > 1000000000ULL) {
+      std::fprintf(stderr, "\r%llu/%llu requests", static_cast<unsigned long long>(i + 1),
+                   static_cast<unsigned long long>(args.count));
+      last_progress = t1;
+    }
+  }
+  if (progress) std::fprintf(stderr, "\r");
+  std::sort(rtt_us.begin(), rtt_us.end());
+  const double p50 = percentile(rtt_us, 50), p99 = percentile(rtt_us, 99),
+               max = rtt_us.empty() ? 0 : rtt_us.back();
+  const bool ok = failure.empty() && mismatched == 0 && matched == args.count;
+  std::printf("memlink-shm client: %llu requests, %llu answers matched, %llu mismatched; "
+              "round trip p50 %.1f us, p99 %.1f us, max %.1f us (payload %zu B, wait %s)\n",
+              static_cast<unsigned long long>(args.count), static_cast<unsigned long long>(matched),
+              static_cast<unsigned long long>(mismatched), p50, p99, max, args.payload,
+              std::string(to_string(args.wait)).c_str());
+  if (!failure.empty()) std::fprintf(stderr, "memlink-shm client: FAILED: %s\n", failure.c_str());
+  if (!args.json_path.empty()) {
+    nlohmann::json j{{"ok", ok},
+                     {"requests", args.count},
+                     {"matched", matched},
+                     {"mismatched", mismatched},
+                     {"payload_bytes", args.payload},
+                     {"wait_strategy", std::string(to_string(args.wait))},
+                     {"rtt_us", {{"p50", p50}, {"p99", p99}, {"max", max}}}};
+    if (!failure.empty()) j["error"] = failure;
+    if (args.json_path == "-") {
+      std::cout << j.dump(2) << "\n";
+    } else {
+      std::ofstream(args.json_path) << j.dump(2) << "\n";
+    }
+  }
+  if (!failure.empty()) return kExitError;
+  return ok ? kExitOk : kExitCheckFailed;
+}
+
+}  // namespace memlink::shm::tool
