@@ -15,7 +15,7 @@ struct Rings {
     auto g = compute_geometry(100000, 64);
     EXPECT_TRUE(g.ok());
     geo = *g;
-    mem.reset(static_cast<std::byte*>(std::aligned_alloc(64, geo.segment_size + 64)));
+    mem.reset(static_cast<std::byte*>(std::aligned_alloc(64, align_up(geo.segment_size, 64))));
     auto r = PriorityRingBuffer::format(mem.get(), geo.segment_size, geo, Direction::ClientToDaemon);
     EXPECT_TRUE(r.ok());
     rings = std::move(r.value());
