@@ -1,0 +1,33 @@
+# Shared by the scripts in scripts/: dependency installation and logging.
+# shellcheck shell=bash
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+die() { log "error: $*"; exit 2; }
+
+# Debian packages the build and the tests need.
+MEMLINK_PACKAGES=(cmake ninja-build g++ clang ccache libgtest-dev libbenchmark-dev
+                  librapidcheck-dev libcli11-dev nlohmann-json3-dev libfmt-dev)
+
+# Installs whichever of the given packages are missing (apt-get, as root or via sudo).
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing missing Debian packages: ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  command -v apt-get >/dev/null || die "apt-get not found; install by hand: ${missing[*]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Configures (once) and builds a CMake preset.
+build_preset() {
+  local preset=$1
+  if [ ! -f "build/$preset/build.ninja" ]; then
+    cmake --preset "$preset" >/dev/null || die "configure failed for preset $preset"
+  fi
+  cmake --build --preset "$preset" || die "build failed for preset $preset"
+}
