@@ -159,11 +159,19 @@ Error RingBuffer::positions_error(std::uint64_t head, std::uint64_t tail) const 
                         std::to_string(capacity_));
 }
 
-Result<SlotId> RingBuffer::write_slot(std::span<const std::byte> data, std::uint64_t sequence) {
-  if (data.size() > slot_size_)
+Status RingBuffer::check_writable(std::size_t size) const {
+  if (size > slot_size_)
     return make_error(ErrorCode::MessageTooLarge,
-                      "payload of " + std::to_string(data.size()) + " bytes exceeds the slot size of " +
+                      "payload of " + std::to_string(size) + " bytes exceeds the slot size of " +
                           std::to_string(slot_size_) + " bytes");
+  if (is_full() && positions_consistent())
+    return make_error(ErrorCode::Full, ring_name(direction_, priority_) + " is full (" +
+                                           std::to_string(capacity_) + " slots)");
+  return {};
+}
+
+Result<SlotId> RingBuffer::write_slot(std::span<const std::byte> data, std::uint64_t sequence) {
+  if (data.size() > slot_size_) return check_writable(data.size()).error();
   // Claim a position (SPEC R-CLAIM). The acquire load of tail pairs with the
   // consumer's release store after it emptied the slot we are about to take.
   std::uint64_t head = hdr_->head.load(std::memory_order_relaxed);

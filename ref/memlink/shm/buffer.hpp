@@ -69,6 +69,10 @@ class RingBuffer {
   // the claimed slot's state are not what the protocol allows).
   Result<SlotId> write_slot(std::span<const std::byte> data, std::uint64_t sequence);
 
+  // Ok if a write of `size` bytes would be accepted now: MessageTooLarge or
+  // Full otherwise (a snapshot; another producer may take the last slot).
+  Status check_writable(std::size_t size) const;
+
   // Consumes the oldest Ready message into `out`. Errors: Empty (nothing, or
   // the oldest message is still being written), InvalidArgument (`out` is
   // smaller than the message; nothing is consumed), InvalidState (the slot is

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,6 +81,34 @@ TEST(Futex, WakesAnotherProcess) {
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child did not wake (status " << status << ")";
   ::munmap(mem, 4096);
+}
+
+void on_usr1(int) {}
+
+TEST(Futex, SignalInterruptsAWait) {
+  struct sigaction sa {};
+  sa.sa_handler = on_usr1;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART
+  struct sigaction old {};
+  ASSERT_EQ(::sigaction(SIGUSR1, &sa, &old), 0);
+  std::atomic<std::uint32_t> w{0};
+  std::atomic<bool> done{false};
+  Status result;
+  std::thread t([&] {
+    Futex f(&w);
+    result = f.wait(0, 10s);
+    done.store(true);
+  });
+  // Keep signalling until the wait returns: a signal that lands before the
+  // thread is asleep only runs the handler.
+  while (!done.load()) {
+    ::pthread_kill(t.native_handle(), SIGUSR1);
+    std::this_thread::sleep_for(5ms);
+  }
+  t.join();
+  ::sigaction(SIGUSR1, &old, nullptr);
+  EXPECT_EQ(result.code(), ErrorCode::Interrupted);
 }
 
 TEST(Futex, BackendNameIsKnown) { EXPECT_STREQ(Futex::backend(), "linux-futex"); }

@@ -123,14 +123,7 @@ Result<SlotId> Endpoint::write(Priority p, std::span<const std::byte> data) {
   RingBuffer& ring = outbound_.ring(p);
   // Checked before a sequence number is taken, so that a single writer's
   // sequence numbers are dense (SPEC T-SEQ).
-  if (data.size() > ring.slot_size())
-    return make_error(ErrorCode::MessageTooLarge,
-                      "payload of " + std::to_string(data.size()) + " bytes exceeds the slot size of " +
-                          std::to_string(ring.slot_size()) + " bytes");
-  if (ring.is_full() && ring.positions_consistent())
-    return make_error(ErrorCode::Full, std::string(to_string(ring.direction())) + "/" +
-                                           std::string(to_string(p)) + " ring is full (" +
-                                           std::to_string(ring.capacity()) + " slots)");
+  if (auto s = ring.check_writable(data.size()); !s) return s.error();
   const std::uint64_t seq = out_seq_->fetch_add(1, std::memory_order_relaxed);
   auto r = ring.write_slot(data, seq);
   if (!r) {
