@@ -172,6 +172,14 @@ Status RingBuffer::check_writable(std::size_t size) const {
 
 Result<SlotId> RingBuffer::write_slot(std::span<const std::byte> data, std::uint64_t sequence) {
   if (data.size() > slot_size_) return check_writable(data.size()).error();
+  auto id = claim();
+  if (!id) return id;
+  fill(*id, data, sequence);
+  publish(*id);
+  return id;
+}
+
+Result<SlotId> RingBuffer::claim() {
   // Claim a position (SPEC R-CLAIM). The acquire load of tail pairs with the
   // consumer's release store after it emptied the slot we are about to take.
   std::uint64_t head = hdr_->head.load(std::memory_order_relaxed);
@@ -207,14 +215,21 @@ Result<SlotId> RingBuffer::write_slot(std::span<const std::byte> data, std::uint
                       field(head, "state") + ": expected Empty for position " + std::to_string(head) +
                           ", found " + std::to_string(found));
   }
+  return SlotId{head, index};
+}
+
+void RingBuffer::fill(SlotId id, std::span<const std::byte> data, std::uint64_t sequence) {
+  SlotHeader& slot = slot_header(id.index);
   slot.priority = static_cast<std::uint8_t>(priority_);
   slot.length = static_cast<std::uint32_t>(data.size());
   slot.sequence = sequence;
-  slot.position = head;
-  if (!data.empty()) std::memcpy(payload(index), data.data(), data.size());
+  slot.position = id.position;
+  if (!data.empty()) std::memcpy(payload(id.index), data.data(), data.size());
   slot.checksum = crc32c(data.data(), data.size());
-  transition_slot(slot, SlotState::Writing, SlotState::Ready);  // publish (release)
-  return SlotId{head, index};
+}
+
+void RingBuffer::publish(SlotId id) {
+  transition_slot(slot_header(id.index), SlotState::Writing, SlotState::Ready);  // release
 }
 
 Status RingBuffer::inspect_ready(const SlotHeader& slot, std::uint64_t tail,
@@ -255,7 +270,7 @@ void RingBuffer::skip_corrupt(SlotHeader& slot, std::uint8_t from, std::uint64_t
   hdr_->tail.store(tail + 1, std::memory_order_release);
 }
 
-Result<MessageInfo> RingBuffer::read_slot(std::span<std::byte> out) {
+Result<MessageInfo> RingBuffer::take(std::span<std::byte> out) {
   const std::uint64_t tail = hdr_->tail.load(std::memory_order_relaxed);  // ours alone
   const std::uint64_t head = hdr_->head.load(std::memory_order_acquire);
   if (head < tail || head - tail > capacity_) return positions_error(head, tail);
@@ -306,9 +321,23 @@ Result<MessageInfo> RingBuffer::read_slot(std::span<std::byte> out) {
                                                      std::to_string(want) + ", payload has " +
                                                      std::to_string(got) + " (dropped)");
   }
-  transition_slot(slot, SlotState::Reading, SlotState::Done);
-  transition_slot(slot, SlotState::Done, SlotState::Empty);  // release: slot reusable
-  hdr_->tail.store(tail + 1, std::memory_order_release);    // pairs with producers' acquire
+  return info;
+}
+
+void RingBuffer::complete(SlotId id) {
+  transition_slot(slot_header(id.index), SlotState::Reading, SlotState::Done);
+}
+
+void RingBuffer::release(SlotId id) {
+  transition_slot(slot_header(id.index), SlotState::Done, SlotState::Empty);  // slot reusable
+  hdr_->tail.store(id.position + 1, std::memory_order_release);  // pairs with producers' acquire
+}
+
+Result<MessageInfo> RingBuffer::read_slot(std::span<std::byte> out) {
+  auto info = take(out);
+  if (!info) return info;
+  complete(info->slot);
+  release(info->slot);
   return info;
 }
 

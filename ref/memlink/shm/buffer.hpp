@@ -69,6 +69,21 @@ class RingBuffer {
   // the claimed slot's state are not what the protocol allows).
   Result<SlotId> write_slot(std::span<const std::byte> data, std::uint64_t sequence);
 
+  // The same two operations in the steps of the slot state machine, for
+  // crash simulation and recovery tests: a caller that stops between steps
+  // leaves the slot exactly as a process killed there would.
+  //   write_slot = claim (head CAS, Empty -> Writing) + fill + publish (-> Ready)
+  //   read_slot  = take (validate, Ready -> Reading, copy, verify)
+  //                + complete (-> Done) + release (-> Empty, tail + 1)
+  // take() returns the same errors as read_slot(); complete() and release()
+  // must follow a successful take() of the same slot, in order.
+  Result<SlotId> claim();
+  void fill(SlotId id, std::span<const std::byte> data, std::uint64_t sequence);
+  void publish(SlotId id);
+  Result<MessageInfo> take(std::span<std::byte> out);
+  void complete(SlotId id);
+  void release(SlotId id);
+
   // Ok if a write of `size` bytes would be accepted now: MessageTooLarge or
   // Full otherwise (a snapshot; another producer may take the last slot).
   Status check_writable(std::size_t size) const;

@@ -199,3 +199,37 @@ TEST(RingBufferAttach, ValidatesTheHeaderAgainstTheExpectedGeometry) {
 
 }  // namespace
 }  // namespace memlink::shm
+
+namespace memlink::shm {
+namespace {
+
+TEST(RingBufferSteps, EachStopLeavesTheStateACrashWould) {
+  RingBuffer ring = make_ring(4, 64);
+  std::vector<std::byte> out(64);
+  // Writer stopped after claim: Writing, unreadable, still occupies a slot.
+  auto id = ring.claim();
+  ASSERT_TRUE(id.ok());
+  EXPECT_EQ(load_state(ring.slot_header(id->index)), static_cast<std::uint8_t>(SlotState::Writing));
+  EXPECT_EQ(ring.len(), 1u);
+  EXPECT_EQ(ring.read_slot(out).code(), ErrorCode::Empty);
+  // Finishing the steps publishes it.
+  ring.fill(*id, pattern_payload(9, 20), 9);
+  EXPECT_EQ(ring.read_slot(out).code(), ErrorCode::Empty);
+  ring.publish(*id);
+  // Reader stopped after take: Reading; a second consumer is refused.
+  auto info = ring.take(out);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->sequence, 9u);
+  EXPECT_EQ(load_state(ring.slot_header(info->slot.index)), static_cast<std::uint8_t>(SlotState::Reading));
+  EXPECT_EQ(ring.read_slot(out).code(), ErrorCode::InvalidState);
+  ring.complete(info->slot);
+  EXPECT_EQ(load_state(ring.slot_header(info->slot.index)), static_cast<std::uint8_t>(SlotState::Done));
+  EXPECT_EQ(ring.read_slot(out).code(), ErrorCode::InvalidState);
+  EXPECT_EQ(ring.len(), 1u);
+  ring.release(info->slot);
+  EXPECT_EQ(ring.len(), 0u);
+  EXPECT_EQ(ring.count_states().of(SlotState::Empty), 4u);
+}
+
+}  // namespace
+}  // namespace memlink::shm
