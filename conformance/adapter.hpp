@@ -1,0 +1,68 @@
+// The conformance suite talks to an implementation of SPEC.md through this
+// interface, so that any transport can be checked: write an Adapter for it
+// and pass --adapter. The reference transport is the default adapter.
+//
+// Directions: writing c2d is a client's write, writing d2c the daemon's;
+// reading c2d is the daemon's read, reading d2c a client's. Client-side
+// operations use the oldest connected client.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "memlink/model/model.hpp"
+#include "memlink/shm/result.hpp"
+
+namespace memlink::conformance {
+
+using model::Direction;
+using model::Priority;
+
+struct PeekInfo {
+  Priority priority = Priority::Low;
+  std::uint64_t sequence = 0;
+  std::uint32_t length = 0;
+};
+
+class Adapter {
+ public:
+  virtual ~Adapter() = default;
+  virtual std::string name() const = 0;
+
+  // Creates a fresh segment for `config` and its daemon (no client yet).
+  virtual shm::Status create(const model::Config& config) = 0;
+  virtual shm::Status connect(std::uint16_t version) = 0;
+  virtual void disconnect() = 0;  // the most recently connected client
+  // Unmaps and maps the segment again (the oldest client reconnects).
+  virtual shm::Status reopen() = 0;
+  virtual shm::Status shutdown() = 0;  // the daemon's
+
+  virtual shm::Result<std::uint64_t> write(Direction d, Priority p, std::span<const std::byte> data) = 0;
+  virtual shm::Result<std::uint64_t> write_blocking(Direction d, Priority p, std::span<const std::byte> data,
+                                                    std::chrono::nanoseconds timeout) = 0;
+  virtual shm::Result<model::Message> read(Direction d) = 0;
+  virtual shm::Result<PeekInfo> peek(Direction d) = 0;
+  virtual shm::Status set_backpressure(std::uint32_t permille) = 0;
+
+  // Crash simulation: the writer stops after a step (leaving Writing); the
+  // consumer stops after take (Reading) or complete (Done).
+  virtual shm::Result<std::uint64_t> stop_writer(Direction d, Priority p, model::WriterStop where,
+                                                 std::span<const std::byte> data) = 0;
+  virtual shm::Result<model::Message> stop_reader(Direction d, model::ReaderStop where) = 0;
+  // A hostile peer flips a byte of the oldest (Ready) message's payload, or
+  // of its checksum if the payload is empty.
+  virtual shm::Status corrupt_oldest(Direction d, Priority p) = 0;
+
+  // Everything SPEC.md makes observable, read from the segment.
+  virtual model::View observe() = 0;
+};
+
+// "reference" and, for the suite's own tests, the deliberately broken
+// adapters ("broken-priority-order", "broken-oversize", "broken-checksum").
+std::unique_ptr<Adapter> make_adapter(const std::string& name);
+std::vector<std::string> adapter_names(bool include_broken);
+
+}  // namespace memlink::conformance

@@ -1,0 +1,16 @@
+#include "suite.hpp"
+
+namespace memlink::conformance {
+
+const std::vector<CheckDef>& all_checks() {
+  static const std::vector<CheckDef> checks = {
+      {"stateful", "adapter", run_stateful},
+      {"geometry", "adapter", run_geometry},
+      {"linearizability", "reference library", run_linearizability},
+      {"bounds", "reference library", run_bounds},
+      {"checksum", "reference library", run_checksum},
+  };
+  return checks;
+}
+
+}  // namespace memlink::conformance

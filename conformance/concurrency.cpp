@@ -1,0 +1,231 @@
+// The concurrency check: random operations from several threads, and from a
+// second process, on one segment; invocation and response times recorded;
+// each history checked for linearizability (linearizability.hpp).
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "linearizability.hpp"
+#include "memlink/shm/platform.hpp"
+#include "memlink/shm/transport.hpp"
+#include "suite.hpp"
+
+namespace memlink::conformance {
+namespace {
+
+using shm::platform::monotonic_ns;
+
+constexpr int kProducers = 3;
+constexpr int kWritesPerProducer = 14;
+constexpr std::size_t kMaxEmptyReads = 40;  // recorded; more are run but not recorded (sound)
+constexpr std::uint32_t kSlotSize = 16;
+
+std::vector<std::byte> id_bytes(std::uint64_t id) {
+  std::vector<std::byte> b(8);
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<std::byte>(id >> (8 * i));
+  return b;
+}
+
+std::uint64_t id_of(const std::vector<std::byte>& b, std::uint32_t len) {
+  std::uint64_t id = 0;
+  for (std::uint32_t i = 0; i < 8 && i < len; ++i) id |= std::uint64_t(std::to_integer<std::uint8_t>(b[i])) << (8 * i);
+  return id;
+}
+
+// One producer's run: random priorities, Full recorded as a failed write.
+std::vector<HistoryOp> produce(shm::Client& client, int process, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<HistoryOp> ops;
+  for (int k = 0; k < kWritesPerProducer; ++k) {
+    HistoryOp op;
+    op.kind = HistoryOp::Kind::Write;
+    op.process = process;
+    op.priority = static_cast<shm::Priority>(rng() % 3);
+    op.id = (std::uint64_t(process) << 32) | std::uint64_t(k);
+    const auto data = id_bytes(op.id);
+    op.invoke_ns = monotonic_ns();
+    auto r = client.write(op.priority, data);
+    op.response_ns = monotonic_ns();
+    op.ok = r.ok();
+    if (!r.ok() && r.code() != shm::ErrorCode::Full) break;  // reported by the consumer's count
+    ops.push_back(op);
+    if (rng() % 4 == 0) std::this_thread::yield();
+  }
+  return ops;
+}
+
+// The consumer: reads until every producer is done and the rings are drained.
+std::vector<HistoryOp> consume(shm::Daemon& daemon, const std::function<bool()>& producers_done) {
+  std::vector<HistoryOp> ops;
+  std::vector<std::byte> buf(kSlotSize);
+  std::size_t empties = 0;
+  for (;;) {
+    const bool finished = producers_done();
+    HistoryOp op;
+    op.kind = HistoryOp::Kind::Read;
+    op.process = 0;
+    op.invoke_ns = monotonic_ns();
+    auto m = daemon.read(buf);
+    op.response_ns = monotonic_ns();
+    if (m) {
+      op.ok = true;
+      op.priority = m->priority;
+      op.id = id_of(buf, m->length);
+      ops.push_back(op);
+      continue;
+    }
+    if (finished) break;  // drained after the last write returned
+    if (++empties <= kMaxEmptyReads) ops.push_back(op);
+    std::this_thread::yield();
+  }
+  return ops;
+}
+
+struct Segment {
+  std::string path;
+  std::optional<shm::Daemon> daemon;
+};
+
+Segment make_segment(int n) {
+  static std::atomic<int> counter{0};
+  Segment s;
+  s.path = "/dev/shm/memlink-lin-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  (void)shm::MmapSegment::remove(s.path);
+  shm::DaemonOptions o;
+  o.slot_size = kSlotSize;
+  const std::size_t stride = shm::slot_stride_for(kSlotSize);
+  const std::size_t size = 4096 + 2 * (3 * shm::RING_HEADER_SIZE + shm::calculate_slot_distribution(n).total() * stride);
+  auto d = shm::Daemon::create(s.path, size, 1, o);
+  if (d) s.daemon.emplace(std::move(d.value()));
+  return s;
+}
+
+std::array<std::uint32_t, shm::kPriorityCount> capacities(int n) {
+  const auto d = shm::calculate_slot_distribution(n);
+  return {d.critical, d.high, d.low};
+}
+
+std::optional<std::vector<HistoryOp>> threads_history(std::uint64_t seed, int n) {
+  Segment s = make_segment(n);
+  if (!s.daemon) return std::nullopt;
+  auto client = shm::Client::connect(s.path, 1);
+  if (!client) return std::nullopt;
+  std::vector<std::vector<HistoryOp>> per(kProducers);
+  std::atomic<int> done{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kProducers; ++t)
+    threads.emplace_back([&, t] {
+      per[t] = produce(*client, t + 1, seed * 31 + t);
+      done.fetch_add(1);
+    });
+  auto history = consume(*s.daemon, [&] { return done.load() == kProducers; });
+  for (auto& t : threads) t.join();
+  for (auto& p : per) history.insert(history.end(), p.begin(), p.end());
+  return history;
+}
+
+// The producers run in a forked child; their records come back over a pipe.
+// CLOCK_MONOTONIC is system-wide, so the two processes' times compare.
+std::optional<std::vector<HistoryOp>> process_history(std::uint64_t seed, int n) {
+  Segment s = make_segment(n);
+  if (!s.daemon) return std::nullopt;
+  int fds[2];
+  if (::pipe(fds) != 0) return std::nullopt;
+  const pid_t pid = ::fork();
+  if (pid < 0) return std::nullopt;
+  if (pid == 0) {
+    ::close(fds[0]);
+    auto client = shm::Client::connect(s.path, 1);
+    if (!client) ::_exit(2);
+    std::vector<std::vector<HistoryOp>> per(kProducers - 1);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kProducers - 1; ++t)
+      threads.emplace_back([&, t] { per[t] = produce(*client, 100 + t, seed * 77 + t); });
+    for (auto& t : threads) t.join();
+    for (auto& p : per)
+      for (const HistoryOp& op : p)
+        if (::write(fds[1], &op, sizeof op) != static_cast<ssize_t>(sizeof op)) ::_exit(3);
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::atomic<bool> child_done{false};
+  std::vector<HistoryOp> child_ops;
+  std::thread collector([&] {
+    HistoryOp op;
+    while (::read(fds[0], &op, sizeof op) == static_cast<ssize_t>(sizeof op)) child_ops.push_back(op);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    child_done.store(true);
+  });
+  auto history = consume(*s.daemon, [&] { return child_done.load(); });
+  collector.join();
+  ::close(fds[0]);
+  history.insert(history.end(), child_ops.begin(), child_ops.end());
+  return history;
+}
+
+}  // namespace
+
+CheckResult run_linearizability(const Params& params) {
+  CheckResult result;
+  result.name = "linearizability";
+  const int histories = params.depth == Depth::Quick ? 20 : params.depth == Depth::Default ? 300 : 3000;
+  std::mt19937_64 rng(params.seed ^ 0x5EED);
+  std::size_t ops = 0, full = 0, empty = 0, largest = 0;
+  for (int i = 0; i < histories; ++i) {
+    const std::uint64_t seed = rng();
+    const int n = 1 + static_cast<int>(seed % 6);  // small rings: Full happens
+    const bool two_processes = i % 2 == 1;
+    auto history = two_processes ? process_history(seed, n) : threads_history(seed, n);
+    if (!history) {
+      result.failure = Failure{"", "could not set up a concurrent run (segment or fork failed)", {}, ""};
+      return result;
+    }
+    // The acknowledged writes must all have been read: nothing lost.
+    std::size_t acked = 0, delivered = 0;
+    for (const auto& op : *history) {
+      acked += op.kind == HistoryOp::Kind::Write && op.ok;
+      delivered += op.kind == HistoryOp::Kind::Read && op.ok;
+    }
+    const auto cap = capacities(n);
+    for (const char* c : {"R-CLAIM", "R-ROLES", "R-FIFO", "R-ORDER", "R-CAPACITY", "R-VISIBLE", "S-PUBLISH"})
+      record_clause(c);
+    ++result.cases;
+    ops += history->size();
+    largest = std::max(largest, history->size());
+    for (const auto& op : *history) {
+      full += op.kind == HistoryOp::Kind::Write && !op.ok;
+      empty += op.kind == HistoryOp::Kind::Read && !op.ok;
+    }
+    result.notes = std::to_string(result.cases) + " histories, " + std::to_string(ops) + " operations (" +
+                   std::to_string(full) + " Full, " + std::to_string(empty) + " Empty), largest " +
+                   std::to_string(largest);
+    const auto lin = check_linearizable(*history, cap);
+    if (acked != delivered || !lin.linearizable) {
+      Failure f;
+      f.clause = acked != delivered ? "S-PUBLISH" : "R-VISIBLE";
+      f.description = acked != delivered
+                          ? std::to_string(acked) + " writes acknowledged but " + std::to_string(delivered) + " delivered"
+                          : "history " + std::to_string(i) + (two_processes ? " (two processes)" : " (threads)") +
+                                " is not linearizable against R-CAPACITY, R-FIFO, R-ORDER and R-VISIBLE: " +
+                                lin.explanation;
+      const std::string text = format_history(*history);
+      std::size_t start = 0;
+      for (std::size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
+        f.counterexample.push_back(text.substr(start, nl - start));
+      f.replay = "scripts/conformance --only linearizability --seed " + std::to_string(params.seed) +
+                 " (interleavings are the scheduler's: the same seed gives the same operations, not the same timing)";
+      result.failure = std::move(f);
+      return result;
+    }
+  }
+  return result;
+}
+
+}  // namespace memlink::conformance

@@ -1,0 +1,135 @@
+#include "linearizability.hpp"
+
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <unordered_set>
+
+namespace memlink::conformance {
+namespace {
+
+using Kind = HistoryOp::Kind;
+
+struct QueueState {
+  // Per priority: indices (into the history) of the writes whose messages
+  // are queued, oldest first.
+  std::array<std::deque<std::size_t>, shm::kPriorityCount> queued;
+};
+
+class Search {
+ public:
+  Search(const std::vector<HistoryOp>& h, const std::array<std::uint32_t, shm::kPriorityCount>& cap)
+      : h_(h), cap_(cap), done_(h.size(), false) {}
+
+  bool run() { return dfs(0); }
+  std::size_t longest() const { return longest_; }
+
+ private:
+  // R-VISIBLE: the write at index w may be invisible to read r if it had not
+  // returned when r was invoked.
+  bool maybe_invisible(std::size_t w, const HistoryOp& r) const { return h_[w].response_ns > r.invoke_ns; }
+
+  // Applies op i to the state if the sequential spec allows its result.
+  bool apply(std::size_t i, QueueState& s) const {
+    const HistoryOp& op = h_[i];
+    if (op.kind == Kind::Write) {
+      auto& q = s.queued[std::size_t(op.priority)];
+      const bool full = q.size() >= cap_[std::size_t(op.priority)];
+      if (!op.ok) return full;  // Full is right only if the ring is full (R-CAPACITY)
+      if (full) return false;
+      q.push_back(i);
+      return true;
+    }
+    // A read: every ring above the one it takes from must look empty to it.
+    for (shm::Priority p : shm::kAllPriorities) {
+      auto& q = s.queued[std::size_t(p)];
+      if (op.ok && p == op.priority) {
+        if (q.empty() || h_[q.front()].id != op.id) return false;  // R-FIFO
+        q.pop_front();
+        return true;
+      }
+      if (!q.empty() && !maybe_invisible(q.front(), op)) return false;  // R-ORDER
+    }
+    return !op.ok;  // Empty: nothing visible anywhere
+  }
+
+  // The exact search state (no hash: a collision would prune a valid order).
+  std::string fingerprint(const QueueState& s) const {
+    std::string key(done_.size(), '0');
+    for (std::size_t i = 0; i < done_.size(); ++i)
+      if (done_[i]) key[i] = '1';
+    for (const auto& q : s.queued) {
+      key += '|';
+      for (std::size_t w : q) key += std::to_string(w) + ',';
+    }
+    return key;
+  }
+
+  bool dfs(std::size_t placed) {
+    longest_ = std::max(longest_, placed);
+    if (placed == h_.size()) return true;
+    if (!seen_.insert(fingerprint(state_)).second) return false;
+    // Ops that may come next: invoked before every pending op has returned.
+    std::uint64_t first_return = UINT64_MAX;
+    for (std::size_t i = 0; i < h_.size(); ++i)
+      if (!done_[i]) first_return = std::min(first_return, h_[i].response_ns);
+    for (std::size_t i = 0; i < h_.size(); ++i) {
+      if (done_[i] || h_[i].invoke_ns > first_return) continue;
+      QueueState saved = state_;
+      if (apply(i, state_)) {
+        done_[i] = true;
+        if (dfs(placed + 1)) return true;
+        done_[i] = false;
+      }
+      state_ = std::move(saved);
+    }
+    return false;
+  }
+
+  const std::vector<HistoryOp>& h_;
+  std::array<std::uint32_t, shm::kPriorityCount> cap_;
+  std::vector<bool> done_;
+  QueueState state_;
+  std::unordered_set<std::string> seen_;
+  std::size_t longest_ = 0;
+};
+
+}  // namespace
+
+LinearizabilityResult check_linearizable(const std::vector<HistoryOp>& history,
+                                         const std::array<std::uint32_t, shm::kPriorityCount>& capacity) {
+  Search search(history, capacity);
+  LinearizabilityResult r;
+  r.linearizable = search.run();
+  r.longest_prefix = search.longest();
+  if (!r.linearizable)
+    r.explanation = "no order of the " + std::to_string(history.size()) +
+                    " operations respects real time and the spec; the longest valid prefix has " +
+                    std::to_string(r.longest_prefix) + " operations";
+  return r;
+}
+
+std::string format_history(const std::vector<HistoryOp>& history) {
+  std::vector<const HistoryOp*> ops;
+  for (const auto& op : history) ops.push_back(&op);
+  std::sort(ops.begin(), ops.end(), [](auto* a, auto* b) { return a->invoke_ns < b->invoke_ns; });
+  const std::uint64_t t0 = ops.empty() ? 0 : ops.front()->invoke_ns;
+  std::string out;
+  char line[200];
+  for (const HistoryOp* op : ops) {
+    const double a = (op->invoke_ns - t0) / 1000.0, b = (op->response_ns - t0) / 1000.0;
+    if (op->kind == Kind::Write)
+      std::snprintf(line, sizeof line, "  [%9.1f .. %9.1f us] p%d write %-8s #%llu -> %s\n", a, b, op->process,
+                    std::string(shm::to_string(op->priority)).c_str(), static_cast<unsigned long long>(op->id),
+                    op->ok ? "ok" : "Full");
+    else if (op->ok)
+      std::snprintf(line, sizeof line, "  [%9.1f .. %9.1f us] p%d read           -> %s #%llu\n", a, b, op->process,
+                    std::string(shm::to_string(op->priority)).c_str(), static_cast<unsigned long long>(op->id));
+    else
+      std::snprintf(line, sizeof line, "  [%9.1f .. %9.1f us] p%d read           -> Empty\n", a, b, op->process);
+    out += line;
+  }
+  return out;
+}
+
+}  // namespace memlink::conformance

@@ -1,0 +1,46 @@
+// A linearizability checker for histories of one direction of the transport
+// (many writers, one reader), in the style of Wing & Gong with Lowe's
+// memoisation: search for an order of the operations that respects real time
+// and that the sequential specification accepts.
+//
+// The sequential specification is the model's, restated over message ids:
+// per priority a bounded FIFO (R-CAPACITY, R-FIFO); a read returns the
+// oldest message of the highest priority (R-ORDER), except that a message
+// whose write overlaps the read may not be visible yet (R-VISIBLE), so the
+// read may pass over its ring or return Empty.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "memlink/shm/priority.hpp"
+
+namespace memlink::conformance {
+
+struct HistoryOp {
+  enum class Kind : std::uint8_t { Write, Read };
+  Kind kind = Kind::Write;
+  int process = 0;        // thread or process that ran it
+  shm::Priority priority = shm::Priority::Low;  // write: its priority; read: the delivered one
+  std::uint64_t id = 0;   // write: the message id; read: the id delivered
+  bool ok = false;        // write: acknowledged (else Full); read: delivered (else Empty)
+  std::uint64_t invoke_ns = 0;
+  std::uint64_t response_ns = 0;
+};
+
+struct LinearizabilityResult {
+  bool linearizable = false;
+  std::size_t longest_prefix = 0;  // most operations any candidate order placed
+  std::string explanation;
+};
+
+LinearizabilityResult check_linearizable(const std::vector<HistoryOp>& history,
+                                         const std::array<std::uint32_t, shm::kPriorityCount>& capacity);
+
+// One line per operation, in invocation order, times relative to the first.
+std::string format_history(const std::vector<HistoryOp>& history);
+
+}  // namespace memlink::conformance

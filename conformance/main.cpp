@@ -1,0 +1,206 @@
+// memlink-conformance: checks an implementation of SPEC.md clause by clause.
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "adapter.hpp"
+#include "rc_runner.hpp"
+#include "suite.hpp"
+
+namespace memlink::conformance {
+void set_clause_sink(std::map<std::string, std::uint64_t>* sink);
+const char* depth_name(Depth d);
+
+namespace {
+
+struct ClauseStatus {
+  std::string id, title, status;
+  std::uint64_t cases = 0;
+  std::vector<std::string> checks;
+};
+
+std::vector<ClauseStatus> clause_table(const std::vector<CheckResult>& results) {
+  std::vector<ClauseStatus> table;
+  for (const Clause& c : spec_clauses()) {
+    ClauseStatus s{c.id, c.title, "NOT COVERED", 0, {}};
+    bool failed = false;
+    for (const CheckResult& r : results) {
+      auto it = r.clauses.find(c.id);
+      if (it != r.clauses.end() && it->second > 0) {
+        s.cases += it->second;
+        s.checks.push_back(r.name);
+      }
+      if (r.failure && r.failure->clause == c.id) failed = true;
+    }
+    s.status = failed ? "FAIL" : s.cases > 0 ? "PASS" : "NOT COVERED";
+    table.push_back(std::move(s));
+  }
+  return table;
+}
+
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string failure_text(const Failure& f) {
+  std::string t = f.description + "\nshrunk counterexample:\n";
+  for (const auto& line : f.counterexample) t += "  " + line + "\n";
+  t += "replay: " + f.replay + "\n";
+  return t;
+}
+
+void write_junit(const std::string& path, const Params& p, const std::vector<ClauseStatus>& table,
+                 const std::vector<CheckResult>& results) {
+  int failures = 0, skipped = 0;
+  for (const auto& c : table) {
+    failures += c.status == "FAIL";
+    skipped += c.status == "NOT COVERED";
+  }
+  std::ofstream out(path);
+  out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  out << "<testsuites><testsuite name=\"memlink-conformance." << xml_escape(p.adapter) << "\" tests=\""
+      << table.size() << "\" failures=\"" << failures << "\" skipped=\"" << skipped << "\">\n";
+  for (const auto& c : table) {
+    out << "  <testcase classname=\"SPEC\" name=\"" << c.id << " " << xml_escape(c.title) << "\">";
+    if (c.status == "FAIL") {
+      for (const auto& r : results)
+        if (r.failure && r.failure->clause == c.id)
+          out << "<failure message=\"" << xml_escape(r.failure->description) << "\">"
+              << xml_escape(failure_text(*r.failure)) << "</failure>";
+    } else if (c.status == "NOT COVERED") {
+      out << "<skipped message=\"NOT COVERED: no check exercises this clause\"/>";
+    }
+    out << "</testcase>\n";
+  }
+  out << "</testsuite></testsuites>\n";
+}
+
+void write_json(const std::string& path, const Params& p, const std::vector<ClauseStatus>& table,
+                const std::vector<CheckResult>& results, bool ok) {
+  nlohmann::json j{{"adapter", p.adapter}, {"seed", p.seed}, {"depth", depth_name(p.depth)}, {"ok", ok}};
+  for (const auto& c : table)
+    j["clauses"].push_back({{"id", c.id}, {"title", c.title}, {"status", c.status}, {"cases", c.cases}, {"checks", c.checks}});
+  for (const auto& r : results) {
+    nlohmann::json cj{{"name", r.name}, {"scope", r.scope}, {"cases", r.cases}, {"seconds", r.seconds}, {"notes", r.notes},
+                      {"passed", !r.failure.has_value()}};
+    if (r.failure)
+      cj["failure"] = {{"clause", r.failure->clause}, {"description", r.failure->description},
+                       {"counterexample", r.failure->counterexample}, {"replay", r.failure->replay}};
+    j["checks"].push_back(cj);
+  }
+  std::ofstream(path) << j.dump(2) << "\n";
+}
+
+}  // namespace
+}  // namespace memlink::conformance
+
+int main(int argc, char** argv) {
+  using namespace memlink::conformance;
+  CLI::App app{"memlink-conformance: checks a transport against SPEC.md, clause by clause, with a model\n"
+               "as the oracle. Prints PASS / FAIL / NOT COVERED per clause; for a failure, the shrunk\n"
+               "counterexample and the command that replays it. Exit status 1 on any failure.",
+               "memlink-conformance"};
+  Params params;
+  std::string depth = "default", junit, json, reproduce;
+  bool list_adapters = false, list_clauses = false;
+  app.add_option("--adapter", params.adapter, "Implementation to check")->capture_default_str();
+  app.add_option("--seed", params.seed, "Seed (same seed, same cases)")->capture_default_str();
+  app.add_option("--depth", depth, "quick, default or deep")
+      ->check(CLI::IsMember({"quick", "default", "deep"}))
+      ->capture_default_str();
+  app.add_option("--only", params.only, "Run only this check");
+  app.add_option("--reproduce", reproduce, "With --only: replay one shrunk case (from a failure's replay line)");
+  app.add_option("--junit", junit, "Write a JUnit XML report (one test case per clause)");
+  app.add_option("--json", json, "Write a JSON report");
+  app.add_flag("--list-adapters", list_adapters, "List the adapters and exit");
+  app.add_flag("--list-clauses", list_clauses, "List the SPEC.md clauses and exit");
+  CLI11_PARSE(app, argc, argv);
+  params.depth = depth == "quick" ? Depth::Quick : depth == "deep" ? Depth::Deep : Depth::Default;
+
+  if (list_adapters) {
+    for (const auto& n : adapter_names(true)) std::printf("%s%s\n", n.c_str(), n == "reference" ? " (default)" : " (deliberately broken; for the suite's own tests)");
+    return 0;
+  }
+  if (list_clauses) {
+    for (const auto& c : spec_clauses()) std::printf("%-15s %s\n", c.id, c.title);
+    return 0;
+  }
+  if (!make_adapter(params.adapter)) {
+    std::fprintf(stderr, "memlink-conformance: unknown adapter '%s' (see --list-adapters)\n", params.adapter.c_str());
+    return 2;
+  }
+  bool known_only = params.only.empty();
+  for (const auto& c : all_checks()) known_only |= params.only == c.name;
+  if (!known_only) {
+    std::fprintf(stderr, "memlink-conformance: unknown check '%s'\n", params.only.c_str());
+    return 2;
+  }
+  if (!reproduce.empty()) {
+    if (params.only.empty() || !decode_reproduce(reproduce)) {
+      std::fprintf(stderr, "memlink-conformance: --reproduce needs --only and a string from a replay line\n");
+      return 2;
+    }
+    set_reproduce(params.only, reproduce);
+  }
+
+  std::printf("memlink-conformance: adapter %s, seed %llu, depth %s\n", params.adapter.c_str(),
+              static_cast<unsigned long long>(params.seed), depth.c_str());
+  std::vector<CheckResult> results;
+  for (const auto& def : all_checks()) {
+    if (!params.only.empty() && params.only != def.name) continue;
+    std::fprintf(stderr, "  running %-16s (%s) ...", def.name, def.scope);
+    std::fflush(stderr);
+    std::map<std::string, std::uint64_t> clauses;
+    set_clause_sink(&clauses);
+    const auto t0 = std::chrono::steady_clock::now();
+    CheckResult r = def.run(params);
+    set_clause_sink(nullptr);
+    r.name = def.name;
+    r.scope = def.scope;
+    r.clauses = std::move(clauses);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, " %s, %d cases, %.1f s%s%s\n", r.failure ? "FAILED" : "ok", r.cases, r.seconds,
+                 r.notes.empty() ? "" : "; ", r.notes.c_str());
+    results.push_back(std::move(r));
+  }
+
+  const auto table = clause_table(results);
+  int pass = 0, fail = 0, uncovered = 0;
+  std::printf("\n%-11s %-15s %-48s %10s  %s\n", "status", "clause", "", "checks run", "by");
+  for (const auto& c : table) {
+    std::string by;
+    for (const auto& n : c.checks) by += (by.empty() ? "" : ",") + n;
+    std::printf("%-11s %-15s %-48s %10llu  %s\n", c.status.c_str(), c.id.c_str(), c.title.c_str(),
+                static_cast<unsigned long long>(c.cases), by.c_str());
+    pass += c.status == "PASS";
+    fail += c.status == "FAIL";
+    uncovered += c.status == "NOT COVERED";
+  }
+  bool ok = true;
+  for (const auto& r : results) {
+    if (!r.failure) continue;
+    ok = false;
+    std::printf("\nFAILED check '%s' (%s), clause %s:\n%s", r.name.c_str(), r.scope.c_str(),
+                r.failure->clause.empty() ? "(none named)" : r.failure->clause.c_str(), failure_text(*r.failure).c_str());
+  }
+  std::printf("\nconformance: %d clauses pass, %d fail, %d not covered (of %zu); adapter %s: %s\n", pass, fail,
+              uncovered, table.size(), params.adapter.c_str(), ok ? "CONFORMS where covered" : "DOES NOT CONFORM");
+  if (!junit.empty()) write_junit(junit, params, table, results);
+  if (!json.empty()) write_json(json, params, table, results, ok);
+  return ok ? 0 : 1;
+}

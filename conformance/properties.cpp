@@ -1,0 +1,104 @@
+// Property checks of the layout and the arithmetic the spec pins down.
+#include <cstring>
+
+#include "adapter.hpp"
+#include "compare.hpp"
+#include "memlink/shm/checksum.hpp"
+#include "memlink/shm/safety.hpp"
+#include "rc_runner.hpp"
+
+namespace memlink::conformance {
+namespace {
+
+int budget(const Params& p, int quick, int normal, int deep) {
+  return p.depth == Depth::Quick ? quick : p.depth == Depth::Default ? normal : deep;
+}
+
+// S-CHECKSUM as the spec defines it: bitwise, reflected 0x82F63B78.
+std::uint32_t crc32c_by_definition(const std::vector<std::uint8_t>& data) {
+  std::uint32_t crc = 0xFFFFFFFFu;
+  for (std::uint8_t byte : data) {
+    crc ^= byte;
+    for (int k = 0; k < 8; ++k) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+  }
+  return crc ^ 0xFFFFFFFFu;
+}
+
+}  // namespace
+
+// G-FIT / G-DIST / G-STRIDE through the adapter: any segment and slot size.
+CheckResult run_geometry(const Params& params) {
+  CheckResult result;
+  const auto rc = run_rc("geometry", params, budget(params, 50, 300, 3000), 100, [&] {
+    model::Config c;
+    c.slot_size = *rc::gen::inRange<std::uint32_t>(1, shm::MAX_SLOT_SIZE + 1);
+    c.segment_size = *rc::gen::weightedOneOf<std::size_t>({
+        {3, rc::gen::inRange<std::size_t>(shm::MIN_SEGMENT_SIZE, 64 * 1024)},
+        {3, rc::gen::inRange<std::size_t>(64 * 1024, 4 << 20)},
+        {1, rc::gen::just(shm::MIN_SEGMENT_SIZE)},
+    });
+    const auto n = model::slots_per_direction(c.segment_size, c.slot_size);
+    auto adapter = make_adapter(params.adapter);
+    const auto created = adapter->create(c);
+    record_clause("G-FIT");
+    record_clause("G-STRIDE");
+    record_clause("G-PLACE");
+    if (!n) {
+      if (created.ok())
+        RC_FAIL("[G-FIT] a " + std::to_string(c.segment_size) + "-byte segment cannot hold one slot of " +
+                std::to_string(c.slot_size) + " bytes per priority and direction, yet creation succeeded");
+      if (created.code() != shm::ErrorCode::InvalidArgument)
+        RC_FAIL("[G-FIT] too-small segment refused with " + created.error().message() + ", not InvalidArgument");
+      return;
+    }
+    if (!created)
+      RC_FAIL("[G-FIT] creating a valid segment (" + std::to_string(c.segment_size) + " bytes, slot " +
+              std::to_string(c.slot_size) + ") failed: " + created.error().message());
+    compare_geometry(model::Model::create(c)->view(), adapter->observe());
+  });
+  result.name = "geometry";
+  fill_result(result, rc, params);
+  return result;
+}
+
+// V-BOUNDS: the reference's bounds checks against 128-bit arithmetic.
+CheckResult run_bounds(const Params& params) {
+  CheckResult result;
+  const auto rc = run_rc("bounds", params, budget(params, 200, 2000, 20000), 100, [&] {
+    auto edge = rc::gen::weightedOneOf<std::uint64_t>({
+        {3, rc::gen::arbitrary<std::uint64_t>()},
+        {1, rc::gen::element<std::uint64_t>(0, 1, 4095, 4096, UINT32_MAX, UINT64_MAX / 2, UINT64_MAX - 1, UINT64_MAX)},
+        {2, rc::gen::inRange<std::uint64_t>(0, 1 << 20)},
+    });
+    const std::uint64_t off = *edge, len = *edge, size = *edge;
+    using u128 = unsigned __int128;
+    record_clause("V-BOUNDS");
+    const bool want = u128{off} + len <= size;
+    if (shm::safety::range_in_bounds(off, len, size) != want)
+      RC_FAIL("[V-BOUNDS] range_in_bounds(" + std::to_string(off) + ", " + std::to_string(len) + ", " +
+              std::to_string(size) + ") is wrong");
+    const bool add_ok = u128{off} + len <= UINT64_MAX;
+    if (shm::safety::checked_add(off, len).has_value() != add_ok) RC_FAIL("[V-BOUNDS] checked_add overflow");
+    const bool mul_ok = u128{off} * len <= UINT64_MAX;
+    if (shm::safety::checked_mul(off, len).has_value() != mul_ok) RC_FAIL("[V-BOUNDS] checked_mul overflow");
+  });
+  result.name = "bounds";
+  fill_result(result, rc, params);
+  return result;
+}
+
+// S-CHECKSUM: the reference's CRC32C against the definition.
+CheckResult run_checksum(const Params& params) {
+  CheckResult result;
+  const auto rc = run_rc("checksum", params, budget(params, 100, 1000, 10000), 4096, [&] {
+    const auto data = *rc::gen::container<std::vector<std::uint8_t>>(rc::gen::arbitrary<std::uint8_t>());
+    record_clause("S-CHECKSUM");
+    if (shm::crc32c(data.data(), data.size()) != crc32c_by_definition(data))
+      RC_FAIL("[S-CHECKSUM] crc32c of " + std::to_string(data.size()) + " bytes differs from the definition");
+  });
+  result.name = "checksum";
+  fill_result(result, rc, params);
+  return result;
+}
+
+}  // namespace memlink::conformance

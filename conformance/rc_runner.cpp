@@ -1,0 +1,82 @@
+#include "rc_runner.hpp"
+
+#include <iterator>
+#include <map>
+#include <regex>
+
+namespace memlink::conformance {
+namespace {
+std::map<std::string, rc::detail::Reproduce>& reproduce_map() {
+  static std::map<std::string, rc::detail::Reproduce> m;
+  return m;
+}
+}  // namespace
+
+std::string encode_reproduce(const rc::detail::Reproduce& r) {
+  std::vector<std::uint8_t> bytes;
+  rc::detail::serialize(r, std::back_inserter(bytes));
+  static const char* digits = "0123456789abcdef";
+  std::string hex;
+  for (std::uint8_t b : bytes) {
+    hex += digits[b >> 4];
+    hex += digits[b & 15];
+  }
+  return hex;
+}
+
+std::optional<rc::detail::Reproduce> decode_reproduce(const std::string& hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  std::vector<std::uint8_t> bytes;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    const auto v = std::stoul(hex.substr(i, 2), nullptr, 16);
+    bytes.push_back(static_cast<std::uint8_t>(v));
+  }
+  rc::detail::Reproduce r;
+  try {
+    rc::detail::deserialize(bytes.begin(), bytes.end(), r);
+  } catch (...) {
+    return std::nullopt;
+  }
+  return r;
+}
+
+void set_reproduce(const std::string& check, const std::string& hex) {
+  if (auto r = decode_reproduce(hex)) reproduce_map()[check] = *r;
+}
+
+std::optional<rc::detail::Reproduce> reproduce_for(const std::string& check) {
+  auto it = reproduce_map().find(check);
+  if (it == reproduce_map().end()) return std::nullopt;
+  return it->second;
+}
+
+std::uint64_t check_seed(const Params& params, const std::string& check) {
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a of the check name, mixed with the seed
+  for (char c : check) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+  return h ^ params.seed;
+}
+
+const char* depth_name(Depth d) { return d == Depth::Quick ? "quick" : d == Depth::Default ? "default" : "deep"; }
+
+void fill_result(CheckResult& result, const RcOutcome& rc, const Params& params) {
+  result.cases = rc.cases;
+  if (rc.passed) return;
+  Failure f;
+  static const std::regex tag(R"(\[([A-Z]-[A-Z-]+)\])");
+  std::smatch m;
+  if (std::regex_search(rc.description, m, tag)) {
+    f.clause = m[1].str();
+    f.description = rc.description.substr(static_cast<std::size_t>(m.position(0)));  // drop RapidCheck's file:line
+    while (!f.description.empty() && (f.description.back() == '\n' || f.description.back() == ' '))
+      f.description.pop_back();
+  } else {
+    f.description = rc.description;
+  }
+  f.counterexample = rc.counterexample;
+  f.replay = "scripts/conformance --adapter " + params.adapter + " --seed " + std::to_string(params.seed) +
+             " --depth " + depth_name(params.depth) + " --only " + result.name +
+             (rc.reproduce.empty() ? "" : " --reproduce " + rc.reproduce);
+  result.failure = std::move(f);
+}
+
+}  // namespace memlink::conformance

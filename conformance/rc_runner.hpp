@@ -1,0 +1,77 @@
+// Runs a RapidCheck property with the suite's seed and budget and captures
+// the result (counterexample, and a reproduce string that jumps straight to
+// the shrunk case) instead of printing it.
+#pragma once
+
+#include <rapidcheck.h>
+
+#include <cstdio>
+#include <functional>
+#include <sstream>
+#include <unordered_map>
+
+#include "suite.hpp"
+
+namespace memlink::conformance {
+
+// Hex of RapidCheck's own serialisation of a Reproduce.
+std::string encode_reproduce(const rc::detail::Reproduce& r);
+std::optional<rc::detail::Reproduce> decode_reproduce(const std::string& hex);
+
+// Set by the runner from --reproduce: the one case to run again.
+void set_reproduce(const std::string& check, const std::string& hex);
+std::optional<rc::detail::Reproduce> reproduce_for(const std::string& check);
+
+std::uint64_t check_seed(const Params& params, const std::string& check);
+
+template <class Testable>
+RcOutcome run_rc(const std::string& check, const Params& params, int max_success, int max_size,
+                 Testable&& testable) {
+  rc::detail::TestMetadata md;
+  md.id = check;
+  md.description = check;
+  rc::detail::TestParams tp;
+  tp.seed = check_seed(params, check);
+  tp.maxSuccess = max_success;
+  tp.maxSize = max_size;
+  std::unordered_map<std::string, rc::detail::Reproduce> reproduce;
+  if (auto r = reproduce_for(check)) reproduce.emplace(check, *r);
+  struct Quiet final : rc::detail::TestListener {
+    void onTestCaseFinished(const rc::detail::CaseDescription&) override {}
+    void onShrinkTried(const rc::detail::CaseDescription&, bool) override {}
+    void onTestFinished(const rc::detail::TestMetadata&, const rc::detail::TestResult&) override {}
+  } quiet;
+  const auto result = rc::detail::checkProperty(rc::detail::toProperty(std::forward<Testable>(testable)), md,
+                                                tp, quiet, reproduce);
+  RcOutcome out;
+  rc::detail::SuccessResult success;
+  rc::detail::FailureResult failure;
+  rc::detail::GaveUpResult gave_up;
+  rc::detail::Error error;
+  if (result.match(success)) {
+    out.cases = success.numSuccess;
+  } else if (result.match(failure)) {
+    out.passed = false;
+    out.cases = failure.numSuccess + 1;
+    out.description = failure.description;
+    for (const auto& [type, value] : failure.counterExample) {
+      std::istringstream lines(value);
+      for (std::string line; std::getline(lines, line);) out.counterexample.push_back(line);
+    }
+    out.reproduce = encode_reproduce(failure.reproduce);
+  } else if (result.match(gave_up)) {
+    out.passed = false;
+    out.cases = gave_up.numSuccess;
+    out.description = "gave up: " + gave_up.description;
+  } else if (result.match(error)) {
+    out.passed = false;
+    out.description = "error: " + error.description;
+  }
+  return out;
+}
+
+// Fills a CheckResult from a RapidCheck outcome; the failing clause is the
+// "[X-NAME]" tag the check put at the start of its failure message.
+void fill_result(CheckResult& result, const RcOutcome& rc, const Params& params);
+
+}  // namespace memlink::conformance

@@ -1,0 +1,277 @@
+#include "reference_adapter.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+
+#include "memlink/shm/platform.hpp"
+
+namespace memlink::conformance {
+namespace {
+
+using shm::ErrorCode;
+using shm::make_error;
+
+shm::Error no_client() { return make_error(ErrorCode::Disconnected, "no client connected"); }
+
+model::Message to_message(const shm::MessageInfo& info, std::span<const std::byte> buf) {
+  return model::Message{info.priority, info.sequence, {buf.begin(), buf.begin() + info.length}};
+}
+
+}  // namespace
+
+ReferenceAdapter::ReferenceAdapter() {
+  static std::atomic<int> counter{0};
+  path_ = "/dev/shm/memlink-conformance-" + std::to_string(::getpid()) + "-" +
+          std::to_string(counter.fetch_add(1));
+}
+
+ReferenceAdapter::~ReferenceAdapter() {
+  clients_.clear();
+  daemon_.reset();
+  (void)shm::MmapSegment::remove(path_);
+}
+
+shm::Status ReferenceAdapter::create(const model::Config& config) {
+  (void)shm::MmapSegment::remove(path_);
+  shm::DaemonOptions o;
+  o.slot_size = config.slot_size;
+  o.remove_on_shutdown = false;  // the segment outlives shutdown so connect can see SHUTDOWN
+  o.endpoint.wait_strategy = shm::WaitStrategy::Block;
+  auto d = shm::Daemon::create(path_, config.segment_size, config.protocol_version, o);
+  if (!d) return d.error();
+  daemon_.emplace(std::move(d.value()));
+  slot_size_ = config.slot_size;
+  return {};
+}
+
+shm::Status ReferenceAdapter::connect(std::uint16_t version) {
+  shm::EndpointOptions o;
+  o.wait_strategy = shm::WaitStrategy::Block;
+  auto c = shm::Client::connect(path_, version, o);
+  if (!c) return c.error();
+  clients_.push_back(std::make_unique<shm::Client>(std::move(c.value())));
+  return {};
+}
+
+void ReferenceAdapter::disconnect() {
+  if (!clients_.empty()) clients_.pop_back();
+}
+
+shm::Status ReferenceAdapter::reopen() {
+  if (clients_.empty()) return no_client();
+  const std::uint16_t version = clients_.front()->protocol_version();
+  clients_.erase(clients_.begin());  // unmaps
+  shm::EndpointOptions o;
+  o.wait_strategy = shm::WaitStrategy::Block;
+  auto c = shm::Client::connect(path_, version, o);  // maps again
+  if (!c) return c.error();
+  clients_.insert(clients_.begin(), std::make_unique<shm::Client>(std::move(c.value())));
+  return {};
+}
+
+shm::Status ReferenceAdapter::shutdown() {
+  daemon_->shutdown();
+  return {};
+}
+
+shm::Endpoint* ReferenceAdapter::writer(Direction d) {
+  if (d == Direction::DaemonToClient) return &*daemon_;
+  return clients_.empty() ? nullptr : clients_.front().get();
+}
+
+shm::Endpoint* ReferenceAdapter::reader(Direction d) {
+  if (d == Direction::ClientToDaemon) return &*daemon_;
+  return clients_.empty() ? nullptr : clients_.front().get();
+}
+
+shm::RingBuffer& ReferenceAdapter::ring(Direction d, Priority p) {
+  return d == Direction::ClientToDaemon ? daemon_->inbound().ring(p) : daemon_->outbound().ring(p);
+}
+
+void ReferenceAdapter::count_delivery(Direction d) {
+  if (d == Direction::ClientToDaemon) daemon_->control().daemon_tail.fetch_add(1);
+}
+
+shm::Result<std::uint64_t> ReferenceAdapter::write(Direction d, Priority p, std::span<const std::byte> data) {
+  shm::Endpoint* ep = writer(d);
+  if (ep == nullptr) return no_client();
+  auto r = ep->write(p, data);
+  if (!r) return r.error();
+  return ring(d, p).slot_header(r->index).sequence;
+}
+
+shm::Result<std::uint64_t> ReferenceAdapter::write_blocking(Direction d, Priority p,
+                                                            std::span<const std::byte> data,
+                                                            std::chrono::nanoseconds timeout) {
+  shm::Endpoint* ep = writer(d);
+  if (ep == nullptr) return no_client();
+  auto r = ep->write_blocking(p, data, timeout);
+  if (!r) return r.error();
+  return ring(d, p).slot_header(r->index).sequence;
+}
+
+shm::Result<model::Message> ReferenceAdapter::read(Direction d) {
+  shm::Endpoint* ep = reader(d);
+  if (ep == nullptr) return no_client();
+  std::vector<std::byte> buf(slot_size_);
+  auto r = ep->read(buf);
+  if (!r) return r.error();
+  return to_message(*r, buf);
+}
+
+shm::Result<PeekInfo> ReferenceAdapter::peek(Direction d) {
+  shm::Endpoint* ep = reader(d);
+  if (ep == nullptr) return no_client();
+  auto r = ep->peek();
+  if (!r) return r.error();
+  return PeekInfo{r->priority, r->sequence, r->length};
+}
+
+shm::Status ReferenceAdapter::set_backpressure(std::uint32_t permille) {
+  return daemon_->set_backpressure(permille);
+}
+
+shm::Result<std::uint64_t> ReferenceAdapter::stop_writer(Direction d, Priority p, model::WriterStop where,
+                                                         std::span<const std::byte> data) {
+  shm::Endpoint* ep = writer(d);
+  if (ep == nullptr) return no_client();
+  if (!ep->is_connected()) return make_error(ErrorCode::Disconnected, "endpoint is shut down");
+  shm::RingBuffer& r = ep->outbound().ring(p);
+  if (auto s = r.check_writable(data.size()); !s) return s.error();
+  auto& seq_counter = d == Direction::ClientToDaemon ? daemon_->control().client_seq : daemon_->control().daemon_seq;
+  const std::uint64_t seq = seq_counter.fetch_add(1);
+  auto id = r.claim();
+  if (!id) return id.error();
+  if (where == model::WriterStop::AfterFill) r.fill(*id, data, seq);
+  return seq;  // ... and the writer is gone
+}
+
+shm::Result<model::Message> ReferenceAdapter::stop_reader(Direction d, model::ReaderStop where) {
+  shm::Endpoint* ep = reader(d);
+  if (ep == nullptr) return no_client();
+  std::vector<std::byte> buf(slot_size_);
+  for (Priority p : shm::kAllPriorities) {
+    shm::RingBuffer& r = ep->inbound().ring(p);
+    auto info = r.take(buf);
+    if (!info && info.code() == ErrorCode::Empty) continue;
+    if (!info) return info.error();
+    if (where == model::ReaderStop::AfterComplete) r.complete(info->slot);
+    return to_message(*info, buf);  // ... and the reader is gone
+  }
+  return make_error(ErrorCode::Empty, "no message ready in any priority");
+}
+
+shm::Status ReferenceAdapter::corrupt_oldest(Direction d, Priority p) {
+  shm::RingBuffer& r = ring(d, p);
+  shm::SlotHeader& slot = r.slot_header(static_cast<std::uint32_t>(r.tail() % r.capacity()));
+  if (slot.length > 0) {
+    reinterpret_cast<std::byte*>(&slot)[shm::SLOT_HEADER_SIZE + slot.length / 2] ^= std::byte{0xA5};
+  } else {
+    slot.checksum ^= 1u;
+  }
+  return {};
+}
+
+model::View ReferenceAdapter::observe() {
+  model::View v;
+  for (Direction d : {Direction::ClientToDaemon, Direction::DaemonToClient}) {
+    for (Priority p : shm::kAllPriorities) {
+      shm::RingBuffer& r = ring(d, p);
+      model::RingView& rv = v.rings[std::size_t(d)][std::size_t(p)];
+      rv.capacity = r.capacity();
+      rv.head = r.head();
+      rv.tail = r.tail();
+      rv.corrupt_skipped = r.corrupt_skipped();
+      for (std::uint32_t i = 0; i < r.capacity(); ++i)
+        rv.slots.push_back(static_cast<model::SlotState>(shm::load_state(r.slot_header(i))));
+    }
+  }
+  const shm::ControlRegion& c = daemon_->control();
+  v.backpressure = c.backpressure.load();
+  v.client_count = c.client_count.load();
+  v.next_sequence[0] = c.client_seq.load();
+  v.next_sequence[1] = c.daemon_seq.load();
+  v.client_head = c.client_head.load();
+  v.daemon_tail = c.daemon_tail.load();
+  v.shutdown = (c.flags.load() & shm::FLAG_SHUTDOWN) != 0;
+  return v;
+}
+
+// --------------------------------------------------------------------------
+// Deliberately broken adapters. Each breaks exactly one clause; the suite's
+// tests assert that it fails, naming that clause.
+
+namespace {
+
+// Breaks R-ORDER: reads Low before High before Critical.
+class BrokenPriorityOrder final : public ReferenceAdapter {
+ public:
+  std::string name() const override { return "broken-priority-order"; }
+  shm::Result<model::Message> read(Direction d) override {
+    shm::Endpoint* ep = reader(d);
+    if (ep == nullptr) return no_client();
+    std::vector<std::byte> buf(slot_size_);
+    for (Priority p : {Priority::Low, Priority::High, Priority::Critical}) {
+      auto r = ep->inbound().ring(p).read_slot(buf);
+      if (!r && r.code() == ErrorCode::Empty) continue;
+      if (!r) return r.error();
+      count_delivery(d);
+      return to_message(*r, buf);
+    }
+    return make_error(ErrorCode::Empty, "no message");
+  }
+};
+
+// Breaks T-TOO-LARGE: accepts an oversized payload, silently truncated.
+class BrokenOversize final : public ReferenceAdapter {
+ public:
+  std::string name() const override { return "broken-oversize"; }
+  shm::Result<std::uint64_t> write(Direction d, Priority p, std::span<const std::byte> data) override {
+    return ReferenceAdapter::write(d, p, data.first(std::min<std::size_t>(data.size(), slot_size_)));
+  }
+};
+
+// Breaks V-SLOT: delivers a slot without verifying its checksum.
+class BrokenChecksum final : public ReferenceAdapter {
+ public:
+  std::string name() const override { return "broken-checksum"; }
+  shm::Result<model::Message> read(Direction d) override {
+    shm::Endpoint* ep = reader(d);
+    if (ep == nullptr) return no_client();
+    for (Priority p : shm::kAllPriorities) {
+      shm::RingBuffer& r = ep->inbound().ring(p);
+      auto info = r.peek_slot();  // validates length/priority/position, not the checksum
+      if (!info && info.code() == ErrorCode::Empty) continue;
+      if (!info) return info.error();
+      shm::SlotHeader& slot = r.slot_header(info->slot.index);
+      const auto* payload = reinterpret_cast<const std::byte*>(&slot) + shm::SLOT_HEADER_SIZE;
+      model::Message m{info->priority, info->sequence, {payload, payload + info->length}};
+      shm::transition_slot(slot, shm::SlotState::Ready, shm::SlotState::Reading);
+      r.complete(info->slot);
+      r.release(info->slot);
+      count_delivery(d);
+      return m;
+    }
+    return make_error(ErrorCode::Empty, "no message");
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Adapter> make_adapter(const std::string& name) {
+  if (name == "reference") return std::make_unique<ReferenceAdapter>();
+  if (name == "broken-priority-order") return std::make_unique<BrokenPriorityOrder>();
+  if (name == "broken-oversize") return std::make_unique<BrokenOversize>();
+  if (name == "broken-checksum") return std::make_unique<BrokenChecksum>();
+  return nullptr;
+}
+
+std::vector<std::string> adapter_names(bool include_broken) {
+  std::vector<std::string> names{"reference"};
+  if (include_broken)
+    names.insert(names.end(), {"broken-priority-order", "broken-oversize", "broken-checksum"});
+  return names;
+}
+
+}  // namespace memlink::conformance

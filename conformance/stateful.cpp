@@ -1,0 +1,278 @@
+// The stateful check: random command sequences run against the adapter and
+// the model side by side; after every command the results and the whole
+// observable state must agree. A difference fails citing the clause.
+#include <rapidcheck/state.h>
+
+#include <sstream>
+
+#include "adapter.hpp"
+#include "compare.hpp"
+#include "rc_runner.hpp"
+
+namespace memlink::conformance {
+namespace {
+
+using model::Model;
+using Cmd = rc::state::Command<Model, Adapter>;
+using namespace std::chrono_literals;
+
+Direction gen_direction() { return *rc::gen::inRange(0, 2) == 0 ? Direction::ClientToDaemon : Direction::DaemonToClient; }
+Priority gen_priority() { return static_cast<Priority>(*rc::gen::inRange(0, 3)); }
+
+// Payload sizes weighted to the edges: empty, one below, at and above the
+// slot size, above MAX_SLOT_SIZE.
+std::size_t gen_size(std::uint32_t slot) {
+  return *rc::gen::weightedOneOf<std::size_t>({
+      {2, rc::gen::just<std::size_t>(0)},
+      {8, rc::gen::inRange<std::size_t>(1, slot + 1)},
+      {2, rc::gen::just<std::size_t>(slot)},
+      {1, rc::gen::just<std::size_t>(slot > 1 ? slot - 1 : 1)},
+      {1, rc::gen::just<std::size_t>(slot + 1)},
+      {1, rc::gen::just<std::size_t>(shm::MAX_SLOT_SIZE + 1)},
+  });
+}
+
+std::vector<std::byte> payload(std::uint64_t seed, std::size_t n) {
+  std::vector<std::byte> out(n);
+  std::uint64_t x = seed * 0x9E3779B97F4A7C15ULL + n + 1;
+  for (auto& b : out) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    b = static_cast<std::byte>(x);
+  }
+  return out;
+}
+
+const char* dir_name(Direction d) { return d == Direction::ClientToDaemon ? "c2d" : "d2c"; }
+std::string prio_name(Priority p) { return std::string(shm::to_string(p)); }
+
+// Runs op on a copy of the model and on the adapter, compares, and checks
+// the whole observable state after it.
+template <class ModelOp, class AdapterOp>
+void step(const std::string& what, const Model& m, Adapter& a, ModelOp model_op, AdapterOp adapter_op) {
+  Model next = m;
+  const model::Outcome want = model_op(next);
+  const Got got = adapter_op();
+  compare_outcome(what, want, got);
+  compare_views(next.view(), a.observe());
+}
+
+struct Write : Cmd {
+  Direction d = gen_direction();
+  Priority p = gen_priority();
+  std::size_t size;
+  std::uint64_t seed = *rc::gen::arbitrary<std::uint64_t>();
+  explicit Write(const Model& m) : size(gen_size(m.slot_size())) {}
+  void checkPreconditions(const Model& m) const override {
+    RC_PRE(d == Direction::DaemonToClient || m.client_count() > 0);
+  }
+  void apply(Model& m) const override { m.write(d, p, payload(seed, size)); }
+  void run(const Model& m, Adapter& a) const override {
+    const auto data = payload(seed, size);
+    step("write", m, a, [&](Model& x) { return x.write(d, p, data); },
+         [&] { return got_from(a.write(d, p, data)); });
+  }
+  void show(std::ostream& os) const override {
+    os << "write " << dir_name(d) << " " << prio_name(p) << " " << size << " bytes";
+  }
+};
+
+struct WriteBlocking : Cmd {
+  Direction d = gen_direction();
+  Priority p = gen_priority();
+  std::size_t size;
+  std::uint64_t seed = *rc::gen::arbitrary<std::uint64_t>();
+  explicit WriteBlocking(const Model& m) : size(gen_size(m.slot_size())) {}
+  void checkPreconditions(const Model& m) const override {
+    RC_PRE(d == Direction::DaemonToClient || m.client_count() > 0);
+  }
+  void apply(Model& m) const override { m.write_blocking(d, p, payload(seed, size)); }
+  void run(const Model& m, Adapter& a) const override {
+    const auto data = payload(seed, size);
+    step("write_blocking(2 ms)", m, a, [&](Model& x) { return x.write_blocking(d, p, data); },
+         [&] { return got_from(a.write_blocking(d, p, data, 2ms)); });
+  }
+  void show(std::ostream& os) const override {
+    os << "write_blocking " << dir_name(d) << " " << prio_name(p) << " " << size << " bytes, 2 ms";
+  }
+};
+
+struct Read : Cmd {
+  Direction d = gen_direction();
+  void checkPreconditions(const Model& m) const override {
+    RC_PRE(d == Direction::ClientToDaemon || m.client_count() > 0);
+  }
+  void apply(Model& m) const override { m.read(d); }
+  void run(const Model& m, Adapter& a) const override {
+    step("read", m, a, [&](Model& x) { return x.read(d); }, [&] { return got_from(a.read(d)); });
+  }
+  void show(std::ostream& os) const override { os << "read " << dir_name(d); }
+};
+
+struct Peek : Cmd {
+  Direction d = gen_direction();
+  void checkPreconditions(const Model& m) const override {
+    RC_PRE(d == Direction::ClientToDaemon || m.client_count() > 0);
+  }
+  void apply(Model&) const override {}
+  void run(const Model& m, Adapter& a) const override {
+    step("peek", m, a, [&](Model& x) { return x.peek(d); }, [&] { return got_from(a.peek(d)); });
+  }
+  void show(std::ostream& os) const override { os << "peek " << dir_name(d); }
+};
+
+struct SetBackpressure : Cmd {
+  std::uint32_t value = *rc::gen::weightedOneOf<std::uint32_t>(
+      {{4, rc::gen::inRange<std::uint32_t>(0, 1001)}, {1, rc::gen::inRange<std::uint32_t>(1001, 100000)}});
+  void apply(Model& m) const override { m.set_backpressure(value); }
+  void run(const Model& m, Adapter& a) const override {
+    step("set_backpressure", m, a, [&](Model& x) { return x.set_backpressure(value); },
+         [&] { return got_from(a.set_backpressure(value)); });
+  }
+  void show(std::ostream& os) const override { os << "set_backpressure " << value; }
+};
+
+struct Connect : Cmd {
+  std::uint16_t version;
+  explicit Connect(const Model& m)
+      : version(*rc::gen::weightedOneOf<std::uint16_t>(
+            {{4, rc::gen::just(m.protocol_version())}, {1, rc::gen::arbitrary<std::uint16_t>()}})) {}
+  void checkPreconditions(const Model& m) const override { RC_PRE(m.client_count() < 4); }
+  void apply(Model& m) const override { m.connect(version); }
+  void run(const Model& m, Adapter& a) const override {
+    step("connect", m, a, [&](Model& x) { return x.connect(version); },
+         [&] { return got_from(a.connect(version)); });
+  }
+  void show(std::ostream& os) const override { os << "connect protocol " << version; }
+};
+
+struct Disconnect : Cmd {
+  void checkPreconditions(const Model& m) const override { RC_PRE(m.client_count() > 0); }
+  void apply(Model& m) const override { m.disconnect(); }
+  void run(const Model& m, Adapter& a) const override {
+    step("disconnect", m, a, [&](Model& x) { return x.disconnect(); }, [&] {
+      a.disconnect();
+      return Got{};
+    });
+  }
+  void show(std::ostream& os) const override { os << "disconnect"; }
+};
+
+struct Reopen : Cmd {
+  void checkPreconditions(const Model& m) const override {
+    RC_PRE(m.client_count() > 0 && !m.is_shut_down());
+  }
+  void apply(Model& m) const override { m.reopen(); }
+  void run(const Model& m, Adapter& a) const override {
+    step("unmap and reopen", m, a, [&](Model& x) { return x.reopen(); }, [&] { return got_from(a.reopen()); });
+  }
+  void show(std::ostream& os) const override { os << "unmap and reopen the segment"; }
+};
+
+struct StopWriter : Cmd {
+  Direction d = gen_direction();
+  Priority p = gen_priority();
+  model::WriterStop where = *rc::gen::inRange(0, 2) == 0 ? model::WriterStop::AfterClaim : model::WriterStop::AfterFill;
+  std::size_t size;
+  std::uint64_t seed = *rc::gen::arbitrary<std::uint64_t>();
+  int rare = *rc::gen::inRange(0, 3);  // a third as often as the others
+  explicit StopWriter(const Model& m) : size(gen_size(m.slot_size())) {}
+  void checkPreconditions(const Model& m) const override {
+    RC_PRE(rare == 0);
+    RC_PRE(d == Direction::DaemonToClient || m.client_count() > 0);
+  }
+  void apply(Model& m) const override { m.stop_writer(d, p, where, payload(seed, size)); }
+  void run(const Model& m, Adapter& a) const override {
+    const auto data = payload(seed, size);
+    step("writer stops", m, a, [&](Model& x) { return x.stop_writer(d, p, where, data); },
+         [&] { return got_from(a.stop_writer(d, p, where, data)); });
+  }
+  void show(std::ostream& os) const override {
+    os << "writer stops after " << (where == model::WriterStop::AfterClaim ? "claim" : "fill") << " "
+       << dir_name(d) << " " << prio_name(p) << " " << size << " bytes";
+  }
+};
+
+struct StopReader : Cmd {
+  Direction d = gen_direction();
+  model::ReaderStop where = *rc::gen::inRange(0, 2) == 0 ? model::ReaderStop::AfterTake : model::ReaderStop::AfterComplete;
+  int rare = *rc::gen::inRange(0, 4);
+  void checkPreconditions(const Model& m) const override {
+    RC_PRE(rare == 0);
+    RC_PRE(d == Direction::ClientToDaemon || m.client_count() > 0);
+  }
+  void apply(Model& m) const override { m.stop_reader(d, where); }
+  void run(const Model& m, Adapter& a) const override {
+    step("reader stops", m, a, [&](Model& x) { return x.stop_reader(d, where); },
+         [&] { return got_from(a.stop_reader(d, where)); });
+  }
+  void show(std::ostream& os) const override {
+    os << "reader stops after " << (where == model::ReaderStop::AfterTake ? "take" : "complete") << " "
+       << dir_name(d);
+  }
+};
+
+struct CorruptOldest : Cmd {
+  Direction d = gen_direction();
+  Priority p = gen_priority();
+  void checkPreconditions(const Model& m) const override { RC_PRE(m.oldest_is_corruptible(d, p)); }
+  void apply(Model& m) const override { m.corrupt_oldest(d, p); }
+  void run(const Model& m, Adapter& a) const override {
+    step("peer corrupts the oldest message", m, a, [&](Model& x) { return x.corrupt_oldest(d, p); },
+         [&] { return got_from(a.corrupt_oldest(d, p)); });
+  }
+  void show(std::ostream& os) const override {
+    os << "hostile peer corrupts the oldest " << dir_name(d) << " " << prio_name(p) << " message";
+  }
+};
+
+struct Shutdown : Cmd {
+  int rare = *rc::gen::inRange(0, 8);
+  void checkPreconditions(const Model& m) const override { RC_PRE(rare == 0 && !m.is_shut_down()); }
+  void apply(Model& m) const override { m.shutdown(); }
+  void run(const Model& m, Adapter& a) const override {
+    step("daemon shutdown", m, a, [&](Model& x) { return x.shutdown(); }, [&] { return got_from(a.shutdown()); });
+  }
+  void show(std::ostream& os) const override { os << "daemon shuts down"; }
+};
+
+model::Config gen_config() {
+  model::Config c;
+  c.slot_size = *rc::gen::element<std::uint32_t>(1u, 8u, 64u, 100u, 1000u, 4096u);
+  const auto n = *rc::gen::inRange<std::uint32_t>(1, 10);
+  const std::size_t stride = shm::slot_stride_for(c.slot_size);
+  const std::size_t base = 4096 + 2 * (3 * shm::RING_HEADER_SIZE + model::distribution(n).total() * stride);
+  c.segment_size = base + *rc::gen::inRange<std::size_t>(0, 2 * stride);
+  c.protocol_version = *rc::gen::inRange<std::uint16_t>(0, 5);
+  return c;
+}
+
+}  // namespace
+
+CheckResult run_stateful(const Params& params) {
+  CheckResult result;
+  const int cases = params.depth == Depth::Quick ? 100 : params.depth == Depth::Default ? 2000 : 20000;
+  const int size = params.depth == Depth::Quick ? 80 : params.depth == Depth::Default ? 150 : 300;
+  result.name = "stateful";
+  const auto rc = run_rc("stateful", params, cases, size, [&] {
+    const model::Config config = *rc::gen::exec(gen_config);
+    auto m = Model::create(config);
+    RC_ASSERT(m.has_value());
+    auto adapter = make_adapter(params.adapter);
+    RC_ASSERT(adapter != nullptr);
+    if (auto s = adapter->create(config); !s)
+      RC_FAIL("[G-FIT] creating a segment of " + std::to_string(config.segment_size) + " bytes, slot size " +
+              std::to_string(config.slot_size) + " failed: " + s.error().message());
+    compare_geometry(m->view(), adapter->observe());
+    compare_outcome("connect", m->connect(config.protocol_version), got_from(adapter->connect(config.protocol_version)));
+    rc::state::check(*m, *adapter,
+                     rc::state::gen::execOneOfWithArgs<Write, Write, WriteBlocking, Read, Read, Peek, SetBackpressure,
+                                                       Connect, Disconnect, Reopen, StopWriter, StopReader,
+                                                       CorruptOldest, Shutdown>());
+  });
+  fill_result(result, rc, params);
+  return result;
+}
+
+}  // namespace memlink::conformance

@@ -1,0 +1,87 @@
+// The suite must be able to fail: each deliberately broken adapter is caught,
+// naming the clause it breaks; the reference passes; the clause list is
+// SPEC.md's.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "adapter.hpp"
+#include "suite.hpp"
+
+namespace memlink::conformance {
+namespace {
+
+Params quick(const std::string& adapter, std::uint64_t seed = 1) {
+  Params p;
+  p.adapter = adapter;
+  p.seed = seed;
+  p.depth = Depth::Quick;
+  return p;
+}
+
+TEST(Suite, ReferencePassesTheStatefulAndGeometryChecks) {
+  for (std::uint64_t seed : {1, 2}) {
+    const auto r = run_stateful(quick("reference", seed));
+    EXPECT_FALSE(r.failure.has_value()) << r.failure->description;
+    EXPECT_GT(r.cases, 0);
+    const auto g = run_geometry(quick("reference", seed));
+    EXPECT_FALSE(g.failure.has_value()) << g.failure->description;
+  }
+}
+
+struct Broken {
+  const char* adapter;
+  const char* clause;
+};
+
+class BrokenAdapter : public ::testing::TestWithParam<Broken> {};
+
+TEST_P(BrokenAdapter, IsCaughtNamingTheClause) {
+  // Default depth: enough cases that each breakage is met reliably.
+  Params p = quick(GetParam().adapter, 7);
+  p.depth = Depth::Default;
+  const auto r = run_stateful(p);
+  ASSERT_TRUE(r.failure.has_value()) << GetParam().adapter << " passed the suite";
+  EXPECT_EQ(r.failure->clause, GetParam().clause) << r.failure->description;
+  EXPECT_FALSE(r.failure->counterexample.empty());
+  EXPECT_NE(r.failure->replay.find("--reproduce"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, BrokenAdapter,
+                         ::testing::Values(Broken{"broken-priority-order", "R-ORDER"},
+                                           Broken{"broken-oversize", "T-TOO-LARGE"},
+                                           Broken{"broken-checksum", "V-SLOT"}),
+                         [](const auto& info) {
+                           std::string n = info.param.adapter;
+                           for (char& c : n)
+                             if (c == '-') c = '_';
+                           return n;
+                         });
+
+TEST(Suite, ClauseListMatchesSpecMd) {
+  std::ifstream f(MEMLINK_SPEC_MD);
+  ASSERT_TRUE(f) << MEMLINK_SPEC_MD;
+  std::stringstream s;
+  s << f.rdbuf();
+  const std::string spec = s.str();
+  std::set<std::string> in_spec;
+  static const std::regex id(R"(\*\*([A-Z]-[A-Z-]+)\*\*|\(`([A-Z]-[A-Z-]+)`\))");
+  for (auto it = std::sregex_iterator(spec.begin(), spec.end(), id); it != std::sregex_iterator(); ++it)
+    in_spec.insert((*it)[1].matched ? (*it)[1].str() : (*it)[2].str());
+  std::set<std::string> listed;
+  for (const auto& c : spec_clauses()) listed.insert(c.id);
+  EXPECT_EQ(in_spec, listed);
+}
+
+TEST(Suite, OtherChecksPassOnTheReference) {
+  for (auto run : {run_bounds, run_checksum, run_linearizability}) {
+    const auto r = run(quick("reference"));
+    EXPECT_FALSE(r.failure.has_value()) << r.name << ": " << r.failure->description;
+  }
+}
+
+}  // namespace
+}  // namespace memlink::conformance

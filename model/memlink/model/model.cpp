@@ -1,0 +1,222 @@
+#include "memlink/model/model.hpp"
+
+#include <algorithm>
+#include <ostream>
+
+namespace memlink::model {
+namespace {
+
+Outcome ok(std::string clause) { return Outcome{std::nullopt, std::move(clause), {}, 0, 0}; }
+Outcome fail(ErrorCode code, std::string clause) { return Outcome{code, std::move(clause), {}, 0, 0}; }
+
+bool has_writer(Direction d) { return d == Direction::ClientToDaemon; }  // c2d is written by clients
+
+}  // namespace
+
+void showValue(const Config& c, std::ostream& os) {
+  os << "segment of " << c.segment_size << " bytes, slot size " << c.slot_size << ", protocol "
+     << c.protocol_version;
+}
+
+// G-DIST: critical = max(1, ceil(0.2 n)), high = max(1, ceil(0.5 n)),
+// low = max(1, n - critical - high).
+shm::SlotDistribution distribution(std::uint32_t n) {
+  const std::int64_t critical = std::max<std::int64_t>(1, (std::int64_t{n} + 4) / 5);
+  const std::int64_t high = std::max<std::int64_t>(1, (std::int64_t{n} + 1) / 2);
+  const std::int64_t low = std::max<std::int64_t>(1, std::int64_t{n} - critical - high);
+  return {static_cast<std::uint32_t>(critical), static_cast<std::uint32_t>(high),
+          static_cast<std::uint32_t>(low)};
+}
+
+// G-STRIDE, G-PLACE, G-FIT: the largest n whose six rings fit after the
+// control region.
+std::optional<std::uint32_t> slots_per_direction(std::size_t segment_size, std::uint32_t slot_size) {
+  if (segment_size < shm::MIN_SEGMENT_SIZE || segment_size > shm::MAX_SEGMENT_SIZE) return std::nullopt;
+  if (slot_size < 1 || slot_size > shm::MAX_SLOT_SIZE) return std::nullopt;
+  const std::uint64_t stride = (64 + slot_size + 63) / 64 * 64;
+  auto bytes_needed = [&](std::uint32_t n) {
+    return 4096 + 2 * (3 * 192 + distribution(n).total() * stride);
+  };
+  if (bytes_needed(1) > segment_size) return std::nullopt;
+  std::uint32_t n = 1;
+  while (bytes_needed(n + 1) <= segment_size) ++n;
+  return n;
+}
+
+std::optional<Model> Model::create(const Config& config) {
+  const auto n = slots_per_direction(config.segment_size, config.slot_size);
+  if (!n) return std::nullopt;
+  return Model(config, *n);
+}
+
+Model::Model(const Config& config, std::uint32_t n) : config_(config) {
+  const auto dist = distribution(n);
+  for (auto& direction : rings_)
+    for (Priority p : shm::kAllPriorities) direction[std::size_t(p)].capacity = dist.of(p);
+}
+
+// T-SHUTDOWN, T-TOO-LARGE, R-CAPACITY: the reasons a write changes nothing.
+std::optional<Outcome> Model::refuse_write(Direction d, Priority p, std::size_t size) const {
+  if (shutdown_) return fail(ErrorCode::Disconnected, "T-SHUTDOWN");
+  if (size > config_.slot_size) return fail(ErrorCode::MessageTooLarge, "T-TOO-LARGE");
+  if (ring(d, p).entries.size() == ring(d, p).capacity) return fail(ErrorCode::Full, "R-CAPACITY");
+  return std::nullopt;
+}
+
+Outcome Model::write(Direction d, Priority p, std::span<const std::byte> payload) {
+  if (auto refused = refuse_write(d, p, payload.size())) return *refused;
+  Ring& r = ring(d, p);
+  const std::uint64_t seq = next_sequence_[std::size_t(d)]++;  // T-SEQ
+  r.entries.push_back(Entry{r.head, SlotState::Ready, Message{p, seq, {payload.begin(), payload.end()}}, false});
+  ++r.head;                                 // R-CLAIM
+  if (has_writer(d)) ++client_head_;        // T-COUNTERS
+  Outcome o = ok("S-PUBLISH");              // acknowledged once Ready
+  o.sequence = seq;
+  return o;
+}
+
+Outcome Model::write_blocking(Direction d, Priority p, std::span<const std::byte> payload) {
+  Outcome o = write(d, p, payload);
+  if (o.error == ErrorCode::Full) return fail(ErrorCode::Timeout, "T-BLOCKING");
+  return o;
+}
+
+// R-ORDER: the highest priority whose oldest message is past Writing.
+// R-VISIBLE: a ring whose oldest message is still Writing has nothing to
+// read yet, so the read moves on to the next priority.
+std::optional<Priority> Model::ring_to_read(Direction d) const {
+  for (Priority p : shm::kAllPriorities) {
+    const Ring& r = ring(d, p);
+    if (r.entries.empty() || r.entries.front().state == SlotState::Writing) continue;
+    return p;
+  }
+  return std::nullopt;
+}
+
+Outcome Model::read(Direction d) {
+  const auto p = ring_to_read(d);
+  if (!p) return fail(ErrorCode::Empty, "R-VISIBLE");
+  Ring& r = ring(d, *p);
+  Entry& oldest = r.entries.front();
+  if (oldest.state != SlotState::Ready) return fail(ErrorCode::InvalidState, "R-HELD");
+  if (oldest.corrupt) {  // V-SLOT: never delivered; dropped and counted
+    r.entries.pop_front();
+    ++r.tail;
+    ++r.corrupt_skipped;
+    return fail(ErrorCode::CorruptSegment, "V-SLOT");
+  }
+  Outcome o = ok("R-ORDER");
+  o.message = std::move(oldest.message);
+  r.entries.pop_front();
+  ++r.tail;  // R-RELEASE
+  if (has_writer(d)) ++daemon_tail_;  // T-COUNTERS
+  return o;
+}
+
+// R-PEEK: what read() would return next, unconsumed; no checksum check.
+Outcome Model::peek(Direction d) const {
+  const auto p = ring_to_read(d);
+  if (!p) return fail(ErrorCode::Empty, "R-PEEK");
+  const Entry& oldest = ring(d, *p).entries.front();
+  if (oldest.state != SlotState::Ready) return fail(ErrorCode::InvalidState, "R-HELD");
+  Outcome o = ok("R-PEEK");
+  o.message = Message{oldest.message.priority, oldest.message.sequence, {}};
+  o.length = static_cast<std::uint32_t>(oldest.message.payload.size());
+  return o;
+}
+
+Outcome Model::set_backpressure(std::uint32_t permille) {
+  if (shutdown_) return fail(ErrorCode::Disconnected, "T-SHUTDOWN");
+  if (permille > shm::BACKPRESSURE_MAX) return fail(ErrorCode::InvalidArgument, "C-BACKPRESSURE");
+  backpressure_ = permille;
+  return ok("C-BACKPRESSURE");
+}
+
+// V-CONNECT (the checks after validation), T-ENDPOINTS.
+Outcome Model::connect(std::uint16_t version) {
+  if (version != config_.protocol_version) return fail(ErrorCode::ProtocolMismatch, "V-CONNECT");
+  if (shutdown_) return fail(ErrorCode::Disconnected, "V-CONNECT");
+  ++client_count_;
+  return ok("T-ENDPOINTS");
+}
+
+Outcome Model::disconnect() {
+  if (client_count_ > 0) --client_count_;
+  return ok("T-ENDPOINTS");
+}
+
+// M-PERSIST: a client unmaps and maps again; nothing in the segment changes.
+Outcome Model::reopen() { return ok("M-PERSIST"); }
+
+Outcome Model::shutdown() {
+  shutdown_ = true;
+  return ok("T-SHUTDOWN");
+}
+
+// S-TRANSITIONS: a writer that stops after claiming (or filling) leaves its
+// slot Writing: it holds a position, took a sequence number, and is not
+// acknowledged (client_head does not count it).
+Outcome Model::stop_writer(Direction d, Priority p, WriterStop, std::span<const std::byte> payload) {
+  if (auto refused = refuse_write(d, p, payload.size())) return *refused;
+  Ring& r = ring(d, p);
+  const std::uint64_t seq = next_sequence_[std::size_t(d)]++;
+  r.entries.push_back(Entry{r.head, SlotState::Writing, Message{p, seq, {payload.begin(), payload.end()}}, false});
+  ++r.head;
+  Outcome o = ok("S-TRANSITIONS");
+  o.sequence = seq;
+  return o;
+}
+
+// S-TRANSITIONS: the consumer stops after taking (Reading) or completing
+// (Done) the message it would read next; the slot keeps its position.
+Outcome Model::stop_reader(Direction d, ReaderStop where) {
+  const auto p = ring_to_read(d);
+  if (!p) return fail(ErrorCode::Empty, "R-VISIBLE");
+  Entry& oldest = ring(d, *p).entries.front();
+  if (oldest.state != SlotState::Ready) return fail(ErrorCode::InvalidState, "R-HELD");
+  if (oldest.corrupt) return read(d);  // the take drops it, as read() does
+  oldest.state = where == ReaderStop::AfterTake ? SlotState::Reading : SlotState::Done;
+  Outcome o = ok("S-TRANSITIONS");
+  o.message = oldest.message;
+  return o;
+}
+
+bool Model::oldest_is_corruptible(Direction d, Priority p) const {
+  return oldest_is_ready(d, p) && !ring(d, p).entries.front().corrupt;
+}
+
+Outcome Model::corrupt_oldest(Direction d, Priority p) {
+  if (!oldest_is_corruptible(d, p)) return fail(ErrorCode::InvalidState, "V-SLOT");
+  ring(d, p).entries.front().corrupt = true;
+  return ok("V-SLOT");
+}
+
+bool Model::oldest_is_ready(Direction d, Priority p) const {
+  const Ring& r = ring(d, p);
+  return !r.entries.empty() && r.entries.front().state == SlotState::Ready;
+}
+
+View Model::view() const {
+  View v;
+  for (std::size_t d = 0; d < shm::kDirectionCount; ++d) {
+    for (std::size_t p = 0; p < shm::kPriorityCount; ++p) {
+      const Ring& r = rings_[d][p];
+      RingView& rv = v.rings[d][p];
+      rv.capacity = r.capacity;
+      rv.head = r.head;
+      rv.tail = r.tail;
+      rv.corrupt_skipped = r.corrupt_skipped;
+      rv.slots.assign(r.capacity, SlotState::Empty);
+      for (const Entry& e : r.entries) rv.slots[e.position % r.capacity] = e.state;
+    }
+    v.next_sequence[d] = next_sequence_[d];
+  }
+  v.backpressure = backpressure_;
+  v.client_count = client_count_;
+  v.client_head = client_head_;
+  v.daemon_tail = daemon_tail_;
+  v.shutdown = shutdown_;
+  return v;
+}
+
+}  // namespace memlink::model

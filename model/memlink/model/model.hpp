@@ -1,0 +1,157 @@
+// The executable model of SPEC.md: what a conforming transport does, written
+// as plainly as possible. Single-threaded, no atomics, no shared memory. Per
+// direction and priority it keeps a FIFO of the messages between tail and
+// head, each with its slot state. Every operation returns the outcome the
+// spec requires and names the clause that decides it.
+//
+// It is the one oracle of the conformance suite (conformance/), and is meant
+// for the differential fuzzer and the chaos checker too.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <iosfwd>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "memlink/shm/layout.hpp"
+#include "memlink/shm/priority.hpp"
+#include "memlink/shm/result.hpp"
+#include "memlink/shm/slot.hpp"
+
+namespace memlink::model {
+
+// Vocabulary shared with the reference (enums only; no behaviour).
+using shm::Direction;
+using shm::ErrorCode;
+using shm::Priority;
+using shm::SlotState;
+
+struct Config {
+  std::size_t segment_size = 0;
+  std::uint32_t slot_size = 0;
+  std::uint16_t protocol_version = 1;
+};
+// For counterexamples (RapidCheck finds it by argument-dependent lookup).
+void showValue(const Config& c, std::ostream& os);
+
+// G-DIST, written out as the spec states it, in integers.
+shm::SlotDistribution distribution(std::uint32_t n);
+
+// G-FIT / G-PLACE: slots per direction for a segment, or nullopt if too small.
+std::optional<std::uint32_t> slots_per_direction(std::size_t segment_size, std::uint32_t slot_size);
+
+struct Message {
+  Priority priority = Priority::Low;
+  std::uint64_t sequence = 0;
+  std::vector<std::byte> payload;
+  friend bool operator==(const Message&, const Message&) = default;
+};
+
+// The result the spec requires of one operation.
+struct Outcome {
+  std::optional<ErrorCode> error;  // nullopt: Ok
+  std::string clause;              // the clause that decides this outcome
+  std::optional<Message> message;  // read and peek (peek: payload left empty)
+  std::uint64_t sequence = 0;      // write: the sequence number taken
+  std::uint32_t length = 0;        // peek: the payload length
+  bool ok() const { return !error.has_value(); }
+};
+
+enum class WriterStop : std::uint8_t { AfterClaim, AfterFill };   // leaves Writing
+enum class ReaderStop : std::uint8_t { AfterTake, AfterComplete };  // leaves Reading / Done
+
+// What the spec makes observable about one ring.
+struct RingView {
+  std::uint32_t capacity = 0;
+  std::uint64_t head = 0;
+  std::uint64_t tail = 0;
+  std::vector<SlotState> slots;  // by slot index
+  std::uint64_t corrupt_skipped = 0;
+  friend bool operator==(const RingView&, const RingView&) = default;
+};
+
+// Everything the suite compares after each command.
+struct View {
+  RingView rings[shm::kDirectionCount][shm::kPriorityCount];
+  std::uint32_t backpressure = 0;
+  std::uint32_t client_count = 0;
+  std::uint64_t next_sequence[shm::kDirectionCount] = {};  // client_seq, daemon_seq
+  std::uint64_t client_head = 0;
+  std::uint64_t daemon_tail = 0;
+  bool shutdown = false;
+  friend bool operator==(const View&, const View&) = default;
+};
+
+class Model {
+ public:
+  // nullopt if the config is not a valid transport segment (G-FIT).
+  static std::optional<Model> create(const Config& config);
+
+  Outcome write(Direction d, Priority p, std::span<const std::byte> payload);
+  // Single-threaded, nobody frees a slot while we wait: Full becomes Timeout.
+  Outcome write_blocking(Direction d, Priority p, std::span<const std::byte> payload);
+  Outcome read(Direction d);
+  Outcome peek(Direction d) const;
+  Outcome set_backpressure(std::uint32_t permille);
+  Outcome connect(std::uint16_t version);
+  Outcome disconnect();
+  Outcome reopen();
+  Outcome shutdown();
+  // A writer that stops partway (crashes) after a step of S-TRANSITIONS.
+  Outcome stop_writer(Direction d, Priority p, WriterStop where, std::span<const std::byte> payload);
+  // The consumer stops partway through the read it would do next.
+  Outcome stop_reader(Direction d, ReaderStop where);
+  // A hostile peer corrupts the payload (or checksum) of the oldest message
+  // of a ring; only meaningful when that message is Ready.
+  Outcome corrupt_oldest(Direction d, Priority p);
+
+  View view() const;
+  std::uint32_t capacity(Priority p) const { return ring(Direction::ClientToDaemon, p).capacity; }
+  std::uint32_t slot_size() const { return config_.slot_size; }
+  std::uint16_t protocol_version() const { return config_.protocol_version; }
+  std::uint32_t client_count() const { return client_count_; }
+  bool is_shut_down() const { return shutdown_; }
+  // True if the oldest message of the ring is Ready (readable).
+  bool oldest_is_ready(Direction d, Priority p) const;
+  // True if the oldest message is Ready and not corrupted yet (corrupting it
+  // twice could restore it).
+  bool oldest_is_corruptible(Direction d, Priority p) const;
+  std::size_t pending(Direction d, Priority p) const { return ring(d, p).entries.size(); }
+
+ private:
+  struct Entry {
+    std::uint64_t position = 0;
+    SlotState state = SlotState::Empty;
+    Message message;
+    bool corrupt = false;  // payload no longer matches its checksum
+  };
+  struct Ring {
+    std::uint32_t capacity = 0;
+    std::uint64_t head = 0;  // tail + entries.size()
+    std::uint64_t tail = 0;
+    std::deque<Entry> entries;  // positions tail .. head-1, oldest first
+    std::uint64_t corrupt_skipped = 0;
+  };
+
+  explicit Model(const Config& config, std::uint32_t n);
+  Ring& ring(Direction d, Priority p) { return rings_[std::size_t(d)][std::size_t(p)]; }
+  const Ring& ring(Direction d, Priority p) const { return rings_[std::size_t(d)][std::size_t(p)]; }
+  std::optional<Outcome> refuse_write(Direction d, Priority p, std::size_t size) const;
+  // The ring a read of direction d acts on, per R-ORDER / R-VISIBLE.
+  std::optional<Priority> ring_to_read(Direction d) const;
+
+  Config config_;
+  Ring rings_[shm::kDirectionCount][shm::kPriorityCount];
+  std::uint64_t next_sequence_[shm::kDirectionCount] = {};
+  std::uint64_t client_head_ = 0;
+  std::uint64_t daemon_tail_ = 0;
+  std::uint32_t backpressure_ = 0;
+  std::uint32_t client_count_ = 0;
+  bool shutdown_ = false;
+};
+
+}  // namespace memlink::model
