@@ -29,47 +29,36 @@ void expect_equal(const std::string& clause, const std::string& field, std::uint
 
 }  // namespace
 
-Got got_from(const shm::Status& s) {
+// The error half of every got_from(); the value half is `fill`.
+template <class R, class Fill>
+Got got_from_result(const R& r, Fill fill) {
   Got g;
-  if (!s) {
-    g.error = s.code();
-    g.detail = s.error().detail;
+  if (!r) {
+    g.error = r.code();
+    g.detail = r.error().detail;
+  } else {
+    fill(g);
   }
   return g;
+}
+
+Got got_from(const shm::Status& s) {
+  return got_from_result(s, [](Got&) {});
 }
 
 Got got_from(const shm::Result<std::uint64_t>& r) {
-  Got g;
-  if (!r) {
-    g.error = r.code();
-    g.detail = r.error().detail;
-  } else {
-    g.sequence = r.value();
-  }
-  return g;
+  return got_from_result(r, [&](Got& g) { g.sequence = r.value(); });
 }
 
 Got got_from(const shm::Result<model::Message>& r) {
-  Got g;
-  if (!r) {
-    g.error = r.code();
-    g.detail = r.error().detail;
-  } else {
-    g.message = r.value();
-  }
-  return g;
+  return got_from_result(r, [&](Got& g) { g.message = r.value(); });
 }
 
 Got got_from(const shm::Result<PeekInfo>& r) {
-  Got g;
-  if (!r) {
-    g.error = r.code();
-    g.detail = r.error().detail;
-  } else {
+  return got_from_result(r, [&](Got& g) {
     g.message = model::Message{r->priority, r->sequence, {}};
     g.length = r->length;
-  }
-  return g;
+  });
 }
 
 void compare_outcome(const std::string& operation, const model::Outcome& want, const Got& got) {

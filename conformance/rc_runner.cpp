@@ -1,8 +1,8 @@
 #include "rc_runner.hpp"
 
+#include <cctype>
 #include <iterator>
 #include <map>
-#include <regex>
 
 namespace memlink::conformance {
 namespace {
@@ -58,15 +58,25 @@ std::uint64_t check_seed(const Params& params, const std::string& check) {
 
 const char* depth_name(Depth d) { return d == Depth::Quick ? "quick" : d == Depth::Default ? "default" : "deep"; }
 
+std::optional<std::pair<std::size_t, std::size_t>> find_clause_tag(const std::string& text) {
+  for (std::size_t open = text.find('['); open != std::string::npos; open = text.find('[', open + 1)) {
+    const std::size_t close = text.find(']', open);
+    if (close == std::string::npos) return std::nullopt;
+    const std::string id = text.substr(open + 1, close - open - 1);
+    const bool looks_like_clause = id.size() >= 3 && std::isupper(static_cast<unsigned char>(id[0])) && id[1] == '-' &&
+                                   id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ-") == std::string::npos;
+    if (looks_like_clause) return std::pair{open, close};
+  }
+  return std::nullopt;
+}
+
 void fill_result(CheckResult& result, const RcOutcome& rc, const Params& params) {
   result.cases = rc.cases;
   if (rc.passed) return;
   Failure f;
-  static const std::regex tag(R"(\[([A-Z]-[A-Z-]+)\])");
-  std::smatch m;
-  if (std::regex_search(rc.description, m, tag)) {
-    f.clause = m[1].str();
-    f.description = rc.description.substr(static_cast<std::size_t>(m.position(0)));  // drop RapidCheck's file:line
+  if (const auto tag = find_clause_tag(rc.description)) {
+    f.clause = rc.description.substr(tag->first + 1, tag->second - tag->first - 1);
+    f.description = rc.description.substr(tag->first);  // drop RapidCheck's file:line
     while (!f.description.empty() && (f.description.back() == '\n' || f.description.back() == ' '))
       f.description.pop_back();
   } else {

@@ -70,6 +70,9 @@ RcOutcome run_rc(const std::string& check, const Params& params, int max_success
   return out;
 }
 
+// The position of "[" and "]" around the first clause id ("[R-ORDER]") in text.
+std::optional<std::pair<std::size_t, std::size_t>> find_clause_tag(const std::string& text);
+
 // Fills a CheckResult from a RapidCheck outcome; the failing clause is the
 // "[X-NAME]" tag the check put at the start of its failure message.
 void fill_result(CheckResult& result, const RcOutcome& rc, const Params& params);
