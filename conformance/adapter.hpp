@@ -58,6 +58,14 @@ class Adapter {
 
   // Everything SPEC.md makes observable, read from the segment.
   virtual model::View observe() = 0;
+
+  // The segment's bytes as this implementation laid them out.
+  virtual std::span<const std::byte> segment_bytes() = 0;
+  // The pid this implementation's endpoints record as slot owner.
+  virtual std::uint32_t owner_pid() const = 0;
+  // Writes `bytes` as a segment file of its own and connects a client to it;
+  // the result of that connect (the client is dropped again).
+  virtual shm::Status connect_to_copy(std::span<const std::byte> bytes, std::uint16_t version) = 0;
 };
 
 // "reference" and, for the suite's own tests, the deliberately broken

@@ -6,7 +6,10 @@ const std::vector<CheckDef>& all_checks() {
   static const std::vector<CheckDef> checks = {
       {"stateful", "adapter", run_stateful},
       {"geometry", "adapter", run_geometry},
+      {"layout", "adapter", run_layout},
+      {"connect-validation", "adapter", run_connect_validation},
       {"linearizability", "reference library", run_linearizability},
+      {"wakeup", "reference library", run_wakeup},
       {"bounds", "reference library", run_bounds},
       {"checksum", "reference library", run_checksum},
   };

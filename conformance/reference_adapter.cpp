@@ -3,6 +3,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
 
 #include "memlink/shm/platform.hpp"
 
@@ -30,6 +33,7 @@ ReferenceAdapter::~ReferenceAdapter() {
   clients_.clear();
   daemon_.reset();
   (void)shm::MmapSegment::remove(path_);
+  (void)shm::MmapSegment::remove(path_ + ".copy");
 }
 
 shm::Status ReferenceAdapter::create(const model::Config& config) {
@@ -198,6 +202,26 @@ model::View ReferenceAdapter::observe() {
   return v;
 }
 
+std::span<const std::byte> ReferenceAdapter::segment_bytes() { return daemon_->segment_bytes(); }
+
+std::uint32_t ReferenceAdapter::owner_pid() const { return shm::platform::current_pid(); }
+
+shm::Status ReferenceAdapter::connect_to_copy(std::span<const std::byte> bytes, std::uint16_t version) {
+  const std::string copy = path_ + ".copy";
+  (void)shm::MmapSegment::remove(copy);
+  {
+    std::FILE* f = std::fopen(copy.c_str(), "wb");
+    if (f == nullptr) return make_error(ErrorCode::IoError, "cannot write " + copy);
+    const bool written = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+    std::fclose(f);
+    if (!written) return make_error(ErrorCode::IoError, "cannot write " + copy);
+  }
+  auto c = shm::Client::connect(copy, version);
+  (void)shm::MmapSegment::remove(copy);
+  if (!c) return c.error();
+  return {};
+}
+
 // --------------------------------------------------------------------------
 // Deliberately broken adapters. Each breaks exactly one clause; the suite's
 // tests assert that it fails, naming that clause.
@@ -257,6 +281,44 @@ class BrokenChecksum final : public ReferenceAdapter {
   }
 };
 
+// Breaks V-CONNECT, the crate's defect: connect checks only the magic and the
+// protocol version and trusts every other value in the segment.
+class BrokenTrustsSegment final : public ReferenceAdapter {
+ public:
+  std::string name() const override { return "broken-trusts-segment"; }
+  shm::Status connect_to_copy(std::span<const std::byte> bytes, std::uint16_t version) override {
+    std::uint64_t magic = 0;
+    std::uint16_t protocol = 0;
+    if (bytes.size() >= 14) {
+      std::memcpy(&magic, bytes.data(), 8);
+      std::memcpy(&protocol, bytes.data() + 12, 2);
+    }
+    if (magic != shm::SEGMENT_MAGIC) return make_error(ErrorCode::CorruptSegment, "control.magic");
+    if (protocol != version) return make_error(ErrorCode::ProtocolMismatch, "protocol");
+    return {};
+  }
+};
+
+// Breaks R-LAYOUT: keeps each ring's head and tail on each other's lines.
+class BrokenLayout final : public ReferenceAdapter {
+ public:
+  std::string name() const override { return "broken-layout"; }
+  std::span<const std::byte> segment_bytes() override {
+    const auto real = ReferenceAdapter::segment_bytes();
+    copy_.assign(real.begin(), real.end());
+    const shm::Geometry& g = daemon_->geometry();
+    for (Direction d : {Direction::ClientToDaemon, Direction::DaemonToClient})
+      for (Priority p : shm::kAllPriorities) {
+        std::byte* ring = copy_.data() + g.offset(d, p);
+        std::swap_ranges(ring + 64, ring + 72, ring + 128);
+      }
+    return copy_;
+  }
+
+ private:
+  std::vector<std::byte> copy_;
+};
+
 }  // namespace
 
 std::unique_ptr<Adapter> make_adapter(const std::string& name) {
@@ -264,13 +326,16 @@ std::unique_ptr<Adapter> make_adapter(const std::string& name) {
   if (name == "broken-priority-order") return std::make_unique<BrokenPriorityOrder>();
   if (name == "broken-oversize") return std::make_unique<BrokenOversize>();
   if (name == "broken-checksum") return std::make_unique<BrokenChecksum>();
+  if (name == "broken-trusts-segment") return std::make_unique<BrokenTrustsSegment>();
+  if (name == "broken-layout") return std::make_unique<BrokenLayout>();
   return nullptr;
 }
 
 std::vector<std::string> adapter_names(bool include_broken) {
   std::vector<std::string> names{"reference"};
   if (include_broken)
-    names.insert(names.end(), {"broken-priority-order", "broken-oversize", "broken-checksum"});
+    names.insert(names.end(), {"broken-priority-order", "broken-oversize", "broken-checksum",
+                               "broken-trusts-segment", "broken-layout"});
   return names;
 }
 

@@ -31,6 +31,9 @@ class ReferenceAdapter : public Adapter {
   shm::Result<model::Message> stop_reader(Direction d, model::ReaderStop where) override;
   shm::Status corrupt_oldest(Direction d, Priority p) override;
   model::View observe() override;
+  std::span<const std::byte> segment_bytes() override;
+  std::uint32_t owner_pid() const override;
+  shm::Status connect_to_copy(std::span<const std::byte> bytes, std::uint16_t version) override;
 
  protected:
   // The endpoint that writes / reads direction d (nullptr: no client).

@@ -58,6 +58,9 @@ CheckResult run_geometry(const Params& params);
 CheckResult run_bounds(const Params& params);
 CheckResult run_checksum(const Params& params);
 CheckResult run_linearizability(const Params& params);
+CheckResult run_layout(const Params& params);
+CheckResult run_connect_validation(const Params& params);
+CheckResult run_wakeup(const Params& params);
 
 // Shared by the RapidCheck-based checks: runs `property` and fills `out`.
 struct RcOutcome {

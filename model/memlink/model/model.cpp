@@ -196,6 +196,13 @@ bool Model::oldest_is_ready(Direction d, Priority p) const {
   return !r.entries.empty() && r.entries.front().state == SlotState::Ready;
 }
 
+std::optional<Message> Model::message_in_slot(Direction d, Priority p, std::uint32_t index) const {
+  const Ring& r = ring(d, p);
+  for (const Entry& e : r.entries)
+    if (e.position % r.capacity == index) return e.message;
+  return std::nullopt;
+}
+
 View Model::view() const {
   View v;
   for (std::size_t d = 0; d < shm::kDirectionCount; ++d) {

@@ -120,6 +120,8 @@ class Model {
   // True if the oldest message is Ready and not corrupted yet (corrupting it
   // twice could restore it).
   bool oldest_is_corruptible(Direction d, Priority p) const;
+  // The message occupying slot `index` of a ring (nullopt if the slot is Empty).
+  std::optional<Message> message_in_slot(Direction d, Priority p, std::uint32_t index) const;
   std::size_t pending(Direction d, Priority p) const { return ring(d, p).entries.size(); }
 
  private:

@@ -107,6 +107,8 @@ class Endpoint {
   void set_wait_strategy(WaitStrategy w) noexcept { options_.wait_strategy = w; }
 
   const Geometry& geometry() const noexcept { return geometry_; }
+  // The whole mapped segment, for inspection (conformance, tests).
+  std::span<const std::byte> segment_bytes() const noexcept { return {segment_.data(), segment_.size()}; }
   const std::string& path() const noexcept { return segment_.path(); }
   PriorityRingBuffer& inbound() noexcept { return inbound_; }
   PriorityRingBuffer& outbound() noexcept { return outbound_; }

@@ -1,0 +1,326 @@
+// Byte-level checks through the adapter: the segment must be laid out
+// exactly as SPEC.md's tables say (an implementation in another language
+// must interoperate byte for byte), and connect must refuse a segment whose
+// fields are wrong, naming the field.
+#include <cstring>
+#include <ostream>
+
+#include "adapter.hpp"
+#include "memlink/shm/layout.hpp"
+#include "rc_runner.hpp"
+
+namespace memlink::conformance {
+namespace {
+
+using model::Model;
+
+// Offsets of SPEC.md, written out here rather than taken from ref/.
+constexpr std::size_t kControlSize = 4096, kRingHeader = 192, kSlotHeader = 64;
+constexpr std::uint64_t kMagic = 0x314B4E494C4D454DULL;
+constexpr std::uint32_t kRingMagic = 0x474E4952;
+
+std::size_t stride_of(std::uint32_t slot_size) { return (kSlotHeader + slot_size + 63) / 64 * 64; }
+
+struct Offsets {
+  std::size_t ring[2][3];
+  std::size_t stride;
+};
+
+Offsets offsets_of(const Model& m, std::uint32_t slot_size) {  // G-PLACE
+  Offsets o{};
+  o.stride = stride_of(slot_size);
+  std::size_t off = kControlSize;
+  for (int d = 0; d < 2; ++d)
+    for (int p = 0; p < 3; ++p) {
+      o.ring[d][p] = off;
+      off += kRingHeader + m.capacity(static_cast<Priority>(p)) * o.stride;
+    }
+  return o;
+}
+
+template <class T>
+T at(std::span<const std::byte> bytes, std::size_t offset, const char* what) {
+  if (offset + sizeof(T) > bytes.size())
+    RC_FAIL(std::string("[G-PLACE] ") + what + " at offset " + std::to_string(offset) + " lies past the segment's " +
+            std::to_string(bytes.size()) + " bytes");
+  T v;
+  std::memcpy(&v, bytes.data() + offset, sizeof v);
+  return v;
+}
+
+void expect_field(const char* clause, const std::string& what, std::uint64_t want, std::uint64_t got) {
+  record_clause(clause);
+  if (want != got)
+    RC_FAIL(std::string("[") + clause + "] " + what + ": the spec requires " + std::to_string(want) +
+            ", the segment has " + std::to_string(got));
+}
+
+std::uint32_t crc32c_by_definition(const std::byte* p, std::size_t n) {
+  std::uint32_t crc = 0xFFFFFFFFu;
+  for (std::size_t i = 0; i < n; ++i) {
+    crc ^= std::to_integer<std::uint8_t>(p[i]);
+    for (int k = 0; k < 8; ++k) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+  }
+  return crc ^ 0xFFFFFFFFu;
+}
+
+model::Config gen_small_config() {
+  model::Config c;
+  c.slot_size = *rc::gen::element<std::uint32_t>(1u, 16u, 64u, 200u, 4096u);
+  const auto n = *rc::gen::inRange<std::uint32_t>(1, 12);
+  c.segment_size = kControlSize + 2 * (3 * kRingHeader + model::distribution(n).total() * stride_of(c.slot_size)) +
+                   *rc::gen::inRange<std::size_t>(0, 200);
+  c.protocol_version = *rc::gen::arbitrary<std::uint16_t>();
+  return c;
+}
+
+std::vector<std::byte> pattern(std::size_t n, std::uint64_t seed) {
+  std::vector<std::byte> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>((seed * 131 + i * 7) & 0xFF);
+  return v;
+}
+
+// Random traffic applied to both, so rings have messages in every state.
+void drive(Model& m, Adapter& a, std::uint32_t slot_size) {
+  const int steps = *rc::gen::inRange(0, 40);
+  for (int i = 0; i < steps; ++i) {
+    const auto d = *rc::gen::inRange(0, 2) == 0 ? Direction::ClientToDaemon : Direction::DaemonToClient;
+    const auto p = static_cast<Priority>(*rc::gen::inRange(0, 3));
+    const auto data = pattern(*rc::gen::inRange<std::size_t>(0, slot_size + 1), i);
+    switch (*rc::gen::inRange(0, 10)) {
+      case 0: m.stop_writer(d, p, model::WriterStop::AfterFill, data); (void)a.stop_writer(d, p, model::WriterStop::AfterFill, data); break;
+      case 1: m.stop_reader(d, model::ReaderStop::AfterTake); (void)a.stop_reader(d, model::ReaderStop::AfterTake); break;
+      case 2: case 3: case 4: m.read(d); (void)a.read(d); break;
+      default: m.write(d, p, data); (void)a.write(d, p, data); break;
+    }
+  }
+}
+
+}  // namespace
+
+CheckResult run_layout(const Params& params) {
+  CheckResult result;
+  result.name = "layout";
+  const int cases = params.depth == Depth::Quick ? 30 : params.depth == Depth::Default ? 300 : 3000;
+  const auto rc = run_rc("layout", params, cases, 100, [&] {
+    const model::Config config = *rc::gen::exec(gen_small_config);
+    auto m = Model::create(config);
+    RC_ASSERT(m.has_value());
+    auto a = make_adapter(params.adapter);
+    if (auto s = a->create(config); !s) RC_FAIL("[G-FIT] create failed: " + s.error().message());
+    m->connect(config.protocol_version);
+    RC_ASSERT(a->connect(config.protocol_version).ok());
+    drive(*m, *a, config.slot_size);
+    const auto bytes = a->segment_bytes();
+    const model::View v = m->view();
+    const Offsets o = offsets_of(*m, config.slot_size);
+
+    expect_field("L-CONST", "control.magic", kMagic, at<std::uint64_t>(bytes, 0, "magic"));
+    record_clause("C-INIT");
+    expect_field("L-CONST", "control.layout_version", 1, at<std::uint32_t>(bytes, 8, "layout_version"));
+    expect_field("C-LAYOUT", "control.protocol_version", config.protocol_version, at<std::uint16_t>(bytes, 12, "protocol_version"));
+    expect_field("C-LAYOUT", "control.segment_size", config.segment_size, at<std::uint64_t>(bytes, 16, "segment_size"));
+    expect_field("C-LAYOUT", "control.slot_size", config.slot_size, at<std::uint32_t>(bytes, 24, "slot_size"));
+    expect_field("G-STRIDE", "control.slot_stride", o.stride, at<std::uint32_t>(bytes, 28, "slot_stride"));
+    expect_field("C-LAYOUT", "control.slots_per_direction",
+                 *model::slots_per_direction(config.segment_size, config.slot_size), at<std::uint32_t>(bytes, 32, "slots_per_direction"));
+    for (int d = 0; d < 2; ++d)
+      for (int p = 0; p < 3; ++p)
+        expect_field("C-LAYOUT", "control.slot_count", v.rings[d][p].capacity, at<std::uint32_t>(bytes, 36 + 4 * (3 * d + p), "slot_count"));
+    expect_field("C-FLAGS", "control.flags", v.shutdown ? 1 : 0, at<std::uint32_t>(bytes, 60, "flags"));
+    expect_field("C-LAYOUT", "control.backpressure", v.backpressure, at<std::uint32_t>(bytes, 88, "backpressure"));
+    expect_field("C-LAYOUT", "control.client_count", v.client_count, at<std::uint32_t>(bytes, 128, "client_count"));
+    expect_field("C-LAYOUT", "control.client_head", v.client_head, at<std::uint64_t>(bytes, 192, "client_head"));
+    expect_field("C-LAYOUT", "control.client_seq", v.next_sequence[0], at<std::uint64_t>(bytes, 200, "client_seq"));
+    expect_field("C-LAYOUT", "control.daemon_tail", v.daemon_tail, at<std::uint64_t>(bytes, 256, "daemon_tail"));
+    expect_field("C-LAYOUT", "control.daemon_seq", v.next_sequence[1], at<std::uint64_t>(bytes, 264, "daemon_seq"));
+
+    for (int d = 0; d < 2; ++d) {
+      for (int p = 0; p < 3; ++p) {
+        const model::RingView& rv = v.rings[d][p];
+        const std::size_t r = o.ring[d][p];
+        const std::string name = std::string("ring[") + (d == 0 ? "c2d/" : "d2c/") +
+                                 std::string(shm::to_string(static_cast<Priority>(p))) + "]";
+        record_clause("G-PLACE");
+        expect_field("R-LAYOUT", name + ".ring_magic", kRingMagic, at<std::uint32_t>(bytes, r, "ring_magic"));
+        expect_field("R-LAYOUT", name + ".capacity", rv.capacity, at<std::uint32_t>(bytes, r + 4, "capacity"));
+        expect_field("R-LAYOUT", name + ".slot_size", config.slot_size, at<std::uint32_t>(bytes, r + 8, "slot_size"));
+        expect_field("R-LAYOUT", name + ".slot_stride", o.stride, at<std::uint32_t>(bytes, r + 12, "slot_stride"));
+        expect_field("R-LAYOUT", name + ".direction", d, at<std::uint8_t>(bytes, r + 16, "direction"));
+        expect_field("R-LAYOUT", name + ".priority", p, at<std::uint8_t>(bytes, r + 17, "priority"));
+        const auto head = at<std::uint64_t>(bytes, r + 64, "head");
+        const auto tail = at<std::uint64_t>(bytes, r + 128, "tail");
+        expect_field("R-LAYOUT", name + ".head", rv.head, head);
+        expect_field("R-LAYOUT", name + ".tail", rv.tail, tail);
+        expect_field("R-LAYOUT", name + ".corrupt_skipped", rv.corrupt_skipped, at<std::uint64_t>(bytes, r + 136, "corrupt_skipped"));
+        record_clause("R-POSITIONS");
+        if (!(tail <= head && head - tail <= rv.capacity)) RC_FAIL("[R-POSITIONS] " + name + " head/tail out of range");
+        for (std::uint32_t i = 0; i < rv.capacity; ++i) {
+          const std::size_t s = r + kRingHeader + i * o.stride;
+          const std::string slot = name + ".slot[" + std::to_string(i) + "]";
+          const auto state = at<std::uint8_t>(bytes, s, "state");
+          expect_field("S-STATES", slot + ".state", static_cast<std::uint8_t>(rv.slots[i]), state);
+          const auto st = rv.slots[i];
+          if (st == model::SlotState::Writing || st == model::SlotState::Reading) {
+            expect_field("S-OWNER", slot + ".owner_pid", a->owner_pid(), at<std::uint32_t>(bytes, s + 16, "owner_pid"));
+            if (at<std::uint64_t>(bytes, s + 24, "timestamp_ns") == 0) RC_FAIL("[S-OWNER] " + slot + ".timestamp_ns is 0");
+          }
+          const auto msg = m->message_in_slot(static_cast<Direction>(d), static_cast<Priority>(p), i);
+          if (!msg || st == model::SlotState::Empty) continue;
+          // Writing after fill, Ready, Reading, Done: the header describes the message.
+          expect_field("S-LAYOUT", slot + ".priority", p, at<std::uint8_t>(bytes, s + 1, "priority"));
+          expect_field("S-LAYOUT", slot + ".length", msg->payload.size(), at<std::uint32_t>(bytes, s + 4, "length"));
+          expect_field("S-LAYOUT", slot + ".sequence", msg->sequence, at<std::uint64_t>(bytes, s + 8, "sequence"));
+          const auto position = at<std::uint64_t>(bytes, s + 32, "position");
+          expect_field("S-LAYOUT", slot + ".position % capacity", i, position % rv.capacity);
+          if (s + kSlotHeader + msg->payload.size() > bytes.size()) RC_FAIL("[G-PLACE] " + slot + " payload past the end");
+          const std::byte* payload = bytes.data() + s + kSlotHeader;
+          record_clause("S-LAYOUT");
+          if (!msg->payload.empty() && std::memcmp(payload, msg->payload.data(), msg->payload.size()) != 0)
+            RC_FAIL("[S-LAYOUT] " + slot + ": payload bytes at offset 64 are not the message written");
+          expect_field("S-CHECKSUM", slot + ".checksum", crc32c_by_definition(payload, msg->payload.size()),
+                       at<std::uint32_t>(bytes, s + 20, "checksum"));
+        }
+      }
+    }
+  });
+  fill_result(result, rc, params);
+  return result;
+}
+
+// One invalid field (or a truncation, or a wrong version): what to change and
+// what connect must then say.
+struct Mutation {
+  std::string field;  // the word the error must contain
+  std::string clause;
+  shm::ErrorCode code = shm::ErrorCode::CorruptSegment;
+  std::uint16_t version = 0;
+  std::vector<std::pair<std::size_t, std::vector<std::byte>>> writes;
+  std::optional<std::size_t> truncate_to;
+  std::string text;  // for the counterexample
+};
+
+void showValue(const Mutation& m, std::ostream& os) { os << "mutation: " << m.text; }
+
+template <class T>
+std::vector<std::byte> raw(T v) {
+  std::vector<std::byte> b(sizeof v);
+  std::memcpy(b.data(), &v, sizeof v);
+  return b;
+}
+
+Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets& o,
+                      std::span<const std::byte> bytes) {
+  Mutation mu;
+  mu.clause = "V-CONNECT";
+  mu.version = config.protocol_version;
+  auto set = [&](const std::string& field, std::size_t off, auto value) {
+    mu.field = field;
+    mu.writes.push_back({off, raw(value)});
+    mu.text = field + " at offset " + std::to_string(off) + " := " + std::to_string(value);
+  };
+  auto other32 = [](std::uint32_t not_this) {
+    return *rc::gen::suchThat(rc::gen::arbitrary<std::uint32_t>(), [=](std::uint32_t x) { return x != not_this; });
+  };
+  auto current32 = [&](std::size_t off) {
+    std::uint32_t v;
+    std::memcpy(&v, bytes.data() + off, 4);
+    return v;
+  };
+  const int d = *rc::gen::inRange(0, 2), p = *rc::gen::inRange(0, 3);
+  const std::size_t ring = o.ring[d][p];
+  const std::string ring_name = std::string("ring[") + (d == 0 ? "c2d/" : "d2c/") +
+                                std::string(shm::to_string(static_cast<Priority>(p))) + "].";
+  switch (*rc::gen::inRange(0, 16)) {
+    case 0: set("magic", 0, *rc::gen::suchThat(rc::gen::arbitrary<std::uint64_t>(), [](std::uint64_t x) { return x != kMagic; })); break;
+    case 1: set("layout_version", 8, other32(1)); break;
+    case 2: set("segment_size", 16, *rc::gen::suchThat(rc::gen::arbitrary<std::uint64_t>(), [&](std::uint64_t x) { return x != config.segment_size; })); break;
+    case 3:
+      mu.field = "segment_size";
+      mu.truncate_to = *rc::gen::inRange<std::size_t>(shm::MIN_SEGMENT_SIZE, config.segment_size);
+      mu.text = "file truncated to " + std::to_string(*mu.truncate_to) + " bytes";
+      break;
+    case 4:
+      mu.field = "size";
+      mu.clause = "M-OPEN";
+      mu.truncate_to = *rc::gen::inRange<std::size_t>(0, shm::MIN_SEGMENT_SIZE);
+      mu.text = "file truncated to " + std::to_string(*mu.truncate_to) + " bytes (below MIN_SEGMENT_SIZE)";
+      break;
+    case 5: set("slot_size", 24, *rc::gen::element<std::uint32_t>(0u, 4097u, 65536u, UINT32_MAX)); break;
+    case 6: set("slot_stride", 28, other32(static_cast<std::uint32_t>(o.stride))); break;
+    case 7: set("slots_per_direction", 32, *rc::gen::element<std::uint32_t>(0u, UINT32_MAX, static_cast<std::uint32_t>(config.segment_size / o.stride + 1))); break;
+    case 8: set("slot_count", 36 + 4 * (3 * d + p), other32(m.capacity(static_cast<Priority>(p)))); break;
+    case 9: set("flags", 60, std::uint32_t{1} << *rc::gen::inRange(2, 32)); mu.clause = "C-FLAGS"; break;
+    case 10: set("backpressure", 88, *rc::gen::inRange<std::uint32_t>(1001, UINT32_MAX)); mu.clause = "C-BACKPRESSURE"; break;
+    case 11: {
+      static const char* names[] = {"ring_magic", "capacity", "slot_size", "slot_stride"};
+      const int f = *rc::gen::inRange(0, 4);
+      set(names[f], ring + 4 * f, other32(current32(ring + 4 * f)));
+      mu.text = ring_name + mu.text;
+      break;
+    }
+    case 12: {
+      const bool dir = *rc::gen::arbitrary<bool>();
+      set(dir ? "direction" : "priority", ring + (dir ? 16 : 17), static_cast<std::uint8_t>(*rc::gen::inRange(3, 256)));
+      mu.text = ring_name + mu.text;
+      break;
+    }
+    case 13: {
+      std::uint64_t tail;
+      std::memcpy(&tail, bytes.data() + ring + 128, 8);
+      set("head", ring + 64, tail + m.capacity(static_cast<Priority>(p)) + 1 + *rc::gen::inRange<std::uint64_t>(0, 1000));
+      mu.clause = "R-POSITIONS";
+      mu.text = ring_name + mu.text + " (more than capacity past tail)";
+      break;
+    }
+    case 14:
+      mu.field = "protocol";
+      mu.code = shm::ErrorCode::ProtocolMismatch;
+      mu.version = static_cast<std::uint16_t>(config.protocol_version + 1 + *rc::gen::inRange(0, 100));
+      mu.text = "client asks for protocol " + std::to_string(mu.version);
+      break;
+    default:
+      set("shut down", 60, std::uint32_t{1});
+      mu.code = shm::ErrorCode::Disconnected;
+      mu.clause = "T-SHUTDOWN";
+      mu.text = "flags := SHUTDOWN";
+      break;
+  }
+  return mu;
+}
+
+// V-CONNECT: one field made invalid; connect must refuse, naming it.
+CheckResult run_connect_validation(const Params& params) {
+  CheckResult result;
+  result.name = "connect-validation";
+  const int cases = params.depth == Depth::Quick ? 60 : params.depth == Depth::Default ? 600 : 6000;
+  const auto rc = run_rc("connect-validation", params, cases, 100, [&] {
+    const model::Config config = *rc::gen::exec(gen_small_config);
+    auto m = Model::create(config);
+    RC_ASSERT(m.has_value());
+    auto a = make_adapter(params.adapter);
+    RC_ASSERT(a->create(config).ok());
+    RC_ASSERT(a->connect(config.protocol_version).ok());
+    (void)a->write(Direction::ClientToDaemon, Priority::High, pattern(1, 1));
+    std::vector<std::byte> bytes(a->segment_bytes().begin(), a->segment_bytes().end());
+    record_clause("V-CONNECT");
+    if (auto s = a->connect_to_copy(bytes, config.protocol_version); !s)
+      RC_FAIL("[V-CONNECT] an intact copy of a valid segment was refused: " + s.error().message());
+    const Offsets o = offsets_of(*m, config.slot_size);
+    const Mutation mu = *rc::gen::exec([&] { return gen_mutation(config, *m, o, bytes); });
+    for (const auto& [off, value] : mu.writes) std::memcpy(bytes.data() + off, value.data(), value.size());
+    if (mu.truncate_to) bytes.resize(*mu.truncate_to);
+    record_clause(mu.clause);
+    const auto s = a->connect_to_copy(bytes, mu.version);
+    if (s.ok()) RC_FAIL("[" + mu.clause + "] connect accepted a segment after " + mu.text);
+    if (s.code() != mu.code)
+      RC_FAIL("[" + mu.clause + "] after " + mu.text + " the spec requires " + std::string(shm::to_string(mu.code)) +
+              ", connect returned " + s.error().message());
+    if (s.error().detail.find(mu.field) == std::string::npos)
+      RC_FAIL("[" + mu.clause + "] after " + mu.text + " the error does not name " + mu.field + ": " + s.error().message());
+  });
+  fill_result(result, rc, params);
+  return result;
+}
+
+}  // namespace memlink::conformance
