@@ -96,6 +96,27 @@ void drive(Model& m, Adapter& a, std::uint32_t slot_size) {
   }
 }
 
+// A fresh segment from a random small config, in the model and through the
+// adapter, with one client connected to both.
+struct Fixture {
+  model::Config config;
+  std::optional<Model> model;
+  std::unique_ptr<Adapter> adapter;
+};
+
+Fixture connected_fixture(const Params& params) {
+  Fixture f;
+  f.config = *rc::gen::exec(gen_small_config);
+  f.model = Model::create(f.config);
+  RC_ASSERT(f.model.has_value());
+  f.adapter = make_adapter(params.adapter);
+  if (auto s = f.adapter->create(f.config); !s) RC_FAIL("[G-FIT] create failed: " + s.error().message());
+  f.model->connect(f.config.protocol_version);
+  if (auto s = f.adapter->connect(f.config.protocol_version); !s)
+    RC_FAIL("[V-CONNECT] connect to a fresh segment failed: " + s.error().message());
+  return f;
+}
+
 }  // namespace
 
 CheckResult run_layout(const Params& params) {
@@ -103,13 +124,10 @@ CheckResult run_layout(const Params& params) {
   result.name = "layout";
   const int cases = params.depth == Depth::Quick ? 30 : params.depth == Depth::Default ? 300 : 3000;
   const auto rc = run_rc("layout", params, cases, 100, [&] {
-    const model::Config config = *rc::gen::exec(gen_small_config);
-    auto m = Model::create(config);
-    RC_ASSERT(m.has_value());
-    auto a = make_adapter(params.adapter);
-    if (auto s = a->create(config); !s) RC_FAIL("[G-FIT] create failed: " + s.error().message());
-    m->connect(config.protocol_version);
-    RC_ASSERT(a->connect(config.protocol_version).ok());
+    Fixture f = connected_fixture(params);
+    const model::Config& config = f.config;
+    auto& m = f.model;
+    Adapter* a = f.adapter.get();
     drive(*m, *a, config.slot_size);
     const auto bytes = a->segment_bytes();
     const model::View v = m->view();
@@ -295,12 +313,10 @@ CheckResult run_connect_validation(const Params& params) {
   result.name = "connect-validation";
   const int cases = params.depth == Depth::Quick ? 60 : params.depth == Depth::Default ? 600 : 6000;
   const auto rc = run_rc("connect-validation", params, cases, 100, [&] {
-    const model::Config config = *rc::gen::exec(gen_small_config);
-    auto m = Model::create(config);
-    RC_ASSERT(m.has_value());
-    auto a = make_adapter(params.adapter);
-    RC_ASSERT(a->create(config).ok());
-    RC_ASSERT(a->connect(config.protocol_version).ok());
+    Fixture f = connected_fixture(params);
+    const model::Config& config = f.config;
+    auto& m = f.model;
+    Adapter* a = f.adapter.get();
     (void)a->write(Direction::ClientToDaemon, Priority::High, pattern(1, 1));
     std::vector<std::byte> bytes(a->segment_bytes().begin(), a->segment_bytes().end());
     record_clause("V-CONNECT");
