@@ -1,6 +1,9 @@
 #include "memlink/shm/buffer.hpp"
 
 #include <cstdlib>
+#if defined(_WIN32)
+#include <malloc.h>
+#endif
 #include <cstring>
 #include <new>
 
@@ -30,6 +33,23 @@ Status check_geometry(std::byte* mem, std::size_t bytes, std::uint32_t capacity,
                           " bytes needs " + std::to_string(RingBuffer::bytes_for(capacity, slot_size)) +
                           " bytes, region has " + std::to_string(bytes));
   return {};
+}
+
+// The C runtime on Windows has no aligned_alloc.
+void* allocate_aligned(std::size_t alignment, std::size_t bytes) {
+#if defined(_WIN32)
+  return _aligned_malloc(bytes, alignment);
+#else
+  return std::aligned_alloc(alignment, bytes);
+#endif
+}
+
+void free_aligned(std::byte* p) {
+#if defined(_WIN32)
+  _aligned_free(p);
+#else
+  std::free(p);
+#endif
 }
 
 }  // namespace
@@ -103,9 +123,9 @@ Result<RingBuffer> RingBuffer::create_owned(std::uint32_t capacity, std::uint32_
                                                       " is outside [1, " +
                                                       std::to_string(MAX_SLOT_SIZE) + "]");
   const std::size_t bytes = bytes_for(capacity, slot_size);
-  void* mem = std::aligned_alloc(CACHE_LINE_SIZE, align_up(bytes, CACHE_LINE_SIZE));
+  void* mem = allocate_aligned(CACHE_LINE_SIZE, align_up(bytes, CACHE_LINE_SIZE));
   if (mem == nullptr) return make_error(ErrorCode::InvalidArgument, "out of memory for ring");
-  std::shared_ptr<std::byte> owner(static_cast<std::byte*>(mem), [](std::byte* p) { std::free(p); });
+  std::shared_ptr<std::byte> owner(static_cast<std::byte*>(mem), free_aligned);
   auto ring = format(owner.get(), bytes, capacity, slot_size, Direction::ClientToDaemon, priority);
   if (ring) ring->owned_ = std::move(owner);
   return ring;
