@@ -323,7 +323,11 @@ CheckResult run_connect_validation(const Params& params) {
     if (auto s = a->connect_to_copy(bytes, config.protocol_version); !s)
       RC_FAIL("[V-CONNECT] an intact copy of a valid segment was refused: " + s.error().message());
     const Offsets o = offsets_of(*m, config.slot_size);
-    const Mutation mu = *rc::gen::exec([&] { return gen_mutation(config, *m, o, bytes); });
+    // By value: RapidCheck runs this generator again while shrinking, after
+    // this frame is gone.
+    const Mutation mu = *rc::gen::exec([config = config, model = *m, o, bytes] {
+      return gen_mutation(config, model, o, bytes);
+    });
     for (const auto& [off, value] : mu.writes) std::memcpy(bytes.data() + off, value.data(), value.size());
     if (mu.truncate_to) bytes.resize(*mu.truncate_to);
     record_clause(mu.clause);
