@@ -90,6 +90,7 @@ class [[nodiscard]] Result {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
 
   // Precondition: !ok().
   const Error& error() const& { return std::get<1>(v_); }
