@@ -9,7 +9,7 @@ const std::vector<Clause>& spec_clauses() {
   static const std::vector<Clause> clauses = {
       {"L-CONST", "constants"},
       {"M-NAME", "segment naming: file path or POSIX shm name"},
-      {"M-CREATE", "create: exclusive, mode 0600, zero-filled, size limits"},
+      {"M-CREATE", "create: exclusive, 0600, zero-filled, size limits"},
       {"M-OPEN", "open: size limits, NotFound, PermissionDenied"},
       {"M-PERSIST", "contents persist across unmap and map"},
       {"G-STRIDE", "slot stride"},
@@ -34,7 +34,7 @@ const std::vector<Clause>& spec_clauses() {
       {"R-RELEASE", "Done -> Empty, then tail + 1"},
       {"S-LAYOUT", "slot header layout"},
       {"S-STATES", "state values"},
-      {"S-TRANSITIONS", "Empty -> Writing -> Ready -> Reading -> Done -> Empty"},
+      {"S-TRANSITIONS", "Empty->Writing->Ready->Reading->Done->Empty"},
       {"S-OWNER", "owner pid and timestamp on Writing/Reading"},
       {"S-PUBLISH", "acknowledged only when Ready"},
       {"S-CHECKSUM", "CRC32C of the payload"},

@@ -63,6 +63,11 @@ Got got_from(const shm::Result<PeekInfo>& r) {
 
 void compare_outcome(const std::string& operation, const model::Outcome& want, const Got& got) {
   record_clause(want.clause);
+  if (got.error) {  // E-CODES: an error a person can act on says what failed
+    record_clause("E-CODES");
+    if (got.detail.empty())
+      fail("E-CODES", operation + ": returned " + describe(got.error) + " with no detail saying what failed");
+  }
   if (want.error != got.error)
     fail(want.clause, operation + ": the spec requires " + describe(want.error) + ", the implementation returned " +
                           describe(got.error) + (got.detail.empty() ? "" : " (" + got.detail + ")"));

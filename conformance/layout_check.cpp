@@ -148,6 +148,10 @@ CheckResult run_layout(const Params& params) {
     expect_field("C-FLAGS", "control.flags", v.shutdown ? 1 : 0, at<std::uint32_t>(bytes, 60, "flags"));
     expect_field("C-LAYOUT", "control.backpressure", v.backpressure, at<std::uint32_t>(bytes, 88, "backpressure"));
     expect_field("C-LAYOUT", "control.client_count", v.client_count, at<std::uint32_t>(bytes, 128, "client_count"));
+    // C-LINES: the offsets checked here put the daemon's fields (64..127),
+    // client_count (128), the clients' counters (192..), the daemon's (256..)
+    // and each futex word (320, 384, 448, 512) on lines of their own.
+    record_clause("C-LINES");
     expect_field("C-LAYOUT", "control.client_head", v.client_head, at<std::uint64_t>(bytes, 192, "client_head"));
     expect_field("C-LAYOUT", "control.client_seq", v.next_sequence[0], at<std::uint64_t>(bytes, 200, "client_seq"));
     expect_field("C-LAYOUT", "control.daemon_tail", v.daemon_tail, at<std::uint64_t>(bytes, 256, "daemon_tail"));

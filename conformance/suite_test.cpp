@@ -96,7 +96,7 @@ TEST(Suite, ClauseListMatchesSpecMd) {
 }
 
 TEST(Suite, OtherChecksPassOnTheReference) {
-  for (auto run : {run_bounds, run_checksum, run_linearizability, run_layout, run_connect_validation, run_wakeup}) {
+  for (auto run : {run_bounds, run_checksum, run_linearizability, run_layout, run_connect_validation, run_wakeup, run_segment}) {
     const auto r = run(quick("reference"));
     EXPECT_FALSE(r.failure.has_value()) << r.name << ": " << r.failure->description;
   }

@@ -1,0 +1,82 @@
+// The segment layer of the reference library (M-*): names, creation, opening.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "memlink/shm/layout.hpp"
+#include "memlink/shm/mmap.hpp"
+#include "suite.hpp"
+
+namespace memlink::conformance {
+namespace {
+
+Failure failure(const std::string& clause, const std::string& what) {
+  return Failure{clause, "[" + clause + "] " + what, {}, "scripts/conformance --only segment"};
+}
+
+std::optional<Failure> check_name(const std::string& name, bool posix) {
+  record_clause("M-NAME");
+  record_clause("M-CREATE");
+  (void)shm::MmapSegment::remove(name);
+  const mode_t old = ::umask(0);  // M-CREATE: the mode is exact whatever the umask
+  auto seg = shm::MmapSegment::create(name, 8192);
+  ::umask(old);
+  if (!seg) return failure("M-CREATE", "create '" + name + "': " + seg.error().message());
+  const std::string file = posix ? "/dev/shm/" + name : name;  // where Linux keeps POSIX shm objects
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return failure("M-NAME", "'" + name + "' did not create " + file);
+  if ((st.st_mode & 0777) != 0600) return failure("M-CREATE", file + " has mode " + std::to_string(st.st_mode & 0777) + ", not 0600");
+  if (st.st_size != 8192) return failure("M-CREATE", file + " has the wrong size");
+  for (std::size_t i = 0; i < seg->size(); ++i)
+    if (seg->data()[i] != std::byte{0}) return failure("M-CREATE", "a new segment is not zero-filled");
+  if (shm::MmapSegment::create(name, 8192).code() != shm::ErrorCode::AlreadyExists)
+    return failure("M-CREATE", "creating over an existing segment did not say AlreadyExists");
+  (void)shm::MmapSegment::remove(name);
+  return std::nullopt;
+}
+
+}  // namespace
+
+CheckResult run_segment(const Params&) {
+  CheckResult result;
+  result.name = "segment";
+  static std::atomic<int> counter{0};
+  const std::string base = "memlink-segcheck-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  for (const auto& [name, posix] : {std::pair{base, true}, std::pair{"/dev/shm/" + base + "-file", false}}) {
+    if (auto f = check_name(name, posix)) {
+      result.failure = f;
+      return result;
+    }
+    ++result.cases;
+  }
+  record_clause("M-OPEN");
+  const std::string path = "/dev/shm/" + base + "-open";
+  (void)shm::MmapSegment::remove(path);
+  if (shm::MmapSegment::open(path).code() != shm::ErrorCode::NotFound) {
+    result.failure = failure("M-OPEN", "opening a missing segment did not say NotFound");
+    return result;
+  }
+  for (std::size_t bad : {std::size_t{0}, shm::MIN_SEGMENT_SIZE - 1, shm::MAX_SEGMENT_SIZE + 1}) {
+    if (shm::MmapSegment::create(path, bad).code() != shm::ErrorCode::InvalidArgument) {
+      result.failure = failure("M-CREATE", "creating a segment of " + std::to_string(bad) + " bytes was not refused");
+      return result;
+    }
+    ++result.cases;
+  }
+  {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    std::fputs("too small", f);
+    std::fclose(f);
+  }
+  auto small = shm::MmapSegment::open(path);
+  (void)shm::MmapSegment::remove(path);
+  if (small.code() != shm::ErrorCode::CorruptSegment) {
+    result.failure = failure("M-OPEN", "a 9-byte file was not refused as CorruptSegment");
+    return result;
+  }
+  ++result.cases;
+  return result;
+}
+
+}  // namespace memlink::conformance
