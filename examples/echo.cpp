@@ -20,7 +20,7 @@ int run_daemon(const std::string& path, int ready_fd) {
   }
   (void)::write(ready_fd, "r", 1);
   for (int answered = 0; answered < 3;) {
-    if (auto s = daemon->wait(5s); !s) {
+    if (auto s = daemon->wait(5s); !s && s.code() != ErrorCode::Timeout) {
       std::fprintf(stderr, "daemon: %s\n", s.error().message().c_str());
       return 1;
     }

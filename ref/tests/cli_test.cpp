@@ -145,12 +145,19 @@ TEST(Cli, InspectAfterAKillShowsTheLeftovers) {
     ASSERT_TRUE(c.ok());
     stop(d, SIGKILL);  // no shutdown: the segment stays
     ASSERT_TRUE(c->write(Priority::High, std::string_view("left behind")).ok());
+    ASSERT_TRUE(c->outbound().ring(Priority::Low).claim().ok());  // a writer that stops in Writing
   }
   auto ins = run_tool("inspect --json " + path.str());
   EXPECT_EQ(ins.status, 0) << ins.err;
   auto report = nlohmann::json::parse(ins.out);
   EXPECT_FALSE(report["control"]["daemon_process_exists"].get<bool>());
   EXPECT_EQ(report["rings"][1]["states"]["Ready"].get<int>(), 1);  // c2d/high
+  EXPECT_TRUE(report["rings"][1]["held"].empty());
+  ASSERT_EQ(report["rings"][2]["held"].size(), 1u);  // c2d/low
+  EXPECT_EQ(report["rings"][2]["held"][0]["state"].get<std::string>(), "Writing");
+  EXPECT_EQ(report["rings"][2]["held"][0]["owner_pid"].get<unsigned>(), static_cast<unsigned>(::getpid()));
+  auto table = run_tool("inspect " + path.str());
+  EXPECT_NE(table.out.find("held slots"), std::string::npos) << table.out;
 }
 
 TEST(Cli, InspectRejectsCorruptAndTruncatedSegmentsNamingTheField) {

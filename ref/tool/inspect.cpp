@@ -74,6 +74,21 @@ json ring_json(std::byte* base, std::size_t size, const Geometry& g, Direction d
   for (std::size_t s = 0; s < kSlotStateCount; ++s)
     j["states"][std::string(to_string(static_cast<SlotState>(s)))] = counts.count[s];
   j["states"]["invalid"] = counts.invalid;
+  // Slots a writer or reader holds (or left behind when it died): who, and how long ago.
+  const std::uint64_t now = platform::monotonic_ns();
+  j["held"] = json::array();
+  for (std::uint32_t i = 0; i < ring->capacity(); ++i) {
+    const SlotHeader& s = ring->slot_header(i);
+    const auto state = slot_state_from_byte(load_state(s));
+    if (!state || *state == SlotState::Empty || *state == SlotState::Ready) continue;
+    const std::uint32_t owner = s.owner_pid.load(std::memory_order_relaxed);
+    const std::uint64_t since = s.timestamp_ns.load(std::memory_order_relaxed);
+    j["held"].push_back({{"index", i},
+                         {"state", std::string(to_string(*state))},
+                         {"owner_pid", owner},
+                         {"owner_alive", platform::process_exists(owner)},
+                         {"age_s", since <= now ? static_cast<double>(now - since) / 1e9 : -1.0}});
+  }
   return j;
 }
 
@@ -167,6 +182,19 @@ void print_table(const json& r) {
                   s["Empty"].get<std::uint64_t>(), s["Writing"].get<std::uint64_t>(), s["Ready"].get<std::uint64_t>(),
                   s["Reading"].get<std::uint64_t>(), s["Done"].get<std::uint64_t>(), s["invalid"].get<std::uint64_t>(),
                   ring["corrupt_skipped"].get<std::uint64_t>());
+    }
+    bool header = false;
+    for (const json& ring : r["rings"]) {
+      if (!ring.contains("held")) continue;
+      for (const json& h : ring["held"]) {
+        if (!header) {
+          std::printf("\nheld slots (a writer or reader is in them, or died there):\n");
+          header = true;
+        }
+        std::printf("  %-14s slot %-5u %-8s owner pid %u (%s), %.3f s ago\n", ring["name"].get<std::string>().c_str(),
+                    h["index"].get<unsigned>(), h["state"].get<std::string>().c_str(), h["owner_pid"].get<unsigned>(),
+                    h["owner_alive"].get<bool>() ? "running" : "not running", h["age_s"].get<double>());
+      }
     }
   }
 }
