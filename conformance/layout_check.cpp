@@ -120,10 +120,7 @@ Fixture connected_fixture(const Params& params) {
 }  // namespace
 
 CheckResult run_layout(const Params& params) {
-  CheckResult result;
-  result.name = "layout";
-  const int cases = params.depth == Depth::Quick ? 30 : params.depth == Depth::Default ? 300 : 3000;
-  const auto rc = run_rc("layout", params, cases, 100, [&] {
+  return rc_check("layout", params, depth_budget(params, 30, 300, 3000), 100, [&] {
     Fixture f = connected_fixture(params);
     const model::Config& config = f.config;
     auto& m = f.model;
@@ -206,8 +203,6 @@ CheckResult run_layout(const Params& params) {
       }
     }
   });
-  fill_result(result, rc, params);
-  return result;
 }
 
 // One invalid field (or a truncation, or a wrong version): what to change and
@@ -313,10 +308,7 @@ Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets
 
 // V-CONNECT: one field made invalid; connect must refuse, naming it.
 CheckResult run_connect_validation(const Params& params) {
-  CheckResult result;
-  result.name = "connect-validation";
-  const int cases = params.depth == Depth::Quick ? 60 : params.depth == Depth::Default ? 600 : 6000;
-  const auto rc = run_rc("connect-validation", params, cases, 100, [&] {
+  return rc_check("connect-validation", params, depth_budget(params, 60, 600, 6000), 100, [&] {
     Fixture f = connected_fixture(params);
     const model::Config& config = f.config;
     auto& m = f.model;
@@ -343,8 +335,6 @@ CheckResult run_connect_validation(const Params& params) {
     if (s.error().detail.find(mu.field) == std::string::npos)
       RC_FAIL("[" + mu.clause + "] after " + mu.text + " the error does not name " + mu.field + ": " + s.error().message());
   });
-  fill_result(result, rc, params);
-  return result;
 }
 
 }  // namespace memlink::conformance

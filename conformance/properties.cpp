@@ -10,10 +10,6 @@
 namespace memlink::conformance {
 namespace {
 
-int budget(const Params& p, int quick, int normal, int deep) {
-  return p.depth == Depth::Quick ? quick : p.depth == Depth::Default ? normal : deep;
-}
-
 // S-CHECKSUM as the spec defines it: bitwise, reflected 0x82F63B78.
 std::uint32_t crc32c_by_definition(const std::vector<std::uint8_t>& data) {
   std::uint32_t crc = 0xFFFFFFFFu;
@@ -28,8 +24,7 @@ std::uint32_t crc32c_by_definition(const std::vector<std::uint8_t>& data) {
 
 // G-FIT / G-DIST / G-STRIDE through the adapter: any segment and slot size.
 CheckResult run_geometry(const Params& params) {
-  CheckResult result;
-  const auto rc = run_rc("geometry", params, budget(params, 50, 300, 3000), 100, [&] {
+  return rc_check("geometry", params, depth_budget(params, 50, 300, 3000), 100, [&] {
     model::Config c;
     c.slot_size = *rc::gen::inRange<std::uint32_t>(1, shm::MAX_SLOT_SIZE + 1);
     c.segment_size = *rc::gen::weightedOneOf<std::size_t>({
@@ -56,15 +51,11 @@ CheckResult run_geometry(const Params& params) {
               std::to_string(c.slot_size) + ") failed: " + created.error().message());
     compare_geometry(model::Model::create(c)->view(), adapter->observe());
   });
-  result.name = "geometry";
-  fill_result(result, rc, params);
-  return result;
 }
 
 // V-BOUNDS: the reference's bounds checks against 128-bit arithmetic.
 CheckResult run_bounds(const Params& params) {
-  CheckResult result;
-  const auto rc = run_rc("bounds", params, budget(params, 200, 2000, 20000), 100, [&] {
+  return rc_check("bounds", params, depth_budget(params, 200, 2000, 20000), 100, [&] {
     auto edge = rc::gen::weightedOneOf<std::uint64_t>({
         {3, rc::gen::arbitrary<std::uint64_t>()},
         {1, rc::gen::element<std::uint64_t>(0, 1, 4095, 4096, UINT32_MAX, UINT64_MAX / 2, UINT64_MAX - 1, UINT64_MAX)},
@@ -82,23 +73,16 @@ CheckResult run_bounds(const Params& params) {
     const bool mul_ok = u128{off} * len <= UINT64_MAX;
     if (shm::safety::checked_mul(off, len).has_value() != mul_ok) RC_FAIL("[V-BOUNDS] checked_mul overflow");
   });
-  result.name = "bounds";
-  fill_result(result, rc, params);
-  return result;
 }
 
 // S-CHECKSUM: the reference's CRC32C against the definition.
 CheckResult run_checksum(const Params& params) {
-  CheckResult result;
-  const auto rc = run_rc("checksum", params, budget(params, 100, 1000, 10000), 4096, [&] {
+  return rc_check("checksum", params, depth_budget(params, 100, 1000, 10000), 4096, [&] {
     const auto data = *rc::gen::container<std::vector<std::uint8_t>>(rc::gen::arbitrary<std::uint8_t>());
     record_clause("S-CHECKSUM");
     if (shm::crc32c(data.data(), data.size()) != crc32c_by_definition(data))
       RC_FAIL("[S-CHECKSUM] crc32c of " + std::to_string(data.size()) + " bytes differs from the definition");
   });
-  result.name = "checksum";
-  fill_result(result, rc, params);
-  return result;
 }
 
 }  // namespace memlink::conformance

@@ -73,6 +73,23 @@ RcOutcome run_rc(const std::string& check, const Params& params, int max_success
 // The position of "[" and "]" around the first clause id ("[R-ORDER]") in text.
 std::optional<std::pair<std::size_t, std::size_t>> find_clause_tag(const std::string& text);
 
+// The case budget for a depth.
+inline int depth_budget(const Params& p, int quick, int normal, int deep) {
+  return p.depth == Depth::Quick ? quick : p.depth == Depth::Default ? normal : deep;
+}
+
+void fill_result(CheckResult& result, const RcOutcome& rc, const Params& params);
+
+// A whole RapidCheck-based check: runs `testable` as check `name` and
+// returns its result (failure clause, counterexample, replay line).
+template <class Testable>
+CheckResult rc_check(const std::string& name, const Params& params, int cases, int max_size, Testable&& testable) {
+  CheckResult result;
+  result.name = name;
+  fill_result(result, run_rc(name, params, cases, max_size, std::forward<Testable>(testable)), params);
+  return result;
+}
+
 // Fills a CheckResult from a RapidCheck outcome; the failing clause is the
 // "[X-NAME]" tag the check put at the start of its failure message.
 void fill_result(CheckResult& result, const RcOutcome& rc, const Params& params);

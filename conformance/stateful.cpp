@@ -251,11 +251,7 @@ model::Config gen_config() {
 }  // namespace
 
 CheckResult run_stateful(const Params& params) {
-  CheckResult result;
-  const int cases = params.depth == Depth::Quick ? 100 : params.depth == Depth::Default ? 2000 : 20000;
-  const int size = params.depth == Depth::Quick ? 80 : params.depth == Depth::Default ? 150 : 300;
-  result.name = "stateful";
-  const auto rc = run_rc("stateful", params, cases, size, [&] {
+  return rc_check("stateful", params, depth_budget(params, 100, 2000, 20000), depth_budget(params, 80, 150, 300), [&] {
     const model::Config config = *rc::gen::exec(gen_config);
     auto m = Model::create(config);
     RC_ASSERT(m.has_value());
@@ -271,8 +267,6 @@ CheckResult run_stateful(const Params& params) {
                                                        Connect, Disconnect, Reopen, StopWriter, StopReader,
                                                        CorruptOldest, Shutdown>());
   });
-  fill_result(result, rc, params);
-  return result;
 }
 
 }  // namespace memlink::conformance
