@@ -1,6 +1,10 @@
 # Shared by the scripts in scripts/: dependency installation and logging.
 # shellcheck shell=bash
 
+# Let ccache reuse objects across clones of the repository (CI clones afresh).
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd)}"
+export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
+
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 2; }
 
