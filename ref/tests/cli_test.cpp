@@ -1,5 +1,7 @@
 // The memlink-shm tool driven as a user would: real processes, real exit codes.
 #include <gtest/gtest.h>
+
+#include <filesystem>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -74,7 +76,7 @@ int stop(pid_t pid, int sig = SIGTERM) {
 TEST(Cli, HelpOnEveryCommand) {
   auto top = run_tool("--help");
   EXPECT_EQ(top.status, 0);
-  for (const char* sub : {"daemon", "client", "inspect"}) {
+  for (const char* sub : {"daemon", "client", "inspect", "cleanup"}) {
     EXPECT_NE(top.out.find(sub), std::string::npos) << sub;
     auto r = run_tool(std::string(sub) + " --help");
     EXPECT_EQ(r.status, 0) << sub;
@@ -127,13 +129,33 @@ TEST(Cli, ClientWithTheWrongVersionFails) {
   stop(d);
 }
 
-TEST(Cli, DaemonRefusesAnExistingSegmentWithAHint) {
+TEST(Cli, DaemonRefusesToTakeOverGarbageWithAHint) {
   test::TempSegmentPath path("cliexist");
   test::write_file(path.str(), std::vector<std::byte>(8192));
   auto r = run_tool("daemon " + path.str());
   EXPECT_EQ(r.status, 2);
-  EXPECT_NE(r.err.find("AlreadyExists"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("CorruptSegment"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cleanup"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("--replace"), std::string::npos);
+  // cleanup removes it (no daemon holds the lock), and is idempotent.
+  auto c = run_tool("cleanup " + path.str());
+  EXPECT_EQ(c.status, 0) << c.err;
+  EXPECT_FALSE(std::filesystem::exists(path.str()));
+  EXPECT_EQ(run_tool("cleanup " + path.str()).status, 0);
+}
+
+TEST(Cli, CleanupRefusesWhileADaemonIsAlive) {
+  test::TempSegmentPath path("clialive");
+  const pid_t d = start_daemon(path.str());
+  ASSERT_GT(d, 0);
+  auto c = run_tool("cleanup " + path.str());
+  EXPECT_EQ(c.status, 2);
+  EXPECT_NE(c.err.find("AlreadyExists"), std::string::npos) << c.err;
+  EXPECT_TRUE(std::filesystem::exists(path.str()));
+  auto second = run_tool("daemon " + path.str());
+  EXPECT_EQ(second.status, 2);
+  EXPECT_NE(second.err.find("is running"), std::string::npos) << second.err;
+  stop(d, SIGTERM);
 }
 
 TEST(Cli, InspectAfterAKillShowsTheLeftovers) {

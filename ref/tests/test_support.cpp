@@ -1,5 +1,7 @@
 #include "test_support.hpp"
 
+#include "memlink/shm/recovery.hpp"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -20,7 +22,12 @@ TempSegmentPath::TempSegmentPath(const std::string& tag, bool posix_name) {
   (void)MmapSegment::remove(path_);
 }
 
-TempSegmentPath::~TempSegmentPath() { (void)MmapSegment::remove(path_); }
+TempSegmentPath::~TempSegmentPath() {
+  (void)MmapSegment::remove(path_);
+  // The daemon's lock, PID and start-lock files (SPEC K-LOCK), if any.
+  const std::string base = RecoveryManager::base_path(path_);
+  for (const char* suffix : {".lock", ".pid", ".takeover"}) ::unlink((base + suffix).c_str());
+}
 
 std::vector<std::byte> pattern_payload(std::uint64_t tag, std::size_t length) {
   std::vector<std::byte> out(length);

@@ -22,6 +22,9 @@ struct DaemonArgs {
   WaitStrategy wait = WaitStrategy::Adaptive;
   std::uint32_t slot_size = MAX_SLOT_SIZE;
   bool replace = false;
+  bool take_over = true;
+  std::uint32_t heartbeat_ms = 100;
+  std::uint32_t heartbeat_timeout_ms = 1000;
   bool quiet = false;
 };
 
@@ -38,5 +41,6 @@ struct ClientArgs {
 int run_daemon(const DaemonArgs& args);
 int run_client(const ClientArgs& args);
 int run_inspect(const std::string& path, bool json);
+int run_cleanup(const std::string& path);
 
 }  // namespace memlink::shm::tool

@@ -71,6 +71,7 @@ json ring_json(std::byte* base, std::size_t size, const Geometry& g, Direction d
   j["tail"] = ring->tail();
   j["pending"] = ring->len();
   j["corrupt_skipped"] = ring->corrupt_skipped();
+  j["reclaimed"] = ring->reclaimed();
   for (std::size_t s = 0; s < kSlotStateCount; ++s)
     j["states"][std::string(to_string(static_cast<SlotState>(s)))] = counts.count[s];
   j["states"]["invalid"] = counts.invalid;
@@ -95,6 +96,13 @@ json ring_json(std::byte* base, std::size_t size, const Geometry& g, Direction d
 // The whole report; "ok" is false if anything failed validation.
 json build_report(const std::string& path) {
   json report{{"path", path}};
+  {
+    RecoveryManager rm(path);
+    report["daemon_lock"] = {{"lock_file", rm.lock_path()},
+                             {"held", rm.is_already_running()},
+                             {"pid_file", rm.pid_path()},
+                             {"recorded_pid", rm.recorded_pid()}};
+  }
   auto seg = MmapSegment::open(path, MmapSegment::Access::ReadOnly);
   if (!seg) {
     report["ok"] = false;
@@ -137,6 +145,12 @@ json build_report(const std::string& path) {
 void print_table(const json& r) {
   std::printf("segment    %s (%s bytes)\n", r["path"].get<std::string>().c_str(),
               r.contains("file_size") ? std::to_string(r["file_size"].get<std::uint64_t>()).c_str() : "?");
+  if (r.contains("daemon_lock")) {
+    const json& l = r["daemon_lock"];
+    std::printf("lock       %s %s; PID file %s records pid %u\n", l["lock_file"].get<std::string>().c_str(),
+                l["held"].get<bool>() ? "is held (a daemon is alive)" : "is free (no live daemon)",
+                l["pid_file"].get<std::string>().c_str(), l["recorded_pid"].get<unsigned>());
+  }
   if (r.contains("control")) {
     const json& c = r["control"];
     std::printf("layout     magic 0x%016" PRIx64 ", layout v%u, protocol v%u, segment_size %" PRIu64 "\n",

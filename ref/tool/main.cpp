@@ -35,7 +35,15 @@ int main(int argc, char** argv) {
   daemon->add_option("--wait", daemon_wait, "Wait strategy: spin, block or adaptive")
       ->check(CLI::IsMember(strategies))
       ->capture_default_str();
-  daemon->add_flag("--replace", d.replace, "Remove an existing segment at PATH first");
+  daemon->add_flag("--replace", d.replace,
+                   "Remove a segment left at PATH by a dead daemon first (its messages are lost) "
+                   "instead of taking it over; refused while a daemon is alive");
+  bool no_takeover = false;
+  daemon->add_flag("--no-takeover", no_takeover,
+                   "Refuse a segment left by a dead or unresponsive daemon instead of taking it over");
+  daemon->add_option("--heartbeat-ms", d.heartbeat_ms, "Heartbeat interval")->capture_default_str()->check(CLI::Range(1, 60000));
+  daemon->add_option("--heartbeat-timeout-ms", d.heartbeat_timeout_ms,
+                     "A daemon silent this long may be replaced")->capture_default_str()->check(CLI::Range(2, 600000));
   daemon->add_flag("--quiet", d.quiet, "Print only errors");
 
   tool::ClientArgs c;
@@ -59,11 +67,18 @@ int main(int argc, char** argv) {
   inspect->add_option("PATH", inspect_path, "Segment path or POSIX shm name")->required();
   inspect->add_flag("--json", inspect_json, "Print JSON instead of a table");
 
+  std::string cleanup_path;
+  CLI::App* cleanup = app.add_subcommand(
+      "cleanup", "Remove the segment, PID file and lock file left at PATH by a dead daemon (refused while one is alive)");
+  cleanup->add_option("PATH", cleanup_path, "Segment path or POSIX shm name")->required();
+
   CLI11_PARSE(app, argc, argv);
+  d.take_over = !no_takeover;
   d.wait = *wait_strategy_from_string(daemon_wait);
   c.wait = *wait_strategy_from_string(client_wait);
   if (*daemon) return tool::run_daemon(d);
   if (*client) return tool::run_client(c);
   if (*inspect) return tool::run_inspect(inspect_path, inspect_json);
+  if (*cleanup) return tool::run_cleanup(cleanup_path);
   return tool::kExitError;
 }

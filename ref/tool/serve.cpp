@@ -50,17 +50,52 @@ double percentile(std::vector<double>& sorted, double p) {
 
 }  // namespace
 
+int run_cleanup(const std::string& path) {
+  RecoveryManager rm(path);
+  auto s = rm.cleanup_orphaned_shm();
+  if (s.ok()) {
+    std::printf("memlink-shm cleanup: removed the segment, PID file and lock file of '%s'\n", path.c_str());
+    return kExitOk;
+  }
+  if (s.code() == ErrorCode::NotFound) {
+    std::printf("memlink-shm cleanup: nothing to remove at '%s'\n", path.c_str());
+    return kExitOk;
+  }
+  print_error("cleanup '" + path + "'", s.error());
+  return kExitError;
+}
+
 int run_daemon(const DaemonArgs& args) {
-  if (args.replace) (void)MmapSegment::remove(args.path);
+  if (args.replace) {
+    RecoveryManager rm(args.path);
+    if (auto s = rm.cleanup_orphaned_shm(); !s && s.code() != ErrorCode::NotFound) {
+      print_error("--replace '" + args.path + "'", s.error());
+      return kExitError;
+    }
+  }
   DaemonOptions opts;
   opts.endpoint.wait_strategy = args.wait;
   opts.slot_size = args.slot_size;
+  opts.take_over = args.take_over;
+  opts.heartbeat_interval = std::chrono::milliseconds(args.heartbeat_ms);
+  opts.heartbeat_timeout = std::chrono::milliseconds(args.heartbeat_timeout_ms);
   auto daemon = Daemon::create(args.path, args.size, args.version, opts);
   if (!daemon) {
-    print_error("cannot create daemon segment '" + args.path + "'", daemon.error());
-    if (daemon.code() == ErrorCode::AlreadyExists)
-      std::fprintf(stderr, "hint: inspect it with 'memlink-shm inspect %s', or pass --replace\n", args.path.c_str());
+    print_error("cannot serve '" + args.path + "'", daemon.error());
+    if (daemon.code() == ErrorCode::AlreadyExists || daemon.code() == ErrorCode::CorruptSegment)
+      std::fprintf(stderr, "hint: inspect it with 'memlink-shm inspect %s'; remove what a dead daemon left with "
+                           "'memlink-shm cleanup %s' or pass --replace\n", args.path.c_str(), args.path.c_str());
     return kExitError;
+  }
+  if (!args.quiet && daemon->start_info().kind != DaemonStart::Fresh) {
+    const DaemonStartInfo& st = daemon->start_info();
+    std::printf("memlink-shm daemon: took over from %s daemon pid %u: epoch %llu, recovered %llu slots "
+                "(%llu unfinished writes reclaimed, %llu reads requeued, %llu finished reads released)\n",
+                std::string(to_string(st.kind)).c_str(), st.previous_pid, static_cast<unsigned long long>(st.epoch),
+                static_cast<unsigned long long>(st.recovered.total()),
+                static_cast<unsigned long long>(st.recovered.reclaimed_writing + st.recovered.reclaimed_claimed),
+                static_cast<unsigned long long>(st.recovered.requeued_reading),
+                static_cast<unsigned long long>(st.recovered.released_done));
   }
   install_stop_handlers();
   const Geometry& g = daemon->geometry();
@@ -77,6 +112,11 @@ int run_daemon(const DaemonArgs& args) {
   while (!g_stop) {
     daemon->heartbeat();
     auto s = daemon->wait(200ms);
+    if (daemon->fenced()) {
+      print_error("stopping", make_error(ErrorCode::Disconnected, "fenced: another daemon took over '" + args.path + "'"));
+      status = kExitError;
+      break;
+    }
     if (!s && s.code() != ErrorCode::Timeout && s.code() != ErrorCode::Interrupted) {
       print_error("wait", s.error());
       status = kExitError;

@@ -8,6 +8,7 @@
 #include <new>
 
 #include "memlink/shm/checksum.hpp"
+#include "memlink/shm/crash_point.hpp"
 #include "memlink/shm/safety.hpp"
 
 namespace memlink::shm {
@@ -78,6 +79,7 @@ Result<RingBuffer> RingBuffer::format(std::byte* mem, std::size_t bytes, std::ui
   hdr->head.store(0, std::memory_order_relaxed);
   hdr->tail.store(0, std::memory_order_relaxed);
   hdr->corrupt_skipped.store(0, std::memory_order_relaxed);
+  hdr->reclaimed.store(0, std::memory_order_relaxed);
   RingBuffer ring(hdr, capacity, slot_size, direction, priority);
   for (std::uint32_t i = 0; i < capacity; ++i) {
     auto* slot = new (&ring.slot_header(i)) SlotHeader{};
@@ -196,6 +198,7 @@ Result<SlotId> RingBuffer::write_slot(std::span<const std::byte> data, std::uint
   if (!id) return id;
   fill(*id, data, sequence);
   publish(*id);
+  MEMLINK_CRASH_POINT("write.after-publish");
   return id;
 }
 
@@ -225,6 +228,7 @@ Result<SlotId> RingBuffer::claim() {
       break;
     }
   }
+  MEMLINK_CRASH_POINT("write.after-claim");
   const auto index = static_cast<std::uint32_t>(head % capacity_);
   SlotHeader& slot = slot_header(index);
   std::uint8_t found = 0;
@@ -235,6 +239,18 @@ Result<SlotId> RingBuffer::claim() {
                       field(head, "state") + ": expected Empty for position " + std::to_string(head) +
                           ", found " + std::to_string(found));
   }
+  // SPEC K-CLAIMED: if we stalled between claiming the position and the CAS
+  // above for longer than the consumer's claim timeout, the consumer has
+  // skipped the position (it advances tail before it frees the slot, and the
+  // acquire of our CAS saw that free). Give the slot back and say so: the
+  // message was not sent.
+  if (hdr_->tail.load(std::memory_order_acquire) > head) {
+    transition_slot(slot, SlotState::Writing, SlotState::Empty);
+    return make_error(ErrorCode::InvalidState,
+                      field(head, "state") + ": position " + std::to_string(head) +
+                          " was reclaimed by the consumer while this writer stalled; not sent");
+  }
+  MEMLINK_CRASH_POINT("write.after-writing");
   return SlotId{head, index};
 }
 
@@ -244,11 +260,15 @@ void RingBuffer::fill(SlotId id, std::span<const std::byte> data, std::uint64_t 
   slot.length = static_cast<std::uint32_t>(data.size());
   slot.sequence = sequence;
   slot.position = id.position;
-  if (!data.empty()) std::memcpy(payload(id.index), data.data(), data.size());
+  const std::size_t half = data.size() / 2;
+  if (half > 0) std::memcpy(payload(id.index), data.data(), half);
+  MEMLINK_CRASH_POINT("write.mid-payload");
+  if (data.size() > half) std::memcpy(payload(id.index) + half, data.data() + half, data.size() - half);
   slot.checksum = crc32c(data.data(), data.size());
 }
 
 void RingBuffer::publish(SlotId id) {
+  MEMLINK_CRASH_POINT("write.before-publish");
   transition_slot(slot_header(id.index), SlotState::Writing, SlotState::Ready);  // release
 }
 
@@ -294,7 +314,7 @@ void RingBuffer::skip_corrupt(SlotHeader& slot, std::uint8_t from, std::uint64_t
   hdr_->tail.store(tail + 1, std::memory_order_release);
 }
 
-Result<MessageInfo> RingBuffer::take(std::span<std::byte> out) {
+Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fence) {
   const std::uint64_t tail = hdr_->tail.load(std::memory_order_relaxed);  // ours alone
   const std::uint64_t head = hdr_->head.load(std::memory_order_acquire);
   if (head < tail || head - tail > capacity_) return positions_error(head, tail);
@@ -334,6 +354,20 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out) {
     return make_error(ErrorCode::InvalidState,
                       field(tail, "state") + ": changed under the consumer (one consumer per ring)");
   }
+  // SPEC K-FENCE. Both loads are seq_cst, as are the CAS above and the new
+  // daemon's epoch increment: either we see the new epoch here and give the
+  // slot back, or the new daemon sees our Reading and leaves the slot to us.
+  // The tail check catches a consumer that was replaced and whose tail moved
+  // on while it was stopped (the slot may already hold a later message).
+  const bool fenced = fence != nullptr && fence->epoch->load(std::memory_order_seq_cst) != fence->mine;
+  if (fenced || hdr_->tail.load(std::memory_order_seq_cst) != tail) {
+    transition_slot(slot, SlotState::Reading, SlotState::Ready);
+    return make_error(ErrorCode::Disconnected,
+                      fenced ? "fenced: the segment's epoch is " + std::to_string(fence->epoch->load()) +
+                                   ", this consumer's was " + std::to_string(fence->mine) +
+                                   " (another daemon took over)"
+                             : field(tail, "state") + ": tail moved under this consumer; gave the slot back");
+  }
   // Copy first, then verify the copy: a peer scribbling on the slot now can
   // only make the check fail, never make us deliver what we did not check.
   if (info.length > 0) std::memcpy(out.data(), payload(index), info.length);
@@ -345,16 +379,79 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out) {
                                                      std::to_string(want) + ", payload has " +
                                                      std::to_string(got) + " (dropped)");
   }
+  MEMLINK_CRASH_POINT("read.after-take");
   return info;
 }
 
 void RingBuffer::complete(SlotId id) {
+  MEMLINK_CRASH_POINT("read.before-done");
   transition_slot(slot_header(id.index), SlotState::Reading, SlotState::Done);
 }
 
 void RingBuffer::release(SlotId id) {
+  MEMLINK_CRASH_POINT("read.after-done");
   transition_slot(slot_header(id.index), SlotState::Done, SlotState::Empty);  // slot reusable
   hdr_->tail.store(id.position + 1, std::memory_order_release);  // pairs with producers' acquire
+  MEMLINK_CRASH_POINT("read.after-release");
+}
+
+std::optional<TailView> RingBuffer::tail_view() const noexcept {
+  TailView v;
+  v.tail = hdr_->tail.load(std::memory_order_acquire);
+  v.head = hdr_->head.load(std::memory_order_acquire);
+  if (v.head <= v.tail || v.head - v.tail > capacity_) return std::nullopt;
+  const SlotHeader& slot = slot_header(static_cast<std::uint32_t>(v.tail % capacity_));
+  // seq_cst: a new daemon's load of a slot, after its epoch increment, is
+  // one half of the fencing pattern (SPEC K-FENCE); it also acquires the
+  // owner fields, stored before the state.
+  v.state = slot.state.load(std::memory_order_seq_cst);
+  v.owner_pid = slot.owner_pid.load(std::memory_order_relaxed);
+  v.since_ns = slot.timestamp_ns.load(std::memory_order_relaxed);
+  return v;
+}
+
+std::uint64_t RingBuffer::reclaimed() const noexcept {
+  return hdr_->reclaimed.load(std::memory_order_relaxed);
+}
+
+// The recovery transitions. Order matters in each: a slot is made Empty
+// before the tail passes it, because a producer that sees the new tail may
+// claim the slot's next lap at once and expects it Empty.
+bool RingBuffer::reclaim_writing(std::uint64_t tail) {
+  if (hdr_->tail.load(std::memory_order_relaxed) != tail) return false;
+  SlotHeader& slot = slot_header(static_cast<std::uint32_t>(tail % capacity_));
+  if (!transition_slot(slot, SlotState::Writing, SlotState::Empty)) return false;
+  hdr_->reclaimed.fetch_add(1, std::memory_order_relaxed);
+  hdr_->tail.store(tail + 1, std::memory_order_release);
+  return true;
+}
+
+bool RingBuffer::reclaim_claimed(std::uint64_t tail) {
+  if (hdr_->tail.load(std::memory_order_relaxed) != tail) return false;
+  SlotHeader& slot = slot_header(static_cast<std::uint32_t>(tail % capacity_));
+  // Take the slot first so that a writer still between its claim and its
+  // CAS loses that CAS (and if it wins later, it finds tail past its
+  // position and gives the slot back: see claim()). Here the tail moves
+  // before the slot is freed, so that such a writer's acquire sees it.
+  if (!transition_slot(slot, SlotState::Empty, SlotState::Writing)) return false;
+  hdr_->reclaimed.fetch_add(1, std::memory_order_relaxed);
+  hdr_->tail.store(tail + 1, std::memory_order_seq_cst);
+  slot.state.store(static_cast<std::uint8_t>(SlotState::Empty), std::memory_order_release);
+  return true;
+}
+
+bool RingBuffer::requeue_reading(std::uint64_t tail) {
+  if (hdr_->tail.load(std::memory_order_relaxed) != tail) return false;
+  SlotHeader& slot = slot_header(static_cast<std::uint32_t>(tail % capacity_));
+  return transition_slot(slot, SlotState::Reading, SlotState::Ready);
+}
+
+bool RingBuffer::release_done(std::uint64_t tail) {
+  if (hdr_->tail.load(std::memory_order_relaxed) != tail) return false;
+  SlotHeader& slot = slot_header(static_cast<std::uint32_t>(tail % capacity_));
+  if (!transition_slot(slot, SlotState::Done, SlotState::Empty)) return false;
+  hdr_->tail.store(tail + 1, std::memory_order_release);
+  return true;
 }
 
 Result<MessageInfo> RingBuffer::read_slot(std::span<std::byte> out) {

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -37,6 +38,24 @@ struct MessageInfo {
   std::uint64_t sequence = 0;
   std::uint32_t length = 0;
   SlotId slot{};
+};
+
+// A consumer's proof that it may still consume: the segment's epoch must
+// equal `mine` (SPEC K-FENCE). Checked after the take CAS, so that a consumer
+// stopped between a check and its CAS cannot take a message after it was
+// replaced.
+struct Fence {
+  const std::atomic<std::uint64_t>* epoch = nullptr;
+  std::uint64_t mine = 0;
+};
+
+// What the consumer sees at its tail, for recovery's decisions (recovery.hpp).
+struct TailView {
+  std::uint64_t head = 0;
+  std::uint64_t tail = 0;
+  std::uint8_t state = 0;        // raw byte
+  std::uint32_t owner_pid = 0;   // meaningful in Writing, Reading, Done
+  std::uint64_t since_ns = 0;    // when the owner entered Writing/Reading
 };
 
 // A count of slots in each state, for the inspector and the tests.
@@ -80,9 +99,28 @@ class RingBuffer {
   Result<SlotId> claim();
   void fill(SlotId id, std::span<const std::byte> data, std::uint64_t sequence);
   void publish(SlotId id);
-  Result<MessageInfo> take(std::span<std::byte> out);
+  Result<MessageInfo> take(std::span<std::byte> out, const Fence* fence = nullptr);
   void complete(SlotId id);
   void release(SlotId id);
+
+  // Recovery's transitions (SPEC K-*), for the consumer only, on the slot at
+  // position `tail`, which must be the current tail. Each returns false and
+  // changes nothing if the slot is no longer in the expected state. Each step
+  // is one CAS or store that a re-run recognises, so recovery may crash and
+  // be run again (SPEC K-IDEMPOTENT).
+  //   reclaim_writing:  Writing -> Empty, tail + 1          (K-WRITING)
+  //   reclaim_claimed:  Empty at a claimed position: fenced with a CAS to
+  //                     Writing, tail + 1, then Empty         (K-CLAIMED)
+  //   requeue_reading:  Reading -> Ready                     (K-READING)
+  //   release_done:     Done -> Empty, tail + 1              (K-DONE)
+  bool reclaim_writing(std::uint64_t tail);
+  bool reclaim_claimed(std::uint64_t tail);
+  bool requeue_reading(std::uint64_t tail);
+  bool release_done(std::uint64_t tail);
+
+  // A snapshot of the tail, or nullopt when the ring holds nothing.
+  std::optional<TailView> tail_view() const noexcept;
+  std::uint64_t reclaimed() const noexcept;
 
   // Ok if a write of `size` bytes would be accepted now: MessageTooLarge or
   // Full otherwise (a snapshot; another producer may take the last slot).

@@ -84,7 +84,8 @@ struct alignas(CACHE_LINE_SIZE) ControlRegion {
   std::atomic<std::uint64_t> epoch;             //  80
   std::atomic<std::uint32_t> backpressure;      //  88 0..1000
   std::atomic<std::uint32_t> d2c_consumer_pid;  //  92 the client reading d2c, 0 if none
-  std::uint8_t pad1_[CACHE_LINE_SIZE - 32];
+  std::atomic<std::uint64_t> heartbeat_interval_ns;  //  96 how often heartbeat_ns is stamped (0: unknown)
+  std::uint8_t pad1_[CACHE_LINE_SIZE - 40];
 
   // Line 2 (offset 128): client bookkeeping.
   std::atomic<std::uint32_t> client_count;  // 128
@@ -125,6 +126,7 @@ static_assert(offsetof(ControlRegion, heartbeat_ns) == 72);
 static_assert(offsetof(ControlRegion, epoch) == 80);
 static_assert(offsetof(ControlRegion, backpressure) == 88);
 static_assert(offsetof(ControlRegion, d2c_consumer_pid) == 92);
+static_assert(offsetof(ControlRegion, heartbeat_interval_ns) == 96);
 static_assert(offsetof(ControlRegion, client_count) == 128);
 static_assert(offsetof(ControlRegion, client_head) == 192);
 static_assert(offsetof(ControlRegion, client_seq) == 200);
@@ -151,12 +153,14 @@ struct alignas(CACHE_LINE_SIZE) RingHeader {
   // Line 2: owned by the consumer.
   std::atomic<std::uint64_t> tail;             // 128 next position to read
   std::atomic<std::uint64_t> corrupt_skipped;  // 136 slots dropped as corrupt
-  std::uint8_t pad2_[CACHE_LINE_SIZE - 16];
+  std::atomic<std::uint64_t> reclaimed;        // 144 positions reclaimed by recovery (SPEC K-WRITING)
+  std::uint8_t pad2_[CACHE_LINE_SIZE - 24];
 };
 static_assert(sizeof(RingHeader) == RING_HEADER_SIZE);
 static_assert(offsetof(RingHeader, head) == 64);
 static_assert(offsetof(RingHeader, tail) == 128);
 static_assert(offsetof(RingHeader, corrupt_skipped) == 136);
+static_assert(offsetof(RingHeader, reclaimed) == 144);
 
 // SPEC S-LAYOUT. One cache line, followed by the payload bytes.
 struct alignas(CACHE_LINE_SIZE) SlotHeader {

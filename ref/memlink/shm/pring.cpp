@@ -41,6 +41,14 @@ Result<MessageInfo> PriorityRingBuffer::read(std::span<std::byte> out) {
   return make_error(ErrorCode::Empty, "no message ready in any priority");
 }
 
+Result<MessageInfo> PriorityRingBuffer::take(std::span<std::byte> out, const Fence* fence) {
+  for (Priority p : kAllPriorities) {
+    auto r = ring(p).take(out, fence);
+    if (r.ok() || r.code() != ErrorCode::Empty) return r;
+  }
+  return make_error(ErrorCode::Empty, "no message ready in any priority");
+}
+
 Result<MessageInfo> PriorityRingBuffer::peek() const {
   for (Priority p : kAllPriorities) {
     auto r = ring(p).peek_slot();

@@ -31,6 +31,13 @@ class PriorityRingBuffer {
   // Empty only if no ring has a message ready; any other error of a ring
   // (corruption, another consumer) is returned as it is.
   Result<MessageInfo> read(std::span<std::byte> out);
+  // The first step of read(): the message is copied and its slot left
+  // Reading; finish() completes and releases it (see RingBuffer::take).
+  Result<MessageInfo> take(std::span<std::byte> out, const Fence* fence = nullptr);
+  void finish(const MessageInfo& m) {
+    ring(m.priority).complete(m.slot);
+    ring(m.priority).release(m.slot);
+  }
   Result<MessageInfo> peek() const;
 
   bool has_message() const noexcept {

@@ -6,13 +6,26 @@
 //          claim     fill,      publish       take      copy,     finish    release
 //                    checksum   (release)   (acquire)   verify              (release)
 //
-// Every transition is one compare-and-swap on `state` with acq_rel order:
+// Every transition is one compare-and-swap on `state`, seq_cst (on x86 the
+// same instruction as acq_rel; seq_cst because fencing, SPEC K-FENCE, pairs
+// the consumer's take CAS and its epoch load with the new daemon's epoch
+// increment and its load of the slot, a store-buffering pattern):
 //  - Writing -> Ready is the release that publishes length, sequence,
 //    checksum and payload; the consumer's acquire load of Ready sees them.
 //  - Done -> Empty is the release that hands the slot back; a producer's
 //    acquire load of the ring tail (stored after it) sees the slot Empty.
-// The owner pid and a timestamp are stamped on entering Writing and Reading
-// so that recovery (SPEC K-*) can tell whose half-finished work a slot holds.
+// The owner pid and a timestamp are stamped *before* entering Writing and
+// Reading (the CAS then publishes them), so that whoever sees a slot in
+// Writing or Reading with acquire also sees who holds it and since when:
+// recovery (SPEC K-*) decides on exactly that.
+//
+// Recovery's own transitions (SPEC K-WRITING, K-READING, K-DONE) are below
+// the normal ones; only the ring's consumer performs them, only on the slot
+// at its tail, and only when the holder is dead (recovery.hpp decides).
+//
+//   Writing (dead owner) ──▶ Empty    reclaimed: never delivered, tail + 1
+//   Reading (dead owner) ──▶ Ready    delivered again (at-least-once)
+//   Done    (dead owner) ──▶ Empty    the dead consumer had finished, tail + 1
 #pragma once
 
 #include <cstdint>
@@ -63,23 +76,31 @@ inline std::uint8_t load_state(const SlotHeader& slot) noexcept {
   return slot.state.load(std::memory_order_acquire);
 }
 
+// Recovery's transitions (SPEC K-*), for a slot whose holder is dead.
+constexpr bool is_recovery_transition(SlotState from, SlotState to) noexcept {
+  return (from == SlotState::Writing && to == SlotState::Empty) ||
+         (from == SlotState::Reading && to == SlotState::Ready) ||
+         (from == SlotState::Done && to == SlotState::Empty);
+}
+
 // The single cross-process hand-off helper. Moves `slot` from `from` to `to`
 // if it is in `from`; returns false (and the state found in `found`) if not.
-// Entering Writing or Reading records this process as the owner.
+// Entering Writing or Reading records this process as the owner first: the
+// caller has the right to the slot already (its claimed position, or the
+// consumer's tail), so nobody else writes these fields meanwhile, and the
+// CAS's release makes them visible together with the new state.
 inline bool transition_slot(SlotHeader& slot, SlotState from, SlotState to,
                             std::uint8_t* found = nullptr) noexcept {
-  auto expected = static_cast<std::uint8_t>(from);
-  if (!slot.state.compare_exchange_strong(expected, static_cast<std::uint8_t>(to),
-                                          std::memory_order_acq_rel,
-                                          std::memory_order_acquire)) {
-    if (found != nullptr) *found = expected;
-    return false;
-  }
   if (to == SlotState::Writing || to == SlotState::Reading) {
-    // Relaxed: these are diagnostics for recovery and the inspector; the
-    // data hand-off is ordered by the state CAS alone.
     slot.owner_pid.store(platform::current_pid(), std::memory_order_relaxed);
     slot.timestamp_ns.store(platform::monotonic_ns(), std::memory_order_relaxed);
+  }
+  auto expected = static_cast<std::uint8_t>(from);
+  if (!slot.state.compare_exchange_strong(expected, static_cast<std::uint8_t>(to),
+                                          std::memory_order_seq_cst,
+                                          std::memory_order_seq_cst)) {
+    if (found != nullptr) *found = expected;
+    return false;
   }
   return true;
 }

@@ -23,9 +23,9 @@ TEST(Slot, OnlyTheFiveNormalTransitionsAreAllowed) {
 TEST(Slot, TransitionIsACompareAndSwapThatStampsTheOwner) {
   SlotHeader slot{};
   std::uint8_t found = 99;
-  EXPECT_FALSE(transition_slot(slot, SlotState::Ready, SlotState::Reading, &found));
+  EXPECT_FALSE(transition_slot(slot, SlotState::Writing, SlotState::Ready, &found));
   EXPECT_EQ(found, static_cast<std::uint8_t>(SlotState::Empty));
-  EXPECT_EQ(slot.owner_pid.load(), 0u);
+  EXPECT_EQ(slot.owner_pid.load(), 0u);  // only entering Writing/Reading stamps
 
   ASSERT_TRUE(transition_slot(slot, SlotState::Empty, SlotState::Writing));
   EXPECT_EQ(slot.owner_pid.load(), platform::current_pid());
@@ -34,6 +34,31 @@ TEST(Slot, TransitionIsACompareAndSwapThatStampsTheOwner) {
   // A second claimant loses.
   EXPECT_FALSE(transition_slot(slot, SlotState::Empty, SlotState::Writing, &found));
   EXPECT_EQ(found, static_cast<std::uint8_t>(SlotState::Writing));
+}
+
+TEST(Slot, RecoveryTransitionsAreExactlyTheThreeOfSpecK) {
+  int allowed = 0;
+  for (std::uint8_t f = 0; f < kSlotStateCount; ++f)
+    for (std::uint8_t t = 0; t < kSlotStateCount; ++t) {
+      const auto from = static_cast<SlotState>(f), to = static_cast<SlotState>(t);
+      if (is_recovery_transition(from, to)) ++allowed;
+    }
+  EXPECT_EQ(allowed, 3);
+  // Two are new edges; Done -> Empty is release, done for a dead consumer.
+  EXPECT_FALSE(is_normal_transition(SlotState::Writing, SlotState::Empty));
+  EXPECT_FALSE(is_normal_transition(SlotState::Reading, SlotState::Ready));
+  EXPECT_TRUE(is_normal_transition(SlotState::Done, SlotState::Empty));
+  EXPECT_TRUE(is_recovery_transition(SlotState::Writing, SlotState::Empty));
+  EXPECT_TRUE(is_recovery_transition(SlotState::Reading, SlotState::Ready));
+  EXPECT_TRUE(is_recovery_transition(SlotState::Done, SlotState::Empty));
+}
+
+TEST(Slot, OwnerIsVisibleWithTheStateItPublishes) {
+  SlotHeader slot{};
+  slot.owner_pid.store(12345);  // a previous, dead holder
+  ASSERT_TRUE(transition_slot(slot, SlotState::Empty, SlotState::Writing));
+  // Whoever sees Writing sees the new owner, never the previous one.
+  EXPECT_EQ(slot.owner_pid.load(), platform::current_pid());
 }
 
 TEST(Slot, StateDecoding) {

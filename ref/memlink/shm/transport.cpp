@@ -2,7 +2,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <limits>
+#include <mutex>
+#include <thread>
+
+#include "memlink/shm/crash_point.hpp"
 
 #include "memlink/shm/platform.hpp"
 
@@ -61,7 +66,8 @@ Endpoint::Endpoint(Endpoint&& o) noexcept
       in_space_fx_(std::move(o.in_space_fx_)),
       out_space_fx_(std::move(o.out_space_fx_)),
       out_seq_(o.out_seq_),
-      shut_down_(o.shut_down_) {
+      shut_down_(o.shut_down_),
+      tails_(o.tails_) {
   o.ctl_ = nullptr;
   o.shut_down_ = true;
 }
@@ -148,21 +154,49 @@ Result<SlotId> Endpoint::write_blocking(Priority p, std::span<const std::byte> d
                                                 std::to_string(timeout.count() / 1000000) + " ms");
     const RingBuffer& ring = outbound_.ring(p);
     auto s = wait_until([&] { return !ring.is_full(); }, *out_space_, out_space_fx_,
-                        nanoseconds(deadline - now));
+                        nanoseconds(deadline - now), /*as_consumer=*/false);
     if (!s && s.code() != ErrorCode::Timeout) return s.error();
   }
 }
 
-Result<MessageInfo> Endpoint::read(std::span<std::byte> out) {
+Result<MessageInfo> Endpoint::take(std::span<std::byte> out) {
   if (ctl_ == nullptr) return make_error(ErrorCode::Disconnected, "endpoint was moved from");
   if (auto s = before_read(); !s) return s.error();
-  auto r = inbound_.read(out);
-  if (r.ok() || r.code() == ErrorCode::CorruptSegment) {
-    // A dropped corrupt slot frees space too.
-    if (r.ok() && role_ == Role::Daemon) ctl_->daemon_tail.fetch_add(1, std::memory_order_relaxed);
-    notify(*in_space_, in_space_fx_);
+  auto r = inbound_.take(out, fence());
+  if (!r && (r.code() == ErrorCode::Empty || r.code() == ErrorCode::InvalidState)) {
+    // The tail may be held by a dead process (SPEC K-STALE). Cheap when it
+    // is not: a few loads, and a liveness syscall only for an old holder.
+    const RecoveryReport rec = recover_inbound();
+    if (rec.total() > 0) r = inbound_.take(out, fence());
   }
-  if (!r) note_corruption(inbound_, r.error());
+  if (!r) {
+    if (r.code() == ErrorCode::CorruptSegment) notify(*in_space_, in_space_fx_);  // dropped: space
+    note_corruption(inbound_, r.error());
+  }
+  return r;
+}
+
+Status Endpoint::finish(const MessageInfo& m) {
+  if (ctl_ == nullptr) return make_error(ErrorCode::Disconnected, "endpoint was moved from");
+  // A fenced daemon may finish the one message it took in its epoch: the new
+  // daemon leaves a slot Reading by a live process alone (SPEC K-FENCE).
+  inbound_.finish(m);
+  if (role_ == Role::Daemon) ctl_->daemon_tail.fetch_add(1, std::memory_order_relaxed);
+  notify(*in_space_, in_space_fx_);
+  return {};
+}
+
+RecoveryReport Endpoint::recover_inbound() {
+  if (ctl_ == nullptr) return {};
+  RecoveryReport r = tails_.run(inbound_, options_.recovery);
+  if (r.total() > 0) notify(*in_space_, in_space_fx_);
+  return r;
+}
+
+Result<MessageInfo> Endpoint::read(std::span<std::byte> out) {
+  auto r = take(out);
+  if (!r) return r;
+  (void)finish(*r);
   return r;
 }
 
@@ -181,13 +215,14 @@ Result<MessageInfo> Endpoint::peek() const {
 
 Status Endpoint::wait(std::optional<nanoseconds> timeout) {
   if (ctl_ == nullptr) return make_error(ErrorCode::Disconnected, "endpoint was moved from");
-  return wait_until([this] { return inbound_.has_message(); }, *in_signal_, in_signal_fx_, timeout);
+  return wait_until([this] { return inbound_.has_message(); }, *in_signal_, in_signal_fx_, timeout,
+                    /*as_consumer=*/true);
 }
 
 // SPEC T-WAIT and F-WAKE, the sleeper's half.
 template <class Pred>
 Status Endpoint::wait_until(Pred ready, FutexWord& fw, const Futex& fx,
-                            std::optional<nanoseconds> timeout) {
+                            std::optional<nanoseconds> timeout, bool as_consumer) {
   const std::uint64_t start = platform::monotonic_ns();
   const std::uint64_t deadline =
       timeout ? start + static_cast<std::uint64_t>(std::max<std::int64_t>(0, timeout->count()))
@@ -205,7 +240,9 @@ Status Endpoint::wait_until(Pred ready, FutexWord& fw, const Futex& fx,
       if (ready()) return {};
       if ((i & 255) == 0) {
         if (auto s = usable(); !s) return s;
-        if (platform::monotonic_ns() >= spin_end) break;
+        const std::uint64_t t = platform::monotonic_ns();
+        if (t >= spin_end) break;
+        if (as_consumer && (i & 0xFFFF) == 0) (void)recover_inbound();  // a spinning consumer too
       }
       platform::cpu_relax();
     }
@@ -232,18 +269,91 @@ Status Endpoint::wait_until(Pred ready, FutexWord& fw, const Futex& fx,
     Status s = fx.wait(seen, slice);
     fw.waiters.fetch_sub(1, std::memory_order_relaxed);
     on_wait_slice();
+    // A writer that died in Writing never wakes us: look at the tail.
+    if (as_consumer) (void)recover_inbound();
     if (!s && s.code() != ErrorCode::Timeout) return s;
   }
 }
 
 // ------------------------------------------------------------------ Daemon
 
+// Stamps heartbeat_ns every interval while the segment's epoch is ours
+// (SPEC K-HEARTBEAT); notices when it is not (K-FENCE). Holds only the
+// control region's address, so the Daemon object may move.
+class Daemon::HeartbeatThread {
+ public:
+  HeartbeatThread(ControlRegion* ctl, std::uint64_t epoch, nanoseconds interval)
+      : ctl_(ctl), epoch_(epoch), interval_(interval), thread_([this] { run(); }) {}
+  ~HeartbeatThread() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      if (ctl_->epoch.load(std::memory_order_seq_cst) != epoch_) return;  // fenced: stop stamping
+      ctl_->heartbeat_ns.store(platform::monotonic_ns(), std::memory_order_release);
+      cv_.wait_for(lock, interval_, [this] { return stop_; });
+    }
+  }
+  ControlRegion* ctl_;
+  std::uint64_t epoch_;
+  nanoseconds interval_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;  // last: started once the rest is set
+};
+
 Daemon::Daemon(MmapSegment segment, const Geometry& g, DaemonOptions options)
     : Endpoint(Role::Daemon, std::move(segment), g, options.endpoint),
       remove_on_shutdown_(options.remove_on_shutdown) {}
 
+Daemon::Daemon(Daemon&&) noexcept = default;
+
 Result<Daemon> Daemon::create(const std::string& path, std::size_t size, std::uint16_t version,
                               DaemonOptions options) {
+  if (options.heartbeat_interval.count() <= 0 || options.heartbeat_timeout <= options.heartbeat_interval)
+    return make_error(ErrorCode::InvalidArgument,
+                      "heartbeat_timeout must be longer than heartbeat_interval (> 0)");
+  auto g = compute_geometry(size, options.slot_size);
+  if (!g) return g.error();
+  auto manager = std::make_unique<RecoveryManager>(path);
+  auto start = manager->register_daemon(options.heartbeat_timeout);
+  if (!start && start.code() == ErrorCode::Unsupported) {
+    // No lock files on this platform yet: create, or take over blindly.
+    start = MmapSegment::open(path).ok() ? DaemonStart::Orphaned : DaemonStart::Fresh;
+    manager.reset();
+  }
+  if (!start) return start.error();
+  if (*start != DaemonStart::Fresh && !options.take_over)
+    return make_error(ErrorCode::AlreadyExists, "a segment left by a dead daemon exists at '" + path +
+                                                    "' and take_over is off; remove it with "
+                                                    "'memlink-shm cleanup " + path + "'");
+  auto daemon = *start == DaemonStart::Fresh ? create_fresh(path, size, version, options)
+                                             : take_over(path, version, options, *start);
+  if (!daemon) return daemon;  // the manager's destructor drops the locks
+  Daemon& d = *daemon;
+  d.start_.kind = *start;
+  d.fence_ = Fence{&d.ctl_->epoch, d.start_.epoch};
+  if (manager) (void)manager->write_pid_file(platform::current_pid());
+  d.heartbeat_thread_ = std::make_unique<HeartbeatThread>(d.ctl_, d.start_.epoch, options.heartbeat_interval);
+  MEMLINK_CRASH_POINT("recovery.before-serving");
+  d.ctl_->flags.fetch_and(~FLAG_SHUTDOWN, std::memory_order_acq_rel);
+  d.ctl_->daemon_alive.store(1, std::memory_order_release);
+  if (manager) manager->startup_done();
+  d.recovery_ = std::move(manager);
+  return daemon;
+}
+
+Result<Daemon> Daemon::create_fresh(const std::string& path, std::size_t size, std::uint16_t version,
+                                    const DaemonOptions& options) {
   auto g = compute_geometry(size, options.slot_size);
   if (!g) return g.error();
   auto seg = MmapSegment::create(path, size);
@@ -257,12 +367,58 @@ Result<Daemon> Daemon::create(const std::string& path, std::size_t size, std::ui
       return rings.error();
     }
   }
+  control_of(base)->heartbeat_interval_ns.store(static_cast<std::uint64_t>(options.heartbeat_interval.count()),
+                                               std::memory_order_relaxed);
   publish_control(base);  // release: the segment is now valid to others
   Daemon daemon(std::move(seg.value()), *g, options);
+  daemon.remove_on_shutdown_ = options.remove_on_shutdown;
   if (auto s = daemon.attach_rings(); !s) {
     daemon.shutdown();
     return s.error();
   }
+  daemon.start_.epoch = daemon.ctl_->epoch.load(std::memory_order_relaxed);
+  return daemon;
+}
+
+// SPEC K-TAKEOVER: keep every message, increment the epoch (which fences the
+// previous daemon if it still runs), recover the inbound tails.
+Result<Daemon> Daemon::take_over(const std::string& path, std::uint16_t version,
+                                 const DaemonOptions& options, DaemonStart kind) {
+  auto seg = MmapSegment::open(path);
+  if (!seg) return seg.error();
+  auto g = validate_control(seg->data(), seg->size());
+  if (!g)
+    return make_error(ErrorCode::CorruptSegment, g.error().detail + " (cannot take over '" + path +
+                                                     "'; remove it with 'memlink-shm cleanup " + path + "')");
+  ControlRegion* ctl = control_of(seg->data());
+  if (ctl->protocol_version != version)
+    return make_error(ErrorCode::ProtocolMismatch,
+                      "the segment at '" + path + "' speaks protocol version " +
+                          std::to_string(ctl->protocol_version) + ", this daemon " + std::to_string(version));
+  if (ctl->flags.load(std::memory_order_acquire) & FLAG_POISONED)
+    return make_error(ErrorCode::CorruptSegment, "control.flags: the segment at '" + path +
+                                                     "' is poisoned; remove it with 'memlink-shm cleanup'");
+  Daemon daemon(std::move(seg.value()), *g, options);
+  daemon.shut_down_ = true;  // until it serves: a failure must not flag SHUTDOWN
+  if (auto s = daemon.attach_rings(); !s) return s.error();
+  daemon.start_.previous_pid = ctl->daemon_pid.load(std::memory_order_relaxed);
+  // seq_cst: one half of the fencing pattern (RingBuffer::take has the other).
+  daemon.start_.epoch = ctl->epoch.fetch_add(1, std::memory_order_seq_cst) + 1;
+  MEMLINK_CRASH_POINT("recovery.after-epoch");
+  ctl->daemon_pid.store(platform::current_pid(), std::memory_order_relaxed);
+  ctl->heartbeat_interval_ns.store(static_cast<std::uint64_t>(options.heartbeat_interval.count()),
+                                   std::memory_order_relaxed);
+  ctl->heartbeat_ns.store(platform::monotonic_ns(), std::memory_order_release);
+  // The reading client's token, if its holder died.
+  std::uint32_t reader = ctl->d2c_consumer_pid.load(std::memory_order_acquire);
+  if (reader != 0 && !owner_process_alive(reader))
+    ctl->d2c_consumer_pid.compare_exchange_strong(reader, 0, std::memory_order_acq_rel);
+  // Slots on the rings we consume; a fenced predecessor that is alive keeps
+  // the one slot it may hold until it finishes or dies.
+  daemon.start_.recovered = daemon.tails_.run(daemon.inbound_, options.endpoint.recovery);
+  daemon.shut_down_ = false;
+  daemon.remove_on_shutdown_ = options.remove_on_shutdown;
+  (void)kind;
   return daemon;
 }
 
@@ -270,8 +426,18 @@ Daemon::~Daemon() {
   if (!shut_down_ && ctl_ != nullptr) shutdown();
 }
 
+bool Daemon::fenced() const noexcept {
+  return ctl_ != nullptr && ctl_->epoch.load(std::memory_order_seq_cst) != start_.epoch;
+}
+
 Status Daemon::usable() const {
   if (ctl_ == nullptr || shut_down_) return make_error(ErrorCode::Disconnected, "daemon has shut down");
+  const std::uint64_t now = ctl_->epoch.load(std::memory_order_seq_cst);
+  if (now != start_.epoch)
+    return make_error(ErrorCode::Disconnected,
+                      "fenced: daemon pid " + std::to_string(ctl_->daemon_pid.load(std::memory_order_relaxed)) +
+                          " took over '" + path() + "' (epoch " + std::to_string(now) + "; this daemon served epoch " +
+                          std::to_string(start_.epoch) + ")");
   return {};
 }
 
@@ -287,11 +453,19 @@ Status Daemon::set_backpressure(std::uint32_t permille) {
 }
 
 void Daemon::heartbeat() noexcept {
-  if (ctl_ != nullptr) ctl_->heartbeat_ns.store(platform::monotonic_ns(), std::memory_order_relaxed);
+  if (ctl_ != nullptr && !fenced())
+    ctl_->heartbeat_ns.store(platform::monotonic_ns(), std::memory_order_release);
 }
 
 void Daemon::shutdown() {
   if (shut_down_ || ctl_ == nullptr) return;
+  heartbeat_thread_.reset();
+  if (fenced()) {
+    // The segment is our successor's: leave it, and its lock, alone.
+    shut_down_ = true;
+    recovery_.reset();
+    return;
+  }
   shut_down_ = true;
   ctl_->flags.fetch_or(FLAG_SHUTDOWN, std::memory_order_acq_rel);
   ctl_->daemon_alive.store(0, std::memory_order_release);
@@ -302,6 +476,8 @@ void Daemon::shutdown() {
     (void)fx->wake_all();
   }
   if (remove_on_shutdown_) (void)MmapSegment::remove(segment_.path());
+  if (recovery_) recovery_->release();
+  recovery_.reset();
 }
 
 // ------------------------------------------------------------------ Client
@@ -359,17 +535,29 @@ Status Client::usable() const {
   return {};
 }
 
-bool Client::is_connected() const {
-  if (!usable()) return false;
-  if (ctl_->daemon_alive.load(std::memory_order_acquire) == 0) return false;
-  return platform::process_exists(ctl_->daemon_pid.load(std::memory_order_relaxed));
+bool Client::is_connected() const { return usable().ok() && peer_alive().ok(); }
+
+std::uint64_t Client::daemon_timeout_ns() const noexcept {
+  if (options_.daemon_timeout.count() > 0) return static_cast<std::uint64_t>(options_.daemon_timeout.count());
+  const std::uint64_t interval = ctl_->heartbeat_interval_ns.load(std::memory_order_relaxed);
+  // 0 (a segment from before heartbeats were stamped) or garbage: 1 s.
+  return interval == 0 || interval > 60'000'000'000ULL ? 1'000'000'000ULL : 10 * interval;
 }
 
+// SPEC K-HEARTBEAT: dead (flag, or no such process) or unresponsive (no
+// heartbeat within the timeout). A new daemon that takes over makes the
+// same client connected again: the mapping is the same segment.
 Status Client::peer_alive() const {
   const std::uint32_t pid = ctl_->daemon_pid.load(std::memory_order_relaxed);
-  if (ctl_->daemon_alive.load(std::memory_order_acquire) == 0 || !platform::process_exists(pid))
+  if (ctl_->daemon_alive.load(std::memory_order_acquire) == 0 || !owner_process_alive(pid))
     return make_error(ErrorCode::Disconnected,
                       "daemon pid " + std::to_string(pid) + " of '" + path() + "' is not running");
+  const std::uint64_t hb = ctl_->heartbeat_ns.load(std::memory_order_acquire);
+  const std::uint64_t now = platform::monotonic_ns();
+  if (hb < now && now - hb > daemon_timeout_ns())
+    return make_error(ErrorCode::Disconnected,
+                      "daemon pid " + std::to_string(pid) + " of '" + path() + "' is unresponsive: no heartbeat for " +
+                          std::to_string((now - hb) / 1000000) + " ms");
   return {};
 }
 
@@ -380,7 +568,7 @@ Status Client::before_read() {
   std::uint32_t cur = ctl_->d2c_consumer_pid.load(std::memory_order_acquire);
   for (;;) {
     if (cur == me) break;
-    if (cur != 0 && platform::process_exists(cur))
+    if (cur != 0 && owner_process_alive(cur))
       return make_error(ErrorCode::InvalidState,
                         "the daemon-to-client rings are being read by client pid " + std::to_string(cur) +
                             " (one consumer per ring)");

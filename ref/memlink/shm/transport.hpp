@@ -15,7 +15,9 @@
 // direction (the consumer).
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -27,6 +29,7 @@
 #include "memlink/shm/futex.hpp"
 #include "memlink/shm/mmap.hpp"
 #include "memlink/shm/pring.hpp"
+#include "memlink/shm/recovery.hpp"
 
 namespace memlink::shm {
 
@@ -45,12 +48,34 @@ std::optional<WaitStrategy> wait_strategy_from_string(std::string_view s) noexce
 struct EndpointOptions {
   WaitStrategy wait_strategy = WaitStrategy::Adaptive;
   std::chrono::nanoseconds spin_budget = std::chrono::microseconds(50);
+  // Client: the daemon counts as unresponsive when its heartbeat is older
+  // than this (SPEC K-HEARTBEAT). 0: ten heartbeat intervals.
+  std::chrono::nanoseconds daemon_timeout{0};
+  // How this endpoint, as the consumer of its inbound rings, recovers slots
+  // left by dead processes (SPEC K-STALE).
+  RecoveryPolicy recovery{};
 };
 
 struct DaemonOptions {
   EndpointOptions endpoint{};
   std::uint32_t slot_size = MAX_SLOT_SIZE;
   bool remove_on_shutdown = true;  // unlink the segment when shut down cleanly
+  // SPEC K-HEARTBEAT: a thread stamps heartbeat_ns this often.
+  std::chrono::nanoseconds heartbeat_interval = std::chrono::milliseconds(100);
+  // SPEC K-TAKEOVER: a daemon that holds the lock but has not stamped its
+  // heartbeat for this long may be replaced (and is fenced, K-FENCE).
+  std::chrono::nanoseconds heartbeat_timeout = std::chrono::seconds(1);
+  // Take over a segment left by a dead or unresponsive daemon (keeping its
+  // messages). If false, such a segment is AlreadyExists.
+  bool take_over = true;
+};
+
+// How a daemon came to serve its segment.
+struct DaemonStartInfo {
+  DaemonStart kind = DaemonStart::Fresh;
+  std::uint64_t epoch = 1;
+  std::uint32_t previous_pid = 0;       // the replaced daemon, if any
+  RecoveryReport recovered{};           // slots recovered at takeover
 };
 
 struct Message {
@@ -87,6 +112,18 @@ class Endpoint {
   Result<MessageInfo> read(std::span<std::byte> out);
   Result<Message> read();
   Result<MessageInfo> peek() const;
+
+  // read() in two steps, for at-least-once processing (SPEC K-READING):
+  // take() copies the oldest message into `out` and leaves its slot Reading;
+  // finish() frees the slot. If this process dies in between, the next
+  // consumer receives the message again (same sequence number). Process
+  // the message, then finish(); one take() outstanding at a time.
+  Result<MessageInfo> take(std::span<std::byte> out);
+  Status finish(const MessageInfo& m);
+
+  // Recovers inbound slots left by dead processes now (read() and wait()
+  // also do, when the inbound tail does not move).
+  RecoveryReport recover_inbound();
 
   // Wakes the peer's wait() (write() already does this).
   Status signal();
@@ -128,9 +165,12 @@ class Endpoint {
   // Ok while the peer can still answer; checked before each sleep slice.
   virtual Status peer_alive() const { return {}; }
 
+  // The fence take() must pass (the daemon's epoch), or null.
+  virtual const Fence* fence() const noexcept { return nullptr; }
+
   template <class Pred>
   Status wait_until(Pred ready, FutexWord& fw, const Futex& fx,
-                    std::optional<std::chrono::nanoseconds> timeout);
+                    std::optional<std::chrono::nanoseconds> timeout, bool as_consumer);
   void notify(FutexWord& fw, const Futex& fx) const;
   void note_corruption(const PriorityRingBuffer& rings, const Error& e);
 
@@ -151,6 +191,7 @@ class Endpoint {
   Futex out_space_fx_{nullptr};
   std::atomic<std::uint64_t>* out_seq_ = nullptr;
   bool shut_down_ = false;
+  TailRecovery tails_;
 };
 
 class Daemon final : public Endpoint {
@@ -161,23 +202,42 @@ class Daemon final : public Endpoint {
   static Result<Daemon> create(const std::string& path, std::size_t size, std::uint16_t version,
                                DaemonOptions options = {});
 
-  Daemon(Daemon&&) noexcept = default;
+  Daemon(Daemon&&) noexcept;
   ~Daemon() override;
 
   // Sets the advisory backpressure clients see, in thousandths (0..1000).
   Status set_backpressure(std::uint32_t permille);
-  // Stamps the heartbeat (wait() also does, on every sleep slice).
+  // Stamps the heartbeat (a thread does every heartbeat_interval; wait()
+  // also does, on every sleep slice). Does nothing once fenced.
   void heartbeat() noexcept;
   // Tells clients the daemon is gone (flags SHUTDOWN, daemon_alive = 0),
-  // wakes every sleeper and, if configured, removes the segment. Idempotent.
+  // wakes every sleeper, releases the daemon lock and, if configured,
+  // removes the segment. Idempotent. A fenced daemon leaves the segment to
+  // its successor and only stops.
   void shutdown();
   bool is_connected() const override;
 
+  // True once another daemon has taken the segment over (SPEC K-FENCE):
+  // every operation then fails with Disconnected.
+  bool fenced() const noexcept;
+  // The epoch this daemon serves in, and how it started.
+  const DaemonStartInfo& start_info() const noexcept { return start_; }
+
  private:
+  class HeartbeatThread;
   Daemon(MmapSegment segment, const Geometry& g, DaemonOptions options);
+  static Result<Daemon> create_fresh(const std::string& path, std::size_t size, std::uint16_t version,
+                                     const DaemonOptions& options);
+  static Result<Daemon> take_over(const std::string& path, std::uint16_t version,
+                                  const DaemonOptions& options, DaemonStart kind);
   Status usable() const override;
   void on_wait_slice() override { heartbeat(); }
+  const Fence* fence() const noexcept override { return &fence_; }
   bool remove_on_shutdown_ = true;
+  DaemonStartInfo start_{};
+  Fence fence_{};
+  std::unique_ptr<RecoveryManager> recovery_;
+  std::unique_ptr<HeartbeatThread> heartbeat_thread_;
 };
 
 class Client final : public Endpoint {
@@ -201,6 +261,7 @@ class Client final : public Endpoint {
   Status usable() const override;
   Status before_read() override;
   Status peer_alive() const override;
+  std::uint64_t daemon_timeout_ns() const noexcept;
   bool holds_reader_ = false;
 };
 

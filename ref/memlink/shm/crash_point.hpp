@@ -1,0 +1,50 @@
+// Crash points (SPEC K-CRASH): named places in the write, read and recovery
+// paths where a test build can SIGKILL its own process, so that a runner can
+// walk every point and every occurrence, as SQLite's crash tests do.
+//
+//   MEMLINK_CRASH_AT=<point>:<n>   the n-th time (1-based) this process
+//                                  reaches <point>, it kills itself
+//
+// The library built with MEMLINK_TESTING_HOOKS (target memlink_shm_testing)
+// honours the variable; in the normal library MEMLINK_CRASH_POINT compiles to
+// nothing and crash_point() does nothing.
+#pragma once
+
+#include <array>
+#include <string_view>
+
+namespace memlink::shm {
+
+// Every point, in the order the runner walks them. The state each one leaves
+// behind is what the name says: the SPEC K-* clauses recover from all of them.
+inline constexpr std::array<std::string_view, 14> kCrashPoints = {
+    "write.after-claim",      // position claimed (head + 1), slot still Empty
+    "write.after-writing",    // slot Writing, nothing copied yet
+    "write.mid-payload",      // half the payload copied
+    "write.before-publish",   // payload and checksum written, still Writing
+    "write.after-publish",    // Ready (acknowledged in the segment), caller not told
+    "read.after-take",        // Reading, payload copied, not yet handed to the caller
+    "read.before-done",       // the caller has processed it; still Reading
+    "read.after-done",        // Done, tail not advanced
+    "read.after-release",     // Empty and tail + 1, caller not told
+    "recovery.after-lock",    // new daemon holds the lock, nothing changed yet
+    "recovery.after-epoch",   // epoch incremented, no slot recovered yet
+    "recovery.mid-slots",     // one slot recovered, the rest not
+    "recovery.before-serving",// all slots recovered, daemon_alive not yet set
+    "daemon.after-record",    // chaos daemon: delivery recorded, not finished (at-least-once)
+};
+
+// True in a build whose crash points are live.
+bool crash_points_compiled_in() noexcept;
+
+// Counts a visit to `point` and kills the process if MEMLINK_CRASH_AT names
+// this visit. Thread-safe. Does nothing in the normal library.
+void crash_point(std::string_view point) noexcept;
+
+}  // namespace memlink::shm
+
+#if defined(MEMLINK_TESTING_HOOKS)
+#define MEMLINK_CRASH_POINT(point) ::memlink::shm::crash_point(point)
+#else
+#define MEMLINK_CRASH_POINT(point) ((void)0)
+#endif

@@ -1,0 +1,381 @@
+#include "memlink/shm/recovery.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "memlink/shm/control.hpp"
+#include "memlink/shm/crash_point.hpp"
+#include "memlink/shm/mmap.hpp"
+#include "memlink/shm/platform.hpp"
+
+#if !defined(_WIN32)
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
+namespace memlink::shm {
+namespace {
+
+using std::chrono::nanoseconds;
+
+// Deliberately broken recovery, for the proof that the chaos checker catches
+// it (chaos/README.md). Only the testing library reads the variable.
+enum class BrokenRecovery : std::uint8_t { None, DropReading, DeliverWriting };
+
+BrokenRecovery broken_recovery() {
+#if defined(MEMLINK_TESTING_HOOKS)
+  static const BrokenRecovery b = [] {
+    const char* e = std::getenv("MEMLINK_BROKEN_RECOVERY");
+    if (e == nullptr) return BrokenRecovery::None;
+    if (std::strcmp(e, "drop-reading") == 0) return BrokenRecovery::DropReading;
+    if (std::strcmp(e, "deliver-writing") == 0) return BrokenRecovery::DeliverWriting;
+    return BrokenRecovery::None;
+  }();
+  return b;
+#else
+  return BrokenRecovery::None;
+#endif
+}
+
+// Stale (SPEC K-STALE): held long enough, by a process that is not us and
+// is not alive. A timestamp from the future (garbage) does not protect it.
+bool is_stale(const TailView& v, const RecoveryPolicy& policy, std::uint64_t now) {
+  if (v.owner_pid == platform::current_pid()) return false;
+  const auto min_age = static_cast<std::uint64_t>(std::max<std::int64_t>(0, policy.stale_after.count()));
+  if (v.since_ns <= now && now - v.since_ns < min_age) return false;
+  return policy.owner_alive ? !policy.owner_alive(v.owner_pid) : !owner_process_alive(v.owner_pid);
+}
+
+}  // namespace
+
+RecoveryReport& RecoveryReport::operator+=(const RecoveryReport& o) noexcept {
+  reclaimed_writing += o.reclaimed_writing;
+  reclaimed_claimed += o.reclaimed_claimed;
+  requeued_reading += o.requeued_reading;
+  released_done += o.released_done;
+  return *this;
+}
+
+bool owner_process_alive(std::uint32_t pid) noexcept {
+  if (pid == 0 || !platform::process_exists(pid)) return false;
+#if defined(__linux__)
+  // A killed child that its parent has not reaped yet still "exists".
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  if (FILE* f = std::fopen(path, "r")) {
+    char buf[512] = {};
+    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    const char* close_paren = std::strrchr(buf, ')');
+    if (n > 0 && close_paren != nullptr && close_paren[1] == ' ' &&
+        (close_paren[2] == 'Z' || close_paren[2] == 'X'))
+      return false;
+  }
+#endif
+  return true;
+}
+
+RecoveryReport TailRecovery::run(RingBuffer& ring, const RecoveryPolicy& policy) {
+  RecoveryReport report;
+  const auto p = static_cast<std::size_t>(ring.priority());
+  for (std::uint32_t step = 0; step <= ring.capacity(); ++step) {
+    const auto v = ring.tail_view();
+    if (!v) break;
+    const std::uint64_t now = platform::monotonic_ns();
+    const auto state = slot_state_from_byte(v->state);
+    if (!state) break;  // garbage: take() drops it as corrupt
+    bool moved = false;
+    switch (*state) {
+      case SlotState::Ready:
+        break;
+      case SlotState::Empty: {
+        // A claimed position whose writer has not entered Writing: time it.
+        if (watched_[p] != v->tail) {
+          watched_[p] = v->tail;
+          first_seen_ns_[p] = now;
+          break;
+        }
+        if (now - first_seen_ns_[p] < static_cast<std::uint64_t>(policy.claim_timeout.count())) break;
+        moved = ring.reclaim_claimed(v->tail);
+        report.reclaimed_claimed += moved;
+        break;
+      }
+      case SlotState::Writing:
+        if (!is_stale(*v, policy, now)) break;
+        if (broken_recovery() == BrokenRecovery::DeliverWriting) {
+          // Broken on purpose: publishes a message its writer never finished.
+          SlotHeader& slot = ring.slot_header(static_cast<std::uint32_t>(v->tail % ring.capacity()));
+          transition_slot(slot, SlotState::Writing, SlotState::Ready);
+          break;
+        }
+        moved = ring.reclaim_writing(v->tail);
+        report.reclaimed_writing += moved;
+        break;
+      case SlotState::Reading:
+        if (!is_stale(*v, policy, now)) break;
+        if (broken_recovery() == BrokenRecovery::DropReading) {
+          // Broken on purpose: treats a half-read message as consumed.
+          SlotHeader& slot = ring.slot_header(static_cast<std::uint32_t>(v->tail % ring.capacity()));
+          if (transition_slot(slot, SlotState::Reading, SlotState::Done)) moved = ring.release_done(v->tail);
+          report.released_done += moved;
+          break;
+        }
+        if (ring.requeue_reading(v->tail)) ++report.requeued_reading;
+        break;  // Ready now: the consumer delivers it again
+      case SlotState::Done:
+        if (!is_stale(*v, policy, now)) break;
+        moved = ring.release_done(v->tail);
+        report.released_done += moved;
+        break;
+    }
+    if (!moved) break;
+    MEMLINK_CRASH_POINT("recovery.mid-slots");
+  }
+  return report;
+}
+
+RecoveryReport TailRecovery::run(PriorityRingBuffer& rings, const RecoveryPolicy& policy) {
+  RecoveryReport r;
+  for (Priority p : kAllPriorities) r += run(rings.ring(p), policy);
+  return r;
+}
+
+std::string_view to_string(DaemonStart s) noexcept {
+  switch (s) {
+    case DaemonStart::Fresh: return "fresh";
+    case DaemonStart::Orphaned: return "orphaned";
+    case DaemonStart::Unresponsive: return "unresponsive";
+  }
+  return "?";
+}
+
+std::string RecoveryManager::base_path(const std::string& segment_path) {
+  if (!MmapSegment::is_posix_shm_name(segment_path)) return segment_path;
+#if defined(__linux__)
+  return "/dev/shm/" + segment_path;
+#elif defined(_WIN32)
+  const char* tmp = std::getenv("TEMP");
+  return std::string(tmp != nullptr ? tmp : ".") + "\\memlink-" + segment_path;
+#else
+  return "/tmp/memlink-" + segment_path;
+#endif
+}
+
+RecoveryManager::RecoveryManager(std::string segment_path)
+    : segment_path_(std::move(segment_path)) {
+  const std::string base = base_path(segment_path_);
+  lock_path_ = base + ".lock";
+  pid_path_ = base + ".pid";
+  takeover_path_ = base + ".takeover";
+}
+
+RecoveryManager::RecoveryManager(RecoveryManager&& o) noexcept
+    : segment_path_(std::move(o.segment_path_)),
+      lock_path_(std::move(o.lock_path_)),
+      pid_path_(std::move(o.pid_path_)),
+      takeover_path_(std::move(o.takeover_path_)),
+      lock_fd_(o.lock_fd_),
+      takeover_fd_(o.takeover_fd_),
+      tails_(o.tails_) {
+  o.lock_fd_ = -1;
+  o.takeover_fd_ = -1;
+}
+
+#if !defined(_WIN32)
+
+namespace {
+
+// Opens `path` (creating it) and takes an exclusive flock without blocking.
+// Returns the fd, -1 if another process holds it, or an error.
+Result<int> try_lock(const std::string& path) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+      return make_error(ErrorCode::IoError, "open '" + path + "': " + platform::last_error_text());
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int e = errno;
+      ::close(fd);
+      if (e == EWOULDBLOCK) return -1;
+      errno = e;
+      return make_error(ErrorCode::IoError, "flock '" + path + "': " + platform::last_error_text());
+    }
+    // The file may have been unlinked (a clean shutdown, or a takeover that
+    // replaced it) between our open and our lock: then we locked a ghost.
+    struct stat by_fd{}, by_path{};
+    if (::fstat(fd, &by_fd) == 0 && ::stat(path.c_str(), &by_path) == 0 &&
+        by_fd.st_ino == by_path.st_ino && by_fd.st_dev == by_path.st_dev)
+      return fd;
+    ::close(fd);
+  }
+  return make_error(ErrorCode::IoError, "'" + path + "' keeps being replaced; giving up");
+}
+
+// Age of the segment's heartbeat in ns, or nullopt if it cannot be read.
+std::optional<std::uint64_t> heartbeat_age(const std::string& segment_path, std::uint32_t* pid) {
+  auto seg = MmapSegment::open(segment_path);
+  if (!seg) return std::nullopt;
+  if (!validate_control(seg->data(), seg->size())) return std::nullopt;
+  const ControlRegion* ctl = control_of(seg->data());
+  const std::uint64_t hb = ctl->heartbeat_ns.load(std::memory_order_acquire);
+  if (pid != nullptr) *pid = ctl->daemon_pid.load(std::memory_order_relaxed);
+  const std::uint64_t now = platform::monotonic_ns();
+  return hb > now ? 0 : now - hb;
+}
+
+bool segment_exists(const std::string& path) { return MmapSegment::open(path).ok(); }
+
+}  // namespace
+
+RecoveryManager::~RecoveryManager() {
+  if (takeover_fd_ >= 0) ::close(takeover_fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // the kernel drops the lock
+}
+
+Result<DaemonStart> RecoveryManager::register_daemon(nanoseconds heartbeat_timeout, nanoseconds start_wait) {
+  if (lock_fd_ >= 0) return make_error(ErrorCode::InvalidState, "this manager already holds " + lock_path_);
+  // 1. Serialize starts: one daemon at a time decides and takes over.
+  const std::uint64_t give_up = platform::monotonic_ns() + static_cast<std::uint64_t>(start_wait.count());
+  for (;;) {
+    auto fd = try_lock(takeover_path_);
+    if (!fd) return fd.error();
+    if (*fd >= 0) {
+      takeover_fd_ = *fd;
+      break;
+    }
+    if (platform::monotonic_ns() >= give_up)
+      return make_error(ErrorCode::Timeout, "another daemon has been starting on '" + segment_path_ +
+                                                "' for too long (" + takeover_path_ + " is locked)");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  auto fail = [this](Error e) -> Result<DaemonStart> {
+    ::close(takeover_fd_);
+    takeover_fd_ = -1;
+    return e;
+  };
+  // 2. The daemon lock: free means no live daemon.
+  auto fd = try_lock(lock_path_);
+  if (!fd) return fail(fd.error());
+  if (*fd >= 0) {
+    lock_fd_ = *fd;
+    MEMLINK_CRASH_POINT("recovery.after-lock");
+    return segment_exists(segment_path_) ? DaemonStart::Orphaned : DaemonStart::Fresh;
+  }
+  // 3. Held: alive, unless it stopped heart-beating (stopped, or hung).
+  std::uint32_t pid = 0;
+  const auto age = heartbeat_age(segment_path_, &pid);
+  if (!age || *age <= static_cast<std::uint64_t>(heartbeat_timeout.count())) {
+    const std::uint32_t holder = pid != 0 ? pid : recorded_pid();
+    return fail(make_error(ErrorCode::AlreadyExists,
+                           "a daemon (pid " + std::to_string(holder) + ") is running on '" + segment_path_ +
+                               "': it holds " + lock_path_ +
+                               (age ? " and its heartbeat is " + std::to_string(*age / 1000000) + " ms old"
+                                    : std::string(" (segment not readable yet)"))));
+  }
+  // Replace the lock file: the old daemon keeps a lock on an unlinked file,
+  // and its epoch, which we are about to increment, fences it (SPEC K-FENCE).
+  ::unlink(lock_path_.c_str());
+  auto fresh = try_lock(lock_path_);
+  if (!fresh) return fail(fresh.error());
+  if (*fresh < 0) return fail(make_error(ErrorCode::AlreadyExists, "lost the race for " + lock_path_));
+  lock_fd_ = *fresh;
+  MEMLINK_CRASH_POINT("recovery.after-lock");
+  return DaemonStart::Unresponsive;
+}
+
+void RecoveryManager::startup_done() {
+  if (takeover_fd_ >= 0) ::close(takeover_fd_);
+  takeover_fd_ = -1;
+}
+
+Status RecoveryManager::write_pid_file(std::uint32_t pid) const {
+  const std::string tmp = pid_path_ + ".tmp." + std::to_string(platform::current_pid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << pid << "\n";
+    if (!out) return make_error(ErrorCode::IoError, "cannot write " + tmp);
+  }
+  if (::rename(tmp.c_str(), pid_path_.c_str()) != 0) {
+    const std::string why = platform::last_error_text();
+    ::unlink(tmp.c_str());
+    return make_error(ErrorCode::IoError, "rename " + tmp + " -> " + pid_path_ + ": " + why);
+  }
+  return {};
+}
+
+std::uint32_t RecoveryManager::recorded_pid() const {
+  std::ifstream in(pid_path_);
+  std::uint64_t pid = 0;
+  if (!(in >> pid) || pid > 0xFFFFFFFFu) return 0;
+  return static_cast<std::uint32_t>(pid);
+}
+
+bool RecoveryManager::is_already_running() const {
+  const int fd = ::open(lock_path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // drops our probe lock, if we got it
+  return held;
+}
+
+Status RecoveryManager::cleanup_orphaned_shm() {
+  auto fd = try_lock(takeover_path_);
+  if (!fd) return fd.error();
+  if (*fd < 0) return make_error(ErrorCode::AlreadyExists, "a daemon is starting on '" + segment_path_ + "'");
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{*fd};
+  if (is_already_running())
+    return make_error(ErrorCode::AlreadyExists, "daemon pid " + std::to_string(recorded_pid()) + " holds " +
+                                                    lock_path_ + "; not removing '" + segment_path_ + "'");
+  const bool had_segment = MmapSegment::remove(segment_path_).ok();
+  const bool had_pid = ::unlink(pid_path_.c_str()) == 0;
+  ::unlink(lock_path_.c_str());
+  if (!had_segment && !had_pid)
+    return make_error(ErrorCode::NotFound, "no segment or PID file for '" + segment_path_ + "'");
+  return {};
+}
+
+void RecoveryManager::release() {
+  if (lock_fd_ < 0) return;
+  // Unlink while still holding the lock: a starter that opened the old file
+  // notices (try_lock's inode check) and retries on a new one.
+  ::unlink(pid_path_.c_str());
+  ::unlink(lock_path_.c_str());
+  ::close(lock_fd_);
+  lock_fd_ = -1;
+  // The start lock too, but only while holding it: try_lock's inode check
+  // makes a starter that opened the old file retry on the new one.
+  if (auto fd = try_lock(takeover_path_); fd && *fd >= 0) {
+    ::unlink(takeover_path_.c_str());
+    ::close(*fd);
+  }
+}
+
+#else  // _WIN32: the daemon lock is issue 7's work; without it, starts are not fenced.
+
+RecoveryManager::~RecoveryManager() = default;
+Result<DaemonStart> RecoveryManager::register_daemon(nanoseconds, nanoseconds) {
+  return make_error(ErrorCode::Unsupported, "daemon lock files are not implemented on Windows yet");
+}
+void RecoveryManager::startup_done() {}
+Status RecoveryManager::write_pid_file(std::uint32_t) const {
+  return make_error(ErrorCode::Unsupported, "PID files are not implemented on Windows yet");
+}
+std::uint32_t RecoveryManager::recorded_pid() const { return 0; }
+bool RecoveryManager::is_already_running() const { return false; }
+Status RecoveryManager::cleanup_orphaned_shm() { return MmapSegment::remove(segment_path_); }
+void RecoveryManager::release() {}
+
+#endif
+
+RecoveryReport RecoveryManager::recover_stale_slots(PriorityRingBuffer& inbound, const RecoveryPolicy& policy) {
+  return tails_.run(inbound, policy);
+}
+
+}  // namespace memlink::shm

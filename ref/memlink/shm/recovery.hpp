@@ -1,0 +1,124 @@
+// Crash recovery (SPEC K-*): who is the live daemon of a segment, how a new
+// daemon takes over from a dead or unresponsive one, and how the consumer of
+// a ring recovers the slot at its tail when the process holding it has died.
+//
+//   <base>.lock      held (flock) by the live daemon for its whole life: the
+//                    kernel drops it when the process dies, PIDs never decide
+//   <base>.pid       the daemon's pid, written atomically (for people)
+//   <base>.takeover  held only while a daemon starts, so starts are serialized
+//
+// <base> is the segment's path, or /dev/shm/<name> for a POSIX shm name.
+//
+// Contract: RecoveryManager is used by one daemon (or tool) process; a
+// TailRecovery belongs to the one consumer of its ring.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "memlink/shm/pring.hpp"
+#include "memlink/shm/result.hpp"
+
+namespace memlink::shm {
+
+// When a held slot counts as stale (SPEC K-STALE).
+struct RecoveryPolicy {
+  // A slot entered Writing/Reading less than this long ago is never touched.
+  std::chrono::nanoseconds stale_after = std::chrono::milliseconds(20);
+  // A claimed position whose slot stays Empty this long (its writer died
+  // between claiming and entering Writing) is reclaimed (SPEC K-CLAIMED).
+  std::chrono::nanoseconds claim_timeout = std::chrono::seconds(1);
+  // Whether the holder of a slot is alive. Default: the process exists and
+  // is not a zombie. Tests substitute their own.
+  std::function<bool(std::uint32_t pid)> owner_alive;
+};
+
+// What one recovery pass did.
+struct RecoveryReport {
+  std::uint64_t reclaimed_writing = 0;  // K-WRITING: never delivered
+  std::uint64_t reclaimed_claimed = 0;  // K-CLAIMED
+  std::uint64_t requeued_reading = 0;   // K-READING: will be delivered again
+  std::uint64_t released_done = 0;      // K-DONE
+  std::uint64_t total() const noexcept {
+    return reclaimed_writing + reclaimed_claimed + requeued_reading + released_done;
+  }
+  RecoveryReport& operator+=(const RecoveryReport& o) noexcept;
+};
+
+// The default liveness test of RecoveryPolicy::owner_alive.
+bool owner_process_alive(std::uint32_t pid) noexcept;
+
+// Recovers the slot at one ring's tail, repeatedly, while it is held by a
+// dead process (SPEC K-WRITING, K-CLAIMED, K-READING, K-DONE). The consumer
+// of the ring calls run() when its tail does not move; it stops at the first
+// slot that is Ready, fresh, or held by a live process.
+class TailRecovery {
+ public:
+  RecoveryReport run(RingBuffer& ring, const RecoveryPolicy& policy);
+  RecoveryReport run(PriorityRingBuffer& rings, const RecoveryPolicy& policy);
+
+ private:
+  // The claimed-but-Empty position being timed, per priority.
+  std::uint64_t watched_[kPriorityCount] = {~0ULL, ~0ULL, ~0ULL};
+  std::uint64_t first_seen_ns_[kPriorityCount] = {};
+};
+
+// How a daemon came to own the segment (register_daemon's answer).
+enum class DaemonStart : std::uint8_t {
+  Fresh,         // no segment: create one
+  Orphaned,      // a segment whose daemon is dead (or shut down): take over
+  Unresponsive,  // a live daemon stopped heart-beating: replace and fence it
+};
+std::string_view to_string(DaemonStart s) noexcept;
+
+class RecoveryManager {
+ public:
+  explicit RecoveryManager(std::string segment_path);
+  RecoveryManager(RecoveryManager&&) noexcept;
+  RecoveryManager& operator=(RecoveryManager&&) = delete;
+  ~RecoveryManager();
+
+  // Takes the daemon lock. AlreadyExists if a live daemon holds it and its
+  // heartbeat is younger than `heartbeat_timeout` (the detail names its pid);
+  // Timeout if another daemon is starting and does not finish within
+  // `start_wait`. Holds the start lock until startup_done().
+  Result<DaemonStart> register_daemon(std::chrono::nanoseconds heartbeat_timeout,
+                                      std::chrono::nanoseconds start_wait = std::chrono::seconds(5));
+  // Lets the next daemon start (call once this one serves).
+  void startup_done();
+  // Writes <base>.pid atomically (temporary file + rename).
+  Status write_pid_file(std::uint32_t pid) const;
+  // Pid recorded in <base>.pid, 0 if none or unreadable.
+  std::uint32_t recorded_pid() const;
+
+  // True if some process (this one included) holds the daemon lock.
+  bool is_already_running() const;
+  // Removes the segment, PID file and lock file of a dead daemon.
+  // AlreadyExists if a daemon is alive; NotFound if there was nothing.
+  Status cleanup_orphaned_shm();
+  // A recovery pass over the rings this process consumes (SPEC K-TAKEOVER).
+  RecoveryReport recover_stale_slots(PriorityRingBuffer& inbound, const RecoveryPolicy& policy);
+
+  // On clean shutdown: removes the PID file and lock file, releases the lock.
+  void release();
+
+  const std::string& lock_path() const noexcept { return lock_path_; }
+  const std::string& pid_path() const noexcept { return pid_path_; }
+  const std::string& segment_path() const noexcept { return segment_path_; }
+
+  // <base> for a segment path (see the header comment).
+  static std::string base_path(const std::string& segment_path);
+
+ private:
+  std::string segment_path_;
+  std::string lock_path_;
+  std::string pid_path_;
+  std::string takeover_path_;
+  int lock_fd_ = -1;
+  int takeover_fd_ = -1;
+  TailRecovery tails_;
+};
+
+}  // namespace memlink::shm
