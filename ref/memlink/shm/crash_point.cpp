@@ -22,8 +22,8 @@ struct Target {
   long occurrence = 0;  // 0: none
 };
 
-const Target& target() {
-  static const Target t = [] {
+Target& target() {
+  static Target t = [] {
     Target r;
     const char* env = std::getenv("MEMLINK_CRASH_AT");
     if (env == nullptr) return r;
@@ -57,6 +57,14 @@ std::atomic<long> g_visits{0};
 
 bool crash_points_compiled_in() noexcept { return true; }
 
+void arm_crash_point(std::string_view point, long occurrence) noexcept {
+  // Only before the threads that visit points exist (or in a fresh child).
+  Target& t = target();
+  t.point = std::string(point);
+  t.occurrence = occurrence;
+  g_visits.store(0, std::memory_order_relaxed);
+}
+
 void crash_point(std::string_view point) noexcept {
   const Target& t = target();
   if (t.occurrence <= 0 || point != t.point) return;
@@ -67,6 +75,7 @@ void crash_point(std::string_view point) noexcept {
 #else
 
 bool crash_points_compiled_in() noexcept { return false; }
+void arm_crash_point(std::string_view, long) noexcept {}
 void crash_point(std::string_view) noexcept {}
 
 #endif

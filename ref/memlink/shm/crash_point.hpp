@@ -37,6 +37,10 @@ inline constexpr std::array<std::string_view, 14> kCrashPoints = {
 // True in a build whose crash points are live.
 bool crash_points_compiled_in() noexcept;
 
+// Arms (or with occurrence 0 disarms) a point from code instead of the
+// environment, e.g. in a child after fork(). Resets the visit count.
+void arm_crash_point(std::string_view point, long occurrence) noexcept;
+
 // Counts a visit to `point` and kills the process if MEMLINK_CRASH_AT names
 // this visit. Thread-safe. Does nothing in the normal library.
 void crash_point(std::string_view point) noexcept;

@@ -89,7 +89,7 @@ RecoveryReport TailRecovery::run(RingBuffer& ring, const RecoveryPolicy& policy)
     const std::uint64_t now = platform::monotonic_ns();
     const auto state = slot_state_from_byte(v->state);
     if (!state) break;  // garbage: take() drops it as corrupt
-    bool moved = false;
+    bool moved = false;  // acted on the tail slot (the loop then looks again)
     switch (*state) {
       case SlotState::Ready:
         break;
@@ -125,8 +125,9 @@ RecoveryReport TailRecovery::run(RingBuffer& ring, const RecoveryPolicy& policy)
           report.released_done += moved;
           break;
         }
-        if (ring.requeue_reading(v->tail)) ++report.requeued_reading;
-        break;  // Ready now: the consumer delivers it again
+        moved = ring.requeue_reading(v->tail);  // Ready now: delivered again
+        report.requeued_reading += moved;
+        break;
       case SlotState::Done:
         if (!is_stale(*v, policy, now)) break;
         moved = ring.release_done(v->tail);

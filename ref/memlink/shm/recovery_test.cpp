@@ -1,0 +1,269 @@
+// Module tests of recovery (SPEC K-*): tail recovery of slots left by dead
+// processes, the fence, and the daemon lock and PID file. Crash points and
+// killed processes are in ref/tests/recovery_process_test.cpp.
+#include "memlink/shm/recovery.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "memlink/shm/platform.hpp"
+#include "memlink/shm/transport.hpp"
+#include "test_support.hpp"
+
+namespace memlink::shm {
+namespace {
+
+using namespace std::chrono_literals;
+
+// The pid of a process that has exited and been reaped.
+std::uint32_t dead_pid() {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return static_cast<std::uint32_t>(child);
+}
+
+RingHeader& header_of(RingBuffer& ring) {
+  return *reinterpret_cast<RingHeader*>(reinterpret_cast<std::byte*>(&ring.slot_header(0)) - RING_HEADER_SIZE);
+}
+
+// Makes the slot at `index` look like `pid` entered its state long ago.
+void left_by(RingBuffer& ring, std::uint32_t index, std::uint32_t pid) {
+  ring.slot_header(index).owner_pid.store(pid);
+  ring.slot_header(index).timestamp_ns.store(1);
+}
+
+RecoveryPolicy quick_policy() {
+  RecoveryPolicy p;
+  p.stale_after = 0ns;
+  p.claim_timeout = 0ns;
+  return p;
+}
+
+std::string read_one(RingBuffer& ring, std::uint64_t* seq = nullptr) {
+  std::vector<std::byte> buf(ring.slot_size());
+  auto r = ring.read_slot(buf);
+  if (!r) return "<" + std::string(to_string(r.code())) + ">";
+  if (seq != nullptr) *seq = r->sequence;
+  return std::string(reinterpret_cast<const char*>(buf.data()), r->length);
+}
+
+TEST(TailRecovery, WritingByADeadOwnerIsReclaimedAndNeverDelivered) {  // K-WRITING
+  auto ring = RingBuffer::create_owned(4, 64);
+  ASSERT_TRUE(ring.ok());
+  auto id = ring->claim();  // a writer that dies in Writing
+  ASSERT_TRUE(id.ok());
+  ring->fill(*id, as_bytes("half-written"), 1);
+  left_by(*ring, id->index, dead_pid());
+  ASSERT_TRUE(ring->write_slot(as_bytes("after"), 2).ok());
+  EXPECT_EQ(read_one(*ring), "<Empty>");  // stuck behind the dead writer
+
+  TailRecovery tails;
+  const RecoveryReport r = tails.run(*ring, quick_policy());
+  EXPECT_EQ(r.reclaimed_writing, 1u);
+  EXPECT_EQ(r.total(), 1u);
+  EXPECT_EQ(ring->reclaimed(), 1u);
+  EXPECT_EQ(read_one(*ring), "after");
+  EXPECT_EQ(read_one(*ring), "<Empty>");
+  // The slot is reusable: a full lap of writes goes through.
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(ring->write_slot(as_bytes("lap"), 10 + i).ok()) << i;
+}
+
+TEST(TailRecovery, ReadingByADeadOwnerIsDeliveredAgainWithItsSequence) {  // K-READING
+  auto ring = RingBuffer::create_owned(4, 64);
+  ASSERT_TRUE(ring.ok());
+  ASSERT_TRUE(ring->write_slot(as_bytes("once"), 41).ok());
+  std::vector<std::byte> buf(64);
+  auto taken = ring->take(buf);  // a consumer that dies while Reading
+  ASSERT_TRUE(taken.ok());
+  left_by(*ring, taken->slot.index, dead_pid());
+  EXPECT_EQ(read_one(*ring), "<InvalidState>");
+
+  TailRecovery tails;
+  EXPECT_EQ(tails.run(*ring, quick_policy()).requeued_reading, 1u);
+  std::uint64_t seq = 0;
+  EXPECT_EQ(read_one(*ring, &seq), "once");
+  EXPECT_EQ(seq, 41u);  // same sequence: a receiver can drop the duplicate
+  EXPECT_EQ(read_one(*ring), "<Empty>");
+}
+
+TEST(TailRecovery, DoneByADeadOwnerIsReleasedNotDeliveredAgain) {  // K-DONE
+  auto ring = RingBuffer::create_owned(4, 64);
+  ASSERT_TRUE(ring.ok());
+  ASSERT_TRUE(ring->write_slot(as_bytes("processed"), 1).ok());
+  ASSERT_TRUE(ring->write_slot(as_bytes("next"), 2).ok());
+  std::vector<std::byte> buf(64);
+  auto taken = ring->take(buf);
+  ASSERT_TRUE(taken.ok());
+  ring->complete(taken->slot);  // dies after Done, before the release
+  left_by(*ring, taken->slot.index, dead_pid());
+
+  TailRecovery tails;
+  EXPECT_EQ(tails.run(*ring, quick_policy()).released_done, 1u);
+  EXPECT_EQ(read_one(*ring), "next");
+}
+
+TEST(TailRecovery, LeavesFreshSlotsLiveOwnersAndItselfAlone) {  // K-STALE
+  auto ring = RingBuffer::create_owned(4, 64);
+  ASSERT_TRUE(ring.ok());
+  auto id = ring->claim();
+  ASSERT_TRUE(id.ok());
+  TailRecovery tails;
+  // Our own Writing slot: never stale.
+  EXPECT_EQ(tails.run(*ring, quick_policy()).total(), 0u);
+  // A dead owner's slot that entered Writing just now: too young.
+  ring->slot_header(id->index).owner_pid.store(dead_pid());
+  RecoveryPolicy patient = quick_policy();
+  patient.stale_after = 1h;
+  EXPECT_EQ(tails.run(*ring, patient).total(), 0u);
+  // An old slot whose owner is alive (the policy says so): kept.
+  ring->slot_header(id->index).timestamp_ns.store(1);
+  RecoveryPolicy alive = quick_policy();
+  alive.owner_alive = [](std::uint32_t) { return true; };
+  EXPECT_EQ(tails.run(*ring, alive).total(), 0u);
+  // Dead and old: reclaimed.
+  EXPECT_EQ(tails.run(*ring, quick_policy()).reclaimed_writing, 1u);
+}
+
+TEST(TailRecovery, AClaimedPositionThatStaysEmptyIsReclaimedAfterTheClaimTimeout) {  // K-CLAIMED
+  auto ring = RingBuffer::create_owned(4, 64);
+  ASSERT_TRUE(ring.ok());
+  header_of(*ring).head.fetch_add(1);  // a writer that died right after claiming
+  ASSERT_TRUE(ring->write_slot(as_bytes("behind"), 2).ok());
+  TailRecovery tails;
+  RecoveryPolicy p = quick_policy();
+  p.claim_timeout = 1h;
+  EXPECT_EQ(tails.run(*ring, p).total(), 0u);  // starts timing
+  EXPECT_EQ(tails.run(*ring, p).total(), 0u);  // not yet
+  EXPECT_EQ(tails.run(*ring, quick_policy()).reclaimed_claimed, 1u);
+  EXPECT_EQ(read_one(*ring), "behind");
+}
+
+TEST(TailRecovery, AWriterThatStalledPastTheClaimTimeoutGivesTheSlotBack) {  // K-CLAIMED
+  auto ring = RingBuffer::create_owned(4, 64);
+  ASSERT_TRUE(ring.ok());
+  // The stalled writer has claimed position 0 but not yet entered Writing;
+  // the consumer reclaims it; then the writer resumes with its CAS.
+  header_of(*ring).head.fetch_add(1);
+  TailRecovery tails;
+  (void)tails.run(*ring, quick_policy());
+  ASSERT_EQ(tails.run(*ring, quick_policy()).reclaimed_claimed, 1u);
+  ASSERT_EQ(ring->tail(), 1u);
+  SlotHeader& slot = ring->slot_header(0);
+  ASSERT_TRUE(transition_slot(slot, SlotState::Empty, SlotState::Writing));  // the resumed CAS wins
+  // claim() would now see tail > its position and give the slot back; do
+  // what it does and check the ring still works for the next lap.
+  ASSERT_GT(ring->tail(), 0u);
+  ASSERT_TRUE(transition_slot(slot, SlotState::Writing, SlotState::Empty));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(ring->write_slot(as_bytes("ok"), i).ok()) << i;
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(read_one(*ring), "ok");
+}
+
+TEST(TailRecovery, IsIdempotent) {  // K-IDEMPOTENT
+  auto ring = RingBuffer::create_owned(4, 64);
+  ASSERT_TRUE(ring.ok());
+  ASSERT_TRUE(ring->write_slot(as_bytes("a"), 1).ok());
+  std::vector<std::byte> buf(64);
+  auto taken = ring->take(buf);
+  ASSERT_TRUE(taken.ok());
+  left_by(*ring, taken->slot.index, dead_pid());
+  TailRecovery first, second;
+  EXPECT_EQ(first.run(*ring, quick_policy()).requeued_reading, 1u);
+  EXPECT_EQ(second.run(*ring, quick_policy()).total(), 0u);  // a re-run finds nothing to do
+  EXPECT_EQ(read_one(*ring), "a");
+}
+
+TEST(Fence, AConsumerWhoseEpochEndedGivesTheSlotBack) {  // K-FENCE
+  auto ring = RingBuffer::create_owned(4, 64);
+  ASSERT_TRUE(ring.ok());
+  ASSERT_TRUE(ring->write_slot(as_bytes("m"), 1).ok());
+  std::atomic<std::uint64_t> epoch{2};
+  Fence old{&epoch, 1};
+  std::vector<std::byte> buf(64);
+  auto r = ring->take(buf, &old);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), ErrorCode::Disconnected);
+  EXPECT_NE(r.error().detail.find("fenced"), std::string::npos) << r.error().detail;
+  EXPECT_EQ(load_state(ring->slot_header(0)), static_cast<std::uint8_t>(SlotState::Ready));
+  Fence current{&epoch, 2};
+  EXPECT_TRUE(ring->take(buf, &current).ok());
+}
+
+// ----------------------------------------------------------- RecoveryManager
+
+TEST(RecoveryManager, TheLockNotThePidDecidesWhoIsAlive) {  // K-LOCK
+  test::TempSegmentPath path("rmlock");
+  RecoveryManager first(path.str());
+  auto start = first.register_daemon(1s);
+  ASSERT_TRUE(start.ok()) << start.error().message();
+  EXPECT_EQ(*start, DaemonStart::Fresh);
+  first.startup_done();
+  EXPECT_TRUE(first.is_already_running());
+
+  RecoveryManager second(path.str());
+  auto refused = second.register_daemon(1s, 50ms);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.code(), ErrorCode::AlreadyExists);
+  EXPECT_EQ(second.cleanup_orphaned_shm().code(), ErrorCode::AlreadyExists);
+
+  first.release();
+  EXPECT_FALSE(second.is_already_running());
+  auto now_free = second.register_daemon(1s);
+  ASSERT_TRUE(now_free.ok()) << now_free.error().message();
+  EXPECT_EQ(*now_free, DaemonStart::Fresh);
+  second.release();
+}
+
+TEST(RecoveryManager, PidFileIsWrittenAtomicallyAndRemovedOnRelease) {  // K-PIDFILE
+  test::TempSegmentPath path("rmpid");
+  RecoveryManager rm(path.str());
+  ASSERT_TRUE(rm.register_daemon(1s).ok());
+  ASSERT_TRUE(rm.write_pid_file(4242).ok());
+  EXPECT_EQ(rm.recorded_pid(), 4242u);
+  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(rm.pid_path()).parent_path()))
+    EXPECT_EQ(e.path().string().find(rm.pid_path() + ".tmp"), std::string::npos) << e.path();
+  rm.release();
+  EXPECT_FALSE(std::filesystem::exists(rm.pid_path()));
+  EXPECT_FALSE(std::filesystem::exists(rm.lock_path()));
+}
+
+TEST(RecoveryManager, CleanupRemovesWhatADeadDaemonLeft) {
+  test::TempSegmentPath path("rmclean");
+  test::write_file(path.str(), std::vector<std::byte>(8192));
+  RecoveryManager rm(path.str());
+  std::ofstream(rm.pid_path()) << "12345\n";
+  ASSERT_TRUE(rm.cleanup_orphaned_shm().ok());
+  EXPECT_FALSE(std::filesystem::exists(path.str()));
+  EXPECT_FALSE(std::filesystem::exists(rm.pid_path()));
+  EXPECT_EQ(rm.cleanup_orphaned_shm().code(), ErrorCode::NotFound);
+}
+
+TEST(RecoveryManager, SidecarsOfAPosixNameLiveInDevShm) {
+  EXPECT_EQ(RecoveryManager::base_path("/tmp/seg"), "/tmp/seg");
+  EXPECT_EQ(RecoveryManager::base_path("seg"), "/dev/shm/seg");
+}
+
+TEST(OwnerLiveness, AZombieIsDead) {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  // Not reaped yet: kill(pid, 0) still succeeds, the liveness test must not.
+  for (int i = 0; i < 200 && owner_process_alive(static_cast<std::uint32_t>(child)); ++i)
+    std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(platform::process_exists(static_cast<std::uint32_t>(child)));
+  EXPECT_FALSE(owner_process_alive(static_cast<std::uint32_t>(child)));
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(owner_process_alive(platform::current_pid()));
+  EXPECT_FALSE(owner_process_alive(0));
+}
+
+}  // namespace
+}  // namespace memlink::shm

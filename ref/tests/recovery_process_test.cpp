@@ -1,0 +1,356 @@
+// Crash recovery across real processes (SPEC K-*), with the crash points of
+// the testing library: a process is SIGKILLed at a named point (or stopped),
+// another takes over, and the test checks that every acknowledged message
+// is delivered, that only a message in Reading at the kill is delivered
+// twice, and that a replaced daemon is fenced.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "memlink/shm/crash_point.hpp"
+#include "memlink/shm/transport.hpp"
+#include "test_support.hpp"
+
+namespace memlink::shm {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr std::uint16_t kVersion = 1;
+constexpr std::size_t kSize = 64 * 1024;
+
+DaemonOptions daemon_options() {
+  DaemonOptions o;
+  o.slot_size = 64;
+  o.remove_on_shutdown = false;
+  o.heartbeat_interval = 20ms;
+  o.heartbeat_timeout = 200ms;
+  o.endpoint.wait_strategy = WaitStrategy::Block;
+  o.endpoint.recovery.stale_after = 0ms;
+  o.endpoint.recovery.claim_timeout = 200ms;
+  return o;
+}
+
+EndpointOptions client_options() {
+  EndpointOptions o;
+  o.wait_strategy = WaitStrategy::Block;
+  o.daemon_timeout = 200ms;
+  o.recovery.stale_after = 0ms;
+  return o;
+}
+
+// A child process running `body`; its records go to a pipe the parent reads
+// once the child is gone. The child never runs destructors (_exit), so it
+// cannot shut down a daemon or client it inherited or created.
+struct Child {
+  pid_t pid = -1;
+  int records = -1;  // read end
+};
+
+template <class Body>
+Child spawn(Body body) {
+  int fds[2];
+  if (::pipe(fds) != 0) return {};
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    ::alarm(20);  // a child that should have died and did not fails the test, never hangs it
+    const int code = body(fds[1]);
+    ::_exit(code);
+  }
+  ::close(fds[1]);
+  return Child{pid, fds[0]};
+}
+
+void record(int fd, const std::string& what) {
+  const std::string line = what + "\n";
+  (void)!::write(fd, line.data(), line.size());
+}
+
+// Waits for the child; returns "exit N" or "signal N".
+std::string reap(Child& c, std::vector<std::string>* lines = nullptr) {
+  int status = 0;
+  ::waitpid(c.pid, &status, 0);
+  std::string all;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(c.records, buf, sizeof buf)) > 0;) all.append(buf, static_cast<std::size_t>(n));
+  ::close(c.records);
+  if (lines != nullptr) {
+    std::size_t start = 0;
+    for (std::size_t nl; (nl = all.find('\n', start)) != std::string::npos; start = nl + 1)
+      lines->push_back(all.substr(start, nl - start));
+  }
+  return WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                             : "exit " + std::to_string(WEXITSTATUS(status));
+}
+
+std::string text(std::span<const std::byte> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+
+// Reads until `want` messages arrived or `deadline` passed.
+std::vector<std::string> drain(Endpoint& ep, std::size_t want, std::chrono::milliseconds deadline = 3000ms) {
+  std::vector<std::string> got;
+  std::vector<std::byte> buf(64);
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  while (got.size() < want && std::chrono::steady_clock::now() < end) {
+    auto m = ep.read(buf);
+    if (m) {
+      got.push_back(text({buf.data(), m->length}));
+      continue;
+    }
+    EXPECT_TRUE(m.code() == ErrorCode::Empty || m.code() == ErrorCode::InvalidState) << m.error().message();
+    (void)ep.wait(50ms);
+  }
+  return got;
+}
+
+bool wait_for_segment(const std::string& path) {
+  for (int i = 0; i < 500; ++i) {
+    if (Client::connect(path, kVersion).ok()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return false;
+}
+
+// A daemon child: takes messages two-phase, records each after processing
+// and before finishing (at-least-once), until killed or fenced (exit 3).
+int daemon_child(const std::string& path, int rec, const std::string& arm_point) {
+  if (!arm_point.empty()) arm_crash_point(arm_point, 1);
+  auto d = Daemon::create(path, kSize, kVersion, daemon_options());
+  if (!d) {
+    record(rec, "create-failed " + d.error().message());
+    return 2;
+  }
+  std::vector<std::byte> buf(64);
+  for (;;) {
+    auto m = d->take(buf);
+    if (!m) {
+      if (m.code() == ErrorCode::Disconnected) {
+        record(rec, "fenced");
+        return 3;
+      }
+      if (auto s = d->wait(50ms); !s && s.code() == ErrorCode::Disconnected) {
+        record(rec, "fenced");
+        return 3;
+      }
+      continue;
+    }
+    record(rec, "delivered " + text({buf.data(), m->length}));
+    (void)d->finish(*m);
+  }
+}
+
+class RecoveryProcess : public ::testing::TestWithParam<std::string> {};
+
+// SPEC K-READING, K-DONE: the daemon dies at each point of reading m0.
+TEST_P(RecoveryProcess, DaemonKilledWhileReading) {
+  ASSERT_TRUE(crash_points_compiled_in());
+  const std::string point = GetParam();
+  test::TempSegmentPath path("rp-read");
+  // The parent writes first (with no daemon: the child takes it over).
+  {
+    auto d0 = Daemon::create(path.str(), kSize, kVersion, daemon_options());
+    ASSERT_TRUE(d0.ok()) << d0.error().message();
+    auto c = Client::connect(path.str(), kVersion, client_options());
+    ASSERT_TRUE(c.ok());
+    for (const char* m : {"m0", "m1", "m2"}) ASSERT_TRUE(c->write(Priority::High, std::string_view(m)).ok());
+    d0->shutdown();  // remove_on_shutdown is off: the messages stay
+  }
+  Child child = spawn([&](int rec) { return daemon_child(path.str(), rec, point); });
+  std::vector<std::string> lines;
+  EXPECT_EQ(reap(child, &lines), "signal 9") << point;
+  auto d = Daemon::create(path.str(), kSize, kVersion, daemon_options());
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_EQ(d->start_info().kind, DaemonStart::Orphaned);
+  EXPECT_EQ(d->start_info().epoch, 3u);  // created, taken over by the child, then by us
+  const bool finished = point == "read.after-done" || point == "read.after-release";
+  std::vector<std::string> got = drain(*d, finished ? 2 : 3, 1500ms);
+
+  std::multiset<std::string> all(got.begin(), got.end());
+  for (const auto& l : lines)
+    if (l.rfind("delivered ", 0) == 0) all.insert(l.substr(10));
+  for (const char* m : {"m0", "m1", "m2"}) EXPECT_GE(all.count(m), 1u) << point << ": " << m << " lost";
+  // Only the message that was Reading after it was recorded comes twice.
+  const std::size_t twice = point == "read.before-done" ? 1 : 0;
+  EXPECT_EQ(all.count("m0"), 1 + twice) << point;
+  EXPECT_EQ(all.size(), 3 + twice) << point;
+}
+
+INSTANTIATE_TEST_SUITE_P(ReadPoints, RecoveryProcess,
+                         ::testing::Values("read.after-take", "read.before-done", "read.after-done",
+                                           "read.after-release"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           std::replace_if(n.begin(), n.end(), [](char ch) { return !std::isalnum(ch); }, '_');
+                           return n;
+                         });
+
+class WriterKilled : public ::testing::TestWithParam<std::string> {};
+
+// SPEC K-WRITING, K-CLAIMED: a client dies at each point of its second
+// write; the ring must keep flowing and every acknowledged write arrive.
+TEST_P(WriterKilled, AtEveryWritePoint) {
+  const std::string point = GetParam();
+  test::TempSegmentPath path("rp-write");
+  auto d = Daemon::create(path.str(), kSize, kVersion, daemon_options());
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  Child writer = spawn([&](int rec) {
+    arm_crash_point(point, 2);
+    auto c = Client::connect(path.str(), kVersion, client_options());
+    if (!c) return 2;
+    for (const char* m : {"a", "b", "c"}) {
+      if (!c->write(Priority::Low, std::string_view(m))) return 4;
+      record(rec, std::string("acked ") + m);
+    }
+    return 0;
+  });
+  std::vector<std::string> acked;
+  EXPECT_EQ(reap(writer, &acked), "signal 9") << point;
+  EXPECT_EQ(acked, std::vector<std::string>{"acked a"});
+  // Another writer's message behind the dead one must get through.
+  auto c = Client::connect(path.str(), kVersion, client_options());
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c->write(Priority::Low, std::string_view("d")).ok());
+  const std::size_t want = point == "write.after-publish" ? 3 : 2;  // b is Ready there: indeterminate
+  std::vector<std::string> got = drain(*d, want);
+  std::vector<std::string> expect = want == 3 ? std::vector<std::string>{"a", "b", "d"}
+                                              : std::vector<std::string>{"a", "d"};
+  EXPECT_EQ(got, expect) << point;
+  const RingBuffer& low = d->inbound().ring(Priority::Low);
+  EXPECT_EQ(low.corrupt_skipped(), 0u);
+  EXPECT_EQ(low.reclaimed(), want == 3 ? 0u : 1u) << point;
+}
+
+INSTANTIATE_TEST_SUITE_P(WritePoints, WriterKilled,
+                         ::testing::Values("write.after-claim", "write.after-writing", "write.mid-payload",
+                                           "write.before-publish", "write.after-publish"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           std::replace_if(n.begin(), n.end(), [](char ch) { return !std::isalnum(ch); }, '_');
+                           return n;
+                         });
+
+class TakeoverKilled : public ::testing::TestWithParam<std::string> {};
+
+// SPEC K-IDEMPOTENT: a daemon dies in the middle of taking over; the next
+// one finishes the job and nothing is lost.
+TEST_P(TakeoverKilled, AtEveryRecoveryPoint) {
+  const std::string point = GetParam();
+  test::TempSegmentPath path("rp-takeover");
+  {
+    auto d0 = Daemon::create(path.str(), kSize, kVersion, daemon_options());
+    ASSERT_TRUE(d0.ok());
+    auto c = Client::connect(path.str(), kVersion, client_options());
+    ASSERT_TRUE(c.ok());
+    for (const char* m : {"m0", "m1", "m2"}) ASSERT_TRUE(c->write(Priority::Critical, std::string_view(m)).ok());
+    std::vector<std::byte> buf(64);
+    ASSERT_TRUE(d0->inbound().ring(Priority::Critical).take(buf).ok());  // m0 Reading...
+    d0->inbound().ring(Priority::Critical).slot_header(0).owner_pid.store(999999999);  // ...by a dead pid
+    d0->shutdown();
+  }
+  Child dying = spawn([&](int rec) { return daemon_child(path.str(), rec, point); });
+  std::vector<std::string> lines;
+  EXPECT_EQ(reap(dying, &lines), "signal 9") << point;
+  auto d = Daemon::create(path.str(), kSize, kVersion, daemon_options());
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  std::vector<std::string> got = drain(*d, 3, 1500ms);
+  std::multiset<std::string> all(got.begin(), got.end());
+  for (const auto& l : lines)
+    if (l.rfind("delivered ", 0) == 0) all.insert(l.substr(10));
+  EXPECT_EQ(all, (std::multiset<std::string>{"m0", "m1", "m2"})) << point;
+  EXPECT_EQ(lines.size(), 0u) << point;  // it died before serving anything
+}
+
+INSTANTIATE_TEST_SUITE_P(RecoveryPoints, TakeoverKilled,
+                         ::testing::Values("recovery.after-lock", "recovery.after-epoch", "recovery.mid-slots",
+                                           "recovery.before-serving"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           std::replace_if(n.begin(), n.end(), [](char ch) { return !std::isalnum(ch); }, '_');
+                           return n;
+                         });
+
+// SPEC K-TAKEOVER, K-FENCE, K-HEARTBEAT: a stopped daemon is replaced, and
+// when it resumes it notices and consumes nothing more.
+TEST(RecoveryProcessFence, AStoppedDaemonIsReplacedAndFencedWhenItResumes) {
+  test::TempSegmentPath path("rp-fence");
+  Child old = spawn([&](int rec) { return daemon_child(path.str(), rec, ""); });
+  ASSERT_TRUE(wait_for_segment(path.str()));
+  auto c = Client::connect(path.str(), kVersion, client_options());
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c->write(Priority::High, std::string_view("before")).ok());
+  for (int i = 0; i < 200 && c->inbound().pending_total() + c->outbound().pending_total() > 0; ++i)
+    std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(c->is_connected());
+
+  ::kill(old.pid, SIGSTOP);
+  std::this_thread::sleep_for(400ms);  // past the 200 ms heartbeat timeout
+  EXPECT_FALSE(c->is_connected());
+  auto w = c->wait(10ms);
+  EXPECT_EQ(w.code(), ErrorCode::Disconnected);
+  EXPECT_NE(w.error().detail.find("unresponsive"), std::string::npos) << w.error().detail;
+  ASSERT_TRUE(c->write(Priority::High, std::string_view("while-stopped")).ok());  // the ring has room
+
+  auto d = Daemon::create(path.str(), kSize, kVersion, daemon_options());
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_EQ(d->start_info().kind, DaemonStart::Unresponsive);
+  EXPECT_EQ(d->start_info().previous_pid, static_cast<std::uint32_t>(old.pid));
+  EXPECT_EQ(d->start_info().epoch, 2u);
+  EXPECT_TRUE(c->is_connected());
+  EXPECT_EQ(drain(*d, 1), std::vector<std::string>{"while-stopped"});
+
+  ::kill(old.pid, SIGCONT);
+  ASSERT_TRUE(c->write(Priority::High, std::string_view("after")).ok());
+  std::vector<std::string> lines;
+  EXPECT_EQ(reap(old, &lines), "exit 3");
+  EXPECT_EQ(lines, (std::vector<std::string>{"delivered before", "fenced"}));
+  EXPECT_EQ(drain(*d, 1), std::vector<std::string>{"after"});
+  EXPECT_FALSE(d->fenced());
+}
+
+// SPEC K-LOCK: while the first daemon lives, a second is refused.
+TEST(RecoveryProcessFence, ALiveDaemonIsNotReplaced) {
+  test::TempSegmentPath path("rp-alive");
+  Child first = spawn([&](int rec) { return daemon_child(path.str(), rec, ""); });
+  ASSERT_TRUE(wait_for_segment(path.str()));
+  auto second = Daemon::create(path.str(), kSize, kVersion, daemon_options());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.code(), ErrorCode::AlreadyExists);
+  EXPECT_NE(second.error().detail.find(std::to_string(first.pid)), std::string::npos) << second.error().detail;
+  ::kill(first.pid, SIGKILL);
+  EXPECT_EQ(reap(first), "signal 9");
+  auto third = Daemon::create(path.str(), kSize, kVersion, daemon_options());
+  ASSERT_TRUE(third.ok()) << third.error().message();
+  EXPECT_EQ(third->start_info().kind, DaemonStart::Orphaned);
+}
+
+// The daemon-to-client direction: a reading client dies while Reading; the
+// next reading client gets the message again.
+TEST(RecoveryProcessFence, AReadingClientThatDiesLeavesItsMessageToTheNext) {
+  test::TempSegmentPath path("rp-reader");
+  auto d = Daemon::create(path.str(), kSize, kVersion, daemon_options());
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(d->write(Priority::Low, std::string_view("answer")).ok());
+  Child reader = spawn([&](int) {
+    arm_crash_point("read.after-take", 1);
+    auto c = Client::connect(path.str(), kVersion, client_options());
+    if (!c) return 2;
+    std::vector<std::byte> buf(64);
+    (void)c->read(buf);
+    return 0;
+  });
+  EXPECT_EQ(reap(reader), "signal 9");
+  auto c = Client::connect(path.str(), kVersion, client_options());
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(drain(*c, 1), std::vector<std::string>{"answer"});
+}
+
+}  // namespace
+}  // namespace memlink::shm
