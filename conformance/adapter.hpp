@@ -52,6 +52,10 @@ class Adapter {
   virtual shm::Result<std::uint64_t> stop_writer(Direction d, Priority p, model::WriterStop where,
                                                  std::span<const std::byte> data) = 0;
   virtual shm::Result<model::Message> stop_reader(Direction d, model::ReaderStop where) = 0;
+  // The writers and readers stopped above have died (SPEC K-STALE): their
+  // slots in direction d now belong to a process that does not exist, and
+  // the consumer of d runs its tail recovery.
+  virtual shm::Status recover(Direction d) = 0;
   // A hostile peer flips a byte of the oldest (Ready) message's payload, or
   // of its checksum if the payload is empty.
   virtual shm::Status corrupt_oldest(Direction d, Priority p) = 0;

@@ -10,6 +10,7 @@ const std::vector<CheckDef>& all_checks() {
       {"connect-validation", "adapter", run_connect_validation},
       {"linearizability", "reference library", run_linearizability},
       {"wakeup", "reference library", run_wakeup},
+      {"recovery", "reference library", run_recovery},
       {"segment", "reference library", run_segment},
       {"bounds", "reference library", run_bounds},
       {"checksum", "reference library", run_checksum},

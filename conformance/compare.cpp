@@ -127,6 +127,7 @@ void compare_views(const model::View& want, const model::View& got) {
                                     std::string(shm::to_string(w.slots[i])) + ", the implementation has " +
                                     std::string(shm::to_string(g.slots[i])));
       expect_equal("V-SLOT", name + " corrupt_skipped", w.corrupt_skipped, g.corrupt_skipped);
+      expect_equal("K-WRITING", name + " reclaimed", w.reclaimed, g.reclaimed);
     }
   }
   expect_equal("C-BACKPRESSURE", "backpressure", want.backpressure, got.backpressure);

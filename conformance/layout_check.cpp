@@ -172,6 +172,7 @@ CheckResult run_layout(const Params& params) {
         expect_field("R-LAYOUT", name + ".head", rv.head, head);
         expect_field("R-LAYOUT", name + ".tail", rv.tail, tail);
         expect_field("R-LAYOUT", name + ".corrupt_skipped", rv.corrupt_skipped, at<std::uint64_t>(bytes, r + 136, "corrupt_skipped"));
+        expect_field("R-LAYOUT", name + ".reclaimed", rv.reclaimed, at<std::uint64_t>(bytes, r + 144, "reclaimed"));
         record_clause("R-POSITIONS");
         if (!(tail <= head && head - tail <= rv.capacity)) RC_FAIL("[R-POSITIONS] " + name + " head/tail out of range");
         for (std::uint32_t i = 0; i < rv.capacity; ++i) {

@@ -166,6 +166,33 @@ shm::Result<model::Message> ReferenceAdapter::stop_reader(Direction d, model::Re
   return make_error(ErrorCode::Empty, "no message ready in any priority");
 }
 
+// A pid above Linux's pid_max (2^22): no process has it.
+constexpr std::uint32_t kDeadPid = 0x7FFFFFFE;
+
+// The stopped writers and readers die: their slots now name a dead owner
+// that took them long ago. Then the consumer recovers (SPEC K-STALE).
+void ReferenceAdapter::kill_stopped(Direction d) {
+  for (Priority p : shm::kAllPriorities) {
+    shm::RingBuffer& r = ring(d, p);
+    for (std::uint32_t i = 0; i < r.capacity(); ++i) {
+      shm::SlotHeader& slot = r.slot_header(i);
+      const auto state = shm::slot_state_from_byte(shm::load_state(slot));
+      if (state == shm::SlotState::Writing || state == shm::SlotState::Reading || state == shm::SlotState::Done) {
+        slot.owner_pid.store(kDeadPid);
+        slot.timestamp_ns.store(1);
+      }
+    }
+  }
+}
+
+shm::Status ReferenceAdapter::recover(Direction d) {
+  shm::Endpoint* ep = reader(d);
+  if (ep == nullptr) return no_client();
+  kill_stopped(d);
+  (void)ep->recover_inbound();
+  return {};
+}
+
 shm::Status ReferenceAdapter::corrupt_oldest(Direction d, Priority p) {
   shm::RingBuffer& r = ring(d, p);
   shm::SlotHeader& slot = r.slot_header(static_cast<std::uint32_t>(r.tail() % r.capacity()));
@@ -187,6 +214,7 @@ model::View ReferenceAdapter::observe() {
       rv.head = r.head();
       rv.tail = r.tail();
       rv.corrupt_skipped = r.corrupt_skipped();
+      rv.reclaimed = r.reclaimed();
       for (std::uint32_t i = 0; i < r.capacity(); ++i)
         rv.slots.push_back(static_cast<model::SlotState>(shm::load_state(r.slot_header(i))));
     }
@@ -244,6 +272,27 @@ class BrokenPriorityOrder final : public ReferenceAdapter {
       return to_message(*r, buf);
     }
     return make_error(ErrorCode::Empty, "no message");
+  }
+};
+
+// Breaks K-READING: recovery treats a message a dead consumer was Reading as
+// consumed (drops it) instead of making it Ready again.
+class BrokenRecovery final : public ReferenceAdapter {
+ public:
+  std::string name() const override { return "broken-recovery"; }
+  shm::Status recover(Direction d) override {
+    shm::Endpoint* ep = reader(d);
+    if (ep == nullptr) return no_client();
+    kill_stopped(d);
+    for (Priority p : shm::kAllPriorities) {
+      shm::RingBuffer& r = ring(d, p);
+      const std::uint64_t t = r.tail();
+      shm::SlotHeader& slot = r.slot_header(static_cast<std::uint32_t>(t % r.capacity()));
+      if (r.head() > t && shm::transition_slot(slot, shm::SlotState::Reading, shm::SlotState::Done))
+        r.release_done(t);
+    }
+    (void)ep->recover_inbound();
+    return {};
   }
 };
 
@@ -324,6 +373,7 @@ class BrokenLayout final : public ReferenceAdapter {
 std::unique_ptr<Adapter> make_adapter(const std::string& name) {
   if (name == "reference") return std::make_unique<ReferenceAdapter>();
   if (name == "broken-priority-order") return std::make_unique<BrokenPriorityOrder>();
+  if (name == "broken-recovery") return std::make_unique<BrokenRecovery>();
   if (name == "broken-oversize") return std::make_unique<BrokenOversize>();
   if (name == "broken-checksum") return std::make_unique<BrokenChecksum>();
   if (name == "broken-trusts-segment") return std::make_unique<BrokenTrustsSegment>();
@@ -335,7 +385,7 @@ std::vector<std::string> adapter_names(bool include_broken) {
   std::vector<std::string> names{"reference"};
   if (include_broken)
     names.insert(names.end(), {"broken-priority-order", "broken-oversize", "broken-checksum",
-                               "broken-trusts-segment", "broken-layout"});
+                               "broken-trusts-segment", "broken-layout", "broken-recovery"});
   return names;
 }
 

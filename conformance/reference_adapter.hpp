@@ -30,6 +30,8 @@ class ReferenceAdapter : public Adapter {
                                          std::span<const std::byte> data) override;
   shm::Result<model::Message> stop_reader(Direction d, model::ReaderStop where) override;
   shm::Status corrupt_oldest(Direction d, Priority p) override;
+  shm::Status recover(Direction d) override;
+  void kill_stopped(Direction d);
   model::View observe() override;
   std::span<const std::byte> segment_bytes() override;
   std::uint32_t owner_pid() const override;

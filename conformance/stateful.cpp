@@ -213,6 +213,41 @@ struct StopReader : Cmd {
   }
 };
 
+// K-STALE: the stopped writers and readers of direction d die, and its
+// consumer recovers (K-WRITING, K-READING, K-DONE).
+struct Recover : Cmd {
+  Direction d = gen_direction();
+  void checkPreconditions(const Model& m) const override {
+    RC_PRE(d == Direction::ClientToDaemon || m.client_count() > 0);
+  }
+  void apply(Model& m) const override { m.recover(d); }
+  void run(const Model& m, Adapter& a) const override {
+    Model next = m;
+    const model::Outcome want = next.recover(d);
+    compare_outcome("stopped processes die; consumer recovers", want, got_from(a.recover(d)));
+    const auto& r = next.last_recovery();
+    // The clause a difference breaks: what recovery did in this direction.
+    const char* clause = r.reading > 0 ? "K-READING" : r.writing > 0 ? "K-WRITING" : r.done > 0 ? "K-DONE" : "K-STALE";
+    if (r.writing > 0) record_clause("K-WRITING");
+    if (r.reading > 0) record_clause("K-READING");
+    if (r.done > 0) record_clause("K-DONE");
+    record_clause("K-STALE");
+    const model::View w = next.view();
+    const model::View g = a.observe();
+    const auto di = static_cast<std::size_t>(d);
+    for (Priority p : shm::kAllPriorities) {
+      const auto& wr = w.rings[di][static_cast<std::size_t>(p)];
+      const auto& gr = g.rings[di][static_cast<std::size_t>(p)];
+      if (wr.tail != gr.tail || wr.slots != gr.slots)
+        RC_FAIL(std::string("[") + clause + "] after recovery of " + dir_name(d) + " " + prio_name(p) +
+                ": the spec requires tail " + std::to_string(wr.tail) + ", the implementation has tail " +
+                std::to_string(gr.tail) + (wr.slots != gr.slots ? " (slot states differ)" : ""));
+    }
+    compare_views(w, g);
+  }
+  void show(std::ostream& os) const override { os << "stopped processes die, " << dir_name(d) << " consumer recovers"; }
+};
+
 struct CorruptOldest : Cmd {
   Direction d = gen_direction();
   Priority p = gen_priority();
@@ -265,7 +300,7 @@ CheckResult run_stateful(const Params& params) {
     rc::state::check(*m, *adapter,
                      rc::state::gen::execOneOfWithArgs<Write, Write, WriteBlocking, Read, Read, Peek, SetBackpressure,
                                                        Connect, Disconnect, Reopen, StopWriter, StopReader,
-                                                       CorruptOldest, Shutdown>());
+                                                       Recover, CorruptOldest, Shutdown>());
   });
 }
 

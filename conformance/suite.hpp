@@ -62,6 +62,7 @@ CheckResult run_layout(const Params& params);
 CheckResult run_connect_validation(const Params& params);
 CheckResult run_wakeup(const Params& params);
 CheckResult run_segment(const Params& params);
+CheckResult run_recovery(const Params& params);
 
 // Shared by the RapidCheck-based checks: runs `property` and fills `out`.
 struct RcOutcome {

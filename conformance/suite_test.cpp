@@ -60,7 +60,8 @@ INSTANTIATE_TEST_SUITE_P(
                       // Accepting a corrupt segment violates whichever clause the field belongs to.
                       Broken{"broken-trusts-segment", run_connect_validation,
                              {"V-CONNECT", "M-OPEN", "C-FLAGS", "C-BACKPRESSURE", "R-POSITIONS", "T-SHUTDOWN"}},
-                      Broken{"broken-layout", run_layout, {"R-LAYOUT"}}),
+                      Broken{"broken-layout", run_layout, {"R-LAYOUT"}},
+                      Broken{"broken-recovery", run_stateful, {"K-READING", "S-TRANSITIONS", "R-ORDER", "R-RELEASE"}}),
     [](const auto& info) {
       std::string n = info.param.adapter;
       for (char& c : n)
@@ -69,7 +70,7 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(BrokenAdapters, EveryListedOneIsTested) {
-  EXPECT_EQ(adapter_names(true).size(), 1u + 5u);
+  EXPECT_EQ(adapter_names(true).size(), 1u + 6u);
 }
 
 TEST(Suite, ClauseListMatchesSpecMd) {

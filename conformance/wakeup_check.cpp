@@ -45,7 +45,7 @@ CheckResult run_wakeup(const Params& params) {
   result.name = "wakeup";
   static std::atomic<int> counter{0};
   const std::string path = "/dev/shm/memlink-wakeup-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-  (void)shm::MmapSegment::remove(path);
+  (void)shm::RecoveryManager(path).cleanup_orphaned_shm();
   const int rounds = params.depth == Depth::Quick ? 300 : params.depth == Depth::Default ? 3000 : 30000;
   int fds[2];
   if (::pipe(fds) != 0) {
@@ -63,7 +63,7 @@ CheckResult run_wakeup(const Params& params) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
     }
-    (void)shm::MmapSegment::remove(path);
+    (void)shm::RecoveryManager(path).cleanup_orphaned_shm();
     result.failure = std::move(f);
     return result;
   };
@@ -108,7 +108,7 @@ CheckResult run_wakeup(const Params& params) {
     return finish(failure("T-WAIT", "wait after the daemon was killed returned " +
                                         std::string(s.ok() ? "Ok" : shm::to_string(s.code())) + ", not Disconnected", params));
   result.notes = std::to_string(rounds) + " cross-process round trips with futex sleeps, then kill -9 of the daemon";
-  (void)shm::MmapSegment::remove(path);
+  (void)shm::RecoveryManager(path).cleanup_orphaned_shm();
   return result;
 }
 

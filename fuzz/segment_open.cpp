@@ -17,7 +17,11 @@ using namespace memlink;
 namespace {
 
 const std::string& scratch_path() {
-  static const std::string path = "/dev/shm/memlink-fuzz-open-" + std::to_string(::getpid());
+  static const std::string path = [] {
+    std::string p = "/dev/shm/memlink-fuzz-open-" + std::to_string(::getpid());
+    std::atexit([] { (void)shm::MmapSegment::remove("/dev/shm/memlink-fuzz-open-" + std::to_string(::getpid())); });
+    return p;
+  }();
   return path;
 }
 

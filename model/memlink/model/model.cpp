@@ -93,7 +93,52 @@ std::optional<Priority> Model::ring_to_read(Direction d) const {
   return std::nullopt;
 }
 
+// K-STALE: a read that finds nothing (Empty, or a held tail) recovers the
+// tails whose holders are dead and tries once more.
 Outcome Model::read(Direction d) {
+  Outcome o = read_once(d);
+  if (o.ok() || (*o.error != ErrorCode::Empty && *o.error != ErrorCode::InvalidState)) return o;
+  if (!recover_tails(d)) return o;
+  return read_once(d);
+}
+
+// K-WRITING, K-READING, K-DONE, at each ring's tail, while its holder is dead.
+bool Model::recover_tails(Direction d) {
+  last_recovery_ = {};
+  bool any = false;
+  for (Priority p : shm::kAllPriorities) {
+    Ring& r = ring(d, p);
+    while (!r.entries.empty() && r.entries.front().holder_dead) {
+      Entry& e = r.entries.front();
+      any = true;
+      if (e.state == SlotState::Reading) {  // K-READING: delivered again
+        e.state = SlotState::Ready;
+        e.holder_dead = false;
+        ++last_recovery_.reading;
+        break;
+      }
+      if (e.state == SlotState::Writing) {  // K-WRITING: never delivered
+        ++r.reclaimed;
+        ++last_recovery_.writing;
+      } else {  // K-DONE
+        ++last_recovery_.done;
+      }
+      r.entries.pop_front();
+      ++r.tail;
+    }
+  }
+  return any;
+}
+
+Outcome Model::recover(Direction d) {
+  for (Priority p : shm::kAllPriorities)
+    for (Entry& e : ring(d, p).entries)
+      if (e.state != SlotState::Ready) e.holder_dead = true;
+  recover_tails(d);
+  return ok("K-STALE");
+}
+
+Outcome Model::read_once(Direction d) {
   const auto p = ring_to_read(d);
   if (!p) return fail(ErrorCode::Empty, "R-VISIBLE");
   Ring& r = ring(d, *p);
@@ -213,6 +258,7 @@ View Model::view() const {
       rv.head = r.head;
       rv.tail = r.tail;
       rv.corrupt_skipped = r.corrupt_skipped;
+      rv.reclaimed = r.reclaimed;
       rv.slots.assign(r.capacity, SlotState::Empty);
       for (const Entry& e : r.entries) rv.slots[e.position % r.capacity] = e.state;
     }

@@ -71,6 +71,7 @@ struct RingView {
   std::uint64_t tail = 0;
   std::vector<SlotState> slots;  // by slot index
   std::uint64_t corrupt_skipped = 0;
+  std::uint64_t reclaimed = 0;  // K-WRITING
   friend bool operator==(const RingView&, const RingView&) = default;
 };
 
@@ -105,6 +106,15 @@ class Model {
   Outcome stop_writer(Direction d, Priority p, WriterStop where, std::span<const std::byte> payload);
   // The consumer stops partway through the read it would do next.
   Outcome stop_reader(Direction d, ReaderStop where);
+  // K-STALE: every writer and reader that stopped partway in direction d
+  // is now dead, and the consumer of d recovers its tails (K-WRITING,
+  // K-READING, K-DONE). Afterwards a read that finds nothing recovers again.
+  Outcome recover(Direction d);
+  struct RecoveryCounts {
+    std::uint64_t writing = 0, reading = 0, done = 0;
+  };
+  // What the last recovery (explicit, or inside a read) did.
+  const RecoveryCounts& last_recovery() const { return last_recovery_; }
   // A hostile peer corrupts the payload (or checksum) of the oldest message
   // of a ring; only meaningful when that message is Ready.
   Outcome corrupt_oldest(Direction d, Priority p);
@@ -130,6 +140,7 @@ class Model {
     SlotState state = SlotState::Empty;
     Message message;
     bool corrupt = false;  // payload no longer matches its checksum
+    bool holder_dead = false;  // K-STALE: its writer or reader has died
   };
   struct Ring {
     std::uint32_t capacity = 0;
@@ -137,6 +148,7 @@ class Model {
     std::uint64_t tail = 0;
     std::deque<Entry> entries;  // positions tail .. head-1, oldest first
     std::uint64_t corrupt_skipped = 0;
+    std::uint64_t reclaimed = 0;
   };
 
   explicit Model(const Config& config, std::uint32_t n);
@@ -145,6 +157,10 @@ class Model {
   std::optional<Outcome> refuse_write(Direction d, Priority p, std::size_t size) const;
   // The ring a read of direction d acts on, per R-ORDER / R-VISIBLE.
   std::optional<Priority> ring_to_read(Direction d) const;
+  // The consumer's tail recovery over the rings of d; true if it did anything.
+  bool recover_tails(Direction d);
+  Outcome read_once(Direction d);
+  RecoveryCounts last_recovery_{};
 
   Config config_;
   Ring rings_[shm::kDirectionCount][shm::kPriorityCount];

@@ -337,6 +337,7 @@ Status RecoveryManager::cleanup_orphaned_shm() {
   const bool had_segment = MmapSegment::remove(segment_path_).ok();
   const bool had_pid = ::unlink(pid_path_.c_str()) == 0;
   ::unlink(lock_path_.c_str());
+  ::unlink(takeover_path_.c_str());  // while holding it: see release()
   if (!had_segment && !had_pid)
     return make_error(ErrorCode::NotFound, "no segment or PID file for '" + segment_path_ + "'");
   return {};

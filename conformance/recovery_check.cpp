@@ -1,0 +1,245 @@
+// Crash recovery across processes (reference library, SPEC K-*): a daemon
+// killed while holding a message, a daemon stopped past its heartbeat
+// timeout and replaced, a writer that died between claiming a position and
+// entering Writing, and the cleanup of what a dead daemon left.
+// (Crash points and the chaos runner cover K-IDEMPOTENT and K-CRASH: they
+// need the testing build of the library, see chaos/.)
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "memlink/shm/transport.hpp"
+#include "suite.hpp"
+
+namespace memlink::conformance {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr std::size_t kSize = 64 * 1024;
+
+struct Scenario {
+  const Params& params;
+  std::optional<Failure> failure;
+  bool check(bool ok, const std::string& clause, const std::string& what) {
+    record_clause(clause);
+    if (!ok && !failure)
+      failure = Failure{clause, "[" + clause + "] " + what, {},
+                        "scripts/conformance --only recovery --seed " + std::to_string(params.seed)};
+    return ok;
+  }
+};
+
+shm::DaemonOptions options() {
+  shm::DaemonOptions o;
+  o.slot_size = 64;
+  o.remove_on_shutdown = false;
+  o.heartbeat_interval = 20ms;
+  o.heartbeat_timeout = 200ms;
+  o.endpoint.wait_strategy = shm::WaitStrategy::Block;
+  o.endpoint.recovery.stale_after = 0ms;
+  o.endpoint.recovery.claim_timeout = 50ms;
+  return o;
+}
+
+shm::EndpointOptions client_options() {
+  shm::EndpointOptions o;
+  o.wait_strategy = shm::WaitStrategy::Block;
+  o.daemon_timeout = 200ms;
+  return o;
+}
+
+std::string text(const std::vector<std::byte>& b, std::size_t n) { return {reinterpret_cast<const char*>(b.data()), n}; }
+
+// A daemon process. hold: take the first message and never finish it.
+// Otherwise serve two-step; on being fenced write 'F' and exit 3. Writes
+// 'R' once serving and 'D' per message delivered.
+[[noreturn]] void daemon_process(const std::string& path, int fd, bool hold) {
+  ::alarm(30);
+  auto d = shm::Daemon::create(path, kSize, 1, options());
+  (void)!::write(fd, d ? "R" : "E", 1);
+  if (!d) ::_exit(2);
+  std::vector<std::byte> buf(64);
+  for (;;) {
+    auto m = d->take(buf);
+    if (m) {
+      (void)!::write(fd, "D", 1);
+      if (hold) ::pause();
+      (void)d->finish(*m);
+      continue;
+    }
+    if (m.code() == shm::ErrorCode::Disconnected || d->wait(20ms).code() == shm::ErrorCode::Disconnected) {
+      (void)!::write(fd, "F", 1);
+      ::_exit(3);
+    }
+  }
+}
+
+struct Proc {
+  pid_t pid = -1;
+  int fd = -1;
+};
+
+Proc spawn_daemon(const std::string& path, bool hold) {
+  int fds[2];
+  if (::pipe(fds) != 0) return {};
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    daemon_process(path, fds[1], hold);
+  }
+  ::close(fds[1]);
+  return Proc{pid, fds[0]};
+}
+
+char next_byte(const Proc& p) {
+  char c = 0;
+  return ::read(p.fd, &c, 1) == 1 ? c : '\0';
+}
+
+std::string rest(Proc& p) {
+  std::string s;
+  char c;
+  while (::read(p.fd, &c, 1) == 1) s += c;
+  ::close(p.fd);
+  return s;
+}
+
+std::vector<std::string> drain(shm::Endpoint& ep, std::size_t want) {
+  std::vector<std::string> got;
+  std::vector<std::byte> buf(64);
+  for (int i = 0; i < 200 && got.size() < want; ++i) {
+    if (auto m = ep.read(buf)) {
+      got.push_back(text(buf, m->length));
+      continue;
+    }
+    (void)ep.wait(10ms);
+  }
+  return got;
+}
+
+std::string path_for(const char* tag) {
+  static std::atomic<int> n{0};
+  const std::string p = "/dev/shm/memlink-recovery-" + std::string(tag) + "-" + std::to_string(::getpid()) + "-" +
+                        std::to_string(n++);
+  (void)shm::RecoveryManager(p).cleanup_orphaned_shm();
+  return p;
+}
+
+// A daemon killed while it holds a message (Reading): lock, PID file,
+// client-side detection, takeover keeping every message, redelivery.
+void killed_daemon(Scenario& s) {
+  const std::string path = path_for("kill");
+  Proc a = spawn_daemon(path, /*hold=*/true);
+  if (!s.check(next_byte(a) == 'R', "K-TAKEOVER", "the first daemon did not start")) return;
+  shm::RecoveryManager rm(path);
+  s.check(rm.is_already_running(), "K-LOCK", "the live daemon does not hold " + rm.lock_path());
+  s.check(rm.recorded_pid() == static_cast<std::uint32_t>(a.pid), "K-PIDFILE",
+          rm.pid_path() + " records pid " + std::to_string(rm.recorded_pid()) + ", the daemon is " + std::to_string(a.pid));
+  auto second = shm::Daemon::create(path, kSize, 1, options());
+  s.check(!second && second.code() == shm::ErrorCode::AlreadyExists, "K-LOCK",
+          "a second daemon started while the first was alive");
+  auto c = shm::Client::connect(path, 1, client_options());
+  if (!s.check(c.ok(), "K-TAKEOVER", "client cannot connect")) return;
+  (void)c->write(shm::Priority::High, std::string_view("x"));
+  (void)c->write(shm::Priority::High, std::string_view("y"));
+  s.check(next_byte(a) == 'D', "K-TWO-STEP", "the daemon did not take the first message");
+  ::kill(a.pid, SIGKILL);
+  ::waitpid(a.pid, nullptr, 0);
+  rest(a);
+  s.check(!c->is_connected(), "K-HEARTBEAT", "the client still reports a killed daemon connected");
+  s.check(c->write(shm::Priority::High, std::string_view("z")).ok(), "T-KILLED", "write failed with no daemon");
+  auto d = shm::Daemon::create(path, kSize, 1, options());
+  if (!s.check(d.ok(), "K-TAKEOVER", "no takeover: " + (d ? std::string() : d.error().message()))) return;
+  s.check(d->start_info().kind == shm::DaemonStart::Orphaned && d->start_info().epoch == 2, "K-TAKEOVER",
+          "expected an orphaned takeover in epoch 2, got " + std::string(shm::to_string(d->start_info().kind)) +
+              " in epoch " + std::to_string(d->start_info().epoch));
+  const auto got = drain(*d, 3);
+  s.check(got == std::vector<std::string>{"x", "y", "z"}, "K-READING",
+          "after takeover the daemon read " + std::to_string(got.size()) +
+              " messages; the one held in Reading must come first, then the rest in order");
+  s.check(c->is_connected(), "K-HEARTBEAT", "the client does not see the new daemon");
+  d->shutdown();
+  s.check(shm::RecoveryManager(path).cleanup_orphaned_shm().ok(), "K-ORPHAN",
+          "cleanup of a shut-down daemon's segment failed");
+  s.check(!shm::MmapSegment::open(path).ok(), "K-ORPHAN", "the segment survived cleanup");
+}
+
+// A daemon stopped past its heartbeat timeout: replaced, and fenced when it resumes.
+void stopped_daemon(Scenario& s) {
+  const std::string path = path_for("stop");
+  Proc a = spawn_daemon(path, /*hold=*/false);
+  if (!s.check(next_byte(a) == 'R', "K-TAKEOVER", "the first daemon did not start")) return;
+  auto c = shm::Client::connect(path, 1, client_options());
+  if (!s.check(c.ok(), "K-TAKEOVER", "client cannot connect")) return;
+  (void)c->write(shm::Priority::Low, std::string_view("first"));
+  s.check(next_byte(a) == 'D', "K-TWO-STEP", "the daemon did not serve");
+  ::kill(a.pid, SIGSTOP);
+  std::this_thread::sleep_for(350ms);
+  auto w = c->wait(1ms);
+  s.check(w.code() == shm::ErrorCode::Disconnected && w.error().detail.find("unresponsive") != std::string::npos,
+          "K-HEARTBEAT", "a stopped daemon was not reported unresponsive: " + (w ? std::string("Ok") : w.error().message()));
+  auto d = shm::Daemon::create(path, kSize, 1, options());
+  if (s.check(d.ok(), "K-TAKEOVER", "no takeover of an unresponsive daemon: " + (d ? std::string() : d.error().message()))) {
+    s.check(d->start_info().kind == shm::DaemonStart::Unresponsive && d->start_info().epoch == 2, "K-TAKEOVER",
+            "expected an unresponsive takeover in epoch 2");
+    ::kill(a.pid, SIGCONT);
+    (void)c->write(shm::Priority::Low, std::string_view("second"));
+    const auto got = drain(*d, 1);
+    int status = 0;
+    ::waitpid(a.pid, &status, 0);
+    const std::string after = rest(a);
+    s.check(WIFEXITED(status) && WEXITSTATUS(status) == 3 && after == "F", "K-FENCE",
+            "the resumed daemon reported '" + after + "' (D = it consumed after being replaced)");
+    s.check(got == std::vector<std::string>{"second"}, "K-FENCE", "the new daemon did not get the message");
+    d->shutdown();
+  } else {
+    ::kill(a.pid, SIGKILL);
+    ::kill(a.pid, SIGCONT);
+    ::waitpid(a.pid, nullptr, 0);
+    rest(a);
+  }
+  (void)shm::RecoveryManager(path).cleanup_orphaned_shm();
+}
+
+// A writer that died between claiming a position and entering Writing.
+void dead_claimant(Scenario& s) {
+  const std::string path = path_for("claim");
+  shm::DaemonOptions o = options();
+  o.remove_on_shutdown = true;
+  auto d = shm::Daemon::create(path, kSize, 1, o);
+  if (!s.check(d.ok(), "K-CLAIMED", "daemon")) return;
+  auto c = shm::Client::connect(path, 1, client_options());
+  if (!s.check(c.ok(), "K-CLAIMED", "client")) return;
+  shm::RingBuffer& low = c->outbound().ring(shm::Priority::Low);
+  auto* hdr = reinterpret_cast<shm::RingHeader*>(reinterpret_cast<std::byte*>(&low.slot_header(0)) - shm::RING_HEADER_SIZE);
+  hdr->head.fetch_add(1);  // claimed, and the claimant is gone
+  (void)c->write(shm::Priority::Low, std::string_view("behind"));
+  std::vector<std::byte> buf(64);
+  s.check(d->read(buf).code() == shm::ErrorCode::Empty, "K-CLAIMED", "a claimed position was skipped at once");
+  const auto got = drain(*d, 1);
+  s.check(got == std::vector<std::string>{"behind"} && low.reclaimed() == 1, "K-CLAIMED",
+          "the ring stayed stuck behind a dead claimant past the claim timeout");
+}
+
+}  // namespace
+
+CheckResult run_recovery(const Params& params) {
+  CheckResult result;
+  result.name = "recovery";
+  Scenario s{params, std::nullopt};
+  const int rounds = params.depth == Depth::Quick ? 1 : params.depth == Depth::Default ? 2 : 10;
+  for (int i = 0; i < rounds && !s.failure; ++i) {
+    killed_daemon(s);
+    if (!s.failure) stopped_daemon(s);
+    if (!s.failure) dead_claimant(s);
+    ++result.cases;
+  }
+  result.failure = s.failure;
+  result.notes = std::to_string(result.cases) + " rounds of kill, stop and dead-claimant scenarios";
+  return result;
+}
+
+}  // namespace memlink::conformance
