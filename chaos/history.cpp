@@ -1,0 +1,226 @@
+#include "history.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <tuple>
+
+namespace memlink::chaos {
+namespace {
+
+constexpr std::size_t kMaxViolations = 20;
+
+std::uint64_t mix(std::uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return x;
+}
+
+std::uint32_t fnv1a(std::span<const std::byte> b) {
+  std::uint32_t h = 2166136261u;
+  for (std::byte c : b) h = (h ^ static_cast<std::uint32_t>(c)) * 16777619u;
+  return h;
+}
+
+void note(Verdict& v, const std::string& what) {
+  if (v.violations.size() < kMaxViolations) v.violations.push_back(what);
+}
+
+const char* stream_name(Stream s) { return s == Stream::C2D ? "c2d" : "d2c"; }
+
+}  // namespace
+
+std::string to_string(const MessageId& id) {
+  return std::string(stream_name(id.stream)) + (id.stream == Stream::C2D ? " client " : " daemon epoch ") +
+         std::to_string(id.writer) + " priority " + std::to_string(id.priority) + " #" + std::to_string(id.n);
+}
+
+std::string to_string(Role r) {
+  return r == Role::Daemon ? "daemon" : r == Role::Writer ? "writer" : "reader";
+}
+
+// Layout: stream u8, priority u8, writer u32, n u64, filler, fnv1a u32 of all before it.
+std::vector<std::byte> encode_payload(const MessageId& id, std::size_t length) {
+  length = std::max(length, kMinPayload);
+  std::vector<std::byte> out(length);
+  out[0] = static_cast<std::byte>(id.stream);
+  out[1] = static_cast<std::byte>(id.priority);
+  std::memcpy(out.data() + 2, &id.writer, 4);
+  std::memcpy(out.data() + 6, &id.n, 8);
+  std::uint64_t x = mix(id.n * 31 + id.writer + (std::uint64_t(id.priority) << 40));
+  for (std::size_t i = 14; i + 4 < length; ++i) {
+    x = mix(x + i);
+    out[i] = static_cast<std::byte>(x);
+  }
+  const std::uint32_t h = fnv1a({out.data(), length - 4});
+  std::memcpy(out.data() + length - 4, &h, 4);
+  return out;
+}
+
+bool decode_payload(std::span<const std::byte> payload, MessageId& id) {
+  if (payload.size() < kMinPayload) return false;
+  std::uint32_t h = 0;
+  std::memcpy(&h, payload.data() + payload.size() - 4, 4);
+  if (h != fnv1a(payload.first(payload.size() - 4))) return false;
+  const auto stream = static_cast<std::uint8_t>(payload[0]);
+  if (stream > 1) return false;
+  id.stream = static_cast<Stream>(stream);
+  id.priority = static_cast<std::uint8_t>(payload[1]);
+  std::memcpy(&id.writer, payload.data() + 2, 4);
+  std::memcpy(&id.n, payload.data() + 6, 8);
+  // The filler must be what the id says (a payload from another id with a
+  // matching checksum is still caught).
+  return encode_payload(id, payload.size()) == std::vector<std::byte>(payload.begin(), payload.end());
+}
+
+std::vector<Record> read_log(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<Record> out;
+  Record r;
+  while (in.read(reinterpret_cast<char*>(&r), sizeof r)) out.push_back(r);
+  return out;
+}
+
+Verdict check_history(const std::vector<ProcessLog>& logs) {
+  Verdict v;
+  struct Written {
+    bool intent = false, ack = false, fail = false;
+    std::uint64_t t_ack = 0, position = 0;
+  };
+  struct Delivery {
+    std::uint64_t epoch, instance, index;  // global order key
+    std::size_t log;                        // which process
+    const Record* rec;
+  };
+  std::map<MessageId, Written> written;
+  std::map<MessageId, std::vector<Delivery>> delivered;
+  std::vector<Delivery> order;
+  std::vector<std::size_t> last_deliver(logs.size(), SIZE_MAX);
+
+  for (std::size_t li = 0; li < logs.size(); ++li) {
+    const ProcessLog& log = logs[li];
+    for (std::size_t i = 0; i < log.records.size(); ++i) {
+      const Record& r = log.records[i];
+      switch (r.type) {
+        case RecordType::Intent: written[r.id()].intent = true; ++v.intended; break;
+        case RecordType::Ack: {
+          Written& w = written[r.id()];
+          w.ack = true;
+          w.t_ack = r.t_ns;
+          w.position = r.position;
+          ++v.acknowledged;
+          break;
+        }
+        case RecordType::Fail: written[r.id()].fail = true; ++v.refused; break;
+        case RecordType::Deliver: {
+          // Readers deliver one after another; daemons in epoch order.
+          Delivery d{log.role == Role::Daemon ? r.epoch : 0, log.instance, i, li, &r};
+          delivered[r.id()].push_back(d);
+          order.push_back(d);
+          last_deliver[li] = i;
+          ++v.deliveries;
+          break;
+        }
+        case RecordType::Corrupt:
+          ++v.corrupt;
+          note(v, to_string(log.role) + " " + std::to_string(log.instance) + " received a corrupt message (" +
+                      stream_name(r.stream) + ", priority " + std::to_string(r.priority) + ")");
+          break;
+        case RecordType::Serving:
+        case RecordType::Fenced: break;
+      }
+    }
+  }
+  auto before = [](const Delivery& a, const Delivery& b) {
+    return std::tie(a.epoch, a.instance, a.index) < std::tie(b.epoch, b.instance, b.index);
+  };
+  std::sort(order.begin(), order.end(), before);
+  for (auto& [id, ds] : delivered) std::sort(ds.begin(), ds.end(), before);
+
+  // Lost, phantom, indeterminate.
+  for (const auto& [id, w] : written) {
+    const bool got = delivered.count(id) > 0;
+    if (w.ack && !got) {
+      ++v.lost;
+      note(v, "lost: " + to_string(id) + " was acknowledged (position " + std::to_string(w.position) +
+                  ") and never delivered");
+    }
+    if (w.intent && !w.ack && !w.fail) (got ? v.indeterminate_delivered : v.indeterminate) += 1;
+  }
+  for (const auto& [id, ds] : delivered) {
+    v.per_stream_delivered[stream_name(id.stream)] += 1;
+    ++v.delivered;
+    auto it = written.find(id);
+    if (it == written.end() || !it->second.intent) {
+      ++v.phantom;
+      note(v, "phantom: " + to_string(id) + " was delivered but never written");
+    }
+    // Duplicates: every delivery but the last must be the last thing a
+    // consumer that was killed recorded (it died between recording and
+    // finishing, SPEC K-READING).
+    for (std::size_t k = 0; k + 1 < ds.size(); ++k) {
+      ++v.duplicated;
+      const Delivery& d = ds[k];
+      if (!(logs[d.log].killed && last_deliver[d.log] == d.index)) {
+        ++v.duplicates_unexplained;
+        note(v, "duplicate: " + to_string(id) + " delivered again, but " + to_string(logs[d.log].role) + " " +
+                    std::to_string(logs[d.log].instance) + (logs[d.log].killed ? " went on after it" : " was not killed"));
+      }
+    }
+  }
+
+  // FIFO per (stream, writer, priority), among first deliveries; priority
+  // order whenever the consumer had a choice; epochs along positions.
+  std::map<std::tuple<Stream, std::uint32_t, std::uint8_t>, std::uint64_t> last_n;
+  std::set<MessageId> seen;
+  std::map<std::tuple<Stream, std::uint8_t, std::uint64_t>, const Written*> acked_at;  // (stream, prio, position)
+  for (const auto& [id, w] : written)
+    if (w.ack) acked_at[{id.stream, id.priority, w.position}] = &w;
+  std::map<std::pair<Stream, std::uint8_t>, std::int64_t> max_pos;  // highest first-delivered position
+  std::set<std::tuple<Stream, std::uint8_t, std::uint64_t>> taken;
+  std::map<std::pair<Stream, std::uint8_t>, std::vector<std::pair<std::uint64_t, std::uint64_t>>> pos_epoch;
+  for (const Delivery& d : order) {
+    const Record& r = *d.rec;
+    const MessageId id = r.id();
+    if (!seen.insert(id).second) continue;
+    auto key = std::make_tuple(id.stream, id.writer, id.priority);
+    auto it = last_n.find(key);
+    if (it != last_n.end() && id.n <= it->second) {
+      ++v.fifo_violations;
+      note(v, "FIFO: " + to_string(id) + " delivered after #" + std::to_string(it->second) + " of the same writer");
+    }
+    last_n[key] = std::max(id.n, it == last_n.end() ? 0 : it->second);
+    for (std::uint8_t p = 0; p < id.priority; ++p) {
+      auto mp = max_pos.find({id.stream, p});
+      const std::uint64_t z = mp == max_pos.end() ? 0 : static_cast<std::uint64_t>(mp->second + 1);
+      auto w = acked_at.find({id.stream, p, z});
+      if (w == acked_at.end() || taken.count({id.stream, p, z})) continue;
+      ++v.priority_checked;
+      if (w->second->t_ack < r.t_ns) {
+        ++v.priority_violations;
+        note(v, "priority: " + to_string(id) + " delivered while priority " + std::to_string(p) + " position " +
+                    std::to_string(z) + " was acknowledged and next in its ring");
+      }
+    }
+    taken.insert({id.stream, id.priority, r.position});
+    auto& m = max_pos.try_emplace({id.stream, id.priority}, -1).first->second;
+    m = std::max<std::int64_t>(m, static_cast<std::int64_t>(r.position));
+    if (id.stream == Stream::C2D) pos_epoch[{id.stream, id.priority}].push_back({r.position, r.epoch});
+  }
+  for (auto& [ring, pe] : pos_epoch) {
+    std::sort(pe.begin(), pe.end());
+    for (std::size_t i = 1; i < pe.size(); ++i)
+      if (pe[i].second < pe[i - 1].second) {
+        ++v.fence_violations;
+        note(v, "fence: c2d priority " + std::to_string(ring.second) + " position " + std::to_string(pe[i].first) +
+                    " was taken in epoch " + std::to_string(pe[i].second) + " after position " +
+                    std::to_string(pe[i - 1].first) + " was taken in epoch " + std::to_string(pe[i - 1].second));
+      }
+  }
+  return v;
+}
+
+}  // namespace memlink::chaos

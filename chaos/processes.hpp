@@ -1,0 +1,39 @@
+// The three kinds of process the chaos runner forks, and how each records
+// what it did (history.hpp). Each body runs in a fresh child and never
+// returns: it ends with _exit, SIGKILL (runner or crash point) or SIGSTOP.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "history.hpp"
+
+namespace memlink::chaos {
+
+struct ProcessConfig {
+  std::string segment;
+  std::size_t segment_size = 256 * 1024;
+  std::uint32_t slot_size = 128;
+  std::uint32_t heartbeat_ms = 20;
+  std::uint32_t heartbeat_timeout_ms = 200;
+  std::uint32_t claim_timeout_ms = 300;
+  std::uint64_t seed = 0;
+  std::uint32_t rate = 1000;  // messages per second per writer (bursts on top)
+};
+
+// A crash point to arm in the child ("" for none).
+struct Arm {
+  std::string point;
+  long occurrence = 0;
+};
+
+// Exit codes of the bodies.
+inline constexpr int kExitClean = 0;      // SIGTERM: stopped cleanly
+inline constexpr int kExitSetup = 2;      // could not start (the log says why)
+inline constexpr int kExitFenced = 3;     // a daemon that noticed it was replaced
+
+[[noreturn]] void run_daemon(const ProcessConfig& c, int log_fd, const Arm& arm);
+[[noreturn]] void run_writer(const ProcessConfig& c, int log_fd, std::uint32_t writer_id, const Arm& arm);
+[[noreturn]] void run_reader(const ProcessConfig& c, int log_fd, const Arm& arm);
+
+}  // namespace memlink::chaos

@@ -1,0 +1,593 @@
+// memlink-chaos: forks a daemon, K writing clients and a reading client on
+// one segment, attacks them (SIGKILL at random moments and at every crash
+// point, SIGSTOP past the heartbeat timeout, killed clients), starts a new
+// daemon each time, and at the end checks the whole history (history.hpp).
+// Exit status: 0 no violation, 1 a violation (the seed and the replay
+// command are printed), 2 the run could not be set up.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "history.hpp"
+#include "memlink/shm/crash_point.hpp"
+#include "memlink/shm/platform.hpp"
+#include "memlink/shm/recovery.hpp"
+#include "memlink/shm/transport.hpp"
+#include "processes.hpp"
+
+namespace memlink::chaos {
+namespace {
+
+using namespace std::chrono_literals;
+namespace shm = memlink::shm;
+using shm::platform::monotonic_ns;
+
+struct Options {
+  double duration_s = 60;
+  std::uint64_t seed = 0;
+  std::uint32_t clients = 3;
+  std::string json_path;
+  std::string junit_path;
+  std::string work_dir;
+  bool crash_walk = false;
+  bool keep_logs = false;
+  bool quiet = false;
+  std::string broken_recovery;
+  double hang_timeout_s = 10;
+  ProcessConfig process;
+};
+
+struct Proc {
+  pid_t pid = -1;
+  Role role = Role::Writer;
+  std::uint32_t instance = 0;
+  std::string log_path;
+  Arm arm;
+  bool killed_by_runner = false;
+  bool stopped = false;
+  bool done = false;
+  int status = 0;
+  std::uint64_t started_ns = 0;
+  bool died_by_sigkill() const { return done && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL; }
+  bool hit_crash_point() const { return died_by_sigkill() && !killed_by_runner && !arm.point.empty(); }
+};
+
+std::vector<std::string> points_with_prefix(std::initializer_list<const char*> prefixes) {
+  std::vector<std::string> out;
+  for (auto p : shm::kCrashPoints)
+    for (const char* pre : prefixes)
+      if (p.substr(0, std::strlen(pre)) == pre) out.emplace_back(p);
+  return out;
+}
+
+class Runner {
+ public:
+  explicit Runner(Options o) : o_(std::move(o)), rng_(o_.seed) {}
+
+  int run();
+
+ private:
+  Proc& spawn(Role role, Arm arm = {});
+  void reap();
+  void kill_proc(Proc& p, const std::string& kind);
+  Proc* current(Role role);
+  Proc& restart_daemon(Arm arm = {});
+  void random_fault();
+  void crash_walk();
+  void stop_and_replace_daemon();
+  bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds limit);
+  void keep_alive();
+  void watchdog();
+  void progress(bool force);
+  bool drain();
+  int report();
+  std::optional<shm::Client> observer_;
+
+  Options o_;
+  std::mt19937_64 rng_;
+  std::vector<Proc> procs_;
+  std::uint32_t next_instance_[3] = {};
+  std::map<std::string, std::uint64_t> kills_;           // by kind
+  std::map<std::string, std::uint64_t> crash_hits_;      // by crash point
+  struct Recovery {
+    std::uint64_t t_fault;      // kill, crash point death, or SIGSTOP
+    std::uint32_t next_daemon;  // the first daemon instance started after it
+    bool stop;                  // a stop (the takeover waits for the heartbeat timeout)
+  };
+  std::vector<Recovery> recoveries_;
+  std::vector<std::string> runner_violations_;
+  std::uint64_t start_ns_ = 0, last_progress_ns_ = 0;
+  std::uint64_t watch_tail_ = 0, watch_since_ns_ = 0;
+};
+
+Proc& Runner::spawn(Role role, Arm arm) {
+  Proc p;
+  p.role = role;
+  p.instance = next_instance_[static_cast<int>(role)]++;
+  p.arm = std::move(arm);
+  p.log_path = o_.work_dir + "/" + to_string(role) + "-" + std::to_string(p.instance) + ".log";
+  p.started_ns = monotonic_ns();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    observer_.reset();  // the child must not use the runner's mapping
+    const int fd = ::open(p.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) ::_exit(kExitSetup);
+    ::alarm(static_cast<unsigned>(o_.duration_s + 120));  // never outlive the run by much
+    ProcessConfig c = o_.process;
+    switch (role) {
+      case Role::Daemon: run_daemon(c, fd, p.arm);
+      case Role::Writer: run_writer(c, fd, p.instance, p.arm);
+      case Role::Reader: run_reader(c, fd, p.arm);
+    }
+  }
+  p.pid = pid;
+  procs_.push_back(std::move(p));
+  return procs_.back();
+}
+
+void Runner::reap() {
+  for (;;) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;
+    for (Proc& p : procs_)
+      if (p.pid == pid && !p.done) {
+        p.done = true;
+        p.status = status;
+        if (p.hit_crash_point()) {
+          ++crash_hits_[p.arm.point];
+          ++kills_["crash point"];
+          if (p.role == Role::Daemon) recoveries_.push_back({monotonic_ns(), next_instance_[0], false});
+        }
+      }
+  }
+}
+
+Proc* Runner::current(Role role) {
+  for (auto it = procs_.rbegin(); it != procs_.rend(); ++it)
+    if (it->role == role && !it->done && !it->stopped) return &*it;
+  return nullptr;
+}
+
+void Runner::kill_proc(Proc& p, const std::string& kind) {
+  p.killed_by_runner = true;
+  ::kill(p.pid, SIGKILL);
+  int status = 0;
+  ::waitpid(p.pid, &status, 0);
+  p.done = true;
+  p.status = status;
+  ++kills_[kind];
+}
+
+Proc& Runner::restart_daemon(Arm arm) { return spawn(Role::Daemon, std::move(arm)); }
+
+bool Runner::wait_for(const std::function<bool()>& pred, std::chrono::milliseconds limit) {
+  const std::uint64_t end = monotonic_ns() + static_cast<std::uint64_t>(limit.count()) * 1000000;
+  while (monotonic_ns() < end) {
+    reap();
+    if (pred()) return true;
+    std::this_thread::sleep_for(2ms);
+  }
+  reap();
+  return pred();
+}
+
+// Every role keeps one live process: a crash point or a kill is followed by
+// a fresh one (for a daemon, a takeover).
+void Runner::keep_alive() {
+  reap();
+  if (current(Role::Daemon) == nullptr) restart_daemon();
+  if (current(Role::Reader) == nullptr) spawn(Role::Reader);
+  std::uint32_t writers = 0;
+  for (const Proc& p : procs_) writers += p.role == Role::Writer && !p.done;
+  for (; writers < o_.clients; ++writers) spawn(Role::Writer);
+}
+
+// SIGSTOP the daemon past the heartbeat timeout, start a new one, resume the
+// old one: it must notice it was fenced and exit (SPEC K-FENCE).
+void Runner::stop_and_replace_daemon() {
+  Proc* old = current(Role::Daemon);
+  // Only a daemon that serves: one stopped while starting never served, and
+  // on resuming finds its successor alive (AlreadyExists), which is right.
+  const auto serving = [](const Proc& p) {
+    for (const Record& r : read_log(p.log_path))
+      if (r.type == RecordType::Serving) return true;
+    return false;
+  };
+  if (old == nullptr || !serving(*old)) return;
+  const pid_t old_pid = old->pid;
+  const std::uint32_t old_instance = old->instance;
+  ::kill(old_pid, SIGSTOP);
+  old->stopped = true;
+  ++kills_["stop"];
+  const std::uint64_t t_stop = monotonic_ns();
+  std::this_thread::sleep_for(std::chrono::milliseconds(o_.process.heartbeat_timeout_ms * 3 / 2));
+  restart_daemon();
+  recoveries_.push_back({t_stop, next_instance_[0] - 1, true});
+  std::this_thread::sleep_for(50ms);
+  ::kill(old_pid, SIGCONT);
+  auto find_old = [&]() -> Proc& {
+    for (Proc& p : procs_)
+      if (p.role == Role::Daemon && p.instance == old_instance) return p;
+    return procs_.front();
+  };
+  if (!wait_for([&] { return find_old().done; }, 5000ms)) {
+    runner_violations_.push_back("fence: daemon " + std::to_string(old_instance) +
+                                 " was replaced while stopped and did not stop within 5 s of resuming");
+    kill_proc(find_old(), "kill daemon");
+    return;
+  }
+  const Proc& p = find_old();
+  if (p.hit_crash_point()) return;  // it died at its armed point on resuming: fine
+  if (!(WIFEXITED(p.status) && WEXITSTATUS(p.status) == kExitFenced))
+    runner_violations_.push_back("fence: daemon " + std::to_string(old_instance) +
+                                 " did not exit as fenced after it was replaced (status " + std::to_string(p.status) + ")");
+}
+
+void Runner::random_fault() {
+  static const auto daemon_points = points_with_prefix({"read.", "daemon.", "recovery."});
+  static const auto writer_points = points_with_prefix({"write."});
+  static const auto reader_points = points_with_prefix({"read."});
+  auto pick = [&](const std::vector<std::string>& v) {
+    return v[std::uniform_int_distribution<std::size_t>(0, v.size() - 1)(rng_)];
+  };
+  auto occurrence = [&](long hi) { return std::uniform_int_distribution<long>(1, hi)(rng_); };
+  const int roll = std::uniform_int_distribution<int>(0, 99)(rng_);
+  if (roll < 30) {
+    if (Proc* d = current(Role::Daemon)) {
+      recoveries_.push_back({monotonic_ns(), next_instance_[0], false});
+      kill_proc(*d, "kill daemon");
+      restart_daemon();
+    }
+  } else if (roll < 50) {
+    if (Proc* d = current(Role::Daemon)) {
+      recoveries_.push_back({monotonic_ns(), next_instance_[0], false});
+      kill_proc(*d, "kill daemon");
+      const std::string point = pick(daemon_points);
+      restart_daemon(Arm{point, point.rfind("recovery.", 0) == 0 ? 1 : occurrence(30)});
+    }
+  } else if (roll < 63) {
+    if (Proc* w = current(Role::Writer)) kill_proc(*w, "kill writer");
+  } else if (roll < 78) {
+    if (Proc* w = current(Role::Writer)) kill_proc(*w, "kill writer");
+    spawn(Role::Writer, Arm{pick(writer_points), occurrence(50)});
+  } else if (roll < 83) {
+    if (Proc* r = current(Role::Reader)) kill_proc(*r, "kill reader");
+  } else if (roll < 90) {
+    if (Proc* r = current(Role::Reader)) kill_proc(*r, "kill reader");
+    spawn(Role::Reader, Arm{pick(reader_points), occurrence(30)});
+  } else {
+    stop_and_replace_daemon();
+  }
+}
+
+// Every crash point at least once, in order, then one stop-and-fence.
+void Runner::crash_walk() {
+  for (std::string_view sv : shm::kCrashPoints) {
+    const std::string point(sv);
+    auto hits_before = crash_hits_[point];
+    auto hit = [&] { return crash_hits_[point] > hits_before; };
+    if (point.rfind("write.", 0) == 0) {
+      spawn(Role::Writer, Arm{point, 2});
+    } else {
+      if (Proc* d = current(Role::Daemon)) {
+        recoveries_.push_back({monotonic_ns(), next_instance_[0], false});
+        kill_proc(*d, "kill daemon");
+      }
+      restart_daemon(Arm{point, point.rfind("recovery.", 0) == 0 ? 1 : 2});
+    }
+    if (!wait_for(hit, 3000ms))
+      runner_violations_.push_back("crash walk: point " + point + " was not reached within 3 s");
+    keep_alive();
+    // The reading client at the same points of the d2c direction.
+    if (point == "read.after-take" || point == "read.before-done" || point == "read.after-done") {
+      if (Proc* r = current(Role::Reader)) kill_proc(*r, "kill reader");
+      hits_before = crash_hits_[point];
+      spawn(Role::Reader, Arm{point, 2});
+      if (!wait_for(hit, 3000ms))
+        runner_violations_.push_back("crash walk: reader point " + point + " was not reached within 3 s");
+      keep_alive();
+    }
+    std::this_thread::sleep_for(50ms);
+    progress(false);
+  }
+  stop_and_replace_daemon();
+  keep_alive();
+}
+
+// No hang: while messages wait in c2d and a daemon is serving, the daemon's
+// consumed counter must move.
+void Runner::watchdog() {
+  if (!observer_) {
+    auto c = shm::Client::connect(o_.process.segment, 1);
+    if (!c) return;
+    observer_.emplace(std::move(c.value()));
+    observer_->shutdown();  // not counted as a client; the mapping stays readable
+  }
+  const std::uint64_t tail = observer_->control().daemon_tail.load(std::memory_order_relaxed);
+  const std::uint64_t now = monotonic_ns();
+  if (tail != watch_tail_ || observer_->outbound().pending_total() == 0) {
+    watch_tail_ = tail;
+    watch_since_ns_ = now;
+    return;
+  }
+  if (now - watch_since_ns_ > static_cast<std::uint64_t>(o_.hang_timeout_s * 1e9)) {
+    runner_violations_.push_back("hang: " + std::to_string(observer_->outbound().pending_total()) +
+                                 " c2d messages waited " + std::to_string(o_.hang_timeout_s) +
+                                 " s without the daemon consuming any");
+    watch_since_ns_ = now;
+  }
+}
+
+void Runner::progress(bool force) {
+  const std::uint64_t now = monotonic_ns();
+  if (o_.quiet || (!force && now - last_progress_ns_ < 5'000'000'000ULL)) return;
+  last_progress_ns_ = now;
+  std::uint64_t k = 0;
+  for (auto& [kind, n] : kills_) k += n;
+  std::fprintf(stderr, "memlink-chaos: %5.1f s, %" PRIu64 " faults, %u daemons, c2d consumed %" PRIu64 "\n",
+               static_cast<double>(now - start_ns_) / 1e9, k, next_instance_[0],
+               observer_ ? observer_->control().daemon_tail.load() : 0);
+}
+
+// Writers stop; the last daemon and reader must empty both directions.
+bool Runner::drain() {
+  for (Proc& p : procs_)
+    if (p.role == Role::Writer && !p.done) ::kill(p.pid, SIGTERM);
+  wait_for([&] {
+    for (const Proc& p : procs_)
+      if (p.role == Role::Writer && !p.done) return false;
+    return true;
+  }, 5000ms);
+  for (Proc& p : procs_)
+    if (p.role == Role::Writer && !p.done) kill_proc(p, "kill writer");
+  // An armed daemon or reader may still die at its point: replace it, a few times.
+  bool drained = false;
+  for (int attempt = 0; attempt < 5 && !drained; ++attempt) {
+    if (current(Role::Daemon) == nullptr) restart_daemon();
+    if (current(Role::Reader) == nullptr) spawn(Role::Reader);
+    drained = wait_for([&] {
+      if (current(Role::Daemon) == nullptr || current(Role::Reader) == nullptr) return false;
+      return observer_ && observer_->outbound().pending_total() == 0 && observer_->inbound().pending_total() == 0;
+    }, std::chrono::milliseconds(static_cast<long>(o_.hang_timeout_s * 1000) + 2 * o_.process.claim_timeout_ms));
+  }
+  if (!drained)
+    runner_violations_.push_back("hang: the rings did not drain at the end (c2d " +
+                                 std::to_string(observer_ ? observer_->outbound().pending_total() : 0) + ", d2c " +
+                                 std::to_string(observer_ ? observer_->inbound().pending_total() : 0) + " pending)");
+  for (Proc& p : procs_)
+    if (!p.done) ::kill(p.pid, SIGTERM);
+  if (!wait_for([&] {
+        for (const Proc& p : procs_)
+          if (!p.done) return false;
+        return true;
+      }, 5000ms)) {
+    for (Proc& p : procs_)
+      if (!p.done) {
+        runner_violations_.push_back("hang: " + to_string(p.role) + " " + std::to_string(p.instance) +
+                                     " did not stop within 5 s of SIGTERM");
+        kill_proc(p, "kill at end");
+      }
+  }
+  return drained;
+}
+
+int Runner::run() {
+  start_ns_ = last_progress_ns_ = monotonic_ns();
+  if (!o_.broken_recovery.empty()) ::setenv("MEMLINK_BROKEN_RECOVERY", o_.broken_recovery.c_str(), 1);
+  (void)shm::RecoveryManager(o_.process.segment).cleanup_orphaned_shm();
+  spawn(Role::Daemon);
+  if (!wait_for([&] { return shm::Client::connect(o_.process.segment, 1).ok() || current(Role::Daemon) == nullptr; },
+                5000ms) ||
+      current(Role::Daemon) == nullptr) {
+    std::fprintf(stderr, "memlink-chaos: the first daemon did not start (see its stderr above)\n");
+    return 2;
+  }
+  keep_alive();
+  watchdog();
+  if (o_.crash_walk) {
+    std::this_thread::sleep_for(100ms);
+    crash_walk();
+  } else {
+    const std::uint64_t end = start_ns_ + static_cast<std::uint64_t>(o_.duration_s * 1e9);
+    std::exponential_distribution<double> gap(1.0 / 0.35);  // a fault every 350 ms on average
+    std::uint64_t next_fault = monotonic_ns() + static_cast<std::uint64_t>(gap(rng_) * 1e9);
+    while (monotonic_ns() < end) {
+      keep_alive();
+      watchdog();
+      if (monotonic_ns() >= next_fault) {
+        random_fault();
+        next_fault = monotonic_ns() + static_cast<std::uint64_t>(gap(rng_) * 1e9);
+      }
+      progress(false);
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+  drain();
+  return report();
+}
+
+std::string ms(double ns) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f", ns / 1e6);
+  return b;
+}
+
+int Runner::report() {
+  std::vector<ProcessLog> logs;
+  std::map<std::uint32_t, std::uint64_t> serving_at;  // daemon instance -> serving time
+  for (const Proc& p : procs_) {
+    ProcessLog l;
+    l.role = p.role;
+    l.instance = p.instance;
+    l.killed = p.died_by_sigkill();
+    l.records = read_log(p.log_path);
+    if (p.role == Role::Daemon)
+      for (const Record& r : l.records)
+        if (r.type == RecordType::Serving) serving_at[p.instance] = r.t_ns;
+    logs.push_back(std::move(l));
+  }
+  Verdict v = check_history(logs);
+  // Recovery time: from the kill (or stop) to the next daemon that served.
+  std::vector<double> rec, rec_stop;
+  for (const Recovery& r : recoveries_)
+    for (std::uint32_t i = r.next_daemon; i < next_instance_[0]; ++i)
+      if (auto it = serving_at.find(i); it != serving_at.end() && it->second >= r.t_fault) {
+        (r.stop ? rec_stop : rec).push_back(static_cast<double>(it->second - r.t_fault));
+        break;
+      }
+  std::sort(rec.begin(), rec.end());
+  std::sort(rec_stop.begin(), rec_stop.end());
+  auto pct_of = [](const std::vector<double>& v, double q) {
+    return v.empty() ? 0.0 : v[std::min(v.size() - 1, static_cast<std::size_t>(q * v.size()))];
+  };
+  auto pct = [&](double q) { return pct_of(rec, q); };
+  std::uint64_t kills = 0;
+  for (auto& [k, n] : kills_) kills += n;
+  // Every crash point in walk mode.
+  std::vector<std::string> violations = runner_violations_;
+  violations.insert(violations.end(), v.violations.begin(), v.violations.end());
+  const bool ok = v.ok() && runner_violations_.empty();
+
+  std::string replay = "scripts/chaos --seed " + std::to_string(o_.seed) + " --clients " + std::to_string(o_.clients) +
+                       (o_.crash_walk ? std::string(" --crash-walk") : " --duration " + std::to_string(static_cast<long>(o_.duration_s)) + "s") +
+                       (o_.broken_recovery.empty() ? "" : " --broken-recovery " + o_.broken_recovery);
+  if (!o_.quiet || !ok) {
+    std::printf("memlink-chaos: seed %" PRIu64 ", %.1f s, %u writers + 1 reader, %u daemons started\n", o_.seed,
+                static_cast<double>(monotonic_ns() - start_ns_) / 1e9, o_.clients, next_instance_[0]);
+    std::printf("  faults      %" PRIu64 " in all:", kills);
+    for (auto& [k, n] : kills_) std::printf("  %s %" PRIu64, k.c_str(), n);
+    std::printf("\n  crash points hit:");
+    for (auto& [k, n] : crash_hits_) std::printf(" %s=%" PRIu64, k.c_str(), n);
+    std::printf("\n");
+    std::printf("  messages    intended %" PRIu64 ", acknowledged %" PRIu64 ", refused %" PRIu64 ", delivered %" PRIu64
+                " (c2d %" PRIu64 ", d2c %" PRIu64 ")\n",
+                v.intended, v.acknowledged, v.refused, v.delivered, v.per_stream_delivered["c2d"], v.per_stream_delivered["d2c"]);
+    std::printf("  verdict     lost %" PRIu64 ", corrupt %" PRIu64 ", phantom %" PRIu64 ", duplicated %" PRIu64
+                " (unexplained %" PRIu64 "), indeterminate %" PRIu64 " (+%" PRIu64 " delivered)\n",
+                v.lost, v.corrupt, v.phantom, v.duplicated, v.duplicates_unexplained, v.indeterminate, v.indeterminate_delivered);
+    std::printf("  order       FIFO violations %" PRIu64 ", priority violations %" PRIu64 " (of %" PRIu64
+                " decidable checks), fence violations %" PRIu64 "\n",
+                v.fifo_violations, v.priority_violations, v.priority_checked, v.fence_violations);
+    std::printf("  recovery    kill to new daemon serving: p50 %s ms, p99 %s ms, max %s ms (%zu takeovers)\n",
+                ms(pct(0.5)).c_str(), ms(pct(0.99)).c_str(), ms(rec.empty() ? 0 : rec.back()).c_str(), rec.size());
+    std::printf("              stop to new daemon serving (heartbeat timeout %u ms): p50 %s ms, max %s ms (%zu takeovers)\n",
+                o_.process.heartbeat_timeout_ms, ms(pct_of(rec_stop, 0.5)).c_str(),
+                ms(rec_stop.empty() ? 0 : rec_stop.back()).c_str(), rec_stop.size());
+    for (const auto& s : violations) std::printf("  VIOLATION   %s\n", s.c_str());
+    std::printf("%s\n", ok ? "memlink-chaos: PASS" : ("memlink-chaos: FAIL; replay with: " + replay).c_str());
+  }
+  if (!o_.json_path.empty()) {
+    nlohmann::json j{
+        {"ok", ok}, {"seed", o_.seed}, {"duration_s", static_cast<double>(monotonic_ns() - start_ns_) / 1e9},
+        {"clients", o_.clients}, {"crash_walk", o_.crash_walk}, {"broken_recovery", o_.broken_recovery},
+        {"kills", kills}, {"kills_by_kind", kills_}, {"crash_points_hit", crash_hits_},
+        {"daemons_started", next_instance_[0]},
+        {"intended", v.intended}, {"acknowledged", v.acknowledged}, {"refused", v.refused},
+        {"delivered", v.delivered}, {"deliveries", v.deliveries}, {"lost", v.lost}, {"duplicated", v.duplicated},
+        {"duplicates_unexplained", v.duplicates_unexplained}, {"corrupt", v.corrupt}, {"phantom", v.phantom},
+        {"indeterminate", v.indeterminate}, {"indeterminate_delivered", v.indeterminate_delivered},
+        {"fifo_violations", v.fifo_violations}, {"priority_violations", v.priority_violations},
+        {"priority_checked", v.priority_checked}, {"fence_violations", v.fence_violations},
+        {"recovery_ms", {{"count", rec.size()}, {"p50", pct(0.5) / 1e6}, {"p99", pct(0.99) / 1e6},
+                         {"max", rec.empty() ? 0.0 : rec.back() / 1e6}}},
+        {"stop_takeover_ms", {{"count", rec_stop.size()}, {"p50", pct_of(rec_stop, 0.5) / 1e6},
+                              {"max", rec_stop.empty() ? 0.0 : rec_stop.back() / 1e6}}},
+        {"violations", violations}, {"replay", replay}};
+    std::ofstream(o_.json_path) << j.dump(2) << "\n";
+  }
+  if (!o_.junit_path.empty()) {
+    std::ofstream x(o_.junit_path);
+    x << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"memlink-chaos\" tests=\"1\" failures=\""
+      << (ok ? 0 : 1) << "\">\n  <testcase name=\"chaos seed " << o_.seed << "\">";
+    if (!ok) {
+      x << "<failure message=\"" << violations.size() << " violations\"><![CDATA[";
+      for (const auto& s : violations) x << s << "\n";
+      x << "replay: " << replay << "]]></failure>";
+    }
+    x << "</testcase>\n</testsuite>\n";
+  }
+  (void)shm::RecoveryManager(o_.process.segment).cleanup_orphaned_shm();
+  if (!o_.keep_logs && ok) std::filesystem::remove_all(o_.work_dir);
+  else if (!ok) std::printf("memlink-chaos: logs kept in %s\n", o_.work_dir.c_str());
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace memlink::chaos
+
+int main(int argc, char** argv) {
+  using namespace memlink::chaos;
+  CLI::App app{"memlink-chaos: kill, stop and crash the daemon and clients of one segment, then check that nothing\n"
+               "acknowledged was lost, nothing corrupt or unwritten was delivered, duplicates came only from\n"
+               "consumers killed mid-read, order held, a replaced daemon stopped, and nothing hung.",
+               "memlink-chaos"};
+  Options o;
+  std::string duration = "60s";
+  app.add_option("--duration", duration, "How long to attack (e.g. 60s, 10m)")->capture_default_str();
+  app.add_option("--seed", o.seed, "Seed of the fault schedule and the traffic")->capture_default_str();
+  app.add_option("--clients", o.clients, "Writing client processes")->capture_default_str()->check(CLI::Range(1, 16));
+  app.add_option("--rate", o.process.rate, "Messages per second per writer, between bursts")->capture_default_str();
+  app.add_option("--json", o.json_path, "Write the summary as JSON to FILE");
+  app.add_option("--junit", o.junit_path, "Write a JUnit XML report to FILE");
+  app.add_flag("--crash-walk", o.crash_walk, "Instead of random faults, hit every crash point once, in order, then "
+                                             "stop and replace the daemon once (deterministic, a few seconds)");
+  app.add_option("--broken-recovery", o.broken_recovery,
+                 "Run a deliberately broken recovery (drop-reading, deliver-writing): the run must FAIL")
+      ->check(CLI::IsMember({"drop-reading", "deliver-writing"}));
+  app.add_option("--heartbeat-ms", o.process.heartbeat_ms, "Daemon heartbeat interval")->capture_default_str();
+  app.add_option("--heartbeat-timeout-ms", o.process.heartbeat_timeout_ms, "Silence after which a daemon is replaced")
+      ->capture_default_str();
+  app.add_option("--hang-timeout", o.hang_timeout_s, "Seconds without progress that count as a hang")->capture_default_str();
+  app.add_option("--work-dir", o.work_dir, "Where the process logs go (default: a new directory in /tmp)");
+  app.add_flag("--keep-logs", o.keep_logs, "Keep the logs of a passing run");
+  app.add_flag("--quiet", o.quiet, "Print only a failure");
+  CLI11_PARSE(app, argc, argv);
+  {
+    double scale = 1;
+    std::string num = duration;
+    if (!num.empty() && num.back() == 's') num.pop_back();
+    else if (!num.empty() && num.back() == 'm') { num.pop_back(); scale = 60; }
+    try {
+      o.duration_s = std::stod(num) * scale;
+    } catch (...) {
+      std::fprintf(stderr, "memlink-chaos: --duration '%s' is not a number of seconds (60s) or minutes (10m)\n", duration.c_str());
+      return 2;
+    }
+  }
+  if (!memlink::shm::crash_points_compiled_in()) {
+    std::fprintf(stderr, "memlink-chaos: built without crash points (link memlink_shm_testing)\n");
+    return 2;
+  }
+  if (o.work_dir.empty()) {
+    char tmpl[] = "/tmp/memlink-chaos.XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) {
+      std::perror("memlink-chaos: mkdtemp");
+      return 2;
+    }
+    o.work_dir = tmpl;
+  } else {
+    std::filesystem::create_directories(o.work_dir);
+  }
+  o.process.seed = o.seed;
+  o.process.segment = "/dev/shm/memlink-chaos-" + std::to_string(::getpid());
+  Runner runner(o);
+  return runner.run();
+}
