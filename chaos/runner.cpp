@@ -129,6 +129,12 @@ Proc& Runner::spawn(Role role, Arm arm) {
     observer_.reset();  // the child must not use the runner's mapping
     const int fd = ::open(p.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) ::_exit(kExitSetup);
+    // The child's own messages (crash point notices, errors) go beside its log.
+    const std::string err_path = p.log_path.substr(0, p.log_path.size() - 4) + ".stderr";
+    if (const int efd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644); efd >= 0) {
+      ::dup2(efd, 2);
+      ::close(efd);
+    }
     ::alarm(static_cast<unsigned>(o_.duration_s + 120));  // never outlive the run by much
     ProcessConfig c = o_.process;
     switch (role) {
