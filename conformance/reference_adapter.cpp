@@ -42,6 +42,11 @@ shm::Status ReferenceAdapter::create(const model::Config& config) {
   o.slot_size = config.slot_size;
   o.remove_on_shutdown = false;  // the segment outlives shutdown so connect can see SHUTDOWN
   o.endpoint.wait_strategy = shm::WaitStrategy::Block;
+  // No heartbeat thread: the checks copy the segment's bytes while the
+  // adapter is idle, and a thread stamping meanwhile would be a data race
+  // (TSan). Nothing here depends on the heartbeat's age.
+  o.heartbeat_interval = std::chrono::nanoseconds(0);
+  o.heartbeat_timeout = std::chrono::hours(1);
   auto d = shm::Daemon::create(path_, config.segment_size, config.protocol_version, o);
   if (!d) return d.error();
   daemon_.emplace(std::move(d.value()));
@@ -52,6 +57,7 @@ shm::Status ReferenceAdapter::create(const model::Config& config) {
 shm::Status ReferenceAdapter::connect(std::uint16_t version) {
   shm::EndpointOptions o;
   o.wait_strategy = shm::WaitStrategy::Block;
+  o.daemon_timeout = std::chrono::hours(1);  // the daemon has no heartbeat thread here
   auto c = shm::Client::connect(path_, version, o);
   if (!c) return c.error();
   clients_.push_back(std::make_unique<shm::Client>(std::move(c.value())));
@@ -68,6 +74,7 @@ shm::Status ReferenceAdapter::reopen() {
   clients_.erase(clients_.begin());  // unmaps
   shm::EndpointOptions o;
   o.wait_strategy = shm::WaitStrategy::Block;
+  o.daemon_timeout = std::chrono::hours(1);  // the daemon has no heartbeat thread here
   auto c = shm::Client::connect(path_, version, o);  // maps again
   if (!c) return c.error();
   clients_.insert(clients_.begin(), std::make_unique<shm::Client>(std::move(c.value())));

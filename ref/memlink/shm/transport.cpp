@@ -319,9 +319,9 @@ Daemon::Daemon(Daemon&&) noexcept = default;
 
 Result<Daemon> Daemon::create(const std::string& path, std::size_t size, std::uint16_t version,
                               DaemonOptions options) {
-  if (options.heartbeat_interval.count() <= 0 || options.heartbeat_timeout <= options.heartbeat_interval)
+  if (options.heartbeat_interval.count() < 0 || options.heartbeat_timeout <= options.heartbeat_interval)
     return make_error(ErrorCode::InvalidArgument,
-                      "heartbeat_timeout must be longer than heartbeat_interval (> 0)");
+                      "heartbeat_timeout must be longer than heartbeat_interval (>= 0)");
   auto g = compute_geometry(size, options.slot_size);
   if (!g) return g.error();
   auto manager = std::make_unique<RecoveryManager>(path);
@@ -343,7 +343,8 @@ Result<Daemon> Daemon::create(const std::string& path, std::size_t size, std::ui
   d.start_.kind = *start;
   d.fence_ = Fence{&d.ctl_->epoch, d.start_.epoch};
   if (manager) (void)manager->write_pid_file(platform::current_pid());
-  d.heartbeat_thread_ = std::make_unique<HeartbeatThread>(d.ctl_, d.start_.epoch, options.heartbeat_interval);
+  if (options.heartbeat_interval.count() > 0)
+    d.heartbeat_thread_ = std::make_unique<HeartbeatThread>(d.ctl_, d.start_.epoch, options.heartbeat_interval);
   MEMLINK_CRASH_POINT("recovery.before-serving");
   d.ctl_->flags.fetch_and(~FLAG_SHUTDOWN, std::memory_order_acq_rel);
   d.ctl_->daemon_alive.store(1, std::memory_order_release);

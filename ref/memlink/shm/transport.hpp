@@ -60,7 +60,8 @@ struct DaemonOptions {
   EndpointOptions endpoint{};
   std::uint32_t slot_size = MAX_SLOT_SIZE;
   bool remove_on_shutdown = true;  // unlink the segment when shut down cleanly
-  // SPEC K-HEARTBEAT: a thread stamps heartbeat_ns this often.
+  // SPEC K-HEARTBEAT: a thread stamps heartbeat_ns this often. 0: no
+  // thread; the application stamps it (heartbeat(), and every wait() slice).
   std::chrono::nanoseconds heartbeat_interval = std::chrono::milliseconds(100);
   // SPEC K-TAKEOVER: a daemon that holds the lock but has not stamped its
   // heartbeat for this long may be replaced (and is fenced, K-FENCE).
