@@ -106,6 +106,8 @@ TEST(Cli, DaemonAndClientExchangeAcrossProcesses) {
   EXPECT_EQ(report["control"]["client_head"].get<int>(), 600);
   EXPECT_EQ(report["control"]["daemon_alive"].get<int>(), 1);
   EXPECT_TRUE(report["control"]["daemon_process_exists"].get<bool>());
+  EXPECT_TRUE(report["daemon_lock"]["held"].get<bool>());
+  EXPECT_EQ(report["daemon_lock"]["recorded_pid"].get<int>(), d);
   ASSERT_EQ(report["rings"].size(), 6u);
   for (const auto& ring : report["rings"]) {
     EXPECT_EQ(ring["pending"].get<int>(), 0);
@@ -173,6 +175,7 @@ TEST(Cli, InspectAfterAKillShowsTheLeftovers) {
   EXPECT_EQ(ins.status, 0) << ins.err;
   auto report = nlohmann::json::parse(ins.out);
   EXPECT_FALSE(report["control"]["daemon_process_exists"].get<bool>());
+  EXPECT_FALSE(report["daemon_lock"]["held"].get<bool>());  // the kernel dropped the dead daemon's lock
   EXPECT_EQ(report["rings"][1]["states"]["Ready"].get<int>(), 1);  // c2d/high
   EXPECT_TRUE(report["rings"][1]["held"].empty());
   ASSERT_EQ(report["rings"][2]["held"].size(), 1u);  // c2d/low

@@ -294,6 +294,34 @@ TEST_F(CorruptSegmentTest, ShutDownDaemonIsDisconnected) {
   expect_rejected("shut down", ErrorCode::Disconnected);
 }
 
+TEST(DaemonHeartbeat, AThreadStampsItAndIntervalZeroLeavesItToTheApplication) {  // K-HEARTBEAT
+  using namespace std::chrono_literals;
+  for (auto interval : {std::chrono::nanoseconds(5ms), std::chrono::nanoseconds(0)}) {
+    test::TempSegmentPath path("hb");
+    DaemonOptions o;
+    o.heartbeat_interval = interval;
+    o.heartbeat_timeout = 1s;
+    auto d = Daemon::create(path.str(), DEFAULT_SEGMENT_SIZE, 1, o);
+    ASSERT_TRUE(d.ok()) << d.error().message();
+    EXPECT_EQ(d->control().heartbeat_interval_ns.load(), static_cast<std::uint64_t>(interval.count()));
+    const std::uint64_t first = d->control().heartbeat_ns.load();
+    std::this_thread::sleep_for(30ms);
+    const std::uint64_t later = d->control().heartbeat_ns.load();
+    if (interval.count() > 0) {
+      EXPECT_GT(later, first);
+    } else {
+      EXPECT_EQ(later, first);  // nobody stamped it
+      d->heartbeat();
+      EXPECT_GT(d->control().heartbeat_ns.load(), first);
+    }
+  }
+  test::TempSegmentPath path("hbbad");
+  DaemonOptions bad;
+  bad.heartbeat_interval = 1s;
+  bad.heartbeat_timeout = 1s;
+  EXPECT_EQ(Daemon::create(path.str(), DEFAULT_SEGMENT_SIZE, 1, bad).code(), ErrorCode::InvalidArgument);
+}
+
 TEST(TransportErrors, EveryCodeHasAName) {
   for (int c = 0; c <= static_cast<int>(ErrorCode::IoError); ++c)
     EXPECT_NE(to_string(static_cast<ErrorCode>(c)), "Unknown");
