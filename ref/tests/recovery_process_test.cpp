@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <string>
@@ -350,6 +351,36 @@ TEST(RecoveryProcessFence, AReadingClientThatDiesLeavesItsMessageToTheNext) {
   auto c = Client::connect(path.str(), kVersion, client_options());
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(drain(*c, 1), std::vector<std::string>{"answer"});
+}
+
+// MEMLINK_CRASH_AT, as a runner sets it for a process it starts: this
+// binary re-executes itself with the variable set, running only the child
+// half below, which must die at the named point.
+TEST(CrashPointEnvironment, ChildHalf) {
+  const char* path = std::getenv("MEMLINK_CRASH_TEST_SEGMENT");
+  if (path == nullptr) GTEST_SKIP() << "run by CrashPointEnvironment.KillsTheNamedVisit";
+  auto c = Client::connect(path, kVersion, client_options());
+  ASSERT_TRUE(c.ok());
+  for (const char* m : {"one", "two", "three"}) ASSERT_TRUE(c->write(Priority::High, std::string_view(m)).ok());
+}
+
+TEST(CrashPointEnvironment, KillsTheNamedVisit) {
+  test::TempSegmentPath path("rp-env");
+  auto d = Daemon::create(path.str(), kSize, kVersion, daemon_options());
+  ASSERT_TRUE(d.ok());
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::setenv("MEMLINK_CRASH_AT", "write.before-publish:2", 1);
+    ::setenv("MEMLINK_CRASH_TEST_SEGMENT", path.str().c_str(), 1);
+    ::execl("/proc/self/exe", "recovery_process_test", "--gtest_filter=CrashPointEnvironment.ChildHalf", nullptr);
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  // The first write went through; the second died Writing, and is reclaimed, never delivered.
+  EXPECT_EQ(drain(*d, 2, 500ms), std::vector<std::string>{"one"});
+  EXPECT_EQ(d->inbound().ring(Priority::High).reclaimed(), 1u);
 }
 
 }  // namespace
