@@ -1,11 +1,13 @@
 #include "memlink/shm/platform.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
 #if defined(_WIN32)
 #include <windows.h>
 #else
+#include <pthread.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +18,7 @@ namespace memlink::shm::platform {
 #if defined(_WIN32)
 
 std::uint32_t current_pid() noexcept { return static_cast<std::uint32_t>(GetCurrentProcessId()); }
+std::uint64_t coarse_monotonic_ns() noexcept { return monotonic_ns(); }
 
 std::uint64_t monotonic_ns() noexcept {
   static const LONGLONG freq = [] {
@@ -41,7 +44,34 @@ std::string last_error_text() { return "Windows error " + std::to_string(GetLast
 
 #else
 
-std::uint32_t current_pid() noexcept { return static_cast<std::uint32_t>(::getpid()); }
+// getpid() is a system call (about 150 ns in a VM here) and the slot state
+// machine stamps the owner on every write and read, so the pid is cached,
+// and forgotten in the child of every fork() (pthread_atfork).
+namespace {
+std::atomic<std::uint32_t> g_pid{0};
+void forget_pid() { g_pid.store(0, std::memory_order_relaxed); }
+}  // namespace
+
+std::uint32_t current_pid() noexcept {
+  std::uint32_t pid = g_pid.load(std::memory_order_relaxed);
+  if (pid == 0) {
+    static const int registered = ::pthread_atfork(nullptr, nullptr, forget_pid);
+    (void)registered;
+    pid = static_cast<std::uint32_t>(::getpid());
+    g_pid.store(pid, std::memory_order_relaxed);
+  }
+  return pid;
+}
+
+std::uint64_t coarse_monotonic_ns() noexcept {
+#if defined(CLOCK_MONOTONIC_COARSE)
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
+#else
+  return monotonic_ns();
+#endif
+}
 
 std::uint64_t monotonic_ns() noexcept {
   timespec ts{};

@@ -11,6 +11,10 @@ std::uint32_t current_pid() noexcept;
 // CLOCK_MONOTONIC (Linux, macOS) / QueryPerformanceCounter (Windows) in ns.
 std::uint64_t monotonic_ns() noexcept;
 
+// CLOCK_MONOTONIC at the resolution of a scheduler tick (a few ms), several
+// times cheaper: for slot timestamps, which only need to tell milliseconds.
+std::uint64_t coarse_monotonic_ns() noexcept;
+
 // True if a process with this pid exists (it may be another process that
 // reused the pid: the recovery layer must not rely on this alone).
 bool process_exists(std::uint32_t pid) noexcept;

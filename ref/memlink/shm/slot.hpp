@@ -93,7 +93,7 @@ inline bool transition_slot(SlotHeader& slot, SlotState from, SlotState to,
                             std::uint8_t* found = nullptr) noexcept {
   if (to == SlotState::Writing || to == SlotState::Reading) {
     slot.owner_pid.store(platform::current_pid(), std::memory_order_relaxed);
-    slot.timestamp_ns.store(platform::monotonic_ns(), std::memory_order_relaxed);
+    slot.timestamp_ns.store(platform::coarse_monotonic_ns(), std::memory_order_relaxed);
   }
   auto expected = static_cast<std::uint8_t>(from);
   if (!slot.state.compare_exchange_strong(expected, static_cast<std::uint8_t>(to),

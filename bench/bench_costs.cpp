@@ -1,0 +1,85 @@
+// What the design costs beside the round trip:
+//  - priority routing: a write and a read through the three rings of one
+//    direction (the reader scans Critical and High before finding Low)
+//    against the same through one bare ring, in one thread;
+//  - idle: the CPU a daemon uses over a quiet second, per wait strategy
+//    (measured from its rusage; it calls wait(100 ms) in a loop as a daemon does).
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "harness.hpp"
+#include "memlink/shm/pring.hpp"
+#include "memlink/shm/transport.hpp"
+
+namespace memlink::bench {
+namespace {
+
+namespace shm = memlink::shm;
+
+void single_ring(benchmark::State& state) {
+  auto ring = shm::RingBuffer::create_owned(1024, 64);
+  std::vector<std::byte> msg(static_cast<std::size_t>(state.range(0)), std::byte{1}), buf(64);
+  for (auto _ : state) {
+    (void)ring->write_slot(msg, 0);
+    benchmark::DoNotOptimize(ring->read_slot(buf));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void priority_rings(benchmark::State& state) {
+  shm::Geometry g = *shm::compute_geometry(1 << 20, 64);
+  std::vector<std::byte> mem(g.segment_size + 64);
+  auto* base = reinterpret_cast<std::byte*>((reinterpret_cast<std::uintptr_t>(mem.data()) + 63) & ~std::uintptr_t{63});
+  auto rings = shm::PriorityRingBuffer::format(base, g.segment_size, g, shm::Direction::ClientToDaemon);
+  std::vector<std::byte> msg(static_cast<std::size_t>(state.range(0)), std::byte{1}), buf(64);
+  for (auto _ : state) {
+    (void)rings->write(shm::Priority::Low, msg, 0);
+    benchmark::DoNotOptimize(rings->read(buf));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void idle_daemon_cpu(benchmark::State& state) {
+  add_context();
+  const auto strategy = static_cast<shm::WaitStrategy>(state.range(0));
+  for (auto _ : state) {
+    const std::string path = "/dev/shm/memlink-bench-idle-" + std::to_string(::getpid());
+    (void)shm::RecoveryManager(path).cleanup_orphaned_shm();
+    const pid_t kid = fork_child([&] {
+      shm::DaemonOptions o;
+      o.endpoint.wait_strategy = strategy;
+      auto d = shm::Daemon::create(path, 1 << 20, 1, o);
+      if (!d) return;
+      const std::uint64_t end = now_ns() + 1'000'000'000ULL;
+      while (now_ns() < end) (void)d->wait(std::chrono::milliseconds(100));
+      d->shutdown();
+    });
+    int status = 0;
+    rusage ru{};
+    ::wait4(kid, &status, 0, &ru);
+    const double cpu_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    state.counters["cpu_percent"] = 100.0 * cpu_s;  // over one second
+  }
+  state.SetLabel(std::string(shm::to_string(strategy)));
+}
+
+}  // namespace
+
+BENCHMARK(single_ring)->Arg(64)->ArgName("payload");
+BENCHMARK(priority_rings)->Arg(64)->ArgName("payload");
+BENCHMARK(idle_daemon_cpu)
+    ->Arg(static_cast<int>(shm::WaitStrategy::Spin))
+    ->Arg(static_cast<int>(shm::WaitStrategy::Block))
+    ->Arg(static_cast<int>(shm::WaitStrategy::Adaptive))
+    ->ArgName("strategy")
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace memlink::bench
+
+BENCHMARK_MAIN();
