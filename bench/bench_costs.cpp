@@ -82,4 +82,4 @@ BENCHMARK(idle_daemon_cpu)
 
 }  // namespace memlink::bench
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) { return memlink::bench::bench_main(argc, argv); }

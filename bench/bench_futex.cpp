@@ -218,4 +218,4 @@ BENCHMARK_CAPTURE(round_trip, pthread_cond_processes, Backend::PthreadCond, true
 
 }  // namespace memlink::bench
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) { return memlink::bench::bench_main(argc, argv); }

@@ -60,7 +60,11 @@ BENCHMARK_CAPTURE(roundtrip, eventfd, std::string("eventfd"))->Arg(8)->UseRealTi
 BENCHMARK_CAPTURE(roundtrip, tcp_loopback, std::string("tcp"))->Apply(payloads)->UseRealTime();
 BENCHMARK_CAPTURE(roundtrip, boost_mq, std::string("boost_mq"))->Apply(payloads)->UseRealTime();
 BENCHMARK_CAPTURE(roundtrip, zeromq_ipc, std::string("zeromq"))->Apply(payloads)->UseRealTime();
+BENCHMARK_CAPTURE(roundtrip, iceoryx, std::string("iceoryx"))->Apply(payloads)->UseRealTime();
 
 }  // namespace memlink::bench
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--memlink-iceoryx-echo") return memlink::bench::iceoryx_echo_main();
+  return memlink::bench::bench_main(argc, argv);
+}

@@ -161,4 +161,4 @@ BENCHMARK(boost_mq_throughput)->Arg(64)->ArgName("payload")->UseRealTime()->Unit
 
 }  // namespace memlink::bench
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) { return memlink::bench::bench_main(argc, argv); }

@@ -89,6 +89,15 @@ void* shared_anonymous(std::size_t bytes) {
   return p == MAP_FAILED ? nullptr : p;
 }
 
+int bench_main(int argc, char** argv) {
+  add_context();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
+
 void add_context() {
   static bool done = false;
   if (done) return;

@@ -44,7 +44,12 @@ void reap_child(pid_t pid, int grace_ms = 2000);
 // Shared anonymous memory that survives fork (for the bare floors).
 void* shared_anonymous(std::size_t bytes);
 
-// CPU, kernel, OS, compiler, pinning: put into the JSON context once.
+// CPU, kernel, OS, compiler, pinning: put into the JSON context once. Must
+// run before the benchmarks do (the context is written first): every
+// program's main is MEMLINK_BENCH_MAIN.
 void add_context();
+
+// Google Benchmark's main, with add_context() first.
+int bench_main(int argc, char** argv);
 
 }  // namespace memlink::bench

@@ -434,6 +434,12 @@ class Memlink final : public PingPong {
 
 }  // namespace
 
+#if defined(MEMLINK_BENCH_HAVE_ICEORYX)
+std::unique_ptr<PingPong> make_iceoryx_peer();  // peer_iceoryx.cpp
+#else
+int iceoryx_echo_main() { return 2; }
+#endif
+
 std::unique_ptr<PingPong> make_peer(const std::string& name) {
   if (name == "cache_line") return std::make_unique<CacheLine>();
   if (name == "futex") return std::make_unique<FutexPingPong>();
@@ -443,6 +449,9 @@ std::unique_ptr<PingPong> make_peer(const std::string& name) {
   if (name == "tcp") return std::make_unique<Tcp>();
   if (name == "boost_mq") return std::make_unique<BoostMq>();
   if (name == "zeromq") return std::make_unique<ZeroMq>();
+#if defined(MEMLINK_BENCH_HAVE_ICEORYX)
+  if (name == "iceoryx") return make_iceoryx_peer();
+#endif
   if (name == "memlink_spin") return std::make_unique<Memlink>(shm::WaitStrategy::Spin);
   if (name == "memlink_block") return std::make_unique<Memlink>(shm::WaitStrategy::Block);
   if (name == "memlink_adaptive") return std::make_unique<Memlink>(shm::WaitStrategy::Adaptive);

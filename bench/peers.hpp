@@ -34,4 +34,8 @@ class PingPong {
 // iceoryx, memlink_spin, memlink_block, memlink_adaptive. nullptr if unknown.
 std::unique_ptr<PingPong> make_peer(const std::string& name);
 
+// The iceoryx echo process (bench_roundtrip --memlink-iceoryx-echo); 2 when
+// built without iceoryx.
+int iceoryx_echo_main();
+
 }  // namespace memlink::bench

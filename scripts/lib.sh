@@ -11,7 +11,7 @@ die() { log "error: $*"; exit 2; }
 # Debian packages the build and the tests need.
 MEMLINK_PACKAGES=(cmake ninja-build g++ clang ccache libgtest-dev libbenchmark-dev
                   librapidcheck-dev libcli11-dev nlohmann-json3-dev libfmt-dev
-                  libboost-dev libzmq3-dev python3-matplotlib)
+                  libboost-dev libzmq3-dev python3-matplotlib iceoryx libiceoryx-posh-dev)
 
 # Installs whichever of the given packages are missing (apt-get, as root or via sudo).
 ensure_packages() {

@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Readable tables from Google Benchmark JSON (scripts/bench, scripts/compare-latency).
+
+  report.py merge OUT.json IN.json...      one file: context of the first, every benchmark tagged with its program
+  report.py table RUN.json                 the run as tables, with the goals of bench/RESULTS.md as ratios
+  report.py compare A.json B.json... [--baseline N] [--plot FILE] [--labels a,b,...]
+                                           side-by-side round trips (p50/p99) and a plot
+"""
+import argparse
+import json
+import os
+import re
+import sys
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def rows(run):
+    return [b for b in run.get("benchmarks", []) if b.get("run_type", "iteration") == "iteration" and not b.get("error_occurred")]
+
+
+def fmt_ns(v):
+    if v is None:
+        return "-"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f} ms"
+    if v >= 1e3:
+        return f"{v / 1e3:.1f} us"
+    return f"{v:.0f} ns"
+
+
+def fmt_rate(v):
+    if v is None:
+        return "-"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f} M/s"
+    if v >= 1e3:
+        return f"{v / 1e3:.1f} k/s"
+    return f"{v:.0f} /s"
+
+
+def rt_key(b):
+    # roundtrip/<peer>/<payload>/real_time
+    parts = b["name"].split("/")
+    return parts[1], int(parts[2])
+
+
+def find(run, pattern):
+    for b in rows(run):
+        if re.fullmatch(pattern, b["name"]):
+            return b
+    return None
+
+
+def merge(out, inputs):
+    merged = None
+    for path in inputs:
+        run = load(path)
+        prog = os.path.splitext(os.path.basename(path))[0]
+        for b in run.get("benchmarks", []):
+            b["program"] = prog
+        if merged is None:
+            merged = run
+        else:
+            merged["benchmarks"].extend(run.get("benchmarks", []))
+    with open(out, "w") as f:
+        json.dump(merged, f, indent=1)
+
+
+def goals(run):
+    """The goals of issue 6 as measured ratios (None where a row is missing)."""
+    def p50(name):
+        b = find(run, name)
+        return b.get("p50_ns") if b else None
+
+    def rate(name):
+        b = find(run, name)
+        return b.get("items_per_second") if b else None
+
+    def ratio(a, b):
+        return a / b if a and b else None
+
+    out = []
+    out.append(("adaptive round trip (64 B) / bare cache line", ratio(p50(r"roundtrip/memlink_adaptive/64/real_time"), p50(r"roundtrip/floor_cache_line/8/real_time")), "<= 2"))
+    out.append(("blocking round trip (64 B) / bare futex ping-pong", ratio(p50(r"roundtrip/memlink_block/64/real_time"), p50(r"roundtrip/floor_futex/8/real_time")), "<= 1.2"))
+    out.append(("64 B one-way throughput / pipe", ratio(rate(r"memlink_throughput/payload:64/producers:1/real_time"), rate(r"pipe_throughput/payload:64/real_time")), ">= 10"))
+    out.append(("64 B one-way throughput / Boost message_queue", ratio(rate(r"memlink_throughput/payload:64/producers:1/real_time"), rate(r"boost_mq_throughput/payload:64/real_time")), ">= 3"))
+    idle = find(run, r"idle_daemon_cpu/strategy:2/iterations:1/real_time")
+    out.append(("idle daemon, adaptive: % of one CPU", idle.get("cpu_percent") if idle else None, "< 1"))
+    return out
+
+
+def table(path):
+    run = load(path)
+    ctx = run.get("context", {})
+    print(f"# {ctx.get('cpu_model', '?')} | {ctx.get('os', '?')} | {ctx.get('kernel', '?')} | {ctx.get('compiler', '?')} | pinned: {ctx.get('pinned_cpus', 'none')}")
+    print()
+    rts = [b for b in rows(run) if b["name"].startswith("roundtrip/")]
+    if rts:
+        floor = find(run, r"roundtrip/floor_cache_line/8/real_time")
+        print("## Round trip between two processes")
+        print()
+        print("| transport | payload | p50 | p99 | p99.9 | round trips/s | p50 / cache-line floor |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for b in rts:
+            peer, payload = rt_key(b)
+            r = b["p50_ns"] / floor["p50_ns"] if floor else None
+            print(f"| {peer} | {payload} | {fmt_ns(b.get('p50_ns'))} | {fmt_ns(b.get('p99_ns'))} | {fmt_ns(b.get('p999_ns'))} | {fmt_rate(b.get('rt_per_s'))} | {f'{r:.1f}x' if r else '-'} |")
+        print()
+    tps = [b for b in rows(run) if "throughput" in b["name"]]
+    if tps:
+        print("## One-way throughput")
+        print()
+        print("| benchmark | messages/s |")
+        print("|---|---:|")
+        for b in tps:
+            print(f"| {b['name'].replace('/real_time', '')} | {fmt_rate(b.get('items_per_second'))} |")
+        print()
+    fx = [b for b in rows(run) if b["name"].startswith(("round_trip/", "wake_no_waiter/", "wait_changed_value/"))]
+    if fx:
+        print("## Wait/wake primitives")
+        print()
+        print("| benchmark | time | p50 | p99 | p99.9 |")
+        print("|---|---:|---:|---:|---:|")
+        for b in fx:
+            t = b.get("real_time") if b.get("time_unit") == "ns" else None
+            print(f"| {b['name'].replace('/real_time', '')} | {fmt_ns(t)} | {fmt_ns(b.get('p50_ns'))} | {fmt_ns(b.get('p99_ns'))} | {fmt_ns(b.get('p999_ns'))} |")
+        print()
+    costs = [b for b in rows(run) if b["name"].startswith(("single_ring", "priority_rings", "idle_daemon_cpu"))]
+    if costs:
+        print("## Costs")
+        print()
+        print("| benchmark | result |")
+        print("|---|---:|")
+        for b in costs:
+            v = f"{b['cpu_percent']:.2f} % of a CPU" if "cpu_percent" in b else fmt_ns(b.get("real_time"))
+            print(f"| {b['name'].replace('/iterations:1/real_time', '')} {b.get('label', '')} | {v} |")
+        print()
+    print("## Goals (same machine, same run)")
+    print()
+    print("| goal | measured | target |")
+    print("|---|---:|---|")
+    for name, value, target in goals(run):
+        print(f"| {name} | {f'{value:.2f}' if value is not None else 'not measured'} | {target} |")
+
+
+def compare(paths, baseline, plot, labels):
+    runs = [load(p) for p in paths]
+    if labels:
+        names = labels.split(",")
+    else:
+        names = []
+        for p, r in zip(paths, runs):
+            c = r.get("context", {})
+            names.append(f"{c.get('os', os.path.basename(p))} {c.get('kernel', '').split(' ')[1] if c.get('kernel') else ''}".strip())
+    if len(names) != len(runs):
+        sys.exit("compare-latency: --labels must name every file")
+    keys = []
+    for r in runs:
+        for b in rows(r):
+            if b["name"].startswith("roundtrip/") and rt_key(b) not in keys:
+                keys.append(rt_key(b))
+    index = [{rt_key(b): b for b in rows(r) if b["name"].startswith("roundtrip/")} for r in runs]
+    print("| transport | payload | " + " | ".join(f"{n} p50 | {n} p99" for n in names) +
+          (f" | " + " | ".join(f"{n} / {names[baseline]}" for i, n in enumerate(names) if i != baseline) if len(runs) > 1 else "") + " |")
+    print("|---|---:|" + "---:|" * (2 * len(runs) + (len(runs) - 1 if len(runs) > 1 else 0)))
+    for k in keys:
+        cells = []
+        for ix in index:
+            b = ix.get(k)
+            cells += [fmt_ns(b.get("p50_ns")) if b else "-", fmt_ns(b.get("p99_ns")) if b else "-"]
+        ratios = []
+        base = index[baseline].get(k)
+        for i, ix in enumerate(index):
+            if i == baseline:
+                continue
+            b = ix.get(k)
+            ratios.append(f"{b['p50_ns'] / base['p50_ns']:.2f}x" if b and base else "-")
+        print(f"| {k[0]} | {k[1]} | " + " | ".join(cells) + (" | " + " | ".join(ratios) if ratios else "") + " |")
+    if plot:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for name, ix in zip(names, index):
+            for peer in ("memlink_spin", "memlink_adaptive", "memlink_block", "pipe", "boost_mq"):
+                pts = sorted((k[1], b["p50_ns"] / 1e3) for k, b in ix.items() if k[0] == peer)
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{name}: {peer}")
+        ax.set_xscale("symlog", linthresh=64)
+        ax.set_yscale("log")
+        ax.set_xlabel("payload (bytes)")
+        ax.set_ylabel("round trip p50 (us)")
+        ax.set_title("Round trip between two processes, by payload")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(plot)
+        print(f"\nplot: {plot}", file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("merge")
+    m.add_argument("out")
+    m.add_argument("inputs", nargs="+")
+    t = sub.add_parser("table")
+    t.add_argument("run")
+    c = sub.add_parser("compare")
+    c.add_argument("runs", nargs="+")
+    c.add_argument("--baseline", type=int, default=0, help="index of the column the ratios divide by (default 0)")
+    c.add_argument("--plot", help="draw round trip by payload to FILE (.png or .svg)")
+    c.add_argument("--labels", help="comma-separated column names (default: OS and kernel from each file)")
+    a = ap.parse_args()
+    if a.cmd == "merge":
+        merge(a.out, a.inputs)
+    elif a.cmd == "table":
+        table(a.run)
+    else:
+        if a.baseline >= len(a.runs):
+            sys.exit("compare-latency: --baseline is out of range")
+        compare(a.runs, a.baseline, a.plot, a.labels)
+
+
+if __name__ == "__main__":
+    main()
