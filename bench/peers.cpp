@@ -135,6 +135,9 @@ class FutexPingPong final : public PingPong {
 class Stream : public PingPong {
  public:
   void serve() override {
+    // The parent's ends, inherited: closed, or the child never sees EOF.
+    for (int fd : {in_, out_})
+      if (fd >= 0 && fd != child_in_ && fd != child_out_) ::close(fd);
     std::vector<char> buf(n_);
     while (read_full(child_in_, buf.data(), n_) && write_full(child_out_, buf.data(), n_)) {
     }
