@@ -289,6 +289,8 @@ TEST(RecoveryProcessFence, AStoppedDaemonIsReplacedAndFencedWhenItResumes) {
   ASSERT_TRUE(c->write(Priority::High, std::string_view("before")).ok());
   for (int i = 0; i < 200 && c->inbound().pending_total() + c->outbound().pending_total() > 0; ++i)
     std::this_thread::sleep_for(5ms);
+  // Connected (a heavily loaded machine may starve the heartbeat thread for a moment).
+  for (int i = 0; i < 400 && !c->is_connected(); ++i) std::this_thread::sleep_for(5ms);
   EXPECT_TRUE(c->is_connected());
 
   ::kill(old.pid, SIGSTOP);
@@ -321,7 +323,9 @@ TEST(RecoveryProcessFence, ALiveDaemonIsNotReplaced) {
   test::TempSegmentPath path("rp-alive");
   Child first = spawn([&](int rec) { return daemon_child(path.str(), rec, ""); });
   ASSERT_TRUE(wait_for_segment(path.str()));
-  auto second = Daemon::create(path.str(), kSize, kVersion, daemon_options());
+  DaemonOptions patient = daemon_options();
+  patient.heartbeat_timeout = 5s;  // the first daemon must not look stopped on a loaded machine
+  auto second = Daemon::create(path.str(), kSize, kVersion, patient);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.code(), ErrorCode::AlreadyExists);
   EXPECT_NE(second.error().detail.find(std::to_string(first.pid)), std::string::npos) << second.error().detail;
