@@ -326,6 +326,10 @@ void Runner::watchdog() {
     if (!c) return;
     observer_.emplace(std::move(c.value()));
     observer_->shutdown();  // not counted as a client; the mapping stays readable
+    // The clock starts now: before this the runner could not see the rings.
+    watch_tail_ = observer_->control().daemon_tail.load(std::memory_order_relaxed);
+    watch_since_ns_ = monotonic_ns();
+    return;
   }
   const std::uint64_t tail = observer_->control().daemon_tail.load(std::memory_order_relaxed);
   const std::uint64_t now = monotonic_ns();
