@@ -336,8 +336,8 @@ Result<Daemon> Daemon::create(const std::string& path, std::size_t size, std::ui
     return make_error(ErrorCode::AlreadyExists, "a segment left by a dead daemon exists at '" + path +
                                                     "' and take_over is off; remove it with "
                                                     "'memlink-shm cleanup " + path + "'");
-  auto daemon = *start == DaemonStart::Fresh ? create_fresh(path, size, version, options)
-                                             : take_over(path, version, options, *start);
+  auto daemon = *start == DaemonStart::Fresh ? create_fresh(path, *g, version, options)
+                                             : take_over(path, version, options);
   if (!daemon) return daemon;  // the manager's destructor drops the locks
   Daemon& d = *daemon;
   d.start_.kind = *start;
@@ -353,16 +353,14 @@ Result<Daemon> Daemon::create(const std::string& path, std::size_t size, std::ui
   return daemon;
 }
 
-Result<Daemon> Daemon::create_fresh(const std::string& path, std::size_t size, std::uint16_t version,
+Result<Daemon> Daemon::create_fresh(const std::string& path, const Geometry& geometry, std::uint16_t version,
                                     const DaemonOptions& options) {
-  auto g = compute_geometry(size, options.slot_size);
-  if (!g) return g.error();
-  auto seg = MmapSegment::create(path, size);
+  auto seg = MmapSegment::create(path, geometry.segment_size);
   if (!seg) return seg.error();
   std::byte* base = seg->data();
-  format_control(base, *g, version, platform::current_pid(), platform::monotonic_ns());
+  format_control(base, geometry, version, platform::current_pid(), platform::monotonic_ns());
   for (Direction d : {Direction::ClientToDaemon, Direction::DaemonToClient}) {
-    auto rings = PriorityRingBuffer::format(base, seg->size(), *g, d);
+    auto rings = PriorityRingBuffer::format(base, seg->size(), geometry, d);
     if (!rings) {
       (void)MmapSegment::remove(path);
       return rings.error();
@@ -371,7 +369,7 @@ Result<Daemon> Daemon::create_fresh(const std::string& path, std::size_t size, s
   control_of(base)->heartbeat_interval_ns.store(static_cast<std::uint64_t>(options.heartbeat_interval.count()),
                                                std::memory_order_relaxed);
   publish_control(base);  // release: the segment is now valid to others
-  Daemon daemon(std::move(seg.value()), *g, options);
+  Daemon daemon(std::move(seg.value()), geometry, options);
   daemon.remove_on_shutdown_ = options.remove_on_shutdown;
   if (auto s = daemon.attach_rings(); !s) {
     daemon.shutdown();
@@ -384,7 +382,7 @@ Result<Daemon> Daemon::create_fresh(const std::string& path, std::size_t size, s
 // SPEC K-TAKEOVER: keep every message, increment the epoch (which fences the
 // previous daemon if it still runs), recover the inbound tails.
 Result<Daemon> Daemon::take_over(const std::string& path, std::uint16_t version,
-                                 const DaemonOptions& options, DaemonStart kind) {
+                                 const DaemonOptions& options) {
   auto seg = MmapSegment::open(path);
   if (!seg) return seg.error();
   auto g = validate_control(seg->data(), seg->size());
@@ -419,7 +417,6 @@ Result<Daemon> Daemon::take_over(const std::string& path, std::uint16_t version,
   daemon.start_.recovered = daemon.tails_.run(daemon.inbound_, options.endpoint.recovery);
   daemon.shut_down_ = false;
   daemon.remove_on_shutdown_ = options.remove_on_shutdown;
-  (void)kind;
   return daemon;
 }
 

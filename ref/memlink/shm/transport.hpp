@@ -227,10 +227,10 @@ class Daemon final : public Endpoint {
  private:
   class HeartbeatThread;
   Daemon(MmapSegment segment, const Geometry& g, DaemonOptions options);
-  static Result<Daemon> create_fresh(const std::string& path, std::size_t size, std::uint16_t version,
+  static Result<Daemon> create_fresh(const std::string& path, const Geometry& g, std::uint16_t version,
                                      const DaemonOptions& options);
   static Result<Daemon> take_over(const std::string& path, std::uint16_t version,
-                                  const DaemonOptions& options, DaemonStart kind);
+                                  const DaemonOptions& options);
   Status usable() const override;
   void on_wait_slice() override { heartbeat(); }
   const Fence* fence() const noexcept override { return &fence_; }
