@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #if defined(_WIN32)
@@ -40,7 +41,30 @@ bool process_exists(std::uint32_t pid) noexcept {
   return r == WAIT_TIMEOUT;
 }
 
-std::string last_error_text() { return "Windows error " + std::to_string(GetLastError()); }
+std::string last_error_text() {
+  const DWORD e = GetLastError();
+  char buf[256] = {};
+  const DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr, e, 0, buf,
+                                 sizeof buf, nullptr);
+  std::string text(buf, n);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == '.')) text.pop_back();
+  return (text.empty() ? "error" : text) + " (Windows error " + std::to_string(e) + ")";
+}
+
+bool replace_file(const std::string& from, const std::string& to) noexcept {
+  return MoveFileExA(from.c_str(), to.c_str(), MOVEFILE_REPLACE_EXISTING) != 0;
+}
+
+bool remove_file(const std::string& path) noexcept { return DeleteFileA(path.c_str()) != 0; }
+
+std::string shm_directory() {
+  char buf[MAX_PATH + 1] = {};
+  DWORD n = GetTempPathA(sizeof buf, buf);
+  if (n == 0 || n > MAX_PATH) return ".";
+  std::string dir(buf, n);
+  while (!dir.empty() && (dir.back() == '\\' || dir.back() == '/')) dir.pop_back();
+  return dir;
+}
 
 #else
 
@@ -84,6 +108,20 @@ bool process_exists(std::uint32_t pid) noexcept {
   if (pid == 0) return false;
   // EPERM means it exists but belongs to someone else.
   return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+bool replace_file(const std::string& from, const std::string& to) noexcept {
+  return ::rename(from.c_str(), to.c_str()) == 0;
+}
+
+bool remove_file(const std::string& path) noexcept { return ::unlink(path.c_str()) == 0; }
+
+std::string shm_directory() {
+#if defined(__linux__)
+  return "/dev/shm";
+#else
+  return "/tmp";
+#endif
 }
 
 std::string last_error_text() {

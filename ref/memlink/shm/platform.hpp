@@ -19,6 +19,18 @@ std::uint64_t coarse_monotonic_ns() noexcept;
 // reused the pid: the recovery layer must not rely on this alone).
 bool process_exists(std::uint32_t pid) noexcept;
 
+// Renames `from` to `to`, replacing `to` if it exists, in one step (rename;
+// MoveFileEx on Windows). False on failure, with the OS error left for
+// last_error_text().
+bool replace_file(const std::string& from, const std::string& to) noexcept;
+
+// Removes a file. False if it was not there or could not be removed.
+bool remove_file(const std::string& path) noexcept;
+
+// The directory for files named after a bare segment name: /dev/shm on
+// Linux, %TEMP% on Windows, /tmp elsewhere. No trailing separator.
+std::string shm_directory();
+
 // A hint to the CPU inside spin loops.
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)

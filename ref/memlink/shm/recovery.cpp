@@ -4,19 +4,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "memlink/shm/control.hpp"
 #include "memlink/shm/crash_point.hpp"
+#include "memlink/shm/lock_file.hpp"
 #include "memlink/shm/mmap.hpp"
 #include "memlink/shm/platform.hpp"
 
-#if !defined(_WIN32)
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#endif
 
 namespace memlink::shm {
 namespace {
@@ -160,10 +156,9 @@ std::string RecoveryManager::base_path(const std::string& segment_path) {
 #if defined(__linux__)
   return "/dev/shm/" + segment_path;
 #elif defined(_WIN32)
-  const char* tmp = std::getenv("TEMP");
-  return std::string(tmp != nullptr ? tmp : ".") + "\\memlink-" + segment_path;
+  return platform::shm_directory() + "\\memlink-" + segment_path;
 #else
-  return "/tmp/memlink-" + segment_path;
+  return platform::shm_directory() + "/memlink-" + segment_path;
 #endif
 }
 
@@ -175,46 +170,10 @@ RecoveryManager::RecoveryManager(std::string segment_path)
   takeover_path_ = base + ".takeover";
 }
 
-RecoveryManager::RecoveryManager(RecoveryManager&& o) noexcept
-    : segment_path_(std::move(o.segment_path_)),
-      lock_path_(std::move(o.lock_path_)),
-      pid_path_(std::move(o.pid_path_)),
-      takeover_path_(std::move(o.takeover_path_)),
-      lock_fd_(o.lock_fd_),
-      takeover_fd_(o.takeover_fd_),
-      tails_(o.tails_) {
-  o.lock_fd_ = -1;
-  o.takeover_fd_ = -1;
-}
-
-#if !defined(_WIN32)
+RecoveryManager::RecoveryManager(RecoveryManager&&) noexcept = default;
+RecoveryManager::~RecoveryManager() = default;  // the LockFiles drop their locks
 
 namespace {
-
-// Opens `path` (creating it) and takes an exclusive flock without blocking.
-// Returns the fd, -1 if another process holds it, or an error.
-Result<int> try_lock(const std::string& path) {
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-      return make_error(ErrorCode::IoError, "open '" + path + "': " + platform::last_error_text());
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      const int e = errno;
-      ::close(fd);
-      if (e == EWOULDBLOCK) return -1;
-      errno = e;
-      return make_error(ErrorCode::IoError, "flock '" + path + "': " + platform::last_error_text());
-    }
-    // The file may have been unlinked (a clean shutdown, or a takeover that
-    // replaced it) between our open and our lock: then we locked a ghost.
-    struct stat by_fd{}, by_path{};
-    if (::fstat(fd, &by_fd) == 0 && ::stat(path.c_str(), &by_path) == 0 &&
-        by_fd.st_ino == by_path.st_ino && by_fd.st_dev == by_path.st_dev)
-      return fd;
-    ::close(fd);
-  }
-  return make_error(ErrorCode::IoError, "'" + path + "' keeps being replaced; giving up");
-}
 
 // Age of the segment's heartbeat in ns, or nullopt if it cannot be read.
 std::optional<std::uint64_t> heartbeat_age(const std::string& segment_path, std::uint32_t* pid) {
@@ -232,20 +191,15 @@ bool segment_exists(const std::string& path) { return MmapSegment::open(path).ok
 
 }  // namespace
 
-RecoveryManager::~RecoveryManager() {
-  if (takeover_fd_ >= 0) ::close(takeover_fd_);
-  if (lock_fd_ >= 0) ::close(lock_fd_);  // the kernel drops the lock
-}
-
 Result<DaemonStart> RecoveryManager::register_daemon(nanoseconds heartbeat_timeout, nanoseconds start_wait) {
-  if (lock_fd_ >= 0) return make_error(ErrorCode::InvalidState, "this manager already holds " + lock_path_);
+  if (lock_.held()) return make_error(ErrorCode::InvalidState, "this manager already holds " + lock_path_);
   // 1. Serialize starts: one daemon at a time decides and takes over.
   const std::uint64_t give_up = platform::monotonic_ns() + static_cast<std::uint64_t>(start_wait.count());
   for (;;) {
-    auto fd = try_lock(takeover_path_);
-    if (!fd) return fd.error();
-    if (*fd >= 0) {
-      takeover_fd_ = *fd;
+    auto lock = LockFile::try_acquire(takeover_path_);
+    if (!lock) return lock.error();
+    if (lock->held()) {
+      takeover_ = std::move(*lock);
       break;
     }
     if (platform::monotonic_ns() >= give_up)
@@ -254,15 +208,14 @@ Result<DaemonStart> RecoveryManager::register_daemon(nanoseconds heartbeat_timeo
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   auto fail = [this](Error e) -> Result<DaemonStart> {
-    ::close(takeover_fd_);
-    takeover_fd_ = -1;
+    takeover_.release();
     return e;
   };
   // 2. The daemon lock: free means no live daemon.
-  auto fd = try_lock(lock_path_);
-  if (!fd) return fail(fd.error());
-  if (*fd >= 0) {
-    lock_fd_ = *fd;
+  auto lock = LockFile::try_acquire(lock_path_);
+  if (!lock) return fail(lock.error());
+  if (lock->held()) {
+    lock_ = std::move(*lock);
     MEMLINK_CRASH_POINT("recovery.after-lock");
     return segment_exists(segment_path_) ? DaemonStart::Orphaned : DaemonStart::Fresh;
   }
@@ -277,21 +230,18 @@ Result<DaemonStart> RecoveryManager::register_daemon(nanoseconds heartbeat_timeo
                                (age ? " and its heartbeat is " + std::to_string(*age / 1000000) + " ms old"
                                     : std::string(" (segment not readable yet)"))));
   }
-  // Replace the lock file: the old daemon keeps a lock on an unlinked file,
-  // and its epoch, which we are about to increment, fences it (SPEC K-FENCE).
-  ::unlink(lock_path_.c_str());
-  auto fresh = try_lock(lock_path_);
+  // Replace the lock file: the old daemon keeps a lock on a file nobody can
+  // open, and its epoch, which we are about to increment, fences it (K-FENCE).
+  (void)LockFile::remove(lock_path_);
+  auto fresh = LockFile::try_acquire(lock_path_);
   if (!fresh) return fail(fresh.error());
-  if (*fresh < 0) return fail(make_error(ErrorCode::AlreadyExists, "lost the race for " + lock_path_));
-  lock_fd_ = *fresh;
+  if (!fresh->held()) return fail(make_error(ErrorCode::AlreadyExists, "lost the race for " + lock_path_));
+  lock_ = std::move(*fresh);
   MEMLINK_CRASH_POINT("recovery.after-lock");
   return DaemonStart::Unresponsive;
 }
 
-void RecoveryManager::startup_done() {
-  if (takeover_fd_ >= 0) ::close(takeover_fd_);
-  takeover_fd_ = -1;
-}
+void RecoveryManager::startup_done() { takeover_.release(); }
 
 Status RecoveryManager::write_pid_file(std::uint32_t pid) const {
   const std::string tmp = pid_path_ + ".tmp." + std::to_string(platform::current_pid());
@@ -300,9 +250,9 @@ Status RecoveryManager::write_pid_file(std::uint32_t pid) const {
     out << pid << "\n";
     if (!out) return make_error(ErrorCode::IoError, "cannot write " + tmp);
   }
-  if (::rename(tmp.c_str(), pid_path_.c_str()) != 0) {
+  if (!platform::replace_file(tmp, pid_path_)) {
     const std::string why = platform::last_error_text();
-    ::unlink(tmp.c_str());
+    (void)platform::remove_file(tmp);
     return make_error(ErrorCode::IoError, "rename " + tmp + " -> " + pid_path_ + ": " + why);
   }
   return {};
@@ -315,66 +265,36 @@ std::uint32_t RecoveryManager::recorded_pid() const {
   return static_cast<std::uint32_t>(pid);
 }
 
-bool RecoveryManager::is_already_running() const {
-  const int fd = ::open(lock_path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-  ::close(fd);  // drops our probe lock, if we got it
-  return held;
-}
+bool RecoveryManager::is_already_running() const { return LockFile::is_held(lock_path_); }
 
 Status RecoveryManager::cleanup_orphaned_shm() {
-  auto fd = try_lock(takeover_path_);
-  if (!fd) return fd.error();
-  if (*fd < 0) return make_error(ErrorCode::AlreadyExists, "a daemon is starting on '" + segment_path_ + "'");
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{*fd};
+  auto starting = LockFile::try_acquire(takeover_path_);
+  if (!starting) return starting.error();
+  if (!starting->held())
+    return make_error(ErrorCode::AlreadyExists, "a daemon is starting on '" + segment_path_ + "'");
   if (is_already_running())
     return make_error(ErrorCode::AlreadyExists, "daemon pid " + std::to_string(recorded_pid()) + " holds " +
                                                     lock_path_ + "; not removing '" + segment_path_ + "'");
   const bool had_segment = MmapSegment::remove(segment_path_).ok();
-  const bool had_pid = ::unlink(pid_path_.c_str()) == 0;
-  ::unlink(lock_path_.c_str());
-  ::unlink(takeover_path_.c_str());  // while holding it: see release()
+  const bool had_pid = platform::remove_file(pid_path_);
+  (void)LockFile::remove(lock_path_);
+  (void)LockFile::remove(takeover_path_);  // while holding it: see release()
   if (!had_segment && !had_pid)
     return make_error(ErrorCode::NotFound, "no segment or PID file for '" + segment_path_ + "'");
   return {};
 }
 
 void RecoveryManager::release() {
-  if (lock_fd_ < 0) return;
-  // Unlink while still holding the lock: a starter that opened the old file
-  // notices (try_lock's inode check) and retries on a new one.
-  ::unlink(pid_path_.c_str());
-  ::unlink(lock_path_.c_str());
-  ::close(lock_fd_);
-  lock_fd_ = -1;
-  // The start lock too, but only while holding it: try_lock's inode check
-  // makes a starter that opened the old file retry on the new one.
-  if (auto fd = try_lock(takeover_path_); fd && *fd >= 0) {
-    ::unlink(takeover_path_.c_str());
-    ::close(*fd);
-  }
+  if (!lock_.held()) return;
+  // Remove while still holding the lock: a starter that opened the old file
+  // notices (try_acquire's same-file check) and retries on a new one.
+  (void)platform::remove_file(pid_path_);
+  (void)LockFile::remove(lock_path_);
+  lock_.release();
+  // The start lock too, but only while holding it, for the same reason.
+  if (auto starting = LockFile::try_acquire(takeover_path_); starting && starting->held())
+    (void)LockFile::remove(takeover_path_);
 }
-
-#else  // _WIN32: the daemon lock is issue 7's work; without it, starts are not fenced.
-
-RecoveryManager::~RecoveryManager() = default;
-Result<DaemonStart> RecoveryManager::register_daemon(nanoseconds, nanoseconds) {
-  return make_error(ErrorCode::Unsupported, "daemon lock files are not implemented on Windows yet");
-}
-void RecoveryManager::startup_done() {}
-Status RecoveryManager::write_pid_file(std::uint32_t) const {
-  return make_error(ErrorCode::Unsupported, "PID files are not implemented on Windows yet");
-}
-std::uint32_t RecoveryManager::recorded_pid() const { return 0; }
-bool RecoveryManager::is_already_running() const { return false; }
-Status RecoveryManager::cleanup_orphaned_shm() { return MmapSegment::remove(segment_path_); }
-void RecoveryManager::release() {}
-
-#endif
 
 RecoveryReport RecoveryManager::recover_stale_slots(PriorityRingBuffer& inbound, const RecoveryPolicy& policy) {
   return tails_.run(inbound, policy);

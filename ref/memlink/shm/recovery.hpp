@@ -2,12 +2,14 @@
 // daemon takes over from a dead or unresponsive one, and how the consumer of
 // a ring recovers the slot at its tail when the process holding it has died.
 //
-//   <base>.lock      held (flock) by the live daemon for its whole life: the
-//                    kernel drops it when the process dies, PIDs never decide
+//   <base>.lock      held (LockFile: flock, or LockFileEx on Windows) by the
+//                    live daemon for its whole life: the OS drops it when the
+//                    process dies, PIDs never decide
 //   <base>.pid       the daemon's pid, written atomically (for people)
 //   <base>.takeover  held only while a daemon starts, so starts are serialized
 //
-// <base> is the segment's path, or /dev/shm/<name> for a POSIX shm name.
+// <base> is the segment's path, or for a bare name /dev/shm/<name> (Linux),
+// %TEMP%\memlink-<name> (Windows), /tmp/memlink-<name> (macOS).
 //
 // Contract: RecoveryManager is used by one daemon (or tool) process; a
 // TailRecovery belongs to the one consumer of its ring.
@@ -18,6 +20,7 @@
 #include <functional>
 #include <string>
 
+#include "memlink/shm/lock_file.hpp"
 #include "memlink/shm/pring.hpp"
 #include "memlink/shm/result.hpp"
 
@@ -116,8 +119,8 @@ class RecoveryManager {
   std::string lock_path_;
   std::string pid_path_;
   std::string takeover_path_;
-  int lock_fd_ = -1;
-  int takeover_fd_ = -1;
+  LockFile lock_;      // the daemon lock, for this daemon's life
+  LockFile takeover_;  // the start lock, until startup_done()
   TailRecovery tails_;
 };
 
