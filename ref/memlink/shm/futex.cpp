@@ -20,15 +20,27 @@ extern "C" int __ulock_wake(uint32_t operation, void* addr, uint64_t wake_value)
 
 namespace memlink::shm {
 
+// MEMLINK_FAULT_PRIVATE_FUTEX (a test-only build of the library) brings back
+// the crate's defect, a futex that never wakes another process, so that the
+// two-process futex test can show it catches it.
+#if defined(MEMLINK_FAULT_PRIVATE_FUTEX)
+constexpr bool kPrivateFutex = true;
+#else
+constexpr bool kPrivateFutex = false;
+#endif
+
 Futex::Futex(std::atomic<std::uint32_t>* word, std::string name) noexcept
     : word_(word), name_(std::move(name)) {
 #if defined(_WIN32)
   // Auto-reset: SetEvent releases one sleeper (or the next one to sleep).
-  std::string n = "Local\\memlink-futex-" + name_;
-  for (char& c : n) {
-    if (c == '/' ) c = '_';
+  // Kernel object names may not contain '\\' after the namespace prefix.
+  std::string key = name_;
+  for (char& c : key) {
+    if (c == '/' || c == '\\' || c == ':') c = '_';
   }
-  event_ = CreateEventA(nullptr, FALSE, FALSE, n.c_str());
+  const std::string n = "Local\\memlink-futex-" + key;
+  // No name: a futex for the threads of this process only.
+  event_ = CreateEventA(nullptr, FALSE, FALSE, name_.empty() || kPrivateFutex ? nullptr : n.c_str());
 #endif
 }
 
@@ -72,8 +84,8 @@ Status Futex::wait(std::uint32_t expected, std::optional<std::chrono::nanosecond
   }
   // FUTEX_WAIT, not FUTEX_WAIT_PRIVATE: the key is the physical page, so a
   // waker in another process that maps the same segment finds us.
-  const long r = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word_), FUTEX_WAIT,
-                           expected, tsp, nullptr, 0);
+  const long r = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word_),
+                           kPrivateFutex ? FUTEX_WAIT_PRIVATE : FUTEX_WAIT, expected, tsp, nullptr, 0);
   if (r == 0) return {};
   switch (errno) {
     case EAGAIN: return {};  // the word already differed
@@ -87,8 +99,8 @@ Status Futex::wait(std::uint32_t expected, std::optional<std::chrono::nanosecond
 
 static Result<int> linux_wake(std::atomic<std::uint32_t>* word, int count) {
   if (word == nullptr) return make_error(ErrorCode::InvalidArgument, "futex word is null");
-  const long r = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE, count,
-                           nullptr, nullptr, 0);
+  const long r = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word),
+                           kPrivateFutex ? FUTEX_WAKE_PRIVATE : FUTEX_WAKE, count, nullptr, nullptr, 0);
   if (r >= 0) return static_cast<int>(r);
   if (errno == ENOSYS) return make_error(ErrorCode::Unsupported, "futex syscall not available");
   return make_error(ErrorCode::InvalidArgument, "futex wake: " + platform::last_error_text());
@@ -142,6 +154,7 @@ const char* Futex::backend() noexcept { return "windows-named-event"; }
 Status Futex::wait(std::uint32_t expected, std::optional<std::chrono::nanoseconds> timeout) const {
   if (word_ == nullptr || event_ == nullptr)
     return make_error(ErrorCode::InvalidArgument, "futex word is null or its event missing");
+  if (timeout && timeout->count() < 0) return make_error(ErrorCode::InvalidArgument, "negative timeout");
   const std::uint64_t start = platform::monotonic_ns();
   for (;;) {
     if (word_->load(std::memory_order_acquire) != expected) return {};
@@ -158,7 +171,8 @@ Status Futex::wait(std::uint32_t expected, std::optional<std::chrono::nanosecond
 }
 
 Result<int> Futex::wake_one() const {
-  if (event_ == nullptr) return make_error(ErrorCode::InvalidArgument, "futex event missing");
+  if (word_ == nullptr || event_ == nullptr)
+    return make_error(ErrorCode::InvalidArgument, "futex word is null or its event missing");
   SetEvent(static_cast<HANDLE>(event_));
   return 0;
 }

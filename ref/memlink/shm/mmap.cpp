@@ -1,5 +1,6 @@
 #include "memlink/shm/mmap.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -19,6 +20,7 @@
 namespace memlink::shm {
 namespace {
 
+#if !defined(_WIN32)
 Error os_error(const std::string& what, const std::string& path) {
   const int e = errno;
   std::string text = what + " '" + path + "': " + platform::last_error_text();
@@ -30,6 +32,7 @@ Error os_error(const std::string& what, const std::string& path) {
     default: return make_error(ErrorCode::IoError, text);
   }
 }
+#endif
 
 Status check_size(std::size_t size, ErrorCode code, const std::string& path) {
   if (size < MIN_SEGMENT_SIZE || size > MAX_SEGMENT_SIZE) {
@@ -55,7 +58,11 @@ MmapSegment MmapSegment::adopt(std::byte* data, std::size_t size, std::string pa
 }
 
 bool MmapSegment::is_posix_shm_name(const std::string& path) noexcept {
+#if defined(_WIN32)
+  return !path.empty() && path.find_first_of("/\\:") == std::string::npos;
+#else
   return !path.empty() && path.find('/') == std::string::npos;
+#endif
 }
 
 MmapSegment::~MmapSegment() { unmap(); }
@@ -168,7 +175,7 @@ void MmapSegment::unmap() noexcept {
 namespace {
 Error win_error(const std::string& what, const std::string& path) {
   const DWORD e = GetLastError();
-  std::string text = what + " '" + path + "': Windows error " + std::to_string(e);
+  std::string text = what + " '" + path + "': " + platform::last_error_text();
   if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND) return make_error(ErrorCode::NotFound, text);
   if (e == ERROR_ACCESS_DENIED) return make_error(ErrorCode::PermissionDenied, text);
   if (e == ERROR_FILE_EXISTS || e == ERROR_ALREADY_EXISTS) return make_error(ErrorCode::AlreadyExists, text);
@@ -194,12 +201,16 @@ Result<std::pair<void*, HANDLE>> map_file(HANDLE f, std::size_t size, const std:
   }
   return std::pair<void*, HANDLE>{p, m};
 }
+// A bare name has no shm_open on Windows: it names a file in %TEMP%.
+std::string file_of(const std::string& path) {
+  return MmapSegment::is_posix_shm_name(path) ? platform::shm_directory() + "\\memlink-" + path : path;
+}
 }  // namespace
 
 Result<MmapSegment> MmapSegment::create(const std::string& path, std::size_t size) {
   if (path.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
   if (auto s = check_size(size, ErrorCode::InvalidArgument, path); !s) return s.error();
-  HANDLE f = CreateFileA(path.c_str(), GENERIC_READ | GENERIC_WRITE,
+  HANDLE f = CreateFileA(file_of(path).c_str(), GENERIC_READ | GENERIC_WRITE,
                          FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, CREATE_NEW,
                          FILE_ATTRIBUTE_NORMAL, nullptr);
   if (f == INVALID_HANDLE_VALUE) return win_error("cannot create segment", path);
@@ -213,7 +224,7 @@ Result<MmapSegment> MmapSegment::create(const std::string& path, std::size_t siz
 Result<MmapSegment> MmapSegment::open(const std::string& path, Access access) {
   if (path.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
   const bool rw = access == Access::ReadWrite;
-  HANDLE f = CreateFileA(path.c_str(), rw ? (GENERIC_READ | GENERIC_WRITE) : GENERIC_READ,
+  HANDLE f = CreateFileA(file_of(path).c_str(), rw ? (GENERIC_READ | GENERIC_WRITE) : GENERIC_READ,
                          FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
                          OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
   if (f == INVALID_HANDLE_VALUE) return win_error("cannot open segment", path);
@@ -235,7 +246,15 @@ Result<MmapSegment> MmapSegment::open(const std::string& path, Access access) {
 }
 
 Status MmapSegment::remove(const std::string& path) {
-  if (!DeleteFileA(path.c_str())) return win_error("cannot remove segment", path);
+  // Like unlink: the name is free at once, mappings stay valid. DeleteFile
+  // alone leaves it taken ("delete pending") while anyone maps the file, so
+  // rename the file aside first, then delete it under its new name.
+  static std::atomic<unsigned> counter{0};
+  const std::string file = file_of(path);
+  const std::string aside = file + ".removed." + std::to_string(platform::current_pid()) + "." +
+                            std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
+  if (!MoveFileExA(file.c_str(), aside.c_str(), 0)) return win_error("cannot remove segment", path);
+  (void)DeleteFileA(aside.c_str());
   return {};
 }
 
