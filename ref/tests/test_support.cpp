@@ -1,8 +1,13 @@
 #include "test_support.hpp"
 
-#include "memlink/shm/recovery.hpp"
-
+#if defined(_WIN32)
+#include <windows.h>
+#else
+#include <sys/wait.h>
 #include <unistd.h>
+#endif
+
+#include "memlink/shm/recovery.hpp"
 
 #include <atomic>
 #include <cstring>
@@ -11,14 +16,19 @@
 #include <stdexcept>
 
 #include "memlink/shm/mmap.hpp"
+#include "memlink/shm/platform.hpp"
 
 namespace memlink::shm::test {
 
 TempSegmentPath::TempSegmentPath(const std::string& tag, bool posix_name) {
   static std::atomic<int> counter{0};
-  const std::string name = "memlink-test-" + tag + "-" + std::to_string(::getpid()) + "-" +
+  const std::string name = "memlink-test-" + tag + "-" + std::to_string(platform::current_pid()) + "-" +
                            std::to_string(counter.fetch_add(1));
-  path_ = posix_name ? name : "/dev/shm/" + name;
+#if defined(_WIN32)
+  path_ = posix_name ? name : platform::shm_directory() + "\\" + name;
+#else
+  path_ = posix_name ? name : platform::shm_directory() + "/" + name;
+#endif
   (void)MmapSegment::remove(path_);
 }
 
@@ -26,7 +36,32 @@ TempSegmentPath::~TempSegmentPath() {
   (void)MmapSegment::remove(path_);
   // The daemon's lock, PID and start-lock files (SPEC K-LOCK), if any.
   const std::string base = RecoveryManager::base_path(path_);
-  for (const char* suffix : {".lock", ".pid", ".takeover"}) ::unlink((base + suffix).c_str());
+  for (const char* suffix : {".lock", ".pid", ".takeover"}) (void)platform::remove_file(base + suffix);
+}
+
+std::uint32_t pid_of_exited_process() {
+#if defined(_WIN32)
+  // This test binary again, running no test.
+  char self[MAX_PATH + 1] = {};
+  GetModuleFileNameA(nullptr, self, MAX_PATH);
+  std::string cmd = std::string("\"") + self + "\" --gtest_filter=-*";
+  STARTUPINFOA si{};
+  si.cb = sizeof si;
+  si.dwFlags = STARTF_USESTDHANDLES;  // no inherited handles: its output goes nowhere
+  PROCESS_INFORMATION pi{};
+  if (!CreateProcessA(self, cmd.data(), nullptr, nullptr, FALSE, 0, nullptr, nullptr, &si, &pi))
+    throw std::runtime_error("CreateProcess: " + platform::last_error_text());
+  WaitForSingleObject(pi.hProcess, INFINITE);
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  return static_cast<std::uint32_t>(pi.dwProcessId);
+#else
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return static_cast<std::uint32_t>(child);
+#endif
 }
 
 std::vector<std::byte> pattern_payload(std::uint64_t tag, std::size_t length) {

@@ -10,7 +10,8 @@
 
 namespace memlink::shm::test {
 
-// A unique path under /dev/shm (or a bare POSIX shm name) removed on scope exit.
+// A unique path under /dev/shm (%TEMP% on Windows), or a bare shm name,
+// removed (with the daemon's lock and PID files) on scope exit.
 class TempSegmentPath {
  public:
   explicit TempSegmentPath(const std::string& tag = "t", bool posix_name = false);
@@ -22,6 +23,9 @@ class TempSegmentPath {
  private:
   std::string path_;
 };
+
+// The pid of a process that has exited and been reaped (its handle closed).
+std::uint32_t pid_of_exited_process();
 
 // A payload whose bytes are a function of (tag, length) so the receiver can
 // check the content without being told it.

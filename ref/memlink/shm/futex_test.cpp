@@ -1,10 +1,13 @@
 #include "memlink/shm/futex.hpp"
 
 #include <gtest/gtest.h>
-#include <sys/mman.h>
+
+#if !defined(_WIN32)
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#endif
 
 #include <thread>
 
@@ -55,6 +58,9 @@ TEST(Futex, WakesAThread) {
   EXPECT_EQ(w.load(), 1u);
 }
 
+#if !defined(_WIN32)
+// (On every platform, ref/tests/two_process_test.cpp has the same test with
+// a child process started afresh instead of forked.)
 // The crate's defect: a process-private futex never wakes another process.
 // A child sleeps with no timeout on a word in MAP_SHARED memory; only a wake
 // that crosses processes lets it exit before the watchdog kills it.
@@ -110,8 +116,17 @@ TEST(Futex, SignalInterruptsAWait) {
   ::sigaction(SIGUSR1, &old, nullptr);
   EXPECT_EQ(result.code(), ErrorCode::Interrupted);
 }
+#endif  // !_WIN32
 
-TEST(Futex, BackendNameIsKnown) { EXPECT_STREQ(Futex::backend(), "linux-futex"); }
+TEST(Futex, BackendNameIsKnown) {
+#if defined(__linux__)
+  EXPECT_STREQ(Futex::backend(), "linux-futex");
+#elif defined(_WIN32)
+  EXPECT_STREQ(Futex::backend(), "windows-named-event");
+#elif defined(__APPLE__)
+  EXPECT_STREQ(Futex::backend(), "macos-ulock-shared");
+#endif
+}
 
 }  // namespace
 }  // namespace memlink::shm

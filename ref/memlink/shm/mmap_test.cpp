@@ -1,9 +1,12 @@
 #include "memlink/shm/mmap.hpp"
 
 #include <gtest/gtest.h>
+
+#if !defined(_WIN32)
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#endif
 
 #include <cstring>
 
@@ -28,6 +31,7 @@ TEST(MmapSegment, CreateOpenAndContentsPersistAcrossUnmap) {
   EXPECT_EQ(again->data()[0], std::byte{0});  // zero-filled at creation
 }
 
+#if !defined(_WIN32)  // POSIX modes and users
 TEST(MmapSegment, CreatedWithMode0600) {
   test::TempSegmentPath path("mode");
   ::umask(0);
@@ -38,6 +42,7 @@ TEST(MmapSegment, CreatedWithMode0600) {
   ASSERT_EQ(::stat(path.str().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
+#endif
 
 TEST(MmapSegment, PosixShmName) {
   test::TempSegmentPath name("posix", /*posix_name=*/true);
@@ -75,6 +80,7 @@ TEST(MmapSegment, TruncatedFileIsCorrupt) {
   EXPECT_NE(r.error().detail.find("segment.size"), std::string::npos);
 }
 
+#if !defined(_WIN32)
 TEST(MmapSegment, PermissionDeniedForAnotherUser) {
   test::TempSegmentPath path("perm");
   ASSERT_TRUE(MmapSegment::create(path.str(), 8192).ok());
@@ -96,6 +102,7 @@ TEST(MmapSegment, PermissionDeniedForAnotherUser) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "child exit 1: open did not say PermissionDenied";
 }
+#endif
 
 }  // namespace
 }  // namespace memlink::shm

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <new>
 #include <vector>
 
 #include "test_support.hpp"
@@ -15,13 +16,13 @@ struct Rings {
     auto g = compute_geometry(100000, 64);
     EXPECT_TRUE(g.ok());
     geo = *g;
-    mem.reset(static_cast<std::byte*>(std::aligned_alloc(64, align_up(geo.segment_size, 64))));
+    mem.reset(static_cast<std::byte*>(::operator new(geo.segment_size, std::align_val_t{64})));
     auto r = PriorityRingBuffer::format(mem.get(), geo.segment_size, geo, Direction::ClientToDaemon);
     EXPECT_TRUE(r.ok());
     rings = std::move(r.value());
   }
   struct Free {
-    void operator()(std::byte* p) const { std::free(p); }
+    void operator()(std::byte* p) const { ::operator delete(p, std::align_val_t{64}); }
   };
   Geometry geo;
   std::unique_ptr<std::byte, Free> mem;

@@ -4,8 +4,11 @@
 #include "memlink/shm/recovery.hpp"
 
 #include <gtest/gtest.h>
+
+#if !defined(_WIN32)
 #include <sys/wait.h>
 #include <unistd.h>
+#endif
 
 #include <filesystem>
 #include <fstream>
@@ -23,13 +26,7 @@ namespace {
 using namespace std::chrono_literals;
 
 // The pid of a process that has exited and been reaped.
-std::uint32_t dead_pid() {
-  const pid_t child = ::fork();
-  if (child == 0) ::_exit(0);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  return static_cast<std::uint32_t>(child);
-}
+std::uint32_t dead_pid() { return test::pid_of_exited_process(); }
 
 RingHeader& header_of(RingBuffer& ring) {
   return *reinterpret_cast<RingHeader*>(reinterpret_cast<std::byte*>(&ring.slot_header(0)) - RING_HEADER_SIZE);
@@ -246,11 +243,19 @@ TEST(RecoveryManager, CleanupRemovesWhatADeadDaemonLeft) {
   EXPECT_EQ(rm.cleanup_orphaned_shm().code(), ErrorCode::NotFound);
 }
 
-TEST(RecoveryManager, SidecarsOfAPosixNameLiveInDevShm) {
+TEST(RecoveryManager, SidecarsOfABareNameLiveInTheShmDirectory) {
+#if defined(_WIN32)
+  EXPECT_EQ(RecoveryManager::base_path("C:\\memlink\\seg"), "C:\\memlink\\seg");
+  EXPECT_EQ(RecoveryManager::base_path("seg"), platform::shm_directory() + "\\memlink-seg");
+#else
   EXPECT_EQ(RecoveryManager::base_path("/tmp/seg"), "/tmp/seg");
+#if defined(__linux__)
   EXPECT_EQ(RecoveryManager::base_path("seg"), "/dev/shm/seg");
+#endif
+#endif
 }
 
+#if !defined(_WIN32)  // zombies are POSIX (an exited Windows process is signaled, see platform.cpp)
 TEST(OwnerLiveness, AZombieIsDead) {
   const pid_t child = ::fork();
   if (child == 0) ::_exit(0);
@@ -263,6 +268,13 @@ TEST(OwnerLiveness, AZombieIsDead) {
   ::waitpid(child, &status, 0);
   EXPECT_TRUE(owner_process_alive(platform::current_pid()));
   EXPECT_FALSE(owner_process_alive(0));
+}
+#endif
+
+TEST(OwnerLiveness, LiveAndExitedProcesses) {
+  EXPECT_TRUE(owner_process_alive(platform::current_pid()));
+  EXPECT_FALSE(owner_process_alive(0));
+  EXPECT_FALSE(owner_process_alive(dead_pid()));
 }
 
 }  // namespace
