@@ -13,6 +13,10 @@ MEMLINK_PACKAGES=(cmake ninja-build g++ clang ccache libgtest-dev libbenchmark-d
                   librapidcheck-dev libcli11-dev nlohmann-json3-dev libfmt-dev
                   libboost-dev libzmq3-dev python3-matplotlib iceoryx libiceoryx-posh-dev)
 
+# What scripts/test-windows adds: the mingw-w64 cross compiler (posix
+# threads), Wine, and GoogleTest's sources (to build it for Windows).
+MEMLINK_WINDOWS_PACKAGES=(cmake ninja-build ccache g++-mingw-w64-x86-64-posix wine64 googletest)
+
 # Installs whichever of the given packages are missing (apt-get, as root or via sudo).
 ensure_packages() {
   local missing=()

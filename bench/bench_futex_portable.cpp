@@ -1,0 +1,284 @@
+// Futex wake-up and round-trip latency with memlink's own wait/wake backend
+// on whatever platform this is built for (Linux futex, macOS ulock, the
+// Windows named event), without Google Benchmark, so that it also builds
+// with the mingw-w64 cross compiler and runs under Wine (scripts/test-windows).
+//
+// Every row is a ratio against the floor measured in the same run: two
+// processes (or threads) spinning on a shared cache line.
+//
+//   bench_futex_portable [--smoke] [--iterations N] [--json FILE] [--help]
+//
+// Under Wine it says so: those numbers are Wine's, not Windows'.
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "child_process.hpp"
+#include "memlink/shm/futex.hpp"
+#include "memlink/shm/platform.hpp"
+
+#if defined(_WIN32)
+#include <windows.h>
+#endif
+
+namespace {
+
+using memlink::shm::Futex;
+using memlink::shm::test::ChildProcess;
+using memlink::shm::test::SharedFlags;
+namespace platform = memlink::shm::platform;
+
+// Words of the shared flags file.
+enum Word : std::size_t { kPing = 0, kPong = 1, kReady = 2, kIterations = 3, kSpinMode = 4 };
+
+struct Row {
+  explicit Row(std::string n) : name(std::move(n)) {}
+  std::string name;
+  std::string unit = "round trip";
+  std::vector<std::uint64_t> samples_ns;
+  std::uint64_t percentile(double q) const {
+    if (samples_ns.empty()) return 0;
+    std::vector<std::uint64_t> s = samples_ns;
+    const auto k = static_cast<std::size_t>(q * static_cast<double>(s.size() - 1));
+    std::nth_element(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(k), s.end());
+    return s[k];
+  }
+  std::uint64_t max() const { return samples_ns.empty() ? 0 : *std::max_element(samples_ns.begin(), samples_ns.end()); }
+};
+
+// Waits until `w` holds `value`: spinning, or on the futex (wait re-checks).
+void await(std::atomic<std::uint32_t>* w, const Futex& f, std::uint32_t value, bool spin) {
+  for (;;) {
+    const std::uint32_t v = w->load(std::memory_order_acquire);
+    if (v == value) return;
+    if (spin) {
+      platform::cpu_relax();
+    } else {
+      (void)f.wait(v, std::chrono::milliseconds(100));
+    }
+  }
+}
+
+void publish(std::atomic<std::uint32_t>* w, const Futex& f, std::uint32_t value, bool spin) {
+  w->store(value, std::memory_order_release);
+  if (!spin) (void)f.wake_one();
+}
+
+// The echo side: answers ping i with pong i.
+void echo(SharedFlags& flags, std::uint32_t iterations, bool spin) {
+  Futex ping(flags.word(kPing), flags.path() + "#ping");
+  Futex pong(flags.word(kPong), flags.path() + "#pong");
+  for (std::uint32_t i = 1; i <= iterations; ++i) {
+    await(flags.word(kPing), ping, i, spin);
+    publish(flags.word(kPong), pong, i, spin);
+  }
+}
+
+// The timing side: one sample per round trip.
+Row ping_pong(const std::string& name, SharedFlags& flags, std::uint32_t iterations, bool spin) {
+  Futex ping(flags.word(kPing), flags.path() + "#ping");
+  Futex pong(flags.word(kPong), flags.path() + "#pong");
+  Row row(name);
+  row.samples_ns.reserve(iterations);
+  for (std::uint32_t i = 1; i <= iterations; ++i) {
+    const std::uint64_t t0 = platform::monotonic_ns();
+    publish(flags.word(kPing), ping, i, spin);
+    await(flags.word(kPong), pong, i, spin);
+    row.samples_ns.push_back(platform::monotonic_ns() - t0);
+  }
+  return row;
+}
+
+// args: FLAGS. The echo process.
+MEMLINK_CHILD_ROLE(echo_role, "futex-echo") {
+  if (args.size() != 1) return 2;
+  auto flags = SharedFlags::open(args[0]);
+  flags.set(kReady, 1);
+  echo(flags, flags.get(kIterations), flags.get(kSpinMode) != 0);
+  return 0;
+}
+
+std::string temp_flags_path(const std::string& tag) {
+#if defined(_WIN32)
+  return platform::shm_directory() + "\\memlink-bench-" + tag + "-" + std::to_string(platform::current_pid());
+#else
+  return platform::shm_directory() + "/memlink-bench-" + tag + "-" + std::to_string(platform::current_pid());
+#endif
+}
+
+// Removes a leftover of a killed run, then creates the file.
+SharedFlags fresh_flags(const std::string& path) {
+  (void)memlink::shm::MmapSegment::remove(path);
+  return SharedFlags::create(path);
+}
+
+struct FlagsFile {
+  std::string path;
+  SharedFlags flags;
+  explicit FlagsFile(const std::string& tag) : path(temp_flags_path(tag)), flags(fresh_flags(path)) {}
+  ~FlagsFile() { (void)memlink::shm::MmapSegment::remove(path); }
+};
+
+Row processes(const std::string& name, std::uint32_t iterations, bool spin) {
+  FlagsFile f(spin ? "spin" : "futex");
+  f.flags.set(kIterations, iterations);
+  f.flags.set(kSpinMode, spin ? 1 : 0);
+  auto child = ChildProcess::start("futex-echo", {f.path});
+  if (!f.flags.wait_for(kReady, 1, std::chrono::seconds(60))) throw std::runtime_error("echo process did not start");
+  Row row = ping_pong(name, f.flags, iterations, spin);
+  const auto status = child.wait(std::chrono::seconds(60));
+  if (!status || *status != 0) throw std::runtime_error("echo process failed");
+  return row;
+}
+
+Row threads(const std::string& name, std::uint32_t iterations, bool spin) {
+  FlagsFile f(spin ? "tspin" : "tfutex");
+  std::thread t([&] { echo(f.flags, iterations, spin); });
+  Row row = ping_pong(name, f.flags, iterations, spin);
+  t.join();
+  return row;
+}
+
+// The cost of waking when nobody sleeps (what a writer pays per message
+// when it does not track sleepers).
+Row wake_no_waiter(std::uint32_t iterations) {
+  FlagsFile f("wake");
+  Futex fx(f.flags.word(kPing), f.path + "#ping");
+  Row row("wake, no waiter");
+  row.unit = "call";
+  for (std::uint32_t i = 0; i < iterations; ++i) {
+    const std::uint64_t t0 = platform::monotonic_ns();
+    (void)fx.wake_one();
+    row.samples_ns.push_back(platform::monotonic_ns() - t0);
+  }
+  return row;
+}
+
+// "Wine 8.0" under Wine, empty otherwise.
+std::string wine_version() {
+#if defined(_WIN32)
+  using Fn = const char* (*)();
+  if (HMODULE ntdll = GetModuleHandleA("ntdll.dll")) {
+    if (auto fn = reinterpret_cast<Fn>(reinterpret_cast<void*>(GetProcAddress(ntdll, "wine_get_version"))))
+      return std::string("Wine ") + fn();
+  }
+#endif
+  return "";
+}
+
+std::string os_name() {
+#if defined(_WIN32)
+  const std::string wine = wine_version();
+  return wine.empty() ? "Windows" : "Windows API under " + wine;
+#elif defined(__APPLE__)
+  return "macOS";
+#elif defined(__linux__)
+  return "Linux";
+#else
+  return "unknown";
+#endif
+}
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    o += c;
+  }
+  return o;
+}
+
+int usage(FILE* to) {
+  std::fprintf(to,
+               "usage: bench_futex_portable [--smoke] [--iterations N] [--json FILE] [--help]\n"
+               "Round trips between two processes and two threads through memlink's futex\n"
+               "backend (%s here), against a shared-cache-line spin floor measured in\n"
+               "the same run; and the cost of a wake with no waiter.\n"
+               "  --smoke         a few hundred iterations: checks it runs, measures nothing\n"
+               "  --iterations N  round trips per row (default 20000)\n"
+               "  --json FILE     also write the rows as JSON\n",
+               Futex::backend());
+  return to == stdout ? 0 : 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (auto status = memlink::shm::test::run_child_role(argc, argv)) return *status;
+  std::uint32_t iterations = 20000;
+  std::string json_path;
+  bool smoke = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") return usage(stdout);
+    if (a == "--smoke") {
+      smoke = true;
+    } else if (a == "--iterations" && i + 1 < argc) {
+      iterations = static_cast<std::uint32_t>(std::strtoul(argv[++i], nullptr, 10));
+    } else if (a == "--json" && i + 1 < argc) {
+      json_path = argv[++i];
+    } else {
+      std::fprintf(stderr, "bench_futex_portable: unknown argument '%s'\n", a.c_str());
+      return usage(stderr);
+    }
+  }
+  if (smoke) iterations = 300;
+  if (iterations == 0) return usage(stderr);
+
+  const std::string os = os_name();
+  std::printf("bench_futex_portable: %s, futex backend %s, %u iterations per row%s\n", os.c_str(),
+              Futex::backend(), iterations, smoke ? " (smoke run: the numbers mean nothing)" : "");
+  if (!wine_version().empty())
+    std::printf("NOTE: running under %s. These are Wine's numbers, not Windows': Wine carries\n"
+                "      every wait and wake through its wineserver process. Measure on Windows\n"
+                "      for Windows numbers.\n",
+                wine_version().c_str());
+  std::fflush(stdout);
+
+  std::vector<Row> rows;
+  try {
+    const bool single_cpu = std::thread::hardware_concurrency() < 2;
+    if (!single_cpu) rows.push_back(processes("processes, spin on a cache line (floor)", iterations, true));
+    rows.push_back(processes("processes, futex wait/wake", iterations, false));
+    if (!single_cpu) rows.push_back(threads("threads, spin on a cache line", iterations, true));
+    rows.push_back(threads("threads, futex wait/wake", iterations, false));
+    rows.push_back(wake_no_waiter(iterations));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_futex_portable: %s\n", e.what());
+    return 1;
+  }
+
+  const std::uint64_t floor = rows.front().name.find("floor") != std::string::npos ? rows.front().percentile(0.5) : 0;
+  std::printf("%-42s %12s %12s %12s %12s\n", "row", "p50 ns", "p99 ns", "max ns", "p50/floor");
+  for (const Row& r : rows) {
+    const std::uint64_t p50 = r.percentile(0.5);
+    char ratio[32] = "-";
+    if (floor > 0 && r.unit == "round trip") std::snprintf(ratio, sizeof ratio, "%.1fx", double(p50) / double(floor));
+    std::printf("%-42s %12llu %12llu %12llu %12s\n", r.name.c_str(), (unsigned long long)p50,
+                (unsigned long long)r.percentile(0.99), (unsigned long long)r.max(), ratio);
+  }
+  if (!json_path.empty()) {
+    std::ofstream out(json_path);
+    out << "{\n  \"context\": {\"os\": \"" << json_escape(os) << "\", \"futex_backend\": \"" << Futex::backend()
+        << "\", \"iterations\": " << iterations << ", \"smoke\": " << (smoke ? "true" : "false")
+        << ", \"under_wine\": " << (wine_version().empty() ? "false" : "true") << "},\n  \"rows\": [\n";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const Row& r = rows[i];
+      out << "    {\"name\": \"" << json_escape(r.name) << "\", \"unit\": \"" << r.unit
+          << "\", \"p50_ns\": " << r.percentile(0.5) << ", \"p99_ns\": " << r.percentile(0.99)
+          << ", \"max_ns\": " << r.max() << ", \"samples\": " << r.samples_ns.size() << "}"
+          << (i + 1 < rows.size() ? ",\n" : "\n");
+    }
+    out << "  ]\n}\n";
+    if (!out) {
+      std::fprintf(stderr, "bench_futex_portable: cannot write %s\n", json_path.c_str());
+      return 1;
+    }
+  }
+  return 0;
+}
