@@ -1,7 +1,14 @@
 // `memlink-shm daemon` and `memlink-shm client`: an echo service across
 // processes and the client that checks it and measures round trips.
-#include <signal.h>
+#include <csignal>
+
+#if defined(_WIN32)
+#include <io.h>
+#define MEMLINK_ISATTY(fd) (::_isatty(fd) != 0)
+#else
 #include <unistd.h>
+#define MEMLINK_ISATTY(fd) (::isatty(fd) != 0)
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -24,12 +31,19 @@ volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
 
 void install_stop_handlers() {
+#if defined(_WIN32)
+  // Ctrl-C and Ctrl-Break reach the C runtime as SIGINT / SIGBREAK.
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGBREAK, on_signal);
+#else
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;  // no SA_RESTART: a futex wait returns EINTR and we notice
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+#endif
 }
 
 void print_error(const std::string& what, const Error& e) {
@@ -170,7 +184,7 @@ int run_client(const ClientArgs& args) {
   rtt_us.reserve(args.count);
   std::uint64_t matched = 0, mismatched = 0;
   std::string failure;
-  const bool progress = ::isatty(STDERR_FILENO) != 0;
+  const bool progress = MEMLINK_ISATTY(2);
   std::uint64_t last_progress = platform::monotonic_ns();
   for (std::uint64_t i = 0; i < args.count && failure.empty(); ++i) {
     const Priority p = kAllPriorities[i % kPriorityCount];

@@ -112,7 +112,7 @@ Result<LockFile> LockFile::try_acquire(const std::string& path) {
     if (h == INVALID_HANDLE_VALUE) {
       // ACCESS_DENIED also means "delete pending": a removed file that some
       // process still holds open. It goes away when that handle closes.
-      if (GetLastError() == ERROR_ACCESS_DENIED) {
+      if (GetLastError() == ERROR_ACCESS_DENIED && attempt + 1 < kAttempts) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         continue;
       }

@@ -96,10 +96,26 @@ MmapSegment& MmapSegment::operator=(MmapSegment&& o) noexcept {
 #if !defined(_WIN32)
 
 namespace {
-int open_backing(const std::string& path, int flags, mode_t mode) {
-  if (MmapSegment::is_posix_shm_name(path)) return ::shm_open(("/" + path).c_str(), flags, mode);
-  return ::open(path.c_str(), flags | O_CLOEXEC, mode);
+
+// macOS: a bare name is the file /tmp/memlink-<name>, not shm_open: macOS
+// limits shm names to 31 characters and reports an shm object's size
+// rounded up to a page, which the size check (SPEC M-SIZE) would refuse.
+#if defined(__APPLE__)
+constexpr bool kBareNamesAreFiles = true;
+#else
+constexpr bool kBareNamesAreFiles = false;
+#endif
+
+std::string file_of(const std::string& path) {
+  return MmapSegment::is_posix_shm_name(path) ? platform::shm_directory() + "/memlink-" + path : path;
 }
+
+int open_backing(const std::string& path, int flags, mode_t mode) {
+  if (MmapSegment::is_posix_shm_name(path) && !kBareNamesAreFiles)
+    return ::shm_open(("/" + path).c_str(), flags, mode);
+  return ::open(file_of(path).c_str(), flags | O_CLOEXEC, mode);
+}
+
 }  // namespace
 
 Result<MmapSegment> MmapSegment::create(const std::string& path, std::size_t size) {
@@ -145,7 +161,8 @@ Result<MmapSegment> MmapSegment::open(const std::string& path, Access access) {
 }
 
 Status MmapSegment::remove(const std::string& path) {
-  const int r = is_posix_shm_name(path) ? ::shm_unlink(("/" + path).c_str()) : ::unlink(path.c_str());
+  const int r = is_posix_shm_name(path) && !kBareNamesAreFiles ? ::shm_unlink(("/" + path).c_str())
+                                                                : ::unlink(file_of(path).c_str());
   if (r != 0) return os_error("cannot remove segment", path);
   return {};
 }

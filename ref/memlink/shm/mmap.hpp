@@ -3,7 +3,8 @@
 // A path with a '/' in it is a file (for example /dev/shm/name or any
 // writable file); a bare name ("name") is POSIX shared memory (shm_open).
 // On Windows a path is a file mapped with CreateFileMapping, and a bare name
-// (no '/', '\\' or ':') is the file %TEMP%\memlink-<name>.
+// (no '/', '\\' or ':') is the file %TEMP%\memlink-<name>; on macOS a bare
+// name is the file /tmp/memlink-<name> (see mmap.cpp for why).
 // Segments are created with mode 0600: only the owner may attach.
 #pragma once
 

@@ -326,11 +326,6 @@ Result<Daemon> Daemon::create(const std::string& path, std::size_t size, std::ui
   if (!g) return g.error();
   auto manager = std::make_unique<RecoveryManager>(path);
   auto start = manager->register_daemon(options.heartbeat_timeout);
-  if (!start && start.code() == ErrorCode::Unsupported) {
-    // No lock files on this platform yet: create, or take over blindly.
-    start = MmapSegment::open(path).ok() ? DaemonStart::Orphaned : DaemonStart::Fresh;
-    manager.reset();
-  }
   if (!start) return start.error();
   if (*start != DaemonStart::Fresh && !options.take_over)
     return make_error(ErrorCode::AlreadyExists, "a segment left by a dead daemon exists at '" + path +
@@ -342,13 +337,13 @@ Result<Daemon> Daemon::create(const std::string& path, std::size_t size, std::ui
   Daemon& d = *daemon;
   d.start_.kind = *start;
   d.fence_ = Fence{&d.ctl_->epoch, d.start_.epoch};
-  if (manager) (void)manager->write_pid_file(platform::current_pid());
+  (void)manager->write_pid_file(platform::current_pid());
   if (options.heartbeat_interval.count() > 0)
     d.heartbeat_thread_ = std::make_unique<HeartbeatThread>(d.ctl_, d.start_.epoch, options.heartbeat_interval);
   MEMLINK_CRASH_POINT("recovery.before-serving");
   d.ctl_->flags.fetch_and(~FLAG_SHUTDOWN, std::memory_order_acq_rel);
   d.ctl_->daemon_alive.store(1, std::memory_order_release);
-  if (manager) manager->startup_done();
+  manager->startup_done();
   d.recovery_ = std::move(manager);
   return daemon;
 }
