@@ -406,5 +406,112 @@ TEST(TwoProcessDaemonLock, UnresponsiveDaemonIsReplacedAndFenced) {
   EXPECT_EQ(probe.recorded_pid(), platform::current_pid());
 }
 
+// ---------------------------------------------------------------- recovery
+// Processes killed in the middle of a write and of a take (SPEC K-WRITING,
+// K-READING), with TerminateProcess on Windows and SIGKILL elsewhere; the
+// crash-point tests (ref/tests/recovery_process_test.cpp) walk every point,
+// on POSIX only.
+
+EndpointOptions recovering_options() {
+  EndpointOptions o;
+  o.wait_strategy = WaitStrategy::Block;
+  o.recovery.stale_after = 0ns;
+  return o;
+}
+
+// args: PATH FLAGS. Writes messages 0..2 to High, then claims and fills a
+// fourth without publishing it (its slot stays Writing), says so, and
+// waits to be killed.
+MEMLINK_CHILD_ROLE(client_dies_writing, "client-dies-writing") {
+  if (args.size() != 2) return 2;
+  auto flags = test::SharedFlags::open(args[1]);
+  auto client = Client::connect(args[0], kVersion, recovering_options());
+  if (!client) return report("connect: " + client.error().message());
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    if (auto w = client->write(Priority::High, pattern_payload(tag_of(Priority::High, i), 32)); !w)
+      return report("write: " + w.error().message());
+  }
+  RingBuffer& ring = client->outbound().ring(Priority::High);
+  auto id = ring.claim();
+  if (!id) return report("claim: " + id.error().message());
+  ring.fill(*id, pattern_payload(tag_of(Priority::High, 3), 32), 3);
+  flags.set(kChildReady, 1);
+  for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+}
+
+TEST(TwoProcessRecovery, AWriterKilledMidWriteIsReclaimedAndNeverDelivered) {
+  test::TempSegmentPath path("2rec-w");
+  test::TempSegmentPath flags_path("2rec-w-flags");
+  auto flags = test::SharedFlags::create(flags_path.str());
+  DaemonOptions o;
+  o.endpoint = recovering_options();
+  auto daemon = Daemon::create(path.str(), DEFAULT_SEGMENT_SIZE, kVersion, o);
+  ASSERT_TRUE(daemon.ok()) << daemon.error().message();
+  auto child = test::ChildProcess::start("client-dies-writing", {path.str(), flags_path.str()});
+  ASSERT_TRUE(flags.wait_for(kChildReady, 1, std::chrono::seconds(60)));
+  child.kill();
+  std::vector<std::byte> buf(MAX_SLOT_SIZE);
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    auto m = daemon->read(buf);
+    ASSERT_TRUE(m.ok()) << "message " << i << ": " << m.error().message();
+    EXPECT_EQ(index_of_tag(test::pattern_tag(std::span(buf.data(), m->length))), i);
+  }
+  // The fourth is Writing, held by a dead process: reclaimed, not delivered.
+  EXPECT_EQ(daemon->read(buf).code(), ErrorCode::Empty);
+  EXPECT_EQ(daemon->control().client_head.load() - daemon->control().daemon_tail.load(), 0u)
+      << "the reclaimed slot still holds up the ring";
+  // The ring moves on: the next client's message is the next one delivered.
+  auto next = Client::connect(path.str(), kVersion, recovering_options());
+  ASSERT_TRUE(next.ok()) << next.error().message();
+  ASSERT_TRUE(next->write(Priority::High, pattern_payload(tag_of(Priority::High, 4), 32)).ok());
+  auto m = daemon->read(buf);
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  EXPECT_EQ(index_of_tag(test::pattern_tag(std::span(buf.data(), m->length))), 4u);
+}
+
+// args: PATH FLAGS. Takes one message (its slot stays Reading), says so,
+// and waits to be killed before finishing it.
+MEMLINK_CHILD_ROLE(client_dies_reading, "client-dies-reading") {
+  if (args.size() != 2) return 2;
+  auto flags = test::SharedFlags::open(args[1]);
+  auto client = Client::connect(args[0], kVersion, recovering_options());
+  if (!client) return report("connect: " + client.error().message());
+  std::vector<std::byte> buf(MAX_SLOT_SIZE);
+  auto m = client->take(buf);
+  if (!m) return report("take: " + m.error().message());
+  flags.set(kChildReady, 1);
+  for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+}
+
+TEST(TwoProcessRecovery, AReaderKilledMidTakeLeavesItsMessageToTheNextReader) {
+  test::TempSegmentPath path("2rec-r");
+  test::TempSegmentPath flags_path("2rec-r-flags");
+  auto flags = test::SharedFlags::create(flags_path.str());
+  DaemonOptions o;
+  o.endpoint = recovering_options();
+  auto daemon = Daemon::create(path.str(), DEFAULT_SEGMENT_SIZE, kVersion, o);
+  ASSERT_TRUE(daemon.ok()) << daemon.error().message();
+  for (std::uint64_t i = 0; i < 2; ++i)
+    ASSERT_TRUE(daemon->write(Priority::Low, pattern_payload(tag_of(Priority::Low, i), 16)).ok());
+  auto child = test::ChildProcess::start("client-dies-reading", {path.str(), flags_path.str()});
+  ASSERT_TRUE(flags.wait_for(kChildReady, 1, std::chrono::seconds(60)));
+  child.kill();
+  auto next = Client::connect(path.str(), kVersion, recovering_options());
+  ASSERT_TRUE(next.ok()) << next.error().message();
+  std::vector<std::uint64_t> got;
+  std::vector<std::byte> buf(MAX_SLOT_SIZE);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (got.size() < 2 && std::chrono::steady_clock::now() < give_up) {
+    auto m = next->read(buf);
+    if (m) {
+      got.push_back(index_of_tag(test::pattern_tag(std::span(buf.data(), m->length))));
+      continue;
+    }
+    ASSERT_EQ(m.code(), ErrorCode::Empty) << m.error().message();
+    (void)next->wait(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(got, (std::vector<std::uint64_t>{0, 1})) << "the message the dead reader held comes again, first";
+}
+
 }  // namespace
 }  // namespace memlink::shm

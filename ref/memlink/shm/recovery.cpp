@@ -13,7 +13,6 @@
 #include "memlink/shm/mmap.hpp"
 #include "memlink/shm/platform.hpp"
 
-
 namespace memlink::shm {
 namespace {
 
