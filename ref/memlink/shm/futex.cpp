@@ -32,7 +32,6 @@ constexpr bool kPrivateFutex = false;
 Futex::Futex(std::atomic<std::uint32_t>* word, std::string name) noexcept
     : word_(word), name_(std::move(name)) {
 #if defined(_WIN32)
-  // Auto-reset: SetEvent releases one sleeper (or the next one to sleep).
   // Kernel object names may not contain '\\' after the namespace prefix.
   std::string key = name_;
   for (char& c : key) {
@@ -40,30 +39,30 @@ Futex::Futex(std::atomic<std::uint32_t>* word, std::string name) noexcept
   }
   const std::string n = "Local\\memlink-futex-" + key;
   // No name: a futex for the threads of this process only.
-  event_ = CreateEventA(nullptr, FALSE, FALSE, name_.empty() || kPrivateFutex ? nullptr : n.c_str());
+  semaphore_ = CreateSemaphoreA(nullptr, 0, LONG_MAX, name_.empty() || kPrivateFutex ? nullptr : n.c_str());
 #endif
 }
 
 Futex::~Futex() {
 #if defined(_WIN32)
-  if (event_ != nullptr) CloseHandle(static_cast<HANDLE>(event_));
+  if (semaphore_ != nullptr) CloseHandle(static_cast<HANDLE>(semaphore_));
 #endif
 }
 
 Futex::Futex(Futex&& other) noexcept
-    : word_(other.word_), name_(std::move(other.name_)), event_(other.event_) {
-  other.event_ = nullptr;
+    : word_(other.word_), name_(std::move(other.name_)), semaphore_(other.semaphore_) {
+  other.semaphore_ = nullptr;
 }
 
 Futex& Futex::operator=(Futex&& other) noexcept {
   if (this != &other) {
 #if defined(_WIN32)
-    if (event_ != nullptr) CloseHandle(static_cast<HANDLE>(event_));
+    if (semaphore_ != nullptr) CloseHandle(static_cast<HANDLE>(semaphore_));
 #endif
     word_ = other.word_;
     name_ = std::move(other.name_);
-    event_ = other.event_;
-    other.event_ = nullptr;
+    semaphore_ = other.semaphore_;
+    other.semaphore_ = nullptr;
   }
   return *this;
 }
@@ -97,17 +96,16 @@ Status Futex::wait(std::uint32_t expected, std::optional<std::chrono::nanosecond
   }
 }
 
-static Result<int> linux_wake(std::atomic<std::uint32_t>* word, int count) {
-  if (word == nullptr) return make_error(ErrorCode::InvalidArgument, "futex word is null");
-  const long r = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word),
-                           kPrivateFutex ? FUTEX_WAKE_PRIVATE : FUTEX_WAKE, count, nullptr, nullptr, 0);
+Result<int> Futex::wake(std::uint32_t count) const {
+  if (word_ == nullptr) return make_error(ErrorCode::InvalidArgument, "futex word is null");
+  if (count == 0) return 0;
+  const int n = count > static_cast<std::uint32_t>(INT_MAX) ? INT_MAX : static_cast<int>(count);
+  const long r = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word_),
+                           kPrivateFutex ? FUTEX_WAKE_PRIVATE : FUTEX_WAKE, n, nullptr, nullptr, 0);
   if (r >= 0) return static_cast<int>(r);
   if (errno == ENOSYS) return make_error(ErrorCode::Unsupported, "futex syscall not available");
   return make_error(ErrorCode::InvalidArgument, "futex wake: " + platform::last_error_text());
 }
-
-Result<int> Futex::wake_one() const { return linux_wake(word_, 1); }
-Result<int> Futex::wake_all() const { return linux_wake(word_, INT_MAX); }
 
 #elif defined(__APPLE__)
 
@@ -137,49 +135,45 @@ Status Futex::wait(std::uint32_t expected, std::optional<std::chrono::nanosecond
   }
 }
 
-static Result<int> mac_wake(std::atomic<std::uint32_t>* word, std::uint32_t flags) {
-  if (word == nullptr) return make_error(ErrorCode::InvalidArgument, "futex word is null");
-  const int r = __ulock_wake(kUlCompareAndWaitShared | kUlfNoErrno | flags, word, 0);
+Result<int> Futex::wake(std::uint32_t count) const {
+  if (word_ == nullptr) return make_error(ErrorCode::InvalidArgument, "futex word is null");
+  if (count == 0) return 0;
+  // ulock wakes one or all; more than one asked for means all.
+  const int r = __ulock_wake(kUlCompareAndWaitShared | kUlfNoErrno | (count > 1 ? kUlfWakeAll : 0), word_, 0);
   if (r >= 0 || r == -ENOENT) return 0;  // ENOENT: nobody was waiting
   return make_error(ErrorCode::InvalidArgument, "ulock wake error " + std::to_string(-r));
 }
 
-Result<int> Futex::wake_one() const { return mac_wake(word_, 0); }
-Result<int> Futex::wake_all() const { return mac_wake(word_, kUlfWakeAll); }
-
 #elif defined(_WIN32)
 
-const char* Futex::backend() noexcept { return "windows-named-event"; }
+const char* Futex::backend() noexcept { return "windows-named-semaphore"; }
 
 Status Futex::wait(std::uint32_t expected, std::optional<std::chrono::nanoseconds> timeout) const {
-  if (word_ == nullptr || event_ == nullptr)
-    return make_error(ErrorCode::InvalidArgument, "futex word is null or its event missing");
+  if (word_ == nullptr || semaphore_ == nullptr)
+    return make_error(ErrorCode::InvalidArgument, "futex word is null or its semaphore missing");
   if (timeout && timeout->count() < 0) return make_error(ErrorCode::InvalidArgument, "negative timeout");
-  const std::uint64_t start = platform::monotonic_ns();
-  for (;;) {
-    if (word_->load(std::memory_order_acquire) != expected) return {};
-    DWORD slice = 1;
-    if (timeout) {
-      const std::uint64_t spent = platform::monotonic_ns() - start;
-      if (spent >= static_cast<std::uint64_t>(timeout->count()))
-        return make_error(ErrorCode::Timeout, "futex wait timed out");
-    }
-    const DWORD r = WaitForSingleObject(static_cast<HANDLE>(event_), slice);
-    if (r == WAIT_OBJECT_0) return {};
-    if (r != WAIT_TIMEOUT) return make_error(ErrorCode::IoError, platform::last_error_text());
+  if (word_->load(std::memory_order_acquire) != expected) return {};
+  DWORD ms = INFINITE;
+  if (timeout) {  // rounded up: never wake before the caller's deadline
+    const auto up = (timeout->count() + 999999) / 1000000;
+    ms = up >= static_cast<long long>(INFINITE) ? INFINITE - 1 : static_cast<DWORD>(up);
   }
+  const DWORD r = WaitForSingleObject(static_cast<HANDLE>(semaphore_), ms);
+  if (r == WAIT_OBJECT_0) return {};
+  if (r == WAIT_TIMEOUT) return make_error(ErrorCode::Timeout, "futex wait timed out");
+  return make_error(ErrorCode::IoError, "futex wait: " + platform::last_error_text());
 }
 
-Result<int> Futex::wake_one() const {
-  if (word_ == nullptr || event_ == nullptr)
-    return make_error(ErrorCode::InvalidArgument, "futex word is null or its event missing");
-  SetEvent(static_cast<HANDLE>(event_));
+Result<int> Futex::wake(std::uint32_t count) const {
+  if (word_ == nullptr || semaphore_ == nullptr)
+    return make_error(ErrorCode::InvalidArgument, "futex word is null or its semaphore missing");
+  if (count == 0) return 0;
+  const LONG n = count > 0x7FFFFFFFu ? 0x7FFFFFFF : static_cast<LONG>(count);
+  // Fails only at the maximum count (permits nobody took, ~2^31): then the
+  // sleepers have plenty already.
+  (void)ReleaseSemaphore(static_cast<HANDLE>(semaphore_), n, nullptr);
   return 0;
 }
-
-// Sleepers poll in 1 ms slices, so waking one and letting the rest see the
-// changed word on their next slice wakes them all within a slice.
-Result<int> Futex::wake_all() const { return wake_one(); }
 
 #else
 
@@ -187,8 +181,7 @@ const char* Futex::backend() noexcept { return "unsupported"; }
 Status Futex::wait(std::uint32_t, std::optional<std::chrono::nanoseconds>) const {
   return make_error(ErrorCode::Unsupported, "no cross-process futex on this platform");
 }
-Result<int> Futex::wake_one() const { return make_error(ErrorCode::Unsupported, "no futex"); }
-Result<int> Futex::wake_all() const { return make_error(ErrorCode::Unsupported, "no futex"); }
+Result<int> Futex::wake(std::uint32_t) const { return make_error(ErrorCode::Unsupported, "no futex"); }
 
 #endif
 

@@ -6,13 +6,16 @@
 //   macOS:   __ulock_wait / __ulock_wake with UL_COMPARE_AND_WAIT_SHARED
 //            (the plain UL_COMPARE_AND_WAIT is process-private).
 //   Windows: WaitOnAddress is process-private, so each word gets a named
-//            event; a waiter sleeps on it in slices of at most 1 ms and
-//            re-checks the word, so a wake that races a sleeper costs at most
-//            one slice, never a hang.
+//            semaphore: wake(n) releases n permits, a sleeper takes one. A
+//            permit released before its sleeper got to sleep waits for it
+//            (no lost wake); one nobody takes makes a later wait return at
+//            once (a spurious wake, which callers tolerate anyway).
 //
 // Contract: the word is only ever changed with atomic operations; wait()
 // returns when the word differs from `expected`, when woken (spuriously too),
-// on timeout, or on a signal. Callers re-check their condition in a loop.
+// on timeout, or on a signal. Callers re-check their condition in a loop, and
+// a waker passes the number of sleepers it wants to wake (the transport
+// counts them in the word's `waiters`, SPEC F-WAKE).
 #pragma once
 
 #include <atomic>
@@ -41,21 +44,21 @@ class Futex {
   Status wait(std::uint32_t expected,
               std::optional<std::chrono::nanoseconds> timeout = std::nullopt) const;
 
-  // Wakes at most one / all waiters; returns how many were woken where the
-  // OS reports it (0 otherwise).
-  Result<int> wake_one() const;
-  Result<int> wake_all() const;
+  // Wakes at most `count` waiters (wake_one: 1); returns how many were woken
+  // where the OS reports it (Linux), 0 elsewhere.
+  Result<int> wake(std::uint32_t count) const;
+  Result<int> wake_one() const { return wake(1); }
 
   std::atomic<std::uint32_t>* word() const noexcept { return word_; }
 
   // The name of the backend compiled in: "linux-futex", "macos-ulock-shared",
-  // "windows-named-event".
+  // "windows-named-semaphore".
   static const char* backend() noexcept;
 
  private:
   std::atomic<std::uint32_t>* word_;
   std::string name_;
-  void* event_ = nullptr;  // Windows: the named event handle
+  void* semaphore_ = nullptr;  // Windows: the named semaphore handle
 };
 
 }  // namespace memlink::shm

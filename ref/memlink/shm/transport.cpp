@@ -101,9 +101,9 @@ bool Endpoint::is_connected() const { return usable().ok(); }
 // the new state, or we see the sleeper and bump + wake.
 void Endpoint::notify(FutexWord& fw, const Futex& fx) const {
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (fw.waiters.load(std::memory_order_relaxed) != 0) {
+  if (const std::uint32_t sleepers = fw.waiters.load(std::memory_order_relaxed); sleepers != 0) {
     fw.word.fetch_add(1, std::memory_order_release);
-    (void)fx.wake_all();
+    (void)fx.wake(sleepers);
   }
 }
 
@@ -111,8 +111,8 @@ Status Endpoint::signal() {
   if (auto s = usable(); !s) return s;
   out_signal_->word.fetch_add(1, std::memory_order_release);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (out_signal_->waiters.load(std::memory_order_relaxed) != 0) {
-    if (auto r = out_signal_fx_.wake_all(); !r) return r.error();
+  if (const std::uint32_t sleepers = out_signal_->waiters.load(std::memory_order_relaxed); sleepers != 0) {
+    if (auto r = out_signal_fx_.wake(sleepers); !r) return r.error();
   }
   return {};
 }
@@ -466,7 +466,9 @@ void Daemon::shutdown() {
   for (auto [fw, fx] : {std::pair{out_signal_, &out_signal_fx_}, std::pair{in_space_, &in_space_fx_},
                         std::pair{out_space_, &out_space_fx_}}) {
     fw->word.fetch_add(1, std::memory_order_release);
-    (void)fx->wake_all();
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // SPEC F-WAKE, the waker's half
+    if (const std::uint32_t sleepers = fw->waiters.load(std::memory_order_relaxed); sleepers != 0)
+      (void)fx->wake(sleepers);
   }
   if (remove_on_shutdown_) (void)MmapSegment::remove(segment_.path());
   if (recovery_) recovery_->release();
