@@ -1,22 +1,32 @@
 // Crash recovery across real processes (SPEC K-*), with the crash points of
-// the testing library: a process is SIGKILLed at a named point (or stopped),
+// the testing library: a process is killed at a named point (or stopped),
 // another takes over, and the test checks that every acknowledged message
 // is delivered, that only a message in Reading at the kill is delivered
 // twice, and that a replaced daemon is fenced.
+//
+// The processes are this binary in child roles (child_process.hpp), so the
+// tests run on Windows too (under Wine here); a crash point kills with
+// SIGKILL, or TerminateProcess(137) on Windows: exit status 137 either way.
+// What a child did goes to a records file, one line per event, written
+// through to the OS at once so that it survives the kill.
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#if !defined(_WIN32)
+#include <signal.h>
+#endif
+
+#include "child_process.hpp"
 #include "memlink/shm/crash_point.hpp"
 #include "memlink/shm/transport.hpp"
 #include "test_support.hpp"
@@ -48,49 +58,37 @@ EndpointOptions client_options() {
   return o;
 }
 
-// A child process running `body`; its records go to a pipe the parent reads
-// once the child is gone. The child never runs destructors (_exit), so it
-// cannot shut down a daemon or client it inherited or created.
+constexpr int kKilled = 137;  // 128 + SIGKILL; what a crash point's TerminateProcess exits with
+constexpr auto kChildDeadline = std::chrono::seconds(60);
+
+void record(const std::string& records, const std::string& what) {
+  std::ofstream out(records, std::ios::app);
+  out << what << '\n' << std::flush;  // in the OS before the next step can kill us
+}
+
+// A child process and the file it records into.
 struct Child {
-  pid_t pid = -1;
-  int records = -1;  // read end
+  test::TempSegmentPath records{"rp-records"};
+  std::optional<test::ChildProcess> process;
+  // Starts `role` with args PATH RECORDS EXTRA...
+  Child(const std::string& role, const std::string& path, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{path, records.str()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    process.emplace(test::ChildProcess::start(role, args));
+  }
+  std::uint32_t pid() const { return process->pid(); }
 };
 
-template <class Body>
-Child spawn(Body body) {
-  int fds[2];
-  if (::pipe(fds) != 0) return {};
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(fds[0]);
-    ::alarm(20);  // a child that should have died and did not fails the test, never hangs it
-    const int code = body(fds[1]);
-    ::_exit(code);
-  }
-  ::close(fds[1]);
-  return Child{pid, fds[0]};
-}
-
-void record(int fd, const std::string& what) {
-  const std::string line = what + "\n";
-  (void)!::write(fd, line.data(), line.size());
-}
-
-// Waits for the child; returns "exit N" or "signal N".
-std::string reap(Child& c, std::vector<std::string>* lines = nullptr) {
-  int status = 0;
-  ::waitpid(c.pid, &status, 0);
-  std::string all;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(c.records, buf, sizeof buf)) > 0;) all.append(buf, static_cast<std::size_t>(n));
-  ::close(c.records);
+// Waits for the child; returns its exit status (kKilled if a crash point or
+// the test killed it), -1 if it outlived the deadline (then kills it).
+int reap(Child& c, std::vector<std::string>* lines = nullptr) {
+  auto status = c.process->wait(kChildDeadline);
+  if (!status) c.process->kill();
   if (lines != nullptr) {
-    std::size_t start = 0;
-    for (std::size_t nl; (nl = all.find('\n', start)) != std::string::npos; start = nl + 1)
-      lines->push_back(all.substr(start, nl - start));
+    std::ifstream in(c.records.str());
+    for (std::string l; std::getline(in, l);) lines->push_back(l);
   }
-  return WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
-                             : "exit " + std::to_string(WEXITSTATUS(status));
+  return status.value_or(-1);
 }
 
 std::string text(std::span<const std::byte> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
@@ -122,8 +120,8 @@ bool wait_for_segment(const std::string& path) {
 
 // A daemon child: takes messages two-phase, records each after processing
 // and before finishing (at-least-once), until killed or fenced (exit 3).
-int daemon_child(const std::string& path, int rec, const std::string& arm_point) {
-  if (!arm_point.empty()) arm_crash_point(arm_point, 1);
+int daemon_child(const std::string& path, const std::string& rec, const std::string& arm_point) {
+  if (!arm_point.empty() && arm_point != "-") arm_crash_point(arm_point, 1);
   auto d = Daemon::create(path, kSize, kVersion, daemon_options());
   if (!d) {
     record(rec, "create-failed " + d.error().message());
@@ -148,6 +146,49 @@ int daemon_child(const std::string& path, int rec, const std::string& arm_point)
   }
 }
 
+// args: PATH RECORDS POINT ("-": none). A daemon, killed at POINT.
+MEMLINK_CHILD_ROLE(daemon_role, "daemon") {
+  if (args.size() != 3) return 2;
+  return daemon_child(args[0], args[1], args[2]);
+}
+
+// args: PATH RECORDS POINT. A client killed at POINT's second visit, in its
+// second of three writes; records each acknowledged write.
+MEMLINK_CHILD_ROLE(writer_role, "writer") {
+  if (args.size() != 3) return 2;
+  arm_crash_point(args[2], 2);
+  auto c = Client::connect(args[0], kVersion, client_options());
+  if (!c) return 2;
+  for (const char* m : {"a", "b", "c"}) {
+    if (!c->write(Priority::Low, std::string_view(m))) return 4;
+    record(args[1], std::string("acked ") + m);
+  }
+  return 0;
+}
+
+// args: PATH RECORDS. A reading client killed just after taking.
+MEMLINK_CHILD_ROLE(reader_role, "reader") {
+  if (args.size() != 2) return 2;
+  arm_crash_point("read.after-take", 1);
+  auto c = Client::connect(args[0], kVersion, client_options());
+  if (!c) return 2;
+  std::vector<std::byte> buf(64);
+  (void)c->read(buf);
+  return 0;
+}
+
+// args: PATH RECORDS. Writes three messages; MEMLINK_CRASH_AT, inherited
+// from the parent's environment, decides where it dies.
+MEMLINK_CHILD_ROLE(env_writer_role, "env-writer") {
+  if (args.size() != 2) return 2;
+  auto c = Client::connect(args[0], kVersion, client_options());
+  if (!c) return 2;
+  for (const char* m : {"one", "two", "three"}) {
+    if (!c->write(Priority::High, std::string_view(m))) return 4;
+  }
+  return 0;
+}
+
 class RecoveryProcess : public ::testing::TestWithParam<std::string> {};
 
 // SPEC K-READING, K-DONE: the daemon dies at each point of reading m0.
@@ -164,9 +205,9 @@ TEST_P(RecoveryProcess, DaemonKilledWhileReading) {
     for (const char* m : {"m0", "m1", "m2"}) ASSERT_TRUE(c->write(Priority::High, std::string_view(m)).ok());
     d0->shutdown();  // remove_on_shutdown is off: the messages stay
   }
-  Child child = spawn([&](int rec) { return daemon_child(path.str(), rec, point); });
+  Child child("daemon", path.str(), {point});
   std::vector<std::string> lines;
-  EXPECT_EQ(reap(child, &lines), "signal 9") << point;
+  EXPECT_EQ(reap(child, &lines), kKilled) << point;
   auto d = Daemon::create(path.str(), kSize, kVersion, daemon_options());
   ASSERT_TRUE(d.ok()) << d.error().message();
   EXPECT_EQ(d->start_info().kind, DaemonStart::Orphaned);
@@ -202,18 +243,9 @@ TEST_P(WriterKilled, AtEveryWritePoint) {
   test::TempSegmentPath path("rp-write");
   auto d = Daemon::create(path.str(), kSize, kVersion, daemon_options());
   ASSERT_TRUE(d.ok()) << d.error().message();
-  Child writer = spawn([&](int rec) {
-    arm_crash_point(point, 2);
-    auto c = Client::connect(path.str(), kVersion, client_options());
-    if (!c) return 2;
-    for (const char* m : {"a", "b", "c"}) {
-      if (!c->write(Priority::Low, std::string_view(m))) return 4;
-      record(rec, std::string("acked ") + m);
-    }
-    return 0;
-  });
+  Child writer("writer", path.str(), {point});
   std::vector<std::string> acked;
-  EXPECT_EQ(reap(writer, &acked), "signal 9") << point;
+  EXPECT_EQ(reap(writer, &acked), kKilled) << point;
   EXPECT_EQ(acked, std::vector<std::string>{"acked a"});
   // Another writer's message behind the dead one must get through.
   auto c = Client::connect(path.str(), kVersion, client_options());
@@ -256,9 +288,9 @@ TEST_P(TakeoverKilled, AtEveryRecoveryPoint) {
     d0->inbound().ring(Priority::Critical).slot_header(0).owner_pid.store(999999999);  // ...by a dead pid
     d0->shutdown();
   }
-  Child dying = spawn([&](int rec) { return daemon_child(path.str(), rec, point); });
+  Child dying("daemon", path.str(), {point});
   std::vector<std::string> lines;
-  EXPECT_EQ(reap(dying, &lines), "signal 9") << point;
+  EXPECT_EQ(reap(dying, &lines), kKilled) << point;
   auto d = Daemon::create(path.str(), kSize, kVersion, daemon_options());
   ASSERT_TRUE(d.ok()) << d.error().message();
   std::vector<std::string> got = drain(*d, 3, 1500ms);
@@ -278,11 +310,12 @@ INSTANTIATE_TEST_SUITE_P(RecoveryPoints, TakeoverKilled,
                            return n;
                          });
 
+#if !defined(_WIN32)  // SIGSTOP; on Windows, two_process_test.cpp's silent daemon is replaced and fenced
 // SPEC K-TAKEOVER, K-FENCE, K-HEARTBEAT: a stopped daemon is replaced, and
 // when it resumes it notices and consumes nothing more.
 TEST(RecoveryProcessFence, AStoppedDaemonIsReplacedAndFencedWhenItResumes) {
   test::TempSegmentPath path("rp-fence");
-  Child old = spawn([&](int rec) { return daemon_child(path.str(), rec, ""); });
+  Child old("daemon", path.str(), {"-"});
   ASSERT_TRUE(wait_for_segment(path.str()));
   auto c = Client::connect(path.str(), kVersion, client_options());
   ASSERT_TRUE(c.ok());
@@ -293,7 +326,7 @@ TEST(RecoveryProcessFence, AStoppedDaemonIsReplacedAndFencedWhenItResumes) {
   for (int i = 0; i < 400 && !c->is_connected(); ++i) std::this_thread::sleep_for(5ms);
   EXPECT_TRUE(c->is_connected());
 
-  ::kill(old.pid, SIGSTOP);
+  ::kill(static_cast<pid_t>(old.pid()), SIGSTOP);
   std::this_thread::sleep_for(400ms);  // past the 200 ms heartbeat timeout
   EXPECT_FALSE(c->is_connected());
   auto w = c->wait(10ms);
@@ -304,33 +337,33 @@ TEST(RecoveryProcessFence, AStoppedDaemonIsReplacedAndFencedWhenItResumes) {
   auto d = Daemon::create(path.str(), kSize, kVersion, daemon_options());
   ASSERT_TRUE(d.ok()) << d.error().message();
   EXPECT_EQ(d->start_info().kind, DaemonStart::Unresponsive);
-  EXPECT_EQ(d->start_info().previous_pid, static_cast<std::uint32_t>(old.pid));
+  EXPECT_EQ(d->start_info().previous_pid, old.pid());
   EXPECT_EQ(d->start_info().epoch, 2u);
   EXPECT_TRUE(c->is_connected());
   EXPECT_EQ(drain(*d, 1), std::vector<std::string>{"while-stopped"});
 
-  ::kill(old.pid, SIGCONT);
+  ::kill(static_cast<pid_t>(old.pid()), SIGCONT);
   ASSERT_TRUE(c->write(Priority::High, std::string_view("after")).ok());
   std::vector<std::string> lines;
-  EXPECT_EQ(reap(old, &lines), "exit 3");
+  EXPECT_EQ(reap(old, &lines), 3);
   EXPECT_EQ(lines, (std::vector<std::string>{"delivered before", "fenced"}));
   EXPECT_EQ(drain(*d, 1), std::vector<std::string>{"after"});
   EXPECT_FALSE(d->fenced());
 }
+#endif
 
 // SPEC K-LOCK: while the first daemon lives, a second is refused.
 TEST(RecoveryProcessFence, ALiveDaemonIsNotReplaced) {
   test::TempSegmentPath path("rp-alive");
-  Child first = spawn([&](int rec) { return daemon_child(path.str(), rec, ""); });
+  Child first("daemon", path.str(), {"-"});
   ASSERT_TRUE(wait_for_segment(path.str()));
   DaemonOptions patient = daemon_options();
   patient.heartbeat_timeout = 5s;  // the first daemon must not look stopped on a loaded machine
   auto second = Daemon::create(path.str(), kSize, kVersion, patient);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.code(), ErrorCode::AlreadyExists);
-  EXPECT_NE(second.error().detail.find(std::to_string(first.pid)), std::string::npos) << second.error().detail;
-  ::kill(first.pid, SIGKILL);
-  EXPECT_EQ(reap(first), "signal 9");
+  EXPECT_NE(second.error().detail.find(std::to_string(first.pid())), std::string::npos) << second.error().detail;
+  first.process->kill();
   auto third = Daemon::create(path.str(), kSize, kVersion, daemon_options());
   ASSERT_TRUE(third.ok()) << third.error().message();
   EXPECT_EQ(third->start_info().kind, DaemonStart::Orphaned);
@@ -343,45 +376,31 @@ TEST(RecoveryProcessFence, AReadingClientThatDiesLeavesItsMessageToTheNext) {
   auto d = Daemon::create(path.str(), kSize, kVersion, daemon_options());
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(d->write(Priority::Low, std::string_view("answer")).ok());
-  Child reader = spawn([&](int) {
-    arm_crash_point("read.after-take", 1);
-    auto c = Client::connect(path.str(), kVersion, client_options());
-    if (!c) return 2;
-    std::vector<std::byte> buf(64);
-    (void)c->read(buf);
-    return 0;
-  });
-  EXPECT_EQ(reap(reader), "signal 9");
+  Child reader("reader", path.str());
+  EXPECT_EQ(reap(reader), kKilled);
   auto c = Client::connect(path.str(), kVersion, client_options());
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(drain(*c, 1), std::vector<std::string>{"answer"});
 }
 
-// MEMLINK_CRASH_AT, as a runner sets it for a process it starts: this
-// binary re-executes itself with the variable set, running only the child
-// half below, which must die at the named point.
-TEST(CrashPointEnvironment, ChildHalf) {
-  const char* path = std::getenv("MEMLINK_CRASH_TEST_SEGMENT");
-  if (path == nullptr) GTEST_SKIP() << "run by CrashPointEnvironment.KillsTheNamedVisit";
-  auto c = Client::connect(path, kVersion, client_options());
-  ASSERT_TRUE(c.ok());
-  for (const char* m : {"one", "two", "three"}) ASSERT_TRUE(c->write(Priority::High, std::string_view(m)).ok());
-}
-
+// MEMLINK_CRASH_AT, as a runner sets it for a process it starts: the child
+// inherits it and must die at the named visit.
 TEST(CrashPointEnvironment, KillsTheNamedVisit) {
   test::TempSegmentPath path("rp-env");
   auto d = Daemon::create(path.str(), kSize, kVersion, daemon_options());
   ASSERT_TRUE(d.ok());
-  const pid_t child = ::fork();
-  if (child == 0) {
-    ::setenv("MEMLINK_CRASH_AT", "write.before-publish:2", 1);
-    ::setenv("MEMLINK_CRASH_TEST_SEGMENT", path.str().c_str(), 1);
-    ::execl("/proc/self/exe", "recovery_process_test", "--gtest_filter=CrashPointEnvironment.ChildHalf", nullptr);
-    ::_exit(127);
-  }
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+#if defined(_WIN32)
+  ASSERT_EQ(_putenv_s("MEMLINK_CRASH_AT", "write.before-publish:2"), 0);
+#else
+  ASSERT_EQ(::setenv("MEMLINK_CRASH_AT", "write.before-publish:2", 1), 0);
+#endif
+  Child child("env-writer", path.str());
+#if defined(_WIN32)
+  (void)_putenv_s("MEMLINK_CRASH_AT", "");
+#else
+  ::unsetenv("MEMLINK_CRASH_AT");
+#endif
+  EXPECT_EQ(reap(child), kKilled);
   // The first write went through; the second died Writing, and is reclaimed, never delivered.
   EXPECT_EQ(drain(*d, 2, 500ms), std::vector<std::string>{"one"});
   EXPECT_EQ(d->inbound().ring(Priority::High).reclaimed(), 1u);
