@@ -325,6 +325,20 @@ TEST(TwoProcessFutex, WakeAloneReachesASleeperInAnotherProcess) {
   expect_exit_ok(child, std::chrono::seconds(60));
 }
 
+// A futex with a long name (over 200 characters: on Windows the object name
+// becomes a hash of it, on both sides) still wakes across processes.
+TEST(TwoProcessFutex, ALongNameStillCrossesProcesses) {
+  test::TempSegmentPath flags_path("futex-long-" + std::string(180, 'x'));
+  auto flags = test::SharedFlags::create(flags_path.str());
+  auto child = test::ChildProcess::start("futex-sleeper", {flags_path.str()});
+  ASSERT_TRUE(flags.wait_for(kChildReady, 1, std::chrono::seconds(60)));
+  std::this_thread::sleep_for(50ms);
+  Futex f(flags.word(kFutexWord), flags.path() + "#futex");
+  flags.set(kFutexWord, 1);
+  ASSERT_TRUE(f.wake_one().ok());
+  expect_exit_ok(child, std::chrono::seconds(20));
+}
+
 TEST(TwoProcessFutex, WakesASleeperInAnotherProcess) {
   test::TempSegmentPath flags_path("futex-flags");
   auto flags = test::SharedFlags::create(flags_path.str());

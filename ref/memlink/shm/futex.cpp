@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 
 #include "memlink/shm/platform.hpp"
 
@@ -36,6 +37,15 @@ Futex::Futex(std::atomic<std::uint32_t>* word, std::string name) noexcept
   std::string key = name_;
   for (char& c : key) {
     if (c == '/' || c == '\\' || c == ':') c = '_';
+  }
+  // Object names are limited to MAX_PATH characters: a long key (a deep
+  // segment path) is replaced by its 64-bit FNV-1a hash.
+  if (key.size() > 200) {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (unsigned char c : key) h = (h ^ c) * 0x100000001b3ULL;
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+    key = std::string("h") + hex;
   }
   const std::string n = "Local\\memlink-futex-" + key;
   // No name: a futex for the threads of this process only.
