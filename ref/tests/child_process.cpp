@@ -35,6 +35,11 @@ std::string& self_path() {
   return p;
 }
 
+const std::string& self_path_or_throw() {
+  if (self_path().empty()) throw std::logic_error("ChildProcess::start before run_child_role (child_process.hpp)");
+  return self_path();
+}
+
 }  // namespace
 
 ChildRole::ChildRole(const char* name, ChildRoleMain main) { roles()[name] = main; }
@@ -45,7 +50,9 @@ std::optional<int> run_child_role(int argc, char** argv) {
   const DWORD n = GetModuleFileNameA(nullptr, buf, MAX_PATH);
   self_path() = std::string(buf, n);
 #else
-  char* real = ::realpath(argv[0], nullptr);
+  // /proc/self/exe where there is one (argv[0] may be a bare name found on PATH).
+  char* real = ::realpath("/proc/self/exe", nullptr);
+  if (real == nullptr) real = ::realpath(argv[0], nullptr);
   self_path() = real != nullptr ? real : argv[0];
   std::free(real);
 #endif
@@ -93,7 +100,7 @@ std::string quote(const std::string& arg) {
 }  // namespace
 
 ChildProcess ChildProcess::start(const std::string& role, const std::vector<std::string>& args) {
-  std::string cmd = quote(self_path()) + " " + quote(kRoleFlag + role);
+  std::string cmd = quote(self_path_or_throw()) + " " + quote(kRoleFlag + role);
   for (const auto& a : args) cmd += " " + quote(a);
   STARTUPINFOA si{};
   si.cb = sizeof si;
@@ -129,7 +136,7 @@ void ChildProcess::kill() {
 #else
 
 ChildProcess ChildProcess::start(const std::string& role, const std::vector<std::string>& args) {
-  std::vector<std::string> all{self_path(), kRoleFlag + role};
+  std::vector<std::string> all{self_path_or_throw(), kRoleFlag + role};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : all) argv.push_back(a.data());
