@@ -58,6 +58,17 @@ struct Record {
   std::uint64_t position = 0;  // Ack, Deliver: ring position; Serving: DaemonStart kind
   std::uint64_t epoch = 0;     // Deliver: the consumer's epoch (daemon) or 0 (reader client)
   MessageId id() const { return {stream, writer, priority, n}; }
+  // The record of `type` about message `id` at `t_ns` (the inverse of id()).
+  static Record of(RecordType type, const MessageId& id, std::uint64_t t_ns) {
+    Record r;
+    r.type = type;
+    r.stream = id.stream;
+    r.priority = id.priority;
+    r.writer = id.writer;
+    r.n = id.n;
+    r.t_ns = t_ns;
+    return r;
+  }
 };
 static_assert(sizeof(Record) == 40);
 

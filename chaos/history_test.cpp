@@ -22,13 +22,7 @@ struct Builder {
 };
 
 Record make(RecordType t, MessageId id, std::uint64_t t_ns = 0, std::uint64_t position = 0, std::uint64_t epoch = 0) {
-  Record r;
-  r.type = t;
-  r.stream = id.stream;
-  r.priority = id.priority;
-  r.writer = id.writer;
-  r.n = id.n;
-  r.t_ns = t_ns;
+  Record r = Record::of(t, id, t_ns);
   r.position = position;
   r.epoch = epoch;
   return r;

@@ -33,14 +33,7 @@ void setup_child(const Arm& arm) {
 void put(int fd, const Record& r) { (void)!::write(fd, &r, sizeof r); }
 
 Record rec(RecordType t, const MessageId& id) {
-  Record r;
-  r.type = t;
-  r.stream = id.stream;
-  r.priority = id.priority;
-  r.writer = id.writer;
-  r.n = id.n;
-  r.t_ns = shm::platform::monotonic_ns();
-  return r;
+  return Record::of(t, id, shm::platform::monotonic_ns());
 }
 
 [[noreturn]] void die(const char* who, const shm::Error& e) {
