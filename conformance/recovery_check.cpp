@@ -107,10 +107,15 @@ std::string rest(Proc& p) {
   return s;
 }
 
-std::vector<std::string> drain(shm::Endpoint& ep, std::size_t want) {
+// Reads until `want` messages came or `patience` passed. A deadline, not a
+// count of tries: a read can fail fast many times in a row (InvalidState
+// while a fenced predecessor still holds the tail, K-FENCE) and a loaded
+// machine may take long to let that predecessor run.
+std::vector<std::string> drain(shm::Endpoint& ep, std::size_t want, std::chrono::milliseconds patience = 20s) {
   std::vector<std::string> got;
   std::vector<std::byte> buf(64);
-  for (int i = 0; i < 200 && got.size() < want; ++i) {
+  const auto give_up = std::chrono::steady_clock::now() + patience;
+  while (got.size() < want && std::chrono::steady_clock::now() < give_up) {
     if (auto m = ep.read(buf)) {
       got.push_back(text(buf, m->length));
       continue;

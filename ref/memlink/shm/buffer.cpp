@@ -153,14 +153,19 @@ std::uint64_t RingBuffer::len() const noexcept {
   return h >= t ? h - t : 0;
 }
 
-bool RingBuffer::has_message() const noexcept {
+TailReadiness RingBuffer::tail_readiness() const noexcept {
   const std::uint64_t t = tail();
   const std::uint64_t h = head();
-  if (h == t) return false;
-  if (h < t || h - t > capacity_) return true;  // read_slot() will report it
+  if (h == t) return TailReadiness::Nothing;
+  if (h < t || h - t > capacity_) return TailReadiness::Readable;  // take() reports it
   const std::uint8_t raw = load_state(slot_header(static_cast<std::uint32_t>(t % capacity_)));
-  return raw != static_cast<std::uint8_t>(SlotState::Empty) &&
-         raw != static_cast<std::uint8_t>(SlotState::Writing);
+  switch (raw) {
+    case static_cast<std::uint8_t>(SlotState::Empty):
+    case static_cast<std::uint8_t>(SlotState::Writing): return TailReadiness::Nothing;
+    case static_cast<std::uint8_t>(SlotState::Reading):
+    case static_cast<std::uint8_t>(SlotState::Done): return TailReadiness::Held;
+    default: return TailReadiness::Readable;  // Ready, or garbage that take() drops
+  }
 }
 
 bool RingBuffer::positions_consistent() const noexcept {

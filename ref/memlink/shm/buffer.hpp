@@ -58,6 +58,9 @@ struct TailView {
   std::uint64_t since_ns = 0;    // when the owner entered Writing/Reading
 };
 
+// What the consumer would find at a ring's tail (RingBuffer::tail_readiness).
+enum class TailReadiness : std::uint8_t { Nothing, Readable, Held };
+
 // A count of slots in each state, for the inspector and the tests.
 struct SlotStateCounts {
   std::uint64_t count[kSlotStateCount] = {};
@@ -136,9 +139,15 @@ class RingBuffer {
   // Like read_slot() without consuming or copying.
   Result<MessageInfo> peek_slot() const;
 
-  // True if the oldest message is past Writing (Ready, or something the
-  // consumer must report). Cheap: no allocation; for wait predicates.
-  bool has_message() const noexcept;
+  // What a take() at the tail would find now (SPEC T-WAIT, R-HELD): Nothing
+  // (empty, or the oldest message still Empty/Writing), Readable (Ready, or
+  // something take() must report and drop: a garbage state, broken
+  // positions) or Held (Reading/Done: a consumer is mid-read or died there;
+  // only that consumer or recovery moves it). Cheap: no allocation.
+  TailReadiness tail_readiness() const noexcept;
+  // True if a take() would make progress now (Readable). A held tail is not
+  // a message: a consumer that waited on it would spin (SPEC T-WAIT).
+  bool has_message() const noexcept { return tail_readiness() == TailReadiness::Readable; }
 
   std::uint64_t len() const noexcept;  // messages claimed and not yet consumed
   bool is_empty() const noexcept { return len() == 0; }

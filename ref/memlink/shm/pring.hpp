@@ -40,9 +40,15 @@ class PriorityRingBuffer {
   }
   Result<MessageInfo> peek() const;
 
+  // True if take() would make progress now. It mirrors take(): the first
+  // ring (highest priority first) whose tail is not Nothing decides, so a
+  // held Critical tail (InvalidState) hides a Ready Low message, as take()
+  // does (SPEC R-HELD, T-WAIT).
   bool has_message() const noexcept {
-    for (Priority p : kAllPriorities)
-      if (ring(p).has_message()) return true;
+    for (Priority p : kAllPriorities) {
+      const TailReadiness r = ring(p).tail_readiness();
+      if (r != TailReadiness::Nothing) return r == TailReadiness::Readable;
+    }
     return false;
   }
   bool positions_consistent() const noexcept {

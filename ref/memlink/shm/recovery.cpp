@@ -9,6 +9,7 @@
 
 #include "memlink/shm/control.hpp"
 #include "memlink/shm/crash_point.hpp"
+#include "memlink/shm/heartbeat.hpp"
 #include "memlink/shm/lock_file.hpp"
 #include "memlink/shm/mmap.hpp"
 #include "memlink/shm/platform.hpp"
@@ -175,15 +176,19 @@ RecoveryManager::~RecoveryManager() = default;  // the LockFiles drop their lock
 namespace {
 
 // Age of the segment's heartbeat in ns, or nullopt if it cannot be read.
-std::optional<std::uint64_t> heartbeat_age(const std::string& segment_path, std::uint32_t* pid) {
+// An age past `timeout` is confirmed by watching the heartbeat stay still
+// (heartbeat.hpp); a heartbeat that moves while we watch has age 0.
+std::optional<std::uint64_t> heartbeat_age(const std::string& segment_path, std::uint64_t timeout,
+                                           std::uint32_t* pid) {
   auto seg = MmapSegment::open(segment_path);
   if (!seg) return std::nullopt;
   if (!validate_control(seg->data(), seg->size())) return std::nullopt;
   const ControlRegion* ctl = control_of(seg->data());
   const std::uint64_t hb = ctl->heartbeat_ns.load(std::memory_order_acquire);
   if (pid != nullptr) *pid = ctl->daemon_pid.load(std::memory_order_relaxed);
-  const std::uint64_t now = platform::monotonic_ns();
-  return hb > now ? 0 : now - hb;
+  const std::uint64_t age = heartbeat_age_ns(hb, platform::monotonic_ns());
+  if (age > timeout && !heartbeat_stays_still(*ctl, hb)) return 0;
+  return age;
 }
 
 bool segment_exists(const std::string& path) { return MmapSegment::open(path).ok(); }
@@ -220,7 +225,7 @@ Result<DaemonStart> RecoveryManager::register_daemon(nanoseconds heartbeat_timeo
   }
   // 3. Held: alive, unless it stopped heart-beating (stopped, or hung).
   std::uint32_t pid = 0;
-  const auto age = heartbeat_age(segment_path_, &pid);
+  const auto age = heartbeat_age(segment_path_, static_cast<std::uint64_t>(heartbeat_timeout.count()), &pid);
   if (!age || *age <= static_cast<std::uint64_t>(heartbeat_timeout.count())) {
     const std::uint32_t holder = pid != 0 ? pid : recorded_pid();
     return fail(make_error(ErrorCode::AlreadyExists,

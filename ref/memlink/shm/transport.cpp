@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "memlink/shm/crash_point.hpp"
+#include "memlink/shm/heartbeat.hpp"
 
 #include "memlink/shm/platform.hpp"
 
@@ -548,12 +549,16 @@ Status Client::peer_alive() const {
     return make_error(ErrorCode::Disconnected,
                       "daemon pid " + std::to_string(pid) + " of '" + path() + "' is not running");
   const std::uint64_t hb = ctl_->heartbeat_ns.load(std::memory_order_acquire);
-  const std::uint64_t now = platform::monotonic_ns();
-  if (hb < now && now - hb > daemon_timeout_ns())
-    return make_error(ErrorCode::Disconnected,
-                      "daemon pid " + std::to_string(pid) + " of '" + path() + "' is unresponsive: no heartbeat for " +
-                          std::to_string((now - hb) / 1000000) + " ms");
-  return {};
+  const std::uint64_t age = heartbeat_age_ns(hb, platform::monotonic_ns());
+  if (age <= daemon_timeout_ns()) return {};
+  // Old by the clock. Condemn a live process only after watching its
+  // heartbeat stay still ourselves (heartbeat.hpp); remember the verdict so
+  // that every later sleep slice does not watch again.
+  if (hb != condemned_heartbeat_ && !heartbeat_stays_still(*ctl_, hb)) return {};
+  condemned_heartbeat_ = hb;
+  return make_error(ErrorCode::Disconnected,
+                    "daemon pid " + std::to_string(pid) + " of '" + path() + "' is unresponsive: no heartbeat for " +
+                        std::to_string(age / 1000000) + " ms");
 }
 
 Status Client::before_read() {

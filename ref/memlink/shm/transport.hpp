@@ -264,6 +264,8 @@ class Client final : public Endpoint {
   Status peer_alive() const override;
   std::uint64_t daemon_timeout_ns() const noexcept;
   bool holds_reader_ = false;
+  // The heartbeat value this client watched stay still and judged stale.
+  mutable std::uint64_t condemned_heartbeat_ = ~0ULL;
 };
 
 }  // namespace memlink::shm
