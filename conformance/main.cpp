@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <algorithm>
 #include <set>
 
 #include "adapter.hpp"
@@ -41,6 +42,12 @@ std::vector<ClauseStatus> clause_table(const std::vector<CheckResult>& results) 
     table.push_back(std::move(s));
   }
   return table;
+}
+
+std::string check_names() {
+  std::string names;
+  for (const auto& c : all_checks()) names += (names.empty() ? "" : ", ") + std::string(c.name);
+  return names;
 }
 
 std::string xml_escape(const std::string& s) {
@@ -123,7 +130,7 @@ int main(int argc, char** argv) {
   app.add_option("--depth", depth, "quick, default or deep")
       ->check(CLI::IsMember({"quick", "default", "deep"}))
       ->capture_default_str();
-  app.add_option("--only", params.only, "Run only this check");
+  app.add_option("--only", params.only, "Run only these checks (comma-separated)");
   app.add_option("--reproduce", reproduce, "With --only: replay one shrunk case (from a failure's replay line)");
   app.add_option("--junit", junit, "Write a JUnit XML report (one test case per clause)");
   app.add_option("--json", json, "Write a JSON report");
@@ -144,14 +151,22 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "memlink-conformance: unknown adapter '%s' (see --list-adapters)\n", params.adapter.c_str());
     return 2;
   }
-  bool known_only = params.only.empty();
-  for (const auto& c : all_checks()) known_only |= params.only == c.name;
-  if (!known_only) {
-    std::fprintf(stderr, "memlink-conformance: unknown check '%s'\n", params.only.c_str());
-    return 2;
+  std::set<std::string> only;
+  for (std::size_t start = 0; start < params.only.size();) {
+    const std::size_t comma = std::min(params.only.find(',', start), params.only.size());
+    if (comma > start) only.insert(params.only.substr(start, comma - start));
+    start = comma + 1;
+  }
+  for (const auto& name : only) {
+    bool known = false;
+    for (const auto& c : all_checks()) known |= name == c.name;
+    if (!known) {
+      std::fprintf(stderr, "memlink-conformance: unknown check '%s' (checks: %s)\n", name.c_str(), check_names().c_str());
+      return 2;
+    }
   }
   if (!reproduce.empty()) {
-    if (params.only.empty() || !decode_reproduce(reproduce)) {
+    if (only.size() != 1 || !decode_reproduce(reproduce)) {
       std::fprintf(stderr, "memlink-conformance: --reproduce needs --only and a string from a replay line\n");
       return 2;
     }
@@ -162,7 +177,7 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(params.seed), depth.c_str());
   std::vector<CheckResult> results;
   for (const auto& def : all_checks()) {
-    if (!params.only.empty() && params.only != def.name) continue;
+    if (!only.empty() && !only.count(def.name)) continue;
     std::fprintf(stderr, "  running %-16s (%s) ...", def.name, def.scope);
     std::fflush(stderr);
     std::map<std::string, std::uint64_t> clauses;
