@@ -109,7 +109,7 @@ shm::Result<std::uint64_t> ReferenceAdapter::write(Direction d, Priority p, std:
   if (ep == nullptr) return no_client();
   auto r = ep->write(p, data);
   if (!r) return r.error();
-  return ring(d, p).slot_header(r->index).sequence;
+  return static_cast<std::uint64_t>(ring(d, p).slot_header(r->index).sequence);
 }
 
 shm::Result<std::uint64_t> ReferenceAdapter::write_blocking(Direction d, Priority p,
@@ -119,7 +119,7 @@ shm::Result<std::uint64_t> ReferenceAdapter::write_blocking(Direction d, Priorit
   if (ep == nullptr) return no_client();
   auto r = ep->write_blocking(p, data, timeout);
   if (!r) return r.error();
-  return ring(d, p).slot_header(r->index).sequence;
+  return static_cast<std::uint64_t>(ring(d, p).slot_header(r->index).sequence);
 }
 
 shm::Result<model::Message> ReferenceAdapter::read(Direction d) {
@@ -206,7 +206,7 @@ shm::Status ReferenceAdapter::corrupt_oldest(Direction d, Priority p) {
   if (slot.length > 0) {
     reinterpret_cast<std::byte*>(&slot)[shm::SLOT_HEADER_SIZE + slot.length / 2] ^= std::byte{0xA5};
   } else {
-    slot.checksum ^= 1u;
+    slot.checksum = slot.checksum ^ 1u;
   }
   return {};
 }

@@ -138,7 +138,11 @@ SlotHeader& RingBuffer::slot_header(std::uint32_t index) const noexcept {
 }
 
 std::byte* RingBuffer::payload(std::uint32_t index) const noexcept {
-  return slots_ + std::size_t{index} * stride_ + SLOT_HEADER_SIZE;
+  std::byte* p = slots_ + std::size_t{index} * stride_ + SLOT_HEADER_SIZE;
+  // The payload is plain shared memory: under the exploration scheduler a
+  // peer may act before each use of it (testing_hooks.hpp).
+  hooks::access(hooks::Access::PlainRead, p);
+  return p;
 }
 
 std::uint64_t RingBuffer::head() const noexcept { return hdr_->head.load(std::memory_order_acquire); }
@@ -355,10 +359,12 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fenc
     return make_error(ErrorCode::InvalidArgument,
                       "output buffer of " + std::to_string(out.size()) + " bytes is smaller than the " +
                           std::to_string(info.length) + "-byte message");
+  MEMLINK_CRASH_POINT("read.before-take");
   if (!transition_slot(slot, SlotState::Ready, SlotState::Reading)) {
     return make_error(ErrorCode::InvalidState,
                       field(tail, "state") + ": changed under the consumer (one consumer per ring)");
   }
+  MEMLINK_CRASH_POINT("read.after-take-cas");
   // SPEC K-FENCE. Both loads are seq_cst, as are the CAS above and the new
   // daemon's epoch increment: either we see the new epoch here and give the
   // slot back, or the new daemon sees our Reading and leaves the slot to us.

@@ -45,7 +45,7 @@ struct MessageInfo {
 // stopped between a check and its CAS cannot take a message after it was
 // replaced.
 struct Fence {
-  const std::atomic<std::uint64_t>* epoch = nullptr;
+  const SharedAtomic<std::uint64_t>* epoch = nullptr;
   std::uint64_t mine = 0;
 };
 

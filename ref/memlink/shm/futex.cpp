@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "memlink/shm/platform.hpp"
+#include "memlink/shm/testing_hooks.hpp"
 
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -81,7 +82,7 @@ Futex& Futex::operator=(Futex&& other) noexcept {
 
 const char* Futex::backend() noexcept { return "linux-futex"; }
 
-Status Futex::wait(std::uint32_t expected, std::optional<std::chrono::nanoseconds> timeout) const {
+Status Futex::os_wait(std::uint32_t expected, std::optional<std::chrono::nanoseconds> timeout) const {
   if (word_ == nullptr) return make_error(ErrorCode::InvalidArgument, "futex word is null");
   timespec ts{};
   timespec* tsp = nullptr;
@@ -106,7 +107,7 @@ Status Futex::wait(std::uint32_t expected, std::optional<std::chrono::nanosecond
   }
 }
 
-Result<int> Futex::wake(std::uint32_t count) const {
+Result<int> Futex::os_wake(std::uint32_t count) const {
   if (word_ == nullptr) return make_error(ErrorCode::InvalidArgument, "futex word is null");
   if (count == 0) return 0;
   const int n = count > static_cast<std::uint32_t>(INT_MAX) ? INT_MAX : static_cast<int>(count);
@@ -127,7 +128,7 @@ constexpr std::uint32_t kUlfNoErrno = 0x01000000;     // ULF_NO_ERRNO
 
 const char* Futex::backend() noexcept { return "macos-ulock-shared"; }
 
-Status Futex::wait(std::uint32_t expected, std::optional<std::chrono::nanoseconds> timeout) const {
+Status Futex::os_wait(std::uint32_t expected, std::optional<std::chrono::nanoseconds> timeout) const {
   if (word_ == nullptr) return make_error(ErrorCode::InvalidArgument, "futex word is null");
   std::uint32_t us = 0;  // 0 = forever for ulock
   if (timeout) {
@@ -145,7 +146,7 @@ Status Futex::wait(std::uint32_t expected, std::optional<std::chrono::nanosecond
   }
 }
 
-Result<int> Futex::wake(std::uint32_t count) const {
+Result<int> Futex::os_wake(std::uint32_t count) const {
   if (word_ == nullptr) return make_error(ErrorCode::InvalidArgument, "futex word is null");
   if (count == 0) return 0;
   // ulock wakes one or all; more than one asked for means all.
@@ -158,7 +159,7 @@ Result<int> Futex::wake(std::uint32_t count) const {
 
 const char* Futex::backend() noexcept { return "windows-named-semaphore"; }
 
-Status Futex::wait(std::uint32_t expected, std::optional<std::chrono::nanoseconds> timeout) const {
+Status Futex::os_wait(std::uint32_t expected, std::optional<std::chrono::nanoseconds> timeout) const {
   if (word_ == nullptr || semaphore_ == nullptr)
     return make_error(ErrorCode::InvalidArgument, "futex word is null or its semaphore missing");
   if (timeout && timeout->count() < 0) return make_error(ErrorCode::InvalidArgument, "negative timeout");
@@ -174,7 +175,7 @@ Status Futex::wait(std::uint32_t expected, std::optional<std::chrono::nanosecond
   return make_error(ErrorCode::IoError, "futex wait: " + platform::last_error_text());
 }
 
-Result<int> Futex::wake(std::uint32_t count) const {
+Result<int> Futex::os_wake(std::uint32_t count) const {
   if (word_ == nullptr || semaphore_ == nullptr)
     return make_error(ErrorCode::InvalidArgument, "futex word is null or its semaphore missing");
   if (count == 0) return 0;
@@ -188,11 +189,37 @@ Result<int> Futex::wake(std::uint32_t count) const {
 #else
 
 const char* Futex::backend() noexcept { return "unsupported"; }
-Status Futex::wait(std::uint32_t, std::optional<std::chrono::nanoseconds>) const {
+Status Futex::os_wait(std::uint32_t, std::optional<std::chrono::nanoseconds>) const {
   return make_error(ErrorCode::Unsupported, "no cross-process futex on this platform");
 }
-Result<int> Futex::wake(std::uint32_t) const { return make_error(ErrorCode::Unsupported, "no futex"); }
+Result<int> Futex::os_wake(std::uint32_t) const { return make_error(ErrorCode::Unsupported, "no futex"); }
 
 #endif
+
+// The test build's exploration scheduler replaces the system call with a
+// virtual futex of the same semantics (testing_hooks.hpp); the key names
+// the word across mappings.
+Status Futex::wait(std::uint32_t expected, std::optional<std::chrono::nanoseconds> timeout) const {
+  if (hooks::Interposer* i = hooks::interposer()) {
+    if (word_ == nullptr) return make_error(ErrorCode::InvalidArgument, "futex word is null");
+    if (timeout && timeout->count() < 0) return make_error(ErrorCode::InvalidArgument, "negative timeout");
+    if (i->futex_wait(key(), word_, expected, timeout) == hooks::WaitResult::TimedOut)
+      return make_error(ErrorCode::Timeout, "futex wait timed out");
+    return {};
+  }
+  return os_wait(expected, timeout);
+}
+
+Result<int> Futex::wake(std::uint32_t count) const {
+  if (hooks::Interposer* i = hooks::interposer()) {
+    if (word_ == nullptr) return make_error(ErrorCode::InvalidArgument, "futex word is null");
+    return count == 0 ? 0 : i->futex_wake(key(), count);
+  }
+  return os_wake(count);
+}
+
+std::string Futex::key() const {
+  return name_.empty() ? std::to_string(reinterpret_cast<std::uintptr_t>(word_)) : name_;
+}
 
 }  // namespace memlink::shm

@@ -56,6 +56,9 @@ class Futex {
   static const char* backend() noexcept;
 
  private:
+  Status os_wait(std::uint32_t expected, std::optional<std::chrono::nanoseconds> timeout) const;
+  Result<int> os_wake(std::uint32_t count) const;
+  std::string key() const;  // the word's name, or its address
   std::atomic<std::uint32_t>* word_;
   std::string name_;
   void* semaphore_ = nullptr;  // Windows: the named semaphore handle

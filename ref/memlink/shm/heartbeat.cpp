@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
+
+#include "memlink/shm/platform.hpp"
 
 namespace memlink::shm {
 
@@ -16,7 +17,7 @@ bool heartbeat_stays_still(const ControlRegion& ctl, std::uint64_t seen) noexcep
   // Counted in polls, not by the clock: if this process is descheduled in
   // the middle of its watch, the daemon still gets the remaining polls.
   for (int i = 0; i < kPolls; ++i) {
-    std::this_thread::sleep_for(std::chrono::nanoseconds(watch / kPolls));
+    platform::sleep_for(std::chrono::nanoseconds(watch / kPolls));
     if (ctl.heartbeat_ns.load(std::memory_order_acquire) != seen) return false;
   }
   return true;

@@ -19,6 +19,7 @@
 
 #include "memlink/shm/priority.hpp"
 #include "memlink/shm/result.hpp"
+#include "memlink/shm/shared_atomic.hpp"
 
 namespace memlink::shm {
 
@@ -54,8 +55,8 @@ constexpr const char* to_string(Direction d) noexcept {
 // A futex word and the count of processes sleeping on it. The waker only
 // makes the wake syscall when `waiters` is non-zero (SPEC F-WAKE).
 struct alignas(CACHE_LINE_SIZE) FutexWord {
-  std::atomic<std::uint32_t> word;
-  std::atomic<std::uint32_t> waiters;
+  SharedAtomic<std::uint32_t> word;
+  SharedAtomic<std::uint32_t> waiters;
   std::uint8_t pad_[CACHE_LINE_SIZE - 8];
 };
 static_assert(sizeof(FutexWord) == CACHE_LINE_SIZE);
@@ -66,7 +67,7 @@ struct alignas(CACHE_LINE_SIZE) ControlRegion {
   // Line 0 (offset 0): identity and geometry. Written once by the creator;
   // `magic` is stored last with release, so a reader that sees the magic with
   // acquire sees the rest (SPEC C-INIT).
-  std::atomic<std::uint64_t> magic;       //   0
+  SharedAtomic<std::uint64_t> magic;       //   0
   std::uint32_t layout_version;           //   8
   std::uint16_t protocol_version;         //  12
   std::uint16_t reserved0;                //  14
@@ -75,30 +76,30 @@ struct alignas(CACHE_LINE_SIZE) ControlRegion {
   std::uint32_t slot_stride;              //  28 bytes from one slot to the next
   std::uint32_t slots_per_direction;      //  32 n, input of the distribution
   std::uint32_t slot_count[kDirectionCount][kPriorityCount];  // 36..59
-  std::atomic<std::uint32_t> flags;       //  60
+  SharedAtomic<std::uint32_t> flags;       //  60
 
   // Line 1 (offset 64): written by the daemon.
-  std::atomic<std::uint32_t> daemon_alive;      //  64
-  std::atomic<std::uint32_t> daemon_pid;        //  68
-  std::atomic<std::uint64_t> heartbeat_ns;      //  72 CLOCK_MONOTONIC
-  std::atomic<std::uint64_t> epoch;             //  80
-  std::atomic<std::uint32_t> backpressure;      //  88 0..1000
-  std::atomic<std::uint32_t> d2c_consumer_pid;  //  92 the client reading d2c, 0 if none
-  std::atomic<std::uint64_t> heartbeat_interval_ns;  //  96 how often heartbeat_ns is stamped (0: unknown)
+  SharedAtomic<std::uint32_t> daemon_alive;      //  64
+  SharedAtomic<std::uint32_t> daemon_pid;        //  68
+  SharedAtomic<std::uint64_t> heartbeat_ns;      //  72 CLOCK_MONOTONIC
+  SharedAtomic<std::uint64_t> epoch;             //  80
+  SharedAtomic<std::uint32_t> backpressure;      //  88 0..1000
+  SharedAtomic<std::uint32_t> d2c_consumer_pid;  //  92 the client reading d2c, 0 if none
+  SharedAtomic<std::uint64_t> heartbeat_interval_ns;  //  96 how often heartbeat_ns is stamped (0: unknown)
   std::uint8_t pad1_[CACHE_LINE_SIZE - 40];
 
   // Line 2 (offset 128): client bookkeeping.
-  std::atomic<std::uint32_t> client_count;  // 128
+  SharedAtomic<std::uint32_t> client_count;  // 128
   std::uint8_t pad2_[CACHE_LINE_SIZE - 4];
 
   // Line 3 (offset 192): written by clients.
-  std::atomic<std::uint64_t> client_head;  // 192 messages published c2d
-  std::atomic<std::uint64_t> client_seq;   // 200 next c2d sequence number
+  SharedAtomic<std::uint64_t> client_head;  // 192 messages published c2d
+  SharedAtomic<std::uint64_t> client_seq;   // 200 next c2d sequence number
   std::uint8_t pad3_[CACHE_LINE_SIZE - 16];
 
   // Line 4 (offset 256): written by the daemon.
-  std::atomic<std::uint64_t> daemon_tail;  // 256 messages consumed c2d
-  std::atomic<std::uint64_t> daemon_seq;   // 264 next d2c sequence number
+  SharedAtomic<std::uint64_t> daemon_tail;  // 256 messages consumed c2d
+  SharedAtomic<std::uint64_t> daemon_seq;   // 264 next d2c sequence number
   std::uint8_t pad4_[CACHE_LINE_SIZE - 16];
 
   // Lines 5..8: futex words (SPEC F-WORDS).
@@ -148,12 +149,12 @@ struct alignas(CACHE_LINE_SIZE) RingHeader {
   std::uint8_t priority;      // 17
   std::uint8_t pad0_[CACHE_LINE_SIZE - 18];
   // Line 1: claimed by producers with CAS.
-  std::atomic<std::uint64_t> head;  // 64 next position to claim
+  SharedAtomic<std::uint64_t> head;  // 64 next position to claim
   std::uint8_t pad1_[CACHE_LINE_SIZE - 8];
   // Line 2: owned by the consumer.
-  std::atomic<std::uint64_t> tail;             // 128 next position to read
-  std::atomic<std::uint64_t> corrupt_skipped;  // 136 slots dropped as corrupt
-  std::atomic<std::uint64_t> reclaimed;        // 144 positions reclaimed by recovery (SPEC K-WRITING)
+  SharedAtomic<std::uint64_t> tail;             // 128 next position to read
+  SharedAtomic<std::uint64_t> corrupt_skipped;  // 136 slots dropped as corrupt
+  SharedAtomic<std::uint64_t> reclaimed;        // 144 positions reclaimed by recovery (SPEC K-WRITING)
   std::uint8_t pad2_[CACHE_LINE_SIZE - 24];
 };
 static_assert(sizeof(RingHeader) == RING_HEADER_SIZE);
@@ -164,15 +165,15 @@ static_assert(offsetof(RingHeader, reclaimed) == 144);
 
 // SPEC S-LAYOUT. One cache line, followed by the payload bytes.
 struct alignas(CACHE_LINE_SIZE) SlotHeader {
-  std::atomic<std::uint8_t> state;           //  0 SlotState
-  std::uint8_t priority;                     //  1
+  SharedAtomic<std::uint8_t> state;           //  0 SlotState
+  SharedField<std::uint8_t> priority;        //  1
   std::uint16_t reserved0;                   //  2
-  std::uint32_t length;                      //  4 payload bytes
-  std::uint64_t sequence;                    //  8 per-direction message number
-  std::atomic<std::uint32_t> owner_pid;      // 16 pid that entered Writing/Reading
-  std::uint32_t checksum;                    // 20 CRC32C of the payload
-  std::atomic<std::uint64_t> timestamp_ns;   // 24 when the owner entered its state
-  std::uint64_t position;                    // 32 ring position of this message
+  SharedField<std::uint32_t> length;         //  4 payload bytes
+  SharedField<std::uint64_t> sequence;       //  8 per-direction message number
+  SharedAtomic<std::uint32_t> owner_pid;      // 16 pid that entered Writing/Reading
+  SharedField<std::uint32_t> checksum;       // 20 CRC32C of the payload
+  SharedAtomic<std::uint64_t> timestamp_ns;   // 24 when the owner entered its state
+  SharedField<std::uint64_t> position;       // 32 ring position of this message
   std::uint8_t reserved1_[SLOT_HEADER_SIZE - 40];
 };
 static_assert(sizeof(SlotHeader) == SLOT_HEADER_SIZE);

@@ -1,5 +1,9 @@
 #include "memlink/shm/platform.hpp"
 
+#include <thread>
+
+#include "memlink/shm/testing_hooks.hpp"
+
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -18,10 +22,14 @@ namespace memlink::shm::platform {
 
 #if defined(_WIN32)
 
-std::uint32_t current_pid() noexcept { return static_cast<std::uint32_t>(GetCurrentProcessId()); }
+std::uint32_t current_pid() noexcept {
+  MEMLINK_INTERPOSED(pid());
+  return static_cast<std::uint32_t>(GetCurrentProcessId());
+}
 std::uint64_t coarse_monotonic_ns() noexcept { return monotonic_ns(); }
 
 std::uint64_t monotonic_ns() noexcept {
+  MEMLINK_INTERPOSED(now_ns());
   static const LONGLONG freq = [] {
     LARGE_INTEGER f;
     QueryPerformanceFrequency(&f);
@@ -77,6 +85,7 @@ void forget_pid() { g_pid.store(0, std::memory_order_relaxed); }
 }  // namespace
 
 std::uint32_t current_pid() noexcept {
+  MEMLINK_INTERPOSED(pid());
   std::uint32_t pid = g_pid.load(std::memory_order_relaxed);
   if (pid == 0) {
     static const int registered = ::pthread_atfork(nullptr, nullptr, forget_pid);
@@ -88,6 +97,7 @@ std::uint32_t current_pid() noexcept {
 }
 
 std::uint64_t coarse_monotonic_ns() noexcept {
+  MEMLINK_INTERPOSED(now_ns());
 #if defined(CLOCK_MONOTONIC_COARSE)
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -98,6 +108,7 @@ std::uint64_t coarse_monotonic_ns() noexcept {
 }
 
 std::uint64_t monotonic_ns() noexcept {
+  MEMLINK_INTERPOSED(now_ns());
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
@@ -138,5 +149,10 @@ std::string last_error_text() {
 }
 
 #endif
+
+void sleep_for(std::chrono::nanoseconds d) noexcept {
+  if (hooks::Interposer* i = hooks::interposer()) return i->sleep(d);
+  std::this_thread::sleep_for(d);
+}
 
 }  // namespace memlink::shm::platform

@@ -1,6 +1,7 @@
 // The few OS facts the transport needs, behind one interface per platform.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -30,6 +31,9 @@ bool remove_file(const std::string& path) noexcept;
 // The directory for files named after a bare segment name: /dev/shm on
 // Linux, %TEMP% on Windows, /tmp elsewhere. No trailing separator.
 std::string shm_directory();
+
+// Sleeps (the test build's exploration scheduler makes it virtual time).
+void sleep_for(std::chrono::nanoseconds d) noexcept;
 
 // A hint to the CPU inside spin loops.
 inline void cpu_relax() noexcept {

@@ -13,6 +13,7 @@
 #include "memlink/shm/lock_file.hpp"
 #include "memlink/shm/mmap.hpp"
 #include "memlink/shm/platform.hpp"
+#include "memlink/shm/testing_hooks.hpp"
 
 namespace memlink::shm {
 namespace {
@@ -58,6 +59,7 @@ RecoveryReport& RecoveryReport::operator+=(const RecoveryReport& o) noexcept {
 }
 
 bool owner_process_alive(std::uint32_t pid) noexcept {
+  MEMLINK_INTERPOSED(alive(pid));
   if (pid == 0 || !platform::process_exists(pid)) return false;
 #if defined(__linux__)
   // A killed child that its parent has not reaped yet still "exists".

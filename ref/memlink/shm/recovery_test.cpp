@@ -182,7 +182,8 @@ TEST(Fence, AConsumerWhoseEpochEndedGivesTheSlotBack) {  // K-FENCE
   auto ring = RingBuffer::create_owned(4, 64);
   ASSERT_TRUE(ring.ok());
   ASSERT_TRUE(ring->write_slot(as_bytes("m"), 1).ok());
-  std::atomic<std::uint64_t> epoch{2};
+  SharedAtomic<std::uint64_t> epoch;
+  epoch.store(2);
   Fence old{&epoch, 1};
   std::vector<std::byte> buf(64);
   auto r = ring->take(buf, &old);

@@ -44,10 +44,10 @@ Endpoint::Endpoint(Role role, MmapSegment segment, const Geometry& g, EndpointOp
   out_space_ = daemon ? &ctl_->d2c_space_futex : &ctl_->c2d_space_futex;
   out_seq_ = daemon ? &ctl_->daemon_seq : &ctl_->client_seq;
   const std::string& p = segment_.path();
-  in_signal_fx_ = Futex(&in_signal_->word, futex_name(p, ctl_, in_signal_));
-  out_signal_fx_ = Futex(&out_signal_->word, futex_name(p, ctl_, out_signal_));
-  in_space_fx_ = Futex(&in_space_->word, futex_name(p, ctl_, in_space_));
-  out_space_fx_ = Futex(&out_space_->word, futex_name(p, ctl_, out_space_));
+  in_signal_fx_ = Futex(&in_signal_->word.raw(), futex_name(p, ctl_, in_signal_));
+  out_signal_fx_ = Futex(&out_signal_->word.raw(), futex_name(p, ctl_, out_signal_));
+  in_space_fx_ = Futex(&in_space_->word.raw(), futex_name(p, ctl_, in_space_));
+  out_space_fx_ = Futex(&out_space_->word.raw(), futex_name(p, ctl_, out_space_));
 }
 
 Endpoint::Endpoint(Endpoint&& o) noexcept
@@ -299,6 +299,7 @@ class Daemon::HeartbeatThread {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
       if (ctl_->epoch.load(std::memory_order_seq_cst) != epoch_) return;  // fenced: stop stamping
+      MEMLINK_CRASH_POINT("heartbeat.before-stamp");
       ctl_->heartbeat_ns.store(platform::monotonic_ns(), std::memory_order_release);
       cv_.wait_for(lock, interval_, [this] { return stop_; });
     }

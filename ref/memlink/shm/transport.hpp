@@ -190,7 +190,7 @@ class Endpoint {
   Futex out_signal_fx_{nullptr};
   Futex in_space_fx_{nullptr};
   Futex out_space_fx_{nullptr};
-  std::atomic<std::uint64_t>* out_seq_ = nullptr;
+  SharedAtomic<std::uint64_t>* out_seq_ = nullptr;
   bool shut_down_ = false;
   TailRecovery tails_;
 };
