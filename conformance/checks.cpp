@@ -11,6 +11,7 @@ const std::vector<CheckDef>& all_checks() {
       {"linearizability", "reference library", run_linearizability},
       {"wakeup", "reference library", run_wakeup},
       {"recovery", "reference library", run_recovery},
+      {"exploration", "reference library", run_exploration},
       {"segment", "reference library", run_segment},
       {"bounds", "reference library", run_bounds},
       {"checksum", "reference library", run_checksum},

@@ -30,8 +30,16 @@ class Search {
   bool maybe_invisible(std::size_t w, const HistoryOp& r) const { return h_[w].response_ns > r.invoke_ns; }
 
   // Applies op i to the state if the sequential spec allows its result.
+  // A ghost write is applied as "took a position" here; dfs() also tries
+  // it as "took none".
   bool apply(std::size_t i, QueueState& s) const {
     const HistoryOp& op = h_[i];
+    if (op.kind == Kind::Write && op.ghost) {
+      auto& q = s.queued[std::size_t(op.priority)];
+      if (q.size() >= cap_[std::size_t(op.priority)]) return false;
+      q.push_back(i);
+      return true;
+    }
     if (op.kind == Kind::Write) {
       auto& q = s.queued[std::size_t(op.priority)];
       const bool full = q.size() >= cap_[std::size_t(op.priority)];
@@ -43,12 +51,13 @@ class Search {
     // A read: every ring above the one it takes from must look empty to it.
     for (shm::Priority p : shm::kAllPriorities) {
       auto& q = s.queued[std::size_t(p)];
+      const bool ghost_front = !q.empty() && h_[q.front()].ghost;  // the ring looks empty (R-VISIBLE)
       if (op.ok && p == op.priority) {
-        if (q.empty() || h_[q.front()].id != op.id) return false;  // R-FIFO
+        if (q.empty() || ghost_front || h_[q.front()].id != op.id) return false;  // R-FIFO
         q.pop_front();
         return true;
       }
-      if (!q.empty() && !maybe_invisible(q.front(), op)) return false;  // R-ORDER
+      if (!q.empty() && !ghost_front && !maybe_invisible(q.front(), op)) return false;  // R-ORDER
     }
     return !op.ok;  // Empty: nothing visible anywhere
   }
@@ -81,7 +90,20 @@ class Search {
         if (dfs(placed + 1)) return true;
         done_[i] = false;
       }
-      state_ = std::move(saved);
+      state_ = saved;
+      if (h_[i].ghost) {  // the ghost took no position at all
+        done_[i] = true;
+        if (dfs(placed + 1)) return true;
+        done_[i] = false;
+      }
+    }
+    // Recovery reclaims a ghost that holds the oldest position of its ring.
+    for (auto& q : state_.queued) {
+      if (q.empty() || !h_[q.front()].ghost) continue;
+      const std::size_t g = q.front();
+      q.pop_front();
+      if (dfs(placed)) return true;
+      q.push_front(g);
     }
     return false;
   }

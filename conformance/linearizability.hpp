@@ -28,7 +28,13 @@ struct HistoryOp {
   std::uint64_t id = 0;   // write: the message id; read: the id delivered
   bool ok = false;        // write: acknowledged (else Full); read: delivered (else Empty)
   std::uint64_t invoke_ns = 0;
-  std::uint64_t response_ns = 0;
+  std::uint64_t response_ns = 0;  // ~0: never returned (its process died)
+  // A write that was never delivered and whose effect is unknown: its writer
+  // died, or was told its stalled position was reclaimed (K-CLAIMED). It may
+  // have taken no position at all, or one that recovery later reclaimed;
+  // while it holds the oldest position of its ring, reads find that ring
+  // empty (R-VISIBLE), and it takes capacity (R-CAPACITY).
+  bool ghost = false;
 };
 
 struct LinearizabilityResult {

@@ -166,11 +166,13 @@ int main(int argc, char** argv) {
     }
   }
   if (!reproduce.empty()) {
-    if (only.size() != 1 || !decode_reproduce(reproduce)) {
+    const bool exploration = only.size() == 1 && *only.begin() == "exploration";
+    if (only.size() != 1 || !(exploration ? valid_exploration_reproduce(reproduce) : decode_reproduce(reproduce).has_value())) {
       std::fprintf(stderr, "memlink-conformance: --reproduce needs --only and a string from a replay line\n");
       return 2;
     }
-    set_reproduce(params.only, reproduce);
+    if (exploration) set_exploration_reproduce(reproduce);
+    else set_reproduce(params.only, reproduce);
   }
 
   std::printf("memlink-conformance: adapter %s, seed %llu, depth %s\n", params.adapter.c_str(),

@@ -63,6 +63,10 @@ CheckResult run_connect_validation(const Params& params);
 CheckResult run_wakeup(const Params& params);
 CheckResult run_segment(const Params& params);
 CheckResult run_recovery(const Params& params);
+CheckResult run_exploration(const Params& params);
+// --reproduce for the exploration check: "<scenario config>@<decisions>".
+bool valid_exploration_reproduce(const std::string& s);
+void set_exploration_reproduce(const std::string& s);
 
 // Shared by the RapidCheck-based checks: runs `property` and fills `out`.
 struct RcOutcome {

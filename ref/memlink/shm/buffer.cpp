@@ -152,8 +152,13 @@ std::uint64_t RingBuffer::corrupt_skipped() const noexcept {
 }
 
 std::uint64_t RingBuffer::len() const noexcept {
-  const std::uint64_t t = tail();
+  // Head first: a tail loaded later is at least as new, so the difference
+  // never counts more messages than the ring held at one instant. (Tail
+  // first, a thread descheduled between the loads saw an old tail with a new
+  // head and called a ring full that never was: a spurious Full, R-CAPACITY.
+  // Found by the exploration check.) It may count fewer: claim() decides.
   const std::uint64_t h = head();
+  const std::uint64_t t = tail();
   return h >= t ? h - t : 0;
 }
 
@@ -173,8 +178,17 @@ TailReadiness RingBuffer::tail_readiness() const noexcept {
 }
 
 bool RingBuffer::positions_consistent() const noexcept {
-  const std::uint64_t t = tail();
-  const std::uint64_t h = head();
+  // A snapshot of one instant: tail, head, and tail again unchanged (both
+  // only grow, so the head was read while the tail had that value). Two
+  // plain loads, in either order, can pair values of different instants and
+  // call a healthy ring broken (and the caller would poison the segment).
+  std::uint64_t t = tail(), h = 0;
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    h = head();
+    const std::uint64_t again = tail();
+    if (again == t) break;
+    t = again;
+  }
   return h >= t && h - t <= capacity_;
 }
 
@@ -206,7 +220,10 @@ Result<SlotId> RingBuffer::write_slot(std::span<const std::byte> data, std::uint
   auto id = claim();
   if (!id) return id;
   fill(*id, data, sequence);
-  publish(*id);
+  if (!publish(*id))
+    return make_error(ErrorCode::InvalidState,
+                      field(id->position, "state") + ": the slot of position " + std::to_string(id->position) +
+                          " was taken from this writer before it was published; not sent");
   MEMLINK_CRASH_POINT("write.after-publish");
   return id;
 }
@@ -241,12 +258,8 @@ Result<SlotId> RingBuffer::claim() {
   const auto index = static_cast<std::uint32_t>(head % capacity_);
   SlotHeader& slot = slot_header(index);
   std::uint8_t found = 0;
-  if (!transition_slot(slot, SlotState::Empty, SlotState::Writing, &found)) {
-    // The position is ours but its slot is not Empty: someone broke the
-    // protocol. The position stays unpublished; recovery reclaims it.
-    return make_error(ErrorCode::CorruptSegment,
-                      field(head, "state") + ": expected Empty for position " + std::to_string(head) +
-                          ", found " + std::to_string(found));
+  if (!enter_writing(slot, &found)) {
+    if (auto s = enter_held_slot(slot, head, found); !s) return s.error();
   }
   // SPEC K-CLAIMED: if we stalled between claiming the position and the CAS
   // above for longer than the consumer's claim timeout, the consumer has
@@ -263,6 +276,72 @@ Result<SlotId> RingBuffer::claim() {
   return SlotId{head, index};
 }
 
+// Empty -> Writing for the writer of a claimed position (SPEC S-OWNER,
+// K-CLAIMED). Unlike the consumer, a writer may find its slot held by
+// another process (a writer of an earlier lap that stalled past the claim
+// timeout, or a later lap's writer if that is us): it stamps only a slot it
+// saw Empty, and if it loses the CAS anyway it puts back the stamp it
+// overwrote, so that recovery always sees the slot's real holder. (Stamping
+// after the CAS instead leaves a moment in which the slot is Writing under
+// a dead process's name and recovery takes it from a live writer: the
+// exploration check found both that and the stamp overwritten by a loser.)
+bool RingBuffer::enter_writing(SlotHeader& slot, std::uint8_t* found) {
+  const std::uint8_t now = load_state(slot);
+  if (now != static_cast<std::uint8_t>(SlotState::Empty)) {
+    *found = now;
+    return false;
+  }
+  const std::uint32_t me = platform::current_pid();
+  const std::uint64_t since = platform::coarse_monotonic_ns();
+  std::uint32_t prev_owner = slot.owner_pid.exchange(me, std::memory_order_relaxed);
+  std::uint64_t prev_since = slot.timestamp_ns.exchange(since, std::memory_order_relaxed);
+  if (cas_state(slot, SlotState::Empty, SlotState::Writing, found)) return true;
+  std::uint32_t mine = me;
+  slot.owner_pid.compare_exchange_strong(mine, prev_owner, std::memory_order_relaxed);
+  std::uint64_t my_since = since;
+  slot.timestamp_ns.compare_exchange_strong(my_since, prev_since, std::memory_order_relaxed);
+  return false;
+}
+
+// SPEC K-CLAIMED, the writer's side, when its Empty -> Writing CAS failed:
+//  1. the tail passed its position: the consumer reclaimed it while the
+//     writer stalled, and the slot may already serve a later lap: not sent;
+//  2. Writing, the tail not past it: the slot is held for a moment by a
+//     writer of an earlier lap that is giving it back (case 1 of claim(),
+//     after its CAS won), or by the consumer in the middle of a K-CLAIMED
+//     reclaim (Writing, tail + 1, Empty): wait for Empty, up to
+//     kHeldSlotPatienceNs, then not sent (the position stays claimed and
+//     the consumer reclaims it);
+//  3. anything else, the tail not past it: no protocol step puts Ready,
+//     Reading or Done there: CorruptSegment.
+// (Found by the exploration check: a writer stalled past the claim timeout
+// used to fail the write of a later lap's healthy writer with CorruptSegment.)
+Status RingBuffer::enter_held_slot(SlotHeader& slot, std::uint64_t head, std::uint8_t found) {
+  constexpr std::uint64_t kHeldSlotPatienceNs = 20'000'000;
+  const std::uint64_t give_up = platform::monotonic_ns() + kHeldSlotPatienceNs;
+  for (std::uint32_t attempt = 0;; ++attempt) {
+    if (hdr_->tail.load(std::memory_order_acquire) > head)
+      return make_error(ErrorCode::InvalidState,
+                        field(head, "state") + ": position " + std::to_string(head) +
+                            " was reclaimed by the consumer while this writer stalled; not sent");
+    if (found != static_cast<std::uint8_t>(SlotState::Writing))
+      return make_error(ErrorCode::CorruptSegment,
+                        field(head, "state") + ": expected Empty for position " + std::to_string(head) +
+                            ", found " + std::to_string(found));
+    if (platform::monotonic_ns() >= give_up)
+      return make_error(ErrorCode::InvalidState,
+                        field(head, "state") + ": the slot of position " + std::to_string(head) + " stayed held (Writing) by pid " +
+                            std::to_string(slot.owner_pid.load(std::memory_order_relaxed)) +
+                            "; not sent (the consumer reclaims the position, K-CLAIMED)");
+    if (attempt < 64) {
+      platform::cpu_relax();
+    } else {
+      platform::sleep_for(std::chrono::microseconds(20));
+    }
+    if (enter_writing(slot, &found)) return {};
+  }
+}
+
 void RingBuffer::fill(SlotId id, std::span<const std::byte> data, std::uint64_t sequence) {
   SlotHeader& slot = slot_header(id.index);
   slot.priority = static_cast<std::uint8_t>(priority_);
@@ -276,9 +355,11 @@ void RingBuffer::fill(SlotId id, std::span<const std::byte> data, std::uint64_t 
   slot.checksum = crc32c(data.data(), data.size());
 }
 
-void RingBuffer::publish(SlotId id) {
+bool RingBuffer::publish(SlotId id) {
   MEMLINK_CRASH_POINT("write.before-publish");
-  transition_slot(slot_header(id.index), SlotState::Writing, SlotState::Ready);  // release
+  // False only if the slot is no longer ours (recovery took it): then the
+  // message was not published and the write must not be acknowledged (S-PUBLISH).
+  return transition_slot(slot_header(id.index), SlotState::Writing, SlotState::Ready);  // release
 }
 
 Status RingBuffer::inspect_ready(const SlotHeader& slot, std::uint64_t tail,
@@ -444,7 +525,9 @@ bool RingBuffer::reclaim_claimed(std::uint64_t tail) {
   // CAS loses that CAS (and if it wins later, it finds tail past its
   // position and gives the slot back: see claim()). Here the tail moves
   // before the slot is freed, so that such a writer's acquire sees it.
-  if (!transition_slot(slot, SlotState::Empty, SlotState::Writing)) return false;
+  // No owner stamp: the hold lasts three steps of this function, and the
+  // stamp of the writer that stalled must stay (claim() relies on it).
+  if (!cas_state(slot, SlotState::Empty, SlotState::Writing)) return false;
   hdr_->reclaimed.fetch_add(1, std::memory_order_relaxed);
   hdr_->tail.store(tail + 1, std::memory_order_seq_cst);
   slot.state.store(static_cast<std::uint8_t>(SlotState::Empty), std::memory_order_release);

@@ -101,7 +101,7 @@ class RingBuffer {
   // must follow a successful take() of the same slot, in order.
   Result<SlotId> claim();
   void fill(SlotId id, std::span<const std::byte> data, std::uint64_t sequence);
-  void publish(SlotId id);
+  bool publish(SlotId id);  // false: the slot was taken from us, not published
   Result<MessageInfo> take(std::span<std::byte> out, const Fence* fence = nullptr);
   void complete(SlotId id);
   void release(SlotId id);
@@ -181,6 +181,10 @@ class RingBuffer {
   Error positions_error(std::uint64_t head, std::uint64_t tail) const;
   // Validates the Ready slot at `tail`; fills info or returns the error.
   Status inspect_ready(const SlotHeader& slot, std::uint64_t tail, MessageInfo& info) const;
+  // claim()'s Empty -> Writing (SPEC S-OWNER, K-CLAIMED).
+  bool enter_writing(SlotHeader& slot, std::uint8_t* found);
+  // claim(), when the slot of its position was not Empty (SPEC K-CLAIMED).
+  Status enter_held_slot(SlotHeader& slot, std::uint64_t head, std::uint8_t found);
   // Drops the slot at `tail` (from `from`), counts it, advances tail.
   void skip_corrupt(SlotHeader& slot, std::uint8_t from, std::uint64_t tail);
 

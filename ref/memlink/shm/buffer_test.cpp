@@ -215,7 +215,7 @@ TEST(RingBufferSteps, EachStopLeavesTheStateACrashWould) {
   // Finishing the steps publishes it.
   ring.fill(*id, pattern_payload(9, 20), 9);
   EXPECT_EQ(ring.read_slot(out).code(), ErrorCode::Empty);
-  ring.publish(*id);
+  EXPECT_TRUE(ring.publish(*id));
   // Reader stopped after take: Reading; a second consumer is refused.
   auto info = ring.take(out);
   ASSERT_TRUE(info.ok());

@@ -83,18 +83,36 @@ constexpr bool is_recovery_transition(SlotState from, SlotState to) noexcept {
          (from == SlotState::Done && to == SlotState::Empty);
 }
 
+// Records this process as the holder of `slot` (SPEC S-OWNER).
+inline void stamp_owner(SlotHeader& slot) noexcept {
+  slot.owner_pid.store(platform::current_pid(), std::memory_order_relaxed);
+  slot.timestamp_ns.store(platform::coarse_monotonic_ns(), std::memory_order_relaxed);
+}
+
+// The state CAS alone, stamping nothing: for a step that must not overwrite
+// the stamp of whoever may hold the slot (K-CLAIMED's fence, a writer
+// retrying for a slot another process holds).
+inline bool cas_state(SlotHeader& slot, SlotState from, SlotState to, std::uint8_t* found = nullptr) noexcept {
+  auto expected = static_cast<std::uint8_t>(from);
+  if (!slot.state.compare_exchange_strong(expected, static_cast<std::uint8_t>(to), std::memory_order_seq_cst,
+                                          std::memory_order_seq_cst)) {
+    if (found != nullptr) *found = expected;
+    return false;
+  }
+  return true;
+}
+
 // The single cross-process hand-off helper. Moves `slot` from `from` to `to`
 // if it is in `from`; returns false (and the state found in `found`) if not.
 // Entering Writing or Reading records this process as the owner first: the
 // caller has the right to the slot already (its claimed position, or the
-// consumer's tail), so nobody else writes these fields meanwhile, and the
-// CAS's release makes them visible together with the new state.
+// consumer's tail), and the CAS's release makes the stamp visible together
+// with the new state. (One race breaks "nobody else writes these fields
+// meanwhile": a writer stalled past the claim timeout whose position was
+// reclaimed; claim() re-stamps after its CAS, see K-CLAIMED.)
 inline bool transition_slot(SlotHeader& slot, SlotState from, SlotState to,
                             std::uint8_t* found = nullptr) noexcept {
-  if (to == SlotState::Writing || to == SlotState::Reading) {
-    slot.owner_pid.store(platform::current_pid(), std::memory_order_relaxed);
-    slot.timestamp_ns.store(platform::coarse_monotonic_ns(), std::memory_order_relaxed);
-  }
+  if (to == SlotState::Writing || to == SlotState::Reading) stamp_owner(slot);
   auto expected = static_cast<std::uint8_t>(from);
   if (!slot.state.compare_exchange_strong(expected, static_cast<std::uint8_t>(to),
                                           std::memory_order_seq_cst,

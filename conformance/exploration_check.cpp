@@ -1,0 +1,190 @@
+// The exploration check: the real reference code (its test build) run
+// under the cooperative scheduler of explore/, over every schedule of tiny
+// configurations (bounded preemptions) and over PCT-sampled schedules of
+// small ones, with deaths, early timeouts and a hostile peer; every run's
+// history is checked (explore/scenarios.hpp: linearizability, each message
+// delivered once and intact, T-SEQ, K-CLAIMED and T-BLOCKING timing, K-FENCE,
+// and lost wake-ups, which the scheduler sees exactly).
+#include <chrono>
+#include <functional>
+#include <random>
+#include <unordered_set>
+
+#include "explore/scenarios.hpp"
+#include "explore/scheduler.hpp"
+#include "suite.hpp"
+
+namespace memlink::conformance {
+namespace {
+
+using explore::Config;
+using explore::Scenario;
+
+std::string& reproduce_string() {
+  static std::string s;
+  return s;
+}
+
+Config cfg(const char* scenario, int size, int producers, int messages, int slot, int mode) {
+  Config c;
+  c.scenario = scenario;
+  c.size = size;
+  c.producers = producers;
+  c.messages = messages;
+  c.slot = slot;
+  c.mode = mode;
+  return c;
+}
+
+// The configurations PCT samples, cycled: capacities 1-3 so that every run
+// meets a full or nearly full ring, more producers than slots.
+std::vector<Config> pct_configs() {
+  std::vector<Config> v;
+  for (int cap : {1, 2, 3})
+    for (int p : {2, 3}) v.push_back(cfg("ring", cap, p, 3 - (p == 3), cap == 2 ? 64 : 40, 0));
+  for (int n : {1, 3})
+    for (int mode : {0, 1, 2}) v.push_back(cfg("transport", n, mode == 0 ? 3 : 2, 2, 40, mode));
+  v.push_back(cfg("transport", 2, 1, 3, 40, 1));
+  for (int n : {1, 3}) v.push_back(cfg("takeover", n, n == 1 ? 1 : 2, 3, 40, 0));
+  for (int seed = 0; seed < 4; ++seed) v.push_back(cfg("hostile", 1 + seed % 2, 1, 3, seed % 2 ? 24 : 40, seed));
+  return v;
+}
+
+// Tiny configurations explored exhaustively (every schedule with at most
+// `preemptions` preemptions and, where writers may die, one death at any
+// named point).
+struct Exhaustive {
+  Config config;
+  int preemptions;
+  int deaths;
+};
+std::vector<Exhaustive> exhaustive_configs(Depth d) {
+  if (d == Depth::Quick) return {{cfg("ring", 1, 2, 1, 40, 0), 1, 0}, {cfg("transport", 1, 1, 2, 40, 1), 1, 0}};
+  std::vector<Exhaustive> v = {{cfg("ring", 1, 2, 1, 40, 0), 1, 1},     {cfg("ring", 2, 2, 2, 40, 0), 1, 1},
+                               {cfg("transport", 1, 2, 1, 40, 0), 1, 0}, {cfg("transport", 1, 2, 1, 40, 1), 1, 0},
+                               {cfg("takeover", 1, 1, 2, 40, 0), 1, 0},  {cfg("hostile", 1, 1, 2, 40, 3), 1, 0}};
+  if (d == Depth::Deep) {
+    v.push_back({cfg("ring", 1, 2, 1, 40, 0), 2, 1});
+    v.push_back({cfg("ring", 2, 2, 1, 40, 0), 2, 0});
+    v.push_back({cfg("transport", 1, 2, 1, 40, 0), 2, 0});
+    v.push_back({cfg("takeover", 1, 1, 1, 40, 0), 2, 0});
+    v.push_back({cfg("hostile", 1, 1, 2, 40, 3), 2, 0});
+  }
+  return v;
+}
+
+struct Explorer {
+  const Params& params;
+  CheckResult& result;
+  std::unordered_set<std::size_t> distinct;
+  std::uint64_t runs = 0, deaths = 0, max_steps = 0, lost_wake_checks = 0;
+  std::map<std::string, std::uint64_t> per_scenario;
+
+  // One run of `c` under `strategy`; false (and the failure filled in) if a
+  // clause broke.
+  bool run_once(const Config& c, explore::Strategy& strategy) {
+    auto scenario = explore::make_scenario(c);
+    if (!scenario) {
+      result.failure = Failure{"", "exploration: cannot set up " + c.text() + ": " + scenario.error().message(), {}, ""};
+      return false;
+    }
+    explore::Scheduler sched;
+    Scenario& sc = **scenario;
+    const explore::Execution e = sched.run(sc.threads(), strategy, [&sc] { sc.record.final_state = sc.snapshot(); });
+    (*scenario)->cleanup();
+    ++runs;
+    ++per_scenario[c.scenario];
+    deaths += e.died.size();
+    max_steps = std::max(max_steps, e.steps);
+    const std::string decisions = explore::encode_decisions(e.decisions);
+    distinct.insert(std::hash<std::string>{}(c.text() + "@" + decisions));
+    for (const char* clause : explore::clauses_of(c)) record_clause(clause);
+    const auto violations = explore::check_run(c, (*scenario)->record, e);
+    if (violations.empty()) return true;
+    Failure f;
+    const std::string& first = violations.front();
+    if (first.size() > 2 && first[0] == '[') f.clause = first.substr(1, first.find(']') - 1);
+    f.description = first + " (exploration run " + std::to_string(runs) + ", scenario " + c.text() + ")";
+    for (std::size_t i = 1; i < violations.size() && i < 6; ++i) f.counterexample.push_back("also: " + violations[i]);
+    for (auto& line : explore::describe_run(c, (*scenario)->record)) f.counterexample.push_back(line);
+    f.counterexample.push_back("schedule (thread switches, deaths, timeouts):");
+    std::size_t start = 0, lines = 0;
+    for (std::size_t nl; (nl = e.schedule_text.find('\n', start)) != std::string::npos && lines < 80; start = nl + 1, ++lines)
+      f.counterexample.push_back(e.schedule_text.substr(start, nl - start));
+    f.replay = "scripts/conformance --only exploration --reproduce '" + c.text() + "@" + decisions + "'";
+    result.failure = std::move(f);
+    return false;
+  }
+};
+
+}  // namespace
+
+void set_exploration_reproduce(const std::string& s) { reproduce_string() = s; }
+
+bool valid_exploration_reproduce(const std::string& s) {
+  const auto at = s.find('@');
+  return at != std::string::npos && Config::parse(s.substr(0, at)) && explore::decode_decisions(s.substr(at + 1));
+}
+
+CheckResult run_exploration(const Params& params) {
+  CheckResult result;
+  result.name = "exploration";
+  Explorer x{params, result, {}, 0, 0, 0, 0, {}};
+  const auto started = std::chrono::steady_clock::now();
+
+  if (!reproduce_string().empty()) {
+    const std::string& s = reproduce_string();
+    const auto at = s.find('@');
+    const auto c = Config::parse(s.substr(0, at));
+    const auto d = explore::decode_decisions(s.substr(at + 1));
+    auto replay = explore::make_replay(*d);
+    x.run_once(*c, *replay);
+    result.cases = 1;
+    result.notes = "replayed one schedule of " + c->text();
+    return result;
+  }
+
+  // 1. Every schedule of the tiny configurations.
+  std::string exhaustive_note;
+  for (const auto& ex : exhaustive_configs(params.depth)) {
+    auto dfs = explore::make_exhaustive(ex.preemptions, ex.deaths);
+    std::uint64_t n = 0;
+    do {
+      ++n;
+      if (!x.run_once(ex.config, *dfs)) {
+        result.cases = static_cast<int>(x.runs);
+        return result;
+      }
+    } while (dfs->next() && n < (params.depth == Depth::Deep ? 5'000'000u : 200'000u));
+    exhaustive_note += (exhaustive_note.empty() ? "" : ", ") + ex.config.text() + " all " + std::to_string(n) +
+                       " (<=" + std::to_string(ex.preemptions) + " preemptions" + (ex.deaths ? ", a death" : "") + ")";
+  }
+
+  // 2. PCT over small configurations, seeded from --seed.
+  const std::uint64_t budget = params.depth == Depth::Quick ? 400 : params.depth == Depth::Default ? 20000 : 400000;
+  const double time_cap_s = params.depth == Depth::Quick ? 10 : params.depth == Depth::Default ? 75 : 1800;
+  const auto configs = pct_configs();
+  std::mt19937_64 rng(params.seed ^ 0xE4B10E);
+  std::uint64_t pct_runs = 0;
+  bool capped = false;
+  for (; pct_runs < budget; ++pct_runs) {
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() > time_cap_s) {
+      capped = true;
+      break;
+    }
+    const Config& c = configs[pct_runs % configs.size()];
+    const int depth = 1 + static_cast<int>((pct_runs / configs.size()) % 3);
+    auto pct = explore::make_pct(rng(), depth, 400);
+    if (!x.run_once(c, *pct)) break;
+  }
+  result.cases = static_cast<int>(x.runs);
+  std::string by;
+  for (const auto& [s, n] : x.per_scenario) by += (by.empty() ? "" : ", ") + s + " " + std::to_string(n);
+  result.notes = std::to_string(x.runs) + " schedules (" + std::to_string(x.distinct.size()) + " distinct; " + by +
+                 "), " + std::to_string(x.deaths) + " deaths, longest " + std::to_string(x.max_steps) +
+                 " steps; exhaustive: " + exhaustive_note + "; PCT: " + std::to_string(pct_runs) + " runs" +
+                 (capped ? " (stopped at the " + std::to_string(static_cast<int>(time_cap_s)) + " s cap)" : "");
+  return result;
+}
+
+}  // namespace memlink::conformance

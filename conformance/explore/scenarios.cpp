@@ -1,0 +1,700 @@
+#include "scenarios.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "linearizability.hpp"
+#include "memlink/shm/buffer.hpp"
+#include "memlink/shm/platform.hpp"
+#include "memlink/shm/recovery.hpp"
+#include "memlink/shm/transport.hpp"
+
+namespace memlink::conformance::explore {
+namespace {
+
+using namespace std::chrono_literals;
+using shm::ErrorCode;
+using shm::Priority;
+using Result = WriteRecord::Result;
+
+constexpr std::uint64_t kClaimTimeoutNs = 1'000'000;     // 1 ms virtual
+constexpr std::uint64_t kBlockingTimeoutNs = 5'000'000;  // write_blocking's timeout
+constexpr std::uint64_t kSliceNs = 100'000'000;          // SPEC T-WAIT's sleep slice
+constexpr int kMaxEmptyReads = 24;                       // recorded (more run, unrecorded: sound)
+
+std::uint64_t mix(std::uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return x;
+}
+
+// Message `id`: 8 bytes of id, then bytes derived from it; 8..slot bytes long.
+std::uint32_t length_of(std::uint64_t id, int slot) {
+  return 8 + static_cast<std::uint32_t>(mix(id) % static_cast<std::uint64_t>(slot - 7));
+}
+std::vector<std::byte> payload_of(std::uint64_t id, std::uint32_t len) {
+  std::vector<std::byte> b(len);
+  for (std::uint32_t i = 0; i < len; ++i)
+    b[i] = i < 8 ? static_cast<std::byte>(id >> (8 * i)) : static_cast<std::byte>((id * 131 + i * 7) & 0xFF);
+  return b;
+}
+std::uint64_t id_in(std::span<const std::byte> b) {
+  std::uint64_t id = 0;
+  for (std::size_t i = 0; i < 8 && i < b.size(); ++i) id |= std::uint64_t(std::to_integer<std::uint8_t>(b[i])) << (8 * i);
+  return id;
+}
+bool intact(std::span<const std::byte> b) {
+  if (b.size() < 8) return false;
+  const auto want = payload_of(id_in(b), static_cast<std::uint32_t>(b.size()));
+  return std::equal(b.begin(), b.end(), want.begin());
+}
+
+const char* result_name(Result r) {
+  switch (r) {
+    case Result::Pending: return "(died during the call)";
+    case Result::Ok: return "Ok";
+    case Result::Full: return "Full";
+    case Result::NotSent: return "InvalidState (reclaimed while stalled; not sent)";
+    case Result::Timeout: return "Timeout";
+    case Result::Error: return "error";
+  }
+  return "?";
+}
+
+// The write loop every producer runs: each message until it is sent,
+// each attempt recorded (a Full or NotSent attempt is its own operation
+// with its own id).
+template <class Write>
+void produce(ThreadApi& api, RunRecord& rec, const Config& c, bool blocking_mode, bool with_priorities, Write write) {
+  std::uint64_t attempt = 0;
+  for (int m = 0; m < c.messages; ++m) {
+    for (;;) {
+      if (api.tearing_down()) return;
+      WriteRecord w;
+      w.thread = api.id();
+      w.id = (std::uint64_t(api.id() + 1) << 16) | attempt++;
+      w.length = length_of(w.id, c.slot);
+      w.priority = with_priorities ? static_cast<Priority>(mix(w.id ^ 0x5eed) % 3) : Priority::Low;
+      w.blocking = blocking_mode && (c.mode == 1 || m % 2 == 1);
+      w.invoke = api.step();
+      w.invoke_ns = api.now();
+      rec.writes.push_back(w);
+      const std::size_t at = rec.writes.size() - 1;
+      const std::optional<shm::Error> err = write(w, payload_of(w.id, w.length));
+      if (api.tearing_down() || api.is_dead(api.id())) return;  // died: stays Pending
+      WriteRecord& W = rec.writes[at];
+      W.response = api.step();
+      W.response_ns = api.now();
+      if (!err) {
+        W.result = Result::Ok;
+        break;
+      }
+      if (err->code == ErrorCode::Full) {
+        W.result = Result::Full;
+        api.spin();
+      } else if (err->code == ErrorCode::Timeout && W.blocking) {
+        W.result = Result::Timeout;
+      } else if (err->code == ErrorCode::InvalidState) {
+        W.result = Result::NotSent;
+        W.error = err->detail;
+        W.claim_ns = api.point_time("write.after-claim");
+      } else {
+        W.result = Result::Error;
+        W.error = std::string(shm::to_string(err->code)) + ": " + err->detail;
+        if (!rec.corruption) return;
+        api.spin();
+      }
+    }
+  }
+}
+
+// True when every producer thread [0, n) has finished or died.
+bool producers_done(const ThreadApi& api, int n) {
+  for (int t = 0; t < n; ++t)
+    if (!api.finished(t) && !api.is_dead(t)) return false;
+  return true;
+}
+
+ReadRecord read_record(ThreadApi& api, const shm::Result<shm::MessageInfo>& m, std::span<const std::byte> buf,
+                       std::uint64_t invoke) {
+  ReadRecord r;
+  r.thread = api.id();
+  r.invoke = invoke;
+  r.response = api.step();
+  if (m) {
+    r.ok = true;
+    r.priority = m->priority;
+    r.sequence = m->sequence;
+    r.length = m->length;
+    const auto got = buf.subspan(0, std::min<std::size_t>(m->length, buf.size()));
+    r.id = id_in(got);
+    r.intact = intact(got);
+    r.take_ns = api.point_time("read.after-take-cas");
+  } else if (m.code() != ErrorCode::Empty) {
+    r.error = std::string(shm::to_string(m.code())) + ": " + m.error().detail;
+  }
+  return r;
+}
+
+void* aligned(std::size_t bytes) { return std::aligned_alloc(64, (bytes + 63) / 64 * 64); }
+
+// "head 5 tail 4 [0:Writing by t1 pos 4 | 1:Empty]" (pids as thread numbers).
+std::string ring_state(const shm::RingBuffer& ring) {
+  std::string s = "head " + std::to_string(ring.head()) + " tail " + std::to_string(ring.tail()) + " [";
+  for (std::uint32_t i = 0; i < ring.capacity(); ++i) {
+    const shm::SlotHeader& h = ring.slot_header(i);
+    const std::uint8_t st = shm::load_state(h);
+    const auto state = shm::slot_state_from_byte(st);
+    s += (i ? " | " : "") + std::to_string(i) + ":" + (state ? std::string(shm::to_string(*state)) : "invalid " + std::to_string(st));
+    if (st == 1 || st == 3) {
+      const std::uint32_t owner = h.owner_pid.load();
+      s += " by " + (owner >= Scheduler::kFirstPid && owner < Scheduler::kFirstPid + 16 ? "t" + std::to_string(owner - Scheduler::kFirstPid)
+                                                                                          : "pid " + std::to_string(owner));
+    }
+    if (st != 0) s += " pos " + std::to_string(static_cast<std::uint64_t>(h.position));
+  }
+  return s + "]";
+}
+
+// ------------------------------------------------------------------ ring
+
+class RingScenario final : public Scenario {
+ public:
+  explicit RingScenario(const Config& c) : c_(c) {
+    const auto cap = static_cast<std::uint32_t>(c.size);
+    const std::size_t bytes = shm::RingBuffer::bytes_for(cap, static_cast<std::uint32_t>(c.slot));
+    mem_ = static_cast<std::byte*>(aligned(bytes));
+    auto r = shm::RingBuffer::format(mem_, bytes, cap, static_cast<std::uint32_t>(c.slot),
+                                     shm::Direction::ClientToDaemon, Priority::Low);
+    if (r) ring_ = std::move(r.value());
+    record.capacity = {cap, cap, cap};
+    record.claim_timeout_ns = kClaimTimeoutNs;
+    record.corruption = c.scenario == "hostile";
+  }
+  ~RingScenario() override { std::free(mem_); }
+  bool ok() const { return ring_.capacity() > 0; }
+
+  std::vector<ThreadSpec> threads() override {
+    std::vector<ThreadSpec> t;
+    for (int k = 0; k < c_.producers; ++k)
+      t.push_back({"writer-" + std::to_string(k), !record.corruption, [this](ThreadApi& api) {
+                     produce(api, record, c_, false, false, [this](const WriteRecord& w, const std::vector<std::byte>& d) {
+                       auto r = ring_.write_slot(d, w.id);
+                       return r ? std::optional<shm::Error>() : std::optional<shm::Error>(r.error());
+                     });
+                   }});
+    t.push_back({"consumer", false, [this](ThreadApi& api) { consume(api); }});
+    if (record.corruption) t.push_back({"hostile-peer", false, [this](ThreadApi& api) { attack(api); }});
+    return t;
+  }
+  void cleanup() override {}
+  std::string snapshot() const override { return "ring " + ring_state(ring_); }
+
+ private:
+  void consume(ThreadApi& api) {
+    std::vector<std::byte> buf(static_cast<std::size_t>(c_.slot));
+    shm::TailRecovery tails;
+    shm::RecoveryPolicy policy;
+    policy.stale_after = 0ns;
+    policy.claim_timeout = std::chrono::nanoseconds(kClaimTimeoutNs);
+    int empties = 0, idle = 0;
+    for (;;) {
+      if (api.tearing_down()) return;
+      const std::uint64_t invoke = api.step();
+      auto m = ring_.read_slot(buf);
+      ReadRecord r = read_record(api, m, buf, invoke);
+      if (m || m.code() != ErrorCode::Empty) {
+        if (m || m.code() != ErrorCode::InvalidState) record.reads.push_back(r);
+        if (m) idle = 0;
+        if (m || m.code() == ErrorCode::CorruptSegment) {
+          if (!ring_.positions_consistent()) return;  // nothing more can be read (R-POSITIONS)
+          continue;
+        }
+      } else if (++empties <= kMaxEmptyReads) {
+        record.reads.push_back(r);
+      }
+      if (tails.run(ring_, policy).total() > 0) continue;
+      const bool done = producers_done(api, c_.producers);
+      if (done && ring_.len() == 0) return;
+      if (done && record.corruption && ++idle > 40) return;  // a peer may have wedged the ring
+      api.spin();
+    }
+  }
+
+  // The hostile peer: toggles (so that a second toggle restores) one field
+  // or byte of the slot at the tail per step.
+  void attack(ThreadApi& api) {
+    std::uint64_t x = mix(static_cast<std::uint64_t>(c_.mode) + 77);
+    const int steps = 3 + static_cast<int>(x % 6);
+    for (int i = 0; i < steps; ++i) {
+      api.yield();
+      if (api.tearing_down()) return;
+      x = mix(x + static_cast<std::uint64_t>(i));
+      const auto index = static_cast<std::uint32_t>(ring_.tail() % ring_.capacity());
+      shm::SlotHeader& s = ring_.slot_header(index);
+      auto* payload = reinterpret_cast<std::byte*>(&s) + shm::SLOT_HEADER_SIZE;
+      switch (x % 6) {
+        case 0: s.length = s.length ^ 0x40u; break;             // into the padding, or past the slot
+        case 1: s.checksum = s.checksum ^ 0x00010000u; break;   // the checksum's high half
+        case 2: s.priority = static_cast<std::uint8_t>(s.priority ^ 1u); break;
+        case 3: s.position = s.position ^ 1u; break;
+        case 4: payload[3] ^= std::byte{0x5A}; break;            // inside the id
+        default: payload[9] ^= std::byte{0x5A}; break;           // inside the body
+      }
+    }
+  }
+
+  Config c_;
+  std::byte* mem_ = nullptr;
+  shm::RingBuffer ring_;
+};
+
+// ------------------------------------------------------------ segments
+
+std::string fresh_path(const char* tag) {
+  static std::atomic<int> n{0};
+  const std::string p = "/dev/shm/memlink-explore-" + std::string(tag) + "-" + std::to_string(::getpid()) + "-" +
+                        std::to_string(n++);
+  (void)shm::RecoveryManager(p).cleanup_orphaned_shm();
+  return p;
+}
+
+std::size_t segment_size(int n, int slot) {
+  const std::size_t stride = shm::slot_stride_for(static_cast<std::size_t>(slot));
+  return shm::CONTROL_REGION_SIZE +
+         2 * (3 * shm::RING_HEADER_SIZE + shm::calculate_slot_distribution(static_cast<std::uint32_t>(n)).total() * stride);
+}
+
+shm::DaemonOptions daemon_options(int slot) {
+  shm::DaemonOptions o;
+  o.slot_size = static_cast<std::uint32_t>(slot);
+  o.heartbeat_interval = 0ns;  // stamped on every sleep slice; no thread of its own
+  o.heartbeat_timeout = 1ms;
+  o.remove_on_shutdown = false;
+  o.endpoint.wait_strategy = shm::WaitStrategy::Block;
+  o.endpoint.recovery.stale_after = 0ns;
+  o.endpoint.recovery.claim_timeout = std::chrono::nanoseconds(kClaimTimeoutNs);
+  return o;
+}
+
+shm::EndpointOptions client_options() {
+  shm::EndpointOptions o;
+  o.wait_strategy = shm::WaitStrategy::Block;
+  o.daemon_timeout = std::chrono::hours(1);  // the daemon stamps only when it sleeps
+  return o;
+}
+
+// The client side shared by the transport and takeover scenarios.
+class SegmentScenario : public Scenario {
+ public:
+  SegmentScenario(const Config& c, const char* tag) : c_(c), path_(fresh_path(tag)) {
+    auto d = shm::Daemon::create(path_, segment_size(c.size, c.slot), 1, daemon_options(c.slot));
+    if (!d) {
+      error_ = d.error();
+      return;
+    }
+    daemon_.emplace(std::move(d.value()));
+    auto cl = shm::Client::connect(path_, 1, client_options());
+    if (!cl) {
+      error_ = cl.error();
+      return;
+    }
+    client_.emplace(std::move(cl.value()));
+    const auto dist = shm::calculate_slot_distribution(static_cast<std::uint32_t>(c.size));
+    record.capacity = {dist.critical, dist.high, dist.low};
+    record.claim_timeout_ns = kClaimTimeoutNs;
+    record.blocking_timeout_ns = kBlockingTimeoutNs;
+    record.sleep_slice_ns = kSliceNs;
+    record.transport = true;
+  }
+  const std::optional<shm::Error>& error() const { return error_; }
+  std::string snapshot() const override {
+    std::string s;
+    for (Priority p : shm::kAllPriorities)
+      s += std::string(s.empty() ? "" : "; ") + "c2d " + std::string(shm::to_string(p)) + " " +
+           ring_state(const_cast<shm::Client&>(*client_).outbound().ring(p));
+    return s;
+  }
+
+  void cleanup() override {
+    client_.reset();
+    successor_.reset();
+    if (daemon_) daemon_->shutdown();
+    daemon_.reset();
+    (void)shm::RecoveryManager(path_).cleanup_orphaned_shm();
+    (void)shm::MmapSegment::remove(path_);
+  }
+
+ protected:
+  ThreadSpec producer(int k) {
+    return {"writer-" + std::to_string(k), true, [this](ThreadApi& api) {
+              produce(api, record, c_, c_.mode > 0, true, [this, &api](const WriteRecord& w, const std::vector<std::byte>& d) {
+                shm::Result<shm::SlotId> r = shm::make_error(ErrorCode::InvalidArgument, "unset");
+                if (w.blocking) {
+                  const shm::RingBuffer& ring = client_->outbound().ring(w.priority);
+                  api.expect_wake([&ring] { return !ring.is_full(); },
+                                  std::string("a freed slot of the c2d ") + std::string(shm::to_string(w.priority)) + " ring");
+                  r = client_->write_blocking(w.priority, d, std::chrono::nanoseconds(kBlockingTimeoutNs));
+                  api.clear_wake();
+                } else {
+                  r = client_->write(w.priority, d);
+                }
+                return r ? std::optional<shm::Error>() : std::optional<shm::Error>(r.error());
+              });
+            }};
+  }
+
+  // A daemon's serving loop, two-step: take, record, finish. Returns when
+  // the producers (and `others`) are done and c2d is empty, or when it is
+  // fenced. A daemon that does not sleep polls instead of wait()ing, and so
+  // never stamps its heartbeat (interval 0: K-HEARTBEAT): a busy daemon.
+  void serve(ThreadApi& api, shm::Daemon& d, bool pausing, int others = -1, bool sleeps = true) {
+    std::vector<std::byte> buf(static_cast<std::size_t>(c_.slot));
+    int empties = 0, pauses = pausing ? 2 : 0, delivered = 0;
+    for (;;) {
+      if (api.tearing_down()) return;
+      const std::uint64_t invoke = api.step();
+      auto m = d.take(buf);
+      ReadRecord r = read_record(api, m, buf, invoke);
+      if (m) {
+        // The read is one operation from take to finish: the slot is free
+        // only after finish (K-TWO-STEP), and a writer may find the ring
+        // full until then.
+        (void)d.finish(*m);
+        r.response = api.step();
+        record.reads.push_back(r);
+        ++delivered;
+        continue;
+      }
+      if (m.code() == ErrorCode::Disconnected) return;  // fenced
+      if (m.code() != ErrorCode::Empty && m.code() != ErrorCode::InvalidState) record.reads.push_back(r);
+      if (m.code() == ErrorCode::Empty && ++empties <= kMaxEmptyReads) record.reads.push_back(r);
+      if (producers_done(api, c_.producers) && d.inbound().pending_total() == 0 &&
+          (others < 0 || api.finished(others) || api.is_dead(others)))
+        return;
+      if (pauses > 0 && delivered >= 1) {
+        // The daemon stops reading for a while: blocked writers time out (T-BLOCKING).
+        --pauses;
+        shm::platform::sleep_for(std::chrono::nanoseconds(4 * kBlockingTimeoutNs));
+        continue;
+      }
+      if (!sleeps) {
+        if (!d.is_connected()) return;  // fenced
+        api.spin();
+        continue;
+      }
+      api.expect_wake([&d] { return d.inbound().has_message(); }, "a Ready c2d message");
+      const shm::Status s = d.wait(10ms);
+      api.clear_wake();
+      if (api.tearing_down()) return;
+      if (!s && s.code() == ErrorCode::Disconnected) return;
+      if (!s && s.code() != ErrorCode::Timeout)
+        record.violations.push_back("[T-WAIT] the daemon's wait failed: " + s.error().message());
+    }
+  }
+  Config c_;
+  std::string path_;
+  std::optional<shm::Error> error_;
+  std::optional<shm::Daemon> daemon_, successor_;
+  std::optional<shm::Client> client_;
+};
+
+// ------------------------------------------------------------ transport
+
+class TransportScenario final : public SegmentScenario {
+ public:
+  explicit TransportScenario(const Config& c) : SegmentScenario(c, "t") {}
+  std::vector<ThreadSpec> threads() override {
+    std::vector<ThreadSpec> t;
+    for (int k = 0; k < c_.producers; ++k) t.push_back(producer(k));
+    t.push_back({"daemon", false, [this](ThreadApi& api) { serve(api, *daemon_, c_.mode == 2); }});
+    return t;
+  }
+};
+
+// ------------------------------------------------------------- takeover
+
+class TakeoverScenario final : public SegmentScenario {
+ public:
+  explicit TakeoverScenario(const Config& c) : SegmentScenario(c, "k") {}
+  std::vector<ThreadSpec> threads() override {
+    std::vector<ThreadSpec> t;
+    for (int k = 0; k < c_.producers; ++k) t.push_back(producer(k));
+    a_ = c_.producers;
+    t.push_back({"daemon-A", false, [this](ThreadApi& api) {
+                   serve(api, *daemon_, false, -1, /*sleeps=*/c_.mode % 2 == 1);
+                   // A fenced daemon's shutdown must leave the segment to its successor.
+                   if (!api.tearing_down() && daemon_->fenced()) daemon_->shutdown();
+                 }});
+    t.push_back({"daemon-B", false, [this](ThreadApi& api) { take_over(api); }});
+    return t;
+  }
+
+ private:
+  void take_over(ThreadApi& api) {
+    for (int attempt = 0; attempt < 3 && !successor_; ++attempt) {
+      if (api.tearing_down()) return;
+      if (producers_done(api, c_.producers) && api.finished(a_)) return;  // nothing left to take over
+      auto d = shm::Daemon::create(path_, segment_size(c_.size, c_.slot), 1, daemon_options(c_.slot));
+      if (api.tearing_down()) return;
+      if (d) {
+        successor_.emplace(std::move(d.value()));
+        record.takeover_thread = api.id();
+        record.fenced_thread = a_;
+        record.takeover_ns = api.point_time("recovery.after-epoch");
+        break;
+      }
+      if (d.code() != ErrorCode::AlreadyExists)
+        record.violations.push_back("[K-TAKEOVER] daemon B could not start: " + d.error().message());
+      for (int i = 0; i < 4; ++i) api.spin();
+    }
+    if (successor_) serve(api, *successor_, false, a_);
+  }
+  int a_ = 0;
+};
+
+}  // namespace
+
+// ------------------------------------------------------------------ config
+
+std::string Config::text() const {
+  return scenario + "/c" + std::to_string(size) + "/p" + std::to_string(producers) + "/m" + std::to_string(messages) +
+         "/s" + std::to_string(slot) + "/x" + std::to_string(mode);
+}
+
+std::optional<Config> Config::parse(const std::string& s) {
+  Config c;
+  std::vector<std::string> parts;
+  std::stringstream in(s);
+  for (std::string p; std::getline(in, p, '/');) parts.push_back(p);
+  if (parts.size() != 6) return std::nullopt;
+  c.scenario = parts[0];
+  if (c.scenario != "ring" && c.scenario != "transport" && c.scenario != "takeover" && c.scenario != "hostile")
+    return std::nullopt;
+  int* fields[] = {&c.size, &c.producers, &c.messages, &c.slot, &c.mode};
+  const char tags[] = {'c', 'p', 'm', 's', 'x'};
+  for (int i = 0; i < 5; ++i) {
+    if (parts[i + 1].size() < 2 || parts[i + 1][0] != tags[i]) return std::nullopt;
+    char* end = nullptr;
+    const long v = std::strtol(parts[i + 1].c_str() + 1, &end, 10);
+    if (*end != '\0' || v < 0 || v > 4096) return std::nullopt;
+    *fields[i] = static_cast<int>(v);
+  }
+  if (c.size < 1 || c.size > 8 || c.producers < 1 || c.producers > 6 || c.messages < 1 || c.slot < 8) return std::nullopt;
+  return c;
+}
+
+shm::Result<std::unique_ptr<Scenario>> make_scenario(const Config& c) {
+  if (c.scenario == "ring" || c.scenario == "hostile") {
+    auto s = std::make_unique<RingScenario>(c);
+    if (!s->ok()) return shm::make_error(ErrorCode::InvalidArgument, "cannot format a ring for " + c.text());
+    return std::unique_ptr<Scenario>(std::move(s));
+  }
+  std::unique_ptr<SegmentScenario> s;
+  if (c.scenario == "transport") s = std::make_unique<TransportScenario>(c);
+  else s = std::make_unique<TakeoverScenario>(c);
+  if (s->error()) {
+    const shm::Error e = *s->error();
+    s->cleanup();
+    return e;
+  }
+  return std::unique_ptr<Scenario>(std::move(s));
+}
+
+std::vector<const char*> clauses_of(const Config& c) {
+  if (c.scenario == "ring")
+    return {"R-CLAIM", "R-RELEASE", "R-FIFO", "R-CAPACITY", "R-VISIBLE", "S-TRANSITIONS", "S-PUBLISH",
+            "K-STALE", "K-WRITING", "K-CLAIMED"};
+  if (c.scenario == "transport")
+    return {"R-CLAIM", "R-RELEASE", "R-FIFO", "R-ORDER", "R-CAPACITY", "R-VISIBLE", "S-PUBLISH", "T-SEQ",
+            "T-WAIT", "T-BLOCKING", "F-WAKE", "K-STALE", "K-WRITING", "K-CLAIMED"};
+  if (c.scenario == "takeover")
+    return {"K-TAKEOVER", "K-FENCE", "K-TWO-STEP", "K-LOCK", "R-FIFO", "R-ORDER", "F-WAKE", "T-SEQ"};
+  return {"V-SLOT", "V-ONCE", "S-CHECKSUM"};
+}
+
+// ------------------------------------------------------------------ checks
+
+std::vector<std::string> check_run(const Config& c, const RunRecord& r, const Execution& e) {
+  std::vector<std::string> v;
+  const bool deaths = !e.died.empty();
+  for (const std::string& s : e.violations)
+    v.push_back(s.rfind("[", 0) == 0 ? s : (deaths ? "[K-STALE] " : "[T-WAIT] ") + s);
+  v.insert(v.end(), r.violations.begin(), r.violations.end());
+
+  std::map<std::uint64_t, const WriteRecord*> by_id;
+  for (const WriteRecord& w : r.writes) by_id[w.id] = &w;
+  std::map<std::uint64_t, int> delivered;
+  for (const ReadRecord& rd : r.reads) {
+    if (!rd.ok) {
+      if (!rd.error.empty() && !r.corruption)
+        v.push_back(std::string(rd.error.find("checksum") != std::string::npos ||
+                                        rd.error.find("length") != std::string::npos
+                                    ? "[S-PUBLISH]"
+                                    : "[V-SLOT]") +
+                    " a read on a healthy ring failed: " + rd.error);
+      continue;
+    }
+    ++delivered[rd.id];
+    auto it = by_id.find(rd.id);
+    if (it == by_id.end()) {
+      v.push_back("[V-SLOT] delivered a message nobody wrote (id " + std::to_string(rd.id) + ", " +
+                  std::to_string(rd.length) + " bytes)");
+      continue;
+    }
+    const WriteRecord& w = *it->second;
+    if (!rd.intact || rd.length != w.length)
+      v.push_back(std::string(r.corruption ? "[V-ONCE]" : "[S-PUBLISH]") + " delivered message #" + std::to_string(rd.id) +
+                  " differs from what was written (" + std::to_string(rd.length) + " bytes delivered, " +
+                  std::to_string(w.length) + " written" + (rd.intact ? "" : ", payload bytes differ") + ")");
+    if (rd.priority != w.priority)
+      v.push_back("[R-ORDER] message #" + std::to_string(rd.id) + " was written " + std::string(shm::to_string(w.priority)) +
+                  " and delivered " + std::string(shm::to_string(rd.priority)));
+    if (w.result != Result::Ok && w.result != Result::Pending)
+      v.push_back(std::string(w.result == Result::NotSent ? "[K-CLAIMED]" : "[R-CAPACITY]") + " message #" +
+                  std::to_string(rd.id) + " was delivered although its write returned " + result_name(w.result));
+  }
+  for (const WriteRecord& w : r.writes) {
+    const int n = delivered.count(w.id) ? delivered.at(w.id) : 0;
+    if (n > 1)
+      v.push_back("[K-READING] message #" + std::to_string(w.id) + " was delivered " + std::to_string(n) +
+                  " times; no consumer died, so once is the most");
+    if (w.result == Result::Ok && n == 0 && !r.corruption)
+      v.push_back("[S-PUBLISH] message #" + std::to_string(w.id) + " was acknowledged (" + std::string(shm::to_string(w.priority)) +
+                  ", step " + std::to_string(w.response) + ") and never delivered");
+    if (w.result == Result::Error && !r.corruption)
+      v.push_back(std::string(w.error.find("Disconnected") != std::string::npos ? "[K-FENCE]" : "[R-RELEASE]") +
+                  " a write on a healthy segment failed: " + w.error);
+    if (w.result == Result::NotSent && w.response_ns - w.claim_ns < r.claim_timeout_ns)
+      v.push_back("[K-CLAIMED] write #" + std::to_string(w.id) + " was told its position was reclaimed after it stalled " +
+                  std::to_string((w.response_ns - w.claim_ns) / 1000) + " us, less than the claim timeout of " +
+                  std::to_string(r.claim_timeout_ns / 1000) + " us");
+    if (w.result == Result::Timeout) {
+      const std::uint64_t took = w.response_ns - w.invoke_ns;
+      if (took < r.blocking_timeout_ns || took > r.blocking_timeout_ns + 2 * r.sleep_slice_ns)
+        v.push_back("[T-BLOCKING] write_blocking with a " + std::to_string(r.blocking_timeout_ns / 1000) +
+                    " us timeout returned Timeout after " + std::to_string(took / 1000) + " us");
+    }
+  }
+  // T-SEQ: unique per direction, increasing per writer; dense when every
+  // attempt either took no number or was delivered.
+  if (r.transport) {
+    std::map<std::uint64_t, std::uint64_t> seq_owner;
+    std::map<int, std::vector<std::pair<std::uint64_t, std::uint64_t>>> per_writer;  // invoke, sequence
+    for (const ReadRecord& rd : r.reads) {
+      if (!rd.ok || !by_id.count(rd.id)) continue;
+      auto [it, fresh] = seq_owner.emplace(rd.sequence, rd.id);
+      if (!fresh && it->second != rd.id)
+        v.push_back("[T-SEQ] messages #" + std::to_string(it->second) + " and #" + std::to_string(rd.id) +
+                    " both carry sequence number " + std::to_string(rd.sequence));
+      const WriteRecord& w = *by_id.at(rd.id);
+      per_writer[w.thread].push_back({w.invoke, rd.sequence});
+    }
+    for (auto& [writer, seqs] : per_writer) {
+      std::sort(seqs.begin(), seqs.end());
+      for (std::size_t i = 1; i < seqs.size(); ++i)
+        if (seqs[i].second <= seqs[i - 1].second)
+          v.push_back("[T-SEQ] writer-" + std::to_string(writer) + "'s sequence numbers do not increase in its write order (" +
+                      std::to_string(seqs[i - 1].second) + " then " + std::to_string(seqs[i].second) + ")");
+    }
+    // Dense only for a single writer: another writer may fill the ring
+    // between one writer's Full check and its claim (T-SEQ).
+    const bool single = std::set<int>(
+        [&] { std::set<int> s; for (const WriteRecord& w : r.writes) s.insert(w.thread); return s; }()).size() == 1;
+    const bool clean = single && std::all_of(r.writes.begin(), r.writes.end(), [](const WriteRecord& w) {
+      return w.result == Result::Ok || w.result == Result::Full || w.result == Result::Timeout;
+    });
+    if (clean && !seq_owner.empty() && seq_owner.rbegin()->first + 1 != seq_owner.size())
+      v.push_back("[T-SEQ] " + std::to_string(seq_owner.size()) + " messages were delivered but their sequence numbers run up to " +
+                  std::to_string(seq_owner.rbegin()->first) + ": a refused write took a number, or a number was skipped");
+  }
+  // K-FENCE: the replaced daemon took nothing after the new epoch began.
+  if (r.takeover_thread >= 0 && r.takeover_ns > 0)
+    for (const ReadRecord& rd : r.reads)
+      if (rd.ok && rd.thread == r.fenced_thread && rd.take_ns > r.takeover_ns)
+        v.push_back("[K-FENCE] the replaced daemon took message #" + std::to_string(rd.id) + " " +
+                    std::to_string((rd.take_ns - r.takeover_ns) / 1000) + " us after its successor began a new epoch");
+  // Linearizability against the queue specification (R-FIFO, R-ORDER,
+  // R-CAPACITY, R-VISIBLE), over the operations whose outcome is known.
+  if (!r.corruption && v.empty()) {
+    std::vector<HistoryOp> h;
+    for (const WriteRecord& w : r.writes) {
+      const bool seen = delivered.count(w.id) > 0;
+      // A died or not-sent write that was never delivered may have held a
+      // position for a while (a ghost); Timeout and errors took none.
+      const bool ghost = !seen && (w.result == Result::Pending || w.result == Result::NotSent);
+      if (w.result == Result::Ok || (w.result == Result::Full && !w.blocking) || w.result == Result::Pending || ghost) {
+        HistoryOp op;
+        op.kind = HistoryOp::Kind::Write;
+        op.process = w.thread;
+        op.priority = w.priority;
+        op.id = w.id;
+        op.ok = w.result != Result::Full;
+        op.ghost = ghost;
+        op.invoke_ns = w.invoke;
+        op.response_ns = w.result == Result::Pending ? ~0ULL : w.response;
+        h.push_back(op);
+      }
+    }
+    for (const ReadRecord& rd : r.reads) {
+      if (!rd.ok && !rd.error.empty()) continue;
+      HistoryOp op;
+      op.kind = HistoryOp::Kind::Read;
+      op.process = rd.thread;
+      op.priority = rd.priority;
+      op.id = rd.id;
+      op.ok = rd.ok;
+      op.invoke_ns = rd.invoke;
+      op.response_ns = rd.response;
+      h.push_back(op);
+    }
+    const auto lin = check_linearizable(h, r.capacity);
+    if (!lin.linearizable)
+      v.push_back("[R-FIFO] the history is not linearizable against R-CAPACITY, R-FIFO, R-ORDER and R-VISIBLE: " +
+                  lin.explanation);
+  }
+  (void)c;
+  return v;
+}
+
+std::vector<std::string> describe_run(const Config& c, const RunRecord& r) {
+  struct Line {
+    std::uint64_t at;
+    std::string text;
+  };
+  std::vector<Line> lines;
+  auto who = [](int t) { return "t" + std::to_string(t); };
+  for (const WriteRecord& w : r.writes)
+    lines.push_back({w.invoke, "steps " + std::to_string(w.invoke) + ".." +
+                                   (w.result == Result::Pending ? std::string("(died)") : std::to_string(w.response)) + "  " +
+                                   who(w.thread) + " write" + (w.blocking ? "_blocking " : " ") +
+                                   std::string(shm::to_string(w.priority)) + " #" + std::to_string(w.id) + " (" +
+                                   std::to_string(w.length) + " B) -> " + result_name(w.result) +
+                                   (w.error.empty() ? "" : " " + w.error)});
+  for (const ReadRecord& rd : r.reads)
+    lines.push_back({rd.invoke, "steps " + std::to_string(rd.invoke) + ".." + std::to_string(rd.response) + "  " +
+                                    who(rd.thread) + " read -> " +
+                                    (rd.ok ? std::string(shm::to_string(rd.priority)) + " #" + std::to_string(rd.id) +
+                                                 " seq " + std::to_string(rd.sequence) + " (" + std::to_string(rd.length) +
+                                                 " B" + (rd.intact ? "" : ", payload differs") + ")"
+                                           : rd.error.empty() ? std::string("Empty") : rd.error)});
+  std::stable_sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) { return a.at < b.at; });
+  std::vector<std::string> out{"scenario " + c.text() + " (capacities " + std::to_string(r.capacity[0]) + "/" +
+                               std::to_string(r.capacity[1]) + "/" + std::to_string(r.capacity[2]) + ")"};
+  if (!r.final_state.empty()) out.push_back("as the run ended: " + r.final_state);
+  if (r.takeover_thread >= 0)
+    out.push_back("t" + std::to_string(r.takeover_thread) + " took over from t" + std::to_string(r.fenced_thread) +
+                  " (epoch incremented at t=" + std::to_string(r.takeover_ns / 1000) + " us)");
+  for (auto& l : lines) out.push_back(std::move(l.text));
+  return out;
+}
+
+}  // namespace memlink::conformance::explore

@@ -1,0 +1,113 @@
+// What the exploration check runs under the scheduler: small, complete
+// workloads of the real reference code, each a handful of threads on one
+// ring or one segment, and what each run recorded.
+//
+//   ring      producers write_slot() into one ring of capacity 1-3 while a
+//             consumer read_slot()s and recovers its tail (TailRecovery);
+//             producers may die anywhere (K-WRITING, K-CLAIMED)
+//   transport client producers write()/write_blocking() c2d with random
+//             priorities while the daemon wait()s and read()s: the wake
+//             protocol (F-WAKE, T-BLOCKING), T-SEQ, R-ORDER, recovery on
+//             every sleep slice; a pausing daemon makes blocking writes time out
+//   takeover  daemon A serves two-step (take, finish) while daemon B starts
+//             on the same segment and takes it over: K-FENCE, K-TAKEOVER
+//   hostile   a peer flips lengths, checksums, priorities, positions and
+//             payload bytes of the slot at the tail while a consumer reads
+//             it (V-SLOT, V-ONCE): nothing delivered may differ from what
+//             was written
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "memlink/shm/priority.hpp"
+#include "memlink/shm/result.hpp"
+#include "scheduler.hpp"
+
+namespace memlink::conformance::explore {
+
+struct Config {
+  std::string scenario = "ring";  // ring | transport | takeover | hostile
+  int size = 1;       // ring/hostile: capacity; transport/takeover: slots per direction (G-DIST)
+  int producers = 2;
+  int messages = 2;   // per producer
+  int slot = 40;      // slot size (40 is not a multiple of 64: padding after the payload)
+  int mode = 0;       // transport: 0 write, 1 write_blocking, 2 both and a pausing daemon; hostile: action seed
+  std::string text() const;  // "ring/c2/p2/m2/s40/x0"
+  static std::optional<Config> parse(const std::string& s);
+};
+
+// One write as the producer saw it. Times are scheduler steps (a total
+// order of events) and virtual ns.
+struct WriteRecord {
+  enum class Result : std::uint8_t { Pending, Ok, Full, NotSent, Timeout, Error };
+  int thread = 0;
+  std::uint64_t id = 0;
+  shm::Priority priority = shm::Priority::Low;
+  std::uint32_t length = 0;
+  Result result = Result::Pending;  // Pending at the end: its thread died during the call
+  std::string error;
+  bool blocking = false;
+  std::uint64_t invoke = 0, response = 0;         // steps
+  std::uint64_t invoke_ns = 0, response_ns = 0;   // virtual time
+  std::uint64_t claim_ns = 0;                     // NotSent: when its position was claimed
+};
+
+struct ReadRecord {
+  int thread = 0;  // which consumer
+  bool ok = false;
+  std::uint64_t id = 0;
+  shm::Priority priority = shm::Priority::Low;
+  std::uint64_t sequence = 0;
+  std::uint32_t length = 0;
+  bool intact = true;      // payload bytes are exactly what was written for `id`
+  std::string error;       // a failed read's error, if not Empty
+  std::uint64_t invoke = 0, response = 0;
+  std::uint64_t take_ns = 0;  // when the take CAS happened (read.after-take-cas)
+};
+
+struct RunRecord {
+  std::vector<WriteRecord> writes;
+  std::vector<ReadRecord> reads;
+  std::vector<std::string> violations;  // seen by a thread as it happened
+  std::array<std::uint32_t, shm::kPriorityCount> capacity{};
+  std::uint64_t claim_timeout_ns = 0;
+  std::uint64_t blocking_timeout_ns = 0;
+  std::uint64_t sleep_slice_ns = 0;
+  bool transport = false;        // sequence numbers are the transport's (T-SEQ)
+  bool corruption = false;       // a hostile peer ran: losses and CorruptSegment are allowed
+  int takeover_thread = -1;      // the daemon that took over, if one did
+  std::uint64_t takeover_ns = 0; // when it incremented the epoch
+  int fenced_thread = -1;        // the daemon it replaced
+  std::string final_state;       // Scenario::snapshot() as the run ended
+};
+
+class Scenario {
+ public:
+  virtual ~Scenario() = default;
+  virtual std::vector<ThreadSpec> threads() = 0;
+  // The state of the rings as the run ended, for a counterexample.
+  virtual std::string snapshot() const = 0;
+  // After the run (and its teardown): release the segment, remove its files.
+  virtual void cleanup() = 0;
+  RunRecord record;
+};
+
+// Sets up memory (or a segment) for one run of `c`; an error if it cannot.
+shm::Result<std::unique_ptr<Scenario>> make_scenario(const Config& c);
+
+// Every violation of the run, each starting with the clause it breaks
+// ("[R-FIFO] ..."): the scheduler's, the threads', and the history's.
+std::vector<std::string> check_run(const Config& c, const RunRecord& r, const Execution& e);
+
+// The run as text, for a counterexample: operations in step order.
+std::vector<std::string> describe_run(const Config& c, const RunRecord& r);
+
+// The clauses a run of this scenario exercises.
+std::vector<const char*> clauses_of(const Config& c);
+
+}  // namespace memlink::conformance::explore

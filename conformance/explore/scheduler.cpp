@@ -1,0 +1,593 @@
+#include "scheduler.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+
+#include "memlink/shm/platform.hpp"
+
+namespace memlink::conformance::explore {
+namespace {
+
+thread_local int t_self = -1;  // this OS thread's index in the run, -1 outside
+
+const char* access_name(Access a) {
+  switch (a) {
+    case Access::Load: return "load";
+    case Access::Store: return "store";
+    case Access::Exchange: return "exchange";
+    case Access::Cas: return "CAS";
+    case Access::Rmw: return "rmw";
+    case Access::PlainRead: return "plain-read";
+    case Access::PlainWrite: return "plain-write";
+  }
+  return "access";
+}
+
+// ------------------------------------------------------------------ PCT
+
+class Pct final : public Strategy {
+ public:
+  Pct(std::uint64_t seed, int depth, std::uint64_t k) : rng_(seed), depth_(std::max(1, depth)), k_(std::max<std::uint64_t>(k, 16)) {}
+
+  void begin(int n) override {
+    priority_.resize(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) priority_[static_cast<std::size_t>(i)] = depth_ + i;
+    std::shuffle(priority_.begin(), priority_.end(), rng_);
+    lowest_ = 0;
+    change_.clear();
+    std::uniform_int_distribution<std::uint64_t> step(1, k_);
+    for (int i = 1; i < depth_; ++i) change_.push_back(step(rng_));
+    std::sort(change_.begin(), change_.end());
+    next_change_ = 0;
+    death_step_ = rng_() % 2 == 0 ? step(rng_) : ~0ULL;
+    timeouts_.clear();
+    if (rng_() % 3 == 0)
+      for (int i = 0, m = 1 + static_cast<int>(rng_() % 3); i < m; ++i) timeouts_.push_back(step(rng_));
+    std::sort(timeouts_.begin(), timeouts_.end());
+    next_timeout_ = 0;
+    patience_ = std::array<int, 4>{1, 2, 4, 16}[rng_() % 4];
+    spins_.assign(static_cast<std::size_t>(n), 0);
+  }
+
+  Decision choose(const DecisionPoint& p) override {
+    k_ = std::max(k_, p.step);
+    if (p.current >= 0) {
+      const auto c = static_cast<std::size_t>(p.current);
+      if (p.current_mortal && p.at_named_point && p.step >= death_step_) {
+        death_step_ = ~0ULL;
+        return {Decision::Kill, static_cast<std::uint8_t>(p.current)};
+      }
+      while (next_change_ < change_.size() && p.step >= change_[next_change_]) {
+        priority_[c] = --lowest_;  // a PCT change point: the running thread drops below all
+        ++next_change_;
+      }
+      // A thread that polls gives way after `patience` polls (not counting
+      // the steps of each poll): it waits for others, who must get to run.
+      if (p.current_spinning && ++spins_[c] >= patience_) {
+        priority_[c] = --lowest_;
+        spins_[c] = 0;
+      }
+    }
+    if (p.timeout_pending && next_timeout_ < timeouts_.size() && p.step >= timeouts_[next_timeout_]) {
+      ++next_timeout_;
+      return {Decision::Timeout, 0};
+    }
+    int best = p.runnable.front();
+    for (int t : p.runnable)
+      if (priority_[static_cast<std::size_t>(t)] > priority_[static_cast<std::size_t>(best)]) best = t;
+    return {Decision::Run, static_cast<std::uint8_t>(best)};
+  }
+
+ private:
+  std::mt19937_64 rng_;
+  int depth_;
+  std::uint64_t k_;
+  std::vector<int> priority_;
+  int lowest_ = 0;
+  std::vector<std::uint64_t> change_, timeouts_;
+  std::size_t next_change_ = 0, next_timeout_ = 0;
+  std::uint64_t death_step_ = ~0ULL;
+  int patience_ = 1;
+  std::vector<int> spins_;
+};
+
+// ------------------------------------------------------------ exhaustive
+
+class Exhaustive final : public Strategy {
+ public:
+  Exhaustive(int preemptions, int deaths) : bound_(preemptions), death_bound_(deaths) {}
+
+  void begin(int) override {
+    pos_ = 0;
+    preemptions_ = 0;
+    deaths_ = 0;
+  }
+
+  Decision choose(const DecisionPoint& p) override {
+    std::vector<Decision> options;
+    auto run = [](int t) { return Decision{Decision::Run, static_cast<std::uint8_t>(t)}; };
+    const bool cur_runnable =
+        p.current >= 0 && std::find(p.runnable.begin(), p.runnable.end(), p.current) != p.runnable.end();
+    if (!cur_runnable) {
+      for (int t : p.runnable) options.push_back(run(t));
+    } else if (p.current_spinning) {
+      // A spinning thread gives way for free to any thread that is not
+      // spinning too; when all spin, to the next one round-robin (no choice:
+      // spinners wait for time to pass, not for each other). Spinning on
+      // while others could run costs a preemption.
+      for (int t : p.runnable)
+        if (t != p.current && !p.spinning[static_cast<std::size_t>(t)]) options.push_back(run(t));
+      if (options.empty()) {
+        int next = p.current;
+        for (int t : p.runnable)
+          if (t > p.current) { next = t; break; }
+        if (next == p.current) next = p.runnable.front();
+        options.push_back(run(next));
+      }
+      if (preemptions_ < bound_ && options.front().thread != p.current) options.push_back(run(p.current));
+    } else {
+      options.push_back(run(p.current));
+      if (preemptions_ < bound_)
+        for (int t : p.runnable)
+          if (t != p.current) options.push_back(run(t));
+    }
+    if (cur_runnable && p.at_named_point && p.current_mortal && deaths_ < death_bound_)
+      options.push_back({Decision::Kill, static_cast<std::uint8_t>(p.current)});
+    if (pos_ == stack_.size()) stack_.push_back({options.size(), 0});
+    Frame& f = stack_[pos_++];
+    if (f.options != options.size()) {
+      std::fprintf(stderr, "exploration: the program is not deterministic under the scheduler (decision %zu had "
+                           "%zu options, now %zu)\n", pos_ - 1, f.options, options.size());
+      nondeterministic_ = true;
+      f.index = 0;
+    }
+    const Decision d = options[std::min(f.index, options.size() - 1)];
+    if (d.kind == Decision::Kill) ++deaths_;
+    if (cur_runnable && d.kind == Decision::Run &&
+        ((!p.current_spinning && d.thread != p.current) || (p.current_spinning && d.thread == p.current && options.size() > 1)))
+      ++preemptions_;
+    return d;
+  }
+
+  bool next() override {
+    if (nondeterministic_) return false;
+    stack_.resize(pos_);
+    while (!stack_.empty() && stack_.back().index + 1 >= stack_.back().options) stack_.pop_back();
+    if (stack_.empty()) return false;
+    ++stack_.back().index;
+    return true;
+  }
+
+ private:
+  struct Frame {
+    std::size_t options = 0;
+    std::size_t index = 0;
+  };
+  int bound_, death_bound_;
+  std::vector<Frame> stack_;
+  std::size_t pos_ = 0;
+  int preemptions_ = 0, deaths_ = 0;
+  bool nondeterministic_ = false;
+};
+
+// ------------------------------------------------------------------ replay
+
+class Replay final : public Strategy {
+ public:
+  explicit Replay(std::vector<Decision> d) : d_(std::move(d)) {}
+  void begin(int) override { pos_ = 0; }
+  Decision choose(const DecisionPoint& p) override {
+    if (pos_ < d_.size()) return d_[pos_++];
+    const bool cur_runnable =
+        p.current >= 0 && std::find(p.runnable.begin(), p.runnable.end(), p.current) != p.runnable.end();
+    return {Decision::Run, static_cast<std::uint8_t>(cur_runnable ? p.current : p.runnable.front())};
+  }
+  bool next() override { return false; }
+
+ private:
+  std::vector<Decision> d_;
+  std::size_t pos_ = 0;
+};
+
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+}  // namespace
+
+std::unique_ptr<Strategy> make_pct(std::uint64_t seed, int depth, std::uint64_t steps_estimate) {
+  return std::make_unique<Pct>(seed, depth, steps_estimate);
+}
+std::unique_ptr<Strategy> make_exhaustive(int preemptions, int deaths) {
+  return std::make_unique<Exhaustive>(preemptions, deaths);
+}
+std::unique_ptr<Strategy> make_replay(std::vector<Decision> decisions) {
+  return std::make_unique<Replay>(std::move(decisions));
+}
+
+// One character per decision: 2 bits of kind, 4 of thread (16 threads at most).
+std::string encode_decisions(const std::vector<Decision>& d) {
+  std::string s;
+  s.reserve(d.size());
+  for (const Decision& x : d) s += kB64[(static_cast<int>(x.kind) << 4) | (x.thread & 15)];
+  return s;
+}
+
+std::optional<std::vector<Decision>> decode_decisions(const std::string& s) {
+  std::vector<Decision> d;
+  for (char c : s) {
+    const char* at = std::find(kB64, kB64 + 64, c);
+    if (at == kB64 + 64) return std::nullopt;
+    const int v = static_cast<int>(at - kB64);
+    if ((v >> 4) > 2) return std::nullopt;
+    d.push_back({static_cast<Decision::Kind>(v >> 4), static_cast<std::uint8_t>(v & 15)});
+  }
+  return d;
+}
+
+// ------------------------------------------------------------------ ThreadApi
+
+std::uint32_t ThreadApi::pid() const { return Scheduler::kFirstPid + static_cast<std::uint32_t>(id_); }
+std::uint64_t ThreadApi::now() const { return s_->now_ns(); }
+std::uint64_t ThreadApi::step() const { return s_->exec_.steps; }
+bool ThreadApi::is_dead(int t) const { return s_->threads_[static_cast<std::size_t>(t)]->state == Scheduler::State::Dead; }
+bool ThreadApi::finished(int t) const {
+  return s_->threads_[static_cast<std::size_t>(t)]->state == Scheduler::State::Finished;
+}
+bool ThreadApi::tearing_down() const { return s_->teardown_; }
+
+void ThreadApi::spin() {
+  if (s_->teardown_) return;
+  s_->now_ += s_->o_.spin_ns;
+  s_->cur().spinning = true;
+  s_->decide(false);
+  if (!s_->teardown_) s_->cur().spinning = false;
+}
+
+void ThreadApi::yield() { s_->decide(false); }
+
+void ThreadApi::expect_wake(std::function<bool()> condition, std::string what) {
+  auto& t = *s_->threads_[static_cast<std::size_t>(id_)];
+  t.wake_condition = std::move(condition);
+  t.wake_what = std::move(what);
+}
+
+void ThreadApi::clear_wake() { s_->threads_[static_cast<std::size_t>(id_)]->wake_condition = nullptr; }
+
+std::uint64_t ThreadApi::point_time(const std::string& point) const {
+  const auto& pts = s_->threads_[static_cast<std::size_t>(id_)]->points;
+  auto it = pts.find(point);
+  return it == pts.end() ? 0 : it->second;
+}
+
+// ------------------------------------------------------------------ Scheduler
+
+std::vector<bool> Scheduler::spinning() const {
+  std::vector<bool> s(threads_.size());
+  for (std::size_t i = 0; i < threads_.size(); ++i) s[i] = threads_[i]->spinning;
+  return s;
+}
+
+std::vector<int> Scheduler::runnable() const {
+  std::vector<int> r;
+  for (std::size_t i = 0; i < threads_.size(); ++i)
+    if (threads_[i]->state == State::Runnable) r.push_back(static_cast<int>(i));
+  return r;
+}
+
+Execution Scheduler::run(std::vector<ThreadSpec> specs, Strategy& strategy, const std::function<void()>& at_end) {
+  threads_.clear();
+  exec_ = Execution{};
+  strategy_ = &strategy;
+  // Virtual time starts ahead of the real clock that stamped whatever the
+  // scenario set up before the run (a daemon's first heartbeat): to the
+  // code under test those stamps are old, never from the future.
+  now_ = std::max<std::uint64_t>(o_.start_ns, shm::platform::monotonic_ns() + 10000000000ULL);
+  start_ns_ = now_;
+  teardown_ = ended_ = false;
+  suppress_ = 0;
+  current_ = -1;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    auto t = std::make_unique<Thread>();
+    t->name = specs[i].name;
+    t->mortal = specs[i].mortal;
+    t->body = std::move(specs[i].body);
+    t->api.s_ = this;
+    t->api.id_ = static_cast<int>(i);
+    threads_.push_back(std::move(t));
+  }
+  for (std::size_t i = 0; i < threads_.size(); ++i)
+    threads_[i]->os = std::thread([this, i] { thread_main(static_cast<int>(i)); });
+  strategy.begin(static_cast<int>(threads_.size()));
+  DecisionPoint first;
+  first.runnable = runnable();
+  first.spinning = spinning();
+  const Decision d = strategy.choose(first);
+  exec_.decisions.push_back(d);
+  current_ = d.thread;
+  threads_[current_]->go.release();
+  end_.acquire();
+  if (at_end) at_end();
+  // Teardown: every thread that has not ended runs on alone, with the hooks
+  // passing through and time far in the future, so that it leaves every
+  // loop; one at a time, so they never run concurrently.
+  teardown_ = true;
+  for (auto& t : threads_) {
+    t->go.release();
+    t->os.join();
+  }
+  strategy_ = nullptr;
+  return exec_;
+}
+
+void Scheduler::thread_main(int id) {
+  t_self = id;
+  shm::hooks::set_interposer(this);
+  Thread& t = *threads_[static_cast<std::size_t>(id)];
+  t.go.acquire();
+  if (!teardown_) {
+    t.body(t.api);
+    if (!teardown_ && t.state == State::Runnable) {
+      t.state = State::Finished;
+      const int next = [&] {
+        for (;;) {
+          const auto r = runnable();
+          if (!r.empty()) {
+            DecisionPoint p;
+            p.step = exec_.steps;
+            p.runnable = r;
+            p.spinning = spinning();
+            const Decision d = strategy_->choose(p);
+            exec_.decisions.push_back(d);
+            return static_cast<int>(d.thread);
+          }
+          if (!fire_timeouts(true)) return -1;
+        }
+      }();
+      if (next < 0) {
+        end_run();
+      } else {
+        current_ = next;
+        threads_[static_cast<std::size_t>(next)]->go.release();
+      }
+    }
+  }
+  shm::hooks::set_interposer(nullptr);
+  t_self = -1;
+}
+
+void Scheduler::end_run(const std::string& violation) {
+  if (ended_) return;
+  ended_ = true;
+  if (!violation.empty()) exec_.violations.push_back(violation);
+  bool all_done = true;
+  std::string stuck;
+  for (auto& t : threads_) {
+    all_done &= t->state == State::Finished || t->state == State::Dead;
+    if (t->state == State::Blocked) stuck += (stuck.empty() ? "" : ", ") + t->name;
+  }
+  if (!all_done && violation.empty())
+    exec_.violations.push_back("deadlock: " + stuck + " sleep with no timeout and nothing can wake them");
+  exec_.completed = all_done && exec_.violations.empty();
+  end_.release();
+}
+
+// Sleepers whose deadline the clock has passed (others kept it moving) wake
+// up, timed out; not a lost wake-up: they were not the only ones left.
+void Scheduler::wake_expired() {
+  for (auto& t : threads_)
+    if (t->state == State::Blocked && t->deadline <= now_) {
+      t->state = State::Runnable;
+      t->result = WaitResult::TimedOut;
+    }
+}
+
+bool Scheduler::fire_timeouts(bool quiescent) {
+  std::uint64_t earliest = kFarFuture;
+  for (auto& t : threads_)
+    if (t->state == State::Blocked) earliest = std::min(earliest, t->deadline);
+  if (earliest >= kFarFuture) return false;
+  now_ = std::max(now_, earliest);
+  for (std::size_t i = 0; i < threads_.size(); ++i) {
+    Thread& t = *threads_[i];
+    if (t.state != State::Blocked || t.deadline > now_) continue;
+    t.state = State::Runnable;
+    t.result = WaitResult::TimedOut;
+    if (quiescent && t.wake_condition && exec_.died.empty() && !t.key.empty()) {
+      ++suppress_;
+      const bool ready = t.wake_condition();
+      --suppress_;
+      if (ready)
+        exec_.violations.push_back("[F-WAKE] lost wake-up: " + t.name + " slept through " + t.wake_what +
+                                   "; nothing woke it, only its timeout ended the sleep (t=" +
+                                   std::to_string((now_ - start_ns_) / 1000) + " us, step " +
+                                   std::to_string(exec_.steps) + ")");
+    }
+    if (exec_.schedule_text.size() < 20000)
+      exec_.schedule_text += "  step " + std::to_string(exec_.steps) + ": " + t.name + "'s sleep times out" +
+                             (quiescent ? " (every other thread blocked or done)" : " (early)") + "\n";
+  }
+  return true;
+}
+
+void Scheduler::switch_to(int next) {
+  const int me = current_;
+  if (next == me) return;
+  if (exec_.schedule_text.size() < 20000)
+    exec_.schedule_text += "  step " + std::to_string(exec_.steps) + ": " +
+                           (me >= 0 ? threads_[static_cast<std::size_t>(me)]->name : std::string("-")) + " -> " +
+                           threads_[static_cast<std::size_t>(next)]->name + "\n";
+  current_ = next;
+  threads_[static_cast<std::size_t>(next)]->go.release();
+  threads_[static_cast<std::size_t>(me)]->go.acquire();
+}
+
+void Scheduler::decide(bool named_point) {
+  if (teardown_ || suppress_ > 0 || ended_ || t_self != current_) return;
+  ++exec_.steps;
+  now_ += o_.step_ns;
+  if (exec_.steps > o_.max_steps) {
+    end_run("no progress: the run did not end within " + std::to_string(o_.max_steps) +
+            " scheduling decisions (a livelock, or a ring that stays stuck)");
+    cur().go.acquire();  // parked until teardown
+    return;
+  }
+  wake_expired();
+  for (;;) {
+    DecisionPoint p;
+    p.step = exec_.steps;
+    p.current = current_;
+    p.current_spinning = cur().spinning;
+    p.at_named_point = named_point;
+    p.current_mortal = cur().mortal;
+    for (auto& t : threads_) p.timeout_pending |= t->state == State::Blocked && t->deadline < kFarFuture;
+    p.runnable = runnable();
+    p.spinning = spinning();
+    const Decision d = strategy_->choose(p);
+    exec_.decisions.push_back(d);
+    if (d.kind == Decision::Timeout) {
+      fire_timeouts(false);
+      continue;
+    }
+    if (d.kind == Decision::Kill) {
+      Thread& me = cur();
+      me.state = State::Dead;
+      exec_.died.push_back(current_);
+      if (exec_.schedule_text.size() < 20000)
+        exec_.schedule_text += "  step " + std::to_string(exec_.steps) + ": " + me.name + " dies (kill -9)\n";
+      int next = -1;
+      for (;;) {
+        const auto r = runnable();
+        if (!r.empty()) {
+          DecisionPoint q;
+          q.step = exec_.steps;
+          q.runnable = r;
+          q.spinning = spinning();
+          const Decision n = strategy_->choose(q);
+          exec_.decisions.push_back(n);
+          next = n.thread;
+          break;
+        }
+        if (!fire_timeouts(true)) break;
+      }
+      if (next < 0) {
+        end_run();
+      } else {
+        current_ = next;
+        threads_[static_cast<std::size_t>(next)]->go.release();
+      }
+      me.go.acquire();  // a dead thread runs again only in teardown
+      return;
+    }
+    switch_to(d.thread);
+    return;
+  }
+}
+
+void Scheduler::block_current(std::string key, std::optional<std::uint64_t> deadline) {
+  Thread& me = cur();
+  me.state = State::Blocked;
+  me.key = std::move(key);
+  me.deadline = deadline.value_or(kFarFuture);
+  me.result = WaitResult::Woken;
+  for (;;) {
+    const auto r = runnable();
+    if (!r.empty()) {
+      DecisionPoint p;
+      p.step = exec_.steps;
+      p.runnable = r;
+      p.spinning = spinning();
+      const Decision d = strategy_->choose(p);
+      exec_.decisions.push_back(d);
+      if (d.thread == t_self) {
+        current_ = t_self;
+        return;
+      }
+      const int me_id = t_self;
+      current_ = me_id;  // switch_to hands over from us
+      switch_to(d.thread);
+      return;
+    }
+    if (!fire_timeouts(true)) {
+      std::string who;
+      for (auto& t : threads_)
+        if (t->state == State::Blocked) who += (who.empty() ? "" : ", ") + t->name;
+      end_run("deadlock: every thread that has not finished sleeps with no timeout (" + who + ")");
+      me.go.acquire();
+      return;
+    }
+  }
+}
+
+// ------------------------------------------------------------ Interposer
+
+void Scheduler::on_access(Access kind, const void* address, bool after) noexcept {
+  if (trace_ && !teardown_ && t_self == current_ && suppress_ == 0)
+    std::fprintf(stderr, "[explore] step %llu t%d %s %s %p\n", static_cast<unsigned long long>(exec_.steps + 1), t_self,
+                 after ? "after" : "before", access_name(kind), address);
+  decide(false);
+  // The access runs as soon as this thread runs again: that is when it
+  // happened. A named point (kCrashPoints) marks the state after the last
+  // store, CAS or read-modify-write (write.after-claim: the head CAS).
+  if (!after && !teardown_ && !ended_ && suppress_ == 0 && t_self == current_ && kind != Access::Load &&
+      kind != Access::PlainRead)
+    cur().last_effect_ns = now_;
+}
+
+void Scheduler::on_point(std::string_view name) noexcept {
+  if (teardown_ || suppress_ > 0 || t_self != current_ || ended_) return;
+  if (trace_)
+    std::fprintf(stderr, "[explore] step %llu t%d point %s\n", static_cast<unsigned long long>(exec_.steps + 1), t_self,
+                 std::string(name).c_str());
+  cur().points.insert_or_assign(std::string(name), cur().last_effect_ns ? cur().last_effect_ns : now_);
+  decide(true);
+}
+
+std::uint32_t Scheduler::pid() noexcept { return kFirstPid + static_cast<std::uint32_t>(std::max(0, t_self)); }
+
+bool Scheduler::alive(std::uint32_t pid) noexcept {
+  if (pid >= kFirstPid && pid < kFirstPid + threads_.size())
+    return threads_[pid - kFirstPid]->state != State::Dead;
+  return pid == static_cast<std::uint32_t>(::getpid());
+}
+
+void Scheduler::sleep(std::chrono::nanoseconds d) noexcept {
+  if (teardown_ || ended_ || t_self != current_) return;
+  decide(false);
+  if (teardown_ || ended_) return;
+  block_current("", now_ + static_cast<std::uint64_t>(std::max<std::int64_t>(0, d.count())));
+}
+
+WaitResult Scheduler::futex_wait(std::string_view key, const void* word, std::uint32_t expected,
+                                 std::optional<std::chrono::nanoseconds> timeout) noexcept {
+  if (teardown_ || ended_ || t_self != current_) return WaitResult::TimedOut;
+  decide(false);
+  if (teardown_ || ended_) return WaitResult::TimedOut;
+  // The value check and going to sleep are one step, as in the kernel.
+  if (static_cast<const std::atomic<std::uint32_t>*>(word)->load(std::memory_order_seq_cst) != expected)
+    return WaitResult::ValueChanged;
+  std::optional<std::uint64_t> deadline;
+  if (timeout) deadline = now_ + static_cast<std::uint64_t>(std::max<std::int64_t>(0, timeout->count()));
+  block_current(std::string(key), deadline);
+  if (teardown_) return WaitResult::TimedOut;
+  return cur().result;
+}
+
+int Scheduler::futex_wake(std::string_view key, std::uint32_t count) noexcept {
+  if (teardown_ || ended_ || t_self != current_) return 0;
+  decide(false);
+  if (teardown_ || ended_) return 0;
+  int woken = 0;
+  for (auto& t : threads_) {
+    if (woken >= static_cast<int>(count)) break;
+    if (t->state == State::Blocked && !t->key.empty() && t->key == key) {
+      t->state = State::Runnable;
+      t->result = WaitResult::Woken;
+      ++woken;
+    }
+  }
+  return woken;
+}
+
+}  // namespace memlink::conformance::explore

@@ -1,0 +1,217 @@
+// A cooperative scheduler that runs the real code of ref/ (its test build)
+// one thread at a time and decides, before every access to shared memory,
+// which thread goes next: schedule exploration, as CHESS, loom and shuttle
+// do, on the reference itself.
+//
+//   thread A ──access──▶ [decide] ──▶ A continues, or A parks and B runs
+//                         │
+//                         ├─ PCT (Burckhardt et al. 2010): random thread
+//                         │  priorities, d-1 random priority drops; a bug of
+//                         │  depth d shows with probability >= 1/(n k^(d-1))
+//                         ├─ exhaustive: depth-first over every schedule with
+//                         │  at most `preemptions` preemptions (stateless: each
+//                         │  schedule is a fresh run that replays a prefix)
+//                         └─ replay: a recorded decision string (--reproduce)
+//
+// Every decision is recorded; the decision string identifies the schedule
+// (distinct schedules are counted by it) and replays it exactly, because
+// everything else the code asks the OS is virtual here (testing_hooks.hpp):
+//  - time advances 100 ns per decision and by whole timeouts when every
+//    thread sleeps; a sleeper whose timeout fires while nothing else can run
+//    and whose condition already holds was never woken: a lost wake-up
+//    (SPEC F-WAKE), reported exactly, without timing;
+//  - each thread is a process of its own (a virtual pid); a thread may die at
+//    a decision point (it never runs again and its pid is dead), so that the
+//    survivors' recovery (SPEC K-*) runs against exactly what it left;
+//  - futex waits and wakes are virtual, with the kernel's semantics.
+//
+// Contract: run() from one controlling thread; the bodies call only the
+// ThreadApi of their own thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <semaphore>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "memlink/shm/testing_hooks.hpp"
+
+namespace memlink::conformance::explore {
+
+using shm::hooks::Access;
+using shm::hooks::WaitResult;
+
+// One choice the scheduler made, as it is recorded and replayed.
+struct Decision {
+  enum Kind : std::uint8_t { Run = 0, Kill = 1, Timeout = 2 };
+  Kind kind = Run;
+  std::uint8_t thread = 0;  // Run: who runs next; Kill: who dies (the current thread)
+};
+
+// What a strategy chooses from at one decision point.
+struct DecisionPoint {
+  std::uint64_t step = 0;
+  int current = -1;                 // the thread that reached the point, -1 if it blocked or ended
+  bool current_spinning = false;    // it polls without progress (ThreadApi::spin)
+  bool at_named_point = false;      // a crash point (kCrashPoints) rather than an access
+  bool current_mortal = false;      // the current thread may die here
+  bool timeout_pending = false;     // some sleeper has a finite timeout
+  std::vector<int> runnable;        // ascending, the current thread included if runnable
+  std::vector<bool> spinning;       // by thread: its last step was a spin (it polls, waiting for others)
+};
+
+class Strategy {
+ public:
+  virtual ~Strategy() = default;
+  virtual void begin(int threads) = 0;
+  virtual Decision choose(const DecisionPoint& p) = 0;
+  // After the run: false when this strategy has no further schedule to try.
+  virtual bool next() { return true; }
+};
+
+// PCT with depth d over an estimated k steps, plus deaths and early
+// timeouts: with probability 1/2 one mortal thread dies at the first named
+// point (kCrashPoints, SPEC K-CRASH) it reaches after a random step;
+// some runs fire a sleeper's timeout early at a few random steps.
+std::unique_ptr<Strategy> make_pct(std::uint64_t seed, int depth, std::uint64_t steps_estimate);
+// Depth-first over all schedules with at most `preemptions` preemptions
+// and at most `deaths` deaths, a death only at named points.
+std::unique_ptr<Strategy> make_exhaustive(int preemptions, int deaths);
+// Follows `decisions`, then runs the lowest runnable thread.
+std::unique_ptr<Strategy> make_replay(std::vector<Decision> decisions);
+
+// What happened in one run.
+struct Execution {
+  std::vector<Decision> decisions;
+  std::uint64_t steps = 0;
+  std::vector<std::string> violations;  // found by the scheduler itself: lost wake-ups, deadlocks, livelocks
+  std::vector<int> died;                // threads that died
+  bool completed = false;               // every thread finished or died
+  std::string schedule_text;            // the decisions that switched threads, for a counterexample
+};
+
+std::string encode_decisions(const std::vector<Decision>& d);
+std::optional<std::vector<Decision>> decode_decisions(const std::string& s);
+
+class Scheduler;
+
+// What a thread body may ask of the scheduler about itself.
+class ThreadApi {
+ public:
+  int id() const { return id_; }
+  std::uint32_t pid() const;
+  std::uint64_t now() const;   // virtual ns
+  std::uint64_t step() const;  // decisions so far: a total order of events
+  // Polls without progress: time passes (spin_ns) and others get to run.
+  void spin();
+  // A plain decision point (a hostile peer's step, for instance).
+  void yield();
+  // While set, a sleep of this thread that ends by its timeout while nothing
+  // else could run, with `condition` true, is a lost wake-up naming `what`.
+  void expect_wake(std::function<bool()> condition, std::string what);
+  void clear_wake();
+  // When the state named by this thread's last visit to a named point arose
+  // (the time its last store, CAS or read-modify-write before the point
+  // ran), or 0 if it never reached the point.
+  std::uint64_t point_time(const std::string& point) const;
+  bool is_dead(int thread) const;
+  bool finished(int thread) const;
+  bool tearing_down() const;
+
+ private:
+  friend class Scheduler;
+  Scheduler* s_ = nullptr;
+  int id_ = 0;
+};
+
+struct ThreadSpec {
+  std::string name;
+  bool mortal = false;  // may die (producers); the consumer and hostile peers do not
+  std::function<void(ThreadApi&)> body;
+};
+
+struct SchedulerOptions {
+  std::uint64_t max_steps = 200000;      // more: a livelock
+  std::uint64_t step_ns = 100;
+  std::uint64_t spin_ns = 200'000;       // what one spin() costs in virtual time
+  std::uint64_t start_ns = 1'000'000'000'000ULL;
+};
+
+class Scheduler final : public shm::hooks::Interposer {
+ public:
+  // MEMLINK_EXPLORE_TRACE=1 prints every access and point of every run to stderr.
+  explicit Scheduler(SchedulerOptions o = {}) : o_(o), trace_(std::getenv("MEMLINK_EXPLORE_TRACE") != nullptr) {}
+  // Runs the threads to the end; `at_end` runs on the calling thread when
+  // the run ends, before the teardown (a snapshot of the final state).
+  Execution run(std::vector<ThreadSpec> threads, Strategy& strategy, const std::function<void()>& at_end = {});
+
+  // shm::hooks::Interposer
+  void on_access(Access kind, const void* address, bool after) noexcept override;
+  void on_point(std::string_view name) noexcept override;
+  std::uint64_t now_ns() noexcept override { return teardown_ ? kFarFuture : now_; }
+  std::uint32_t pid() noexcept override;
+  bool alive(std::uint32_t pid) noexcept override;
+  void sleep(std::chrono::nanoseconds d) noexcept override;
+  WaitResult futex_wait(std::string_view key, const void* word, std::uint32_t expected,
+                        std::optional<std::chrono::nanoseconds> timeout) noexcept override;
+  int futex_wake(std::string_view key, std::uint32_t count) noexcept override;
+
+  static constexpr std::uint32_t kFirstPid = 70001;
+
+ private:
+  friend class ThreadApi;
+  enum class State : std::uint8_t { Runnable, Blocked, Finished, Dead };
+  struct Thread {
+    std::string name;
+    bool mortal = false;
+    std::function<void(ThreadApi&)> body;
+    ThreadApi api;
+    std::binary_semaphore go{0};
+    State state = State::Runnable;
+    bool spinning = false;
+    // Blocked: in a futex wait on `key` (empty: a plain sleep) until `deadline`.
+    std::string key;
+    std::uint64_t deadline = 0;
+    WaitResult result = WaitResult::Woken;
+    std::function<bool()> wake_condition;
+    std::string wake_what;
+    std::map<std::string, std::uint64_t, std::less<>> points;  // named point -> when its state arose
+    std::uint64_t last_effect_ns = 0;  // when this thread's last store, CAS or RMW ran
+    std::thread os;
+  };
+  static constexpr std::uint64_t kFarFuture = 1ULL << 62;
+
+  void decide(bool named_point);                 // a decision by the running thread
+  void block_current(std::string key, std::optional<std::uint64_t> deadline);
+  void switch_to(int next);                      // hand the baton over; returns when we run again
+  bool fire_timeouts(bool quiescent);            // wakes the earliest sleepers
+  void wake_expired();                           // wakes sleepers whose deadline has passed
+  void end_run(const std::string& violation = {});
+  void thread_main(int id);
+  std::vector<int> runnable() const;
+  std::vector<bool> spinning() const;
+  Thread& cur() { return *threads_[static_cast<std::size_t>(current_)]; }
+
+  SchedulerOptions o_;
+  bool trace_ = false;
+  std::vector<std::unique_ptr<Thread>> threads_;
+  Strategy* strategy_ = nullptr;
+  Execution exec_;
+  int current_ = -1;
+  std::uint64_t now_ = 0;
+  std::uint64_t start_ns_ = 0;
+  int suppress_ = 0;          // > 0: hooks pass through (the scheduler's own probes)
+  bool teardown_ = false;
+  bool ended_ = false;
+  std::binary_semaphore end_{0};
+};
+
+}  // namespace memlink::conformance::explore
