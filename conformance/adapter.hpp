@@ -56,9 +56,9 @@ class Adapter {
   // slots in direction d now belong to a process that does not exist, and
   // the consumer of d runs its tail recovery.
   virtual shm::Status recover(Direction d) = 0;
-  // A hostile peer flips a byte of the oldest (Ready) message's payload, or
-  // of its checksum if the payload is empty.
-  virtual shm::Status corrupt_oldest(Direction d, Priority p) = 0;
+  // A hostile peer changes one field (or a payload byte) of the oldest,
+  // Ready, message of a ring, as model::Corruption says.
+  virtual shm::Status corrupt_oldest(Direction d, Priority p, model::Corruption c) = 0;
 
   // Everything SPEC.md makes observable, read from the segment.
   virtual model::View observe() = 0;

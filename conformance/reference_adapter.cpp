@@ -200,13 +200,29 @@ shm::Status ReferenceAdapter::recover(Direction d) {
   return {};
 }
 
-shm::Status ReferenceAdapter::corrupt_oldest(Direction d, Priority p) {
+shm::Status ReferenceAdapter::corrupt_oldest(Direction d, Priority p, model::Corruption c) {
+  using C = model::Corruption;
   shm::RingBuffer& r = ring(d, p);
   shm::SlotHeader& slot = r.slot_header(static_cast<std::uint32_t>(r.tail() % r.capacity()));
-  if (slot.length > 0) {
-    reinterpret_cast<std::byte*>(&slot)[shm::SLOT_HEADER_SIZE + slot.length / 2] ^= std::byte{0xA5};
-  } else {
-    slot.checksum = slot.checksum ^ 1u;
+  const std::uint32_t slot_size = r.slot_size();
+  const auto padding_end = static_cast<std::uint32_t>(shm::slot_stride_for(slot_size) - shm::SLOT_HEADER_SIZE);
+  switch (c) {
+    case C::Payload:
+      if (slot.length > 0) {
+        reinterpret_cast<std::byte*>(&slot)[shm::SLOT_HEADER_SIZE + slot.length / 2] ^= std::byte{0xA5};
+      } else {
+        slot.checksum = slot.checksum ^ 1u;
+      }
+      break;
+    case C::ChecksumLowBit: slot.checksum = slot.checksum ^ (1u << 3); break;
+    case C::ChecksumHighBit: slot.checksum = slot.checksum ^ (1u << 27); break;
+    case C::LengthPastSlot: slot.length = slot_size + 1; break;
+    case C::LengthInPadding: slot.length = padding_end > slot_size ? padding_end : slot_size + 1; break;
+    case C::LengthShorter: slot.length = slot.length - 1; break;
+    case C::Priority: slot.priority = static_cast<std::uint8_t>((slot.priority + 1) % 3); break;
+    case C::Position: slot.position = slot.position + 1; break;
+    case C::State: slot.state.store(0xEE); break;
+    case C::Sequence: slot.sequence = slot.sequence + 1000; break;
   }
   return {};
 }

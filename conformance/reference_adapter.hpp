@@ -29,7 +29,7 @@ class ReferenceAdapter : public Adapter {
   shm::Result<std::uint64_t> stop_writer(Direction d, Priority p, model::WriterStop where,
                                          std::span<const std::byte> data) override;
   shm::Result<model::Message> stop_reader(Direction d, model::ReaderStop where) override;
-  shm::Status corrupt_oldest(Direction d, Priority p) override;
+  shm::Status corrupt_oldest(Direction d, Priority p, model::Corruption c) override;
   shm::Status recover(Direction d) override;
   void kill_stopped(Direction d);
   model::View observe() override;

@@ -248,17 +248,23 @@ struct Recover : Cmd {
   void show(std::ostream& os) const override { os << "stopped processes die, " << dir_name(d) << " consumer recovers"; }
 };
 
+// A hostile peer changes one field a peer can write (V-SLOT): payload,
+// checksum (low and high half), length (past the slot, inside its padding,
+// shorter), priority, position, state, sequence.
 struct CorruptOldest : Cmd {
   Direction d = gen_direction();
   Priority p = gen_priority();
-  void checkPreconditions(const Model& m) const override { RC_PRE(m.oldest_is_corruptible(d, p)); }
-  void apply(Model& m) const override { m.corrupt_oldest(d, p); }
+  model::Corruption what = static_cast<model::Corruption>(*rc::gen::inRange(0, model::kCorruptionCount));
+  void checkPreconditions(const Model& m) const override { RC_PRE(m.oldest_is_corruptible(d, p, what)); }
+  void apply(Model& m) const override { m.corrupt_oldest(d, p, what); }
   void run(const Model& m, Adapter& a) const override {
-    step("peer corrupts the oldest message", m, a, [&](Model& x) { return x.corrupt_oldest(d, p); },
-         [&] { return got_from(a.corrupt_oldest(d, p)); });
+    record_clause("V-SLOT");
+    step("peer corrupts the oldest message", m, a, [&](Model& x) { return x.corrupt_oldest(d, p, what); },
+         [&] { return got_from(a.corrupt_oldest(d, p, what)); });
   }
   void show(std::ostream& os) const override {
-    os << "hostile peer corrupts the oldest " << dir_name(d) << " " << prio_name(p) << " message";
+    os << "hostile peer changes " << model::to_string(what) << " of the oldest " << dir_name(d) << " " << prio_name(p)
+       << " message";
   }
 };
 

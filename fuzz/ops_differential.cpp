@@ -83,9 +83,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       }
       case 4:
-        if (m->oldest_is_corruptible(d, p)) {
-          m->corrupt_oldest(d, p);
-          (void)a->corrupt_oldest(d, p);
+        if (const auto c = static_cast<model::Corruption>((op >> 3) % model::kCorruptionCount);
+            m->oldest_is_corruptible(d, p, c)) {
+          m->corrupt_oldest(d, p, c);
+          (void)a->corrupt_oldest(d, p, c);
         }
         break;
       case 5: {

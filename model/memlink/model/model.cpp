@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <ostream>
 
+#include "memlink/shm/checksum.hpp"
+
 namespace memlink::model {
 namespace {
 
@@ -67,7 +69,7 @@ Outcome Model::write(Direction d, Priority p, std::span<const std::byte> payload
   if (auto refused = refuse_write(d, p, payload.size())) return *refused;
   Ring& r = ring(d, p);
   const std::uint64_t seq = next_sequence_[std::size_t(d)]++;  // T-SEQ
-  r.entries.push_back(Entry{r.head, SlotState::Ready, Message{p, seq, {payload.begin(), payload.end()}}, false});
+  r.entries.push_back(Entry{r.head, SlotState::Ready, Message{p, seq, {payload.begin(), payload.end()}}, false, false, false, std::nullopt});
   ++r.head;                                 // R-CLAIM
   if (has_writer(d)) ++client_head_;        // T-COUNTERS
   Outcome o = ok("S-PUBLISH");              // acknowledged once Ready
@@ -164,6 +166,7 @@ Outcome Model::peek(Direction d) const {
   if (!p) return fail(ErrorCode::Empty, "R-PEEK");
   const Entry& oldest = ring(d, *p).entries.front();
   if (oldest.state != SlotState::Ready) return fail(ErrorCode::InvalidState, "R-HELD");
+  if (oldest.peek_fails) return fail(ErrorCode::CorruptSegment, "V-SLOT");
   Outcome o = ok("R-PEEK");
   o.message = Message{oldest.message.priority, oldest.message.sequence, {}};
   o.length = static_cast<std::uint32_t>(oldest.message.payload.size());
@@ -205,7 +208,7 @@ Outcome Model::stop_writer(Direction d, Priority p, WriterStop, std::span<const 
   if (auto refused = refuse_write(d, p, payload.size())) return *refused;
   Ring& r = ring(d, p);
   const std::uint64_t seq = next_sequence_[std::size_t(d)]++;
-  r.entries.push_back(Entry{r.head, SlotState::Writing, Message{p, seq, {payload.begin(), payload.end()}}, false});
+  r.entries.push_back(Entry{r.head, SlotState::Writing, Message{p, seq, {payload.begin(), payload.end()}}, false, false, false, std::nullopt});
   ++r.head;
   Outcome o = ok("S-TRANSITIONS");
   o.sequence = seq;
@@ -226,13 +229,56 @@ Outcome Model::stop_reader(Direction d, ReaderStop where) {
   return o;
 }
 
-bool Model::oldest_is_corruptible(Direction d, Priority p) const {
-  return oldest_is_ready(d, p) && !ring(d, p).entries.front().corrupt;
+const char* to_string(Corruption c) {
+  switch (c) {
+    case Corruption::Payload: return "a payload byte";
+    case Corruption::ChecksumLowBit: return "checksum bit 3";
+    case Corruption::ChecksumHighBit: return "checksum bit 27";
+    case Corruption::LengthPastSlot: return "length = slot_size + 1";
+    case Corruption::LengthInPadding: return "length = the end of the slot's padding";
+    case Corruption::LengthShorter: return "length - 1";
+    case Corruption::Priority: return "the priority byte";
+    case Corruption::Position: return "position + 1";
+    case Corruption::State: return "the state byte (0xEE)";
+    case Corruption::Sequence: return "sequence + 1000";
+  }
+  return "?";
 }
 
-Outcome Model::corrupt_oldest(Direction d, Priority p) {
-  if (!oldest_is_corruptible(d, p)) return fail(ErrorCode::InvalidState, "V-SLOT");
-  ring(d, p).entries.front().corrupt = true;
+bool Model::oldest_is_corruptible(Direction d, Priority p, Corruption c) const {
+  if (!oldest_is_ready(d, p) || ring(d, p).entries.front().tampered) return false;
+  return c != Corruption::LengthShorter || !ring(d, p).entries.front().message.payload.empty();
+}
+
+Outcome Model::corrupt_oldest(Direction d, Priority p, Corruption c) {
+  if (!oldest_is_corruptible(d, p, c)) return fail(ErrorCode::InvalidState, "V-SLOT");
+  Entry& e = ring(d, p).entries.front();
+  e.tampered = true;
+  switch (c) {
+    case Corruption::Payload:
+    case Corruption::ChecksumLowBit:
+    case Corruption::ChecksumHighBit:
+      e.corrupt = true;
+      break;
+    case Corruption::LengthShorter: {
+      // The consumer checks CRC32C over the shorter payload against the
+      // stored checksum of the whole one: the model computes both.
+      auto& pl = e.message.payload;
+      const std::uint32_t stored = shm::crc32c(pl.data(), pl.size());
+      pl.pop_back();
+      e.corrupt = shm::crc32c(pl.data(), pl.size()) != stored;
+      break;
+    }
+    case Corruption::State:
+      e.raw_state = 0xEE;
+      e.corrupt = e.peek_fails = true;
+      break;
+    case Corruption::Sequence:
+      e.message.sequence += 1000;
+      break;
+    default:  // lengths past the slot, priority, position
+      e.corrupt = e.peek_fails = true;
+  }
   return ok("V-SLOT");
 }
 
@@ -260,7 +306,8 @@ View Model::view() const {
       rv.corrupt_skipped = r.corrupt_skipped;
       rv.reclaimed = r.reclaimed;
       rv.slots.assign(r.capacity, SlotState::Empty);
-      for (const Entry& e : r.entries) rv.slots[e.position % r.capacity] = e.state;
+      for (const Entry& e : r.entries)
+        rv.slots[e.position % r.capacity] = e.raw_state ? static_cast<SlotState>(*e.raw_state) : e.state;
     }
     v.next_sequence[d] = next_sequence_[d];
   }

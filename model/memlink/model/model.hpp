@@ -61,6 +61,26 @@ struct Outcome {
   bool ok() const { return !error.has_value(); }
 };
 
+// What a hostile peer changes in the oldest Ready slot of a ring (SPEC
+// V-SLOT, V-ONCE): every field a peer can write, each with the outcome the
+// spec requires.
+enum class Corruption : std::uint8_t {
+  Payload,          // a payload byte (the checksum, for an empty payload): dropped
+  ChecksumLowBit,   // checksum bit 3: dropped
+  ChecksumHighBit,  // checksum bit 27: dropped
+  LengthPastSlot,   // length = slot_size + 1: dropped; peek fails
+  LengthInPadding,  // length = the end of the slot's padding (stride - 64; slot_size + 1
+                    // when slot_size is a multiple of 64): dropped; peek fails
+  LengthShorter,    // length - 1: the checksum no longer matches (dropped), unless CRC32C
+                    // of the shorter payload happens to equal it (then delivered, shorter)
+  Priority,         // another ring's priority: dropped; peek fails
+  Position,         // position + 1: dropped; peek fails
+  State,            // a state byte that is no state (0xEE): dropped; peek fails
+  Sequence,         // sequence + 1000: not validated, delivered with it
+};
+inline constexpr int kCorruptionCount = 10;
+const char* to_string(Corruption c);
+
 enum class WriterStop : std::uint8_t { AfterClaim, AfterFill };   // leaves Writing
 enum class ReaderStop : std::uint8_t { AfterTake, AfterComplete };  // leaves Reading / Done
 
@@ -115,9 +135,9 @@ class Model {
   };
   // What the last recovery (explicit, or inside a read) did.
   const RecoveryCounts& last_recovery() const { return last_recovery_; }
-  // A hostile peer corrupts the payload (or checksum) of the oldest message
-  // of a ring; only meaningful when that message is Ready.
-  Outcome corrupt_oldest(Direction d, Priority p);
+  // A hostile peer corrupts the oldest message of a ring; only meaningful
+  // when that message is Ready (oldest_is_corruptible).
+  Outcome corrupt_oldest(Direction d, Priority p, Corruption c = Corruption::Payload);
 
   View view() const;
   std::uint32_t capacity(Priority p) const { return ring(Direction::ClientToDaemon, p).capacity; }
@@ -129,7 +149,7 @@ class Model {
   bool oldest_is_ready(Direction d, Priority p) const;
   // True if the oldest message is Ready and not corrupted yet (corrupting it
   // twice could restore it).
-  bool oldest_is_corruptible(Direction d, Priority p) const;
+  bool oldest_is_corruptible(Direction d, Priority p, Corruption c = Corruption::Payload) const;
   // The message occupying slot `index` of a ring (nullopt if the slot is Empty).
   std::optional<Message> message_in_slot(Direction d, Priority p, std::uint32_t index) const;
   std::size_t pending(Direction d, Priority p) const { return ring(d, p).entries.size(); }
@@ -139,7 +159,10 @@ class Model {
     std::uint64_t position = 0;
     SlotState state = SlotState::Empty;
     Message message;
-    bool corrupt = false;  // payload no longer matches its checksum
+    bool corrupt = false;     // a read drops it (V-SLOT)
+    bool peek_fails = false;  // a header field is invalid: peek reports CorruptSegment
+    bool tampered = false;    // a peer changed it already (once is enough)
+    std::optional<std::uint8_t> raw_state;  // the garbage a peer wrote into its state byte
     bool holder_dead = false;  // K-STALE: its writer or reader has died
   };
   struct Ring {
