@@ -145,8 +145,9 @@ std::string format_history(const std::vector<HistoryOp>& history) {
                     std::string(shm::to_string(op->priority)).c_str(), static_cast<unsigned long long>(op->id),
                     op->ok ? "ok" : "Full");
     else if (op->ok)
-      std::snprintf(line, sizeof line, "  [%9.1f .. %9.1f us] p%d read           -> %s #%llu\n", a, b, op->process,
-                    std::string(shm::to_string(op->priority)).c_str(), static_cast<unsigned long long>(op->id));
+      std::snprintf(line, sizeof line, "  [%9.1f .. %9.1f us] p%d read           -> %s #%llu seq %llu\n", a, b, op->process,
+                    std::string(shm::to_string(op->priority)).c_str(), static_cast<unsigned long long>(op->id),
+                    static_cast<unsigned long long>(op->sequence));
     else
       std::snprintf(line, sizeof line, "  [%9.1f .. %9.1f us] p%d read           -> Empty\n", a, b, op->process);
     out += line;

@@ -35,6 +35,7 @@ struct HistoryOp {
   // while it holds the oldest position of its ring, reads find that ring
   // empty (R-VISIBLE), and it takes capacity (R-CAPACITY).
   bool ghost = false;
+  std::uint64_t sequence = 0;  // read: the delivered message's sequence number (T-SEQ)
 };
 
 struct LinearizabilityResult {

@@ -266,7 +266,8 @@ Status Endpoint::wait_until(Pred ready, FutexWord& fw, const Futex& fx,
       return timed_out();
     }
     // Sleep in slices so that a peer that died without waking us is noticed.
-    const nanoseconds slice = std::min(nanoseconds(deadline - now), kSleepSlice);
+    const nanoseconds slice =
+        std::min(nanoseconds(deadline - now), options_.sleep_slice.count() > 0 ? options_.sleep_slice : kSleepSlice);
     Status s = fx.wait(seen, slice);
     fw.waiters.fetch_sub(1, std::memory_order_relaxed);
     on_wait_slice();

@@ -48,6 +48,11 @@ std::optional<WaitStrategy> wait_strategy_from_string(std::string_view s) noexce
 struct EndpointOptions {
   WaitStrategy wait_strategy = WaitStrategy::Adaptive;
   std::chrono::nanoseconds spin_budget = std::chrono::microseconds(50);
+  // SPEC T-WAIT: a sleep on a futex lasts at most this long before the
+  // sleeper looks again (at the peer's liveness, at its tail's recovery).
+  // A lost wake-up costs a slice; the wake-up check lengthens it so that one
+  // cannot pass for latency.
+  std::chrono::nanoseconds sleep_slice = std::chrono::milliseconds(100);
   // Client: the daemon counts as unresponsive when its heartbeat is older
   // than this (SPEC K-HEARTBEAT). 0: ten heartbeat intervals.
   std::chrono::nanoseconds daemon_timeout{0};
