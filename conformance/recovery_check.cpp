@@ -1,57 +1,25 @@
 // Crash recovery across processes (reference library, SPEC K-*): a daemon
 // killed while holding a message, a daemon stopped past its heartbeat
 // timeout and replaced, a writer that died between claiming a position and
-// entering Writing, and the cleanup of what a dead daemon left.
-// (Crash points and the chaos runner cover K-IDEMPOTENT and K-CRASH: they
-// need the testing build of the library, see chaos/.)
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
+// entering Writing, and the cleanup of what a dead daemon left; then
+// (point_walk.cpp) every crash point and every pause point of the test
+// build, and a busy daemon that must not be taken for a dead one.
 #include <atomic>
-#include <thread>
 
-#include "memlink/shm/transport.hpp"
-#include "suite.hpp"
+#include "recovery_support.hpp"
 
 namespace memlink::conformance {
+namespace recovery {
+
+std::string fresh_path(const char* tag) {
+  static std::atomic<int> n{0};
+  const std::string p = "/dev/shm/memlink-recovery-" + std::string(tag) + "-" + std::to_string(::getpid()) + "-" +
+                        std::to_string(n++);
+  (void)shm::RecoveryManager(p).cleanup_orphaned_shm();
+  return p;
+}
+
 namespace {
-
-using namespace std::chrono_literals;
-constexpr std::size_t kSize = 64 * 1024;
-
-struct Scenario {
-  const Params& params;
-  std::optional<Failure> failure;
-  bool check(bool ok, const std::string& clause, const std::string& what) {
-    record_clause(clause);
-    if (!ok && !failure)
-      failure = Failure{clause, "[" + clause + "] " + what, {},
-                        "scripts/conformance --only recovery --seed " + std::to_string(params.seed)};
-    return ok;
-  }
-};
-
-shm::DaemonOptions options() {
-  shm::DaemonOptions o;
-  o.slot_size = 64;
-  o.remove_on_shutdown = false;
-  o.heartbeat_interval = 20ms;
-  o.heartbeat_timeout = 200ms;
-  o.endpoint.wait_strategy = shm::WaitStrategy::Block;
-  o.endpoint.recovery.stale_after = 0ms;
-  o.endpoint.recovery.claim_timeout = 50ms;
-  return o;
-}
-
-shm::EndpointOptions client_options() {
-  shm::EndpointOptions o;
-  o.wait_strategy = shm::WaitStrategy::Block;
-  o.daemon_timeout = 200ms;
-  return o;
-}
-
-std::string text(const std::vector<std::byte>& b, std::size_t n) { return {reinterpret_cast<const char*>(b.data()), n}; }
 
 // A daemon process. hold: take the first message and never finish it.
 // Otherwise serve two-step; on being fenced write 'F' and exit 3. Writes
@@ -77,61 +45,11 @@ std::string text(const std::vector<std::byte>& b, std::size_t n) { return {reint
   }
 }
 
-struct Proc {
-  pid_t pid = -1;
-  int fd = -1;
-};
-
 Proc spawn_daemon(const std::string& path, bool hold) {
-  int fds[2];
-  if (::pipe(fds) != 0) return {};
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(fds[0]);
-    daemon_process(path, fds[1], hold);
-  }
-  ::close(fds[1]);
-  return Proc{pid, fds[0]};
+  return spawn([&](int fd) -> int { daemon_process(path, fd, hold); });
 }
 
-char next_byte(const Proc& p) {
-  char c = 0;
-  return ::read(p.fd, &c, 1) == 1 ? c : '\0';
-}
-
-std::string rest(Proc& p) {
-  std::string s;
-  char c;
-  while (::read(p.fd, &c, 1) == 1) s += c;
-  ::close(p.fd);
-  return s;
-}
-
-// Reads until `want` messages came or `patience` passed. A deadline, not a
-// count of tries: a read can fail fast many times in a row (InvalidState
-// while a fenced predecessor still holds the tail, K-FENCE) and a loaded
-// machine may take long to let that predecessor run.
-std::vector<std::string> drain(shm::Endpoint& ep, std::size_t want, std::chrono::milliseconds patience = 20s) {
-  std::vector<std::string> got;
-  std::vector<std::byte> buf(64);
-  const auto give_up = std::chrono::steady_clock::now() + patience;
-  while (got.size() < want && std::chrono::steady_clock::now() < give_up) {
-    if (auto m = ep.read(buf)) {
-      got.push_back(text(buf, m->length));
-      continue;
-    }
-    (void)ep.wait(10ms);
-  }
-  return got;
-}
-
-std::string path_for(const char* tag) {
-  static std::atomic<int> n{0};
-  const std::string p = "/dev/shm/memlink-recovery-" + std::string(tag) + "-" + std::to_string(::getpid()) + "-" +
-                        std::to_string(n++);
-  (void)shm::RecoveryManager(p).cleanup_orphaned_shm();
-  return p;
-}
+std::string path_for(const char* tag) { return fresh_path(tag); }
 
 // A daemon killed while it holds a message (Reading): lock, PID file,
 // client-side detection, takeover keeping every message, redelivery.
@@ -232,11 +150,13 @@ void dead_claimant(Scenario& s) {
 }
 
 }  // namespace
+}  // namespace recovery
 
 CheckResult run_recovery(const Params& params) {
+  using namespace recovery;
   CheckResult result;
   result.name = "recovery";
-  Scenario s{params, std::nullopt};
+  Scenario s{params, std::nullopt, {}};
   const int rounds = params.depth == Depth::Quick ? 1 : params.depth == Depth::Default ? 2 : 10;
   for (int i = 0; i < rounds && !s.failure; ++i) {
     killed_daemon(s);
@@ -244,8 +164,11 @@ CheckResult run_recovery(const Params& params) {
     if (!s.failure) dead_claimant(s);
     ++result.cases;
   }
+  if (!s.failure) busy_daemon(s);
+  if (!s.failure) walk_points(s, params.depth);
   result.failure = s.failure;
-  result.notes = std::to_string(result.cases) + " rounds of kill, stop and dead-claimant scenarios";
+  result.notes = std::to_string(rounds) + " rounds of kill, stop and dead-claimant scenarios, a busy daemon, and " +
+                 "every crash and pause point of the test build";
   return result;
 }
 

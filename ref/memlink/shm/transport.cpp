@@ -299,8 +299,10 @@ class Daemon::HeartbeatThread {
   void run() {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
-      if (ctl_->epoch.load(std::memory_order_seq_cst) != epoch_) return;  // fenced: stop stamping
+      // The point comes before the epoch check, so that a thread held there
+      // checks again when it resumes (a held and replaced daemon stamps nothing).
       MEMLINK_CRASH_POINT("heartbeat.before-stamp");
+      if (ctl_->epoch.load(std::memory_order_seq_cst) != epoch_) return;  // fenced: stop stamping
       ctl_->heartbeat_ns.store(platform::monotonic_ns(), std::memory_order_release);
       cv_.wait_for(lock, interval_, [this] { return stop_; });
     }
