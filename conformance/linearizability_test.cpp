@@ -52,6 +52,34 @@ TEST(Linearizability, ReadOfAMessageNeverWrittenIsRejected) {
   EXPECT_FALSE(check_linearizable({w(P::High, 1, 0, 1), r(P::High, 99, 2, 3)}, kCap).linearizable);
 }
 
+HistoryOp ghost(P p, std::uint64_t id, std::uint64_t a, std::uint64_t b = ~0ULL) {
+  HistoryOp op = w(p, id, a, b);
+  op.ghost = true;
+  return op;
+}
+
+TEST(Linearizability, AGhostAtTheFrontMakesItsRingLookEmpty) {
+  // A writer died holding the oldest position (R-VISIBLE): the ring reads
+  // Empty although a later write completed, until recovery reclaims it.
+  EXPECT_TRUE(check_linearizable({ghost(P::High, 1, 0), w(P::High, 2, 1, 2), empty(3, 4), r(P::High, 2, 5, 6)}, kCap)
+                  .linearizable);
+}
+
+TEST(Linearizability, AGhostNeverExplainsAnEmptyReadBeforeItsInvocation) {
+  EXPECT_FALSE(check_linearizable({w(P::High, 2, 0, 1), empty(2, 3), ghost(P::High, 1, 4), r(P::High, 2, 5, 6)}, kCap)
+                   .linearizable);
+}
+
+TEST(Linearizability, AGhostTakesCapacity) {
+  // Capacity 2: a ghost and one message make a Full write linearizable.
+  EXPECT_TRUE(check_linearizable({ghost(P::Low, 1, 0), w(P::Low, 2, 1, 2), w(P::Low, 3, 3, 4, false)}, kCap).linearizable);
+  EXPECT_FALSE(check_linearizable({w(P::Low, 2, 1, 2), w(P::Low, 3, 3, 4, false)}, kCap).linearizable);
+}
+
+TEST(Linearizability, AGhostIsNeverDelivered) {
+  EXPECT_FALSE(check_linearizable({ghost(P::High, 1, 0), r(P::High, 1, 5, 6)}, kCap).linearizable);
+}
+
 TEST(Linearizability, FormatShowsEveryOperation) {
   const std::string text = format_history({w(P::High, 1, 1000, 2000), empty(3000, 4000)});
   EXPECT_NE(text.find("write high"), std::string::npos);

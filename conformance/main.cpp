@@ -7,6 +7,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <algorithm>
+#include <mutex>
 #include <set>
 
 #include "adapter.hpp"
@@ -18,6 +19,15 @@ void set_clause_sink(std::map<std::string, std::uint64_t>* sink);
 const char* depth_name(Depth d);
 
 namespace {
+
+// The summary line of every sanitizer report (ThreadSanitizer, ASan,
+// UBSan) in this process: the sanitizer runtime calls the hook below.
+std::mutex g_reports_mu;
+std::vector<std::string> g_reports;
+std::vector<std::string> sanitizer_reports() {
+  std::lock_guard<std::mutex> lock(g_reports_mu);
+  return g_reports;
+}
 
 struct ClauseStatus {
   std::string id, title, status;
@@ -116,6 +126,11 @@ void write_json(const std::string& path, const Params& p, const std::vector<Clau
 }  // namespace
 }  // namespace memlink::conformance
 
+extern "C" void __sanitizer_report_error_summary(const char* summary) {
+  std::lock_guard<std::mutex> lock(memlink::conformance::g_reports_mu);
+  memlink::conformance::g_reports.emplace_back(summary);
+}
+
 int main(int argc, char** argv) {
   using namespace memlink::conformance;
   CLI::App app{"memlink-conformance: checks a transport against SPEC.md, clause by clause, with a model\n"
@@ -185,8 +200,20 @@ int main(int argc, char** argv) {
     std::map<std::string, std::uint64_t> clauses;
     set_clause_sink(&clauses);
     const auto t0 = std::chrono::steady_clock::now();
+    const std::size_t reports_before = sanitizer_reports().size();
     CheckResult r = def.run(params);
     set_clause_sink(nullptr);
+    // A sanitizer report during the check fails it (scripts/conformance --tsan).
+    if (const auto reports = sanitizer_reports(); reports.size() > reports_before && !r.failure) {
+      Failure f;
+      f.clause = "S-PUBLISH";
+      f.description = "[S-PUBLISH] a sanitizer reported " + std::to_string(reports.size() - reports_before) +
+                      " problem(s) while the check ran; the first: " + reports[reports_before] +
+                      " (a data race on shared memory means a release/acquire pair is missing; the full report is on stderr)";
+      f.counterexample.assign(reports.begin() + static_cast<std::ptrdiff_t>(reports_before), reports.end());
+      f.replay = "scripts/conformance --tsan --only " + std::string(def.name) + " --seed " + std::to_string(params.seed);
+      r.failure = std::move(f);
+    }
     r.name = def.name;
     r.scope = def.scope;
     r.clauses = std::move(clauses);

@@ -1,0 +1,207 @@
+// The exploration scheduler on toy programs whose bugs are known: it must
+// find them (exhaustively and by PCT), replay them exactly, see a lost
+// wake-up as one, and stay deterministic.
+#include "scheduler.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+
+#include "memlink/shm/crash_point.hpp"
+#include "memlink/shm/futex.hpp"
+#include "memlink/shm/platform.hpp"
+#include "memlink/shm/recovery.hpp"
+#include "memlink/shm/shared_atomic.hpp"
+
+namespace memlink::conformance::explore {
+namespace {
+
+// Two threads increment a shared counter with a load and a store: one
+// preemption between them loses an update.
+struct LostUpdate {
+  shm::SharedAtomic<std::uint32_t> counter;
+  LostUpdate() { counter.raw().store(0); }
+  std::vector<ThreadSpec> threads() {
+    auto inc = [this](ThreadApi&) {
+      const std::uint32_t v = counter.load(std::memory_order_relaxed);
+      counter.store(v + 1, std::memory_order_relaxed);
+    };
+    return {{"a", false, inc}, {"b", false, inc}};
+  }
+};
+
+TEST(Scheduler, ExhaustiveSearchFindsTheLostUpdateAndCountsItsSchedules) {
+  auto dfs = make_exhaustive(/*preemptions=*/1, /*deaths=*/0);
+  int runs = 0, lost = 0;
+  std::set<std::string> distinct;
+  do {
+    LostUpdate p;
+    Scheduler s;
+    const Execution e = s.run(p.threads(), *dfs);
+    ++runs;
+    distinct.insert(encode_decisions(e.decisions));
+    EXPECT_TRUE(e.completed);
+    lost += p.counter.raw().load() == 1;
+  } while (dfs->next() && runs < 1000);
+  EXPECT_GT(lost, 0) << "no schedule with one preemption lost the update";
+  EXPECT_LT(lost, runs) << "every schedule lost it";
+  EXPECT_EQ(static_cast<int>(distinct.size()), runs) << "the search repeated a schedule";
+}
+
+TEST(Scheduler, WithoutPreemptionsTheUpdateIsNeverLost) {
+  auto dfs = make_exhaustive(0, 0);
+  int runs = 0;
+  do {
+    LostUpdate p;
+    Scheduler s;
+    (void)s.run(p.threads(), *dfs);
+    EXPECT_EQ(p.counter.raw().load(), 2u);
+    ++runs;
+  } while (dfs->next() && runs < 100);
+  EXPECT_GE(runs, 2);  // either thread may go first
+}
+
+TEST(Scheduler, PctFindsTheLostUpdateAndTheDecisionsReplayIt) {
+  std::optional<std::vector<Decision>> failing;
+  for (std::uint64_t seed = 0; seed < 200 && !failing; ++seed) {
+    LostUpdate p;
+    Scheduler s;
+    auto pct = make_pct(seed, 2, 20);
+    const Execution e = s.run(p.threads(), *pct);
+    if (p.counter.raw().load() == 1) failing = e.decisions;
+  }
+  ASSERT_TRUE(failing.has_value()) << "PCT with depth 2 did not find a depth-2 bug in 200 runs";
+  const auto decoded = decode_decisions(encode_decisions(*failing));
+  ASSERT_TRUE(decoded.has_value());
+  for (int again = 0; again < 3; ++again) {
+    LostUpdate p;
+    Scheduler s;
+    auto replay = make_replay(*decoded);
+    (void)s.run(p.threads(), *replay);
+    EXPECT_EQ(p.counter.raw().load(), 1u) << "the replayed schedule did not lose the update again";
+  }
+}
+
+TEST(Scheduler, PctIsDeterministicForASeed) {
+  auto once = [](std::uint64_t seed) {
+    LostUpdate p;
+    Scheduler s;
+    auto pct = make_pct(seed, 3, 20);
+    return encode_decisions(s.run(p.threads(), *pct).decisions);
+  };
+  for (std::uint64_t seed : {1u, 7u, 42u}) EXPECT_EQ(once(seed), once(seed));
+}
+
+TEST(Scheduler, DecisionStringsRejectGarbage) {
+  EXPECT_FALSE(decode_decisions("!!").has_value());
+  EXPECT_TRUE(decode_decisions("").has_value());
+}
+
+// A sleeper waits on a futex word for a flag; the waker sets the flag and
+// (unless broken) bumps the word and wakes it.
+struct WakeProgram {
+  shm::SharedAtomic<std::uint32_t> flag, word;
+  bool wake = true;
+  WakeProgram() {
+    flag.raw().store(0);
+    word.raw().store(0);
+  }
+  std::vector<ThreadSpec> threads() {
+    return {{"sleeper", false,
+             [this](ThreadApi& api) {
+               shm::Futex fx(&word.raw(), "toy");
+               for (;;) {
+                 const std::uint32_t seen = word.load();
+                 if (flag.load() != 0) return;
+                 api.expect_wake([this] { return flag.raw().load() != 0; }, "the flag");
+                 (void)fx.wait(seen, std::chrono::milliseconds(100));
+                 api.clear_wake();
+                 if (api.tearing_down()) return;
+               }
+             }},
+            {"waker", false, [this](ThreadApi&) {
+               flag.store(1);
+               if (wake) {
+                 word.fetch_add(1);
+                 shm::Futex fx(&word.raw(), "toy");
+                 (void)fx.wake(1);
+               }
+             }}};
+  }
+};
+
+TEST(Scheduler, ALostWakeUpIsReportedExactly) {
+  auto dfs = make_exhaustive(1, 0);
+  int runs = 0, reported = 0;
+  do {
+    WakeProgram p;
+    p.wake = false;
+    Scheduler s;
+    const Execution e = s.run(p.threads(), *dfs);
+    for (const auto& v : e.violations) reported += v.find("[F-WAKE] lost wake-up") != std::string::npos;
+    ++runs;
+  } while (dfs->next() && runs < 1000);
+  EXPECT_GT(reported, 0) << "a waker that never wakes went unnoticed in all " << runs << " schedules";
+}
+
+TEST(Scheduler, ACorrectWakeUpIsNeverReportedLost) {
+  auto dfs = make_exhaustive(2, 0);
+  int runs = 0;
+  do {
+    WakeProgram p;
+    Scheduler s;
+    const Execution e = s.run(p.threads(), *dfs);
+    EXPECT_TRUE(e.violations.empty()) << e.violations.front() << "\n" << e.schedule_text;
+    EXPECT_TRUE(e.completed);
+    ++runs;
+  } while (dfs->next() && runs < 5000);
+  EXPECT_GT(runs, 3);
+}
+
+TEST(Scheduler, VirtualTimeOnlyMovesForwardAndSleepsCostTheirLength) {
+  Scheduler s;
+  std::uint64_t before = 0, after = 0;
+  std::vector<ThreadSpec> t = {{"sleeper", false, [&](ThreadApi& api) {
+                                  before = api.now();
+                                  shm::platform::sleep_for(std::chrono::milliseconds(5));
+                                  after = api.now();
+                                }}};
+  auto pct = make_pct(1, 1, 10);
+  const Execution e = s.run(std::move(t), *pct);
+  EXPECT_TRUE(e.completed);
+  EXPECT_GE(after - before, 5'000'000u);
+  EXPECT_LT(after - before, 6'000'000u);
+}
+
+TEST(Scheduler, AThreadKilledAtACrashPointIsDeadToTheOthers) {
+  std::uint32_t victim_pid = 0;
+  bool seen_dead = false;
+  auto dfs = make_exhaustive(0, 1);
+  bool any_death = false;
+  do {
+    Scheduler s;
+    std::vector<ThreadSpec> t = {{"victim", true,
+                                  [&](ThreadApi& api) {
+                                    victim_pid = shm::platform::current_pid();
+                                    shm::crash_point("write.after-claim");
+                                    (void)api;
+                                  }},
+                                 {"observer", false, [&](ThreadApi& api) {
+                                    for (int i = 0; i < 4 && !api.tearing_down(); ++i) api.spin();
+                                    if (victim_pid != 0) seen_dead = !shm::owner_process_alive(victim_pid);
+                                  }}};
+    const Execution e = s.run(std::move(t), *dfs);
+    if (!e.died.empty()) {
+      any_death = true;
+      EXPECT_EQ(e.died.front(), 0);
+      EXPECT_TRUE(seen_dead) << "the survivor still saw the killed thread's pid alive";
+    }
+    seen_dead = false;
+    victim_pid = 0;
+  } while (dfs->next());
+  EXPECT_TRUE(any_death) << "the exhaustive search never tried the death at the named point";
+}
+
+}  // namespace
+}  // namespace memlink::conformance::explore
