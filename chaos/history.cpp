@@ -149,6 +149,48 @@ Verdict check_history(const std::vector<ProcessLog>& logs) {
                   ") and never delivered");
     }
     if (w.intent && !w.ack && !w.fail) (got ? v.indeterminate_delivered : v.indeterminate) += 1;
+    if (w.fail && !w.ack && got) {
+      ++v.refused_delivered;
+      note(v, "refused but delivered: " + to_string(id) + " was delivered although its write failed (not sent)");
+    }
+  }
+  // T-SEQ: within a stream, one sequence number per message (a redelivery
+  // keeps its number, K-READING), and a writer's numbers grow in the order
+  // it wrote.
+  std::map<std::pair<Stream, std::uint64_t>, MessageId> by_sequence;
+  std::map<std::pair<Stream, std::uint32_t>, std::vector<std::pair<std::uint64_t, std::uint64_t>>> per_writer;  // n, seq
+  for (const auto& [id, ds] : delivered) {
+    const std::uint64_t seq = ds.front().rec->sequence;
+    for (const Delivery& d : ds)
+      if (d.rec->sequence != seq) {
+        ++v.sequence_violations;
+        note(v, "sequence: " + to_string(id) + " was delivered with sequence numbers " + std::to_string(seq) + " and " +
+                    std::to_string(d.rec->sequence));
+      }
+    auto [it, fresh] = by_sequence.emplace(std::make_pair(id.stream, seq), id);
+    if (!fresh && !(it->second == id)) {
+      ++v.sequence_violations;
+      note(v, "sequence: " + to_string(it->second) + " and " + to_string(id) + " carry the same sequence number " +
+                  std::to_string(seq));
+    }
+    per_writer[{id.stream, id.writer}].push_back({id.n * 4 + id.priority, seq});
+  }
+  for (auto& [w, list] : per_writer) {
+    // n counts per priority; the writer's order across priorities is its
+    // Intent order, which n*4+priority does not give: compare within a priority.
+    std::map<std::uint64_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>> by_prio;
+    for (auto& e : list) by_prio[e.first % 4].push_back(e);
+    for (auto& [p, l] : by_prio) {
+      std::sort(l.begin(), l.end());
+      for (std::size_t i = 1; i < l.size(); ++i)
+        if (l[i].second <= l[i - 1].second) {
+          ++v.sequence_violations;
+          note(v, "sequence: writer " + std::to_string(w.second) + " priority " + std::to_string(p) + " message #" +
+                      std::to_string(l[i].first / 4) + " got sequence " + std::to_string(l[i].second) + ", not above #" +
+                      std::to_string(l[i - 1].first / 4) + "'s " + std::to_string(l[i - 1].second));
+          break;
+        }
+    }
   }
   for (const auto& [id, ds] : delivered) {
     v.per_stream_delivered[stream_name(id.stream)] += 1;

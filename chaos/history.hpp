@@ -57,6 +57,7 @@ struct Record {
   std::uint64_t t_ns = 0;      // Ack: after write returned; Deliver: before take; Serving: serving from
   std::uint64_t position = 0;  // Ack, Deliver: ring position; Serving: DaemonStart kind
   std::uint64_t epoch = 0;     // Deliver: the consumer's epoch (daemon) or 0 (reader client)
+  std::uint64_t sequence = 0;  // Deliver: the message's sequence number (SPEC T-SEQ)
   MessageId id() const { return {stream, writer, priority, n}; }
   // The record of `type` about message `id` at `t_ns` (the inverse of id()).
   static Record of(RecordType type, const MessageId& id, std::uint64_t t_ns) {
@@ -70,7 +71,7 @@ struct Record {
     return r;
   }
 };
-static_assert(sizeof(Record) == 40);
+static_assert(sizeof(Record) == 48);
 
 // The payload a writer sends for `id`: the id, filler derived from it, and a
 // checksum over both, so the consumer can check what it got by itself.
@@ -111,11 +112,13 @@ struct Verdict {
   std::uint64_t priority_violations = 0;
   std::uint64_t priority_checked = 0;     // deliveries where the check could decide
   std::uint64_t fence_violations = 0;     // a later position taken in an older epoch
+  std::uint64_t refused_delivered = 0;    // the writer was told "not sent" (Fail), yet it was delivered
+  std::uint64_t sequence_violations = 0;  // T-SEQ: two messages of a stream with one number, or a writer's going back
   std::map<std::string, std::uint64_t> per_stream_delivered;
   std::vector<std::string> violations;    // the first few, readable
   bool ok() const {
     return lost == 0 && duplicates_unexplained == 0 && corrupt == 0 && phantom == 0 && fifo_violations == 0 &&
-           priority_violations == 0 && fence_violations == 0;
+           priority_violations == 0 && fence_violations == 0 && refused_delivered == 0 && sequence_violations == 0;
   }
 };
 

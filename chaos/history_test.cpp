@@ -21,10 +21,15 @@ struct Builder {
   std::vector<ProcessLog> logs() const { return {procs.begin(), procs.end()}; }
 };
 
+// A delivery carries the sequence number its write took: unique in its
+// stream, growing with each writer's messages (T-SEQ).
+std::uint64_t sequence_of(MessageId id) { return id.writer * 100000ULL + id.n * 4 + id.priority; }
+
 Record make(RecordType t, MessageId id, std::uint64_t t_ns = 0, std::uint64_t position = 0, std::uint64_t epoch = 0) {
   Record r = Record::of(t, id, t_ns);
   r.position = position;
   r.epoch = epoch;
+  if (t == RecordType::Deliver) r.sequence = sequence_of(id);
   return r;
 }
 
@@ -156,6 +161,51 @@ TEST(Checker, AFencedDaemonTakingALaterPositionIsCaught) {
   new_daemon.records.push_back(make(RecordType::Deliver, c2d(0, 1, 0), 20, 0, 2));
   old_daemon.records.push_back(make(RecordType::Deliver, c2d(0, 1, 1), 21, 1, 1));  // after its epoch ended
   EXPECT_GE(check_history(b.logs()).fence_violations, 1u);
+}
+
+TEST(Checker, TwoMessagesWithOneSequenceNumberAreCaught) {
+  Builder b;
+  ProcessLog& w = b.proc(Role::Writer, 0);
+  ProcessLog& d = b.proc(Role::Daemon, 0);
+  write_ok(w, c2d(0, 1, 0), 10, 0);
+  write_ok(w, c2d(0, 1, 1), 20, 1);
+  d.records.push_back(make(RecordType::Deliver, c2d(0, 1, 0), 15, 0, 1));
+  Record second = make(RecordType::Deliver, c2d(0, 1, 1), 25, 1, 1);
+  second.sequence = sequence_of(c2d(0, 1, 0));
+  d.records.push_back(second);
+  const Verdict v = check_history(b.logs());
+  EXPECT_FALSE(v.ok());
+  EXPECT_GE(v.sequence_violations, 1u);  // one number for two messages (and a writer's number did not grow)
+  bool named = false;
+  for (const auto& s : v.violations) named |= s.find("carry the same sequence number") != std::string::npos;
+  EXPECT_TRUE(named);
+}
+
+TEST(Checker, AWritersSequenceNumbersMustGrow) {
+  Builder b;
+  ProcessLog& w = b.proc(Role::Writer, 0);
+  ProcessLog& d = b.proc(Role::Daemon, 0);
+  write_ok(w, c2d(0, 1, 0), 10, 0);
+  write_ok(w, c2d(0, 1, 1), 20, 1);
+  Record first = make(RecordType::Deliver, c2d(0, 1, 0), 15, 0, 1);
+  first.sequence = 50;
+  Record second = make(RecordType::Deliver, c2d(0, 1, 1), 25, 1, 1);
+  second.sequence = 40;
+  d.records.push_back(first);
+  d.records.push_back(second);
+  EXPECT_EQ(check_history(b.logs()).sequence_violations, 1u);
+}
+
+TEST(Checker, AMessageWhoseWriteFailedMustNotBeDelivered) {
+  Builder b;
+  ProcessLog& w = b.proc(Role::Writer, 0);
+  ProcessLog& d = b.proc(Role::Daemon, 0);
+  w.records.push_back(make(RecordType::Intent, c2d(0, 2, 0), 10));
+  w.records.push_back(make(RecordType::Fail, c2d(0, 2, 0), 11));  // "not sent" (K-CLAIMED)
+  d.records.push_back(make(RecordType::Deliver, c2d(0, 2, 0), 15, 0, 1));
+  const Verdict v = check_history(b.logs());
+  EXPECT_FALSE(v.ok());
+  EXPECT_EQ(v.refused_delivered, 1u);
 }
 
 }  // namespace

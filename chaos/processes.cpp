@@ -27,7 +27,13 @@ void setup_child(const Arm& arm) {
   sa.sa_handler = on_term;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
-  if (!arm.point.empty()) shm::arm_crash_point(arm.point, arm.occurrence);
+  if (arm.point.empty()) return;
+  if (!arm.pause) {
+    shm::arm_crash_point(arm.point, arm.occurrence);
+    return;
+  }
+  if (!arm.pause_dir.empty()) ::setenv("MEMLINK_PAUSE_DIR", arm.pause_dir.c_str(), 1);
+  shm::arm_pause_point(arm.point, arm.occurrence, nullptr, nullptr);
 }
 
 void put(int fd, const Record& r) { (void)!::write(fd, &r, sizeof r); }
@@ -112,6 +118,7 @@ void run_daemon(const ProcessConfig& c, int fd, const Arm& arm) {
       r.t_ns = t;
       r.position = m->slot.position;
       r.epoch = epoch;
+      r.sequence = m->sequence;
       put(fd, r);
       shm::crash_point("daemon.after-record");
       (void)d.finish(*m);
@@ -191,6 +198,7 @@ void run_reader(const ProcessConfig& c, int fd, const Arm& arm) {
       Record r = rec(intact ? RecordType::Deliver : RecordType::Corrupt, id);
       r.t_ns = t;
       r.position = m->slot.position;
+      r.sequence = m->sequence;
       put(fd, r);
       (void)cl.finish(*m);
       continue;

@@ -21,10 +21,17 @@ struct ProcessConfig {
   std::uint32_t rate = 1000;  // messages per second per writer (bursts on top)
 };
 
-// A crash point to arm in the child ("" for none).
+// A crash point to arm in the child ("" for none), or with `pause` a pause
+// point: the whole process stops there (SIGSTOP), or with `pause_dir` only
+// the thread (it creates <pause_dir>/paused and waits for <pause_dir>/resume).
 struct Arm {
+  Arm() = default;
+  Arm(std::string point_, long occurrence_, bool pause_ = false, std::string pause_dir_ = {})
+      : point(std::move(point_)), occurrence(occurrence_), pause(pause_), pause_dir(std::move(pause_dir_)) {}
   std::string point;
   long occurrence = 0;
+  bool pause = false;
+  std::string pause_dir;
 };
 
 // Exit codes of the bodies.

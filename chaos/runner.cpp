@@ -91,7 +91,10 @@ class Runner {
   Proc& restart_daemon(Arm arm = {});
   void random_fault();
   void crash_walk();
+  void pause_walk();
   void stop_and_replace_daemon();
+  void replace_stopped_daemon(pid_t old_pid, std::uint32_t old_instance, std::uint64_t t_stop);
+  bool wait_stopped(const Proc& p, std::chrono::milliseconds limit);
   bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds limit);
   void keep_alive();
   void watchdog();
@@ -106,6 +109,14 @@ class Runner {
   std::uint32_t next_instance_[3] = {};
   std::map<std::string, std::uint64_t> kills_;           // by kind
   std::map<std::string, std::uint64_t> crash_hits_;      // by crash point
+  std::map<std::string, std::uint64_t> pause_holds_;     // by pause point
+  struct Held {
+    std::uint32_t writer;     // instance of a writer armed to stop at a point
+    std::uint64_t resume_ns;  // when to let it go once it stopped
+    bool counted;
+  };
+  std::vector<Held> held_;
+  void resume_held(bool all);
   struct Recovery {
     std::uint64_t t_fault;      // kill, crash point death, or SIGSTOP
     std::uint32_t next_daemon;  // the first daemon instance started after it
@@ -223,7 +234,13 @@ void Runner::stop_and_replace_daemon() {
   ::kill(old_pid, SIGSTOP);
   old->stopped = true;
   ++kills_["stop"];
-  const std::uint64_t t_stop = monotonic_ns();
+  replace_stopped_daemon(old_pid, old_instance, monotonic_ns());
+}
+
+// The daemon `old_instance` is stopped (or its heartbeat is): once the
+// heartbeat timeout has passed, a new daemon takes over; resumed, the old
+// one must notice it was fenced and exit.
+void Runner::replace_stopped_daemon(pid_t old_pid, std::uint32_t old_instance, std::uint64_t t_stop) {
   std::this_thread::sleep_for(std::chrono::milliseconds(o_.process.heartbeat_timeout_ms * 3 / 2));
   restart_daemon();
   recoveries_.push_back({t_stop, next_instance_[0] - 1, true});
@@ -279,6 +296,12 @@ void Runner::random_fault() {
   } else if (roll < 90) {
     if (Proc* r = current(Role::Reader)) kill_proc(*r, "kill reader");
     spawn(Role::Reader, Arm{pick(reader_points), occurrence(30)});
+  } else if (roll < 95) {
+    // A writer held at a point of its write past the claim timeout, then
+    // resumed (resume_held() lets it go).
+    if (Proc* w = current(Role::Writer)) kill_proc(*w, "kill writer");
+    const std::uint32_t inst = spawn(Role::Writer, Arm{pick(writer_points), occurrence(50), true}).instance;
+    held_.push_back({inst, monotonic_ns() + 2ULL * o_.process.claim_timeout_ms * 1'000'000ULL, false});
   } else {
     stop_and_replace_daemon();
   }
@@ -316,6 +339,147 @@ void Runner::crash_walk() {
   }
   stop_and_replace_daemon();
   keep_alive();
+  pause_walk();
+}
+
+// Resumes the held writers whose time has come (all: every one, at the end).
+void Runner::resume_held(bool all) {
+  for (Held& h : held_) {
+    for (Proc& p : procs_) {
+      if (p.role != Role::Writer || p.instance != h.writer || p.done) continue;
+      std::ifstream stat("/proc/" + std::to_string(p.pid) + "/stat");
+      std::string s;
+      std::getline(stat, s);
+      const auto close = s.rfind(')');
+      const bool stopped = close != std::string::npos && close + 2 < s.size() && s[close + 2] == 'T';
+      if (stopped && !h.counted) {
+        h.counted = true;
+        ++pause_holds_[p.arm.point];
+        h.resume_ns = std::max<std::uint64_t>(h.resume_ns, monotonic_ns() + 2ULL * o_.process.claim_timeout_ms * 1000000ULL);
+      }
+      if (all || (stopped && monotonic_ns() >= h.resume_ns)) ::kill(p.pid, SIGCONT);
+    }
+  }
+}
+
+bool Runner::wait_stopped(const Proc& p, std::chrono::milliseconds limit) {
+  return wait_for([&] {
+    if (p.done) return true;
+    std::ifstream stat("/proc/" + std::to_string(p.pid) + "/stat");
+    std::string all;
+    std::getline(stat, all);
+    const auto close = all.rfind(')');
+    return close != std::string::npos && close + 2 < all.size() && all[close + 2] == 'T';
+  }, limit) && !p.done;
+}
+
+// Every pause point: the process (or, for the heartbeat, the thread) held
+// at the point while the others act, then resumed; the history checker
+// judges the whole run as for a crash.
+void Runner::pause_walk() {
+  auto find = [&](Role role, std::uint32_t instance) -> Proc* {
+    for (Proc& p : procs_)
+      if (p.role == role && p.instance == instance) return &p;
+    return nullptr;
+  };
+  for (std::string_view sv : shm::kCrashPoints) {
+    const std::string point(sv);
+    const bool writer = point.rfind("write.", 0) == 0, heartbeat = point.rfind("heartbeat.", 0) == 0;
+    const bool recovery = point.rfind("recovery.", 0) == 0;
+    if (writer) {
+      const std::uint32_t inst = spawn(Role::Writer, Arm{point, 2, true, {}}).instance;
+      Proc* w = find(Role::Writer, inst);
+      if (!wait_stopped(*w, 3000ms)) {
+        runner_violations_.push_back("pause walk: writer point " + point + " was not reached within 3 s");
+        continue;
+      }
+      ++pause_holds_[point];
+      // Held past the claim timeout: the daemon may reclaim a claimed,
+      // still Empty position, and must leave a live writer's slot alone.
+      std::this_thread::sleep_for(std::chrono::milliseconds(2 * o_.process.claim_timeout_ms));
+      ::kill(w->pid, SIGCONT);
+    } else {
+      if (Proc* d = current(Role::Daemon)) {
+        recoveries_.push_back({monotonic_ns(), next_instance_[0], false});
+        kill_proc(*d, "kill daemon");
+      }
+      if (recovery) {
+        // Give the takeover a slot to recover: a daemon killed holding one.
+        const std::uint32_t holder = restart_daemon(Arm{"read.after-take", 1}).instance;
+        if (wait_for([&] { return find(Role::Daemon, holder)->done; }, 3000ms)) {
+          recoveries_.push_back({monotonic_ns(), next_instance_[0], false});
+        } else {
+          kill_proc(*find(Role::Daemon, holder), "kill daemon");
+        }
+      }
+      std::string dir;
+      if (heartbeat) {
+        dir = o_.work_dir + "/pause-" + std::to_string(next_instance_[0]);
+        std::filesystem::create_directories(dir);
+      }
+      const std::uint32_t inst = restart_daemon(Arm{point, recovery ? 1 : heartbeat ? 3 : 2, true, dir}).instance;
+      Proc* d = find(Role::Daemon, inst);
+      const bool held = heartbeat ? wait_for([&] { return std::filesystem::exists(dir + "/paused") || d->done; }, 3000ms) && !d->done
+                                  : wait_stopped(*d, 3000ms);
+      if (!held) {
+        runner_violations_.push_back("pause walk: daemon point " + point + " was not reached within 3 s");
+        continue;
+      }
+      ++pause_holds_[point];
+      if (recovery) {
+        // A starter held mid-takeover: it holds the start lock; others wait.
+        std::this_thread::sleep_for(500ms);
+        ::kill(d->pid, SIGCONT);
+      } else if (heartbeat) {
+        // Only the heartbeat thread is held: the daemon keeps serving. It
+        // still stamps on every sleep slice of its waits, so a starter may
+        // find it alive (and give up), or, if it was busy, stale and replace
+        // it; then it must stop.
+        std::this_thread::sleep_for(std::chrono::milliseconds(o_.process.heartbeat_timeout_ms * 3 / 2));
+        const std::uint32_t next = restart_daemon().instance;
+        const auto serving = [&](std::uint32_t i) {
+          for (const Record& r : read_log(find(Role::Daemon, i)->log_path))
+            if (r.type == RecordType::Serving) return true;
+          return false;
+        };
+        wait_for([&] { return serving(next) || find(Role::Daemon, next)->done; }, 5000ms);
+        if (serving(next)) {
+          recoveries_.push_back({monotonic_ns(), next, true});
+          if (!wait_for([&] { return find(Role::Daemon, inst)->done; }, 5000ms)) {
+            runner_violations_.push_back("fence: daemon " + std::to_string(inst) +
+                                         " kept serving after it was replaced (its heartbeat thread was held)");
+            kill_proc(*find(Role::Daemon, inst), "kill daemon");
+          } else if (const Proc& p = *find(Role::Daemon, inst);
+                     !(WIFEXITED(p.status) && WEXITSTATUS(p.status) == kExitFenced)) {
+            runner_violations_.push_back("fence: daemon " + std::to_string(inst) +
+                                         " did not exit as fenced after it was replaced (status " + std::to_string(p.status) + ")");
+          }
+        } else if (find(Role::Daemon, inst)->done) {
+          runner_violations_.push_back("heartbeat: daemon " + std::to_string(inst) +
+                                       " stopped although no daemon replaced it");
+        }
+        std::ofstream(dir + "/resume").put('\n');
+      } else {
+        d->stopped = true;
+        ++kills_["stop"];
+        replace_stopped_daemon(d->pid, inst, monotonic_ns());
+      }
+      // The reading client at the same consumer points of d2c: held, resumed.
+      if (point.rfind("read.", 0) == 0) {
+        if (Proc* r = current(Role::Reader)) kill_proc(*r, "kill reader");
+        const std::uint32_t rinst = spawn(Role::Reader, Arm{point, 2, true, {}}).instance;
+        Proc* r = find(Role::Reader, rinst);
+        if (wait_stopped(*r, 3000ms)) {
+          ++pause_holds_[point];
+          std::this_thread::sleep_for(300ms);
+          ::kill(r->pid, SIGCONT);
+        }
+      }
+    }
+    keep_alive();
+    std::this_thread::sleep_for(50ms);
+    progress(false);
+  }
 }
 
 // No hang: while messages wait in c2d and a daemon is serving, the daemon's
@@ -426,10 +590,12 @@ int Runner::run() {
         random_fault();
         next_fault = monotonic_ns() + static_cast<std::uint64_t>(gap(rng_) * 1e9);
       }
+      resume_held(false);
       progress(false);
       std::this_thread::sleep_for(5ms);
     }
   }
+  resume_held(true);
   drain();
   return report();
 }
@@ -486,6 +652,10 @@ int Runner::report() {
     for (auto& [k, n] : kills_) std::printf("  %s %" PRIu64, k.c_str(), n);
     std::printf("\n  crash points hit:");
     for (auto& [k, n] : crash_hits_) std::printf(" %s=%" PRIu64, k.c_str(), n);
+    if (!pause_holds_.empty()) {
+      std::printf("\n  pause points held:");
+      for (auto& [k, n] : pause_holds_) std::printf(" %s=%" PRIu64, k.c_str(), n);
+    }
     std::printf("\n");
     std::printf("  messages    intended %" PRIu64 ", acknowledged %" PRIu64 ", refused %" PRIu64 ", delivered %" PRIu64
                 " (c2d %" PRIu64 ", d2c %" PRIu64 ")\n",
@@ -494,8 +664,10 @@ int Runner::report() {
                 " (unexplained %" PRIu64 "), indeterminate %" PRIu64 " (+%" PRIu64 " delivered)\n",
                 v.lost, v.corrupt, v.phantom, v.duplicated, v.duplicates_unexplained, v.indeterminate, v.indeterminate_delivered);
     std::printf("  order       FIFO violations %" PRIu64 ", priority violations %" PRIu64 " (of %" PRIu64
-                " decidable checks), fence violations %" PRIu64 "\n",
-                v.fifo_violations, v.priority_violations, v.priority_checked, v.fence_violations);
+                " decidable checks), fence violations %" PRIu64 ", sequence violations %" PRIu64
+                ", refused but delivered %" PRIu64 "\n",
+                v.fifo_violations, v.priority_violations, v.priority_checked, v.fence_violations, v.sequence_violations,
+                v.refused_delivered);
     std::printf("  recovery    kill to new daemon serving: p50 %s ms, p99 %s ms, max %s ms (%zu takeovers)\n",
                 ms(pct(0.5)).c_str(), ms(pct(0.99)).c_str(), ms(rec.empty() ? 0 : rec.back()).c_str(), rec.size());
     std::printf("              stop to new daemon serving (heartbeat timeout %u ms): p50 %s ms, max %s ms (%zu takeovers)\n",
@@ -509,6 +681,7 @@ int Runner::report() {
         {"ok", ok}, {"seed", o_.seed}, {"duration_s", static_cast<double>(monotonic_ns() - start_ns_) / 1e9},
         {"clients", o_.clients}, {"crash_walk", o_.crash_walk}, {"broken_recovery", o_.broken_recovery},
         {"kills", kills}, {"kills_by_kind", kills_}, {"crash_points_hit", crash_hits_},
+        {"pause_points_held", pause_holds_},
         {"daemons_started", next_instance_[0]},
         {"intended", v.intended}, {"acknowledged", v.acknowledged}, {"refused", v.refused},
         {"delivered", v.delivered}, {"deliveries", v.deliveries}, {"lost", v.lost}, {"duplicated", v.duplicated},
@@ -516,6 +689,7 @@ int Runner::report() {
         {"indeterminate", v.indeterminate}, {"indeterminate_delivered", v.indeterminate_delivered},
         {"fifo_violations", v.fifo_violations}, {"priority_violations", v.priority_violations},
         {"priority_checked", v.priority_checked}, {"fence_violations", v.fence_violations},
+        {"sequence_violations", v.sequence_violations}, {"refused_delivered", v.refused_delivered},
         {"recovery_ms", {{"count", rec.size()}, {"p50", pct(0.5) / 1e6}, {"p99", pct(0.99) / 1e6},
                          {"max", rec.empty() ? 0.0 : rec.back() / 1e6}}},
         {"stop_takeover_ms", {{"count", rec_stop.size()}, {"p50", pct_of(rec_stop, 0.5) / 1e6},
