@@ -90,7 +90,10 @@ struct Explorer {
     }
     explore::Scheduler sched;
     Scenario& sc = **scenario;
-    const explore::Execution e = sched.run(sc.threads(), strategy, [&sc] { sc.record.final_state = sc.snapshot(); });
+    const explore::Execution e = sched.run(sc.threads(), strategy, [&sc] {
+      sc.record.final_state = sc.snapshot();
+      sc.at_end();
+    });
     (*scenario)->cleanup();
     ++runs;
     ++per_scenario[c.scenario];

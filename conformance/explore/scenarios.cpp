@@ -316,6 +316,10 @@ class SegmentScenario : public Scenario {
     record.transport = true;
   }
   const std::optional<shm::Error>& error() const { return error_; }
+  void at_end() override {
+    record.client_head = client_->control().client_head.raw().load();
+    record.daemon_tail = client_->control().daemon_tail.raw().load();
+  }
   std::string snapshot() const override {
     std::string s;
     for (Priority p : shm::kAllPriorities)
@@ -515,9 +519,9 @@ std::vector<const char*> clauses_of(const Config& c) {
             "K-STALE", "K-WRITING", "K-CLAIMED"};
   if (c.scenario == "transport")
     return {"R-CLAIM", "R-RELEASE", "R-FIFO", "R-ORDER", "R-CAPACITY", "R-VISIBLE", "S-PUBLISH", "T-SEQ",
-            "T-WAIT", "T-BLOCKING", "F-WAKE", "K-STALE", "K-WRITING", "K-CLAIMED"};
+            "T-WAIT", "T-BLOCKING", "T-COUNTERS", "F-WAKE", "K-STALE", "K-WRITING", "K-CLAIMED"};
   if (c.scenario == "takeover")
-    return {"K-TAKEOVER", "K-FENCE", "K-TWO-STEP", "K-LOCK", "R-FIFO", "R-ORDER", "F-WAKE", "T-SEQ"};
+    return {"K-TAKEOVER", "K-FENCE", "K-TWO-STEP", "K-LOCK", "R-FIFO", "R-ORDER", "F-WAKE", "T-SEQ", "T-COUNTERS"};
   return {"V-SLOT", "V-ONCE", "S-CHECKSUM"};
 }
 
@@ -615,6 +619,22 @@ std::vector<std::string> check_run(const Config& c, const RunRecord& r, const Ex
     if (clean && !seq_owner.empty() && seq_owner.rbegin()->first + 1 != seq_owner.size())
       v.push_back("[T-SEQ] " + std::to_string(seq_owner.size()) + " messages were delivered but their sequence numbers run up to " +
                   std::to_string(seq_owner.rbegin()->first) + ": a refused write took a number, or a number was skipped");
+  }
+  // T-COUNTERS: client_head counts the c2d messages published (a write that
+  // died may or may not have counted), daemon_tail those delivered.
+  if (r.client_head) {
+    std::uint64_t ok = 0, pending = 0, reads = 0;
+    for (const WriteRecord& w : r.writes) {
+      ok += w.result == Result::Ok;
+      pending += w.result == Result::Pending;
+    }
+    for (const ReadRecord& rd : r.reads) reads += rd.ok;
+    if (*r.client_head < ok || *r.client_head > ok + pending)
+      v.push_back("[T-COUNTERS] client_head is " + std::to_string(*r.client_head) + " after " + std::to_string(ok) +
+                  " acknowledged writes (and " + std::to_string(pending) + " that died)");
+    if (r.daemon_tail && *r.daemon_tail != reads)
+      v.push_back("[T-COUNTERS] daemon_tail is " + std::to_string(*r.daemon_tail) + " after " + std::to_string(reads) +
+                  " deliveries to the daemon");
   }
   // K-FENCE: the replaced daemon took nothing after the new epoch began.
   if (r.takeover_thread >= 0 && r.takeover_ns > 0)

@@ -84,6 +84,7 @@ struct RunRecord {
   std::uint64_t takeover_ns = 0; // when it incremented the epoch
   int fenced_thread = -1;        // the daemon it replaced
   std::string final_state;       // Scenario::snapshot() as the run ended
+  std::optional<std::uint64_t> client_head, daemon_tail;  // T-COUNTERS, as the run ended
 };
 
 class Scenario {
@@ -92,6 +93,8 @@ class Scenario {
   virtual std::vector<ThreadSpec> threads() = 0;
   // The state of the rings as the run ended, for a counterexample.
   virtual std::string snapshot() const = 0;
+  // As the run ended, before its teardown: what the record needs from the segment.
+  virtual void at_end() {}
   // After the run (and its teardown): release the segment, remove its files.
   virtual void cleanup() = 0;
   RunRecord record;
