@@ -1,12 +1,15 @@
 // Many producer threads and one consumer on one mapping, to run under
 // ThreadSanitizer (TSan cannot see other processes, so the concurrency of the
 // rings is checked with threads sharing a mapping). Checks: nothing lost,
-// nothing duplicated, FIFO per (producer, priority), checksums intact.
+// nothing duplicated, FIFO per (producer, priority), checksums intact, and
+// T-SEQ (every message its own sequence number, growing per producer and
+// priority).
 #include <gtest/gtest.h>
 
 #include <array>
 #include <atomic>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "memlink/shm/transport.hpp"
@@ -59,6 +62,9 @@ void run(WaitStrategy strategy, std::size_t segment_size, std::uint32_t slot_siz
   }
 
   std::array<std::array<std::uint64_t, kPriorityCount>, kProducers> next{};
+  std::array<std::array<std::int64_t, kPriorityCount>, kProducers> last_seq;
+  for (auto& a : last_seq) a.fill(-1);
+  std::unordered_set<std::uint64_t> sequences;
   std::vector<std::byte> buf(slot_size);
   const std::uint64_t total = kProducers * kPerProducer;
   std::uint64_t got = 0;
@@ -78,6 +84,10 @@ void run(WaitStrategy strategy, std::size_t segment_size, std::uint32_t slot_siz
     auto& expect = next[producer][static_cast<std::size_t>(m->priority)];
     ASSERT_EQ(tg & ((1ULL << 56) - 1), expect) << "FIFO per (producer, priority) broken";
     ASSERT_TRUE(test::pattern_matches(payload, tg));
+    ASSERT_TRUE(sequences.insert(m->sequence).second) << "T-SEQ: sequence " << m->sequence << " delivered twice";
+    auto& last = last_seq[producer][static_cast<std::size_t>(m->priority)];
+    ASSERT_GT(static_cast<std::int64_t>(m->sequence), last) << "T-SEQ: a producer's sequence numbers went back";
+    last = static_cast<std::int64_t>(m->sequence);
     ++expect;
     ++got;
   }

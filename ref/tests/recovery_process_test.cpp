@@ -406,5 +406,50 @@ TEST(CrashPointEnvironment, KillsTheNamedVisit) {
   EXPECT_EQ(d->inbound().ring(Priority::High).reclaimed(), 1u);
 }
 
+// ------------------------------------------------------------ pause points
+
+// K-CLAIMED through the real claim(): the writer is held at
+// write.after-claim (its position claimed, its slot still Empty) while the
+// consumer reclaims the position; resumed, claim() must find the tail past
+// its position, give the slot back and report "not sent".
+struct HeldWriter {
+  RingBuffer* ring = nullptr;
+  RecoveryReport reclaimed;
+};
+void reclaim_while_held(std::string_view, void* ctx) {
+  auto& h = *static_cast<HeldWriter*>(ctx);
+  RecoveryPolicy p;
+  p.stale_after = std::chrono::nanoseconds(0);
+  p.claim_timeout = std::chrono::nanoseconds(0);
+  TailRecovery tails;
+  h.reclaimed += tails.run(*h.ring, p);  // first sight of the claimed, Empty position
+  h.reclaimed += tails.run(*h.ring, p);  // past the (zero) claim timeout: reclaimed
+}
+
+TEST(PausePoint, AWriterHeldPastTheClaimTimeoutIsToldNotSentAndTheRingGoesOn) {
+  ASSERT_TRUE(crash_points_compiled_in());
+  auto ring = RingBuffer::create_owned(4, 64);
+  ASSERT_TRUE(ring.ok());
+  HeldWriter held{&*ring, {}};
+  arm_pause_point("write.after-claim", 1, reclaim_while_held, &held);
+  auto r = ring->write_slot(as_bytes("stalled"), 1);
+  arm_pause_point("write.after-claim", 0, nullptr, nullptr);
+  EXPECT_EQ(held.reclaimed.reclaimed_claimed, 1u) << "the consumer did not reclaim the held writer's position";
+  ASSERT_FALSE(r.ok()) << "a writer whose position was reclaimed while it stalled was told its message was sent";
+  EXPECT_EQ(r.code(), ErrorCode::InvalidState) << r.error().message();
+  EXPECT_NE(r.error().detail.find("not sent"), std::string::npos) << r.error().detail;
+  EXPECT_EQ(ring->tail(), 1u);
+  // The slot is Empty again and the next laps work.
+  for (int lap = 0; lap < 3; ++lap) {
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(ring->write_slot(as_bytes("ok"), i).ok()) << lap << "/" << i;
+    std::vector<std::byte> buf(64);
+    for (int i = 0; i < 4; ++i) {
+      auto m = ring->read_slot(buf);
+      ASSERT_TRUE(m.ok()) << m.error().message();
+      EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf.data()), m->length), "ok");
+    }
+  }
+}
+
 }  // namespace
 }  // namespace memlink::shm
