@@ -46,7 +46,8 @@ std::vector<Config> pct_configs() {
     for (int mode : {0, 1, 2}) v.push_back(cfg("transport", n, mode == 0 ? 3 : 2, 2, 40, mode));
   v.push_back(cfg("transport", 2, 1, 3, 40, 1));
   for (int n : {1, 3}) v.push_back(cfg("takeover", n, n == 1 ? 1 : 2, 3, 40, 0));
-  for (int seed = 0; seed < 4; ++seed) v.push_back(cfg("hostile", 1 + seed % 2, 1, 3, seed % 2 ? 24 : 40, seed));
+  for (int target = 0; target < 6; ++target)  // each field the hostile peer toggles
+    v.push_back(cfg("hostile", 1 + target % 2, 1, 3, target % 2 ? 24 : 40, target));
   return v;
 }
 
@@ -62,13 +63,15 @@ std::vector<Exhaustive> exhaustive_configs(Depth d) {
   if (d == Depth::Quick) return {{cfg("ring", 1, 2, 1, 40, 0), 1, 0}, {cfg("transport", 1, 1, 2, 40, 1), 1, 0}};
   std::vector<Exhaustive> v = {{cfg("ring", 1, 2, 1, 40, 0), 1, 1},     {cfg("ring", 2, 2, 2, 40, 0), 1, 1},
                                {cfg("transport", 1, 2, 1, 40, 0), 1, 0}, {cfg("transport", 1, 2, 1, 40, 1), 1, 0},
-                               {cfg("takeover", 1, 1, 2, 40, 0), 1, 0},  {cfg("hostile", 1, 1, 2, 40, 3), 1, 0}};
+                               {cfg("takeover", 1, 1, 2, 40, 0), 1, 0},  {cfg("hostile", 1, 1, 2, 40, 4), 1, 0},
+                               {cfg("hostile", 1, 1, 2, 40, 0), 1, 0}};
   if (d == Depth::Deep) {
     v.push_back({cfg("ring", 1, 2, 1, 40, 0), 2, 1});
     v.push_back({cfg("ring", 2, 2, 1, 40, 0), 2, 0});
     v.push_back({cfg("transport", 1, 2, 1, 40, 0), 2, 0});
     v.push_back({cfg("takeover", 1, 1, 1, 40, 0), 2, 0});
-    v.push_back({cfg("hostile", 1, 1, 2, 40, 3), 2, 0});
+    v.push_back({cfg("hostile", 1, 1, 2, 40, 4), 2, 0});
+    v.push_back({cfg("hostile", 1, 1, 2, 40, 0), 2, 0});
   }
   return v;
 }

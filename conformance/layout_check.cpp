@@ -237,7 +237,11 @@ Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets
     mu.writes.push_back({off, raw(value)});
     mu.text = field + " at offset " + std::to_string(off) + " := " + std::to_string(value);
   };
+  // Another value, as often just beside the right one (one less, one more,
+  // zero: the off-by-one and the one-sided check) as anywhere.
   auto other32 = [](std::uint32_t not_this) {
+    const std::uint32_t near = *rc::gen::element<std::uint32_t>(not_this - 1, not_this + 1, 0u, not_this / 2, not_this * 2);
+    if (near != not_this && *rc::gen::arbitrary<bool>()) return near;
     return *rc::gen::suchThat(rc::gen::arbitrary<std::uint32_t>(), [=](std::uint32_t x) { return x != not_this; });
   };
   auto current32 = [&](std::size_t off) {

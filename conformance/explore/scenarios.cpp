@@ -229,19 +229,20 @@ class RingScenario final : public Scenario {
     }
   }
 
-  // The hostile peer: toggles (so that a second toggle restores) one field
-  // or byte of the slot at the tail per step.
+  // The hostile peer: toggles one field or byte of the slot at the tail
+  // (the same one all run long, chosen by the config's mode) at each of its
+  // steps. A toggle twice is no change: a consumer that reads a field twice
+  // (V-ONCE) can see it changed and then restored between the two reads.
   void attack(ThreadApi& api) {
-    std::uint64_t x = mix(static_cast<std::uint64_t>(c_.mode) + 77);
-    const int steps = 3 + static_cast<int>(x % 6);
+    const std::uint64_t x = mix(static_cast<std::uint64_t>(c_.mode) + 77);
+    const int steps = 4 + static_cast<int>(x % 5);
     for (int i = 0; i < steps; ++i) {
       api.yield();
       if (api.tearing_down()) return;
-      x = mix(x + static_cast<std::uint64_t>(i));
       const auto index = static_cast<std::uint32_t>(ring_.tail() % ring_.capacity());
       shm::SlotHeader& s = ring_.slot_header(index);
       auto* payload = reinterpret_cast<std::byte*>(&s) + shm::SLOT_HEADER_SIZE;
-      switch (x % 6) {
+      switch (c_.mode % 6) {
         case 0: s.length = s.length ^ 0x40u; break;             // into the padding, or past the slot
         case 1: s.checksum = s.checksum ^ 0x00010000u; break;   // the checksum's high half
         case 2: s.priority = static_cast<std::uint8_t>(s.priority ^ 1u); break;
