@@ -253,7 +253,7 @@ Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets
   const std::size_t ring = o.ring[d][p];
   const std::string ring_name = std::string("ring[") + (d == 0 ? "c2d/" : "d2c/") +
                                 std::string(shm::to_string(static_cast<Priority>(p))) + "].";
-  switch (*rc::gen::inRange(0, 16)) {
+  switch (*rc::gen::inRange(0, 17)) {
     case 0: set("magic", 0, *rc::gen::suchThat(rc::gen::arbitrary<std::uint64_t>(), [](std::uint64_t x) { return x != kMagic; })); break;
     case 1: set("layout_version", 8, other32(1)); break;
     case 2: set("segment_size", 16, *rc::gen::suchThat(rc::gen::arbitrary<std::uint64_t>(), [&](std::uint64_t x) { return x != config.segment_size; })); break;
@@ -300,6 +300,11 @@ Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets
       mu.code = shm::ErrorCode::ProtocolMismatch;
       mu.version = static_cast<std::uint16_t>(config.protocol_version + 1 + *rc::gen::inRange(0, 100));
       mu.text = "client asks for protocol " + std::to_string(mu.version);
+      break;
+    case 15:
+      set("poisoned", 60, shm::FLAG_POISONED);
+      mu.clause = "C-FLAGS";
+      mu.text = "flags := POISONED";
       break;
     default:
       set("shut down", 60, std::uint32_t{1});

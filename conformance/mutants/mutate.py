@@ -266,7 +266,8 @@ class Layers:
         return [f"chaos:{what}"], out.strip().splitlines()[-1] if out.strip() else ""
 
     def _tsan(self):
-        env = dict(os.environ, TSAN_OPTIONS="halt_on_error=1 exitcode=66 report_signal_unsafe=0")
+        # Not halt_on_error: the check that ran into a race fails by name (main.cpp's sanitizer hook).
+        env = dict(os.environ, TSAN_OPTIONS="halt_on_error=0 exitcode=66 report_signal_unsafe=0")
         return self._conformance(self.tsan / "memlink-conformance", TSAN_CHECKS, "quick", "tsan", env)
 
 
