@@ -46,6 +46,7 @@ std::vector<Config> pct_configs() {
     for (int mode : {0, 1, 2}) v.push_back(cfg("transport", n, mode == 0 ? 3 : 2, 2, 40, mode));
   v.push_back(cfg("transport", 2, 1, 3, 40, 1));
   for (int n : {1, 3}) v.push_back(cfg("takeover", n, n == 1 ? 1 : 2, 3, 40, 0));
+  v.push_back(cfg("takeover", 1, 1, 3, 40, 2));
   for (int target = 0; target < 6; ++target)  // each field the hostile peer toggles
     v.push_back(cfg("hostile", 1 + target % 2, 1, 3, target % 2 ? 24 : 40, target));
   return v;
@@ -58,13 +59,20 @@ struct Exhaustive {
   Config config;
   int preemptions;
   int deaths;
+  int stalls = 0;
+  int stall_kind = 0;  // kStallNs
 };
 std::vector<Exhaustive> exhaustive_configs(Depth d) {
   if (d == Depth::Quick) return {{cfg("ring", 1, 2, 1, 40, 0), 1, 0}, {cfg("transport", 1, 1, 2, 40, 1), 1, 0}};
   std::vector<Exhaustive> v = {{cfg("ring", 1, 2, 1, 40, 0), 1, 1},     {cfg("ring", 2, 2, 2, 40, 0), 1, 1},
                                {cfg("transport", 1, 2, 1, 40, 0), 1, 0}, {cfg("transport", 1, 2, 1, 40, 1), 1, 0},
                                {cfg("takeover", 1, 1, 2, 40, 0), 1, 0},  {cfg("hostile", 1, 1, 2, 40, 4), 1, 0},
-                               {cfg("hostile", 1, 1, 2, 40, 0), 1, 0}};
+                               {cfg("hostile", 1, 1, 2, 40, 0), 1, 0},
+                               // A stall just before any store or CAS, with one preemption (an
+                               // early resume counts as one): the windows between a check and
+                               // the CAS it guards.
+                               {cfg("takeover", 1, 1, 1, 40, 2), 0, 0, 1, 2},
+                               {cfg("ring", 1, 1, 1, 40, 0), 1, 0, 1, 0}};
   if (d == Depth::Deep) {
     v.push_back({cfg("ring", 1, 2, 1, 40, 0), 2, 1});
     v.push_back({cfg("ring", 2, 2, 1, 40, 0), 2, 0});
@@ -153,7 +161,7 @@ CheckResult run_exploration(const Params& params) {
   // 1. Every schedule of the tiny configurations.
   std::string exhaustive_note;
   for (const auto& ex : exhaustive_configs(params.depth)) {
-    auto dfs = explore::make_exhaustive(ex.preemptions, ex.deaths);
+    auto dfs = explore::make_exhaustive(ex.preemptions, ex.deaths, ex.stalls, ex.stall_kind);
     std::uint64_t n = 0;
     do {
       ++n;
@@ -163,7 +171,7 @@ CheckResult run_exploration(const Params& params) {
       }
     } while (dfs->next() && n < (params.depth == Depth::Deep ? 5'000'000u : 200'000u));
     exhaustive_note += (exhaustive_note.empty() ? "" : ", ") + ex.config.text() + " all " + std::to_string(n) +
-                       " (<=" + std::to_string(ex.preemptions) + " preemptions" + (ex.deaths ? ", a death" : "") + ")";
+                       " (<=" + std::to_string(ex.preemptions) + " preemptions" + (ex.deaths ? ", a death" : "") + (ex.stalls ? ", a " + std::to_string(explore::kStallNs[ex.stall_kind] / 1000000) + " ms stall" : std::string()) + ")";
   }
 
   // 2. PCT over small configurations, seeded from --seed.

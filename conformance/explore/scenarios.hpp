@@ -36,7 +36,10 @@ struct Config {
   int producers = 2;
   int messages = 2;   // per producer
   int slot = 40;      // slot size (40 is not a multiple of 64: padding after the payload)
-  int mode = 0;       // transport: 0 write, 1 write_blocking, 2 both and a pausing daemon; hostile: action seed
+  // transport: 0 write, 1 write_blocking, 2 both and a pausing daemon;
+  // takeover: bit 0 the old daemon sleeps between messages, bit 1 the new
+  // one is slow to start serving; hostile: which field the peer toggles
+  int mode = 0;
   std::string text() const;  // "ring/c2/p2/m2/s40/x0"
   static std::optional<Config> parse(const std::string& s);
 };

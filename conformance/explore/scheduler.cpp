@@ -49,6 +49,10 @@ class Pct final : public Strategy {
     std::sort(timeouts_.begin(), timeouts_.end());
     next_timeout_ = 0;
     patience_ = std::array<int, 4>{1, 2, 4, 16}[rng_() % 4];
+    stall_step_ = rng_() % 2 == 0 ? step(rng_) : ~0ULL;
+    resume_after_ = rng_() % 2 == 0 ? step(rng_) : ~0ULL;
+    stall_kind_ = static_cast<std::uint8_t>(rng_() % kStallKinds);
+    resume_step_ = ~0ULL;
     spins_.assign(static_cast<std::size_t>(n), 0);
   }
 
@@ -60,6 +64,12 @@ class Pct final : public Strategy {
         death_step_ = ~0ULL;
         return {Decision::Kill, static_cast<std::uint8_t>(p.current)};
       }
+      if (p.before_effect && p.step >= stall_step_) {
+        stall_step_ = ~0ULL;
+        stalled_ = p.current;
+        if (resume_after_ != ~0ULL) resume_step_ = p.step + resume_after_;
+        return {Decision::Stall, stall_kind_};
+      }
       while (next_change_ < change_.size() && p.step >= change_[next_change_]) {
         priority_[c] = --lowest_;  // a PCT change point: the running thread drops below all
         ++next_change_;
@@ -70,6 +80,11 @@ class Pct final : public Strategy {
         priority_[c] = --lowest_;
         spins_[c] = 0;
       }
+    }
+    if (p.step >= resume_step_) {
+      resume_step_ = ~0ULL;
+      if (std::find(p.stalled.begin(), p.stalled.end(), stalled_) != p.stalled.end())
+        return {Decision::Run, static_cast<std::uint8_t>(stalled_)};  // the OS gives its CPU back early
     }
     if (p.timeout_pending && next_timeout_ < timeouts_.size() && p.step >= timeouts_[next_timeout_]) {
       ++next_timeout_;
@@ -90,6 +105,9 @@ class Pct final : public Strategy {
   std::vector<std::uint64_t> change_, timeouts_;
   std::size_t next_change_ = 0, next_timeout_ = 0;
   std::uint64_t death_step_ = ~0ULL;
+  std::uint64_t stall_step_ = ~0ULL, resume_after_ = ~0ULL, resume_step_ = ~0ULL;
+  int stalled_ = -1;
+  std::uint8_t stall_kind_ = 0;
   int patience_ = 1;
   std::vector<int> spins_;
 };
@@ -98,12 +116,14 @@ class Pct final : public Strategy {
 
 class Exhaustive final : public Strategy {
  public:
-  Exhaustive(int preemptions, int deaths) : bound_(preemptions), death_bound_(deaths) {}
+  Exhaustive(int preemptions, int deaths, int stalls, int stall_kind)
+      : bound_(preemptions), death_bound_(deaths), stall_bound_(stalls), stall_kind_(static_cast<std::uint8_t>(stall_kind)) {}
 
   void begin(int) override {
     pos_ = 0;
     preemptions_ = 0;
     deaths_ = 0;
+    stalls_ = 0;
   }
 
   Decision choose(const DecisionPoint& p) override {
@@ -134,8 +154,13 @@ class Exhaustive final : public Strategy {
         for (int t : p.runnable)
           if (t != p.current) options.push_back(run(t));
     }
+    const std::size_t schedules = options.size();  // the choices among runnable threads
     if (cur_runnable && p.at_named_point && p.current_mortal && deaths_ < death_bound_)
       options.push_back({Decision::Kill, static_cast<std::uint8_t>(p.current)});
+    if (cur_runnable && p.before_effect && stalls_ < stall_bound_)
+      options.push_back({Decision::Stall, stall_kind_});
+    if (preemptions_ < bound_)  // the OS gives a stalled thread its CPU back early
+      for (int t : p.stalled) options.push_back(run(t));
     if (pos_ == stack_.size()) stack_.push_back({options.size(), 0});
     Frame& f = stack_[pos_++];
     if (f.options != options.size()) {
@@ -146,8 +171,11 @@ class Exhaustive final : public Strategy {
     }
     const Decision d = options[std::min(f.index, options.size() - 1)];
     if (d.kind == Decision::Kill) ++deaths_;
-    if (cur_runnable && d.kind == Decision::Run &&
-        ((!p.current_spinning && d.thread != p.current) || (p.current_spinning && d.thread == p.current && options.size() > 1)))
+    if (d.kind == Decision::Stall) ++stalls_;
+    const bool resumes = d.kind == Decision::Run && std::find(p.stalled.begin(), p.stalled.end(), d.thread) != p.stalled.end();
+    if (resumes || (cur_runnable && d.kind == Decision::Run &&
+                    ((!p.current_spinning && d.thread != p.current) ||
+                     (p.current_spinning && d.thread == p.current && schedules > 1))))
       ++preemptions_;
     return d;
   }
@@ -166,10 +194,11 @@ class Exhaustive final : public Strategy {
     std::size_t options = 0;
     std::size_t index = 0;
   };
-  int bound_, death_bound_;
+  int bound_, death_bound_, stall_bound_;
+  std::uint8_t stall_kind_;
   std::vector<Frame> stack_;
   std::size_t pos_ = 0;
-  int preemptions_ = 0, deaths_ = 0;
+  int preemptions_ = 0, deaths_ = 0, stalls_ = 0;
   bool nondeterministic_ = false;
 };
 
@@ -199,8 +228,8 @@ constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 std::unique_ptr<Strategy> make_pct(std::uint64_t seed, int depth, std::uint64_t steps_estimate) {
   return std::make_unique<Pct>(seed, depth, steps_estimate);
 }
-std::unique_ptr<Strategy> make_exhaustive(int preemptions, int deaths) {
-  return std::make_unique<Exhaustive>(preemptions, deaths);
+std::unique_ptr<Strategy> make_exhaustive(int preemptions, int deaths, int stalls, int stall_kind) {
+  return std::make_unique<Exhaustive>(preemptions, deaths, stalls, std::clamp(stall_kind, 0, kStallKinds - 1));
 }
 std::unique_ptr<Strategy> make_replay(std::vector<Decision> decisions) {
   return std::make_unique<Replay>(std::move(decisions));
@@ -220,7 +249,6 @@ std::optional<std::vector<Decision>> decode_decisions(const std::string& s) {
     const char* at = std::find(kB64, kB64 + 64, c);
     if (at == kB64 + 64) return std::nullopt;
     const int v = static_cast<int>(at - kB64);
-    if ((v >> 4) > 2) return std::nullopt;
     d.push_back({static_cast<Decision::Kind>(v >> 4), static_cast<std::uint8_t>(v & 15)});
   }
   return d;
@@ -269,6 +297,27 @@ std::vector<bool> Scheduler::spinning() const {
   return s;
 }
 
+DecisionPoint Scheduler::point_for(int current) const {
+  DecisionPoint p;
+  p.step = exec_.steps;
+  p.current = current;
+  p.runnable = runnable();
+  p.spinning = spinning();
+  for (std::size_t i = 0; i < threads_.size(); ++i)
+    if (threads_[i]->stalled && threads_[i]->state == State::Blocked) p.stalled.push_back(static_cast<int>(i));
+  return p;
+}
+
+int Scheduler::apply_run(const Decision& d) {
+  Thread& t = *threads_[d.thread];
+  if (t.stalled && t.state == State::Blocked) {
+    t.state = State::Runnable;
+    if (exec_.schedule_text.size() < 20000)
+      exec_.schedule_text += "  step " + std::to_string(exec_.steps) + ": " + t.name + "'s stall ends early\n";
+  }
+  return d.thread;
+}
+
 std::vector<int> Scheduler::runnable() const {
   std::vector<int> r;
   for (std::size_t i = 0; i < threads_.size(); ++i)
@@ -279,6 +328,7 @@ std::vector<int> Scheduler::runnable() const {
 Execution Scheduler::run(std::vector<ThreadSpec> specs, Strategy& strategy, const std::function<void()>& at_end) {
   threads_.clear();
   exec_ = Execution{};
+  exec_.stalled_ns.assign(specs.size(), 0);
   strategy_ = &strategy;
   // Virtual time starts ahead of the real clock that stamped whatever the
   // scenario set up before the run (a daemon's first heartbeat): to the
@@ -300,10 +350,7 @@ Execution Scheduler::run(std::vector<ThreadSpec> specs, Strategy& strategy, cons
   for (std::size_t i = 0; i < threads_.size(); ++i)
     threads_[i]->os = std::thread([this, i] { thread_main(static_cast<int>(i)); });
   strategy.begin(static_cast<int>(threads_.size()));
-  DecisionPoint first;
-  first.runnable = runnable();
-  first.spinning = spinning();
-  const Decision d = strategy.choose(first);
+  const Decision d = strategy.choose(point_for(-1));
   exec_.decisions.push_back(d);
   current_ = d.thread;
   threads_[current_]->go.release();
@@ -332,15 +379,10 @@ void Scheduler::thread_main(int id) {
       t.state = State::Finished;
       const int next = [&] {
         for (;;) {
-          const auto r = runnable();
-          if (!r.empty()) {
-            DecisionPoint p;
-            p.step = exec_.steps;
-            p.runnable = r;
-            p.spinning = spinning();
-            const Decision d = strategy_->choose(p);
+          if (!runnable().empty()) {
+            const Decision d = strategy_->choose(point_for(-1));
             exec_.decisions.push_back(d);
-            return static_cast<int>(d.thread);
+            return apply_run(d);
           }
           if (!fire_timeouts(true)) return -1;
         }
@@ -384,17 +426,21 @@ void Scheduler::wake_expired() {
 }
 
 bool Scheduler::fire_timeouts(bool quiescent) {
+  // An early timeout (not quiescent) ends a sleep, not a stall: a stall
+  // that ends early is a Run decision that resumes it, and moves no clock.
   std::uint64_t earliest = kFarFuture;
   for (auto& t : threads_)
-    if (t->state == State::Blocked) earliest = std::min(earliest, t->deadline);
+    if (t->state == State::Blocked && (quiescent || !t->stalled)) earliest = std::min(earliest, t->deadline);
   if (earliest >= kFarFuture) return false;
   now_ = std::max(now_, earliest);
   for (std::size_t i = 0; i < threads_.size(); ++i) {
     Thread& t = *threads_[i];
-    if (t.state != State::Blocked || t.deadline > now_) continue;
+    if (t.state != State::Blocked || t.deadline > now_ || (!quiescent && t.stalled)) continue;
     t.state = State::Runnable;
     t.result = WaitResult::TimedOut;
-    if (quiescent && t.wake_condition && exec_.died.empty() && !t.key.empty()) {
+    // Not while a thread is stalled: it might have been the waker.
+    const bool stall = std::any_of(threads_.begin(), threads_.end(), [](const auto& x) { return x->stalled; });
+    if (quiescent && t.wake_condition && exec_.died.empty() && !stall && !t.key.empty()) {
       ++suppress_;
       const bool ready = t.wake_condition();
       --suppress_;
@@ -423,7 +469,7 @@ void Scheduler::switch_to(int next) {
   threads_[static_cast<std::size_t>(me)]->go.acquire();
 }
 
-void Scheduler::decide(bool named_point) {
+void Scheduler::decide(bool named_point, bool before_effect) {
   if (teardown_ || suppress_ > 0 || ended_ || t_self != current_) return;
   ++exec_.steps;
   now_ += o_.step_ns;
@@ -435,15 +481,12 @@ void Scheduler::decide(bool named_point) {
   }
   wake_expired();
   for (;;) {
-    DecisionPoint p;
-    p.step = exec_.steps;
-    p.current = current_;
+    DecisionPoint p = point_for(current_);
     p.current_spinning = cur().spinning;
+    p.before_effect = before_effect;
     p.at_named_point = named_point;
     p.current_mortal = cur().mortal;
-    for (auto& t : threads_) p.timeout_pending |= t->state == State::Blocked && t->deadline < kFarFuture;
-    p.runnable = runnable();
-    p.spinning = spinning();
+    for (auto& t : threads_) p.timeout_pending |= t->state == State::Blocked && !t->stalled && t->deadline < kFarFuture;
     const Decision d = strategy_->choose(p);
     exec_.decisions.push_back(d);
     if (d.kind == Decision::Timeout) {
@@ -458,15 +501,10 @@ void Scheduler::decide(bool named_point) {
         exec_.schedule_text += "  step " + std::to_string(exec_.steps) + ": " + me.name + " dies (kill -9)\n";
       int next = -1;
       for (;;) {
-        const auto r = runnable();
-        if (!r.empty()) {
-          DecisionPoint q;
-          q.step = exec_.steps;
-          q.runnable = r;
-          q.spinning = spinning();
-          const Decision n = strategy_->choose(q);
+        if (!runnable().empty()) {
+          const Decision n = strategy_->choose(point_for(-1));
           exec_.decisions.push_back(n);
-          next = n.thread;
+          next = apply_run(n);
           break;
         }
         if (!fire_timeouts(true)) break;
@@ -480,7 +518,20 @@ void Scheduler::decide(bool named_point) {
       me.go.acquire();  // a dead thread runs again only in teardown
       return;
     }
-    switch_to(d.thread);
+    if (d.kind == Decision::Stall) {
+      Thread& me = cur();
+      ++exec_.stalls;
+      me.stalled = true;
+      const std::uint64_t from = now_;
+      if (exec_.schedule_text.size() < 20000)
+        exec_.schedule_text += "  step " + std::to_string(exec_.steps) + ": " + me.name +
+                               " stalls (off its CPU) just before it changes shared memory\n";
+      block_current("", now_ + kStallNs[std::min<int>(d.thread, kStallKinds - 1)]);
+      me.stalled = false;
+      exec_.stalled_ns[static_cast<std::size_t>(t_self)] += now_ - from;
+      return;
+    }
+    switch_to(apply_run(d));
     return;
   }
 }
@@ -492,14 +543,10 @@ void Scheduler::block_current(std::string key, std::optional<std::uint64_t> dead
   me.deadline = deadline.value_or(kFarFuture);
   me.result = WaitResult::Woken;
   for (;;) {
-    const auto r = runnable();
-    if (!r.empty()) {
-      DecisionPoint p;
-      p.step = exec_.steps;
-      p.runnable = r;
-      p.spinning = spinning();
-      const Decision d = strategy_->choose(p);
+    if (!runnable().empty()) {
+      const Decision d = strategy_->choose(point_for(-1));
       exec_.decisions.push_back(d);
+      apply_run(d);
       if (d.thread == t_self) {
         current_ = t_self;
         return;
@@ -526,7 +573,7 @@ void Scheduler::on_access(Access kind, const void* address, bool after) noexcept
   if (trace_ && !teardown_ && t_self == current_ && suppress_ == 0)
     std::fprintf(stderr, "[explore] step %llu t%d %s %s %p\n", static_cast<unsigned long long>(exec_.steps + 1), t_self,
                  after ? "after" : "before", access_name(kind), address);
-  decide(false);
+  decide(false, !after && kind != Access::Load && kind != Access::PlainRead);
   // The access runs as soon as this thread runs again: that is when it
   // happened. A named point (kCrashPoints) marks the state after the last
   // store, CAS or read-modify-write (write.after-claim: the head CAS).

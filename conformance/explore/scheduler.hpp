@@ -23,7 +23,13 @@
 //  - each thread is a process of its own (a virtual pid); a thread may die at
 //    a decision point (it never runs again and its pid is dead), so that the
 //    survivors' recovery (SPEC K-*) runs against exactly what it left;
-//  - futex waits and wakes are virtual, with the kernel's semantics.
+//  - futex waits and wakes are virtual, with the kernel's semantics;
+//  - a thread may stall just before it changes shared memory (the OS took
+//    its CPU): it stays off for one of kStallNs of virtual time, past the
+//    timeouts of the code under test, unless the strategy resumes it
+//    earlier. Time-of-check-to-time-of-use windows (a check made
+//    before a CAS instead of after it, a slow writer racing its reclaimer)
+//    open exactly there.
 //
 // Contract: run() from one controlling thread; the bodies call only the
 // ThreadApi of their own thread.
@@ -51,10 +57,18 @@ using shm::hooks::WaitResult;
 
 // One choice the scheduler made, as it is recorded and replayed.
 struct Decision {
-  enum Kind : std::uint8_t { Run = 0, Kill = 1, Timeout = 2 };
+  enum Kind : std::uint8_t { Run = 0, Kill = 1, Timeout = 2, Stall = 3 };
   Kind kind = Run;
-  std::uint8_t thread = 0;  // Run: who runs next; Kill: who dies (the current thread)
+  // Run: who runs next (a stalled thread: it resumes); Kill: the current
+  // thread; Stall: the current thread, for kStallNs[thread]
+  std::uint8_t thread = 0;
 };
+
+// How long a stall lasts: past the claim timeout the scenarios use (1 ms),
+// past a writer's patience with a held slot (20 ms) and a blocking write's
+// timeout, past a successor's watch of a silent heartbeat (200 ms).
+inline constexpr std::uint64_t kStallNs[] = {2'000'000, 30'000'000, 500'000'000};
+inline constexpr int kStallKinds = 3;
 
 // What a strategy chooses from at one decision point.
 struct DecisionPoint {
@@ -63,9 +77,11 @@ struct DecisionPoint {
   bool current_spinning = false;    // it polls without progress (ThreadApi::spin)
   bool at_named_point = false;      // a crash point (kCrashPoints) rather than an access
   bool current_mortal = false;      // the current thread may die here
+  bool before_effect = false;       // the current thread is about to store, CAS or read-modify-write
   bool timeout_pending = false;     // some sleeper has a finite timeout
   std::vector<int> runnable;        // ascending, the current thread included if runnable
   std::vector<bool> spinning;       // by thread: its last step was a spin (it polls, waiting for others)
+  std::vector<int> stalled;         // threads in a stall, which a Run decision may resume early
 };
 
 class Strategy {
@@ -77,14 +93,19 @@ class Strategy {
   virtual bool next() { return true; }
 };
 
-// PCT with depth d over an estimated k steps, plus deaths and early
+// PCT with depth d over an estimated k steps, plus deaths, stalls and early
 // timeouts: with probability 1/2 one mortal thread dies at the first named
-// point (kCrashPoints, SPEC K-CRASH) it reaches after a random step;
+// point (kCrashPoints, SPEC K-CRASH) it reaches after a random step; with
+// probability 1/2 the thread about to change shared memory first after a
+// random step stalls, and half of those resume at a random later step;
 // some runs fire a sleeper's timeout early at a few random steps.
 std::unique_ptr<Strategy> make_pct(std::uint64_t seed, int depth, std::uint64_t steps_estimate);
-// Depth-first over all schedules with at most `preemptions` preemptions
-// and at most `deaths` deaths, a death only at named points.
-std::unique_ptr<Strategy> make_exhaustive(int preemptions, int deaths);
+// Depth-first over all schedules with at most `preemptions` preemptions,
+// at most `deaths` deaths (only at named points) and at most `stalls`
+// stalls (only just before a store, CAS or read-modify-write); resuming a
+// stalled thread before its stall ends costs a preemption.
+// `stall_kind` indexes kStallNs.
+std::unique_ptr<Strategy> make_exhaustive(int preemptions, int deaths, int stalls = 0, int stall_kind = 0);
 // Follows `decisions`, then runs the lowest runnable thread.
 std::unique_ptr<Strategy> make_replay(std::vector<Decision> decisions);
 
@@ -94,6 +115,8 @@ struct Execution {
   std::uint64_t steps = 0;
   std::vector<std::string> violations;  // found by the scheduler itself: lost wake-ups, deadlocks, livelocks
   std::vector<int> died;                // threads that died
+  int stalls = 0;                       // stalls taken
+  std::vector<std::uint64_t> stalled_ns;  // by thread: virtual time spent stalled
   bool completed = false;               // every thread finished or died
   std::string schedule_text;            // the decisions that switched threads, for a counterexample
 };
@@ -177,6 +200,7 @@ class Scheduler final : public shm::hooks::Interposer {
     std::binary_semaphore go{0};
     State state = State::Runnable;
     bool spinning = false;
+    bool stalled = false;  // Blocked in a stall (no key) until `deadline` or a resume
     // Blocked: in a futex wait on `key` (empty: a plain sleep) until `deadline`.
     std::string key;
     std::uint64_t deadline = 0;
@@ -189,7 +213,9 @@ class Scheduler final : public shm::hooks::Interposer {
   };
   static constexpr std::uint64_t kFarFuture = 1ULL << 62;
 
-  void decide(bool named_point);                 // a decision by the running thread
+  void decide(bool named_point, bool before_effect = false);  // a decision by the running thread
+  int apply_run(const Decision& d);              // the thread a Run decision names, resumed if stalled
+  DecisionPoint point_for(int current) const;
   void block_current(std::string key, std::optional<std::uint64_t> deadline);
   void switch_to(int next);                      // hand the baton over; returns when we run again
   bool fire_timeouts(bool quiescent);            // wakes the earliest sleepers

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <set>
 
@@ -98,6 +99,86 @@ TEST(Scheduler, DecisionStringsRejectGarbage) {
   EXPECT_TRUE(decode_decisions("").has_value());
 }
 
+// A check made before the CAS it guards (time of check to time of use):
+// the old holder checks the epoch, then takes the slot; a successor that
+// needs a while (it watches for silence) bumps the epoch in between only
+// if the old holder is off its CPU that long. Fixed: CAS, then check.
+struct CheckThenCas {
+  shm::SharedAtomic<std::uint32_t> epoch, slot;
+  bool check_after = false;
+  bool took_in_new_epoch = false;
+  CheckThenCas() {
+    epoch.raw().store(0);
+    slot.raw().store(0);
+  }
+  std::vector<ThreadSpec> threads() {
+    return {{"old", false,
+             [this](ThreadApi&) {
+               std::uint32_t free = 0;
+               if (!check_after) {
+                 if (epoch.load() != 0) return;
+                 if (slot.compare_exchange_strong(free, 1)) took_in_new_epoch = epoch.raw().load() != 0;
+                 return;
+               }
+               if (!slot.compare_exchange_strong(free, 1)) return;
+               if (epoch.load() != 0) {
+                 slot.store(0);  // fenced: give it back
+                 return;
+               }
+               took_in_new_epoch = epoch.raw().load() != 0;
+             }},
+            {"new", false, [this](ThreadApi&) {
+               shm::platform::sleep_for(std::chrono::milliseconds(1));  // watching the old one's heartbeat
+               epoch.store(1);
+               shm::platform::sleep_for(std::chrono::seconds(1));       // slow to start serving
+             }}};
+  }
+};
+
+int check_then_cas_failures(bool check_after, int stalls) {
+  auto dfs = make_exhaustive(/*preemptions=*/1, /*deaths=*/0, stalls, /*stall_kind=*/0);
+  int failures = 0, runs = 0;
+  do {
+    CheckThenCas p;
+    p.check_after = check_after;
+    Scheduler s;
+    const Execution e = s.run(p.threads(), *dfs);
+    EXPECT_TRUE(e.violations.empty()) << e.violations.front();
+    failures += p.took_in_new_epoch;
+    ++runs;
+  } while (dfs->next() && runs < 5000);
+  EXPECT_LT(runs, 5000);
+  return failures;
+}
+
+TEST(Scheduler, OnlyAStallOpensTheWindowBetweenACheckAndItsCas) {
+  EXPECT_EQ(check_then_cas_failures(false, 0), 0) << "preemptions alone cannot outlast the successor's sleep";
+  EXPECT_GT(check_then_cas_failures(false, 1), 0) << "a stall before the CAS did not let the successor in";
+  EXPECT_EQ(check_then_cas_failures(true, 1), 0) << "the fixed order (CAS, then check) failed";
+}
+
+TEST(Scheduler, StallDecisionsReplay) {
+  std::optional<std::vector<Decision>> failing;
+  auto dfs = make_exhaustive(1, 0, 1, 0);
+  do {
+    CheckThenCas p;
+    Scheduler s;
+    const Execution e = s.run(p.threads(), *dfs);
+    if (p.took_in_new_epoch) failing = e.decisions;
+  } while (!failing && dfs->next());
+  ASSERT_TRUE(failing.has_value());
+  EXPECT_TRUE(std::any_of(failing->begin(), failing->end(), [](const Decision& d) { return d.kind == Decision::Stall; }));
+  const auto decoded = decode_decisions(encode_decisions(*failing));
+  ASSERT_TRUE(decoded.has_value());
+  CheckThenCas p;
+  Scheduler s;
+  auto replay = make_replay(*decoded);
+  const Execution e = s.run(p.threads(), *replay);
+  EXPECT_TRUE(p.took_in_new_epoch) << "the replayed schedule did not reopen the window";
+  EXPECT_EQ(e.stalls, 1);
+  EXPECT_GE(e.stalled_ns[0], 1'000'000u) << "the stall did not outlast the successor's watch";
+}
+
 // A sleeper waits on a futex word for a flag; the waker sets the flag and
 // (unless broken) bumps the word and wakes it.
 struct WakeProgram {
@@ -157,6 +238,23 @@ TEST(Scheduler, ACorrectWakeUpIsNeverReportedLost) {
     ++runs;
   } while (dfs->next() && runs < 5000);
   EXPECT_GT(runs, 3);
+}
+
+TEST(Scheduler, AStalledWakerIsNotALostWakeUp) {
+  // The waker may stall (500 ms) just before it bumps the word: the sleeper's
+  // 100 ms sleeps time out with the flag set and nobody able to wake it, but
+  // the waker was off its CPU, not forgetful.
+  auto dfs = make_exhaustive(1, 0, 1, 2);
+  int runs = 0, stalled = 0;
+  do {
+    WakeProgram p;
+    Scheduler s;
+    const Execution e = s.run(p.threads(), *dfs);
+    EXPECT_TRUE(e.violations.empty()) << e.violations.front();
+    stalled += e.stalls;
+    ++runs;
+  } while (dfs->next() && runs < 20000);
+  EXPECT_GT(stalled, 0);
 }
 
 TEST(Scheduler, VirtualTimeOnlyMovesForwardAndSleepsCostTheirLength) {
