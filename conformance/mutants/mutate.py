@@ -201,7 +201,7 @@ class Layers:
             return self.release, ["memlink-chaos"]
         if layer == "ctest":
             return self.release, []  # everything ctest runs
-        return self.tsan, ["memlink-conformance"]
+        return self.tsan, ["memlink-conformance", "memlink_stress_tests"]
 
     def run(self, layer: str) -> tuple[list[str], str]:
         """Killers (empty: the layer passed) and a detail line."""
@@ -268,7 +268,19 @@ class Layers:
     def _tsan(self):
         # Not halt_on_error: the check that ran into a race fails by name (main.cpp's sanitizer hook).
         env = dict(os.environ, TSAN_OPTIONS="halt_on_error=0 exitcode=66 report_signal_unsafe=0")
-        return self._conformance(self.tsan / "memlink-conformance", TSAN_CHECKS, "quick", "tsan", env)
+        killers, detail = self._conformance(self.tsan / "memlink-conformance", TSAN_CHECKS, "quick", "tsan", env)
+        if killers:
+            return killers, detail
+        # Then the stress tests (ctest -L concurrency): producers and a
+        # consumer that spins, so that nothing but the slot's own
+        # release/acquire orders the consumer after the producer.
+        cmd = ["ctest", "--test-dir", str(self.tsan), "-L", "concurrency", "--timeout", "600"]
+        rc, out = run_with_timeout(cmd, self.args.layer_timeout, env=env)
+        if rc == 0:
+            return [], detail + "; TSan stress tests passed"
+        failed = [line.split("-", 1)[1].strip().split(" ")[0] for line in out.splitlines()
+                  if line.strip()[:1].isdigit() and " - " in line and "(" in line]
+        return ["tsan:" + (f or "stress") for f in failed] or ["tsan:stress " + describe_exit(rc)], detail
 
 
 # ------------------------------------------------------------------ report
