@@ -12,6 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "memlink/shm/buffer.hpp"
 #include "memlink/shm/transport.hpp"
 #include "test_support.hpp"
 
@@ -106,6 +107,52 @@ TEST(ConcurrencyStress, ProducersAndConsumerAdaptiveStrategy) {
 }
 TEST(ConcurrencyStress, ProducersAndConsumerSpinStrategy) {
   run(WaitStrategy::Spin, 256 * 1024, 128);
+}
+
+// One ring, no transport around it: producers spin on Full, the consumer
+// spins on Empty. Nothing but the slot state's release (the publish) and
+// acquire (the consumer's load) orders the consumer's reads of a slot's
+// header and payload after the producer's writes (S-PUBLISH), so under
+// ThreadSanitizer a weakened side of that pair is a reported race, and in
+// any build a torn read is a wrong payload.
+TEST(ConcurrencyStress, ProducersAndASpinningConsumerOnOneRing) {
+  auto ring = RingBuffer::create_owned(4, 128, Priority::High);
+  ASSERT_TRUE(ring.ok()) << ring.error().message();
+  constexpr int kRingProducers = 2;
+  const std::uint64_t per = kPerProducer / 2;
+  std::vector<std::thread> producers;
+  for (int t = 0; t < kRingProducers; ++t)
+    producers.emplace_back([&, t] {
+      for (std::uint64_t n = 0; n < per; ++n) {
+        const std::uint64_t tg = tag(t, Priority::High, n);
+        for (;;) {
+          auto r = ring->write_slot(test::pattern_payload(tg, 8 + n % 100), tg);
+          if (r) break;
+          ASSERT_EQ(r.code(), ErrorCode::Full) << r.error().message();
+          std::this_thread::yield();
+        }
+      }
+    });
+  std::array<std::uint64_t, kRingProducers> next{};
+  std::vector<std::byte> buf(128);
+  for (std::uint64_t got = 0; got < kRingProducers * per;) {
+    auto m = ring->read_slot(buf);
+    if (!m) {
+      ASSERT_EQ(m.code(), ErrorCode::Empty) << m.error().message();
+      std::this_thread::yield();
+      continue;
+    }
+    std::span<const std::byte> payload(buf.data(), m->length);
+    const std::uint64_t tg = test::pattern_tag(payload);
+    const auto producer = static_cast<std::size_t>(tg >> 60);
+    ASSERT_LT(producer, static_cast<std::size_t>(kRingProducers));
+    ASSERT_EQ(tg & ((1ULL << 56) - 1), next[producer]++) << "FIFO per producer broken";
+    ASSERT_TRUE(test::pattern_matches(payload, tg));
+    ASSERT_EQ(m->sequence, tg);
+    ++got;
+  }
+  for (auto& t : producers) t.join();
+  EXPECT_EQ(ring->corrupt_skipped(), 0u);
 }
 
 }  // namespace
