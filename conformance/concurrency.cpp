@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "linearizability.hpp"
+#include "timeline.hpp"
 #include "memlink/shm/platform.hpp"
 #include "memlink/shm/transport.hpp"
 #include "suite.hpp"
@@ -300,6 +301,9 @@ CheckResult run_linearizability(const Params& params) {
       f.replay = "scripts/conformance --only linearizability --seed " + std::to_string(params.seed) +
                  " (interleavings are the scheduler's: the same seed gives the same operations, not the same timing; "
                  "the exploration check replays schedules exactly)";
+      Timeline picture = history_timeline(*history, lin, "memlink-conformance: linearizability, " + where, f.clause, f.replay);
+      picture.explanation = f.description;
+      result.picture_html = render_timeline_html(picture);
       result.failure = std::move(f);
       return result;
     }

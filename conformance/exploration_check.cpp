@@ -101,7 +101,10 @@ struct Explorer {
     }
     explore::Scheduler sched;
     Scenario& sc = **scenario;
-    const explore::Execution e = sched.run(sc.threads(), strategy, [&sc] {
+    auto specs = sc.threads();
+    std::vector<std::string> names;
+    for (const auto& s : specs) names.push_back(s.name);
+    const explore::Execution e = sched.run(std::move(specs), strategy, [&sc] {
       sc.record.final_state = sc.snapshot();
       sc.at_end();
     });
@@ -126,6 +129,7 @@ struct Explorer {
     for (std::size_t nl; (nl = e.schedule_text.find('\n', start)) != std::string::npos && lines < 80; start = nl + 1, ++lines)
       f.counterexample.push_back(e.schedule_text.substr(start, nl - start));
     f.replay = "scripts/conformance --only exploration --reproduce '" + c.text() + "@" + decisions + "'";
+    result.picture_html = render_timeline_html(explore::run_timeline(c, (*scenario)->record, e, names, first, f.replay));
     result.failure = std::move(f);
     return false;
   }

@@ -23,6 +23,8 @@ class Search {
 
   bool run() { return dfs(0); }
   std::size_t longest() const { return longest_; }
+  // The operations of the longest valid prefix found (by index).
+  const std::vector<bool>& best_prefix() const { return best_; }
 
  private:
   // R-VISIBLE: the write at index w may be invisible to read r if it had not
@@ -75,7 +77,10 @@ class Search {
   }
 
   bool dfs(std::size_t placed) {
-    longest_ = std::max(longest_, placed);
+    if (placed > longest_ || best_.empty()) {
+      longest_ = placed;
+      best_ = done_;
+    }
     if (placed == h_.size()) return true;
     if (!seen_.insert(fingerprint(state_)).second) return false;
     // Ops that may come next: invoked before every pending op has returned.
@@ -114,6 +119,7 @@ class Search {
   QueueState state_;
   std::unordered_set<std::string> seen_;
   std::size_t longest_ = 0;
+  std::vector<bool> best_;
 };
 
 }  // namespace
@@ -124,6 +130,19 @@ LinearizabilityResult check_linearizable(const std::vector<HistoryOp>& history,
   LinearizabilityResult r;
   r.linearizable = search.run();
   r.longest_prefix = search.longest();
+  if (!r.linearizable) {
+    // The operations that could have come next after the longest valid
+    // prefix (invoked before the first outstanding one returned) and that
+    // none could be placed: where the history breaks the spec.
+    const auto& prefix = search.best_prefix();
+    std::uint64_t first_return = UINT64_MAX;
+    for (std::size_t i = 0; i < history.size(); ++i)
+      if (!prefix[i]) first_return = std::min(first_return, history[i].response_ns);
+    for (std::size_t i = 0; i < history.size(); ++i) {
+      if (prefix[i]) r.prefix.push_back(i);
+      else if (history[i].invoke_ns <= first_return) r.stuck.push_back(i);
+    }
+  }
   if (!r.linearizable)
     r.explanation = "no order of the " + std::to_string(history.size()) +
                     " operations respects real time and the spec; the longest valid prefix has " +

@@ -42,6 +42,9 @@ struct LinearizabilityResult {
   bool linearizable = false;
   std::size_t longest_prefix = 0;  // most operations any candidate order placed
   std::string explanation;
+  // Not linearizable: the operations of the longest valid prefix, and those
+  // that could have come next but none of which the spec accepts there.
+  std::vector<std::size_t> prefix, stuck;
 };
 
 LinearizabilityResult check_linearizable(const std::vector<HistoryOp>& history,

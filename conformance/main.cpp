@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -50,6 +51,16 @@ std::string xml_escape(const std::string& s) {
   return out;
 }
 
+// Writes a failure's timeline as DIR/NAME.html; the path, or "" if it failed.
+std::string write_picture(const std::string& dir, const std::string& name, const std::string& html) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const std::string path = (std::filesystem::path(dir) / (name + ".html")).string();
+  std::ofstream out(path);
+  out << html;
+  return out.good() ? path : std::string();
+}
+
 std::string failure_text(const Failure& f) {
   std::string t = f.description + "\nshrunk counterexample:\n";
   for (const auto& line : f.counterexample) t += "  " + line + "\n";
@@ -94,9 +105,11 @@ void write_json(const std::string& path, const Params& p, const std::vector<Clau
   for (const auto& r : results) {
     nlohmann::json cj{{"name", r.name}, {"scope", r.scope}, {"cases", r.cases}, {"seconds", r.seconds}, {"notes", r.notes},
                       {"passed", !r.failure.has_value()}};
-    if (r.failure)
+    if (r.failure) {
       cj["failure"] = {{"clause", r.failure->clause}, {"description", r.failure->description},
                        {"counterexample", r.failure->counterexample}, {"replay", r.failure->replay}};
+      if (!r.picture_html.empty()) cj["failure"]["picture"] = r.picture_html;
+    }
     j["checks"].push_back(cj);
   }
   std::ofstream(path) << j.dump(2) << "\n";
@@ -117,7 +130,7 @@ int main(int argc, char** argv) {
                "counterexample and the command that replays it. Exit status 1 on any failure.",
                "memlink-conformance"};
   Params params;
-  std::string depth = "default", junit, json, reproduce;
+  std::string depth = "default", junit, json, reproduce, artifacts = "conformance-failures";
   bool list_adapters = false, list_clauses = false;
   app.add_option("--adapter", params.adapter, "Implementation to check")->capture_default_str();
   app.add_option("--seed", params.seed, "Seed (same seed, same cases)")->capture_default_str();
@@ -128,6 +141,8 @@ int main(int argc, char** argv) {
   app.add_option("--reproduce", reproduce, "With --only: replay one shrunk case (from a failure's replay line)");
   app.add_option("--junit", junit, "Write a JUnit XML report (one test case per clause)");
   app.add_option("--json", json, "Write a JSON report");
+  app.add_option("--artifacts", artifacts, "Where a failing concurrent history's timeline (HTML) goes")
+      ->capture_default_str();
   app.add_flag("--list-adapters", list_adapters, "List the adapters and exit");
   app.add_flag("--list-clauses", list_clauses, "List the SPEC.md clauses and exit");
   CLI11_PARSE(app, argc, argv);
@@ -228,11 +243,17 @@ int main(int argc, char** argv) {
     uncovered += c.status == "NOT COVERED";
   }
   bool ok = true;
-  for (const auto& r : results) {
+  for (auto& r : results) {
     if (!r.failure) continue;
     ok = false;
     std::printf("\nFAILED check '%s' (%s), clause %s:\n%s", r.name.c_str(), r.scope.c_str(),
                 r.failure->clause.empty() ? "(none named)" : r.failure->clause.c_str(), failure_text(*r.failure).c_str());
+    if (!r.picture_html.empty()) {
+      const std::string path = write_picture(artifacts, r.name + "-seed" + std::to_string(params.seed), r.picture_html);
+      std::printf(path.empty() ? "picture: could not write it under %s\n" : "picture: %s\n",
+                  path.empty() ? artifacts.c_str() : path.c_str());
+      r.picture_html = path;  // from here on, the file's name
+    }
   }
   if (!not_reaching.empty()) {
     std::string names;

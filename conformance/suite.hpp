@@ -40,6 +40,7 @@ struct CheckResult {
   std::optional<Failure> failure;
   double seconds = 0;
   std::string notes;  // what the check saw, for the progress line and reports
+  std::string picture_html;  // failed: a timeline of the failing history (timeline.hpp), if it has one
 };
 
 // Records which clauses a check exercised (the report's "cases" column).

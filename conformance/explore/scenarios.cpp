@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -466,6 +467,7 @@ class TakeoverScenario final : public SegmentScenario {
         record.takeover_thread = api.id();
         record.fenced_thread = a_;
         record.takeover_ns = api.point_time("recovery.after-epoch");
+        record.takeover_step = api.step();
         break;
       }
       if (d.code() != ErrorCode::AlreadyExists)
@@ -756,6 +758,68 @@ std::vector<std::string> describe_run(const Config& c, const RunRecord& r) {
                   " (epoch incremented at t=" + std::to_string(r.takeover_ns / 1000) + " us)");
   for (auto& l : lines) out.push_back(std::move(l.text));
   return out;
+}
+
+}  // namespace memlink::conformance::explore
+
+namespace memlink::conformance::explore {
+
+Timeline run_timeline(const Config& c, const RunRecord& r, const Execution& e, const std::vector<std::string>& names,
+                      const std::string& violation, const std::string& replay) {
+  Timeline t;
+  t.title = "memlink-conformance: exploration, scenario " + c.text();
+  t.clause = violation.size() > 2 && violation[0] == '[' ? violation.substr(1, violation.find(']') - 1) : "";
+  t.explanation = violation;
+  t.replay = replay;
+  t.unit = "steps";
+  t.scale = 1;
+  t.lanes = names;
+  // The messages the violation names ("#65536"): their writes and reads broke it.
+  std::set<std::uint64_t> named;
+  for (std::size_t at = violation.find('#'); at != std::string::npos; at = violation.find('#', at + 1)) {
+    std::size_t end = at + 1;
+    while (end < violation.size() && std::isdigit(static_cast<unsigned char>(violation[end]))) ++end;
+    if (end > at + 1) named.insert(std::stoull(violation.substr(at + 1, end - at - 1)));
+  }
+  for (const WriteRecord& w : r.writes) {
+    Timeline::Bar b;
+    b.lane = w.thread;
+    b.start = w.invoke;
+    b.end = w.result == WriteRecord::Result::Pending ? ~0ULL : w.response;
+    const std::string prio(shm::to_string(w.priority));
+    b.label = std::string(w.blocking ? "wb " : "w ") + prio.substr(0, 1) + " #" + std::to_string(w.id);
+    b.detail = std::string(w.blocking ? "write_blocking " : "write ") + prio + " #" + std::to_string(w.id) + " (" +
+               std::to_string(w.length) + " B) -> " + result_name(w.result) + (w.error.empty() ? "" : ": " + w.error) +
+               " [steps " + std::to_string(w.invoke) + " .. " +
+               (b.end == ~0ULL ? std::string("never") : std::to_string(w.response)) + "]";
+    b.look = w.result == WriteRecord::Result::Ok        ? Timeline::Bar::Look::Write
+             : w.result == WriteRecord::Result::Pending ? Timeline::Bar::Look::Ghost
+                                                        : Timeline::Bar::Look::Refused;
+    if (named.count(w.id) || (named.empty() && w.result == WriteRecord::Result::Error))
+      b.look = Timeline::Bar::Look::Broke;
+    t.bars.push_back(std::move(b));
+  }
+  for (const ReadRecord& rd : r.reads) {
+    Timeline::Bar b;
+    b.lane = rd.thread;
+    b.start = rd.invoke;
+    b.end = rd.response;
+    b.label = rd.ok ? "r #" + std::to_string(rd.id) : "r " + std::string(rd.error.empty() ? "Empty" : "error");
+    b.detail = rd.ok ? "read -> " + std::string(shm::to_string(rd.priority)) + " #" + std::to_string(rd.id) + " seq " +
+                           std::to_string(rd.sequence) + (rd.intact ? "" : " (payload differs)")
+                     : "read -> " + (rd.error.empty() ? std::string("Empty") : rd.error);
+    b.detail += " [steps " + std::to_string(rd.invoke) + " .. " + std::to_string(rd.response) + "]";
+    b.look = rd.ok ? Timeline::Bar::Look::Read : Timeline::Bar::Look::Refused;
+    if ((rd.ok && named.count(rd.id)) || (named.empty() && !rd.ok && !rd.error.empty()))
+      b.look = Timeline::Bar::Look::Broke;  // no message named: the operations that failed
+    t.bars.push_back(std::move(b));
+  }
+  for (const Execution::Event& ev : e.events)
+    t.marks.push_back({ev.thread, ev.step, ev.death ? "killed (kill -9)" : "stalls (off its CPU)", ev.death});
+  if (r.takeover_thread >= 0 && r.fenced_thread >= 0)
+    t.marks.push_back({r.takeover_thread, r.takeover_step,
+                       "took over from " + names.at(static_cast<std::size_t>(r.fenced_thread)) + " (new epoch)", false});
+  return t;
 }
 
 }  // namespace memlink::conformance::explore

@@ -27,6 +27,7 @@
 #include "memlink/shm/priority.hpp"
 #include "memlink/shm/result.hpp"
 #include "scheduler.hpp"
+#include "timeline.hpp"
 
 namespace memlink::conformance::explore {
 
@@ -85,6 +86,7 @@ struct RunRecord {
   bool corruption = false;       // a hostile peer ran: losses and CorruptSegment are allowed
   int takeover_thread = -1;      // the daemon that took over, if one did
   std::uint64_t takeover_ns = 0; // when it incremented the epoch
+  std::uint64_t takeover_step = 0;  // the scheduler step its takeover returned at
   int fenced_thread = -1;        // the daemon it replaced
   std::string final_state;       // Scenario::snapshot() as the run ended
   std::optional<std::uint64_t> client_head, daemon_tail;  // T-COUNTERS, as the run ended
@@ -115,5 +117,12 @@ std::vector<std::string> describe_run(const Config& c, const RunRecord& r);
 
 // The clauses a run of this scenario exercises.
 std::vector<const char*> clauses_of(const Config& c);
+
+// A failing run as a picture (timeline.hpp): one lane per thread (a process
+// of its own), writes and reads as bars over scheduler steps, deaths and
+// stalls marked, the operations on the messages the first violation names
+// highlighted.
+Timeline run_timeline(const Config& c, const RunRecord& r, const Execution& e, const std::vector<std::string>& names,
+                      const std::string& violation, const std::string& replay);
 
 }  // namespace memlink::conformance::explore

@@ -497,6 +497,7 @@ void Scheduler::decide(bool named_point, bool before_effect) {
       Thread& me = cur();
       me.state = State::Dead;
       exec_.died.push_back(current_);
+      exec_.events.push_back({current_, exec_.steps, true});
       if (exec_.schedule_text.size() < 20000)
         exec_.schedule_text += "  step " + std::to_string(exec_.steps) + ": " + me.name + " dies (kill -9)\n";
       int next = -1;
@@ -521,6 +522,7 @@ void Scheduler::decide(bool named_point, bool before_effect) {
     if (d.kind == Decision::Stall) {
       Thread& me = cur();
       ++exec_.stalls;
+      exec_.events.push_back({current_, exec_.steps, false});
       me.stalled = true;
       const std::uint64_t from = now_;
       if (exec_.schedule_text.size() < 20000)

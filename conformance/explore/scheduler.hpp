@@ -116,6 +116,12 @@ struct Execution {
   std::vector<std::string> violations;  // found by the scheduler itself: lost wake-ups, deadlocks, livelocks
   std::vector<int> died;                // threads that died
   int stalls = 0;                       // stalls taken
+  struct Event {
+    int thread = 0;
+    std::uint64_t step = 0;
+    bool death = false;  // else a stall
+  };
+  std::vector<Event> events;            // deaths and stalls, in order
   std::vector<std::uint64_t> stalled_ns;  // by thread: virtual time spent stalled
   bool completed = false;               // every thread finished or died
   std::string schedule_text;            // the decisions that switched threads, for a counterexample

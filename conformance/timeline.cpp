@@ -1,0 +1,181 @@
+#include "timeline.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <set>
+
+namespace memlink::conformance {
+namespace {
+
+std::string esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '&': o += "&amp;"; break;
+      case '"': o += "&quot;"; break;
+      default: o += c;
+    }
+  }
+  return o;
+}
+
+std::string num(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f", v);
+  return b;
+}
+
+const char* fill(Timeline::Bar::Look l) {
+  switch (l) {
+    case Timeline::Bar::Look::Write: return "#4e79a7";
+    case Timeline::Bar::Look::Read: return "#59a14f";
+    case Timeline::Bar::Look::Refused: return "#bab0ac";
+    case Timeline::Bar::Look::Ghost: return "#d4c6e8";
+    case Timeline::Bar::Look::Broke: return "#e15759";
+  }
+  return "#999";
+}
+
+constexpr double kLeft = 110, kRight = 40, kTop = 50, kLane = 50, kBar = 26, kWidth = 1200;
+
+}  // namespace
+
+std::string render_timeline_html(const Timeline& t) {
+  std::uint64_t t0 = UINT64_MAX, t1 = 0;
+  for (const auto& b : t.bars) {
+    t0 = std::min(t0, b.start);
+    t1 = std::max(t1, b.end == ~0ULL ? b.start : b.end);
+  }
+  for (const auto& m : t.marks) {
+    t0 = std::min(t0, m.at);
+    t1 = std::max(t1, m.at);
+  }
+  if (t0 == UINT64_MAX) t0 = t1 = 0;
+  const double span = std::max<double>(1, static_cast<double>(t1 - t0));
+  const double plot = kWidth - kLeft - kRight;
+  auto x = [&](std::uint64_t v) { return kLeft + plot * static_cast<double>(v - t0) / span; };
+  const double height = kTop + kLane * static_cast<double>(t.lanes.size()) + 40;
+
+  std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(kWidth) + "\" height=\"" + num(height) +
+                    "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+  // Lanes.
+  for (std::size_t i = 0; i < t.lanes.size(); ++i) {
+    const double y = kTop + kLane * static_cast<double>(i);
+    svg += "<rect x=\"0\" y=\"" + num(y) + "\" width=\"" + num(kWidth) + "\" height=\"" + num(kLane) + "\" fill=\"" +
+           (i % 2 ? "#f7f7f7" : "#ffffff") + "\"/>\n";
+    svg += "<text x=\"8\" y=\"" + num(y + kLane / 2 + 4) + "\" font-weight=\"bold\">" + esc(t.lanes[i]) + "</text>\n";
+  }
+  // Time axis: 6 ticks.
+  const double axis_y = kTop + kLane * static_cast<double>(t.lanes.size()) + 14;
+  for (int k = 0; k <= 5; ++k) {
+    const double v = span * k / 5;
+    const double xx = kLeft + plot * k / 5;
+    svg += "<line x1=\"" + num(xx) + "\" y1=\"" + num(kTop) + "\" x2=\"" + num(xx) + "\" y2=\"" + num(axis_y - 10) +
+           "\" stroke=\"#ddd\"/>\n";
+    svg += "<text x=\"" + num(xx) + "\" y=\"" + num(axis_y + 4) + "\" text-anchor=\"middle\" fill=\"#555\">" +
+           (t.scale == 1 ? std::to_string(static_cast<std::uint64_t>(v)) : num(v / t.scale)) + " " + esc(t.unit) +
+           "</text>\n";
+  }
+  // Bars: the broken ones last, on top.
+  std::vector<const Timeline::Bar*> order;
+  for (const auto& b : t.bars) order.push_back(&b);
+  std::stable_sort(order.begin(), order.end(), [](auto* a, auto* b) {
+    return (a->look == Timeline::Bar::Look::Broke) < (b->look == Timeline::Bar::Look::Broke);
+  });
+  for (const Timeline::Bar* b : order) {
+    const double y = kTop + kLane * b->lane + (kLane - kBar) / 2;
+    const bool open = b->end == ~0ULL;
+    const double x0 = x(b->start), x1 = open ? kWidth - kRight : std::max(x(b->end), x0 + 3);
+    const bool broke = b->look == Timeline::Bar::Look::Broke;
+    svg += "<g><title>" + esc(b->detail) + "</title><rect x=\"" + num(x0) + "\" y=\"" + num(y) + "\" width=\"" +
+           num(x1 - x0) + "\" height=\"" + num(kBar) + "\" rx=\"3\" fill=\"" + fill(b->look) + "\"" +
+           (broke ? " stroke=\"#8b0000\" stroke-width=\"3\"" : "") + (open ? " fill-opacity=\"0.45\"" : "") + "/>";
+    if (x1 - x0 > 7.0 * static_cast<double>(b->label.size()))
+      svg += "<text x=\"" + num(x0 + 4) + "\" y=\"" + num(y + kBar / 2 + 4) + "\" fill=\"#fff\">" + esc(b->label) + "</text>";
+    svg += "</g>\n";
+  }
+  // Kills and other events.
+  for (const auto& m : t.marks) {
+    const double xx = x(m.at), y = kTop + kLane * m.lane;
+    if (m.kill)
+      svg += "<g><title>" + esc(m.label) + "</title><path d=\"M" + num(xx - 7) + " " + num(y + 8) + " L" + num(xx + 7) + " " +
+             num(y + kLane - 8) + " M" + num(xx + 7) + " " + num(y + 8) + " L" + num(xx - 7) + " " + num(y + kLane - 8) +
+             "\" stroke=\"#c00\" stroke-width=\"3\"/></g>\n";
+    else
+      svg += "<g><title>" + esc(m.label) + "</title><line x1=\"" + num(xx) + "\" y1=\"" + num(y + 4) + "\" x2=\"" + num(xx) +
+             "\" y2=\"" + num(y + kLane - 4) + "\" stroke=\"#f28e2b\" stroke-width=\"3\"/></g>\n";
+    svg += "<text x=\"" + num(xx + 9) + "\" y=\"" + num(y + 8) + "\" fill=\"" + (m.kill ? "#c00" : "#b35900") +
+           "\" font-size=\"11\">" + esc(m.label) + "</text>\n";
+  }
+  svg += "</svg>\n";
+
+  std::string legend;
+  for (auto [look, name] : std::initializer_list<std::pair<Timeline::Bar::Look, const char*>>{
+           {Timeline::Bar::Look::Write, "write"},
+           {Timeline::Bar::Look::Read, "read"},
+           {Timeline::Bar::Look::Refused, "refused (Full / Empty)"},
+           {Timeline::Bar::Look::Ghost, "write of unknown effect (its process died)"},
+           {Timeline::Bar::Look::Broke, "where the clause breaks"}})
+    legend += "<span class=\"key\"><span class=\"sw\" style=\"background:" + std::string(fill(look)) + "\"></span>" +
+              name + "</span>";
+  legend += "<span class=\"key\"><span style=\"color:#c00;font-weight:bold\">&#x2715;</span> process killed</span>";
+
+  return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + esc(t.title) +
+         "</title>\n<style>body{font-family:sans-serif;margin:20px;color:#222}"
+         "code{background:#f2f2f2;padding:3px 6px;display:inline-block;word-break:break-all}"
+         ".key{margin-right:18px;font-size:13px}.sw{display:inline-block;width:14px;height:14px;"
+         "margin-right:5px;vertical-align:middle;border-radius:2px}</style></head>\n<body>\n<h2>" +
+         esc(t.title) + "</h2>\n<p><b>" + esc(t.clause) + "</b>: " + esc(t.explanation) +
+         "</p>\n<p>Replay: <code>" + esc(t.replay) + "</code></p>\n<p>" + legend + "</p>\n" + svg +
+         "<p style=\"color:#666;font-size:12px\">One lane per process; each bar runs from the operation's "
+         "invocation to its response, as the suite timed them. Hover a bar for its details.</p>\n</body></html>\n";
+}
+
+Timeline history_timeline(const std::vector<HistoryOp>& history, const LinearizabilityResult& lin,
+                          const std::string& title, const std::string& clause, const std::string& replay) {
+  Timeline t;
+  t.title = title;
+  t.clause = clause;
+  t.explanation = lin.linearizable ? "linearizable" : lin.explanation;
+  t.replay = replay;
+  std::map<int, int> lane_of;
+  for (const auto& op : history) lane_of.emplace(op.process, 0);
+  for (auto& [process, lane] : lane_of) {
+    lane = static_cast<int>(t.lanes.size());
+    t.lanes.push_back("p" + std::to_string(process));
+  }
+  const std::set<std::size_t> stuck(lin.stuck.begin(), lin.stuck.end());
+  std::uint64_t t0 = UINT64_MAX;
+  for (const auto& op : history) t0 = std::min(t0, op.invoke_ns);
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    const HistoryOp& op = history[i];
+    Timeline::Bar b;
+    b.lane = lane_of[op.process];
+    b.start = op.invoke_ns;
+    b.end = op.response_ns;
+    const std::string prio(shm::to_string(op.priority));
+    const std::string id = "#" + std::to_string(op.id);
+    if (op.kind == HistoryOp::Kind::Write) {
+      b.label = "w " + prio.substr(0, 1) + " " + id;
+      b.detail = "write " + prio + " " + id + " -> " + (op.ghost ? "unknown (died or not sent)" : op.ok ? "ok" : "Full");
+      b.look = op.ghost ? Timeline::Bar::Look::Ghost : op.ok ? Timeline::Bar::Look::Write : Timeline::Bar::Look::Refused;
+    } else {
+      b.label = op.ok ? "r " + id : "r Empty";
+      b.detail = op.ok ? "read -> " + prio + " " + id + " seq " + std::to_string(op.sequence) : "read -> Empty";
+      b.look = op.ok ? Timeline::Bar::Look::Read : Timeline::Bar::Look::Refused;
+    }
+    b.detail += " [" + std::to_string((op.invoke_ns - t0) / 1000) + " .. " +
+                (op.response_ns == ~0ULL ? std::string("never") : std::to_string((op.response_ns - t0) / 1000)) + " us]";
+    if (stuck.count(i)) {
+      b.look = Timeline::Bar::Look::Broke;
+      b.detail += " — none of the highlighted operations can come next after the longest valid prefix";
+    }
+    t.bars.push_back(std::move(b));
+  }
+  return t;
+}
+
+}  // namespace memlink::conformance
