@@ -3,6 +3,7 @@
 // priority, fence) is caught. The runner's own proof that it catches a
 // broken recovery is the ctest chaos-catches-broken-* pair.
 #include "history.hpp"
+#include "picture.hpp"
 
 #include <gtest/gtest.h>
 
@@ -206,6 +207,51 @@ TEST(Checker, AMessageWhoseWriteFailedMustNotBeDelivered) {
   const Verdict v = check_history(b.logs());
   EXPECT_FALSE(v.ok());
   EXPECT_EQ(v.refused_delivered, 1u);
+}
+
+// The picture of a failing run: a lane per process, the killed one crossed
+// out with how it died, and the message the violation names drawn where it
+// was written and where it was delivered.
+TEST(Picture, ShowsTheProcessesTheKillAndTheNamedMessage) {
+  Builder b;
+  ProcessLog& w = b.proc(Role::Writer, 0);
+  ProcessLog& d = b.proc(Role::Daemon, 0, true);
+  ProcessLog& d1 = b.proc(Role::Daemon, 1);
+  write_ok(w, c2d(0, 1, 0), 1000, 0);
+  write_ok(w, c2d(0, 1, 1), 2000, 1);
+  Record serving = make(RecordType::Serving, c2d(0, 0, 0), 500);
+  serving.n = 1;
+  d.records.push_back(serving);
+  d.records.push_back(make(RecordType::Deliver, c2d(0, 1, 0), 1500, 0, 1));
+  d1.records.push_back(make(RecordType::Deliver, c2d(0, 1, 0), 3000, 0, 2));
+  const Verdict v = check_history(b.logs());
+  ASSERT_FALSE(v.ok());
+  const std::string violation = v.violations.front();
+  ASSERT_NE(violation.find("#1"), std::string::npos) << violation;
+  const auto t = chaos_timeline(b.logs(), {{100, ""}, {400, "killed at crash point read.after-take"}, {2500, ""}},
+                                violation, "scripts/chaos --seed 1");
+  EXPECT_EQ(t.lanes, (std::vector<std::string>{"writer 0", "daemon 0", "daemon 1"}));
+  ASSERT_EQ(t.marks.size(), 2u);  // daemon 0: killed; serving
+  int kills = 0;
+  for (const auto& m : t.marks)
+    if (m.kill) {
+      ++kills;
+      EXPECT_EQ(m.lane, 1);
+      EXPECT_EQ(m.label, "killed at crash point read.after-take");
+    }
+  EXPECT_EQ(kills, 1);
+  int named = 0;
+  for (const auto& bar : t.bars)
+    if (bar.look == conformance::Timeline::Bar::Look::Broke) {
+      ++named;
+      EXPECT_EQ(bar.lane, 0) << "the lost message was written by writer 0 and delivered nowhere";
+      EXPECT_EQ(bar.start, 2000u);
+      EXPECT_EQ(bar.end, 2001u);
+    }
+  EXPECT_EQ(named, 1) << violation;
+  const std::string page = conformance::render_timeline_html(t);
+  EXPECT_NE(page.find("read.after-take"), std::string::npos);
+  EXPECT_NE(page.find("scripts/chaos --seed 1"), std::string::npos);
 }
 
 }  // namespace

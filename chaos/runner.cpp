@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "history.hpp"
+#include "picture.hpp"
 #include "memlink/shm/crash_point.hpp"
 #include "memlink/shm/platform.hpp"
 #include "memlink/shm/recovery.hpp"
@@ -608,8 +609,15 @@ std::string ms(double ns) {
 
 int Runner::report() {
   std::vector<ProcessLog> logs;
+  std::vector<ProcessLife> lives;
   std::map<std::uint32_t, std::uint64_t> serving_at;  // daemon instance -> serving time
   for (const Proc& p : procs_) {
+    ProcessLife life;
+    life.started_ns = p.started_ns;
+    if (p.hit_crash_point()) life.death = "killed at crash point " + p.arm.point;
+    else if (p.died_by_sigkill()) life.death = "killed (SIGKILL) by the runner";
+    else if (p.done && WIFSIGNALED(p.status)) life.death = "died of signal " + std::to_string(WTERMSIG(p.status));
+    lives.push_back(std::move(life));
     ProcessLog l;
     l.role = p.role;
     l.instance = p.instance;
@@ -676,6 +684,12 @@ int Runner::report() {
     for (const auto& s : violations) std::printf("  VIOLATION   %s\n", s.c_str());
     std::printf("%s\n", ok ? "memlink-chaos: PASS" : ("memlink-chaos: FAIL; replay with: " + replay).c_str());
   }
+  std::string picture;
+  if (!ok) {
+    picture = o_.work_dir + "/timeline.html";
+    std::ofstream(picture) << conformance::render_timeline_html(chaos_timeline(logs, lives, violations.front(), replay));
+    std::printf("memlink-chaos: picture of the run: %s\n", picture.c_str());
+  }
   if (!o_.json_path.empty()) {
     nlohmann::json j{
         {"ok", ok}, {"seed", o_.seed}, {"duration_s", static_cast<double>(monotonic_ns() - start_ns_) / 1e9},
@@ -695,6 +709,7 @@ int Runner::report() {
         {"stop_takeover_ms", {{"count", rec_stop.size()}, {"p50", pct_of(rec_stop, 0.5) / 1e6},
                               {"max", rec_stop.empty() ? 0.0 : rec_stop.back() / 1e6}}},
         {"violations", violations}, {"replay", replay}};
+    if (!picture.empty()) j["picture"] = picture;
     std::ofstream(o_.json_path) << j.dump(2) << "\n";
   }
   if (!o_.junit_path.empty()) {

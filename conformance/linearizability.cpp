@@ -1,6 +1,8 @@
 #include "linearizability.hpp"
 
 #include <algorithm>
+#include <set>
+#include <map>
 #include <deque>
 #include <functional>
 #include <unordered_set>
@@ -172,6 +174,50 @@ std::string format_history(const std::vector<HistoryOp>& history) {
     out += line;
   }
   return out;
+}
+
+Timeline history_timeline(const std::vector<HistoryOp>& history, const LinearizabilityResult& lin,
+                          const std::string& title, const std::string& clause, const std::string& replay) {
+  Timeline t;
+  t.title = title;
+  t.clause = clause;
+  t.explanation = lin.linearizable ? "linearizable" : lin.explanation;
+  t.replay = replay;
+  std::map<int, int> lane_of;
+  for (const auto& op : history) lane_of.emplace(op.process, 0);
+  for (auto& [process, lane] : lane_of) {
+    lane = static_cast<int>(t.lanes.size());
+    t.lanes.push_back("p" + std::to_string(process));
+  }
+  const std::set<std::size_t> stuck(lin.stuck.begin(), lin.stuck.end());
+  std::uint64_t t0 = UINT64_MAX;
+  for (const auto& op : history) t0 = std::min(t0, op.invoke_ns);
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    const HistoryOp& op = history[i];
+    Timeline::Bar b;
+    b.lane = lane_of[op.process];
+    b.start = op.invoke_ns;
+    b.end = op.response_ns;
+    const std::string prio(shm::to_string(op.priority));
+    const std::string id = "#" + std::to_string(op.id);
+    if (op.kind == HistoryOp::Kind::Write) {
+      b.label = "w " + prio.substr(0, 1) + " " + id;
+      b.detail = "write " + prio + " " + id + " -> " + (op.ghost ? "unknown (died or not sent)" : op.ok ? "ok" : "Full");
+      b.look = op.ghost ? Timeline::Bar::Look::Ghost : op.ok ? Timeline::Bar::Look::Write : Timeline::Bar::Look::Refused;
+    } else {
+      b.label = op.ok ? "r " + id : "r Empty";
+      b.detail = op.ok ? "read -> " + prio + " " + id + " seq " + std::to_string(op.sequence) : "read -> Empty";
+      b.look = op.ok ? Timeline::Bar::Look::Read : Timeline::Bar::Look::Refused;
+    }
+    b.detail += " [" + std::to_string((op.invoke_ns - t0) / 1000) + " .. " +
+                (op.response_ns == ~0ULL ? std::string("never") : std::to_string((op.response_ns - t0) / 1000)) + " us]";
+    if (stuck.count(i)) {
+      b.look = Timeline::Bar::Look::Broke;
+      b.detail += " — none of the highlighted operations can come next after the longest valid prefix";
+    }
+    t.bars.push_back(std::move(b));
+  }
+  return t;
 }
 
 }  // namespace memlink::conformance

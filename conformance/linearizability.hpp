@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "memlink/shm/priority.hpp"
+#include "timeline.hpp"
 
 namespace memlink::conformance {
 
@@ -52,5 +53,12 @@ LinearizabilityResult check_linearizable(const std::vector<HistoryOp>& history,
 
 // One line per operation, in invocation order, times relative to the first.
 std::string format_history(const std::vector<HistoryOp>& history);
+
+// A linearizability history as a timeline: the operations of `lin.stuck`
+// (none of which the spec accepts after the longest valid prefix) drawn as
+// the ones that broke it.
+Timeline history_timeline(const std::vector<HistoryOp>& history, const LinearizabilityResult& lin,
+                          const std::string& title, const std::string& clause, const std::string& replay);
+
 
 }  // namespace memlink::conformance

@@ -35,6 +35,7 @@ const char* fill(Timeline::Bar::Look l) {
     case Timeline::Bar::Look::Refused: return "#bab0ac";
     case Timeline::Bar::Look::Ghost: return "#d4c6e8";
     case Timeline::Bar::Look::Broke: return "#e15759";
+    case Timeline::Bar::Look::Alive: return "#dfe6ee";
   }
   return "#999";
 }
@@ -82,9 +83,10 @@ std::string render_timeline_html(const Timeline& t) {
   // Bars: the broken ones last, on top.
   std::vector<const Timeline::Bar*> order;
   for (const auto& b : t.bars) order.push_back(&b);
-  std::stable_sort(order.begin(), order.end(), [](auto* a, auto* b) {
-    return (a->look == Timeline::Bar::Look::Broke) < (b->look == Timeline::Bar::Look::Broke);
-  });
+  auto layer = [](const Timeline::Bar* b) {
+    return b->look == Timeline::Bar::Look::Alive ? 0 : b->look == Timeline::Bar::Look::Broke ? 2 : 1;
+  };
+  std::stable_sort(order.begin(), order.end(), [&](auto* a, auto* b) { return layer(a) < layer(b); });
   for (const Timeline::Bar* b : order) {
     const double y = kTop + kLane * b->lane + (kLane - kBar) / 2;
     const bool open = b->end == ~0ULL;
@@ -94,7 +96,8 @@ std::string render_timeline_html(const Timeline& t) {
            num(x1 - x0) + "\" height=\"" + num(kBar) + "\" rx=\"3\" fill=\"" + fill(b->look) + "\"" +
            (broke ? " stroke=\"#8b0000\" stroke-width=\"3\"" : "") + (open ? " fill-opacity=\"0.45\"" : "") + "/>";
     if (x1 - x0 > 7.0 * static_cast<double>(b->label.size()))
-      svg += "<text x=\"" + num(x0 + 4) + "\" y=\"" + num(y + kBar / 2 + 4) + "\" fill=\"#fff\">" + esc(b->label) + "</text>";
+      svg += "<text x=\"" + num(x0 + 4) + "\" y=\"" + num(y + kBar / 2 + 4) + "\" fill=\"" +
+             (b->look == Timeline::Bar::Look::Alive ? "#555" : "#fff") + "\">" + esc(b->label) + "</text>";
     svg += "</g>\n";
   }
   // Kills and other events.
@@ -107,21 +110,32 @@ std::string render_timeline_html(const Timeline& t) {
     else
       svg += "<g><title>" + esc(m.label) + "</title><line x1=\"" + num(xx) + "\" y1=\"" + num(y + 4) + "\" x2=\"" + num(xx) +
              "\" y2=\"" + num(y + kLane - 4) + "\" stroke=\"#f28e2b\" stroke-width=\"3\"/></g>\n";
-    svg += "<text x=\"" + num(xx + 9) + "\" y=\"" + num(y + 8) + "\" fill=\"" + (m.kill ? "#c00" : "#b35900") +
+    // Kills labelled under the bars, other events above them: the two
+    // often fall close together (a daemon killed just after it began).
+    svg += "<text x=\"" + num(xx + 9) + "\" y=\"" + num(m.kill ? y + kLane - 2 : y + 8) + "\" fill=\"" + (m.kill ? "#c00" : "#b35900") +
            "\" font-size=\"11\">" + esc(m.label) + "</text>\n";
   }
   svg += "</svg>\n";
 
+  std::set<Timeline::Bar::Look> used;
+  for (const auto& b : t.bars) used.insert(b.look);
   std::string legend;
   for (auto [look, name] : std::initializer_list<std::pair<Timeline::Bar::Look, const char*>>{
+           {Timeline::Bar::Look::Alive, "process running"},
            {Timeline::Bar::Look::Write, "write"},
            {Timeline::Bar::Look::Read, "read"},
            {Timeline::Bar::Look::Refused, "refused (Full / Empty)"},
            {Timeline::Bar::Look::Ghost, "write of unknown effect (its process died)"},
-           {Timeline::Bar::Look::Broke, "where the clause breaks"}})
+           {Timeline::Bar::Look::Broke, "where the clause breaks"}}) {
+    if (!used.count(look) && look != Timeline::Bar::Look::Broke) continue;  // only what the picture shows
     legend += "<span class=\"key\"><span class=\"sw\" style=\"background:" + std::string(fill(look)) + "\"></span>" +
               name + "</span>";
-  legend += "<span class=\"key\"><span style=\"color:#c00;font-weight:bold\">&#x2715;</span> process killed</span>";
+  }
+  if (std::any_of(t.marks.begin(), t.marks.end(), [](const Timeline::Mark& m) { return m.kill; }))
+    legend += "<span class=\"key\"><span style=\"color:#c00;font-weight:bold\">&#x2715;</span> process killed</span>";
+  if (std::any_of(t.marks.begin(), t.marks.end(), [](const Timeline::Mark& m) { return !m.kill; }))
+    legend += "<span class=\"key\"><span style=\"color:#f28e2b;font-weight:bold\">|</span> event (stall, takeover, "
+              "start of service)</span>";
 
   return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + esc(t.title) +
          "</title>\n<style>body{font-family:sans-serif;margin:20px;color:#222}"
@@ -132,50 +146,6 @@ std::string render_timeline_html(const Timeline& t) {
          "</p>\n<p>Replay: <code>" + esc(t.replay) + "</code></p>\n<p>" + legend + "</p>\n" + svg +
          "<p style=\"color:#666;font-size:12px\">One lane per process; each bar runs from the operation's "
          "invocation to its response, as the suite timed them. Hover a bar for its details.</p>\n</body></html>\n";
-}
-
-Timeline history_timeline(const std::vector<HistoryOp>& history, const LinearizabilityResult& lin,
-                          const std::string& title, const std::string& clause, const std::string& replay) {
-  Timeline t;
-  t.title = title;
-  t.clause = clause;
-  t.explanation = lin.linearizable ? "linearizable" : lin.explanation;
-  t.replay = replay;
-  std::map<int, int> lane_of;
-  for (const auto& op : history) lane_of.emplace(op.process, 0);
-  for (auto& [process, lane] : lane_of) {
-    lane = static_cast<int>(t.lanes.size());
-    t.lanes.push_back("p" + std::to_string(process));
-  }
-  const std::set<std::size_t> stuck(lin.stuck.begin(), lin.stuck.end());
-  std::uint64_t t0 = UINT64_MAX;
-  for (const auto& op : history) t0 = std::min(t0, op.invoke_ns);
-  for (std::size_t i = 0; i < history.size(); ++i) {
-    const HistoryOp& op = history[i];
-    Timeline::Bar b;
-    b.lane = lane_of[op.process];
-    b.start = op.invoke_ns;
-    b.end = op.response_ns;
-    const std::string prio(shm::to_string(op.priority));
-    const std::string id = "#" + std::to_string(op.id);
-    if (op.kind == HistoryOp::Kind::Write) {
-      b.label = "w " + prio.substr(0, 1) + " " + id;
-      b.detail = "write " + prio + " " + id + " -> " + (op.ghost ? "unknown (died or not sent)" : op.ok ? "ok" : "Full");
-      b.look = op.ghost ? Timeline::Bar::Look::Ghost : op.ok ? Timeline::Bar::Look::Write : Timeline::Bar::Look::Refused;
-    } else {
-      b.label = op.ok ? "r " + id : "r Empty";
-      b.detail = op.ok ? "read -> " + prio + " " + id + " seq " + std::to_string(op.sequence) : "read -> Empty";
-      b.look = op.ok ? Timeline::Bar::Look::Read : Timeline::Bar::Look::Refused;
-    }
-    b.detail += " [" + std::to_string((op.invoke_ns - t0) / 1000) + " .. " +
-                (op.response_ns == ~0ULL ? std::string("never") : std::to_string((op.response_ns - t0) / 1000)) + " us]";
-    if (stuck.count(i)) {
-      b.look = Timeline::Bar::Look::Broke;
-      b.detail += " — none of the highlighted operations can come next after the longest valid prefix";
-    }
-    t.bars.push_back(std::move(b));
-  }
-  return t;
 }
 
 }  // namespace memlink::conformance

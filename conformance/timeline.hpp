@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "linearizability.hpp"
 
 namespace memlink::conformance {
 
@@ -19,7 +18,7 @@ struct Timeline {
     std::uint64_t start = 0, end = 0;  // end ~0: never returned (its process died)
     std::string label;                 // drawn on the bar when it fits
     std::string detail;                // the tooltip
-    enum class Look : std::uint8_t { Write, Read, Refused, Ghost, Broke } look = Look::Write;
+    enum class Look : std::uint8_t { Write, Read, Refused, Ghost, Broke, Alive } look = Look::Write;
   };
   struct Mark {
     int lane = 0;
@@ -40,11 +39,5 @@ struct Timeline {
 
 // The page (UTF-8 HTML); deterministic for a given timeline.
 std::string render_timeline_html(const Timeline& t);
-
-// A linearizability history as a timeline: the operations of `lin.stuck`
-// (none of which the spec accepts after the longest valid prefix) drawn as
-// the ones that broke it.
-Timeline history_timeline(const std::vector<HistoryOp>& history, const LinearizabilityResult& lin,
-                          const std::string& title, const std::string& clause, const std::string& replay);
 
 }  // namespace memlink::conformance

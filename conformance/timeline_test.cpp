@@ -1,6 +1,7 @@
 // The picture of a failing history: the operation where the spec breaks is
 // found and drawn as such, kills are marked, and the page is self-contained
 // and deterministic.
+#include "linearizability.hpp"
 #include "timeline.hpp"
 
 #include <gtest/gtest.h>
