@@ -336,6 +336,7 @@ Execution Scheduler::run(std::vector<ThreadSpec> specs, Strategy& strategy, cons
   now_ = std::max<std::uint64_t>(o_.start_ns, shm::platform::monotonic_ns() + 10000000000ULL);
   start_ns_ = now_;
   teardown_ = ended_ = false;
+  teardown_reads_ = 0;
   suppress_ = 0;
   current_ = -1;
   for (std::size_t i = 0; i < specs.size(); ++i) {

@@ -185,7 +185,10 @@ class Scheduler final : public shm::hooks::Interposer {
   // shm::hooks::Interposer
   void on_access(Access kind, const void* address, bool after) noexcept override;
   void on_point(std::string_view name) noexcept override;
-  std::uint64_t now_ns() noexcept override { return teardown_ ? kFarFuture : now_; }
+  // In teardown time is far in the future and moves a second per reading,
+  // so that a wait loop entered during teardown (its deadline computed from
+  // a reading) also sees it pass and returns.
+  std::uint64_t now_ns() noexcept override { return teardown_ ? kFarFuture + 1'000'000'000ULL * ++teardown_reads_ : now_; }
   std::uint32_t pid() noexcept override;
   bool alive(std::uint32_t pid) noexcept override;
   void sleep(std::chrono::nanoseconds d) noexcept override;
@@ -242,6 +245,7 @@ class Scheduler final : public shm::hooks::Interposer {
   std::uint64_t start_ns_ = 0;
   int suppress_ = 0;          // > 0: hooks pass through (the scheduler's own probes)
   bool teardown_ = false;
+  std::uint64_t teardown_reads_ = 0;
   bool ended_ = false;
   std::binary_semaphore end_{0};
 };

@@ -257,6 +257,29 @@ TEST(Scheduler, AStalledWakerIsNotALostWakeUp) {
   EXPECT_GT(stalled, 0);
 }
 
+TEST(Scheduler, AWaitLoopEnteredDuringTeardownEnds) {
+  // The run ends (here: its step limit) while a thread is in the middle of
+  // its body; teardown runs it on alone, and it enters a loop that waits
+  // for a deadline read from the clock. Time must pass for it.
+  shm::SharedAtomic<std::uint32_t> word;
+  word.raw().store(0);
+  SchedulerOptions o;
+  o.max_steps = 5;
+  Scheduler s(o);
+  bool looped = false;
+  auto dfs = make_exhaustive(0, 0);
+  const Execution e = s.run({{"waiter", false, [&](ThreadApi&) {
+                                for (int i = 0; i < 10; ++i) (void)word.load();
+                                const std::uint64_t deadline = shm::platform::monotonic_ns() + 10'000'000;
+                                while (shm::platform::monotonic_ns() < deadline)
+                                  shm::platform::sleep_for(std::chrono::milliseconds(1));
+                                looped = true;
+                              }}},
+                            *dfs);
+  EXPECT_FALSE(e.violations.empty()) << "the step limit ends the run";
+  EXPECT_TRUE(looped);
+}
+
 TEST(Scheduler, VirtualTimeOnlyMovesForwardAndSleepsCostTheirLength) {
   Scheduler s;
   std::uint64_t before = 0, after = 0;
