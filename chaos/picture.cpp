@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <optional>
-#include <regex>
+#include <string>
+#include <utility>
 
 namespace memlink::chaos {
 namespace {
@@ -10,15 +11,36 @@ namespace {
 // The message id in a violation ("c2d client 3 priority 1 #17",
 // "d2c daemon epoch 2 priority 0 #5"; see to_string(MessageId)).
 std::optional<MessageId> named_message(const std::string& violation) {
-  static const std::regex re(R"((c2d client|d2c daemon epoch) (\d+) priority (\d+) #(\d+))");
-  std::smatch m;
-  if (!std::regex_search(violation, m, re)) return std::nullopt;
-  MessageId id;
-  id.stream = m[1].str()[0] == 'c' ? Stream::C2D : Stream::D2C;
-  id.writer = static_cast<std::uint32_t>(std::stoul(m[2].str()));
-  id.priority = static_cast<std::uint8_t>(std::stoul(m[3].str()));
-  id.n = std::stoull(m[4].str());
-  return id;
+  // Hand-parsed: std::regex trips GCC 12's -Wmaybe-uninitialized under ASan.
+  for (const auto& [prefix, stream] : {std::pair<std::string, Stream>{"c2d client ", Stream::C2D},
+                                       std::pair<std::string, Stream>{"d2c daemon epoch ", Stream::D2C}}) {
+    const std::size_t at = violation.find(prefix);
+    if (at == std::string::npos) continue;
+    std::size_t pos = at + prefix.size();
+    auto number = [&](std::uint64_t& out) {
+      const std::size_t start = pos;
+      out = 0;
+      while (pos < violation.size() && violation[pos] >= '0' && violation[pos] <= '9')
+        out = out * 10 + static_cast<std::uint64_t>(violation[pos++] - '0');
+      return pos > start;
+    };
+    auto literal = [&](const char* text) {
+      const std::size_t n = std::char_traits<char>::length(text);
+      if (violation.compare(pos, n, text) != 0) return false;
+      pos += n;
+      return true;
+    };
+    std::uint64_t writer = 0, priority = 0, n = 0;
+    if (number(writer) && literal(" priority ") && number(priority) && literal(" #") && number(n)) {
+      MessageId id;
+      id.stream = stream;
+      id.writer = static_cast<std::uint32_t>(writer);
+      id.priority = static_cast<std::uint8_t>(priority);
+      id.n = n;
+      return id;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
