@@ -1,6 +1,7 @@
 #include "picture.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -108,6 +109,37 @@ conformance::Timeline chaos_timeline(const std::vector<ProcessLog>& logs, const 
       b.detail = to_string(*wanted) + ": write never returned";
       t.bars.push_back(std::move(b));
     }
+  }
+  // A long run: draw the few seconds around the named message, and only
+  // the processes that lived then.
+  std::uint64_t first = ~0ULL, last = 0;
+  for (const auto& b : t.bars)
+    if (b.look == Bar::Look::Broke) {
+      first = std::min(first, b.start);
+      last = std::max(last, b.end == ~0ULL ? b.start : b.end);
+    }
+  constexpr std::uint64_t kAround = 2'000'000'000;  // 2 s each side
+  if (first != ~0ULL) {
+    t.from = first > kAround ? first - kAround : 0;
+    t.to = last + kAround;
+    std::vector<int> keep(t.lanes.size(), 0);
+    for (const auto& b : t.bars)
+      if ((b.end == ~0ULL || b.end >= t.from) && b.start <= t.to) keep[static_cast<std::size_t>(b.lane)] = 1;
+    for (const auto& m : t.marks)
+      if (m.at >= t.from && m.at <= t.to) keep[static_cast<std::size_t>(m.lane)] = 1;
+    std::vector<int> renumber(t.lanes.size(), -1);
+    std::vector<std::string> lanes;
+    for (std::size_t i = 0; i < t.lanes.size(); ++i)
+      if (keep[i]) {
+        renumber[i] = static_cast<int>(lanes.size());
+        lanes.push_back(t.lanes[i]);
+      }
+    std::erase_if(t.bars, [&](const Bar& b) { return renumber[static_cast<std::size_t>(b.lane)] < 0; });
+    for (auto& b : t.bars) b.lane = renumber[static_cast<std::size_t>(b.lane)];
+    std::erase_if(t.marks, [&](const conformance::Timeline::Mark& m) { return renumber[static_cast<std::size_t>(m.lane)] < 0; });
+    for (auto& m : t.marks) m.lane = renumber[static_cast<std::size_t>(m.lane)];
+    t.lanes = std::move(lanes);
+    t.title += " (2 s either side of " + to_string(*wanted) + ")";
   }
   return t;
 }

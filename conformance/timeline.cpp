@@ -44,7 +44,20 @@ constexpr double kLeft = 110, kRight = 40, kTop = 50, kLane = 50, kBar = 26, kWi
 
 }  // namespace
 
-std::string render_timeline_html(const Timeline& t) {
+std::string render_timeline_html(const Timeline& whole) {
+  Timeline t = whole;
+  if (t.to > t.from) {
+    std::vector<Timeline::Bar> bars;
+    for (Timeline::Bar b : t.bars) {
+      const std::uint64_t end = b.end == ~0ULL ? t.to : b.end;
+      if (end < t.from || b.start > t.to) continue;
+      b.start = std::max(b.start, t.from);
+      if (b.end != ~0ULL) b.end = std::min(b.end, t.to);
+      bars.push_back(std::move(b));
+    }
+    t.bars = std::move(bars);
+    std::erase_if(t.marks, [&](const Timeline::Mark& m) { return m.at < t.from || m.at > t.to; });
+  }
   std::uint64_t t0 = UINT64_MAX, t1 = 0;
   for (const auto& b : t.bars) {
     t0 = std::min(t0, b.start);

@@ -31,6 +31,9 @@ struct Timeline {
   std::string explanation;   // what broke, in a sentence
   std::string replay;        // the command that replays it
   std::string unit = "us";   // what the time axis counts (times are divided by `scale`)
+  // A window [from, to] to draw (both 0: everything): bars and marks
+  // outside it are left out, bars across its edges are cut there.
+  std::uint64_t from = 0, to = 0;
   double scale = 1000;
   std::vector<std::string> lanes;
   std::vector<Bar> bars;

@@ -73,5 +73,22 @@ TEST(Timeline, AnOperationThatNeverReturnedRunsToTheEdge) {
   EXPECT_NE(page.find("never"), std::string::npos);
 }
 
+TEST(Timeline, AWindowLeavesOutWhatLiesOutsideAndCutsWhatCrossesIt) {
+  Timeline t;
+  t.lanes = {"a"};
+  t.bars = {{0, 0, 100, "early", "early", Timeline::Bar::Look::Write},
+            {0, 900, 1100, "across", "across", Timeline::Bar::Look::Read},
+            {0, 5000, 6000, "late", "late", Timeline::Bar::Look::Write}};
+  t.marks = {{0, 50, "killed early", true}, {0, 1000, "killed inside", true}};
+  t.from = 1000;
+  t.to = 2000;
+  const std::string page = render_timeline_html(t);
+  EXPECT_EQ(page.find(">early<"), std::string::npos);
+  EXPECT_EQ(page.find("<title>late</title>"), std::string::npos);
+  EXPECT_NE(page.find("<title>across</title>"), std::string::npos);
+  EXPECT_EQ(page.find("killed early"), std::string::npos);
+  EXPECT_NE(page.find("killed inside"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace memlink::conformance
