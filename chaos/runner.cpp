@@ -89,6 +89,7 @@ class Runner {
   void reap();
   void kill_proc(Proc& p, const std::string& kind);
   Proc* current(Role role);
+  Proc* find(Role role, std::uint32_t instance);  // nullptr if never started
   Proc& restart_daemon(Arm arm = {});
   void random_fault();
   void crash_walk();
@@ -178,6 +179,19 @@ void Runner::reap() {
   }
 }
 
+Proc* Runner::find(Role role, std::uint32_t instance) {
+  for (Proc& p : procs_)
+    if (p.role == role && p.instance == instance) return &p;
+  return nullptr;
+}
+
+// Whether a daemon has logged that it serves (its takeover completed).
+bool has_served(const Proc& daemon) {
+  for (const Record& r : read_log(daemon.log_path))
+    if (r.type == RecordType::Serving) return true;
+  return false;
+}
+
 Proc* Runner::current(Role role) {
   for (auto it = procs_.rbegin(); it != procs_.rend(); ++it)
     if (it->role == role && !it->done && !it->stopped) return &*it;
@@ -224,12 +238,7 @@ void Runner::stop_and_replace_daemon() {
   Proc* old = current(Role::Daemon);
   // Only a daemon that serves: one stopped while starting never served, and
   // on resuming finds its successor alive (AlreadyExists), which is right.
-  const auto serving = [](const Proc& p) {
-    for (const Record& r : read_log(p.log_path))
-      if (r.type == RecordType::Serving) return true;
-    return false;
-  };
-  if (old == nullptr || !serving(*old)) return;
+  if (old == nullptr || !has_served(*old)) return;
   const pid_t old_pid = old->pid;
   const std::uint32_t old_instance = old->instance;
   ::kill(old_pid, SIGSTOP);
@@ -245,37 +254,27 @@ void Runner::replace_stopped_daemon(pid_t old_pid, std::uint32_t old_instance, s
   std::this_thread::sleep_for(std::chrono::milliseconds(o_.process.heartbeat_timeout_ms * 3 / 2));
   const std::uint32_t next = restart_daemon().instance;
   recoveries_.push_back({t_stop, next, true});
-  auto find_daemon = [&](std::uint32_t instance) -> Proc& {
-    for (Proc& p : procs_)
-      if (p.role == Role::Daemon && p.instance == instance) return p;
-    return procs_.front();
-  };
   // Resume the old daemon only once the new one serves (or gave up): a
   // daemon resumed while its successor still watches its heartbeat stamps
   // again, the successor rightly finds it alive and leaves, and nothing
   // fences it. How long the takeover takes is the machine's business; the
   // bound is a hang guard, not a timing check.
-  const auto serving = [&](std::uint32_t instance) {
-    for (const Record& r : read_log(find_daemon(instance).log_path))
-      if (r.type == RecordType::Serving) return true;
-    return false;
-  };
-  wait_for([&] { return serving(next) || find_daemon(next).done; }, 30000ms);
-  const bool replaced = serving(next);
+  wait_for([&] { return has_served(*find(Role::Daemon, next)) || find(Role::Daemon, next)->done; }, 30000ms);
+  const bool replaced = has_served(*find(Role::Daemon, next));
   if (!replaced)
     runner_violations_.push_back("takeover: daemon " + std::to_string(next) + " did not take over from daemon " +
                                  std::to_string(old_instance) + ", stopped past the heartbeat timeout (" +
-                                 (find_daemon(next).done ? "it exited" : "still not serving after 30 s") + ")");
+                                 (find(Role::Daemon, next)->done ? "it exited" : "still not serving after 30 s") + ")");
   ::kill(old_pid, SIGCONT);
   if (!replaced) return;
-  if (!wait_for([&] { return find_daemon(old_instance).done; }, 30000ms)) {
+  Proc* old = find(Role::Daemon, old_instance);
+  if (!wait_for([&] { return (old = find(Role::Daemon, old_instance))->done; }, 30000ms)) {
     runner_violations_.push_back("fence: daemon " + std::to_string(old_instance) +
                                  " was replaced while stopped and had not stopped 30 s after it resumed");
-    kill_proc(find_daemon(old_instance), "kill daemon");
+    kill_proc(*old, "kill daemon");
     return;
   }
-  auto find_old = [&]() -> Proc& { return find_daemon(old_instance); };
-  const Proc& p = find_old();
+  const Proc& p = *old;
   if (p.hit_crash_point()) return;  // it died at its armed point on resuming: fine
   if (!(WIFEXITED(p.status) && WEXITSTATUS(p.status) == kExitFenced))
     runner_violations_.push_back("fence: daemon " + std::to_string(old_instance) +
@@ -395,11 +394,6 @@ bool Runner::wait_stopped(const Proc& p, std::chrono::milliseconds limit) {
 // at the point while the others act, then resumed; the history checker
 // judges the whole run as for a crash.
 void Runner::pause_walk() {
-  auto find = [&](Role role, std::uint32_t instance) -> Proc* {
-    for (Proc& p : procs_)
-      if (p.role == role && p.instance == instance) return &p;
-    return nullptr;
-  };
   for (std::string_view sv : shm::kCrashPoints) {
     const std::string point(sv);
     const bool writer = point.rfind("write.", 0) == 0, heartbeat = point.rfind("heartbeat.", 0) == 0;
@@ -455,13 +449,8 @@ void Runner::pause_walk() {
         // it; then it must stop.
         std::this_thread::sleep_for(std::chrono::milliseconds(o_.process.heartbeat_timeout_ms * 3 / 2));
         const std::uint32_t next = restart_daemon().instance;
-        const auto serving = [&](std::uint32_t i) {
-          for (const Record& r : read_log(find(Role::Daemon, i)->log_path))
-            if (r.type == RecordType::Serving) return true;
-          return false;
-        };
-        wait_for([&] { return serving(next) || find(Role::Daemon, next)->done; }, 30000ms);
-        if (serving(next)) {
+        wait_for([&] { return has_served(*find(Role::Daemon, next)) || find(Role::Daemon, next)->done; }, 30000ms);
+        if (has_served(*find(Role::Daemon, next))) {
           recoveries_.push_back({monotonic_ns(), next, true});
           if (!wait_for([&] { return find(Role::Daemon, inst)->done; }, 30000ms)) {
             runner_violations_.push_back("fence: daemon " + std::to_string(inst) +

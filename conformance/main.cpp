@@ -14,6 +14,7 @@
 #include "adapter.hpp"
 #include "rc_runner.hpp"
 #include "report.hpp"
+#include "timeline.hpp"
 #include "suite.hpp"
 
 namespace memlink::conformance {
@@ -35,20 +36,6 @@ std::string check_names() {
   std::string names;
   for (const auto& c : all_checks()) names += (names.empty() ? "" : ", ") + std::string(c.name);
   return names;
-}
-
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
 }
 
 // Writes a failure's timeline as DIR/NAME.html; the path, or "" if it failed.
@@ -77,17 +64,17 @@ void write_junit(const std::string& path, const Params& p, const std::vector<Cla
   }
   std::ofstream out(path);
   out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  out << "<testsuites><testsuite name=\"memlink-conformance." << xml_escape(p.adapter) << "\" tests=\""
+  out << "<testsuites><testsuite name=\"memlink-conformance." << escape_markup(p.adapter) << "\" tests=\""
       << table.size() << "\" failures=\"" << failures << "\" skipped=\"" << skipped << "\">\n";
   for (const auto& c : table) {
-    out << "  <testcase classname=\"SPEC\" name=\"" << c.id << " " << xml_escape(c.title) << "\">";
+    out << "  <testcase classname=\"SPEC\" name=\"" << c.id << " " << escape_markup(c.title) << "\">";
     if (c.status == "FAIL") {
       for (const auto& r : results)
         if (r.failure && r.failure->clause == c.id)
-          out << "<failure message=\"" << xml_escape(r.failure->description) << "\">"
-              << xml_escape(failure_text(*r.failure)) << "</failure>";
+          out << "<failure message=\"" << escape_markup(r.failure->description) << "\">"
+              << escape_markup(failure_text(*r.failure)) << "</failure>";
     } else if (c.status == "NOT COVERED") {
-      out << "<skipped message=\"NOT COVERED: " << xml_escape(c.reason) << "\"/>";
+      out << "<skipped message=\"NOT COVERED: " << escape_markup(c.reason) << "\"/>";
     }
     out << "</testcase>\n";
   }

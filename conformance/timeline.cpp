@@ -8,20 +8,6 @@
 namespace memlink::conformance {
 namespace {
 
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '&': o += "&amp;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
-    }
-  }
-  return o;
-}
-
 std::string num(double v) {
   char b[32];
   std::snprintf(b, sizeof b, "%.1f", v);
@@ -43,6 +29,20 @@ const char* fill(Timeline::Bar::Look l) {
 constexpr double kLeft = 110, kRight = 40, kTop = 50, kLane = 50, kBar = 26, kWidth = 1200;
 
 }  // namespace
+
+std::string escape_markup(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
 
 std::string render_timeline_html(const Timeline& whole) {
   Timeline t = whole;
@@ -80,7 +80,7 @@ std::string render_timeline_html(const Timeline& whole) {
     const double y = kTop + kLane * static_cast<double>(i);
     svg += "<rect x=\"0\" y=\"" + num(y) + "\" width=\"" + num(kWidth) + "\" height=\"" + num(kLane) + "\" fill=\"" +
            (i % 2 ? "#f7f7f7" : "#ffffff") + "\"/>\n";
-    svg += "<text x=\"8\" y=\"" + num(y + kLane / 2 + 4) + "\" font-weight=\"bold\">" + esc(t.lanes[i]) + "</text>\n";
+    svg += "<text x=\"8\" y=\"" + num(y + kLane / 2 + 4) + "\" font-weight=\"bold\">" + escape_markup(t.lanes[i]) + "</text>\n";
   }
   // Time axis: 6 ticks.
   const double axis_y = kTop + kLane * static_cast<double>(t.lanes.size()) + 14;
@@ -90,7 +90,7 @@ std::string render_timeline_html(const Timeline& whole) {
     svg += "<line x1=\"" + num(xx) + "\" y1=\"" + num(kTop) + "\" x2=\"" + num(xx) + "\" y2=\"" + num(axis_y - 10) +
            "\" stroke=\"#ddd\"/>\n";
     svg += "<text x=\"" + num(xx) + "\" y=\"" + num(axis_y + 4) + "\" text-anchor=\"middle\" fill=\"#555\">" +
-           (t.scale == 1 ? std::to_string(static_cast<std::uint64_t>(v)) : num(v / t.scale)) + " " + esc(t.unit) +
+           (t.scale == 1 ? std::to_string(static_cast<std::uint64_t>(v)) : num(v / t.scale)) + " " + escape_markup(t.unit) +
            "</text>\n";
   }
   // Bars: the broken ones last, on top.
@@ -105,28 +105,28 @@ std::string render_timeline_html(const Timeline& whole) {
     const bool open = b->end == ~0ULL;
     const double x0 = x(b->start), x1 = open ? kWidth - kRight : std::max(x(b->end), x0 + 3);
     const bool broke = b->look == Timeline::Bar::Look::Broke;
-    svg += "<g><title>" + esc(b->detail) + "</title><rect x=\"" + num(x0) + "\" y=\"" + num(y) + "\" width=\"" +
+    svg += "<g><title>" + escape_markup(b->detail) + "</title><rect x=\"" + num(x0) + "\" y=\"" + num(y) + "\" width=\"" +
            num(x1 - x0) + "\" height=\"" + num(kBar) + "\" rx=\"3\" fill=\"" + fill(b->look) + "\"" +
            (broke ? " stroke=\"#8b0000\" stroke-width=\"3\"" : "") + (open ? " fill-opacity=\"0.45\"" : "") + "/>";
     if (x1 - x0 > 7.0 * static_cast<double>(b->label.size()))
       svg += "<text x=\"" + num(x0 + 4) + "\" y=\"" + num(y + kBar / 2 + 4) + "\" fill=\"" +
-             (b->look == Timeline::Bar::Look::Alive ? "#555" : "#fff") + "\">" + esc(b->label) + "</text>";
+             (b->look == Timeline::Bar::Look::Alive ? "#555" : "#fff") + "\">" + escape_markup(b->label) + "</text>";
     svg += "</g>\n";
   }
   // Kills and other events.
   for (const auto& m : t.marks) {
     const double xx = x(m.at), y = kTop + kLane * m.lane;
     if (m.kill)
-      svg += "<g><title>" + esc(m.label) + "</title><path d=\"M" + num(xx - 7) + " " + num(y + 8) + " L" + num(xx + 7) + " " +
+      svg += "<g><title>" + escape_markup(m.label) + "</title><path d=\"M" + num(xx - 7) + " " + num(y + 8) + " L" + num(xx + 7) + " " +
              num(y + kLane - 8) + " M" + num(xx + 7) + " " + num(y + 8) + " L" + num(xx - 7) + " " + num(y + kLane - 8) +
              "\" stroke=\"#c00\" stroke-width=\"3\"/></g>\n";
     else
-      svg += "<g><title>" + esc(m.label) + "</title><line x1=\"" + num(xx) + "\" y1=\"" + num(y + 4) + "\" x2=\"" + num(xx) +
+      svg += "<g><title>" + escape_markup(m.label) + "</title><line x1=\"" + num(xx) + "\" y1=\"" + num(y + 4) + "\" x2=\"" + num(xx) +
              "\" y2=\"" + num(y + kLane - 4) + "\" stroke=\"#f28e2b\" stroke-width=\"3\"/></g>\n";
     // Kills labelled under the bars, other events above them: the two
     // often fall close together (a daemon killed just after it began).
     svg += "<text x=\"" + num(xx + 9) + "\" y=\"" + num(m.kill ? y + kLane - 2 : y + 8) + "\" fill=\"" + (m.kill ? "#c00" : "#b35900") +
-           "\" font-size=\"11\">" + esc(m.label) + "</text>\n";
+           "\" font-size=\"11\">" + escape_markup(m.label) + "</text>\n";
   }
   svg += "</svg>\n";
 
@@ -150,13 +150,13 @@ std::string render_timeline_html(const Timeline& whole) {
     legend += "<span class=\"key\"><span style=\"color:#f28e2b;font-weight:bold\">|</span> event (stall, takeover, "
               "start of service)</span>";
 
-  return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + esc(t.title) +
+  return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + escape_markup(t.title) +
          "</title>\n<style>body{font-family:sans-serif;margin:20px;color:#222}"
          "code{background:#f2f2f2;padding:3px 6px;display:inline-block;word-break:break-all}"
          ".key{margin-right:18px;font-size:13px}.sw{display:inline-block;width:14px;height:14px;"
          "margin-right:5px;vertical-align:middle;border-radius:2px}</style></head>\n<body>\n<h2>" +
-         esc(t.title) + "</h2>\n<p><b>" + esc(t.clause) + "</b>: " + esc(t.explanation) +
-         "</p>\n<p>Replay: <code>" + esc(t.replay) + "</code></p>\n<p>" + legend + "</p>\n" + svg +
+         escape_markup(t.title) + "</h2>\n<p><b>" + escape_markup(t.clause) + "</b>: " + escape_markup(t.explanation) +
+         "</p>\n<p>Replay: <code>" + escape_markup(t.replay) + "</code></p>\n<p>" + legend + "</p>\n" + svg +
          "<p style=\"color:#666;font-size:12px\">One lane per process; each bar runs from the operation's "
          "invocation to its response, as the suite timed them. Hover a bar for its details.</p>\n</body></html>\n";
 }

@@ -40,6 +40,9 @@ struct Timeline {
   std::vector<Mark> marks;
 };
 
+// Text made safe inside HTML or XML, in text and in quoted attributes.
+std::string escape_markup(const std::string& s);
+
 // The page (UTF-8 HTML); deterministic for a given timeline.
 std::string render_timeline_html(const Timeline& t);
 
