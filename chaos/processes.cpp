@@ -23,10 +23,7 @@ volatile sig_atomic_t g_term = 0;
 void on_term(int) { g_term = 1; }
 
 void setup_child(const Arm& arm) {
-  struct sigaction sa {};
-  sa.sa_handler = on_term;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
+  stop_on_sigterm();
   if (arm.point.empty()) return;
   if (!arm.pause) {
     shm::arm_crash_point(arm.point, arm.occurrence);
@@ -71,6 +68,15 @@ std::size_t length_for(std::mt19937_64& rng, std::uint32_t slot_size) {
 
 }  // namespace
 
+void stop_on_sigterm() {
+  struct sigaction sa {};
+  sa.sa_handler = on_term;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+shm::EndpointOptions chaos_endpoint_options(const ProcessConfig& c) { return client_options(c); }
+
 void run_daemon(const ProcessConfig& c, int fd, const Arm& arm) {
   setup_child(arm);
   shm::DaemonOptions o;
@@ -87,7 +93,10 @@ void run_daemon(const ProcessConfig& c, int fd, const Arm& arm) {
     std::this_thread::sleep_for(10ms);
   }
   if (!*created) die("daemon", created->error());
-  shm::Daemon& d = **created;
+  serve_as_daemon(**created, c, fd);
+}
+
+void serve_as_daemon(shm::Daemon& d, const ProcessConfig& c, int fd) {
   const std::uint64_t epoch = d.start_info().epoch;
   Record serving;
   serving.type = RecordType::Serving;
@@ -158,6 +167,10 @@ void run_daemon(const ProcessConfig& c, int fd, const Arm& arm) {
 void run_writer(const ProcessConfig& c, int fd, std::uint32_t writer_id, const Arm& arm) {
   setup_child(arm);
   shm::Client cl = connect(c, "writer");
+  write_as_client(cl, c, fd, writer_id);
+}
+
+void write_as_client(shm::Client& cl, const ProcessConfig& c, int fd, std::uint32_t writer_id) {
   std::mt19937_64 rng(c.seed * 1000003 + writer_id);
   std::uint64_t n[shm::kPriorityCount] = {};
   const auto gap = std::chrono::nanoseconds(c.rate > 0 ? 1'000'000'000ULL / c.rate : 0);
@@ -187,6 +200,10 @@ void run_writer(const ProcessConfig& c, int fd, std::uint32_t writer_id, const A
 void run_reader(const ProcessConfig& c, int fd, const Arm& arm) {
   setup_child(arm);
   shm::Client cl = connect(c, "reader");
+  read_as_client(cl, c, fd);
+}
+
+void read_as_client(shm::Client& cl, const ProcessConfig& c, int fd) {
   std::vector<std::byte> buf(c.slot_size);
   while (!g_term) {
     const std::uint64_t t = shm::platform::monotonic_ns();

@@ -7,8 +7,11 @@
 #include <string>
 
 #include "history.hpp"
+#include "memlink/shm/transport.hpp"
 
 namespace memlink::chaos {
+
+namespace shm = memlink::shm;
 
 struct ProcessConfig {
   std::string segment;
@@ -38,6 +41,16 @@ struct Arm {
 inline constexpr int kExitClean = 0;      // SIGTERM: stopped cleanly
 inline constexpr int kExitSetup = 2;      // could not start (the log says why)
 inline constexpr int kExitFenced = 3;     // a daemon that noticed it was replaced
+
+// The loops of the three bodies, on an endpoint made elsewhere (the
+// reference driver's workload mode, DRIVER.md D-WORKLOAD). They return
+// never: SIGTERM (after stop_on_sigterm) ends them with kExitClean.
+[[noreturn]] void serve_as_daemon(shm::Daemon& d, const ProcessConfig& c, int log_fd);
+[[noreturn]] void write_as_client(shm::Client& cl, const ProcessConfig& c, int log_fd, std::uint32_t writer_id);
+[[noreturn]] void read_as_client(shm::Client& cl, const ProcessConfig& c, int log_fd);
+void stop_on_sigterm();
+// The endpoint options the bodies use (recovery timeouts, daemon timeout).
+shm::EndpointOptions chaos_endpoint_options(const ProcessConfig& c);
 
 [[noreturn]] void run_daemon(const ProcessConfig& c, int log_fd, const Arm& arm);
 [[noreturn]] void run_writer(const ProcessConfig& c, int log_fd, std::uint32_t writer_id, const Arm& arm);

@@ -31,6 +31,12 @@ class Adapter {
  public:
   virtual ~Adapter() = default;
   virtual std::string name() const = 0;
+  // Whether the implementation claims a capability of DRIVER.md D-CAPS
+  // ("stops", "observe", ...). In-process adapters claim them all.
+  virtual bool claims(const std::string& capability) const {
+    (void)capability;
+    return true;
+  }
 
   // Creates a fresh segment for `config` and its daemon (no client yet).
   virtual shm::Status create(const model::Config& config) = 0;
@@ -65,8 +71,9 @@ class Adapter {
 
   // The segment's bytes as this implementation laid them out.
   virtual std::span<const std::byte> segment_bytes() = 0;
-  // The pid this implementation's endpoints record as slot owner.
-  virtual std::uint32_t owner_pid() const = 0;
+  // The pid the writer (or, !writer, the reader) of direction d records as
+  // the owner of the slots it holds (SPEC S-OWNER).
+  virtual std::uint32_t owner_pid(Direction d, bool writer) const = 0;
   // Writes `bytes` as a segment file of its own and connects a client to it;
   // the result of that connect (the client is dropped again).
   virtual shm::Status connect_to_copy(std::span<const std::byte> bytes, std::uint16_t version) = 0;

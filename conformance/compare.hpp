@@ -24,6 +24,11 @@ Got got_from(const shm::Result<std::uint64_t>& r);  // write: the sequence numbe
 Got got_from(const shm::Result<model::Message>& r);
 Got got_from(const shm::Result<PeekInfo>& r);
 
+// Whether sequence numbers are compared (T-SEQ, R-FIFO by sequence): not for
+// an implementation that does not claim "sequences" (DRIVER.md D-CAPS); its
+// FIFO order is then judged by the payloads alone.
+void compare_sequences(bool on);
+
 void compare_outcome(const std::string& operation, const model::Outcome& want, const Got& got);
 void compare_views(const model::View& want, const model::View& got);
 // Ring capacities only (G-FIT, G-DIST), right after creation.

@@ -190,9 +190,8 @@ std::optional<std::vector<HistoryOp>> process_history(std::uint64_t seed, int n,
   return history;
 }
 
+}  // namespace
 
-// T-SEQ over a history: the delivered sequence numbers of a direction are
-// unique, and each writer's increase in the order it wrote. "" if so.
 std::string sequence_violation(const std::vector<HistoryOp>& history) {
   std::map<std::uint64_t, std::uint64_t> writer_of;  // id -> process
   std::map<std::uint64_t, std::uint64_t> invoked;    // id -> invoke time
@@ -220,6 +219,8 @@ std::string sequence_violation(const std::vector<HistoryOp>& history) {
   }
   return "";
 }
+
+namespace {
 
 // ThreadSanitizer sees no other process's accesses, and a forked child of
 // a threaded parent may not start threads under it: thread histories only.
@@ -256,12 +257,6 @@ CheckResult run_linearizability(const Params& params) {
       result.failure = Failure{"", "could not set up a concurrent run (segment or fork failed)", {}, ""};
       return result;
     }
-    // The acknowledged writes must all have been read: nothing lost.
-    std::size_t acked = 0, delivered = 0;
-    for (const auto& op : *history) {
-      acked += op.kind == HistoryOp::Kind::Write && op.ok;
-      delivered += op.kind == HistoryOp::Kind::Read && op.ok;
-    }
     const auto cap = capacities(n);
     for (const char* c : {"R-CLAIM", "R-ROLES", "R-FIFO", "R-ORDER", "R-CAPACITY", "R-VISIBLE", "S-PUBLISH", "T-SEQ"})
       record_clause(c);
@@ -277,27 +272,10 @@ CheckResult run_linearizability(const Params& params) {
                    std::to_string(largest);
     const std::string seq = sequence_violation(*history);
     const auto lin = check_linearizable(*history, cap);
-    if (!unexpected.first.empty() || acked != delivered || !seq.empty() || !lin.linearizable) {
-      Failure f;
-      const std::string where = "history " + std::to_string(i) + (two_processes ? " (two processes)" : " (threads)");
-      if (!unexpected.first.empty()) {
-        f.clause = "R-RELEASE";
-        f.description = "[R-RELEASE] " + where + ": an operation on a healthy ring failed: " + unexpected.first;
-      } else if (acked != delivered) {
-        f.clause = "S-PUBLISH";
-        f.description = "[S-PUBLISH] " + where + ": " + std::to_string(acked) + " writes acknowledged but " +
-                        std::to_string(delivered) + " delivered";
-      } else if (!seq.empty()) {
-        f.clause = "T-SEQ";
-        f.description = "[T-SEQ] " + where + ": " + seq;
-      } else {
-        f.clause = "R-VISIBLE";
-        f.description = where + " is not linearizable against R-CAPACITY, R-FIFO, R-ORDER and R-VISIBLE: " + lin.explanation;
-      }
-      const std::string text = format_history(*history);
-      std::size_t start = 0;
-      for (std::size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
-        f.counterexample.push_back(text.substr(start, nl - start));
+    const std::string where = "history " + std::to_string(i) + (two_processes ? " (two processes)" : " (threads)");
+    const HistoryVerdict verdict = judge_history(*history, lin, where, unexpected.first, seq);
+    if (!verdict.clause.empty()) {
+      Failure f{verdict.clause, verdict.description, verdict.lines, ""};
       f.replay = "scripts/conformance --only linearizability --seed " + std::to_string(params.seed) +
                  " (interleavings are the scheduler's: the same seed gives the same operations, not the same timing; "
                  "the exploration check replays schedules exactly)";

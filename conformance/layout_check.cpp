@@ -6,6 +6,7 @@
 #include <ostream>
 
 #include "adapter.hpp"
+#include "driver_adapter.hpp"
 #include "memlink/shm/layout.hpp"
 #include "rc_runner.hpp"
 
@@ -109,7 +110,7 @@ Fixture connected_fixture(const Params& params) {
   f.config = *rc::gen::exec(gen_small_config);
   f.model = Model::create(f.config);
   RC_ASSERT(f.model.has_value());
-  f.adapter = make_adapter(params.adapter);
+  f.adapter = adapter_for(params);
   if (auto s = f.adapter->create(f.config); !s) RC_FAIL("[G-FIT] create failed: " + s.error().message());
   f.model->connect(f.config.protocol_version);
   if (auto s = f.adapter->connect(f.config.protocol_version); !s)
@@ -182,7 +183,7 @@ CheckResult run_layout(const Params& params) {
           expect_field("S-STATES", slot + ".state", static_cast<std::uint8_t>(rv.slots[i]), state);
           const auto st = rv.slots[i];
           if (st == model::SlotState::Writing || st == model::SlotState::Reading) {
-            expect_field("S-OWNER", slot + ".owner_pid", a->owner_pid(), at<std::uint32_t>(bytes, s + 16, "owner_pid"));
+            expect_field("S-OWNER", slot + ".owner_pid", a->owner_pid(static_cast<Direction>(d), st == model::SlotState::Writing), at<std::uint32_t>(bytes, s + 16, "owner_pid"));
             if (at<std::uint64_t>(bytes, s + 24, "timestamp_ns") == 0) RC_FAIL("[S-OWNER] " + slot + ".timestamp_ns is 0");
           }
           const auto msg = m->message_in_slot(static_cast<Direction>(d), static_cast<Priority>(p), i);
@@ -337,6 +338,10 @@ CheckResult run_connect_validation(const Params& params) {
     for (const auto& [off, value] : mu.writes) std::memcpy(bytes.data() + off, value.data(), value.size());
     if (mu.truncate_to) bytes.resize(*mu.truncate_to);
     record_clause(mu.clause);
+    // V-BOUNDS: the sizes and counts every offset is derived from; a connect
+    // that formed an address from one unchecked would crash or accept.
+    for (const char* f : {"segment_size", "slot_size", "slot_stride", "slots_per_direction", "slot_count", "capacity"})
+      if (mu.field == f) record_clause("V-BOUNDS");
     const auto s = a->connect_to_copy(bytes, mu.version);
     if (s.ok()) RC_FAIL("[" + mu.clause + "] connect accepted a segment after " + mu.text);
     if (s.code() != mu.code)

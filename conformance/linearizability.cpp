@@ -220,4 +220,34 @@ Timeline history_timeline(const std::vector<HistoryOp>& history, const Lineariza
   return t;
 }
 
+HistoryVerdict judge_history(const std::vector<HistoryOp>& history, const LinearizabilityResult& lin,
+                             const std::string& where, const std::string& unexpected, const std::string& seq) {
+  std::size_t acked = 0, delivered = 0;
+  for (const auto& op : history) {
+    acked += op.kind == HistoryOp::Kind::Write && op.ok;
+    delivered += op.kind == HistoryOp::Kind::Read && op.ok;
+  }
+  HistoryVerdict v;
+  if (!unexpected.empty()) {
+    v.clause = "R-RELEASE";
+    v.description = "[R-RELEASE] " + where + ": an operation on a healthy ring failed: " + unexpected;
+  } else if (acked != delivered) {
+    v.clause = "S-PUBLISH";
+    v.description = "[S-PUBLISH] " + where + ": " + std::to_string(acked) + " writes acknowledged but " +
+                    std::to_string(delivered) + " delivered";
+  } else if (!seq.empty()) {
+    v.clause = "T-SEQ";
+    v.description = "[T-SEQ] " + where + ": " + seq;
+  } else if (!lin.linearizable) {
+    v.clause = "R-VISIBLE";
+    v.description = where + " is not linearizable against R-CAPACITY, R-FIFO, R-ORDER and R-VISIBLE: " + lin.explanation;
+  } else {
+    return v;
+  }
+  const std::string text = format_history(history);
+  for (std::size_t start = 0, nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
+    v.lines.push_back(text.substr(start, nl - start));
+  return v;
+}
+
 }  // namespace memlink::conformance

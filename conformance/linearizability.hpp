@@ -51,6 +51,22 @@ struct LinearizabilityResult {
 LinearizabilityResult check_linearizable(const std::vector<HistoryOp>& history,
                                          const std::array<std::uint32_t, shm::kPriorityCount>& capacity);
 
+// T-SEQ over a history: the delivered sequence numbers of a direction are
+// unique, and each writer's increase in the order it wrote. "" if so.
+std::string sequence_violation(const std::vector<HistoryOp>& history);
+
+// The verdict on one concurrent history, in order of what it proves:
+// an unexpected error (R-RELEASE), acknowledged writes not all delivered
+// (S-PUBLISH), a T-SEQ violation (`seq`), not linearizable (R-VISIBLE).
+// Empty clause if it passes; else the clause, a description and the history
+// one operation per line.
+struct HistoryVerdict {
+  std::string clause, description;
+  std::vector<std::string> lines;
+};
+HistoryVerdict judge_history(const std::vector<HistoryOp>& history, const LinearizabilityResult& lin,
+                             const std::string& where, const std::string& unexpected, const std::string& seq);
+
 // One line per operation, in invocation order, times relative to the first.
 std::string format_history(const std::vector<HistoryOp>& history);
 

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "adapter.hpp"
+#include "driver_adapter.hpp"
 #include "rc_runner.hpp"
 #include "report.hpp"
 #include "timeline.hpp"
@@ -60,7 +61,7 @@ void write_junit(const std::string& path, const Params& p, const std::vector<Cla
   int failures = 0, skipped = 0;
   for (const auto& c : table) {
     failures += c.status == "FAIL";
-    skipped += c.status == "NOT COVERED";
+    skipped += c.status == "NOT COVERED" || c.status == "NOT APPLICABLE";
   }
   std::ofstream out(path);
   out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
@@ -73,8 +74,8 @@ void write_junit(const std::string& path, const Params& p, const std::vector<Cla
         if (r.failure && r.failure->clause == c.id)
           out << "<failure message=\"" << escape_markup(r.failure->description) << "\">"
               << escape_markup(failure_text(*r.failure)) << "</failure>";
-    } else if (c.status == "NOT COVERED") {
-      out << "<skipped message=\"NOT COVERED: " << escape_markup(c.reason) << "\"/>";
+    } else if (c.status == "NOT COVERED" || c.status == "NOT APPLICABLE") {
+      out << "<skipped message=\"" << c.status << ": " << escape_markup(c.reason) << "\"/>";
     }
     out << "</testcase>\n";
   }
@@ -84,6 +85,10 @@ void write_junit(const std::string& path, const Params& p, const std::vector<Cla
 void write_json(const std::string& path, const Params& p, const std::vector<ClauseStatus>& table,
                 const std::vector<CheckResult>& results, bool ok) {
   nlohmann::json j{{"adapter", p.adapter}, {"seed", p.seed}, {"depth", depth_name(p.depth)}, {"ok", ok}};
+  if (!p.driver.empty()) {
+    j["driver"] = p.driver;
+    j["capabilities"] = p.capabilities;
+  }
   for (const auto& c : table) {
     nlohmann::json cj{{"id", c.id}, {"title", c.title}, {"status", c.status}, {"cases", c.cases}, {"checks", c.checks}};
     if (!c.reason.empty()) cj["reason"] = c.reason;
@@ -119,7 +124,10 @@ int main(int argc, char** argv) {
   Params params;
   std::string depth = "default", junit, json, reproduce, artifacts = "conformance-failures";
   bool list_adapters = false, list_clauses = false;
-  app.add_option("--adapter", params.adapter, "Implementation to check")->capture_default_str();
+  app.add_option("--adapter", params.adapter, "Implementation to check, in process")->capture_default_str();
+  auto* driver_opt = app.add_option("--driver", params.driver,
+                                    "Check the transport this command drives (conformance/DRIVER.md), in processes "
+                                    "of its own, e.g. --driver build/release/memlink-shm-driver");
   app.add_option("--seed", params.seed, "Seed (same seed, same cases)")->capture_default_str();
   app.add_option("--depth", depth, "quick, default or deep")
       ->check(CLI::IsMember({"quick", "default", "deep"}))
@@ -143,7 +151,21 @@ int main(int argc, char** argv) {
     for (const auto& c : spec_clauses()) std::printf("%-15s %s\n", c.id, c.title);
     return 0;
   }
-  if (!make_adapter(params.adapter)) {
+  if (*driver_opt && app.count("--adapter") > 0) {
+    std::fprintf(stderr, "memlink-conformance: --driver and --adapter exclude each other\n");
+    return 2;
+  }
+  if (!params.driver.empty()) {
+    try {
+      const auto hello = probe_driver(params.driver);
+      params.capabilities = hello.capabilities;
+      params.crash_points = hello.crash_points;
+      params.adapter = "driver " + hello.name;
+    } catch (const driver::DriverFailure& e) {
+      std::fprintf(stderr, "memlink-conformance: cannot start the driver: %s\n", e.what());
+      return 1;
+    }
+  } else if (!make_adapter(params.adapter)) {
     std::fprintf(stderr, "memlink-conformance: unknown adapter '%s' (see --list-adapters)\n", params.adapter.c_str());
     return 2;
   }
@@ -157,9 +179,16 @@ int main(int argc, char** argv) {
     const CheckDef* def = nullptr;
     for (const auto& c : all_checks())
       if (name == c.name) def = &c;
-    if (def && !check_reaches(*def, params.adapter)) {
-      std::fprintf(stderr, "memlink-conformance: check '%s' runs on the reference library only; it cannot check adapter '%s'\n",
-                   name.c_str(), params.adapter.c_str());
+    if (def && !check_reaches(*def, params)) {
+      const std::string cap = missing_capability(*def, params);
+      if (!cap.empty())
+        std::fprintf(stderr, "memlink-conformance: check '%s' needs capability '%s', which the driver does not claim\n",
+                     name.c_str(), cap.c_str());
+      else if (!params.driver.empty())
+        std::fprintf(stderr, "memlink-conformance: check '%s' cannot run through a driver\n", name.c_str());
+      else
+        std::fprintf(stderr, "memlink-conformance: check '%s' runs on the reference library only; it cannot check adapter '%s'\n",
+                     name.c_str(), params.adapter.c_str());
       return 2;
     }
     if (!def) {
@@ -177,15 +206,26 @@ int main(int argc, char** argv) {
     else set_reproduce(params.only, reproduce);
   }
 
-  std::printf("memlink-conformance: adapter %s, seed %llu, depth %s\n", params.adapter.c_str(),
-              static_cast<unsigned long long>(params.seed), depth.c_str());
+  std::printf("memlink-conformance: %s%s, seed %llu, depth %s\n", params.driver.empty() ? "adapter " : "",
+              params.adapter.c_str(), static_cast<unsigned long long>(params.seed), depth.c_str());
+  if (!params.driver.empty()) {
+    std::string caps;
+    for (const auto& c : params.capabilities) caps += (caps.empty() ? "" : ", ") + c;
+    std::printf("driver: %s\nclaims: %s\n", params.driver.c_str(), caps.c_str());
+  }
   std::vector<CheckResult> results;
   std::vector<std::string> not_reaching;
   for (const auto& def : all_checks()) {
     if (!only.empty() && !only.count(def.name)) continue;
-    if (!check_reaches(def, params.adapter)) {
-      std::fprintf(stderr, "  left out %-15s (%s): it does not go through adapter '%s'\n", def.name, def.scope,
-                   params.adapter.c_str());
+    if (!check_reaches(def, params)) {
+      const std::string cap = missing_capability(def, params);
+      if (!cap.empty())
+        std::fprintf(stderr, "  left out %-15s: it needs capability '%s', which the driver does not claim\n", def.name, cap.c_str());
+      else if (!params.driver.empty())
+        std::fprintf(stderr, "  left out %-15s (%s): it cannot run through a driver\n", def.name, def.scope);
+      else
+        std::fprintf(stderr, "  left out %-15s (%s): it does not go through adapter '%s'\n", def.name, def.scope,
+                     params.adapter.c_str());
       not_reaching.push_back(def.name);
       continue;
     }
@@ -195,7 +235,18 @@ int main(int argc, char** argv) {
     set_clause_sink(&clauses);
     const auto t0 = std::chrono::steady_clock::now();
     const std::size_t reports_before = sanitizer_reports().size();
-    CheckResult r = def.run(params);
+    CheckResult r;
+    try {
+      r = (params.driver.empty() || def.run_driver == nullptr ? def.run : def.run_driver)(params);
+    } catch (const driver::DriverFailure& e) {  // a driver that crashed, hung or printed garbage (D-TIME, D-FRAME)
+      const std::string what = e.what();
+      const auto open = what.find("[D-");
+      Failure f;
+      f.clause = open == std::string::npos ? "D-PROC" : what.substr(open + 1, what.find(']', open) - open - 1);
+      f.description = what;
+      f.replay = "scripts/conformance --driver '" + params.driver + "' --only " + def.name + " --seed " + std::to_string(params.seed);
+      r.failure = std::move(f);
+    }
     set_clause_sink(nullptr);
     // A sanitizer report during the check fails it (scripts/conformance --tsan).
     if (const auto reports = sanitizer_reports(); reports.size() > reports_before && !r.failure) {
@@ -217,17 +268,18 @@ int main(int argc, char** argv) {
     results.push_back(std::move(r));
   }
 
-  const auto table = clause_table(results, params.adapter, not_reaching);
-  int pass = 0, fail = 0, uncovered = 0;
-  std::printf("\n%-11s %-15s %-48s %10s  %s\n", "status", "clause", "", "checks run", "by");
+  const auto table = clause_table(results, params.adapter, not_reaching, params);
+  int pass = 0, fail = 0, uncovered = 0, not_applicable = 0;
+  std::printf("\n%-14s %-15s %-48s %10s  %s\n", "status", "clause", "", "checks run", "by");
   for (const auto& c : table) {
     std::string by;
     for (const auto& n : c.checks) by += (by.empty() ? "" : ",") + n;
-    std::printf("%-11s %-15s %-48s %10llu  %s\n", c.status.c_str(), c.id.c_str(), c.title.c_str(),
+    std::printf("%-14s %-15s %-48s %10llu  %s\n", c.status.c_str(), c.id.c_str(), c.title.c_str(),
                 static_cast<unsigned long long>(c.cases), by.c_str());
     pass += c.status == "PASS";
     fail += c.status == "FAIL";
     uncovered += c.status == "NOT COVERED";
+    not_applicable += c.status == "NOT APPLICABLE";
   }
   bool ok = true;
   for (auto& r : results) {
@@ -242,15 +294,19 @@ int main(int argc, char** argv) {
       r.picture_html = path;  // from here on, the file's name
     }
   }
-  if (!not_reaching.empty()) {
+  if (!not_reaching.empty() && params.driver.empty()) {
     std::string names;
     for (const auto& n : not_reaching) names += (names.empty() ? "" : ", ") + n;
     std::printf("\nleft out, because they run only on the reference library and not through adapter '%s': %s.\n"
                 "A clause only they exercise is NOT COVERED for this adapter, never PASS.\n",
                 params.adapter.c_str(), names.c_str());
   }
-  std::printf("\nconformance: %d clauses pass, %d fail, %d not covered (of %zu); adapter %s: %s\n", pass, fail,
-              uncovered, table.size(), params.adapter.c_str(), ok ? "CONFORMS where covered" : "DOES NOT CONFORM");
+  for (const auto& c : table)
+    if (c.status == "NOT APPLICABLE" || (c.status == "NOT COVERED" && !params.driver.empty()))
+      std::printf("%s %s: %s\n", c.status.c_str(), c.id.c_str(), c.reason.c_str());
+  std::printf("\nconformance: %d clauses pass, %d fail, %d not applicable, %d not covered (of %zu); %s%s: %s\n", pass,
+              fail, not_applicable, uncovered, table.size(), params.driver.empty() ? "adapter " : "",
+              params.adapter.c_str(), ok ? "CONFORMS where covered" : "DOES NOT CONFORM");
   if (!junit.empty()) write_junit(junit, params, table, results);
   if (!json.empty()) write_json(json, params, table, results, ok);
   return ok ? 0 : 1;

@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "adapter.hpp"
+#include "driver_adapter.hpp"
 #include "compare.hpp"
 #include "memlink/shm/checksum.hpp"
 #include "memlink/shm/safety.hpp"
@@ -33,7 +34,7 @@ CheckResult run_geometry(const Params& params) {
         {1, rc::gen::just(shm::MIN_SEGMENT_SIZE)},
     });
     const auto n = model::slots_per_direction(c.segment_size, c.slot_size);
-    auto adapter = make_adapter(params.adapter);
+    auto adapter = adapter_for(params);
     const auto created = adapter->create(c);
     record_clause("G-FIT");
     record_clause("G-STRIDE");

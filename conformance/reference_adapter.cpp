@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "memlink/shm/platform.hpp"
+#include "reference_ops.hpp"
 
 namespace memlink::conformance {
 namespace {
@@ -147,49 +148,19 @@ shm::Result<std::uint64_t> ReferenceAdapter::stop_writer(Direction d, Priority p
                                                          std::span<const std::byte> data) {
   shm::Endpoint* ep = writer(d);
   if (ep == nullptr) return no_client();
-  if (!ep->is_connected()) return make_error(ErrorCode::Disconnected, "endpoint is shut down");
-  shm::RingBuffer& r = ep->outbound().ring(p);
-  if (auto s = r.check_writable(data.size()); !s) return s.error();
-  auto& seq_counter = d == Direction::ClientToDaemon ? daemon_->control().client_seq : daemon_->control().daemon_seq;
-  const std::uint64_t seq = seq_counter.fetch_add(1);
-  auto id = r.claim();
-  if (!id) return id.error();
-  if (where == model::WriterStop::AfterFill) r.fill(*id, data, seq);
-  return seq;  // ... and the writer is gone
+  return reference_ops::stop_writer(*ep, d == Direction::DaemonToClient, p, where, data);
 }
 
 shm::Result<model::Message> ReferenceAdapter::stop_reader(Direction d, model::ReaderStop where) {
   shm::Endpoint* ep = reader(d);
   if (ep == nullptr) return no_client();
-  std::vector<std::byte> buf(slot_size_);
-  for (Priority p : shm::kAllPriorities) {
-    shm::RingBuffer& r = ep->inbound().ring(p);
-    auto info = r.take(buf);
-    if (!info && info.code() == ErrorCode::Empty) continue;
-    if (!info) return info.error();
-    if (where == model::ReaderStop::AfterComplete) r.complete(info->slot);
-    return to_message(*info, buf);  // ... and the reader is gone
-  }
-  return make_error(ErrorCode::Empty, "no message ready in any priority");
+  return reference_ops::stop_reader(*ep, where, slot_size_);
 }
-
-// A pid above Linux's pid_max (2^22): no process has it.
-constexpr std::uint32_t kDeadPid = 0x7FFFFFFE;
 
 // The stopped writers and readers die: their slots now name a dead owner
 // that took them long ago. Then the consumer recovers (SPEC K-STALE).
 void ReferenceAdapter::kill_stopped(Direction d) {
-  for (Priority p : shm::kAllPriorities) {
-    shm::RingBuffer& r = ring(d, p);
-    for (std::uint32_t i = 0; i < r.capacity(); ++i) {
-      shm::SlotHeader& slot = r.slot_header(i);
-      const auto state = shm::slot_state_from_byte(shm::load_state(slot));
-      if (state == shm::SlotState::Writing || state == shm::SlotState::Reading || state == shm::SlotState::Done) {
-        slot.owner_pid.store(kDeadPid);
-        slot.timestamp_ns.store(1);
-      }
-    }
-  }
+  reference_ops::kill_stopped(d == Direction::ClientToDaemon ? daemon_->inbound() : daemon_->outbound());
 }
 
 shm::Status ReferenceAdapter::recover(Direction d) {
@@ -201,61 +172,15 @@ shm::Status ReferenceAdapter::recover(Direction d) {
 }
 
 shm::Status ReferenceAdapter::corrupt_oldest(Direction d, Priority p, model::Corruption c) {
-  using C = model::Corruption;
-  shm::RingBuffer& r = ring(d, p);
-  shm::SlotHeader& slot = r.slot_header(static_cast<std::uint32_t>(r.tail() % r.capacity()));
-  const std::uint32_t slot_size = r.slot_size();
-  const auto padding_end = static_cast<std::uint32_t>(shm::slot_stride_for(slot_size) - shm::SLOT_HEADER_SIZE);
-  switch (c) {
-    case C::Payload:
-      if (slot.length > 0) {
-        reinterpret_cast<std::byte*>(&slot)[shm::SLOT_HEADER_SIZE + slot.length / 2] ^= std::byte{0xA5};
-      } else {
-        slot.checksum = slot.checksum ^ 1u;
-      }
-      break;
-    case C::ChecksumLowBit: slot.checksum = slot.checksum ^ (1u << 3); break;
-    case C::ChecksumHighBit: slot.checksum = slot.checksum ^ (1u << 27); break;
-    case C::LengthPastSlot: slot.length = slot_size + 1; break;
-    case C::LengthInPadding: slot.length = padding_end > slot_size ? padding_end : slot_size + 1; break;
-    case C::LengthShorter: slot.length = slot.length - 1; break;
-    case C::Priority: slot.priority = static_cast<std::uint8_t>((slot.priority + 1) % 3); break;
-    case C::Position: slot.position = slot.position + 1; break;
-    case C::State: slot.state.store(0xEE); break;
-    case C::Sequence: slot.sequence = slot.sequence + 1000; break;
-  }
+  reference_ops::corrupt_oldest(ring(d, p), c);
   return {};
 }
 
-model::View ReferenceAdapter::observe() {
-  model::View v;
-  for (Direction d : {Direction::ClientToDaemon, Direction::DaemonToClient}) {
-    for (Priority p : shm::kAllPriorities) {
-      shm::RingBuffer& r = ring(d, p);
-      model::RingView& rv = v.rings[std::size_t(d)][std::size_t(p)];
-      rv.capacity = r.capacity();
-      rv.head = r.head();
-      rv.tail = r.tail();
-      rv.corrupt_skipped = r.corrupt_skipped();
-      rv.reclaimed = r.reclaimed();
-      for (std::uint32_t i = 0; i < r.capacity(); ++i)
-        rv.slots.push_back(static_cast<model::SlotState>(shm::load_state(r.slot_header(i))));
-    }
-  }
-  const shm::ControlRegion& c = daemon_->control();
-  v.backpressure = c.backpressure.load();
-  v.client_count = c.client_count.load();
-  v.next_sequence[0] = c.client_seq.load();
-  v.next_sequence[1] = c.daemon_seq.load();
-  v.client_head = c.client_head.load();
-  v.daemon_tail = c.daemon_tail.load();
-  v.shutdown = (c.flags.load() & shm::FLAG_SHUTDOWN) != 0;
-  return v;
-}
+model::View ReferenceAdapter::observe() { return reference_ops::observe(*daemon_, true); }
 
 std::span<const std::byte> ReferenceAdapter::segment_bytes() { return daemon_->segment_bytes(); }
 
-std::uint32_t ReferenceAdapter::owner_pid() const { return shm::platform::current_pid(); }
+std::uint32_t ReferenceAdapter::owner_pid(Direction, bool) const { return shm::platform::current_pid(); }
 
 shm::Status ReferenceAdapter::connect_to_copy(std::span<const std::byte> bytes, std::uint16_t version) {
   const std::string copy = path_ + ".copy";

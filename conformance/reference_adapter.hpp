@@ -34,7 +34,7 @@ class ReferenceAdapter : public Adapter {
   void kill_stopped(Direction d);
   model::View observe() override;
   std::span<const std::byte> segment_bytes() override;
-  std::uint32_t owner_pid() const override;
+  std::uint32_t owner_pid(Direction d, bool writer) const override;
   shm::Status connect_to_copy(std::span<const std::byte> bytes, std::uint16_t version) override;
 
  protected:

@@ -7,6 +7,7 @@
 
 #include "adapter.hpp"
 #include "compare.hpp"
+#include "driver_adapter.hpp"
 #include "rc_runner.hpp"
 
 namespace memlink::conformance {
@@ -44,6 +45,16 @@ std::vector<std::byte> payload(std::uint64_t seed, std::size_t n) {
   return out;
 }
 
+// The adapter of the running case: commands it does not claim the
+// capability for (DRIVER.md D-CAPS) are never generated.
+const Adapter* g_adapter = nullptr;
+bool claims(const char* capability) { return g_adapter == nullptr || g_adapter->claims(capability); }
+// Preconditions every command with a direction and priority shares.
+void require_route(Direction d, Priority p) {
+  RC_PRE(d == Direction::ClientToDaemon || claims("daemon_writes"));
+  RC_PRE(p == Priority::Low || claims("priorities"));
+}
+
 const char* dir_name(Direction d) { return d == Direction::ClientToDaemon ? "c2d" : "d2c"; }
 std::string prio_name(Priority p) { return std::string(shm::to_string(p)); }
 
@@ -55,7 +66,7 @@ void step(const std::string& what, const Model& m, Adapter& a, ModelOp model_op,
   const model::Outcome want = model_op(next);
   const Got got = adapter_op();
   compare_outcome(what, want, got);
-  compare_views(next.view(), a.observe());
+  if (claims("observe")) compare_views(next.view(), a.observe());
 }
 
 struct Write : Cmd {
@@ -65,6 +76,7 @@ struct Write : Cmd {
   std::uint64_t seed = *rc::gen::arbitrary<std::uint64_t>();
   explicit Write(const Model& m) : size(gen_size(m.slot_size())) {}
   void checkPreconditions(const Model& m) const override {
+    require_route(d, p);
     RC_PRE(d == Direction::DaemonToClient || m.client_count() > 0);
   }
   void apply(Model& m) const override { m.write(d, p, payload(seed, size)); }
@@ -85,6 +97,8 @@ struct WriteBlocking : Cmd {
   std::uint64_t seed = *rc::gen::arbitrary<std::uint64_t>();
   explicit WriteBlocking(const Model& m) : size(gen_size(m.slot_size())) {}
   void checkPreconditions(const Model& m) const override {
+    RC_PRE(claims("write_blocking"));
+    require_route(d, p);
     RC_PRE(d == Direction::DaemonToClient || m.client_count() > 0);
   }
   void apply(Model& m) const override { m.write_blocking(d, p, payload(seed, size)); }
@@ -101,6 +115,7 @@ struct WriteBlocking : Cmd {
 struct Read : Cmd {
   Direction d = gen_direction();
   void checkPreconditions(const Model& m) const override {
+    require_route(d, Priority::Low);
     RC_PRE(d == Direction::ClientToDaemon || m.client_count() > 0);
   }
   void apply(Model& m) const override { m.read(d); }
@@ -113,6 +128,8 @@ struct Read : Cmd {
 struct Peek : Cmd {
   Direction d = gen_direction();
   void checkPreconditions(const Model& m) const override {
+    RC_PRE(claims("peek"));
+    require_route(d, Priority::Low);
     RC_PRE(d == Direction::ClientToDaemon || m.client_count() > 0);
   }
   void apply(Model&) const override {}
@@ -125,6 +142,7 @@ struct Peek : Cmd {
 struct SetBackpressure : Cmd {
   std::uint32_t value = *rc::gen::weightedOneOf<std::uint32_t>(
       {{4, rc::gen::inRange<std::uint32_t>(0, 1001)}, {1, rc::gen::inRange<std::uint32_t>(1001, 100000)}});
+  void checkPreconditions(const Model&) const override { RC_PRE(claims("backpressure")); }
   void apply(Model& m) const override { m.set_backpressure(value); }
   void run(const Model& m, Adapter& a) const override {
     step("set_backpressure", m, a, [&](Model& x) { return x.set_backpressure(value); },
@@ -179,7 +197,8 @@ struct StopWriter : Cmd {
   int rare = *rc::gen::inRange(0, 3);  // a third as often as the others
   explicit StopWriter(const Model& m) : size(gen_size(m.slot_size())) {}
   void checkPreconditions(const Model& m) const override {
-    RC_PRE(rare == 0);
+    RC_PRE(rare == 0 && claims("stops"));
+    require_route(d, p);
     RC_PRE(d == Direction::DaemonToClient || m.client_count() > 0);
   }
   void apply(Model& m) const override { m.stop_writer(d, p, where, payload(seed, size)); }
@@ -199,7 +218,8 @@ struct StopReader : Cmd {
   model::ReaderStop where = *rc::gen::inRange(0, 2) == 0 ? model::ReaderStop::AfterTake : model::ReaderStop::AfterComplete;
   int rare = *rc::gen::inRange(0, 4);
   void checkPreconditions(const Model& m) const override {
-    RC_PRE(rare == 0);
+    RC_PRE(rare == 0 && claims("stops"));
+    require_route(d, Priority::Low);
     RC_PRE(d == Direction::ClientToDaemon || m.client_count() > 0);
   }
   void apply(Model& m) const override { m.stop_reader(d, where); }
@@ -218,6 +238,8 @@ struct StopReader : Cmd {
 struct Recover : Cmd {
   Direction d = gen_direction();
   void checkPreconditions(const Model& m) const override {
+    RC_PRE(claims("stops"));
+    require_route(d, Priority::Low);
     RC_PRE(d == Direction::ClientToDaemon || m.client_count() > 0);
   }
   void apply(Model& m) const override { m.recover(d); }
@@ -255,7 +277,11 @@ struct CorruptOldest : Cmd {
   Direction d = gen_direction();
   Priority p = gen_priority();
   model::Corruption what = static_cast<model::Corruption>(*rc::gen::inRange(0, model::kCorruptionCount));
-  void checkPreconditions(const Model& m) const override { RC_PRE(m.oldest_is_corruptible(d, p, what)); }
+  void checkPreconditions(const Model& m) const override {
+    RC_PRE(claims("stops"));
+    require_route(d, p);
+    RC_PRE(m.oldest_is_corruptible(d, p, what));
+  }
   void apply(Model& m) const override { m.corrupt_oldest(d, p, what); }
   void run(const Model& m, Adapter& a) const override {
     record_clause("V-SLOT");
@@ -296,17 +322,20 @@ CheckResult run_stateful(const Params& params) {
     const model::Config config = *rc::gen::exec(gen_config);
     auto m = Model::create(config);
     RC_ASSERT(m.has_value());
-    auto adapter = make_adapter(params.adapter);
+    auto adapter = adapter_for(params);
     RC_ASSERT(adapter != nullptr);
+    g_adapter = adapter.get();
     if (auto s = adapter->create(config); !s)
       RC_FAIL("[G-FIT] creating a segment of " + std::to_string(config.segment_size) + " bytes, slot size " +
               std::to_string(config.slot_size) + " failed: " + s.error().message());
-    compare_geometry(m->view(), adapter->observe());
+    if (claims("observe")) compare_geometry(m->view(), adapter->observe());
+    compare_sequences(claims("sequences"));
     compare_outcome("connect", m->connect(config.protocol_version), got_from(adapter->connect(config.protocol_version)));
     rc::state::check(*m, *adapter,
                      rc::state::gen::execOneOfWithArgs<Write, Write, WriteBlocking, Read, Read, Peek, SetBackpressure,
                                                        Connect, Disconnect, Reopen, StopWriter, StopReader,
                                                        Recover, CorruptOldest, Shutdown>());
+    g_adapter = nullptr;
   });
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,13 @@ struct Params {
   std::uint64_t seed = 0;
   Depth depth = Depth::Default;
   std::string only;  // run only this check ("" = all)
+  // A driver command (DRIVER.md): check the transport it drives, in
+  // processes of its own, instead of an in-process adapter.
+  std::string driver;
+  // What the driver claims (its hello's capabilities); set by the runner.
+  std::set<std::string> capabilities;
+  std::vector<std::string> crash_points;
+  bool claims(const std::string& c) const { return driver.empty() || capabilities.count(c) > 0; }
 };
 
 struct Failure {
@@ -50,6 +58,11 @@ struct CheckDef {
   const char* name;
   const char* scope;
   CheckResult (*run)(const Params&);
+  // Through a driver: the capabilities it needs (comma-separated, "" for
+  // none), or nullptr if it cannot run through one; and the function that
+  // runs it there (nullptr: `run`, which goes through adapter_for()).
+  const char* driver_needs = nullptr;
+  CheckResult (*run_driver)(const Params&) = nullptr;
 };
 const std::vector<CheckDef>& all_checks();
 
@@ -65,6 +78,12 @@ CheckResult run_wakeup(const Params& params);
 CheckResult run_segment(const Params& params);
 CheckResult run_recovery(const Params& params);
 CheckResult run_exploration(const Params& params);
+// The cross-process checks through driver processes (driver_checks.cpp).
+CheckResult run_driver_linearizability(const Params& params);
+CheckResult run_driver_wakeup(const Params& params);
+CheckResult run_driver_recovery(const Params& params);
+CheckResult run_driver_segment(const Params& params);
+CheckResult run_driver_hostile(const Params& params);
 // --reproduce for the exploration check: "<scenario config>@<decisions>".
 bool valid_exploration_reproduce(const std::string& s);
 void set_exploration_reproduce(const std::string& s);

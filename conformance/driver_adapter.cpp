@@ -1,0 +1,248 @@
+#include "driver_adapter.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <fstream>
+#include <iterator>
+
+#include "driver_json.hpp"
+
+namespace memlink::conformance {
+namespace {
+
+using driver::DriverProcess;
+using driver::Reply;
+using nlohmann::json;
+using shm::ErrorCode;
+using shm::make_error;
+
+shm::Error no_client() { return make_error(ErrorCode::Disconnected, "no client connected"); }
+
+shm::Status status_of(const Reply& r) {
+  if (r.ok()) return {};
+  return r.error();
+}
+
+class DriverAdapter final : public Adapter {
+ public:
+  explicit DriverAdapter(std::string command) : command_(std::move(command)) {
+    hello_ = probe_driver(command_);
+    path_ = driver_segment_path("adapter");
+  }
+  ~DriverAdapter() override {
+    clients_.clear();
+    daemon_.reset();
+    cleanup_files();
+  }
+
+  std::string name() const override { return "driver:" + hello_.name; }
+  bool claims(const std::string& capability) const override { return hello_.has(capability); }
+
+  shm::Status create(const model::Config& config) override {
+    clients_.clear();
+    daemon_.reset();
+    cleanup_files();
+    config_ = config;
+    daemon_ = DriverProcess::start(command_, "daemon");
+    return status_of(daemon_->call({{"op", "create"},
+                                    {"segment", path_},
+                                    {"segment_size", config.segment_size},
+                                    {"slot_size", config.slot_size},
+                                    {"protocol_version", config.protocol_version},
+                                    {"heartbeat_ms", 100},
+                                    {"heartbeat_timeout_ms", 60000},
+                                    {"daemon_timeout_ms", 60000}}));
+  }
+
+  shm::Status connect(std::uint16_t version) override {
+    auto p = DriverProcess::start(command_, "client " + std::to_string(clients_.size() + 1));
+    const Reply r = p->call(connect_request(path_, version));
+    if (!r.ok()) return r.error();
+    clients_.push_back(std::move(p));
+    return {};
+  }
+
+  void disconnect() override {
+    if (clients_.empty()) return;
+    (void)clients_.back()->call({{"op", "disconnect"}});
+    clients_.pop_back();
+  }
+
+  shm::Status reopen() override {
+    if (clients_.empty()) return no_client();
+    const std::uint16_t version = config_.protocol_version;
+    (void)clients_.front()->call({{"op", "disconnect"}});
+    return status_of(clients_.front()->call(connect_request(path_, version)));
+  }
+
+  shm::Status shutdown() override { return status_of(daemon_->call({{"op", "shutdown"}})); }
+
+  shm::Result<std::uint64_t> write(Direction d, Priority p, std::span<const std::byte> data) override {
+    DriverProcess* w = writer(d);
+    if (w == nullptr) return no_client();
+    return sequence_of(w->call({{"op", "write"}, {"priority", static_cast<int>(p)}, {"data", driver::to_hex(data)}}));
+  }
+
+  shm::Result<std::uint64_t> write_blocking(Direction d, Priority p, std::span<const std::byte> data,
+                                            std::chrono::nanoseconds timeout) override {
+    DriverProcess* w = writer(d);
+    if (w == nullptr) return no_client();
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
+    return sequence_of(w->call({{"op", "write_blocking"}, {"priority", static_cast<int>(p)},
+                                {"data", driver::to_hex(data)}, {"timeout_ms", ms.count()}},
+                               ms + std::chrono::seconds(10)));
+  }
+
+  shm::Result<model::Message> read(Direction d) override {
+    DriverProcess* r = reader(d);
+    if (r == nullptr) return no_client();
+    return message_of(r->call({{"op", "read"}}));
+  }
+
+  shm::Result<PeekInfo> peek(Direction d) override {
+    DriverProcess* r = reader(d);
+    if (r == nullptr) return no_client();
+    const Reply reply = r->call({{"op", "peek"}});
+    if (!reply.ok()) return reply.error();
+    return PeekInfo{static_cast<Priority>(reply.body.at("priority").get<int>()), reply.body.value("sequence", std::uint64_t{0}),
+                    reply.body.at("length").get<std::uint32_t>()};
+  }
+
+  shm::Status set_backpressure(std::uint32_t permille) override {
+    return status_of(daemon_->call({{"op", "set_backpressure"}, {"permille", permille}}));
+  }
+
+  shm::Result<std::uint64_t> stop_writer(Direction d, Priority p, model::WriterStop where,
+                                         std::span<const std::byte> data) override {
+    DriverProcess* w = writer(d);
+    if (w == nullptr) return no_client();
+    return sequence_of(w->call({{"op", "stop_writer"}, {"priority", static_cast<int>(p)},
+                                {"where", where == model::WriterStop::AfterClaim ? "claim" : "fill"},
+                                {"data", driver::to_hex(data)}}));
+  }
+
+  shm::Result<model::Message> stop_reader(Direction d, model::ReaderStop where) override {
+    DriverProcess* r = reader(d);
+    if (r == nullptr) return no_client();
+    return message_of(r->call({{"op", "stop_reader"}, {"where", where == model::ReaderStop::AfterTake ? "take" : "complete"}}));
+  }
+
+  shm::Status recover(Direction d) override {
+    DriverProcess* r = reader(d);
+    if (r == nullptr) return no_client();
+    return status_of(r->call({{"op", "recover"}}));
+  }
+
+  shm::Status corrupt_oldest(Direction d, Priority p, model::Corruption c) override {
+    return status_of(daemon_->call({{"op", "corrupt"}, {"direction", driver::direction_name(d)},
+                                    {"priority", static_cast<int>(p)}, {"what", driver::corruption_name(c)}}));
+  }
+
+  model::View observe() override {
+    const Reply r = daemon_->call({{"op", "observe"}});
+    if (!r.ok()) throw driver::DriverFailure("driver '" + command_ + "' (daemon): observe failed: " + r.error().message());
+    try {
+      return driver::view_from_json(r.body.at("view"));
+    } catch (const json::exception& e) {
+      throw driver::DriverFailure("driver '" + command_ + "' (daemon): [D-CONTROL] observe's view is malformed: " + e.what());
+    }
+  }
+
+  // spec_layout: the segment is the file at path_; the suite reads it itself.
+  std::span<const std::byte> segment_bytes() override {
+    std::ifstream in(path_, std::ios::binary);
+    const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    bytes_.resize(all.size());
+    std::memcpy(bytes_.data(), all.data(), all.size());
+    return bytes_;
+  }
+
+  std::uint32_t owner_pid(Direction d, bool is_writer) const override {
+    const DriverProcess* p = is_writer ? writer(d) : reader(d);
+    return p == nullptr ? 0 : static_cast<std::uint32_t>(p->pid());
+  }
+
+  shm::Status connect_to_copy(std::span<const std::byte> bytes, std::uint16_t version) override {
+    const std::string copy = path_ + ".copy";
+    {
+      std::ofstream out(copy, std::ios::binary | std::ios::trunc);
+      out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      if (!out) return make_error(ErrorCode::IoError, "cannot write " + copy);
+    }
+    auto p = DriverProcess::start(command_, "client of a copy");
+    const Reply r = p->call(connect_request(copy, version));
+    if (r.ok()) (void)p->call({{"op", "disconnect"}});
+    p.reset();
+    ::unlink(copy.c_str());
+    return status_of(r);
+  }
+
+ private:
+  static json connect_request(const std::string& path, std::uint16_t version) {
+    return {{"op", "connect"}, {"segment", path}, {"protocol_version", version}, {"daemon_timeout_ms", 60000}};
+  }
+
+  DriverProcess* writer(Direction d) const {
+    if (d == Direction::DaemonToClient) return daemon_.get();
+    return clients_.empty() ? nullptr : clients_.front().get();
+  }
+  DriverProcess* reader(Direction d) const {
+    if (d == Direction::ClientToDaemon) return daemon_.get();
+    return clients_.empty() ? nullptr : clients_.front().get();
+  }
+
+  shm::Result<std::uint64_t> sequence_of(const Reply& r) const {
+    if (!r.ok()) return r.error();
+    return r.body.value("sequence", std::uint64_t{0});
+  }
+
+  static shm::Result<model::Message> message_of(const Reply& r) {
+    if (!r.ok()) return r.error();
+    const auto data = driver::from_hex(r.body.value("data", std::string()));
+    if (!data) throw driver::DriverFailure("[D-BYTES] the driver's \"data\" is not hex: " + r.body.dump());
+    return model::Message{static_cast<Priority>(r.body.at("priority").get<int>()),
+                          r.body.value("sequence", std::uint64_t{0}), *data};
+  }
+
+  void cleanup_files() {
+    for (const char* suffix : {"", ".copy", ".lock", ".pid", ".takeover"}) ::unlink((path_ + suffix).c_str());
+  }
+
+  std::string command_, path_;
+  driver::Hello hello_;
+  model::Config config_{};
+  std::unique_ptr<DriverProcess> daemon_;
+  std::vector<std::unique_ptr<DriverProcess>> clients_;  // oldest first
+  std::vector<std::byte> bytes_;
+};
+
+}  // namespace
+
+driver::Hello probe_driver(const std::string& command) {
+  static std::mutex mu;
+  static std::map<std::string, driver::Hello> known;
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = known.find(command); it != known.end()) return it->second;
+  auto p = DriverProcess::start(command, "probe");
+  return known[command] = p->hello();
+}
+
+std::unique_ptr<Adapter> make_driver_adapter(const std::string& command) {
+  return std::make_unique<DriverAdapter>(command);
+}
+
+std::unique_ptr<Adapter> adapter_for(const Params& params) {
+  return params.driver.empty() ? make_adapter(params.adapter) : make_driver_adapter(params.driver);
+}
+
+std::string driver_segment_path(const std::string& tag) {
+  static std::atomic<int> counter{0};
+  return "/dev/shm/memlink-conformance-driver-" + std::to_string(::getpid()) + "-" + tag + "-" +
+         std::to_string(counter.fetch_add(1));
+}
+
+}  // namespace memlink::conformance

@@ -1,0 +1,29 @@
+// The Adapter interface over driver processes (DRIVER.md): a daemon process
+// and one process per client, on one segment, so the in-process checks
+// (stateful, geometry, layout, connect-validation) run unchanged against a
+// transport in any language. The stateful check learns from capabilities()
+// which commands it may send.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "adapter.hpp"
+#include "driver_process.hpp"
+#include "suite.hpp"
+
+namespace memlink::conformance {
+
+// Starts one process of `command` to read its hello; throws
+// driver::DriverFailure if it cannot.
+driver::Hello probe_driver(const std::string& command);
+
+std::unique_ptr<Adapter> make_driver_adapter(const std::string& command);
+// The adapter a check should use: over params.driver if set, else the
+// in-process adapter params.adapter names.
+std::unique_ptr<Adapter> adapter_for(const Params& params);
+
+// The segment path a driver check should use now (unique per call).
+std::string driver_segment_path(const std::string& tag);
+
+}  // namespace memlink::conformance

@@ -1,0 +1,111 @@
+#include "driver_json.hpp"
+
+namespace memlink::conformance::driver {
+
+std::string to_hex(std::span<const std::byte> bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (std::byte b : bytes) {
+    const auto v = std::to_integer<unsigned>(b);
+    out += digits[v >> 4];
+    out += digits[v & 15];
+  }
+  return out;
+}
+
+namespace {
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+}  // namespace
+
+std::optional<std::vector<std::byte>> from_hex(const std::string& hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  std::vector<std::byte> out(hex.size() / 2);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out[i] = static_cast<std::byte>(hi * 16 + lo);
+  }
+  return out;
+}
+
+std::optional<shm::ErrorCode> error_code_from_name(const std::string& name) {
+  for (int c = 0; c <= static_cast<int>(shm::ErrorCode::IoError); ++c)
+    if (shm::to_string(static_cast<shm::ErrorCode>(c)) == name) return static_cast<shm::ErrorCode>(c);
+  return std::nullopt;
+}
+
+nlohmann::json view_to_json(const model::View& v) {
+  nlohmann::json rings = nlohmann::json::array();
+  for (const auto& dir : v.rings) {
+    nlohmann::json d = nlohmann::json::array();
+    for (const auto& r : dir) {
+      std::vector<int> slots;
+      for (auto s : r.slots) slots.push_back(static_cast<int>(s));
+      d.push_back({{"capacity", r.capacity}, {"head", r.head}, {"tail", r.tail},
+                   {"corrupt_skipped", r.corrupt_skipped}, {"reclaimed", r.reclaimed}, {"slots", slots}});
+    }
+    rings.push_back(d);
+  }
+  return {{"rings", rings},
+          {"backpressure", v.backpressure},
+          {"client_count", v.client_count},
+          {"next_sequence", {v.next_sequence[0], v.next_sequence[1]}},
+          {"client_head", v.client_head},
+          {"daemon_tail", v.daemon_tail},
+          {"shutdown", v.shutdown}};
+}
+
+model::View view_from_json(const nlohmann::json& j) {
+  model::View v;
+  const auto& rings = j.at("rings");
+  for (std::size_t d = 0; d < shm::kDirectionCount; ++d)
+    for (std::size_t p = 0; p < shm::kPriorityCount; ++p) {
+      const auto& r = rings.at(d).at(p);
+      model::RingView& rv = v.rings[d][p];
+      rv.capacity = r.at("capacity").get<std::uint32_t>();
+      rv.head = r.at("head").get<std::uint64_t>();
+      rv.tail = r.at("tail").get<std::uint64_t>();
+      rv.corrupt_skipped = r.at("corrupt_skipped").get<std::uint64_t>();
+      rv.reclaimed = r.at("reclaimed").get<std::uint64_t>();
+      for (const auto& s : r.at("slots")) rv.slots.push_back(static_cast<model::SlotState>(s.get<int>()));
+    }
+  v.backpressure = j.at("backpressure").get<std::uint32_t>();
+  v.client_count = j.at("client_count").get<std::uint32_t>();
+  v.next_sequence[0] = j.at("next_sequence").at(0).get<std::uint64_t>();
+  v.next_sequence[1] = j.at("next_sequence").at(1).get<std::uint64_t>();
+  v.client_head = j.at("client_head").get<std::uint64_t>();
+  v.daemon_tail = j.at("daemon_tail").get<std::uint64_t>();
+  v.shutdown = j.at("shutdown").get<bool>();
+  return v;
+}
+
+namespace {
+// In model::Corruption's order.
+constexpr const char* kCorruptionNames[model::kCorruptionCount] = {
+    "payload", "checksum_low_bit", "checksum_high_bit", "length_past_slot", "length_in_padding",
+    "length_shorter", "priority", "position", "state", "sequence"};
+}  // namespace
+
+const char* corruption_name(model::Corruption c) { return kCorruptionNames[static_cast<int>(c)]; }
+
+std::optional<model::Corruption> corruption_from_name(const std::string& name) {
+  for (int c = 0; c < model::kCorruptionCount; ++c)
+    if (name == kCorruptionNames[c]) return static_cast<model::Corruption>(c);
+  return std::nullopt;
+}
+
+const char* direction_name(model::Direction d) { return d == model::Direction::ClientToDaemon ? "c2d" : "d2c"; }
+
+std::optional<model::Direction> direction_from_name(const std::string& name) {
+  if (name == "c2d") return model::Direction::ClientToDaemon;
+  if (name == "d2c") return model::Direction::DaemonToClient;
+  return std::nullopt;
+}
+
+}  // namespace memlink::conformance::driver

@@ -1,0 +1,108 @@
+#include "reference_ops.hpp"
+
+namespace memlink::conformance::reference_ops {
+
+using shm::ErrorCode;
+using shm::make_error;
+using model::Direction;
+
+shm::RingBuffer& ring_of(shm::Endpoint& ep, bool ep_is_daemon, Direction d, model::Priority p) {
+  const bool inbound = (d == Direction::ClientToDaemon) == ep_is_daemon;
+  return inbound ? ep.inbound().ring(p) : ep.outbound().ring(p);
+}
+
+shm::Result<std::uint64_t> stop_writer(shm::Endpoint& ep, bool ep_is_daemon, model::Priority p,
+                                       model::WriterStop where, std::span<const std::byte> data) {
+  if (!ep.is_connected()) return make_error(ErrorCode::Disconnected, "endpoint is shut down");
+  shm::RingBuffer& r = ep.outbound().ring(p);
+  if (auto s = r.check_writable(data.size()); !s) return s.error();
+  auto& seq_counter = ep_is_daemon ? ep.control().daemon_seq : ep.control().client_seq;
+  const std::uint64_t seq = seq_counter.fetch_add(1);
+  auto id = r.claim();
+  if (!id) return id.error();
+  if (where == model::WriterStop::AfterFill) r.fill(*id, data, seq);
+  return seq;  // ... and the writer is gone
+}
+
+shm::Result<model::Message> stop_reader(shm::Endpoint& ep, model::ReaderStop where, std::uint32_t slot_size) {
+  std::vector<std::byte> buf(slot_size);
+  for (model::Priority p : shm::kAllPriorities) {
+    shm::RingBuffer& r = ep.inbound().ring(p);
+    auto info = r.take(buf);
+    if (!info && info.code() == ErrorCode::Empty) continue;
+    if (!info) return info.error();
+    if (where == model::ReaderStop::AfterComplete) r.complete(info->slot);
+    return model::Message{info->priority, info->sequence, {buf.begin(), buf.begin() + info->length}};  // ... and the reader is gone
+  }
+  return make_error(ErrorCode::Empty, "no message ready in any priority");
+}
+
+// A pid above Linux's pid_max (2^22): no process has it.
+constexpr std::uint32_t kDeadPid = 0x7FFFFFFE;
+
+void kill_stopped(shm::PriorityRingBuffer& rings) {
+  for (model::Priority p : shm::kAllPriorities) {
+    shm::RingBuffer& r = rings.ring(p);
+    for (std::uint32_t i = 0; i < r.capacity(); ++i) {
+      shm::SlotHeader& slot = r.slot_header(i);
+      const auto state = shm::slot_state_from_byte(shm::load_state(slot));
+      if (state == shm::SlotState::Writing || state == shm::SlotState::Reading || state == shm::SlotState::Done) {
+        slot.owner_pid.store(kDeadPid);
+        slot.timestamp_ns.store(1);  // taken long ago
+      }
+    }
+  }
+}
+
+void corrupt_oldest(shm::RingBuffer& r, model::Corruption c) {
+  using C = model::Corruption;
+  shm::SlotHeader& slot = r.slot_header(static_cast<std::uint32_t>(r.tail() % r.capacity()));
+  const std::uint32_t slot_size = r.slot_size();
+  const auto padding_end = static_cast<std::uint32_t>(shm::slot_stride_for(slot_size) - shm::SLOT_HEADER_SIZE);
+  switch (c) {
+    case C::Payload:
+      if (slot.length > 0) {
+        reinterpret_cast<std::byte*>(&slot)[shm::SLOT_HEADER_SIZE + slot.length / 2] ^= std::byte{0xA5};
+      } else {
+        slot.checksum = slot.checksum ^ 1u;
+      }
+      break;
+    case C::ChecksumLowBit: slot.checksum = slot.checksum ^ (1u << 3); break;
+    case C::ChecksumHighBit: slot.checksum = slot.checksum ^ (1u << 27); break;
+    case C::LengthPastSlot: slot.length = slot_size + 1; break;
+    case C::LengthInPadding: slot.length = padding_end > slot_size ? padding_end : slot_size + 1; break;
+    case C::LengthShorter: slot.length = slot.length - 1; break;
+    case C::Priority: slot.priority = static_cast<std::uint8_t>((slot.priority + 1) % 3); break;
+    case C::Position: slot.position = slot.position + 1; break;
+    case C::State: slot.state.store(0xEE); break;
+    case C::Sequence: slot.sequence = slot.sequence + 1000; break;
+  }
+}
+
+model::View observe(shm::Endpoint& ep, bool ep_is_daemon) {
+  model::View v;
+  for (Direction d : {Direction::ClientToDaemon, Direction::DaemonToClient}) {
+    for (model::Priority p : shm::kAllPriorities) {
+      shm::RingBuffer& r = ring_of(ep, ep_is_daemon, d, p);
+      model::RingView& rv = v.rings[std::size_t(d)][std::size_t(p)];
+      rv.capacity = r.capacity();
+      rv.head = r.head();
+      rv.tail = r.tail();
+      rv.corrupt_skipped = r.corrupt_skipped();
+      rv.reclaimed = r.reclaimed();
+      for (std::uint32_t i = 0; i < r.capacity(); ++i)
+        rv.slots.push_back(static_cast<model::SlotState>(shm::load_state(r.slot_header(i))));
+    }
+  }
+  const shm::ControlRegion& c = ep.control();
+  v.backpressure = c.backpressure.load();
+  v.client_count = c.client_count.load();
+  v.next_sequence[0] = c.client_seq.load();
+  v.next_sequence[1] = c.daemon_seq.load();
+  v.client_head = c.client_head.load();
+  v.daemon_tail = c.daemon_tail.load();
+  v.shutdown = (c.flags.load() & shm::FLAG_SHUTDOWN) != 0;
+  return v;
+}
+
+}  // namespace memlink::conformance::reference_ops
