@@ -84,7 +84,7 @@ std::vector<Record> read_log(const std::string& path) {
   return out;
 }
 
-Verdict check_history(const std::vector<ProcessLog>& logs) {
+Verdict check_history(const std::vector<ProcessLog>& logs, const CheckOptions& options) {
   Verdict v;
   struct Written {
     bool intent = false, ack = false, fail = false;
@@ -141,9 +141,16 @@ Verdict check_history(const std::vector<ProcessLog>& logs) {
   for (auto& [id, ds] : delivered) std::sort(ds.begin(), ds.end(), before);
 
   // Lost, phantom, indeterminate.
+  std::map<Stream, std::uint64_t> may_lose;  // consumers killed, per stream they consumed
+  if (options.consumer_kill_may_lose)
+    for (const ProcessLog& log : logs)
+      if (log.killed && log.role != Role::Writer) ++may_lose[log.role == Role::Daemon ? Stream::C2D : Stream::D2C];
   for (const auto& [id, w] : written) {
     const bool got = delivered.count(id) > 0;
-    if (w.ack && !got) {
+    if (w.ack && !got && may_lose[id.stream] > 0) {
+      --may_lose[id.stream];
+      ++v.lost_to_killed_consumers;
+    } else if (w.ack && !got) {
       ++v.lost;
       note(v, "lost: " + to_string(id) + " was acknowledged (position " + std::to_string(w.position) +
                   ") and never delivered");
@@ -160,6 +167,7 @@ Verdict check_history(const std::vector<ProcessLog>& logs) {
   std::map<std::pair<Stream, std::uint64_t>, MessageId> by_sequence;
   std::map<std::pair<Stream, std::uint32_t>, std::vector<std::pair<std::uint64_t, std::uint64_t>>> per_writer;  // n, seq
   for (const auto& [id, ds] : delivered) {
+    if (!options.sequences) break;
     const std::uint64_t seq = ds.front().rec->sequence;
     for (const Delivery& d : ds)
       if (d.rec->sequence != seq) {
@@ -235,6 +243,7 @@ Verdict check_history(const std::vector<ProcessLog>& logs) {
       note(v, "FIFO: " + to_string(id) + " delivered after #" + std::to_string(it->second) + " of the same writer");
     }
     last_n[key] = std::max(id.n, it == last_n.end() ? 0 : it->second);
+    if (!options.positions) continue;
     for (std::uint8_t p = 0; p < id.priority; ++p) {
       auto mp = max_pos.find({id.stream, p});
       const std::uint64_t z = mp == max_pos.end() ? 0 : static_cast<std::uint64_t>(mp->second + 1);

@@ -102,6 +102,7 @@ struct Verdict {
   std::uint64_t delivered = 0;            // distinct messages delivered
   std::uint64_t deliveries = 0;           // all Deliver records
   std::uint64_t lost = 0;                 // acknowledged, never delivered
+  std::uint64_t lost_to_killed_consumers = 0;  // lost, excused by CheckOptions::consumer_kill_may_lose
   std::uint64_t duplicated = 0;           // extra deliveries
   std::uint64_t duplicates_unexplained = 0;  // an extra delivery not excused by a consumer's crash
   std::uint64_t corrupt = 0;              // Corrupt records
@@ -122,7 +123,19 @@ struct Verdict {
   }
 };
 
+// What the transport under test promises (conformance/DRIVER.md D-CAPS):
+// the reference promises all of it; a driver may not.
+struct CheckOptions {
+  bool sequences = true;   // T-SEQ numbers in Deliver records
+  bool positions = true;   // ring positions in Ack and Deliver records (priority and fence checks use them)
+  // A consumer without take/finish (no "two_step") may lose the message it
+  // held when it is killed inside a read (SPEC K-TWO-STEP: "read is take +
+  // finish in one call"). Then up to one lost message per killed consumer
+  // of a stream is excused, and counted as such.
+  bool consumer_kill_may_lose = false;
+};
+
 // Judges a finished run (all consumers drained what they could).
-Verdict check_history(const std::vector<ProcessLog>& logs);
+Verdict check_history(const std::vector<ProcessLog>& logs, const CheckOptions& options = {});
 
 }  // namespace memlink::chaos

@@ -22,9 +22,11 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
+#include "driver_process.hpp"
 #include "history.hpp"
 #include "picture.hpp"
 #include "memlink/shm/crash_point.hpp"
@@ -53,6 +55,10 @@ struct Options {
   std::string broken_recovery;
   double hang_timeout_s = 10;
   ProcessConfig process;
+  // --driver: the transport a driver command drives (conformance/DRIVER.md),
+  // in workload mode, instead of the reference forked in process.
+  std::string driver;
+  conformance::driver::Hello hello;
 };
 
 struct Proc {
@@ -81,11 +87,17 @@ std::vector<std::string> points_with_prefix(std::initializer_list<const char*> p
 class Runner {
  public:
   explicit Runner(Options o) : o_(std::move(o)), rng_(o_.seed) {}
+  bool through_driver() const { return !o_.driver.empty(); }
 
   int run();
 
  private:
   Proc& spawn(Role role, Arm arm = {});
+  void start_driver(Proc& p);
+  nlohmann::json endpoint_request(Role role) const;
+  std::vector<std::string> driver_points(const char* prefix) const;
+  std::uint64_t pending_from_logs(std::uint64_t* excused);
+  bool drained_now();
   void reap();
   void kill_proc(Proc& p, const std::string& kind);
   Proc* current(Role role);
@@ -104,6 +116,9 @@ class Runner {
   bool drain();
   int report();
   std::optional<shm::Client> observer_;
+  // Driver mode: the processes' pipes (kept open while they run).
+  std::vector<std::unique_ptr<conformance::driver::DriverProcess>> drivers_;
+  std::uint64_t last_pending_check_ns_ = 0;
 
   Options o_;
   std::mt19937_64 rng_;
@@ -128,6 +143,7 @@ class Runner {
   std::vector<std::string> runner_violations_;
   std::uint64_t start_ns_ = 0, last_progress_ns_ = 0;
   std::uint64_t watch_tail_ = 0, watch_since_ns_ = 0;
+  bool driver_broken_ = false;  // a driver failed a request (the run ends, FAIL)
 };
 
 Proc& Runner::spawn(Role role, Arm arm) {
@@ -137,6 +153,11 @@ Proc& Runner::spawn(Role role, Arm arm) {
   p.arm = std::move(arm);
   p.log_path = o_.work_dir + "/" + to_string(role) + "-" + std::to_string(p.instance) + ".log";
   p.started_ns = monotonic_ns();
+  if (through_driver()) {
+    start_driver(p);
+    procs_.push_back(std::move(p));
+    return procs_.back();
+  }
   const pid_t pid = ::fork();
   if (pid == 0) {
     observer_.reset();  // the child must not use the runner's mapping
@@ -159,6 +180,116 @@ Proc& Runner::spawn(Role role, Arm arm) {
   p.pid = pid;
   procs_.push_back(std::move(p));
   return procs_.back();
+}
+
+// D-WORKLOAD: a driver process, its create or connect (retried while a
+// predecessor is not yet stale or no daemon serves), its crash point, then
+// the role. A process that dies on the way (at its crash point, say) is
+// reaped and judged like any other.
+nlohmann::json Runner::endpoint_request(Role role) const {
+  const ProcessConfig& c = o_.process;
+  nlohmann::json r{{"segment", c.segment},       {"protocol_version", 1},
+                   {"stale_after_ms", 10},        {"claim_timeout_ms", c.claim_timeout_ms},
+                   {"daemon_timeout_ms", c.heartbeat_timeout_ms}};
+  if (role == Role::Daemon) {
+    r["op"] = "create";
+    r["segment_size"] = c.segment_size;
+    r["slot_size"] = c.slot_size;
+    r["heartbeat_ms"] = c.heartbeat_ms;
+    r["heartbeat_timeout_ms"] = c.heartbeat_timeout_ms;
+  } else {
+    r["op"] = "connect";
+  }
+  return r;
+}
+
+void Runner::start_driver(Proc& p) {
+  using conformance::driver::DriverFailure;
+  using conformance::driver::DriverProcess;
+  const std::string who = to_string(p.role) + " " + std::to_string(p.instance);
+  DriverProcess::StartOptions so;
+  so.reaps = false;
+  so.stderr_path = p.log_path.substr(0, p.log_path.size() - 4) + ".stderr";
+  try {
+    auto d = DriverProcess::start(o_.driver, who, 10s, so);
+    p.pid = d->pid();
+    drivers_.push_back(std::move(d));
+    DriverProcess& dp = *drivers_.back();
+    if (!p.arm.point.empty() && o_.hello.has("crash_points")) {
+      const auto r = dp.call({{"op", "arm"}, {"point", p.arm.point}, {"occurrence", p.arm.occurrence}});
+      if (!r.ok()) throw DriverFailure(who + ": arm " + p.arm.point + ": " + r.error().message());
+    }
+    for (int attempt = 0;; ++attempt) {
+      const auto r = dp.call(endpoint_request(p.role), 20s);
+      if (r.ok()) break;
+      const auto code = r.error().code;
+      const bool transient = code == shm::ErrorCode::AlreadyExists || code == shm::ErrorCode::NotFound ||
+                             code == shm::ErrorCode::Disconnected || code == shm::ErrorCode::InvalidState;
+      if (!transient || attempt == 500) throw DriverFailure(who + ": " + endpoint_request(p.role)["op"].get<std::string>() + ": " + r.error().message());
+      std::this_thread::sleep_for(10ms);
+    }
+    const char* role = p.role == Role::Daemon ? "daemon" : p.role == Role::Writer ? "writer" : "reader";
+    const auto r = dp.call({{"op", "workload"}, {"role", role}, {"log", p.log_path}, {"writer", p.instance},
+                            {"rate", o_.process.rate}, {"seed", o_.seed}, {"slot_size", o_.process.slot_size}});
+    if (!r.ok()) throw DriverFailure(who + ": workload: " + r.error().message());
+    dp.forget();  // from here on the runner signals and reaps it
+  } catch (const DriverFailure& e) {
+    // Dead on the way (a crash point during create: fine), or a broken driver.
+    if (p.pid > 0) {
+      int status = 0;
+      if (::waitpid(p.pid, &status, WNOHANG) == p.pid) {
+        p.done = true;
+        p.status = status;
+        if (p.hit_crash_point()) {
+          ++crash_hits_[p.arm.point];
+          ++kills_["crash point"];
+          if (p.role == Role::Daemon) recoveries_.push_back({monotonic_ns(), next_instance_[0], false});
+          return;
+        }
+      } else {
+        ::kill(p.pid, SIGKILL);
+        ::waitpid(p.pid, &status, 0);
+        p.done = true;
+        p.status = status;
+        p.killed_by_runner = true;
+      }
+    }
+    runner_violations_.push_back(std::string("driver: ") + e.what());
+    driver_broken_ = true;
+  }
+}
+
+std::vector<std::string> Runner::driver_points(const char* prefix) const {
+  std::vector<std::string> out;
+  for (const auto& p : o_.hello.crash_points)
+    if (p.rfind(prefix, 0) == 0) out.push_back(p);
+  return out;
+}
+
+// Driver mode, where the runner cannot look into the segment: acknowledged
+// messages not yet delivered, from the logs; `excused` gets how many of them
+// killed consumers may have taken with them (CheckOptions).
+std::uint64_t Runner::pending_from_logs(std::uint64_t* excused) {
+  std::set<MessageId> acked, delivered;
+  std::uint64_t killed_consumers = 0;
+  for (const Proc& p : procs_) {
+    if (p.role != Role::Writer && p.died_by_sigkill()) ++killed_consumers;
+    for (const Record& r : read_log(p.log_path)) {
+      if (r.type == RecordType::Ack) acked.insert(r.id());
+      if (r.type == RecordType::Deliver) delivered.insert(r.id());
+    }
+  }
+  std::uint64_t pending = 0;
+  for (const auto& id : acked) pending += !delivered.count(id);
+  if (excused) *excused = o_.hello.has("two_step") ? 0 : killed_consumers;
+  return pending;
+}
+
+bool Runner::drained_now() {
+  if (!through_driver())
+    return observer_ && observer_->outbound().pending_total() == 0 && observer_->inbound().pending_total() == 0;
+  std::uint64_t excused = 0;
+  return pending_from_logs(&excused) <= excused;
 }
 
 void Runner::reap() {
@@ -282,45 +413,58 @@ void Runner::replace_stopped_daemon(pid_t old_pid, std::uint32_t old_instance, s
 }
 
 void Runner::random_fault() {
-  static const auto daemon_points = points_with_prefix({"read.", "daemon.", "recovery."});
-  static const auto writer_points = points_with_prefix({"write."});
-  static const auto reader_points = points_with_prefix({"read."});
+  // Through a driver: the points it names, if it claims any.
+  const bool points = !through_driver() || o_.hello.has("crash_points");
+  auto concat = [](std::vector<std::string> a, const std::vector<std::string>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  const auto daemon_points = through_driver() ? concat(concat(driver_points("read."), driver_points("daemon.")), driver_points("recovery."))
+                                              : points_with_prefix({"read.", "daemon.", "recovery."});
+  const auto writer_points = through_driver() ? driver_points("write.") : points_with_prefix({"write."});
+  const auto reader_points = through_driver() ? driver_points("read.") : points_with_prefix({"read."});
   auto pick = [&](const std::vector<std::string>& v) {
     return v[std::uniform_int_distribution<std::size_t>(0, v.size() - 1)(rng_)];
   };
   auto occurrence = [&](long hi) { return std::uniform_int_distribution<long>(1, hi)(rng_); };
   const int roll = std::uniform_int_distribution<int>(0, 99)(rng_);
-  if (roll < 30) {
+  if (roll < 30 || (roll < 50 && (!points || daemon_points.empty()))) {
     if (Proc* d = current(Role::Daemon)) {
       recoveries_.push_back({monotonic_ns(), next_instance_[0], false});
       kill_proc(*d, "kill daemon");
       restart_daemon();
     }
-  } else if (roll < 50) {
+  } else if (roll < 50 && points && !daemon_points.empty()) {
     if (Proc* d = current(Role::Daemon)) {
       recoveries_.push_back({monotonic_ns(), next_instance_[0], false});
       kill_proc(*d, "kill daemon");
       const std::string point = pick(daemon_points);
       restart_daemon(Arm{point, point.rfind("recovery.", 0) == 0 ? 1 : occurrence(30)});
     }
-  } else if (roll < 63) {
+  } else if (roll < 63 || (roll < 78 && (!points || writer_points.empty()))) {
     if (Proc* w = current(Role::Writer)) kill_proc(*w, "kill writer");
   } else if (roll < 78) {
     if (Proc* w = current(Role::Writer)) kill_proc(*w, "kill writer");
     spawn(Role::Writer, Arm{pick(writer_points), occurrence(50)});
-  } else if (roll < 83) {
+  } else if (roll < 83 || (roll < 90 && (!points || reader_points.empty()))) {
     if (Proc* r = current(Role::Reader)) kill_proc(*r, "kill reader");
   } else if (roll < 90) {
     if (Proc* r = current(Role::Reader)) kill_proc(*r, "kill reader");
     spawn(Role::Reader, Arm{pick(reader_points), occurrence(30)});
+  } else if (roll < 95 && through_driver()) {
+    if (Proc* w = current(Role::Writer)) kill_proc(*w, "kill writer");  // DRIVER.md has no pause points
   } else if (roll < 95) {
     // A writer held at a point of its write past the claim timeout, then
     // resumed (resume_held() lets it go).
     if (Proc* w = current(Role::Writer)) kill_proc(*w, "kill writer");
     const std::uint32_t inst = spawn(Role::Writer, Arm{pick(writer_points), occurrence(50), true}).instance;
     held_.push_back({inst, monotonic_ns() + 2ULL * o_.process.claim_timeout_ms * 1'000'000ULL, false});
-  } else {
+  } else if (!through_driver() || o_.hello.has("takeover")) {
     stop_and_replace_daemon();
+  } else if (Proc* d = current(Role::Daemon)) {
+    recoveries_.push_back({monotonic_ns(), next_instance_[0], false});
+    kill_proc(*d, "kill daemon");
+    restart_daemon();
   }
 }
 
@@ -492,6 +636,30 @@ void Runner::pause_walk() {
 // No hang: while messages wait in c2d and a daemon is serving, the daemon's
 // consumed counter must move.
 void Runner::watchdog() {
+  if (through_driver()) {
+    // From the logs, once a second: acknowledged c2d and d2c messages wait
+    // while the number of deliveries does not move.
+    const std::uint64_t now = monotonic_ns();
+    if (now - last_pending_check_ns_ < 1'000'000'000ULL) return;
+    last_pending_check_ns_ = now;
+    std::uint64_t excused = 0;
+    const std::uint64_t pending = pending_from_logs(&excused);
+    std::uint64_t deliveries = 0;
+    for (const Proc& p : procs_)
+      if (p.role != Role::Writer) {
+        std::error_code ec;
+        deliveries += std::filesystem::file_size(p.log_path, ec) / sizeof(Record);
+      }
+    if (deliveries != watch_tail_ || pending <= excused || watch_since_ns_ == 0) {
+      watch_tail_ = deliveries;
+      watch_since_ns_ = now;
+    } else if (now - watch_since_ns_ > static_cast<std::uint64_t>(o_.hang_timeout_s * 1e9)) {
+      runner_violations_.push_back("hang: " + std::to_string(pending) + " acknowledged messages waited " +
+                                   std::to_string(o_.hang_timeout_s) + " s without any consumer recording anything");
+      watch_since_ns_ = now;
+    }
+    return;
+  }
   if (!observer_) {
     auto c = shm::Client::connect(o_.process.segment, 1);
     if (!c) return;
@@ -546,10 +714,17 @@ bool Runner::drain() {
     if (current(Role::Reader) == nullptr) spawn(Role::Reader);
     drained = wait_for([&] {
       if (current(Role::Daemon) == nullptr || current(Role::Reader) == nullptr) return false;
-      return observer_ && observer_->outbound().pending_total() == 0 && observer_->inbound().pending_total() == 0;
+      if (through_driver()) {  // the logs are read at most every 100 ms
+        if (monotonic_ns() - last_pending_check_ns_ < 100'000'000ULL) return false;
+        last_pending_check_ns_ = monotonic_ns();
+      }
+      return drained_now();
     }, std::chrono::milliseconds(static_cast<long>(o_.hang_timeout_s * 1000) + 2 * o_.process.claim_timeout_ms));
   }
-  if (!drained)
+  if (!drained && through_driver())
+    runner_violations_.push_back("hang: " + std::to_string(pending_from_logs(nullptr)) +
+                                 " acknowledged messages were still not delivered at the end");
+  else if (!drained)
     runner_violations_.push_back("hang: the rings did not drain at the end (c2d " +
                                  std::to_string(observer_ ? observer_->outbound().pending_total() : 0) + ", d2c " +
                                  std::to_string(observer_ ? observer_->inbound().pending_total() : 0) + " pending)");
@@ -573,11 +748,17 @@ bool Runner::drain() {
 int Runner::run() {
   start_ns_ = last_progress_ns_ = monotonic_ns();
   if (!o_.broken_recovery.empty()) ::setenv("MEMLINK_BROKEN_RECOVERY", o_.broken_recovery.c_str(), 1);
-  (void)shm::RecoveryManager(o_.process.segment).cleanup_orphaned_shm();
+  if (!through_driver()) (void)shm::RecoveryManager(o_.process.segment).cleanup_orphaned_shm();
   spawn(Role::Daemon);
-  if (!wait_for([&] { return shm::Client::connect(o_.process.segment, 1).ok() || current(Role::Daemon) == nullptr; },
-                5000ms) ||
-      current(Role::Daemon) == nullptr) {
+  if (through_driver() && (driver_broken_ || current(Role::Daemon) == nullptr)) {
+    std::fprintf(stderr, "memlink-chaos: the driver's first daemon did not start: %s\n",
+                 runner_violations_.empty() ? "it died" : runner_violations_.front().c_str());
+    return 2;
+  }
+  if (!through_driver() &&
+      (!wait_for([&] { return shm::Client::connect(o_.process.segment, 1).ok() || current(Role::Daemon) == nullptr; },
+                 5000ms) ||
+       current(Role::Daemon) == nullptr)) {
     std::fprintf(stderr, "memlink-chaos: the first daemon did not start (see its stderr above)\n");
     return 2;
   }
@@ -590,7 +771,7 @@ int Runner::run() {
     const std::uint64_t end = start_ns_ + static_cast<std::uint64_t>(o_.duration_s * 1e9);
     std::exponential_distribution<double> gap(1.0 / 0.35);  // a fault every 350 ms on average
     std::uint64_t next_fault = monotonic_ns() + static_cast<std::uint64_t>(gap(rng_) * 1e9);
-    while (monotonic_ns() < end) {
+    while (monotonic_ns() < end && !driver_broken_) {
       keep_alive();
       watchdog();
       if (monotonic_ns() >= next_fault) {
@@ -634,7 +815,13 @@ int Runner::report() {
         if (r.type == RecordType::Serving) serving_at[p.instance] = r.t_ns;
     logs.push_back(std::move(l));
   }
-  Verdict v = check_history(logs);
+  CheckOptions check;
+  if (through_driver()) {
+    check.sequences = o_.hello.has("sequences");
+    check.positions = o_.hello.has("spec_layout");
+    check.consumer_kill_may_lose = !o_.hello.has("two_step");
+  }
+  Verdict v = check_history(logs, check);
   // Recovery time: from the kill (or stop) to the next daemon that served.
   std::vector<double> rec, rec_stop;
   for (const Recovery& r : recoveries_)
@@ -656,12 +843,14 @@ int Runner::report() {
   violations.insert(violations.end(), v.violations.begin(), v.violations.end());
   const bool ok = v.ok() && runner_violations_.empty();
 
-  std::string replay = "scripts/chaos --seed " + std::to_string(o_.seed) + " --clients " + std::to_string(o_.clients) +
+  std::string replay = "scripts/chaos " + (through_driver() ? "--driver '" + o_.driver + "' " : std::string()) +
+                       "--seed " + std::to_string(o_.seed) + " --clients " + std::to_string(o_.clients) +
                        (o_.crash_walk ? std::string(" --crash-walk") : " --duration " + std::to_string(static_cast<long>(o_.duration_s)) + "s") +
                        (o_.broken_recovery.empty() ? "" : " --broken-recovery " + o_.broken_recovery);
   if (!o_.quiet || !ok) {
-    std::printf("memlink-chaos: seed %" PRIu64 ", %.1f s, %u writers + 1 reader, %u daemons started\n", o_.seed,
-                static_cast<double>(monotonic_ns() - start_ns_) / 1e9, o_.clients, next_instance_[0]);
+    std::printf("memlink-chaos: seed %" PRIu64 ", %.1f s, %u writers + 1 reader, %u daemons started%s\n", o_.seed,
+                static_cast<double>(monotonic_ns() - start_ns_) / 1e9, o_.clients, next_instance_[0],
+                through_driver() ? (", driver " + o_.hello.name).c_str() : "");
     std::printf("  faults      %" PRIu64 " in all:", kills);
     for (auto& [k, n] : kills_) std::printf("  %s %" PRIu64, k.c_str(), n);
     std::printf("\n  crash points hit:");
@@ -674,6 +863,10 @@ int Runner::report() {
     std::printf("  messages    intended %" PRIu64 ", acknowledged %" PRIu64 ", refused %" PRIu64 ", delivered %" PRIu64
                 " (c2d %" PRIu64 ", d2c %" PRIu64 ")\n",
                 v.intended, v.acknowledged, v.refused, v.delivered, v.per_stream_delivered["c2d"], v.per_stream_delivered["d2c"]);
+    if (v.lost_to_killed_consumers > 0)
+      std::printf("  excused     %" PRIu64 " acknowledged messages not delivered, at most one per consumer killed inside a\n"
+                  "              read (the driver does not claim two_step: its read is destructive, SPEC K-TWO-STEP)\n",
+                  v.lost_to_killed_consumers);
     std::printf("  verdict     lost %" PRIu64 ", corrupt %" PRIu64 ", phantom %" PRIu64 ", duplicated %" PRIu64
                 " (unexplained %" PRIu64 "), indeterminate %" PRIu64 " (+%" PRIu64 " delivered)\n",
                 v.lost, v.corrupt, v.phantom, v.duplicated, v.duplicates_unexplained, v.indeterminate, v.indeterminate_delivered);
@@ -714,7 +907,13 @@ int Runner::report() {
                          {"max", rec.empty() ? 0.0 : rec.back() / 1e6}}},
         {"stop_takeover_ms", {{"count", rec_stop.size()}, {"p50", pct_of(rec_stop, 0.5) / 1e6},
                               {"max", rec_stop.empty() ? 0.0 : rec_stop.back() / 1e6}}},
-        {"violations", violations}, {"replay", replay}};
+        {"violations", violations}, {"replay", replay}, {"lost_to_killed_consumers", v.lost_to_killed_consumers}};
+    if (through_driver()) {
+      j["driver"] = o_.driver;
+      j["driver_name"] = o_.hello.name;
+      j["capabilities"] = o_.hello.capabilities;
+      j["checks_skipped"] = {{"sequences", !check.sequences}, {"positions", !check.positions}};
+    }
     if (!picture.empty()) j["picture"] = picture;
     std::ofstream(o_.json_path) << j.dump(2) << "\n";
   }
@@ -729,7 +928,15 @@ int Runner::report() {
     }
     x << "</testcase>\n</testsuite>\n";
   }
-  (void)shm::RecoveryManager(o_.process.segment).cleanup_orphaned_shm();
+  if (!through_driver()) {
+    (void)shm::RecoveryManager(o_.process.segment).cleanup_orphaned_shm();
+  } else if (o_.hello.has("cleanup")) {
+    try {
+      (void)conformance::driver::DriverProcess::start(o_.driver, "cleanup")->call({{"op", "cleanup"}, {"segment", o_.process.segment}});
+    } catch (const conformance::driver::DriverFailure&) {
+    }
+  }
+  drivers_.clear();
   if (!o_.keep_logs && ok) std::filesystem::remove_all(o_.work_dir);
   else if (!ok) std::printf("memlink-chaos: logs kept in %s\n", o_.work_dir.c_str());
   return ok ? 0 : 1;
@@ -764,7 +971,33 @@ int main(int argc, char** argv) {
   app.add_option("--work-dir", o.work_dir, "Where the process logs go (default: a new directory in /tmp)");
   app.add_flag("--keep-logs", o.keep_logs, "Keep the logs of a passing run");
   app.add_flag("--quiet", o.quiet, "Print only a failure");
+  app.add_option("--driver", o.driver,
+                 "Attack the transport this command drives (conformance/DRIVER.md, workload mode) instead of the "
+                 "reference, e.g. --driver build/release/memlink-shm-driver");
   CLI11_PARSE(app, argc, argv);
+  if (!o.driver.empty()) {
+    if (o.crash_walk || !o.broken_recovery.empty()) {
+      std::fprintf(stderr, "memlink-chaos: --crash-walk and --broken-recovery attack the reference; not with --driver\n");
+      return 2;
+    }
+    try {
+      o.hello = memlink::conformance::driver::DriverProcess::start(o.driver, "probe")->hello();
+    } catch (const memlink::conformance::driver::DriverFailure& e) {
+      std::fprintf(stderr, "memlink-chaos: cannot start the driver: %s\n", e.what());
+      return 2;
+    }
+    for (const char* needed : {"workload", "crash_recovery"})
+      if (!o.hello.has(needed)) {
+        std::fprintf(stderr, "memlink-chaos: the driver '%s' does not claim capability '%s', which chaos needs\n",
+                     o.hello.name.c_str(), needed);
+        return 2;
+      }
+    if (o.process.slot_size < kMinPayload) {
+      std::fprintf(stderr, "memlink-chaos: slot size %u is below the %zu bytes of a workload message\n",
+                   o.process.slot_size, kMinPayload);
+      return 2;
+    }
+  }
   {
     double scale = 1;
     std::string num = duration;
@@ -777,7 +1010,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (!memlink::shm::crash_points_compiled_in()) {
+  if (o.driver.empty() && !memlink::shm::crash_points_compiled_in()) {
     std::fprintf(stderr, "memlink-chaos: built without crash points (link memlink_shm_testing)\n");
     return 2;
   }

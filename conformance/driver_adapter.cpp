@@ -34,6 +34,7 @@ class DriverAdapter final : public Adapter {
     path_ = driver_segment_path("adapter");
   }
   ~DriverAdapter() override {
+    retired_.clear();
     clients_.clear();
     daemon_.reset();
     cleanup_files();
@@ -43,6 +44,7 @@ class DriverAdapter final : public Adapter {
   bool claims(const std::string& capability) const override { return hello_.has(capability); }
 
   shm::Status create(const model::Config& config) override {
+    retired_.clear();
     clients_.clear();
     daemon_.reset();
     cleanup_files();
@@ -66,9 +68,13 @@ class DriverAdapter final : public Adapter {
     return {};
   }
 
+  // The client's process lives on, as a disconnected client's process does
+  // in process: a writer or reader it stopped (D-STOPS) stays alive until
+  // recover says it died, as the model has it.
   void disconnect() override {
     if (clients_.empty()) return;
     (void)clients_.back()->call({{"op", "disconnect"}});
+    retired_.push_back(std::move(clients_.back()));
     clients_.pop_back();
   }
 
@@ -217,6 +223,7 @@ class DriverAdapter final : public Adapter {
   model::Config config_{};
   std::unique_ptr<DriverProcess> daemon_;
   std::vector<std::unique_ptr<DriverProcess>> clients_;  // oldest first
+  std::vector<std::unique_ptr<DriverProcess>> retired_;  // disconnected, still alive
   std::vector<std::byte> bytes_;
 };
 

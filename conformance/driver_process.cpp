@@ -46,13 +46,17 @@ shm::Error Reply::error() const {
 }
 
 std::unique_ptr<DriverProcess> DriverProcess::start(const std::string& command, const std::string& role,
-                                                    std::chrono::milliseconds timeout) {
+                                                    std::chrono::milliseconds timeout, StartOptions options) {
   ignore_sigpipe();
   std::unique_ptr<DriverProcess> p(new DriverProcess());
   p->command_ = command;
   p->role_ = role;
+  p->reaps_ = options.reaps;
   static std::atomic<int> counter{0};
-  p->stderr_path_ = "/tmp/memlink-driver-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".stderr";
+  p->remove_stderr_ = options.stderr_path.empty();
+  p->stderr_path_ = options.stderr_path.empty() ? "/tmp/memlink-driver-" + std::to_string(::getpid()) + "-" +
+                                                      std::to_string(counter++) + ".stderr"
+                                                : options.stderr_path;
   int in[2], out[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0)
     throw DriverFailure("driver '" + command + "': cannot make pipes: " + std::strerror(errno));
@@ -97,14 +101,14 @@ std::unique_ptr<DriverProcess> DriverProcess::start(const std::string& command, 
 
 DriverProcess::~DriverProcess() {
   close_stdin();
-  if (pid_ > 0 && !exited_) {
+  if (pid_ > 0 && !exited_ && reaps_) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (!reap(false) && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     if (!exited_) kill9();
   }
   if (out_fd_ >= 0) ::close(out_fd_);
-  if (!stderr_path_.empty()) ::unlink(stderr_path_.c_str());
+  if (remove_stderr_) ::unlink(stderr_path_.c_str());
 }
 
 void DriverProcess::close_stdin() {
@@ -113,7 +117,7 @@ void DriverProcess::close_stdin() {
 }
 
 bool DriverProcess::reap(bool block) {
-  if (exited_ || pid_ <= 0) return exited_;
+  if (exited_ || pid_ <= 0 || !reaps_) return exited_;
   int st = 0;
   const pid_t r = ::waitpid(pid_, &st, block ? 0 : WNOHANG);
   if (r == pid_) {
@@ -233,6 +237,10 @@ void DriverProcess::kill9() {
     ::kill(pid_, SIGKILL);
     reap(true);
   }
+}
+
+void DriverProcess::forget() {
+  exited_ = true;  // from here on its owner signals and reaps it
 }
 void DriverProcess::stop() {
   if (pid_ > 0 && !exited_) ::kill(pid_, SIGSTOP);

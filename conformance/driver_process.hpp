@@ -48,8 +48,18 @@ class DriverProcess {
  public:
   // Starts CMD in `role` (for messages: "daemon", "client 2", ...) and says
   // hello. Throws DriverFailure if it cannot start or its hello is wrong.
+  struct StartOptions {
+    // false: never waitpid() it; whoever starts it reaps it (the chaos
+    // runner reaps every child itself), and ~DriverProcess only closes pipes.
+    bool reaps = true;
+    std::string stderr_path;  // where its stderr goes ("": a temporary file, removed with it)
+  };
   static std::unique_ptr<DriverProcess> start(const std::string& command, const std::string& role,
-                                              std::chrono::milliseconds timeout = std::chrono::seconds(10));
+                                              std::chrono::milliseconds timeout, StartOptions options);
+  static std::unique_ptr<DriverProcess> start(const std::string& command, const std::string& role,
+                                              std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    return start(command, role, timeout, StartOptions{});
+  }
   ~DriverProcess();  // closes stdin; kills it if it does not exit within 2 s
   DriverProcess(const DriverProcess&) = delete;
   DriverProcess& operator=(const DriverProcess&) = delete;
@@ -69,6 +79,9 @@ class DriverProcess {
   void resume();   // SIGCONT
   void terminate();  // SIGTERM (workload mode: stop cleanly)
   void close_stdin();
+  // Stops all signalling and reaping of the process here (kill9, stop, ...
+  // do nothing after it): its owner (StartOptions::reaps = false) does that.
+  void forget();
 
   pid_t pid() const { return pid_; }
   const Hello& hello() const { return hello_; }
@@ -85,6 +98,7 @@ class DriverProcess {
   bool reap(bool block);
 
   std::string command_, role_, stderr_path_;
+  bool reaps_ = true, remove_stderr_ = true;
   pid_t pid_ = -1;
   int in_fd_ = -1, out_fd_ = -1;
   std::string buffer_, last_line_;

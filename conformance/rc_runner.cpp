@@ -83,7 +83,7 @@ void fill_result(CheckResult& result, const RcOutcome& rc, const Params& params)
     f.description = rc.description;
   }
   f.counterexample = rc.counterexample;
-  f.replay = "scripts/conformance --adapter " + params.adapter + " --seed " + std::to_string(params.seed) +
+  f.replay = "scripts/conformance " + (params.driver.empty() ? "--adapter " + params.adapter : "--driver '" + params.driver + "'") + " --seed " + std::to_string(params.seed) +
              " --depth " + depth_name(params.depth) + " --only " + result.name +
              (rc.reproduce.empty() ? "" : " --reproduce " + rc.reproduce);
   result.failure = std::move(f);

@@ -45,10 +45,12 @@ std::vector<std::byte> payload(std::uint64_t seed, std::size_t n) {
   return out;
 }
 
-// The adapter of the running case: commands it does not claim the
-// capability for (DRIVER.md D-CAPS) are never generated.
-const Adapter* g_adapter = nullptr;
-bool claims(const char* capability) { return g_adapter == nullptr || g_adapter->claims(capability); }
+// The parameters of the running check: commands the implementation does not
+// claim the capability for (DRIVER.md D-CAPS) are never generated. RapidCheck
+// also checks preconditions while shrinking, outside any one case, so this
+// is the check's (it outlives every case), not a case's adapter.
+const Params* g_params = nullptr;
+bool claims(const char* capability) { return g_params == nullptr || g_params->claims(capability); }
 // Preconditions every command with a direction and priority shares.
 void require_route(Direction d, Priority p) {
   RC_PRE(d == Direction::ClientToDaemon || claims("daemon_writes"));
@@ -318,13 +320,19 @@ model::Config gen_config() {
 }  // namespace
 
 CheckResult run_stateful(const Params& params) {
-  return rc_check("stateful", params, depth_budget(params, 100, 2000, 20000), depth_budget(params, 80, 150, 300), [&] {
+  g_params = &params;
+  struct Reset {
+    ~Reset() { g_params = nullptr; }
+  } reset;
+  // Through a driver every case starts processes and every step is two
+  // round trips, so fewer cases: the in-process adapter is the deep one.
+  const int cases = params.driver.empty() ? depth_budget(params, 100, 2000, 20000) : depth_budget(params, 60, 300, 3000);
+  return rc_check("stateful", params, cases, depth_budget(params, 80, 150, 300), [&] {
     const model::Config config = *rc::gen::exec(gen_config);
     auto m = Model::create(config);
     RC_ASSERT(m.has_value());
     auto adapter = adapter_for(params);
     RC_ASSERT(adapter != nullptr);
-    g_adapter = adapter.get();
     if (auto s = adapter->create(config); !s)
       RC_FAIL("[G-FIT] creating a segment of " + std::to_string(config.segment_size) + " bytes, slot size " +
               std::to_string(config.slot_size) + " failed: " + s.error().message());
@@ -335,7 +343,6 @@ CheckResult run_stateful(const Params& params) {
                      rc::state::gen::execOneOfWithArgs<Write, Write, WriteBlocking, Read, Read, Peek, SetBackpressure,
                                                        Connect, Disconnect, Reopen, StopWriter, StopReader,
                                                        Recover, CorruptOldest, Shutdown>());
-    g_adapter = nullptr;
   });
 }
 
