@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "linearizability.hpp"
+#include "reference_ops.hpp"
 #include "timeline.hpp"
 #include "memlink/shm/platform.hpp"
 #include "memlink/shm/transport.hpp"
@@ -110,6 +111,12 @@ std::vector<HistoryOp> consume(shm::Daemon& daemon, const std::function<bool()>&
 struct Segment {
   std::string path;
   std::optional<shm::Daemon> daemon;
+  Segment() = default;
+  Segment(Segment&&) = default;
+  ~Segment() {
+    daemon.reset();
+    if (!path.empty()) reference_ops::remove_segment_files(path);
+  }
 };
 
 Segment make_segment(int n) {

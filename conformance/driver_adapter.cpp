@@ -10,6 +10,7 @@
 #include <iterator>
 
 #include "driver_json.hpp"
+#include "reference_ops.hpp"
 
 namespace memlink::conformance {
 namespace {
@@ -37,6 +38,7 @@ class DriverAdapter final : public Adapter {
     retired_.clear();
     clients_.clear();
     daemon_.reset();
+    cleanup_through_driver(command_, path_);
     cleanup_files();
   }
 
@@ -47,6 +49,7 @@ class DriverAdapter final : public Adapter {
     retired_.clear();
     clients_.clear();
     daemon_.reset();
+    cleanup_through_driver(command_, path_);
     cleanup_files();
     config_ = config;
     daemon_ = DriverProcess::start(command_, "daemon");
@@ -214,9 +217,7 @@ class DriverAdapter final : public Adapter {
                           r.body.value("sequence", std::uint64_t{0}), *data};
   }
 
-  void cleanup_files() {
-    for (const char* suffix : {"", ".copy", ".lock", ".pid", ".takeover"}) ::unlink((path_ + suffix).c_str());
-  }
+  void cleanup_files() { reference_ops::remove_segment_files(path_); }
 
   std::string command_, path_;
   driver::Hello hello_;
@@ -228,6 +229,16 @@ class DriverAdapter final : public Adapter {
 };
 
 }  // namespace
+
+void cleanup_through_driver(const std::string& command, const std::string& path) {
+  if (!probe_driver(command).has("cleanup")) return;
+  try {
+    (void)DriverProcess::start(command, "cleanup")->call({{"op", "cleanup"}, {"segment", path}});
+  } catch (const driver::DriverFailure&) {
+    // Cleaning up after a case is a courtesy; a driver that fails at it
+    // fails the next request that matters, with its own error.
+  }
+}
 
 driver::Hello probe_driver(const std::string& command) {
   static std::mutex mu;

@@ -23,6 +23,10 @@ std::unique_ptr<Adapter> make_driver_adapter(const std::string& command);
 // in-process adapter params.adapter names.
 std::unique_ptr<Adapter> adapter_for(const Params& params);
 
+// After a case: asks the driver to remove what its processes left at `path`
+// (D-CLEANUP), if it claims "cleanup"; their processes must be gone.
+void cleanup_through_driver(const std::string& command, const std::string& path);
+
 // The segment path a driver check should use now (unique per call).
 std::string driver_segment_path(const std::string& tag);
 

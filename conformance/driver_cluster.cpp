@@ -1,5 +1,7 @@
 #include "driver_cluster.hpp"
 
+#include "reference_ops.hpp"
+
 #include <unistd.h>
 
 #include <cstring>
@@ -20,12 +22,11 @@ Cluster::Cluster(const Params& params, const std::string& tag, Options o)
 Cluster::~Cluster() {
   clients.clear();
   daemon.reset();
+  cleanup_through_driver(params_.driver, path_);
   remove_files();
 }
 
-void Cluster::remove_files() {
-  for (const char* suffix : {"", ".lock", ".pid", ".takeover", ".pid.tmp"}) ::unlink((path_ + suffix).c_str());
-}
+void Cluster::remove_files() { reference_ops::remove_segment_files(path_); }
 
 json Cluster::create_request() const {
   return {{"op", "create"},

@@ -229,7 +229,8 @@ int main(int argc, char** argv) {
       not_reaching.push_back(def.name);
       continue;
     }
-    std::fprintf(stderr, "  running %-16s (%s) ...", def.name, def.scope);
+    const char* scope = params.driver.empty() ? def.scope : "driver";
+    std::fprintf(stderr, "  running %-16s (%s) ...", def.name, scope);
     std::fflush(stderr);
     std::map<std::string, std::uint64_t> clauses;
     set_clause_sink(&clauses);
@@ -260,7 +261,7 @@ int main(int argc, char** argv) {
       r.failure = std::move(f);
     }
     r.name = def.name;
-    r.scope = def.scope;
+    r.scope = scope;
     r.clauses = std::move(clauses);
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(stderr, " %s, %d cases, %.1f s%s%s\n", r.failure ? "FAILED" : "ok", r.cases, r.seconds,

@@ -33,8 +33,7 @@ ReferenceAdapter::ReferenceAdapter() {
 ReferenceAdapter::~ReferenceAdapter() {
   clients_.clear();
   daemon_.reset();
-  (void)shm::MmapSegment::remove(path_);
-  (void)shm::MmapSegment::remove(path_ + ".copy");
+  reference_ops::remove_segment_files(path_);
 }
 
 shm::Status ReferenceAdapter::create(const model::Config& config) {

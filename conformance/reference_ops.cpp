@@ -1,5 +1,7 @@
 #include "reference_ops.hpp"
 
+#include <unistd.h>
+
 namespace memlink::conformance::reference_ops {
 
 using shm::ErrorCode;
@@ -103,6 +105,10 @@ model::View observe(shm::Endpoint& ep, bool ep_is_daemon) {
   v.daemon_tail = c.daemon_tail.load();
   v.shutdown = (c.flags.load() & shm::FLAG_SHUTDOWN) != 0;
   return v;
+}
+
+void remove_segment_files(const std::string& path) {
+  for (const char* suffix : {"", ".lock", ".pid", ".pid.tmp", ".takeover", ".copy"}) ::unlink((path + suffix).c_str());
 }
 
 }  // namespace memlink::conformance::reference_ops

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "memlink/model/model.hpp"
 #include "memlink/shm/transport.hpp"
@@ -29,5 +30,10 @@ model::View observe(shm::Endpoint& ep, bool ep_is_daemon);
 
 // The ring of direction d and priority p as `ep` maps it.
 shm::RingBuffer& ring_of(shm::Endpoint& ep, bool ep_is_daemon, model::Direction d, model::Priority p);
+
+// Removes the segment at `path` and the side files SPEC K-LOCK and
+// K-PIDFILE name beside it (.lock, .pid, .takeover, .copy), so that checks
+// leave nothing behind in /dev/shm.
+void remove_segment_files(const std::string& path);
 
 }  // namespace memlink::conformance::reference_ops

@@ -216,6 +216,7 @@ class Driver {
     for (shm::Priority p : {shm::Priority::Low, shm::Priority::High, shm::Priority::Critical}) {
       auto r = ep().inbound().ring(p).read_slot(buf);
       if (!r && r.code() == shm::ErrorCode::Empty) continue;
+      if (r && is_daemon()) ep().control().daemon_tail.fetch_add(1);  // T-COUNTERS, as read() does
       return r;
     }
     return shm::make_error(shm::ErrorCode::Empty, "no message");
