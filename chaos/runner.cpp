@@ -144,6 +144,7 @@ class Runner {
   std::uint64_t start_ns_ = 0, last_progress_ns_ = 0;
   std::uint64_t watch_tail_ = 0, watch_since_ns_ = 0;
   bool driver_broken_ = false;  // a driver failed a request (the run ends, FAIL)
+  std::set<std::uint32_t> stuck_reported_;  // writers reported stuck inside a write
 };
 
 Proc& Runner::spawn(Role role, Arm arm) {
@@ -650,6 +651,20 @@ void Runner::watchdog() {
         std::error_code ec;
         deliveries += std::filesystem::file_size(p.log_path, ec) / sizeof(Record);
       }
+    // A live writer whose last record is an Intent older than the hang
+    // timeout is stuck inside one write: its transport blocked it.
+    for (const Proc& p : procs_) {
+      if (p.role != Role::Writer || p.done || p.stopped) continue;
+      const auto records = read_log(p.log_path);
+      if (records.empty() || records.back().type != RecordType::Intent) continue;
+      const double inside_s = static_cast<double>(now - records.back().t_ns) / 1e9;
+      if (inside_s > o_.hang_timeout_s && !stuck_reported_.count(p.instance)) {
+        stuck_reported_.insert(p.instance);
+        runner_violations_.push_back("hang: writer " + std::to_string(p.instance) + " has been inside one write for " +
+                                     std::to_string(static_cast<int>(inside_s)) + " s (" + to_string(records.back().id()) +
+                                     "); the transport blocked it");
+      }
+    }
     if (deliveries != watch_tail_ || pending <= excused || watch_since_ns_ == 0) {
       watch_tail_ = deliveries;
       watch_since_ns_ = now;
@@ -691,6 +706,16 @@ void Runner::progress(bool force) {
   last_progress_ns_ = now;
   std::uint64_t k = 0;
   for (auto& [kind, n] : kills_) k += n;
+  if (through_driver()) {
+    std::uint64_t records = 0;
+    for (const Proc& p : procs_) {
+      std::error_code ec;
+      records += std::filesystem::file_size(p.log_path, ec) / sizeof(Record);
+    }
+    std::fprintf(stderr, "memlink-chaos: %5.1f s, %" PRIu64 " faults, %u daemons, %" PRIu64 " records logged\n",
+                 static_cast<double>(now - start_ns_) / 1e9, k, next_instance_[0], records);
+    return;
+  }
   std::fprintf(stderr, "memlink-chaos: %5.1f s, %" PRIu64 " faults, %u daemons, c2d consumed %" PRIu64 "\n",
                static_cast<double>(now - start_ns_) / 1e9, k, next_instance_[0],
                observer_ ? observer_->control().daemon_tail.load() : 0);

@@ -8,7 +8,9 @@
 #pragma once
 
 #include <chrono>
+#include <array>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -40,6 +42,9 @@ class Adapter {
 
   // Creates a fresh segment for `config` and its daemon (no client yet).
   virtual shm::Status create(const model::Config& config) = 0;
+  // After create: the ring capacities per priority the implementation
+  // reported (a driver's create answer, DRIVER.md D-CREATE), if it did.
+  virtual std::optional<std::array<std::uint32_t, 3>> reported_capacity() const { return std::nullopt; }
   virtual shm::Status connect(std::uint16_t version) = 0;
   virtual void disconnect() = 0;  // the most recently connected client
   // Unmaps and maps the segment again (the oldest client reconnects).

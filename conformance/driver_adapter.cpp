@@ -53,15 +53,24 @@ class DriverAdapter final : public Adapter {
     cleanup_files();
     config_ = config;
     daemon_ = DriverProcess::start(command_, "daemon");
-    return status_of(daemon_->call({{"op", "create"},
+    capacity_.reset();
+    const Reply r = daemon_->call({{"op", "create"},
                                     {"segment", path_},
                                     {"segment_size", config.segment_size},
                                     {"slot_size", config.slot_size},
                                     {"protocol_version", config.protocol_version},
                                     {"heartbeat_ms", 100},
                                     {"heartbeat_timeout_ms", 60000},
-                                    {"daemon_timeout_ms", 60000}}));
+                                    {"daemon_timeout_ms", 60000}});
+    if (r.ok() && r.body.contains("capacity")) {
+      std::array<std::uint32_t, 3> c{};
+      for (std::size_t p = 0; p < 3; ++p) c[p] = r.body["capacity"].at(p).get<std::uint32_t>();
+      capacity_ = c;
+    }
+    return status_of(r);
   }
+
+  std::optional<std::array<std::uint32_t, 3>> reported_capacity() const override { return capacity_; }
 
   shm::Status connect(std::uint16_t version) override {
     auto p = DriverProcess::start(command_, "client " + std::to_string(clients_.size() + 1));
@@ -226,6 +235,7 @@ class DriverAdapter final : public Adapter {
   std::vector<std::unique_ptr<DriverProcess>> clients_;  // oldest first
   std::vector<std::unique_ptr<DriverProcess>> retired_;  // disconnected, still alive
   std::vector<std::byte> bytes_;
+  std::optional<std::array<std::uint32_t, 3>> capacity_;
 };
 
 }  // namespace

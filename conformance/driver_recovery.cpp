@@ -7,6 +7,7 @@
 // Scenarios, each its own function, each on a fresh segment:
 //   daemon-killed       K-TAKEOVER, K-STALE, T-KILLED, K-LOCK, K-PIDFILE, K-HEARTBEAT
 //   writer-killed       S-PUBLISH (acknowledged = delivered, even if the writer dies at once)
+//   consumer killed mid-traffic   T-KILLED, K-STALE (writes go on; nothing but its one read lost)
 //   reader-killed-mid-take   K-TWO-STEP, K-READING                 (two_step)
 //   silent-daemon       K-FENCE                                     (takeover)
 //   cleanup             K-ORPHAN                                    (cleanup)
@@ -14,7 +15,10 @@
 #include <signal.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
+#include <random>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -139,6 +143,93 @@ void daemon_killed(Cluster& c) {
   record_clause("K-STALE");
   expect_delivered(acked, got, "K-TAKEOVER", "after the daemon was killed and replaced");
   c.daemon = std::move(next);
+}
+
+// A consumer killed in the middle of traffic, wherever it is — asleep in
+// wait, woken, inside a read — while another process keeps writing. The
+// writes must keep returning (T-KILLED: a writer is never blocked by a dead
+// consumer), and the next consumer must get every acknowledged message but
+// the one the dead consumer may have held inside a read (SPEC K-TWO-STEP:
+// read is take + finish in one call; that message is lost to its process).
+// A transport whose sleepers leave shared state behind them (a
+// process-shared condition variable whose signal waits for a dead waiter,
+// a mutex held by the dead) blocks the writer here.
+void consumer_killed_mid_traffic(Cluster& c, bool daemon_consumes, std::uint64_t seed) {
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+  DriverProcess& client = c.add_client("client");
+  DriverProcess& consumer = daemon_consumes ? *c.daemon : client;
+  DriverProcess& writer = daemon_consumes ? client : *c.daemon;
+  std::mt19937_64 rng(seed);
+  std::map<std::uint64_t, int> got;
+  std::mutex got_mu;
+  // The consumer's loop: wait, then read what came; ends when it is killed.
+  std::thread loop([&] {
+    try {
+      for (;;) {
+        if (!consumer.call({{"op", "wait"}, {"timeout_ms", 2000}}, 10s).ok()) continue;
+        const Reply r = consumer.call({{"op", "read"}});
+        const auto data = r.ok() ? driver::from_hex(r.body.value("data", std::string())) : std::nullopt;
+        if (const auto id = data ? message_id(*data) : std::nullopt) {
+          std::lock_guard<std::mutex> lock(got_mu);
+          ++got[*id];
+        }
+      }
+    } catch (const driver::DriverFailure&) {  // killed: its pipe closed
+    }
+  });
+  const pid_t consumer_pid = consumer.pid();
+  const int before_kill = 1 + static_cast<int>(rng() % 40);
+  std::set<std::uint64_t> acked;
+  auto write = [&](std::uint64_t id) {
+    try {
+      const Reply r = writer.call(write_request(id, c.params().claims("priorities") ? static_cast<int>(id % 3) : 2));
+      if (r.ok()) acked.insert(id);
+      else if (r.error().code != shm::ErrorCode::Full)
+        scenario_fail("T-KILLED", writer.role() + "'s write failed with " + r.error().message());
+    } catch (const driver::DriverFailure& e) {
+      ::kill(consumer_pid, SIGKILL);
+      loop.join();
+      scenario_fail("T-KILLED", "after " + consumer.role() + " was killed in the middle of traffic, " + writer.role() +
+                                    "'s write never returned: the transport blocked it on the dead consumer (" +
+                                    std::string(e.what()).substr(0, 300) + ")");
+    }
+  };
+  for (int i = 0; i < before_kill; ++i) write(800 + static_cast<std::uint64_t>(i));
+  ::kill(consumer_pid, SIGKILL);  // wherever it is; the loop's pending call then fails and it ends
+  loop.join();
+  c.step(consumer.role() + " killed (SIGKILL) after " + std::to_string(before_kill) + " writes, in the middle of its loop");
+  for (int i = 0; i < 20; ++i) write(900 + static_cast<std::uint64_t>(i));
+  c.step(writer.role() + ": wrote 20 more after the kill; every write returned");
+  record_clause("T-KILLED");
+  std::unique_ptr<DriverProcess> next;
+  if (daemon_consumes) {
+    new_daemon(c, next, "daemon 2");
+  } else {
+    next = DriverProcess::start(c.params().driver, "client 2");
+    c.must(*next, c.connect_request(), "T-ENDPOINTS");
+  }
+  std::set<std::uint64_t> rest;
+  for (auto id : acked)
+    if (!got.count(id)) rest.insert(id);
+  std::map<std::uint64_t, int> later;
+  try {
+    later = read_until(c, *next, rest, 1s);
+  } catch (const driver::DriverFailure& e) {
+    scenario_fail("K-STALE", "after " + consumer.role() + " was killed in the middle of traffic, its successor's read never "
+                             "returned (" + std::string(e.what()).substr(0, 300) + ")");
+  }
+  int lost = 0;
+  std::string which;
+  for (auto id : rest)
+    if (!later.count(id)) {
+      ++lost;
+      which += " m" + std::to_string(id);
+    }
+  record_clause("K-STALE");
+  if (lost > 1)
+    scenario_fail("K-STALE", std::to_string(lost) + " acknowledged messages were never delivered after " + consumer.role() +
+                                 " was killed in the middle of traffic (at most the one inside its read may be):" + which);
+  if (daemon_consumes) c.daemon = std::move(next);
 }
 
 // A writer killed right after its writes were acknowledged: all delivered.
@@ -307,6 +398,13 @@ CheckResult run_driver_recovery(const Params& params) {
     std::function<void(Cluster&)> run;
   };
   std::vector<Scenario> scenarios = {{"daemon-killed", daemon_killed}, {"writer-killed", writer_killed}};
+  if (params.claims("wait"))
+    for (int k = 0; k < 4; ++k) {
+      const std::uint64_t seed = params.seed * 31 + static_cast<std::uint64_t>(k);
+      scenarios.push_back({"daemon-killed-mid-traffic", [seed](Cluster& c) { consumer_killed_mid_traffic(c, true, seed); }});
+      if (params.claims("daemon_writes"))
+        scenarios.push_back({"reader-killed-mid-traffic", [seed](Cluster& c) { consumer_killed_mid_traffic(c, false, seed); }});
+    }
   if (params.claims("two_step") && params.claims("daemon_writes"))
     scenarios.push_back({"reader-killed-mid-take", reader_killed_mid_take});
   if (params.claims("takeover")) scenarios.push_back({"silent-daemon", silent_daemon});

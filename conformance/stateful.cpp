@@ -3,6 +3,7 @@
 // observable state must agree. A difference fails citing the clause.
 #include <rapidcheck/state.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "adapter.hpp"
@@ -51,6 +52,28 @@ std::vector<std::byte> payload(std::uint64_t seed, std::size_t n) {
 // is the check's (it outlives every case), not a case's adapter.
 const Params* g_params = nullptr;
 bool claims(const char* capability) { return g_params == nullptr || g_params->claims(capability); }
+// SPEC T-SHUTDOWN says what clients may do after the daemon's shutdown, not
+// what the daemon's own endpoint does: the model lets it go on serving, as
+// the reference does; through a driver, a daemon that stops serving is as
+// right, so its own operations are not generated after shutdown.
+void require_daemon_serving(const Model& m) {
+  const bool in_process = g_params == nullptr || g_params->driver.empty();  // (RapidCheck cannot show a nullptr)
+  RC_PRE(in_process || !m.is_shut_down());
+}
+bool daemon_writes(Direction d) { return d == Direction::DaemonToClient; }
+bool daemon_reads(Direction d) { return d == Direction::ClientToDaemon; }
+
+// A write refused for one of several reasons may name any of them (SPEC
+// orders none): one the model would also give counts as the model's.
+// (A blocking write's Full is Timeout.)
+Got any_refusal(const Model& m, Direction d, Priority p, std::size_t size, Got got, bool blocking = false) {
+  if (!got.error) return got;
+  auto all = m.write_refusals(d, p, size);
+  if (blocking) std::replace(all.begin(), all.end(), shm::ErrorCode::Full, shm::ErrorCode::Timeout);
+  if (all.size() > 1 && std::find(all.begin(), all.end(), *got.error) != all.end()) got.error = all.front();
+  return got;
+}
+
 // Preconditions every command with a direction and priority shares.
 void require_route(Direction d, Priority p) {
   RC_PRE(d == Direction::ClientToDaemon || claims("daemon_writes"));
@@ -79,13 +102,14 @@ struct Write : Cmd {
   explicit Write(const Model& m) : size(gen_size(m.slot_size())) {}
   void checkPreconditions(const Model& m) const override {
     require_route(d, p);
+    if (daemon_writes(d)) require_daemon_serving(m);
     RC_PRE(d == Direction::DaemonToClient || m.client_count() > 0);
   }
   void apply(Model& m) const override { m.write(d, p, payload(seed, size)); }
   void run(const Model& m, Adapter& a) const override {
     const auto data = payload(seed, size);
     step("write", m, a, [&](Model& x) { return x.write(d, p, data); },
-         [&] { return got_from(a.write(d, p, data)); });
+         [&] { return any_refusal(m, d, p, data.size(), got_from(a.write(d, p, data))); });
   }
   void show(std::ostream& os) const override {
     os << "write " << dir_name(d) << " " << prio_name(p) << " " << size << " bytes";
@@ -101,13 +125,14 @@ struct WriteBlocking : Cmd {
   void checkPreconditions(const Model& m) const override {
     RC_PRE(claims("write_blocking"));
     require_route(d, p);
+    if (daemon_writes(d)) require_daemon_serving(m);
     RC_PRE(d == Direction::DaemonToClient || m.client_count() > 0);
   }
   void apply(Model& m) const override { m.write_blocking(d, p, payload(seed, size)); }
   void run(const Model& m, Adapter& a) const override {
     const auto data = payload(seed, size);
     step("write_blocking(2 ms)", m, a, [&](Model& x) { return x.write_blocking(d, p, data); },
-         [&] { return got_from(a.write_blocking(d, p, data, 2ms)); });
+         [&] { return any_refusal(m, d, p, data.size(), got_from(a.write_blocking(d, p, data, 2ms)), true); });
   }
   void show(std::ostream& os) const override {
     os << "write_blocking " << dir_name(d) << " " << prio_name(p) << " " << size << " bytes, 2 ms";
@@ -118,6 +143,7 @@ struct Read : Cmd {
   Direction d = gen_direction();
   void checkPreconditions(const Model& m) const override {
     require_route(d, Priority::Low);
+    if (daemon_reads(d)) require_daemon_serving(m);
     RC_PRE(d == Direction::ClientToDaemon || m.client_count() > 0);
   }
   void apply(Model& m) const override { m.read(d); }
@@ -132,6 +158,7 @@ struct Peek : Cmd {
   void checkPreconditions(const Model& m) const override {
     RC_PRE(claims("peek"));
     require_route(d, Priority::Low);
+    if (daemon_reads(d)) require_daemon_serving(m);
     RC_PRE(d == Direction::ClientToDaemon || m.client_count() > 0);
   }
   void apply(Model&) const override {}
@@ -144,7 +171,10 @@ struct Peek : Cmd {
 struct SetBackpressure : Cmd {
   std::uint32_t value = *rc::gen::weightedOneOf<std::uint32_t>(
       {{4, rc::gen::inRange<std::uint32_t>(0, 1001)}, {1, rc::gen::inRange<std::uint32_t>(1001, 100000)}});
-  void checkPreconditions(const Model&) const override { RC_PRE(claims("backpressure")); }
+  void checkPreconditions(const Model& m) const override {
+    RC_PRE(claims("backpressure"));
+    require_daemon_serving(m);
+  }
   void apply(Model& m) const override { m.set_backpressure(value); }
   void run(const Model& m, Adapter& a) const override {
     step("set_backpressure", m, a, [&](Model& x) { return x.set_backpressure(value); },
@@ -208,6 +238,7 @@ struct StopWriter : Cmd {
   void checkPreconditions(const Model& m) const override {
     RC_PRE(rare == 0 && claims("stops"));
     require_route(d, p);
+    if (daemon_writes(d)) require_daemon_serving(m);
     RC_PRE(d == Direction::DaemonToClient || m.client_count() > 0);
   }
   void apply(Model& m) const override { m.stop_writer(d, p, where, payload(seed, size)); }
@@ -229,6 +260,7 @@ struct StopReader : Cmd {
   void checkPreconditions(const Model& m) const override {
     RC_PRE(rare == 0 && claims("stops"));
     require_route(d, Priority::Low);
+    if (daemon_reads(d)) require_daemon_serving(m);
     RC_PRE(d == Direction::ClientToDaemon || m.client_count() > 0);
   }
   void apply(Model& m) const override { m.stop_reader(d, where); }
@@ -249,6 +281,7 @@ struct Recover : Cmd {
   void checkPreconditions(const Model& m) const override {
     RC_PRE(claims("stops"));
     require_route(d, Priority::Low);
+    if (daemon_reads(d)) require_daemon_serving(m);
     RC_PRE(d == Direction::ClientToDaemon || m.client_count() > 0);
   }
   void apply(Model& m) const override { m.recover(d); }
@@ -335,14 +368,17 @@ CheckResult run_stateful(const Params& params) {
   // round trips, so fewer cases: the in-process adapter is the deep one.
   const int cases = params.driver.empty() ? depth_budget(params, 100, 2000, 20000) : depth_budget(params, 60, 300, 3000);
   return rc_check("stateful", params, cases, depth_budget(params, 80, 150, 300), [&] {
-    const model::Config config = *rc::gen::exec(gen_config);
-    auto m = Model::create(config);
-    RC_ASSERT(m.has_value());
+    model::Config config = *rc::gen::exec(gen_config);
     auto adapter = adapter_for(params);
     RC_ASSERT(adapter != nullptr);
     if (auto s = adapter->create(config); !s)
       RC_FAIL("[G-FIT] creating a segment of " + std::to_string(config.segment_size) + " bytes, slot size " +
               std::to_string(config.slot_size) + " failed: " + s.error().message());
+    // Without the SPEC layout G-DIST does not bind: the model takes the
+    // capacities the implementation reported (and R-CAPACITY holds it to them).
+    if (!claims("spec_layout")) config.capacity = adapter->reported_capacity();
+    auto m = Model::create(config);
+    RC_ASSERT(m.has_value());
     if (claims("observe")) compare_geometry(m->view(), adapter->observe());
     compare_sequences(claims("sequences"));
     compare_outcome("connect", m->connect(config.protocol_version), got_from(adapter->connect(config.protocol_version)));

@@ -18,6 +18,9 @@ bool has_writer(Direction d) { return d == Direction::ClientToDaemon; }  // c2d 
 void showValue(const Config& c, std::ostream& os) {
   os << "segment of " << c.segment_size << " bytes, slot size " << c.slot_size << ", protocol "
      << c.protocol_version;
+  if (c.capacity)
+    os << ", the implementation's own ring capacities " << (*c.capacity)[0] << "/" << (*c.capacity)[1] << "/"
+       << (*c.capacity)[2];
 }
 
 // G-DIST: critical = max(1, ceil(0.2 n)), high = max(1, ceil(0.5 n)),
@@ -54,7 +57,8 @@ std::optional<Model> Model::create(const Config& config) {
 Model::Model(const Config& config, std::uint32_t n) : config_(config) {
   const auto dist = distribution(n);
   for (auto& direction : rings_)
-    for (Priority p : shm::kAllPriorities) direction[std::size_t(p)].capacity = dist.of(p);
+    for (Priority p : shm::kAllPriorities)
+      direction[std::size_t(p)].capacity = config.capacity ? (*config.capacity)[std::size_t(p)] : dist.of(p);
 }
 
 // T-SHUTDOWN, T-TOO-LARGE, R-CAPACITY: the reasons a write changes nothing.
@@ -63,6 +67,14 @@ std::optional<Outcome> Model::refuse_write(Direction d, Priority p, std::size_t 
   if (size > config_.slot_size) return fail(ErrorCode::MessageTooLarge, "T-TOO-LARGE");
   if (ring(d, p).entries.size() == ring(d, p).capacity) return fail(ErrorCode::Full, "R-CAPACITY");
   return std::nullopt;
+}
+
+std::vector<ErrorCode> Model::write_refusals(Direction d, Priority p, std::size_t size) const {
+  std::vector<ErrorCode> out;
+  if (shutdown_) out.push_back(ErrorCode::Disconnected);
+  if (size > config_.slot_size) out.push_back(ErrorCode::MessageTooLarge);
+  if (ring(d, p).entries.size() == ring(d, p).capacity) out.push_back(ErrorCode::Full);
+  return out;
 }
 
 Outcome Model::write(Direction d, Priority p, std::span<const std::byte> payload) {

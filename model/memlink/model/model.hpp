@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <iosfwd>
@@ -34,6 +35,10 @@ struct Config {
   std::size_t segment_size = 0;
   std::uint32_t slot_size = 0;
   std::uint16_t protocol_version = 1;
+  // An implementation without the SPEC layout (a driver that does not claim
+  // spec_layout) is not bound by G-DIST: its own ring capacities, per
+  // priority, as it reported them. Unset: G-FIT and G-DIST decide.
+  std::optional<std::array<std::uint32_t, shm::kPriorityCount>> capacity;
 };
 // For counterexamples (RapidCheck finds it by argument-dependent lookup).
 void showValue(const Config& c, std::ostream& os);
@@ -113,6 +118,10 @@ class Model {
   static std::optional<Model> create(const Config& config);
 
   Outcome write(Direction d, Priority p, std::span<const std::byte> payload);
+  // Every error a write of `size` bytes may be refused with now. write()
+  // returns the first (T-SHUTDOWN, T-TOO-LARGE, R-CAPACITY); SPEC.md orders
+  // none of them, so an implementation may give any.
+  std::vector<ErrorCode> write_refusals(Direction d, Priority p, std::size_t size) const;
   // Single-threaded, nobody frees a slot while we wait: Full becomes Timeout.
   Outcome write_blocking(Direction d, Priority p, std::span<const std::byte> payload);
   Outcome read(Direction d);
