@@ -228,7 +228,7 @@ TEST(Picture, ShowsTheProcessesTheKillAndTheNamedMessage) {
   ASSERT_FALSE(v.ok());
   const std::string violation = v.violations.front();
   ASSERT_NE(violation.find("#1"), std::string::npos) << violation;
-  const auto t = chaos_timeline(b.logs(), {{100, ""}, {400, "killed at crash point read.after-take"}, {2500, ""}},
+  const auto t = chaos_timeline(b.logs(), {{100, 0, ""}, {400, 0, "killed at crash point read.after-take"}, {2500, 0, ""}},
                                 violation, "scripts/chaos --seed 1");
   EXPECT_EQ(t.lanes, (std::vector<std::string>{"writer 0", "daemon 0", "daemon 1"}));
   ASSERT_EQ(t.marks.size(), 2u);  // daemon 0: killed; serving

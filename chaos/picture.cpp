@@ -64,6 +64,7 @@ conformance::Timeline chaos_timeline(const std::vector<ProcessLog>& logs, const 
     t.lanes.push_back(to_string(log.role) + " " + std::to_string(log.instance));
     std::uint64_t end = life.started_ns;
     for (const Record& r : log.records) end = std::max(end, r.t_ns);
+    if (life.ended_ns > end) end = life.ended_ns;  // a process stuck in a call logs nothing until it dies
     Bar alive;
     alive.lane = lane;
     alive.start = life.started_ns;

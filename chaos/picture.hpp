@@ -16,6 +16,7 @@ namespace memlink::chaos {
 // What the runner knows of a process beyond its log.
 struct ProcessLife {
   std::uint64_t started_ns = 0;
+  std::uint64_t ended_ns = 0;  // when the runner saw it end (0: unknown, its last record is taken)
   std::string death;  // "" if it exited cleanly or still ran at the end; else how it died
 };
 

@@ -72,6 +72,7 @@ struct Proc {
   bool done = false;
   int status = 0;
   std::uint64_t started_ns = 0;
+  std::uint64_t ended_ns = 0;  // when the runner reaped it
   bool died_by_sigkill() const { return done && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL; }
   bool hit_crash_point() const { return died_by_sigkill() && !killed_by_runner && !arm.point.empty(); }
 };
@@ -302,6 +303,7 @@ void Runner::reap() {
       if (p.pid == pid && !p.done) {
         p.done = true;
         p.status = status;
+        p.ended_ns = monotonic_ns();
         if (p.hit_crash_point()) {
           ++crash_hits_[p.arm.point];
           ++kills_["crash point"];
@@ -337,6 +339,7 @@ void Runner::kill_proc(Proc& p, const std::string& kind) {
   ::waitpid(p.pid, &status, 0);
   p.done = true;
   p.status = status;
+  p.ended_ns = monotonic_ns();
   ++kills_[kind];
 }
 
@@ -656,7 +659,8 @@ void Runner::watchdog() {
     for (const Proc& p : procs_) {
       if (p.role != Role::Writer || p.done || p.stopped) continue;
       const auto records = read_log(p.log_path);
-      if (records.empty() || records.back().type != RecordType::Intent) continue;
+      // (An Intent logged after `now` was read is no older than 0 s.)
+      if (records.empty() || records.back().type != RecordType::Intent || records.back().t_ns >= now) continue;
       const double inside_s = static_cast<double>(now - records.back().t_ns) / 1e9;
       if (inside_s > o_.hang_timeout_s && !stuck_reported_.count(p.instance)) {
         stuck_reported_.insert(p.instance);
@@ -826,6 +830,7 @@ int Runner::report() {
   for (const Proc& p : procs_) {
     ProcessLife life;
     life.started_ns = p.started_ns;
+    life.ended_ns = p.ended_ns;
     if (p.hit_crash_point()) life.death = "killed at crash point " + p.arm.point;
     else if (p.died_by_sigkill()) life.death = "killed (SIGKILL) by the runner";
     else if (p.done && WIFSIGNALED(p.status)) life.death = "died of signal " + std::to_string(WTERMSIG(p.status));
