@@ -110,6 +110,25 @@ CheckResult run_driver_wakeup(const Params& params) {
       drain(c, *c.daemon);
       ++result.cases;
     }
+    // A wait must not take the message it waited for: after it, a more
+    // urgent message written later is still read first (T-WAIT, R-ORDER).
+    // A wait that receives the message into a private stash reads it second.
+    if (params.claims("priorities")) {
+      wake_round(c, *c.daemon, client, {{"op", "write"}, {"priority", 2}, {"data", driver::to_hex(message_payload(5000, 16))}},
+                 "a low message", rng);
+      c.must(client, {{"op", "write"}, {"priority", 0}, {"data", driver::to_hex(message_payload(5001, 16))}}, "R-ORDER");
+      const Reply first = c.must(*c.daemon, {{"op", "read"}}, "R-ORDER");
+      const auto data = driver::from_hex(first.body.value("data", std::string()));
+      record_clause("R-ORDER");
+      if (!data || message_id(*data) != std::optional<std::uint64_t>(5001))
+        scenario_fail("R-ORDER", "after a wait returned for a low message, a critical one was written; the next read "
+                                 "returned " + std::string(data && message_id(*data) == std::optional<std::uint64_t>(5000)
+                                                               ? "the low one: the wait took the message it waited for"
+                                                               : "something else") +
+                                     " (a wait must leave the message where every reader's priority order sees it)");
+      drain(c, *c.daemon);
+      ++result.cases;
+    }
     // Shutdown wakes a sleeping client, which then sees Disconnected.
     client.send({{"op", "wait"}, {"timeout_ms", kWaitMs}});
     std::this_thread::sleep_for(2ms);
@@ -125,6 +144,7 @@ CheckResult run_driver_wakeup(const Params& params) {
     ++result.cases;
     result.notes = std::to_string(rounds) + " cross-process wake-ups (slowest round " + std::to_string(slowest) + " ms; " +
                    std::to_string(kSliceMs) + " ms sleep slices, so a lost wake-up shows), an idle wait, " +
+                   (params.claims("priorities") ? "a wait that must leave its message for priority order, " : "") +
                    (params.claims("write_blocking") ? "a writer asleep on a full ring, " : "") + "a shutdown wake";
   } catch (const ScenarioFailure& f) {
     result.failure = failure_of(f, c.steps(), driver_replay(params, "wakeup"));

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -147,6 +148,47 @@ TEST(Report, AClauseIsPassOnlyWhereACheckReachedTheAdapter) {
     if (c.status == "NOT COVERED") EXPECT_FALSE(c.reason.empty()) << c.id;
   }
   EXPECT_GT(pass, 0);
+}
+
+// Through a driver, a clause that needs a capability the driver does not
+// claim is NOT APPLICABLE, naming the capability; one no check reached is
+// NOT COVERED with the reason; PASS only where a check ran on it.
+TEST(Report, ThroughADriverAClauseNeedingAnUnclaimedCapabilityIsNotApplicable) {
+  Params p;
+  p.driver = "some-driver";
+  p.capabilities = {"wait", "crash_recovery"};
+  auto def = [](const std::string& name) {
+    for (const auto& d : all_checks())
+      if (name == d.name) return d;
+    ADD_FAILURE() << "no check " << name;
+    return all_checks().front();
+  };
+  EXPECT_TRUE(check_reaches(def("stateful"), p));
+  EXPECT_TRUE(check_reaches(def("wakeup"), p));
+  EXPECT_FALSE(check_reaches(def("layout"), p));
+  EXPECT_EQ(missing_capability(def("layout"), p), "spec_layout");
+  EXPECT_FALSE(check_reaches(def("exploration"), p));  // cannot run through a driver at all
+  EXPECT_EQ(missing_capability(def("exploration"), p), "");
+  CheckResult wakeup;
+  wakeup.name = "wakeup";
+  wakeup.clauses = {{"F-WAKE", 3}, {"T-WAIT", 3}};
+  const auto table = clause_table({wakeup}, "driver some-driver", {"layout", "exploration"}, p);
+  std::map<std::string, ClauseStatus> by_id;
+  for (const auto& c : table) by_id[c.id] = c;
+  EXPECT_EQ(by_id["F-WAKE"].status, "PASS");
+  EXPECT_EQ(by_id["L-CONST"].status, "NOT APPLICABLE");
+  EXPECT_NE(by_id["L-CONST"].reason.find("spec_layout"), std::string::npos) << by_id["L-CONST"].reason;
+  EXPECT_EQ(by_id["T-BLOCKING"].status, "NOT APPLICABLE");
+  EXPECT_NE(by_id["T-BLOCKING"].reason.find("write_blocking"), std::string::npos);
+  // Claimed, but no check that ran exercised it: NOT COVERED, never PASS.
+  EXPECT_EQ(by_id["K-TAKEOVER"].status, "NOT COVERED");
+  EXPECT_FALSE(by_id["K-TAKEOVER"].reason.empty());
+  EXPECT_EQ(by_id["E-CODES"].status, "NOT COVERED");
+  for (const auto& c : table) {
+    if (c.status == "PASS") {
+      EXPECT_TRUE(c.id == "F-WAKE" || c.id == "T-WAIT") << c.id;
+    }
+  }
 }
 
 }  // namespace
