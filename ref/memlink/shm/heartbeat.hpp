@@ -17,12 +17,21 @@
 
 namespace memlink::shm {
 
+// A stamp further ahead of the reader's clock than this cannot come from a
+// daemon stamping CLOCK_MONOTONIC on this boot (one read just after it was
+// made leads by microseconds at most): it is garbage, or forged by a peer.
+inline constexpr std::uint64_t kHeartbeatFutureSlackNs = 1'000'000'000;
+// heartbeat_age_ns's answer for such a stamp.
+inline constexpr std::uint64_t kHeartbeatFromTheFuture = ~0ULL;
+
 // How old `heartbeat_ns` (stamped at `stamped_ns`) is at `now_ns`. A stamp
-// from the future (a clock from another boot, or garbage) counts as fresh
-// here; K-TAKEOVER and the client treat it like any other stamp that stays
-// unchanged.
+// from the future beyond the slack counts as infinitely old, so that it is
+// judged like a heartbeat that stopped: K-TAKEOVER and the client condemn the
+// daemon only if the value then stays unchanged while they watch. (It used to
+// count as fresh, and a peer that wrote one blocked every takeover.)
 inline std::uint64_t heartbeat_age_ns(std::uint64_t stamped_ns, std::uint64_t now_ns) noexcept {
-  return stamped_ns < now_ns ? now_ns - stamped_ns : 0;
+  if (stamped_ns <= now_ns) return now_ns - stamped_ns;
+  return stamped_ns - now_ns > kHeartbeatFutureSlackNs ? kHeartbeatFromTheFuture : 0;
 }
 
 // True if `ctl.heartbeat_ns` still holds `seen` after this process watched it

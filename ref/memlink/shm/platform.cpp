@@ -1,5 +1,7 @@
 #include "memlink/shm/platform.hpp"
 
+#include <climits>
+
 #include <thread>
 
 #include "memlink/shm/testing_hooks.hpp"
@@ -42,6 +44,7 @@ std::uint64_t monotonic_ns() noexcept {
 }
 
 bool process_exists(std::uint32_t pid) noexcept {
+  if (pid == 0 || pid > static_cast<std::uint32_t>(INT32_MAX)) return false;  // as on POSIX: no process
   HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, pid);
   if (h == nullptr) return GetLastError() == ERROR_ACCESS_DENIED;
   const DWORD r = WaitForSingleObject(h, 0);
@@ -116,7 +119,10 @@ std::uint64_t monotonic_ns() noexcept {
 }
 
 bool process_exists(std::uint32_t pid) noexcept {
-  if (pid == 0) return false;
+  // 0 and values above INT32_MAX are no process: as a pid_t they would be a
+  // process group or -1 (every process we may signal), which kill(2) calls
+  // alive (an owner pid of 0xFFFFFFFF in a slot was never reclaimed).
+  if (pid == 0 || pid > static_cast<std::uint32_t>(INT32_MAX)) return false;
   // EPERM means it exists but belongs to someone else.
   return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
 }

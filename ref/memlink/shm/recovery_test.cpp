@@ -257,6 +257,17 @@ TEST(OwnerLiveness, AZombieIsDead) {
 }
 #endif
 
+// An owner pid a peer wrote outside the valid range is dead: as a pid_t,
+// 0xFFFFFFFF is -1, and kill(-1, 0) says "alive" (such a slot was never
+// reclaimed); above INT32_MAX it is a process group.
+TEST(OwnerLiveness, PidsOutsideTheValidRangeAreDead) {
+  for (std::uint32_t pid : {0u, 0xFFFFFFFFu, 0x80000000u, 0x80000001u, 0xFFFFFFFEu}) {
+    EXPECT_FALSE(platform::process_exists(pid)) << pid;
+    EXPECT_FALSE(owner_process_alive(pid)) << pid;
+  }
+  EXPECT_TRUE(owner_process_alive(platform::current_pid()));
+}
+
 TEST(OwnerLiveness, LiveAndExitedProcesses) {
   EXPECT_TRUE(owner_process_alive(platform::current_pid()));
   EXPECT_FALSE(owner_process_alive(0));

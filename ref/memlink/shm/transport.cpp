@@ -561,8 +561,9 @@ Status Client::peer_alive() const {
   if (hb != condemned_heartbeat_ && !heartbeat_stays_still(*ctl_, hb)) return {};
   condemned_heartbeat_ = hb;
   return make_error(ErrorCode::Disconnected,
-                    "daemon pid " + std::to_string(pid) + " of '" + path() + "' is unresponsive: no heartbeat for " +
-                        std::to_string(age / 1000000) + " ms");
+                    "daemon pid " + std::to_string(pid) + " of '" + path() + "' is unresponsive: " +
+                        (age == kHeartbeatFromTheFuture ? std::string("its heartbeat is stamped in the future and does not move")
+                                                        : "no heartbeat for " + std::to_string(age / 1000000) + " ms"));
 }
 
 Status Client::before_read() {

@@ -1,4 +1,6 @@
 #include "memlink/shm/transport.hpp"
+#include "memlink/shm/heartbeat.hpp"
+#include "memlink/shm/platform.hpp"
 
 #include <gtest/gtest.h>
 
@@ -302,6 +304,36 @@ TEST_F(CorruptSegmentTest, PoisonedSegment) {
 TEST_F(CorruptSegmentTest, ShutDownDaemonIsDisconnected) {
   poke<std::uint32_t>(60, FLAG_SHUTDOWN);
   expect_rejected("shut down", ErrorCode::Disconnected);
+}
+
+// A peer that stamps the heartbeat far in the future must not make a hung
+// daemon look alive forever (that blocked every takeover): such a stamp is
+// judged like one that stopped, and a client that watches it stay still
+// calls the daemon unresponsive. A stamp a hair ahead (read just after it
+// was made) is fresh.
+TEST(DaemonHeartbeat, AStampFromTheFutureCountsAsStoppedNotFresh) {  // K-HEARTBEAT
+  using namespace std::chrono_literals;
+  const std::uint64_t now = 1'000'000'000'000ULL;
+  EXPECT_EQ(heartbeat_age_ns(now - 5, now), 5u);
+  EXPECT_EQ(heartbeat_age_ns(now + 1000, now), 0u);
+  EXPECT_EQ(heartbeat_age_ns(now + kHeartbeatFutureSlackNs + 1, now), kHeartbeatFromTheFuture);
+  EXPECT_EQ(heartbeat_age_ns(~0ULL, now), kHeartbeatFromTheFuture);
+
+  test::TempSegmentPath path("hbfuture");
+  DaemonOptions o;
+  o.heartbeat_interval = std::chrono::nanoseconds(0);  // nobody stamps but us
+  auto d = Daemon::create(path.str(), DEFAULT_SEGMENT_SIZE, 1, o);
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EndpointOptions co;
+  co.daemon_timeout = 50ms;
+  co.sleep_slice = 20ms;
+  auto c = Client::connect(path.str(), 1, co);
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  d->control().heartbeat_ns.store(platform::monotonic_ns() + 3600'000'000'000ULL);  // an hour ahead, forever
+  const Status s = c->wait(10s);
+  ASSERT_FALSE(s.ok()) << "the client waited out its timeout: a heartbeat from the future still counts as fresh";
+  EXPECT_EQ(s.code(), ErrorCode::Disconnected) << s.error().message();
+  EXPECT_NE(s.error().detail.find("future"), std::string::npos) << s.error().detail;
 }
 
 TEST(DaemonHeartbeat, AThreadStampsItAndIntervalZeroLeavesItToTheApplication) {  // K-HEARTBEAT
