@@ -86,6 +86,36 @@ TEST(Cli, HelpOnEveryCommand) {
   EXPECT_NE(run_tool("client /x --payload 4097").status, 0);
 }
 
+// Every nonsense flag or value is a usage error: exit 2 with a message, as
+// README documents (CLI11's own codes were 104-109), and nothing aborts
+// (--count 2^64-1 aborted with length_error, 1e11 with bad_alloc; --timeout
+// inf/nan/1e300/-1 were accepted and timed out at once).
+TEST(Cli, UsageErrorsExitTwoAndNothingAborts) {  // issue 14
+  for (const char* args : {"client /dev/shm/memlink-cli-none --count 0", "client /dev/shm/memlink-cli-none --count 18446744073709551615",
+                           "client /dev/shm/memlink-cli-none --count 1e11", "client /dev/shm/memlink-cli-none --count -5",
+                           "client /dev/shm/memlink-cli-none --timeout inf", "client /dev/shm/memlink-cli-none --timeout nan",
+                           "client /dev/shm/memlink-cli-none --timeout 1e300", "client /dev/shm/memlink-cli-none --timeout -1",
+                           "client /dev/shm/memlink-cli-none --timeout 0", "daemon /dev/shm/memlink-cli-none --no-such-flag",
+                           "no-such-command", "daemon /dev/shm/memlink-cli-none --size 12", "client"}) {
+    const auto r = run_tool(args);
+    EXPECT_EQ(r.status, 2) << args << "\n" << r.err;
+    EXPECT_FALSE(r.err.empty()) << args;
+  }
+  EXPECT_EQ(run_tool("--version-info").status, 0);
+  EXPECT_EQ(run_tool("client --help").status, 0);
+}
+
+// A JSON report that cannot be written is an error, not a silent exit 0.
+TEST(Cli, AnUnwritableJsonReportIsAnError) {  // issue 14
+  test::TempSegmentPath path("clijson");
+  const pid_t d = start_daemon(path.str());
+  ASSERT_GT(d, 0);
+  const auto r = run_tool("client " + path.str() + " --count 5 --json /nonexistent-dir/memlink/report.json");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("cannot write the JSON report"), std::string::npos) << r.err;
+  stop(d);
+}
+
 TEST(Cli, DaemonAndClientExchangeAcrossProcesses) {
   test::TempSegmentPath path("cli");
   const pid_t d = start_daemon(path.str());

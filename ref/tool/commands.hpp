@@ -14,6 +14,7 @@ namespace memlink::shm::tool {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitCheckFailed = 1;
 inline constexpr int kExitError = 2;
+inline constexpr int kExitUsage = 2;  // a nonsense flag or value (README: exit 2 on usage errors)
 
 struct DaemonArgs {
   std::string path;

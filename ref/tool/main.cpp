@@ -1,6 +1,7 @@
 // memlink-shm: run a daemon, a client, or inspect a segment.
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -49,7 +50,11 @@ int main(int argc, char** argv) {
   tool::ClientArgs c;
   CLI::App* client = app.add_subcommand("client", "Connect, send requests across the priorities, check every answer, print round-trip times");
   client->add_option("PATH", c.path, "Segment path or POSIX shm name")->required();
-  client->add_option("--count", c.count, "Number of requests")->capture_default_str()->check(CLI::PositiveNumber);
+  // Bounded: the client keeps a round-trip time per request (a count of
+  // 2^64 - 1 used to abort with length_error, 1e11 with bad_alloc).
+  client->add_option("--count", c.count, "Number of requests (1 to 100,000,000)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{100'000'000}));
   client->add_option("--payload", c.payload, "Payload bytes per request")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{0}, MAX_SLOT_SIZE));
@@ -57,7 +62,22 @@ int main(int argc, char** argv) {
   client->add_option("--wait", client_wait, "Wait strategy: spin, block or adaptive")
       ->check(CLI::IsMember(strategies))
       ->capture_default_str();
-  client->add_option("--timeout", c.timeout_s, "Seconds to wait for each answer")->capture_default_str();
+  // inf, nan, 1e300 or a negative number used to be accepted and time out at
+  // once (an undefined double-to-integer conversion).
+  client->add_option("--timeout", c.timeout_s, "Seconds to wait for each answer (0.001 to 86400)")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            double v = 0;
+            try {
+              v = std::stod(text);
+            } catch (...) {
+              return std::string("not a number of seconds: ") + text;
+            }
+            if (!std::isfinite(v) || v < 0.001 || v > 86400) return "must be a finite number of seconds from 0.001 to 86400, not " + text;
+            return std::string();
+          },
+          "SECONDS"));
   client->add_option("--json", c.json_path, "Also write the results as JSON to FILE ('-' for stdout)");
 
   std::string inspect_path;
@@ -72,7 +92,20 @@ int main(int argc, char** argv) {
       "cleanup", "Remove the segment, PID file and lock file left at PATH by a dead daemon (refused while one is alive)");
   cleanup->add_option("PATH", cleanup_path, "Segment path or POSIX shm name")->required();
 
-  CLI11_PARSE(app, argc, argv);
+  // Usage errors exit 2, as README says (CLI11 would exit 104-109); --help
+  // and --version-info exit 0.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    (void)app.exit(e);
+    return tool::kExitUsage;
+  }
   d.take_over = !no_takeover;
   d.wait = *wait_strategy_from_string(daemon_wait);
   c.wait = *wait_strategy_from_string(client_wait);

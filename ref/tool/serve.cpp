@@ -14,6 +14,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -243,7 +245,14 @@ int run_client(const ClientArgs& args) {
     if (args.json_path == "-") {
       std::cout << j.dump(2) << "\n";
     } else {
-      std::ofstream(args.json_path) << j.dump(2) << "\n";
+      std::ofstream out(args.json_path);
+      out << j.dump(2) << "\n";
+      out.close();
+      if (!out) {  // an unwritable path used to exit 0 silently
+        std::fprintf(stderr, "memlink-shm client: cannot write the JSON report to '%s': %s\n", args.json_path.c_str(),
+                     std::strerror(errno));
+        return kExitError;
+      }
     }
   }
   if (!failure.empty()) return kExitError;
