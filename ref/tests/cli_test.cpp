@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,9 +36,11 @@ std::string slurp(const std::string& path) {
   return s.str();
 }
 
-Run run_tool(const std::string& args) {
+// `prefix` runs the tool under another command (e.g. "timeout 10").
+Run run_tool(const std::string& args, const std::string& prefix = "") {
   const std::string base = "/tmp/memlink-cli-" + std::to_string(::getpid());
-  const std::string cmd = std::string(MEMLINK_SHM_TOOL) + " " + args + " >" + base + ".out 2>" + base + ".err";
+  const std::string cmd = prefix + (prefix.empty() ? "" : " ") + std::string(MEMLINK_SHM_TOOL) + " " + args + " >" + base +
+                          ".out 2>" + base + ".err";
   Run r;
   const int raw = std::system(cmd.c_str());
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
@@ -114,6 +117,20 @@ TEST(Cli, AnUnwritableJsonReportIsAnError) {  // issue 14
   EXPECT_EQ(r.status, 2) << r.err;
   EXPECT_NE(r.err.find("cannot write the JSON report"), std::string::npos) << r.err;
   stop(d);
+}
+
+// inspect (and a client) on a FIFO used to hang in open(2); what is not a
+// regular file is refused at once, naming what it is.
+TEST(Cli, AFifoOrADirectoryIsRefusedWithoutBlocking) {  // issue 14
+  const std::string fifo = "/tmp/memlink-cli-fifo-" + std::to_string(::getpid());
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& cmd : std::vector<std::string>{"inspect " + fifo, "client " + fifo + " --count 1", "inspect /tmp"}) {
+    const auto r = run_tool(cmd, "timeout 10");  // a hang is exit 124
+    EXPECT_EQ(r.status, 2) << cmd << "\n" << r.err;
+    EXPECT_TRUE(r.err.find("FIFO") != std::string::npos || r.err.find("directory") != std::string::npos) << cmd << ": " << r.err;
+  }
+  ::unlink(fifo.c_str());
 }
 
 TEST(Cli, DaemonAndClientExchangeAcrossProcesses) {

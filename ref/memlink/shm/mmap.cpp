@@ -145,11 +145,21 @@ Result<MmapSegment> MmapSegment::create(const std::string& path, std::size_t siz
 
 Result<MmapSegment> MmapSegment::open(const std::string& path, Access access) {
   if (path.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
-  const int fd = open_backing(path, access == Access::ReadWrite ? O_RDWR : O_RDONLY, 0);
+  // O_NONBLOCK: a FIFO planted at the path must not hang the open (it
+  // changes nothing for a regular file or its mapping); what is not a
+  // regular file is refused below.
+  const bool file = !(is_posix_shm_name(path) && !kBareNamesAreFiles);
+  const int fd = open_backing(path, (access == Access::ReadWrite ? O_RDWR : O_RDONLY) | (file ? O_NONBLOCK : 0), 0);
   if (fd < 0) return os_error("cannot open segment", path);
   MmapSegment seg = adopt(nullptr, 0, path, access, fd, 0);
   struct stat st {};
   if (::fstat(fd, &st) != 0) return os_error("cannot stat segment", path);
+  if (!S_ISREG(st.st_mode))
+    return make_error(ErrorCode::InvalidArgument,
+                      "'" + path + "' is " + (S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a directory"
+                                              : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                              : S_ISSOCK(st.st_mode) ? "a socket" : "not a regular file") +
+                          ", not a segment");
   const auto size = static_cast<std::size_t>(st.st_size);
   if (auto s = check_size(size, ErrorCode::CorruptSegment, path); !s) return s.error();
   const int prot = access == Access::ReadWrite ? (PROT_READ | PROT_WRITE) : PROT_READ;
