@@ -184,13 +184,63 @@ TEST(Cli, DaemonRefusesToTakeOverGarbageWithAHint) {
   auto r = run_tool("daemon " + path.str());
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("CorruptSegment"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("cleanup"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("--replace"), std::string::npos);
-  // cleanup removes it (no daemon holds the lock), and is idempotent.
+  EXPECT_NE(r.err.find("not a memlink segment"), std::string::npos) << r.err;
+  // 8 KiB of zeros is no memlink segment: cleanup leaves it alone (K-ORPHAN).
   auto c = run_tool("cleanup " + path.str());
-  EXPECT_EQ(c.status, 0) << c.err;
+  EXPECT_EQ(c.status, 2) << c.err;
+  EXPECT_TRUE(std::filesystem::exists(path.str()));
+  // A memlink segment whose ring is corrupt gets the cleanup hint, and
+  // cleanup removes it (no daemon holds the lock), and is idempotent.
+  {
+    DaemonOptions keep;
+    keep.remove_on_shutdown = false;
+    auto d = Daemon::create(path.str() + "-seg", DEFAULT_SEGMENT_SIZE, 1, keep);
+    ASSERT_TRUE(d.ok()) << d.error().message();
+  }
+  std::filesystem::remove(path.str());
+  std::filesystem::rename(path.str() + "-seg", path.str());  // left by a daemon that shut down
+  auto fs = std::fstream(path.str(), std::ios::in | std::ios::out | std::ios::binary);
+  const auto g = compute_geometry(DEFAULT_SEGMENT_SIZE);
+  ASSERT_TRUE(g.ok());
+  fs.seekp(static_cast<std::streamoff>(g->offset(Direction::ClientToDaemon, Priority::Critical) + 4));  // ring capacity
+  fs.write("\xff\xff\xff\x7f", 4);
+  fs.close();
+  auto again = run_tool("daemon " + path.str());
+  EXPECT_EQ(again.status, 2);
+  EXPECT_NE(again.err.find("--replace"), std::string::npos) << again.err;
+  auto ok = run_tool("cleanup " + path.str());
+  EXPECT_EQ(ok.status, 0) << ok.err;
   EXPECT_FALSE(std::filesystem::exists(path.str()));
   EXPECT_EQ(run_tool("cleanup " + path.str()).status, 0);
+}
+
+// cleanup (and daemon --replace) removed whatever the name pointed at: a
+// regular file, a FIFO, a live daemon's lock file given as a bare name. Only
+// a memlink segment (its magic) and its own side files may go (K-ORPHAN).
+TEST(Cli, CleanupRemovesNothingButAMemlinkSegment) {  // issue 14
+  const std::string dir = "/tmp/memlink-cli-cleanup-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/notes.txt") << "somebody's notes, not a segment\n";
+  ASSERT_EQ(::mkfifo((dir + "/pipe").c_str(), 0600), 0);
+  for (const std::string& name : {"notes.txt", "pipe"}) {
+    const auto r = run_tool("cleanup " + dir + "/" + name, "timeout 10");
+    EXPECT_EQ(r.status, 2) << name << ": " << r.err;
+    EXPECT_NE(r.err.find("not removing"), std::string::npos) << name << ": " << r.err;
+    EXPECT_TRUE(std::filesystem::exists(dir + "/" + name)) << name << " was removed";
+    const auto replace = run_tool("daemon " + dir + "/" + name + " --replace --quiet", "timeout 10");
+    EXPECT_EQ(replace.status, 2) << name << ": " << replace.err;
+    EXPECT_TRUE(std::filesystem::exists(dir + "/" + name)) << name << " was removed by --replace";
+  }
+  // A live daemon's lock file named as if it were a segment.
+  test::TempSegmentPath path("clilockname");
+  const pid_t d = start_daemon(path.str());
+  ASSERT_GT(d, 0);
+  const auto lock = run_tool("cleanup " + path.str() + ".lock");
+  EXPECT_EQ(lock.status, 2) << lock.err;
+  EXPECT_TRUE(std::filesystem::exists(path.str() + ".lock"));
+  EXPECT_TRUE(Client::connect(path.str(), 1).ok());
+  stop(d, SIGTERM);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Cli, CleanupRefusesWhileADaemonIsAlive) {

@@ -98,7 +98,12 @@ int run_daemon(const DaemonArgs& args) {
   auto daemon = Daemon::create(args.path, args.size, args.version, opts);
   if (!daemon) {
     print_error("cannot serve '" + args.path + "'", daemon.error());
-    if (daemon.code() == ErrorCode::AlreadyExists || daemon.code() == ErrorCode::CorruptSegment)
+    const bool no_magic = daemon.code() == ErrorCode::CorruptSegment &&
+                          daemon.error().detail.find("control.magic") != std::string::npos;
+    if (no_magic)  // cleanup and --replace remove memlink segments only (SPEC K-ORPHAN)
+      std::fprintf(stderr, "hint: '%s' is not a memlink segment, and memlink-shm will not remove it; if it is "
+                           "yours and you do not need it, remove it yourself\n", args.path.c_str());
+    else if (daemon.code() == ErrorCode::AlreadyExists || daemon.code() == ErrorCode::CorruptSegment)
       std::fprintf(stderr, "hint: inspect it with 'memlink-shm inspect %s'; remove what a dead daemon left with "
                            "'memlink-shm cleanup %s' or pass --replace\n", args.path.c_str(), args.path.c_str());
     return kExitError;

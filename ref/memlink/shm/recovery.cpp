@@ -281,6 +281,17 @@ Status RecoveryManager::cleanup_orphaned_shm() {
   if (is_already_running())
     return make_error(ErrorCode::AlreadyExists, "daemon pid " + std::to_string(recorded_pid()) + " holds " +
                                                     lock_path_ + "; not removing '" + segment_path_ + "'");
+  // SPEC K-ORPHAN: only a memlink segment goes, never whatever else a name
+  // (or a careless bare name, "foo.lock") points at.
+  if (auto seg = MmapSegment::open(segment_path_, MmapSegment::Access::ReadOnly); seg) {
+    std::uint64_t magic = 0;
+    std::memcpy(&magic, seg->data(), sizeof magic);
+    if (magic != SEGMENT_MAGIC)
+      return make_error(ErrorCode::InvalidArgument, "'" + segment_path_ + "' is not a memlink segment (its first 8 bytes are not "
+                                                    "the magic): not removing it");
+  } else if (seg.code() != ErrorCode::NotFound) {
+    return make_error(seg.code(), "not removing '" + segment_path_ + "': " + seg.error().message());
+  }
   const bool had_segment = MmapSegment::remove(segment_path_).ok();
   const bool had_pid = platform::remove_file(pid_path_);
   (void)LockFile::remove(lock_path_);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #endif
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -220,9 +221,16 @@ TEST(RecoveryManager, PidFileIsWrittenAtomicallyAndRemovedOnRelease) {  // K-PID
 
 TEST(RecoveryManager, CleanupRemovesWhatADeadDaemonLeft) {
   test::TempSegmentPath path("rmclean");
+  // Without the magic it is no memlink segment: kept, and said so (K-ORPHAN).
   test::write_file(path.str(), std::vector<std::byte>(8192));
   RecoveryManager rm(path.str());
   std::ofstream(rm.pid_path()) << "12345\n";
+  const Status refused = rm.cleanup_orphaned_shm();
+  EXPECT_EQ(refused.code(), ErrorCode::InvalidArgument);
+  EXPECT_TRUE(std::filesystem::exists(path.str()));
+  std::vector<std::byte> segment(8192);
+  std::memcpy(segment.data(), &SEGMENT_MAGIC, sizeof SEGMENT_MAGIC);
+  test::write_file(path.str(), segment);
   ASSERT_TRUE(rm.cleanup_orphaned_shm().ok());
   EXPECT_FALSE(std::filesystem::exists(path.str()));
   EXPECT_FALSE(std::filesystem::exists(rm.pid_path()));
