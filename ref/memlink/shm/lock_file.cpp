@@ -39,8 +39,19 @@ LockFile& LockFile::operator=(LockFile&& o) noexcept {
 
 Result<LockFile> LockFile::try_acquire(const std::string& path) {
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    // O_NOFOLLOW: a symlink planted at the name must not make us create or
+    // lock a file elsewhere; O_NONBLOCK: a planted FIFO must not hang us.
+    // Mode 0600: a lock file others can open, others can hold (and so make
+    // every daemon and cleanup think one lives).
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (fd < 0) return make_error(ErrorCode::IoError, "open '" + path + "': " + platform::last_error_text());
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
+      ::close(fd);
+      return make_error(ErrorCode::PermissionDenied,
+                        "'" + path + "' is not a regular file of ours; refusing to use it as a lock file");
+    }
+    if ((st.st_mode & 0777) != 0600) (void)::fchmod(fd, 0600);  // one an older version made 0644
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       const int e = errno;
       ::close(fd);
@@ -60,7 +71,7 @@ Result<LockFile> LockFile::try_acquire(const std::string& path) {
 }
 
 bool LockFile::is_held(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return false;
   const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
   ::close(fd);  // drops our probe lock, if we got it

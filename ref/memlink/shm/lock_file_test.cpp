@@ -6,6 +6,11 @@
 
 #include <filesystem>
 
+#if !defined(_WIN32)
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
 #include "test_support.hpp"
 
 namespace memlink::shm {
@@ -32,6 +37,36 @@ TEST(LockFile, FirstOpenHoldsItSecondOpenIsRefused) {
   ASSERT_TRUE(third.ok());
   EXPECT_TRUE(third->held());
 }
+
+#if !defined(_WIN32)
+// A symlink planted at the lock file's name must not make the daemon create
+// or lock a file elsewhere; a FIFO must not hang it; the lock file is 0600,
+// so that no other user can open it and hold the lock (issue 14).
+TEST(LockFile, APlantedSymlinkOrFifoIsRefusedAndTheFileIs0600) {
+  test::TempSegmentPath base("locksafe");
+  const std::string victim = base.str() + "-victim";
+  std::filesystem::remove(victim);
+  std::filesystem::create_symlink(victim, lock_path(base));
+  auto through_link = LockFile::try_acquire(lock_path(base));
+  EXPECT_FALSE(through_link.ok() && through_link->held()) << "locked through a planted symlink";
+  EXPECT_FALSE(std::filesystem::exists(victim)) << "created the symlink's target";
+  std::filesystem::remove(lock_path(base));
+
+  ASSERT_EQ(::mkfifo(lock_path(base).c_str(), 0600), 0);
+  auto fifo = LockFile::try_acquire(lock_path(base));  // used to block in open(2)
+  EXPECT_FALSE(fifo.ok() && fifo->held()) << "used a FIFO as a lock file";
+  EXPECT_FALSE(LockFile::is_held(lock_path(base)));
+  std::filesystem::remove(lock_path(base));
+
+  const mode_t old = ::umask(0);
+  auto l = LockFile::try_acquire(lock_path(base));
+  ::umask(old);
+  ASSERT_TRUE(l.ok() && l->held());
+  struct stat st {};
+  ASSERT_EQ(::stat(lock_path(base).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+#endif
 
 TEST(LockFile, ProbingDoesNotTakeTheLock) {
   test::TempSegmentPath base("lockprobe");

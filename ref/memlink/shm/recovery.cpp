@@ -1,10 +1,17 @@
 #include "memlink/shm/recovery.hpp"
 
+#if !defined(_WIN32)
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include "memlink/shm/control.hpp"
@@ -250,12 +257,36 @@ Result<DaemonStart> RecoveryManager::register_daemon(nanoseconds heartbeat_timeo
 void RecoveryManager::startup_done() { takeover_.release(); }
 
 Status RecoveryManager::write_pid_file(std::uint32_t pid) const {
+#if defined(_WIN32)
   const std::string tmp = pid_path_ + ".tmp." + std::to_string(platform::current_pid());
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << pid << "\n";
     if (!out) return make_error(ErrorCode::IoError, "cannot write " + tmp);
   }
+#else
+  // A temp name nobody can predict, created exclusively and never through a
+  // symlink: with the old '<base>.pid.tmp.<pid>' opened with truncate, a
+  // user who planted links there made a root daemon overwrite any file
+  // (and a planted FIFO hung its start). Mode 0644 exactly, whatever the umask.
+  std::string tmp;
+  int fd = -1;
+  std::random_device random;
+  for (int attempt = 0; attempt < 8 && fd < 0; ++attempt) {
+    char suffix[32];
+    std::snprintf(suffix, sizeof suffix, ".tmp.%u.%08x%08x", platform::current_pid(), random(), random());
+    tmp = pid_path_ + suffix;
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  }
+  if (fd < 0) return make_error(ErrorCode::IoError, "cannot create " + tmp + ": " + platform::last_error_text());
+  const std::string text = std::to_string(pid) + "\n";
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fchmod(fd, 0644) == 0;
+  ::close(fd);
+  if (!written) {
+    (void)platform::remove_file(tmp);
+    return make_error(ErrorCode::IoError, "cannot write " + tmp);
+  }
+#endif
   if (!platform::replace_file(tmp, pid_path_)) {
     const std::string why = platform::last_error_text();
     (void)platform::remove_file(tmp);

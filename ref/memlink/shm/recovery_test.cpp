@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #if !defined(_WIN32)
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #endif
@@ -236,6 +237,38 @@ TEST(RecoveryManager, CleanupRemovesWhatADeadDaemonLeft) {
   EXPECT_FALSE(std::filesystem::exists(rm.pid_path()));
   EXPECT_EQ(rm.cleanup_orphaned_shm().code(), ErrorCode::NotFound);
 }
+
+#if !defined(_WIN32)
+// The PID file went through '<base>.pid.tmp.<pid>', opened with truncate: a
+// user who planted a symlink there made a root daemon overwrite any file.
+// The temp name is now unpredictable and created exclusively, never through
+// a link; the PID file is 0644 exactly, whatever the umask (issue 14).
+TEST(RecoveryManager, ThePidFileIsNeverWrittenThroughAPlantedLink) {
+  test::TempSegmentPath path("rmpid");
+  RecoveryManager rm(path.str());
+  const std::string victim = path.str() + "-victim";
+  std::ofstream(victim) << "precious\n";
+  const std::string predictable = rm.pid_path() + ".tmp." + std::to_string(platform::current_pid());
+  std::filesystem::remove(predictable);
+  std::filesystem::create_symlink(victim, predictable);
+  const mode_t old = ::umask(0);
+  const Status s = rm.write_pid_file(4242);
+  ::umask(old);
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  std::ifstream in(victim);
+  std::string content;
+  std::getline(in, content);
+  EXPECT_EQ(content, "precious") << "the daemon wrote through a planted symlink";
+  EXPECT_EQ(rm.recorded_pid(), 4242u);
+  struct stat st {};
+  ASSERT_EQ(::lstat(rm.pid_path().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0644u);
+  std::filesystem::remove(predictable);
+  std::filesystem::remove(victim);
+  std::filesystem::remove(rm.pid_path());
+}
+#endif
 
 TEST(RecoveryManager, SidecarsOfABareNameLiveInTheShmDirectory) {
 #if defined(_WIN32)
