@@ -108,6 +108,20 @@ TEST(Cli, UsageErrorsExitTwoAndNothingAborts) {  // issue 14
   EXPECT_EQ(run_tool("client --help").status, 0);
 }
 
+// "" as a path created './.lock' and './.takeover' in the working directory
+// (and any failed start left them behind).
+TEST(Cli, AnEmptyPathIsRefusedAndLeavesNothing) {  // issue 14
+  const std::string dir = "/tmp/memlink-cli-empty-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  for (const char* cmd : {"daemon ''", "cleanup ''", "inspect ''", "client '' --count 1"}) {
+    const auto r = run_tool(cmd, "cd " + dir + " &&");
+    EXPECT_EQ(r.status, 2) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("empty"), std::string::npos) << cmd << ": " << r.err;
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir)) << "files were left in " << dir;
+  std::filesystem::remove_all(dir);
+}
+
 // A JSON report that cannot be written is an error, not a silent exit 0.
 TEST(Cli, AnUnwritableJsonReportIsAnError) {  // issue 14
   test::TempSegmentPath path("clijson");

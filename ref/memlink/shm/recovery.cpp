@@ -205,6 +205,8 @@ bool segment_exists(const std::string& path) { return MmapSegment::open(path).ok
 }  // namespace
 
 Result<DaemonStart> RecoveryManager::register_daemon(nanoseconds heartbeat_timeout, nanoseconds start_wait) {
+  // An empty path would put '.lock' and '.takeover' in the working directory.
+  if (segment_path_.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
   if (lock_.held()) return make_error(ErrorCode::InvalidState, "this manager already holds " + lock_path_);
   // 1. Serialize starts: one daemon at a time decides and takes over.
   const std::uint64_t give_up = platform::monotonic_ns() + static_cast<std::uint64_t>(start_wait.count());
@@ -305,6 +307,7 @@ std::uint32_t RecoveryManager::recorded_pid() const {
 bool RecoveryManager::is_already_running() const { return LockFile::is_held(lock_path_); }
 
 Status RecoveryManager::cleanup_orphaned_shm() {
+  if (segment_path_.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
   auto starting = LockFile::try_acquire(takeover_path_);
   if (!starting) return starting.error();
   if (!starting->held())

@@ -324,6 +324,7 @@ Daemon::Daemon(Daemon&&) noexcept = default;
 
 Result<Daemon> Daemon::create(const std::string& path, std::size_t size, std::uint16_t version,
                               DaemonOptions options) {
+  if (path.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
   if (options.heartbeat_interval.count() < 0 || options.heartbeat_timeout <= options.heartbeat_interval)
     return make_error(ErrorCode::InvalidArgument,
                       "heartbeat_timeout must be longer than heartbeat_interval (>= 0)");
