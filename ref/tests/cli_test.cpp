@@ -39,8 +39,12 @@ std::string slurp(const std::string& path) {
 // `prefix` runs the tool under another command (e.g. "timeout 10").
 Run run_tool(const std::string& args, const std::string& prefix = "") {
   const std::string base = "/tmp/memlink-cli-" + std::to_string(::getpid());
-  const std::string cmd = prefix + (prefix.empty() ? "" : " ") + std::string(MEMLINK_SHM_TOOL) + " " + args + " >" + base +
-                          ".out 2>" + base + ".err";
+  // Absolute, so that a prefix may change directory (Bazel names the tool
+  // relative to the test's working directory).
+  const std::string tool = std::filesystem::exists(MEMLINK_SHM_TOOL)
+                               ? std::filesystem::absolute(MEMLINK_SHM_TOOL).string()
+                               : std::string(MEMLINK_SHM_TOOL);
+  const std::string cmd = prefix + (prefix.empty() ? "" : " ") + tool + " " + args + " >" + base + ".out 2>" + base + ".err";
   Run r;
   const int raw = std::system(cmd.c_str());
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
