@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "driver_cluster.hpp"
+#include "rc_runner.hpp"
 #include "linearizability.hpp"
 #include "memlink/shm/layout.hpp"
 #include "memlink/shm/priority.hpp"
@@ -116,7 +117,7 @@ std::vector<HistoryOp> read_history(DriverProcess& p, const std::atomic<int>& wr
 CheckResult run_driver_linearizability(const Params& params) {
   CheckResult result;
   result.name = "linearizability";
-  const int histories = params.depth == Depth::Quick ? 5 : params.depth == Depth::Default ? 40 : 400;
+  const int histories = depth_budget(params, 5, 40, 400);
   std::mt19937_64 rng(params.seed ^ 0x5EED);
   std::size_t total_ops = 0, full = 0;
   for (int i = 0; i < histories; ++i) {
@@ -275,7 +276,7 @@ class Flipper {
 CheckResult run_driver_hostile(const Params& params) {
   CheckResult result;
   result.name = "hostile-reads";
-  const int messages = params.depth == Depth::Quick ? 300 : params.depth == Depth::Default ? 3000 : 30000;
+  const int messages = depth_budget(params, 300, 3000, 30000);
   Cluster::Options o;
   o.segment_size = 16 * 1024;
   o.slot_size = 64;

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "driver_cluster.hpp"
+#include "rc_runner.hpp"
 
 namespace memlink::conformance {
 namespace {
@@ -416,7 +417,7 @@ CheckResult run_driver_recovery(const Params& params) {
       if (point.rfind("recovery.", 0) == 0)
         scenarios.push_back({"crash at " + point, [point](Cluster& c) { crash_recovery_at(c, point); }});
     }
-  const int rounds = params.depth == Depth::Quick ? 1 : params.depth == Depth::Default ? 2 : 10;
+  const int rounds = depth_budget(params, 1, 2, 10);
   for (int round = 0; round < rounds; ++round)
     for (const auto& s : scenarios) {
       Cluster c(params, "recovery");

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "driver_cluster.hpp"
+#include "rc_runner.hpp"
 
 namespace memlink::conformance {
 namespace {
@@ -40,7 +41,7 @@ void wake_round(Cluster& c, DriverProcess& sleeper, DriverProcess& waker, const 
                                 std::to_string(kSliceMs) + " ms, so the wake-up was lost and only the slice ended the sleep");
 }
 
-void drain(Cluster& c, DriverProcess& reader) {
+void drain(DriverProcess& reader) {
   for (;;) {
     const Reply r = reader.call({{"op", "read"}});
     if (!r.ok()) {
@@ -48,7 +49,6 @@ void drain(Cluster& c, DriverProcess& reader) {
       return;
     }
   }
-  (void)c;
 }
 
 }  // namespace
@@ -56,7 +56,7 @@ void drain(Cluster& c, DriverProcess& reader) {
 CheckResult run_driver_wakeup(const Params& params) {
   CheckResult result;
   result.name = "wakeup";
-  const int rounds = params.depth == Depth::Quick ? 20 : params.depth == Depth::Default ? 150 : 1500;
+  const int rounds = depth_budget(params, 20, 150, 1500);
   Cluster::Options o;
   o.sleep_slice_ms = kSliceMs;
   o.heartbeat_timeout_ms = 60000;
@@ -78,7 +78,7 @@ CheckResult run_driver_wakeup(const Params& params) {
       const auto t0 = std::chrono::steady_clock::now();
       wake_round(c, sleeper, waker, w, std::string("round ") + std::to_string(i) + (to_client ? " (d2c)" : " (c2d)"), rng);
       slowest = std::max<std::uint64_t>(slowest, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
-      drain(c, sleeper);
+      drain(sleeper);
       record_clause("F-WAKE");
       record_clause("F-WORDS");  // the wait and the wake are in two processes
       record_clause("T-WAIT");
@@ -107,7 +107,7 @@ CheckResult run_driver_wakeup(const Params& params) {
         scenario_fail("F-WAKE", "a writer asleep on a full ring woke " + std::to_string(ms(wrote.response_ns - freed.response_ns)) +
                                     " ms after a slot was freed: the space wake-up was lost");
       record_clause("T-BLOCKING");
-      drain(c, *c.daemon);
+      drain(*c.daemon);
       ++result.cases;
     }
     // A wait must not take the message it waited for: after it, a more
@@ -126,7 +126,7 @@ CheckResult run_driver_wakeup(const Params& params) {
                                                                ? "the low one: the wait took the message it waited for"
                                                                : "something else") +
                                      " (a wait must leave the message where every reader's priority order sees it)");
-      drain(c, *c.daemon);
+      drain(*c.daemon);
       ++result.cases;
     }
     // Shutdown wakes a sleeping client, which then sees Disconnected.

@@ -446,7 +446,7 @@ json Driver::dispatch(const json& req) {
   if (op == "peek") fail("Unsupported", "Boost's message_queue cannot look at a message without receiving it");
   if (op == "take" || op == "finish")
     fail("Unsupported", "Boost's receive is destructive: there is no claimed-but-unfinished state (no two_step)");
-  fail("Unsupported", "op '" + op + "' is not implemented by the boost-mq driver");
+  fail("Unsupported", "unknown op '" + op + "'");  // DRIVER.md D-ERRORS: an op a driver does not know is Unsupported
 }
 
 json Driver::hello(const json& req) {
