@@ -12,6 +12,7 @@ const std::vector<Clause>& spec_clauses() {
       {"M-CREATE", "create: exclusive, 0600, zero-filled, size limits"},
       {"M-OPEN", "open: size limits, NotFound, PermissionDenied"},
       {"M-PERSIST", "contents persist across unmap and map"},
+      {"M-TRUNCATE", "shrunk under its users: none dies, each says so"},
       {"G-STRIDE", "slot stride"},
       {"G-DIST", "slot distribution among priorities"},
       {"G-PLACE", "ring placement"},

@@ -1,11 +1,14 @@
 // The segment layer through a driver that claims the SPEC layout (M-*): a
 // created segment is the named file, mode 0600, of the size asked; a bare
 // name is a POSIX shared-memory object (/dev/shm on Linux); a missing or
-// truncated segment is refused on connect; a nonsense size on create.
+// truncated segment is refused on connect; a nonsense size on create; a
+// segment truncated under a live daemon and a live client kills neither, and
+// each then answers with an error (M-TRUNCATE).
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include "driver_cluster.hpp"
 
@@ -88,6 +91,35 @@ void check_segments(Cluster& c, int& cases) {
   }
 }
 
+// M-TRUNCATE: the file shrinks to one page under a daemon and a client that
+// are both mid-use. Each must go on answering requests (a SIGBUS would end
+// the driver, which the suite sees as D-PROC) and report the loss: after a
+// wait, a write answers an error, never Ok into pages that are gone.
+void check_truncation(Cluster& c, int& cases) {
+  record_clause("M-TRUNCATE");
+  driver::DriverProcess& client = c.add_client("client of a segment about to be truncated");
+  c.must(client, {{"op", "write"}, {"priority", 1}, {"data", driver::to_hex(std::vector<std::byte>(16))}}, "M-TRUNCATE");
+  c.must(*c.daemon, {{"op", "read"}}, "M-TRUNCATE");
+  c.step("truncate " + c.path() + " to 4096 bytes");
+  if (::truncate(c.path().c_str(), 4096) != 0)
+    scenario_fail("M-TRUNCATE", "the suite could not truncate " + c.path() + ": " + std::strerror(errno));
+  for (auto* p : {&client, c.daemon.get()}) {
+    const std::string who = p == &client ? "the client" : "the daemon";
+    try {
+      if (c.params().claims("wait")) (void)p->call({{"op", "wait"}, {"timeout_ms", 300}}, std::chrono::seconds(10));
+      const Reply w = p->call({{"op", "write"}, {"priority", 2}, {"data", driver::to_hex(std::vector<std::byte>(16))}});
+      c.step(who + ": write after the truncation -> " + (w.ok() ? std::string("ok") : w.error().message()));
+      (void)p->call({{"op", "read"}});
+      if (w.ok())
+        scenario_fail("M-TRUNCATE", who + " acknowledged a write after its segment was truncated to one page "
+                                          "(the message is in no segment anyone can read)");
+    } catch (const driver::DriverFailure& e) {
+      scenario_fail("M-TRUNCATE", who + "'s driver did not survive the truncation of its segment: " + std::string(e.what()));
+    }
+    ++cases;
+  }
+}
+
 }  // namespace
 
 CheckResult run_driver_segment(const Params& params) {
@@ -96,6 +128,7 @@ CheckResult run_driver_segment(const Params& params) {
   Cluster c(params, "segment");
   try {
     check_segments(c, result.cases);
+    check_truncation(c, result.cases);
   } catch (const ScenarioFailure& f) {
     result.failure = failure_of(f, c.steps(), driver_replay(params, "segment"));
   }

@@ -6,6 +6,7 @@
 
 #include "memlink/shm/layout.hpp"
 #include "memlink/shm/mmap.hpp"
+#include "memlink/shm/transport.hpp"
 #include "suite.hpp"
 
 namespace memlink::conformance {
@@ -33,6 +34,34 @@ std::optional<Failure> check_name(const std::string& name, bool posix) {
   if (shm::MmapSegment::create(name, 8192).code() != shm::ErrorCode::AlreadyExists)
     return failure("M-CREATE", "creating over an existing segment did not say AlreadyExists");
   (void)shm::MmapSegment::remove(name);
+  return std::nullopt;
+}
+
+// M-TRUNCATE: the file shrinks under a live daemon and client; both go on
+// (a SIGBUS would end the whole suite) and each operation fails by name.
+std::optional<Failure> check_truncation(const std::string& path) {
+  record_clause("M-TRUNCATE");
+  (void)shm::MmapSegment::remove(path);
+  shm::DaemonOptions opt;
+  opt.heartbeat_interval = std::chrono::milliseconds(1);
+  opt.heartbeat_timeout = std::chrono::milliseconds(100);
+  auto daemon = shm::Daemon::create(path, 65536, 1, opt);
+  if (!daemon) return failure("M-TRUNCATE", "create '" + path + "': " + daemon.error().message());
+  auto client = shm::Client::connect(path, 1);
+  if (!client) return failure("M-TRUNCATE", "connect '" + path + "': " + client.error().message());
+  for (std::size_t to : {std::size_t{4096}, std::size_t{0}}) {
+    if (::truncate(path.c_str(), static_cast<off_t>(to)) != 0) return failure("M-TRUNCATE", "cannot truncate " + path);
+    (void)client->wait(std::chrono::milliseconds(5));
+    (void)daemon->wait(std::chrono::milliseconds(5));
+    if (client->write(shm::Priority::Low, "after").ok())
+      return failure("M-TRUNCATE", "a client write was acknowledged after the segment was truncated to " + std::to_string(to) + " bytes");
+    auto r = daemon->read();
+    if (r.ok() || r.code() != shm::ErrorCode::CorruptSegment)
+      return failure("M-TRUNCATE", "the daemon's read after the segment was truncated to " + std::to_string(to) + " bytes answered " +
+                                       (r.ok() ? std::string("a message") : r.error().message()) + ", not CorruptSegment");
+  }
+  client->shutdown();
+  daemon->shutdown();
   return std::nullopt;
 }
 
@@ -73,6 +102,11 @@ CheckResult run_segment(const Params&) {
   (void)shm::MmapSegment::remove(path);
   if (small.code() != shm::ErrorCode::CorruptSegment) {
     result.failure = failure("M-OPEN", "a 9-byte file was not refused as CorruptSegment");
+    return result;
+  }
+  ++result.cases;
+  if (auto f = check_truncation("/dev/shm/" + base + "-trunc")) {
+    result.failure = f;
     return result;
   }
   ++result.cases;

@@ -1,6 +1,7 @@
 // The memlink-shm tool driven as a user would: real processes, real exit codes.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <filesystem>
 #include <signal.h>
 #include <spawn.h>
@@ -14,6 +15,8 @@
 #include <sstream>
 #include <thread>
 
+#include "memlink/shm/layout.hpp"
+#include "memlink/shm/slot.hpp"
 #include "memlink/shm/transport.hpp"
 #include "test_support.hpp"
 
@@ -71,6 +74,39 @@ pid_t start_daemon(const std::string& path, std::vector<std::string> extra = {})
   }
   ::kill(pid, SIGKILL);
   return -1;
+}
+
+// Starts the tool with `args` in the background, its stdout and stderr to
+// `log`; -1 if it could not be started.
+pid_t spawn_tool(std::vector<std::string> args, const std::string& log) {
+  args.insert(args.begin(), MEMLINK_SHM_TOOL);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, MEMLINK_SHM_TOOL, &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc == 0 ? pid : -1;
+}
+
+// Waits up to `limit` for `pid` to end: its exit status, -signal if a signal
+// ended it, or 1000 if it was still running (then it is killed).
+int wait_exit(pid_t pid, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > end) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return 1000;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
 int stop(pid_t pid, int sig = SIGTERM) {
@@ -149,6 +185,104 @@ TEST(Cli, AFifoOrADirectoryIsRefusedWithoutBlocking) {  // issue 14
     EXPECT_TRUE(r.err.find("FIFO") != std::string::npos || r.err.find("directory") != std::string::npos) << cmd << ": " << r.err;
   }
   ::unlink(fifo.c_str());
+}
+
+// A peer that shrank the segment killed the daemon and the client with SIGBUS
+// within 0.1 s. Both now stop with an error naming the cause (SPEC M-TRUNCATE).
+TEST(Cli, ATruncatedSegmentStopsDaemonAndClientWithAnErrorNotASignal) {  // issue 14
+  for (const char* size : {"0", "4096"}) {
+    test::TempSegmentPath path("clitrunc");
+    const std::string dlog = path.str() + ".daemon.log", clog = path.str() + ".client.log";
+    const pid_t d = spawn_tool({"daemon", path.str(), "--size", "65536"}, dlog);
+    ASSERT_GT(d, 0);
+    for (int i = 0; i < 500 && !Client::connect(path.str(), 1).ok(); ++i) std::this_thread::sleep_for(10ms);
+    const pid_t c = spawn_tool({"client", path.str(), "--count", "100000000", "--timeout", "30"}, clog);
+    ASSERT_GT(c, 0);
+    std::this_thread::sleep_for(300ms);  // mid-exchange
+    ASSERT_EQ(::truncate(path.str().c_str(), std::stol(size)), 0);
+    const int dc = wait_exit(d, 20s), cc = wait_exit(c, 20s);
+    // A flood of one repeated line (the first version wrote gigabytes) is a failure, not an OOM.
+    ASSERT_LT(std::filesystem::file_size(dlog), 100000u) << "the daemon's log grew without bound";
+    ASSERT_LT(std::filesystem::file_size(clog), 100000u) << "the client's log grew without bound";
+    const std::string dtext = slurp(dlog), ctext = slurp(clog);
+    EXPECT_EQ(dc, 2) << "truncated to " << size << ": daemon " << (dc < 0 ? "killed by a signal" : "exit") << "\n" << dtext;
+    EXPECT_EQ(cc, 2) << "truncated to " << size << ": client " << (cc < 0 ? "killed by a signal" : "exit") << "\n" << ctext;
+    EXPECT_NE(dtext.find("M-TRUNCATE"), std::string::npos) << dtext;
+    EXPECT_NE(ctext.find("M-TRUNCATE"), std::string::npos) << ctext;
+    std::remove(dlog.c_str());
+    std::remove(clog.c_str());
+  }
+}
+
+// CPU seconds (user + system) a process has used, from /proc/<pid>/stat.
+double cpu_seconds(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::istringstream rest(text.substr(text.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// A c2d tail slot set to Reading with a live owner made the daemon spin (60 %
+// of 2 cores) and log 400,000 lines in 5 s. A held tail is not a message
+// (T-WAIT, R-HELD): the daemon sleeps, logs the condition once and backs off.
+TEST(Cli, ASlotHeldByALiveProcessCostsNeitherACpuNorTheDisk) {  // issue 14
+  test::TempSegmentPath path("cliheld");
+  const std::string dlog = path.str() + ".daemon.log";
+  const pid_t d = spawn_tool({"daemon", path.str(), "--size", "65536"}, dlog);
+  ASSERT_GT(d, 0);
+  for (int i = 0; i < 500 && !Client::connect(path.str(), 1).ok(); ++i) std::this_thread::sleep_for(10ms);
+  {
+    auto seg = MmapSegment::open(path.str());
+    ASSERT_TRUE(seg.ok()) << seg.error().message();
+    auto* ring = seg->data() + RING_BUFFER_OFFSET;  // c2d critical: its header, then slot 0
+    auto* head = reinterpret_cast<std::atomic<std::uint64_t>*>(ring + 64);
+    auto* slot = reinterpret_cast<SlotHeader*>(ring + RING_HEADER_SIZE);
+    slot->owner_pid.store(static_cast<std::uint32_t>(::getpid()));  // alive: this test
+    slot->state.store(static_cast<std::uint8_t>(SlotState::Reading));
+    head->fetch_add(1);
+  }
+  const double cpu0 = cpu_seconds(d);
+  std::this_thread::sleep_for(2s);
+  const double used = cpu_seconds(d) - cpu0;
+  EXPECT_EQ(stop(d), 0);
+  ASSERT_LT(std::filesystem::file_size(dlog), 100000u) << "the daemon's log grew without bound";
+  const std::string text = slurp(dlog);
+  EXPECT_LT(used, 1.0) << "the daemon used " << used << " CPU seconds in 2 s beside a held slot";
+  EXPECT_LT(std::count(text.begin(), text.end(), '\n'), 6) << text;
+  EXPECT_NE(text.find("Reading by pid"), std::string::npos) << "the held slot was never reported:\n" << text;
+  std::remove(dlog.c_str());
+}
+
+// 100 clients killed with kill -9 mid-exchange left client_count at 99 and
+// their unread answers in d2c, so the next client reported 999 of 1000
+// answers mismatched. Dead clients are reaped by pid (K-CLIENTS) and the
+// client tells its own answers from leftovers by a per-run nonce.
+TEST(Cli, ClientsKilledMidExchangeLeaveNothingThatMisleadsTheNext) {  // issue 14
+  test::TempSegmentPath path("clikill");
+  const pid_t d = start_daemon(path.str());
+  ASSERT_GT(d, 0);
+  for (int i = 0; i < 100; ++i) {
+    const pid_t c = spawn_tool({"client", path.str(), "--count", "100000000", "--payload", "64"}, "/dev/null");
+    ASSERT_GT(c, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 + i % 20));  // somewhere mid-exchange
+    ::kill(c, SIGKILL);
+    ::waitpid(c, nullptr, 0);
+  }
+  const auto r = run_tool("client " + path.str() + " --count 1000 --json -");
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  EXPECT_EQ(j["matched"].get<int>(), 1000) << r.out;
+  EXPECT_EQ(j["mismatched"].get<int>(), 0) << r.out;
+  const auto ins = run_tool("inspect --json " + path.str());
+  const auto report = nlohmann::json::parse(ins.out);
+  EXPECT_EQ(report["control"]["client_count"].get<int>(), 0) << "killed clients still count as connected";
+  EXPECT_EQ(stop(d), 0);
 }
 
 TEST(Cli, DaemonAndClientExchangeAcrossProcesses) {

@@ -19,9 +19,11 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <vector>
 
 #include "commands.hpp"
+#include "log_limiter.hpp"
 #include "memlink/shm/platform.hpp"
 
 namespace memlink::shm::tool {
@@ -52,10 +54,34 @@ void print_error(const std::string& what, const Error& e) {
   std::fprintf(stderr, "memlink-shm: %s: %s\n", what.c_str(), e.message().c_str());
 }
 
-// Request i's payload: bytes derived from i, so an answer can be checked.
-void fill_request(std::vector<std::byte>& buf, std::uint64_t i) {
+// Request i's payload: this run's nonce (8 bytes) and i (8 bytes), little
+// endian, as far as the payload has room, then bytes derived from i. The
+// nonce tells this run's answers from answers left in d2c for a client that
+// was killed before it read them; i pairs each answer with its request.
+
+void fill_request(std::vector<std::byte>& buf, std::uint64_t nonce, std::uint64_t i) {
   for (std::size_t k = 0; k < buf.size(); ++k)
-    buf[k] = static_cast<std::byte>((i * 131 + k * 7 + (i >> 8)) & 0xFF);
+    buf[k] = k < 8    ? static_cast<std::byte>((nonce >> (8 * k)) & 0xFF)
+             : k < 16 ? static_cast<std::byte>((i >> (8 * (k - 8))) & 0xFF)
+                      : static_cast<std::byte>((i * 131 + k * 7 + (i >> 8)) & 0xFF);
+}
+
+// True if `answer` carries this run's nonce (all of it that fits).
+bool is_ours(std::span<const std::byte> answer, std::size_t request_size, std::uint64_t nonce) {
+  if (answer.size() != request_size) return false;
+  for (std::size_t k = 0; k < std::min<std::size_t>(8, answer.size()); ++k)
+    if (answer[k] != static_cast<std::byte>((nonce >> (8 * k)) & 0xFF)) return false;
+  return true;
+}
+
+// A nonce no earlier run used: pid, time and address-space randomness.
+std::uint64_t run_nonce() {
+  std::uint64_t x = (static_cast<std::uint64_t>(platform::current_pid()) << 32) ^ platform::monotonic_ns() ^
+                    reinterpret_cast<std::uintptr_t>(&x);
+  x ^= x >> 33;  // splitmix finalizer: spread the bits
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return x;
 }
 
 double percentile(std::vector<double>& sorted, double p) {
@@ -130,45 +156,64 @@ int run_daemon(const DaemonArgs& args) {
   std::vector<std::byte> buf(g.slot_size);
   std::uint64_t served = 0, corrupt = 0, dropped = 0;
   int status = kExitOk;
+  // Every error that can repeat on each turn goes through the limiter, and a
+  // turn that ended in an error backs off (1 ms doubling to 200 ms): a slot
+  // held by a live process, or a peer that keeps corrupting, must cost
+  // neither a CPU nor the disk (issue 14: 400,000 lines in 5 s).
+  LogLimiter log(stderr);
+  std::chrono::milliseconds backoff{0};
+  auto stop_with = [&](const std::string& what, const Error& e) {
+    log.report("memlink-shm: " + what + ": " + e.message(), platform::monotonic_ns());
+    status = kExitError;
+    g_stop = 1;
+  };
   while (!g_stop) {
     daemon->heartbeat();
     auto s = daemon->wait(200ms);
     if (daemon->fenced()) {
-      print_error("stopping", make_error(ErrorCode::Disconnected, "fenced: another daemon took over '" + args.path + "'"));
-      status = kExitError;
+      stop_with("stopping", make_error(ErrorCode::Disconnected, "fenced: another daemon took over '" + args.path + "'"));
       break;
     }
     if (!s && s.code() != ErrorCode::Timeout && s.code() != ErrorCode::Interrupted) {
-      print_error("wait", s.error());
-      status = kExitError;
+      stop_with("wait", s.error());
       break;
     }
-    for (;;) {
+    bool turn_failed = false;
+    while (!g_stop) {
       auto m = daemon->read(buf);
       if (!m) {
         if (m.code() == ErrorCode::Empty) break;
+        turn_failed = true;
+        if (!daemon->is_connected()) {
+          stop_with("read", m.error());  // the segment is lost, or we were fenced: nothing more to serve
+          break;
+        }
         if (m.code() == ErrorCode::CorruptSegment) {
           ++corrupt;
-          print_error("dropped a corrupt message", m.error());
-          if (!daemon->inbound().positions_consistent()) {
-            status = kExitError;
-            g_stop = 1;
-            break;
-          }
+          log.report("memlink-shm: dropped a corrupt message: " + m.error().message(), platform::monotonic_ns());
+          if (!daemon->inbound().positions_consistent()) stop_with("read", m.error());
           continue;
         }
-        print_error("read", m.error());
+        log.report("memlink-shm: read: " + m.error().message(), platform::monotonic_ns());
         break;
       }
       auto r = daemon->write_blocking(m->priority, std::span<const std::byte>(buf.data(), m->length), 1s);
       if (!r) {
         ++dropped;
-        print_error("answer to sequence " + std::to_string(m->sequence) + " not sent", r.error());
+        turn_failed = true;
+        if (!daemon->is_connected()) {
+          stop_with("answer to sequence " + std::to_string(m->sequence) + " not sent", r.error());
+          break;
+        }
+        log.report("memlink-shm: an answer was not sent: " + r.error().message(), platform::monotonic_ns());
       } else {
         ++served;
       }
     }
+    backoff = turn_failed ? std::min<std::chrono::milliseconds>(200ms, std::max<std::chrono::milliseconds>(1ms, backoff * 2)) : 0ms;
+    if (backoff.count() > 0 && !g_stop) std::this_thread::sleep_for(backoff);
   }
+  log.flush_repeats();
   daemon->shutdown();
   if (!args.quiet)
     std::printf("memlink-shm daemon: stopped; answered %llu, dropped %llu answers, %llu corrupt messages\n",
@@ -189,13 +234,22 @@ int run_client(const ClientArgs& args) {
   std::vector<std::byte> request(args.payload), answer(client->geometry().slot_size);
   std::vector<double> rtt_us;
   rtt_us.reserve(args.count);
-  std::uint64_t matched = 0, mismatched = 0;
+  std::uint64_t matched = 0, mismatched = 0, leftovers = 0;
   std::string failure;
+  const std::uint64_t nonce = run_nonce();
+  // Answers to requests of a client that died before reading them: drain
+  // what is there now; any that arrive later are told apart by the nonce.
+  // (Taking the reader token here also takes it from a dead holder.)
+  for (;;) {
+    auto m = client->read(answer);
+    if (!m) break;
+    ++leftovers;
+  }
   const bool progress = MEMLINK_ISATTY(2);
   std::uint64_t last_progress = platform::monotonic_ns();
   for (std::uint64_t i = 0; i < args.count && failure.empty(); ++i) {
     const Priority p = kAllPriorities[i % kPriorityCount];
-    fill_request(request, i);
+    fill_request(request, nonce, i);
     const std::uint64_t t0 = platform::monotonic_ns();
     auto w = client->write_blocking(p, request, timeout);
     if (!w) {
@@ -205,6 +259,13 @@ int run_client(const ClientArgs& args) {
     for (;;) {
       auto m = client->read(answer);
       if (m) {
+        const std::span<const std::byte> got(answer.data(), m->length);
+        // Not ours (with a payload of 8 bytes or more the nonce decides;
+        // below that, answers can only be paired by order): left over.
+        if (request.size() >= 8 && !is_ours(got, request.size(), nonce)) {
+          ++leftovers;
+          continue;
+        }
         const bool same = m->priority == p && m->length == request.size() &&
                           std::equal(request.begin(), request.end(), answer.begin());
         same ? ++matched : ++mismatched;
@@ -237,12 +298,16 @@ int run_client(const ClientArgs& args) {
               static_cast<unsigned long long>(args.count), static_cast<unsigned long long>(matched),
               static_cast<unsigned long long>(mismatched), p50, p99, max, args.payload,
               std::string(to_string(args.wait)).c_str());
+  if (leftovers > 0)
+    std::printf("memlink-shm client: discarded %llu answers addressed to an earlier client (one that died before "
+                "reading them)\n", static_cast<unsigned long long>(leftovers));
   if (!failure.empty()) std::fprintf(stderr, "memlink-shm client: FAILED: %s\n", failure.c_str());
   if (!args.json_path.empty()) {
     nlohmann::json j{{"ok", ok},
                      {"requests", args.count},
                      {"matched", matched},
                      {"mismatched", mismatched},
+                     {"leftovers_discarded", leftovers},
                      {"payload_bytes", args.payload},
                      {"wait_strategy", std::string(to_string(args.wait))},
                      {"rtt_us", {{"p50", p50}, {"p99", p99}, {"max", max}}}};

@@ -13,7 +13,10 @@
 //   hang-at:N           the N-th request is never answered (D-TIME)
 //   garbage-at:N        the N-th request is answered with a line that is not JSON (D-FRAME)
 //   exit-at:N           the process exits at the N-th request (D-PROC)
+//   no-fault-guard      SIGBUS back to its default action once the segment is
+//                       mapped, as in a transport without M-TRUNCATE's guard
 #include <fcntl.h>
+#include <csignal>
 #include <unistd.h>
 
 #include <chrono>
@@ -44,7 +47,7 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 struct Fault {
-  bool reorder = false, lose_on_kill = false, no_wake = false;
+  bool reorder = false, lose_on_kill = false, no_wake = false, no_fault_guard = false;
   long hang_at = 0, garbage_at = 0, exit_at = 0;
 };
 
@@ -57,10 +60,11 @@ Fault fault_from_env() {
   f.reorder = s == "reorder-priorities";
   f.lose_on_kill = s == "lose-on-kill";
   f.no_wake = s == "no-wake";
+  f.no_fault_guard = s == "no-fault-guard";
   f.hang_at = at("hang-at:");
   f.garbage_at = at("garbage-at:");
   f.exit_at = at("exit-at:");
-  if (!f.reorder && !f.lose_on_kill && !f.no_wake && !f.hang_at && !f.garbage_at && !f.exit_at) {
+  if (!f.reorder && !f.lose_on_kill && !f.no_wake && !f.no_fault_guard && !f.hang_at && !f.garbage_at && !f.exit_at) {
     std::fprintf(stderr, "memlink-shm-driver: unknown MEMLINK_DRIVER_FAULT '%s'\n", e);
     std::exit(2);
   }
@@ -74,12 +78,19 @@ class Driver {
  public:
   explicit Driver(Fault f) : fault_(f) {}
 
+  // no-fault-guard: the mapping exists now, so the library's SIGBUS handler
+  // is installed; put the default action back.
+  json unguarded(json reply) {
+    if (fault_.no_fault_guard) std::signal(SIGBUS, SIG_DFL);
+    return reply;
+  }
+
   json handle(const json& req) {
     const std::string op = req.at("op").get<std::string>();
     if (op != "write" && op != "write_blocking") flush_deferred();
     if (op == "hello") return hello(req);
-    if (op == "create") return create(req);
-    if (op == "connect") return connect(req);
+    if (op == "create") return unguarded(create(req));
+    if (op == "connect") return unguarded(connect(req));
     if (op == "cleanup") return cleanup(req);
     if (op == "arm") return arm(req);
     if (!daemon_ && !client_) return fail(shm::ErrorCode::InvalidState, "'" + op + "' before create or connect");
@@ -364,7 +375,7 @@ int main(int argc, char** argv) {
           "Speaks conformance/DRIVER.md (protocol 1) on stdin/stdout: one JSON request per line in,\n"
           "one JSON response per line out. Started by memlink-conformance --driver and memlink-chaos --driver.\n\n"
           "  --help      this text\n  --version   the version\n\n"
-          "MEMLINK_DRIVER_FAULT=reorder-priorities|lose-on-kill|no-wake|hang-at:N|garbage-at:N|exit-at:N\n"
+          "MEMLINK_DRIVER_FAULT=reorder-priorities|lose-on-kill|no-wake|no-fault-guard|hang-at:N|garbage-at:N|exit-at:N\n"
           "breaks it on purpose (for the suite's own tests).\n");
       return 0;
     }

@@ -27,6 +27,7 @@ inline constexpr std::size_t PAGE_SIZE = 4096;
 inline constexpr std::size_t CACHE_LINE_SIZE = 64;
 inline constexpr std::size_t CONTROL_REGION_SIZE = 4096;
 inline constexpr std::size_t RING_BUFFER_OFFSET = CONTROL_REGION_SIZE;
+inline constexpr std::size_t CLIENT_TABLE_SIZE = 128;  // SPEC K-CLIENTS
 inline constexpr std::size_t MIN_SEGMENT_SIZE = CONTROL_REGION_SIZE + 1;
 inline constexpr std::size_t DEFAULT_SEGMENT_SIZE = CONTROL_REGION_SIZE + (std::size_t{1} << 20);
 inline constexpr std::size_t MAX_SEGMENT_SIZE = CONTROL_REGION_SIZE + (std::size_t{256} << 20);
@@ -108,7 +109,12 @@ struct alignas(CACHE_LINE_SIZE) ControlRegion {
   FutexWord c2d_space_futex;  // 448 bumped when a c2d slot is freed; blocked writers sleep
   FutexWord d2c_space_futex;  // 512 bumped when a d2c slot is freed
 
-  std::uint8_t reserved_[CONTROL_REGION_SIZE - 576];
+  // Lines 9..16 (offset 576): SPEC K-CLIENTS. A connected client's pid sits
+  // in one entry (0 = free), so that a client killed before it could leave
+  // is found by its pid and taken off client_count.
+  SharedAtomic<std::uint32_t> client_pids[CLIENT_TABLE_SIZE];  // 576
+
+  std::uint8_t reserved_[CONTROL_REGION_SIZE - 576 - 4 * CLIENT_TABLE_SIZE];
 };
 
 static_assert(sizeof(ControlRegion) == CONTROL_REGION_SIZE);
@@ -137,6 +143,7 @@ static_assert(offsetof(ControlRegion, daemon_futex) == 320);
 static_assert(offsetof(ControlRegion, client_futex) == 384);
 static_assert(offsetof(ControlRegion, c2d_space_futex) == 448);
 static_assert(offsetof(ControlRegion, d2c_space_futex) == 512);
+static_assert(offsetof(ControlRegion, client_pids) == 576);
 
 // SPEC R-LAYOUT. Head (producers) and tail (consumer) on separate lines.
 struct alignas(CACHE_LINE_SIZE) RingHeader {

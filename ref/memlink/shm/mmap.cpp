@@ -5,6 +5,7 @@
 #include <cstring>
 #include <utility>
 
+#include "memlink/shm/fault_guard.hpp"
 #include "memlink/shm/layout.hpp"
 #include "memlink/shm/platform.hpp"
 
@@ -69,11 +70,12 @@ MmapSegment::~MmapSegment() { unmap(); }
 
 MmapSegment::MmapSegment(MmapSegment&& o) noexcept
     : data_(o.data_), size_(o.size_), path_(std::move(o.path_)), access_(o.access_),
-      fd_(o.fd_), mapping_(o.mapping_) {
+      fd_(o.fd_), mapping_(o.mapping_), guard_(o.guard_) {
   o.data_ = nullptr;
   o.size_ = 0;
   o.fd_ = -1;
   o.mapping_ = 0;
+  o.guard_ = fault_guard::kNoGuard;
 }
 
 MmapSegment& MmapSegment::operator=(MmapSegment&& o) noexcept {
@@ -85,10 +87,12 @@ MmapSegment& MmapSegment::operator=(MmapSegment&& o) noexcept {
     access_ = o.access_;
     fd_ = o.fd_;
     mapping_ = o.mapping_;
+    guard_ = o.guard_;
     o.data_ = nullptr;
     o.size_ = 0;
     o.fd_ = -1;
     o.mapping_ = 0;
+    o.guard_ = fault_guard::kNoGuard;
   }
   return *this;
 }
@@ -131,6 +135,17 @@ Result<MmapSegment> MmapSegment::create(const std::string& path, std::size_t siz
     (void)remove(path);
     return e;
   }
+#if defined(__linux__)
+  // Reserve the pages now: on a full tmpfs a sparse file maps fine and then
+  // raises SIGBUS at the first touch of a page it cannot supply.
+  if (const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(size)); err != 0 && err != EOPNOTSUPP && err != EINVAL) {
+    errno = err;
+    Error e = os_error("cannot reserve " + std::to_string(size) + " bytes for segment", path);
+    seg.unmap();
+    (void)remove(path);
+    return e;
+  }
+#endif
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
     Error e = os_error("cannot map segment", path);
@@ -140,6 +155,7 @@ Result<MmapSegment> MmapSegment::create(const std::string& path, std::size_t siz
   }
   seg.data_ = static_cast<std::byte*>(p);
   seg.size_ = size;
+  seg.guard_ = fault_guard::register_mapping(p, size, true);
   return seg;
 }
 
@@ -167,6 +183,9 @@ Result<MmapSegment> MmapSegment::open(const std::string& path, Access access) {
   if (p == MAP_FAILED) return os_error("cannot map segment", path);
   seg.data_ = static_cast<std::byte*>(p);
   seg.size_ = size;
+  // Guarded before anything reads it: the file may shrink between fstat and
+  // mmap, or any time after (SPEC M-TRUNCATE).
+  seg.guard_ = fault_guard::register_mapping(p, size, access == Access::ReadWrite);
   return seg;
 }
 
@@ -190,6 +209,8 @@ Result<std::size_t> MmapSegment::backing_size() const {
 }
 
 void MmapSegment::unmap() noexcept {
+  fault_guard::unregister_mapping(guard_);
+  guard_ = fault_guard::kNoGuard;
   if (data_ != nullptr) ::munmap(data_, size_);
   if (fd_ >= 0) ::close(static_cast<int>(fd_));
   data_ = nullptr;
@@ -197,7 +218,26 @@ void MmapSegment::unmap() noexcept {
   fd_ = -1;
 }
 
-#else  // _WIN32: a file on disk mapped with CreateFileMapping / MapViewOfFile.
+#endif
+
+bool MmapSegment::lost() const noexcept { return fault_guard::lost(guard_); }
+
+bool MmapSegment::notice_shrink() noexcept {
+  if (data_ == nullptr || lost()) return lost();
+  if (auto now = backing_size(); now && *now < size_) (void)fault_guard::abandon(guard_);
+  return lost();
+}
+
+Error MmapSegment::lost_error() const {
+  auto now = backing_size();
+  return make_error(ErrorCode::CorruptSegment,
+                    "segment.size: '" + path_ + "' was mapped with " + std::to_string(size_) + " bytes and " +
+                        (now ? "is now " + std::to_string(*now) + " bytes" : std::string("cannot be measured now")) +
+                        ": another process truncated it (or its filesystem could not supply a page) while this "
+                        "process used it, and its contents are gone (SPEC M-TRUNCATE)");
+}
+
+#if defined(_WIN32)  // a file on disk mapped with CreateFileMapping / MapViewOfFile.
 
 namespace {
 Error win_error(const std::string& what, const std::string& path) {

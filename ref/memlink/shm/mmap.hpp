@@ -54,6 +54,19 @@ class MmapSegment {
   // Current size of the backing object, to catch truncation after mapping.
   Result<std::size_t> backing_size() const;
 
+  // SPEC M-TRUNCATE: true once an access faulted because the backing object
+  // shrank under the mapping (or its filesystem could not supply a page).
+  // The mapping is then private zero pages (fault_guard.hpp): nothing in it
+  // is the segment any more.
+  bool lost() const noexcept;
+  // Compares the backing object's size with the mapping's; if it shrank,
+  // gives the whole mapping up at once (fault_guard::abandon) rather than
+  // page by page as accesses fault. Returns lost(). One fstat.
+  bool notice_shrink() noexcept;
+  // CorruptSegment "segment.size: ..." naming the path, the mapped size and
+  // the size the backing object has now.
+  Error lost_error() const;
+
   void unmap() noexcept;
 
  private:
@@ -67,6 +80,7 @@ class MmapSegment {
   Access access_ = Access::ReadWrite;
   intptr_t fd_ = -1;          // POSIX fd or Windows file HANDLE
   intptr_t mapping_ = 0;      // Windows file-mapping HANDLE
+  int guard_ = -1;            // fault_guard entry, or fault_guard::kNoGuard
 };
 
 }  // namespace memlink::shm

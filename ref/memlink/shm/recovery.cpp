@@ -65,6 +65,29 @@ RecoveryReport& RecoveryReport::operator+=(const RecoveryReport& o) noexcept {
   return *this;
 }
 
+namespace {
+void decrement_client_count(ControlRegion& ctl) noexcept {
+  std::uint32_t n = ctl.client_count.load(std::memory_order_relaxed);
+  while (n > 0 && !ctl.client_count.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel)) {
+  }
+}
+}  // namespace
+
+std::uint32_t reap_dead_clients(ControlRegion& ctl) noexcept {
+  std::uint32_t freed = 0;
+  for (auto& entry : ctl.client_pids) {
+    std::uint32_t pid = entry.load(std::memory_order_acquire);
+    if (pid == 0 || owner_process_alive(pid)) continue;
+    // Only the CAS winner decrements: the client itself leaving, or
+    // another reaper, may race us for the same entry.
+    if (entry.compare_exchange_strong(pid, 0, std::memory_order_acq_rel)) {
+      decrement_client_count(ctl);
+      ++freed;
+    }
+  }
+  return freed;
+}
+
 bool owner_process_alive(std::uint32_t pid) noexcept {
   MEMLINK_INTERPOSED(alive(pid));
   if (pid == 0 || !platform::process_exists(pid)) return false;

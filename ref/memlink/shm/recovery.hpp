@@ -53,6 +53,12 @@ struct RecoveryReport {
 // The default liveness test of RecoveryPolicy::owner_alive.
 bool owner_process_alive(std::uint32_t pid) noexcept;
 
+// SPEC K-CLIENTS: frees every client_pids entry whose process is dead and
+// takes each off client_count (never below 0), so that clients killed with
+// kill -9 do not count as connected forever. Returns how many it freed.
+// Client::connect runs it, and the daemon's heartbeat thread once a second.
+std::uint32_t reap_dead_clients(ControlRegion& ctl) noexcept;
+
 // Recovers the slot at one ring's tail, repeatedly, while it is held by a
 // dead process (SPEC K-WRITING, K-CLAIMED, K-READING, K-DONE). The consumer
 // of the ring calls run() when its tail does not move; it stops at the first

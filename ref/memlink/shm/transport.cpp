@@ -133,6 +133,7 @@ Result<SlotId> Endpoint::write(Priority p, std::span<const std::byte> data) {
   if (auto s = ring.check_writable(data.size()); !s) return s.error();
   const std::uint64_t seq = out_seq_->fetch_add(1, std::memory_order_relaxed);
   auto r = ring.write_slot(data, seq);
+  if (segment_.lost()) return segment_.lost_error();  // written to zero pages: not acknowledged
   if (!r) {
     note_corruption(outbound_, r.error());
     return r;
@@ -164,6 +165,7 @@ Result<MessageInfo> Endpoint::take(std::span<std::byte> out) {
   if (ctl_ == nullptr) return make_error(ErrorCode::Disconnected, "endpoint was moved from");
   if (auto s = before_read(); !s) return s.error();
   auto r = inbound_.take(out, fence());
+  if (segment_.lost()) return segment_.lost_error();  // read from zero pages: not delivered
   if (!r && (r.code() == ErrorCode::Empty || r.code() == ErrorCode::InvalidState)) {
     // The tail may be held by a dead process (SPEC K-STALE). Cheap when it
     // is not: a few loads, and a liveness syscall only for an old holder.
@@ -211,7 +213,9 @@ Result<Message> Endpoint::read() {
 
 Result<MessageInfo> Endpoint::peek() const {
   if (ctl_ == nullptr) return make_error(ErrorCode::Disconnected, "endpoint was moved from");
-  return inbound_.peek();
+  auto r = inbound_.peek();
+  if (segment_.lost()) return segment_.lost_error();
+  return r;
 }
 
 Status Endpoint::wait(std::optional<nanoseconds> timeout) {
@@ -270,10 +274,15 @@ Status Endpoint::wait_until(Pred ready, FutexWord& fw, const Futex& fx,
         std::min(nanoseconds(deadline - now), options_.sleep_slice.count() > 0 ? options_.sleep_slice : kSleepSlice);
     Status s = fx.wait(seen, slice);
     fw.waiters.fetch_sub(1, std::memory_order_relaxed);
+    // SPEC M-TRUNCATE: an idle endpoint touches no page past the control
+    // region, so a shrunk file is looked for once per slice; usable() then
+    // reports it.
+    (void)segment_.notice_shrink();
     on_wait_slice();
     // A writer that died in Writing never wakes us: look at the tail.
     if (as_consumer) (void)recover_inbound();
-    if (!s && s.code() != ErrorCode::Timeout) return s;
+    // A futex on a vanished page is EFAULT (the kernel cannot fault it in).
+    if (!s && s.code() != ErrorCode::Timeout) return segment_.lost() ? Status{segment_.lost_error()} : s;
   }
 }
 
@@ -303,13 +312,19 @@ class Daemon::HeartbeatThread {
       // checks again when it resumes (a held and replaced daemon stamps nothing).
       MEMLINK_CRASH_POINT("heartbeat.before-stamp");
       if (ctl_->epoch.load(std::memory_order_seq_cst) != epoch_) return;  // fenced: stop stamping
-      ctl_->heartbeat_ns.store(platform::monotonic_ns(), std::memory_order_release);
+      const std::uint64_t now = platform::monotonic_ns();
+      ctl_->heartbeat_ns.store(now, std::memory_order_release);
+      if (now - last_reap_ns_ >= 1'000'000'000ULL) {  // SPEC K-CLIENTS: a few kill(2) calls a second
+        (void)reap_dead_clients(*ctl_);
+        last_reap_ns_ = now;
+      }
       cv_.wait_for(lock, interval_, [this] { return stop_; });
     }
   }
   ControlRegion* ctl_;
   std::uint64_t epoch_;
   nanoseconds interval_;
+  std::uint64_t last_reap_ns_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
@@ -387,6 +402,7 @@ Result<Daemon> Daemon::take_over(const std::string& path, std::uint16_t version,
   auto seg = MmapSegment::open(path);
   if (!seg) return seg.error();
   auto g = validate_control(seg->data(), seg->size());
+  if (seg->lost()) return seg->lost_error();
   if (!g)
     return make_error(ErrorCode::CorruptSegment, g.error().detail + " (cannot take over '" + path +
                                                      "'; remove it with 'memlink-shm cleanup " + path + "')");
@@ -426,12 +442,18 @@ Daemon::~Daemon() {
 }
 
 bool Daemon::fenced() const noexcept {
-  return ctl_ != nullptr && ctl_->epoch.load(std::memory_order_seq_cst) != start_.epoch;
+  if (ctl_ == nullptr) return false;
+  // A lost segment reads as zeros (epoch 0): that is not a successor. The
+  // load comes first: it may be the access that faults and loses it.
+  const std::uint64_t now = ctl_->epoch.load(std::memory_order_seq_cst);
+  return now != start_.epoch && !segment_.lost();
 }
 
 Status Daemon::usable() const {
   if (ctl_ == nullptr || shut_down_) return make_error(ErrorCode::Disconnected, "daemon has shut down");
+  if (segment_.lost()) return segment_.lost_error();
   const std::uint64_t now = ctl_->epoch.load(std::memory_order_seq_cst);
+  if (now != start_.epoch && segment_.lost()) return segment_.lost_error();  // the load faulted: zeros
   if (now != start_.epoch)
     return make_error(ErrorCode::Disconnected,
                       "fenced: daemon pid " + std::to_string(ctl_->daemon_pid.load(std::memory_order_relaxed)) +
@@ -491,6 +513,7 @@ Result<Client> Client::connect(const std::string& path, std::uint16_t version,
   auto seg = MmapSegment::open(path);
   if (!seg) return seg.error();
   auto g = validate_control(seg->data(), seg->size());
+  if (seg->lost()) return seg->lost_error();  // shrank while we validated it: zeros were read
   if (!g) return g.error();
   const ControlRegion* ctl = control_of(seg->data());
   if (ctl->protocol_version != version)
@@ -508,7 +531,17 @@ Result<Client> Client::connect(const std::string& path, std::uint16_t version,
   Client client(std::move(seg.value()), *g, options);
   client.shut_down_ = true;  // not counted yet: a failed attach must not decrement
   if (auto s = client.attach_rings(); !s) return s.error();
-  client.ctl_->client_count.fetch_add(1, std::memory_order_acq_rel);
+  // SPEC K-CLIENTS: forget clients that were killed, then register (a full
+  // table still connects; that client just cannot be reaped if killed).
+  ControlRegion& c = *client.ctl_;
+  (void)reap_dead_clients(c);
+  const std::uint32_t me = platform::current_pid();
+  for (std::size_t i = 0; i < CLIENT_TABLE_SIZE && client.client_entry_ < 0; ++i) {
+    std::uint32_t free_entry = 0;
+    if (c.client_pids[i].compare_exchange_strong(free_entry, me, std::memory_order_acq_rel))
+      client.client_entry_ = static_cast<int>(i);
+  }
+  c.client_count.fetch_add(1, std::memory_order_acq_rel);
   client.shut_down_ = false;
   return client;
 }
@@ -523,6 +556,14 @@ void Client::shutdown() {
     ctl_->d2c_consumer_pid.compare_exchange_strong(me, 0, std::memory_order_acq_rel);
     holds_reader_ = false;
   }
+  if (client_entry_ >= 0) {
+    // Our entry; if it no longer holds our pid a reaper (or a peer) already
+    // took us off the count, so do not decrement twice.
+    std::uint32_t me = platform::current_pid();
+    const bool mine = ctl_->client_pids[client_entry_].compare_exchange_strong(me, 0, std::memory_order_acq_rel);
+    client_entry_ = -1;
+    if (!mine) return;
+  }
   // Never below zero, even if a peer scribbled on the counter.
   std::uint32_t n = ctl_->client_count.load(std::memory_order_relaxed);
   while (n > 0 && !ctl_->client_count.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel)) {
@@ -531,6 +572,7 @@ void Client::shutdown() {
 
 Status Client::usable() const {
   if (ctl_ == nullptr || shut_down_) return make_error(ErrorCode::Disconnected, "client has shut down");
+  if (segment_.lost()) return segment_.lost_error();
   if (ctl_->flags.load(std::memory_order_acquire) & FLAG_SHUTDOWN)
     return make_error(ErrorCode::Disconnected, "daemon at '" + path() + "' has shut down");
   return {};
@@ -549,6 +591,13 @@ std::uint64_t Client::daemon_timeout_ns() const noexcept {
 // heartbeat within the timeout). A new daemon that takes over makes the
 // same client connected again: the mapping is the same segment.
 Status Client::peer_alive() const {
+  Status s = daemon_liveness();
+  // A lost segment reads as zeros: daemon_pid 0, no heartbeat. Say why.
+  if (!s && segment_.lost()) return segment_.lost_error();
+  return s;
+}
+
+Status Client::daemon_liveness() const {
   const std::uint32_t pid = ctl_->daemon_pid.load(std::memory_order_relaxed);
   if (ctl_->daemon_alive.load(std::memory_order_acquire) == 0 || !owner_process_alive(pid))
     return make_error(ErrorCode::Disconnected,

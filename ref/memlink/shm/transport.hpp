@@ -267,8 +267,10 @@ class Client final : public Endpoint {
   Status usable() const override;
   Status before_read() override;
   Status peer_alive() const override;
+  Status daemon_liveness() const;
   std::uint64_t daemon_timeout_ns() const noexcept;
   bool holds_reader_ = false;
+  int client_entry_ = -1;  // this client's client_pids entry (K-CLIENTS), -1 if the table was full
   // The heartbeat value this client watched stay still and judged stale.
   mutable std::uint64_t condemned_heartbeat_ = ~0ULL;
 };
