@@ -12,6 +12,7 @@ const std::vector<Clause>& spec_clauses() {
       {"M-CREATE", "create: exclusive, 0600, zero-filled, size limits"},
       {"M-OPEN", "open: size limits, NotFound, PermissionDenied"},
       {"M-PERSIST", "contents persist across unmap and map"},
+      {"M-OWNER", "another user's segment is refused unless trusted"},
       {"M-TRUNCATE", "shrunk under its users: none dies, each says so"},
       {"G-STRIDE", "slot stride"},
       {"G-DIST", "slot distribution among priorities"},
@@ -66,6 +67,7 @@ const std::vector<Clause>& spec_clauses() {
       {"K-TWO-STEP", "take/finish gives at-least-once processing"},
       {"K-IDEMPOTENT", "recovery may crash and be re-run"},
       {"K-ORPHAN", "cleanup of a dead daemon's segment and files"},
+      {"K-CLIENTS", "killed clients are taken off client_count"},
       {"K-CRASH", "crash points in the test build"},
       {"E-CODES", "error codes and messages"},
   };

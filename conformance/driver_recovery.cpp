@@ -226,6 +226,15 @@ void consumer_killed_mid_traffic(Cluster& c, bool daemon_consumes, std::uint64_t
       ++lost;
       which += " m" + std::to_string(id);
     }
+  // K-CLIENTS: the killed client does not stay counted once another connects.
+  if (!daemon_consumes && c.params().claims("observe")) {
+    record_clause("K-CLIENTS");
+    const Reply v = c.must(*c.daemon, {{"op", "observe"}}, "K-CLIENTS");
+    const auto count = v.body.at("view").value("client_count", 0u);
+    if (count != 1)
+      scenario_fail("K-CLIENTS", "a client was killed with kill -9 and another connected: client_count is " +
+                                     std::to_string(count) + ", not 1");
+  }
   record_clause("K-STALE");
   if (lost > 1)
     scenario_fail("K-STALE", std::to_string(lost) + " acknowledged messages were never delivered after " + consumer.role() +

@@ -91,6 +91,24 @@ void check_segments(Cluster& c, int& cases) {
   }
 }
 
+// M-OWNER: the daemon's segment given to another user (root only: chown) is
+// refused to a client that was not told to trust that user.
+void check_owner(Cluster& c, int& cases) {
+  if (::geteuid() != 0) return;  // cannot give a file away: M-OWNER stays NOT COVERED
+  record_clause("M-OWNER");
+  if (::chown(c.path().c_str(), 65534, 65534) != 0)
+    scenario_fail("M-OWNER", "the suite could not chown " + c.path() + ": " + std::strerror(errno));
+  c.step("chown " + c.path() + " to uid 65534");
+  const Reply r = connect_to(c.params(), c.path(), "client of a segment uid 65534 owns");
+  (void)::chown(c.path().c_str(), ::geteuid(), ::getegid());
+  c.step(std::string("client: connect -> ") + (r.ok() ? "ok" : r.error().message()));
+  if (r.ok() || r.error().code != shm::ErrorCode::PermissionDenied)
+    scenario_fail("M-OWNER", "a client running as uid 0 connected to a segment uid 65534 owns (" +
+                                 (r.ok() ? std::string("Ok") : r.error().message()) +
+                                 "): that user can truncate or rewrite it at any time; it must be PermissionDenied unless asked for");
+  ++cases;
+}
+
 // M-TRUNCATE: the file shrinks to one page under a daemon and a client that
 // are both mid-use. Each must go on answering requests (a SIGBUS would end
 // the driver, which the suite sees as D-PROC) and report the loss: after a
@@ -128,6 +146,7 @@ CheckResult run_driver_segment(const Params& params) {
   Cluster c(params, "segment");
   try {
     check_segments(c, result.cases);
+    check_owner(c, result.cases);
     check_truncation(c, result.cases);
   } catch (const ScenarioFailure& f) {
     result.failure = failure_of(f, c.steps(), driver_replay(params, "segment"));

@@ -149,6 +149,39 @@ void dead_claimant(Scenario& s) {
           "the ring stayed stuck behind a dead claimant past the claim timeout");
 }
 
+// K-CLIENTS: clients killed with kill -9 (one connected, one in the middle
+// of its traffic) must not stay counted: the next client to connect counts
+// itself and the live ones only.
+void killed_clients(Scenario& s) {
+  const std::string path = path_for("kclient");
+  Proc d = spawn_daemon(path, /*hold=*/false);
+  if (!s.check(next_byte(d) == 'R', "K-CLIENTS", "the daemon did not start")) return;
+  auto client_process = [&](bool busy) {
+    return spawn([&path, busy](int fd) -> int {
+      auto c = shm::Client::connect(path, 1);
+      (void)!::write(fd, c ? "C" : "E", 1);
+      if (!c) return 2;
+      for (;;) busy ? (void)c->write(shm::Priority::Low, std::string_view("busy")) : (void)::pause();
+    });
+  };
+  Proc idle = client_process(false), busy = client_process(true);
+  const bool connected = next_byte(idle) == 'C' && next_byte(busy) == 'C';
+  for (Proc* p : {&idle, &busy}) {
+    ::kill(p->pid, SIGKILL);
+    ::waitpid(p->pid, nullptr, 0);
+  }
+  if (s.check(connected, "K-CLIENTS", "the client processes could not connect")) {
+    auto c = shm::Client::connect(path, 1);
+    if (s.check(c.ok(), "K-CLIENTS", "cannot connect after two clients were killed: " + (c ? std::string() : c.error().message())))
+      s.check(c->client_count() == 1, "K-CLIENTS",
+              "two clients were killed with kill -9 and one connected: client_count is " + std::to_string(c->client_count()) +
+                  ", not 1 (a killed client stays counted forever)");
+  }
+  ::kill(d.pid, SIGKILL);
+  ::waitpid(d.pid, nullptr, 0);
+  (void)shm::RecoveryManager(path).cleanup_orphaned_shm();
+}
+
 }  // namespace
 }  // namespace recovery
 
@@ -162,6 +195,7 @@ CheckResult run_recovery(const Params& params) {
     killed_daemon(s);
     if (!s.failure) stopped_daemon(s);
     if (!s.failure) dead_claimant(s);
+    if (!s.failure) killed_clients(s);
     ++result.cases;
   }
   if (!s.failure) busy_daemon(s);

@@ -65,6 +65,25 @@ std::optional<Failure> check_truncation(const std::string& path) {
   return std::nullopt;
 }
 
+// M-OWNER: a segment another user owns is PermissionDenied unless any owner
+// is accepted. Needs root to give a file away; otherwise nothing is recorded
+// (the clause stays NOT COVERED rather than passing unchecked).
+std::optional<Failure> check_owner(const std::string& path) {
+  if (::geteuid() != 0) return std::nullopt;
+  record_clause("M-OWNER");
+  (void)shm::MmapSegment::remove(path);
+  if (!shm::MmapSegment::create(path, 8192)) return failure("M-OWNER", "cannot create " + path);
+  if (::chown(path.c_str(), 65534, 65534) != 0) return failure("M-OWNER", "cannot chown " + path + " to uid 65534");
+  const auto refused = shm::MmapSegment::open(path);
+  const auto accepted = shm::MmapSegment::open(path, shm::MmapSegment::Access::ReadWrite, shm::MmapSegment::Owner::Anyone);
+  (void)shm::MmapSegment::remove(path);
+  if (refused.ok() || refused.code() != shm::ErrorCode::PermissionDenied)
+    return failure("M-OWNER", "a segment owned by uid 65534 was opened by uid 0 without being asked to trust it (" +
+                                  (refused.ok() ? std::string("Ok") : refused.error().message()) + ")");
+  if (!accepted) return failure("M-OWNER", "a foreign segment was refused even with Owner::Anyone: " + accepted.error().message());
+  return std::nullopt;
+}
+
 }  // namespace
 
 CheckResult run_segment(const Params&) {
@@ -105,6 +124,10 @@ CheckResult run_segment(const Params&) {
     return result;
   }
   ++result.cases;
+  if (auto f = check_owner("/dev/shm/" + base + "-owner")) {
+    result.failure = f;
+    return result;
+  }
   if (auto f = check_truncation("/dev/shm/" + base + "-trunc")) {
     result.failure = f;
     return result;

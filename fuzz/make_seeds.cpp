@@ -111,6 +111,19 @@ int main(int argc, char** argv) {
       emit("corpus/hostile_peer/field" + std::to_string(field) + "-" + std::to_string(value), v);
     }
   }
+  // Racing mode (top bit of the first byte): a racer rewrites the payload and
+  // length of slots that honest writes keep filling and the reader keeps
+  // reading, so values change between validation, copy and checksum.
+  for (std::uint8_t field : {std::uint8_t{2}, std::uint8_t{7}, std::uint8_t{0}}) {
+    auto v = hostile(0x80 | 1, 2);
+    for (std::uint8_t index = 0; index < 2; ++index) {
+      v.insert(v.end(), {0x03, 0, index});
+      put(v, std::uint64_t{0x0102030405060708ULL});
+      v.push_back(field);
+    }
+    for (int i = 0; i < 40; ++i) v.insert(v.end(), {0x00, 0, 30, 0, 0x01});  // write, read
+    emit("corpus/hostile_peer/racing-field" + std::to_string(field), v);
+  }
   for (std::uint8_t state = 0; state < 6; ++state) {
     auto v = hostile(0, 1);
     v.insert(v.end(), {0x00, 2, 3, 0, 0x03, 2, 0});

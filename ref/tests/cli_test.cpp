@@ -93,6 +93,14 @@ pid_t spawn_tool(std::vector<std::string> args, const std::string& log) {
   return rc == 0 ? pid : -1;
 }
 
+// A 64 KiB daemon logging to `log`, once a client can connect; -1 if it
+// could not be started.
+pid_t start_small_daemon(const std::string& path, const std::string& log) {
+  const pid_t d = spawn_tool({"daemon", path, "--size", "65536"}, log);
+  for (int i = 0; d > 0 && i < 500 && !Client::connect(path, 1).ok(); ++i) std::this_thread::sleep_for(10ms);
+  return d;
+}
+
 // Waits up to `limit` for `pid` to end: its exit status, -signal if a signal
 // ended it, or 1000 if it was still running (then it is killed).
 int wait_exit(pid_t pid, std::chrono::milliseconds limit) {
@@ -193,9 +201,8 @@ TEST(Cli, ATruncatedSegmentStopsDaemonAndClientWithAnErrorNotASignal) {  // issu
   for (const char* size : {"0", "4096"}) {
     test::TempSegmentPath path("clitrunc");
     const std::string dlog = path.str() + ".daemon.log", clog = path.str() + ".client.log";
-    const pid_t d = spawn_tool({"daemon", path.str(), "--size", "65536"}, dlog);
+    const pid_t d = start_small_daemon(path.str(), dlog);
     ASSERT_GT(d, 0);
-    for (int i = 0; i < 500 && !Client::connect(path.str(), 1).ok(); ++i) std::this_thread::sleep_for(10ms);
     const pid_t c = spawn_tool({"client", path.str(), "--count", "100000000", "--timeout", "30"}, clog);
     ASSERT_GT(c, 0);
     std::this_thread::sleep_for(300ms);  // mid-exchange
@@ -234,9 +241,8 @@ double cpu_seconds(pid_t pid) {
 TEST(Cli, ASlotHeldByALiveProcessCostsNeitherACpuNorTheDisk) {  // issue 14
   test::TempSegmentPath path("cliheld");
   const std::string dlog = path.str() + ".daemon.log";
-  const pid_t d = spawn_tool({"daemon", path.str(), "--size", "65536"}, dlog);
+  const pid_t d = start_small_daemon(path.str(), dlog);
   ASSERT_GT(d, 0);
-  for (int i = 0; i < 500 && !Client::connect(path.str(), 1).ok(); ++i) std::this_thread::sleep_for(10ms);
   {
     auto seg = MmapSegment::open(path.str());
     ASSERT_TRUE(seg.ok()) << seg.error().message();
@@ -282,6 +288,54 @@ TEST(Cli, ClientsKilledMidExchangeLeaveNothingThatMisleadsTheNext) {  // issue 1
   const auto ins = run_tool("inspect --json " + path.str());
   const auto report = nlohmann::json::parse(ins.out);
   EXPECT_EQ(report["control"]["client_count"].get<int>(), 0) << "killed clients still count as connected";
+  EXPECT_EQ(stop(d), 0);
+}
+
+// On a c2d head/tail inconsistency the daemon exited and deleted the segment,
+// its lock and PID file: the evidence went with it. It now stops and leaves
+// the poisoned segment for inspect; a new daemon refuses it; cleanup removes it.
+TEST(Cli, APoisonedSegmentIsKeptAsEvidence) {  // issue 14
+  test::TempSegmentPath path("clipoison");
+  const std::string dlog = path.str() + ".daemon.log";
+  const pid_t d = start_small_daemon(path.str(), dlog);
+  ASSERT_GT(d, 0);
+  {
+    auto seg = MmapSegment::open(path.str());
+    ASSERT_TRUE(seg.ok()) << seg.error().message();
+    auto* head = reinterpret_cast<std::atomic<std::uint64_t>*>(seg->data() + RING_BUFFER_OFFSET + 64);
+    head->store(1000);  // c2d critical: head - tail > capacity (R-POSITIONS)
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+  if (auto c = Client::connect(path.str(), 1); c.ok()) (void)c->signal();  // wake it
+  const int status = wait_exit(d, 20s);
+  EXPECT_EQ(status, 2) << slurp(dlog);
+  EXPECT_TRUE(std::filesystem::exists(path.str())) << "the poisoned segment was deleted:\n" << slurp(dlog);
+  const auto ins = run_tool("inspect " + path.str());
+  EXPECT_NE(ins.out.find("POISONED"), std::string::npos) << ins.out << ins.err;
+  const auto again = run_tool("daemon " + path.str() + " --quiet", "timeout 20");
+  EXPECT_EQ(again.status, 2) << again.err;
+  EXPECT_NE(again.err.find("poisoned"), std::string::npos) << again.err;
+  EXPECT_EQ(run_tool("cleanup " + path.str()).status, 0);
+  EXPECT_FALSE(std::filesystem::exists(path.str()));
+  std::remove(dlog.c_str());
+}
+
+// A segment another user owns can be truncated or rewritten by that user at
+// any time: a root process attached to an unprivileged user's segment was at
+// their mercy. Refused unless asked for (SPEC M-OWNER).
+TEST(Cli, ASegmentOwnedByAnotherUserIsRefusedUnlessAskedFor) {  // issue 14
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a segment to another user (chown)";
+  test::TempSegmentPath path("cliowner");
+  const pid_t d = start_daemon(path.str());
+  ASSERT_GT(d, 0);
+  ASSERT_EQ(::chown(path.str().c_str(), 65534, 65534), 0);  // nobody
+  const auto refused = run_tool("client " + path.str() + " --count 5");
+  EXPECT_EQ(refused.status, 2) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("owned by uid 65534"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("--allow-foreign-owner"), std::string::npos) << refused.err;
+  const auto asked = run_tool("client " + path.str() + " --count 5 --allow-foreign-owner");
+  EXPECT_EQ(asked.status, 0) << asked.out << asked.err;
+  EXPECT_EQ(run_tool("inspect " + path.str()).status, 0);  // read-only inspection accepts any owner
   EXPECT_EQ(stop(d), 0);
 }
 

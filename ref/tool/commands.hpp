@@ -27,6 +27,7 @@ struct DaemonArgs {
   std::uint32_t heartbeat_ms = 100;
   std::uint32_t heartbeat_timeout_ms = 1000;
   bool quiet = false;
+  bool allow_foreign_owner = false;  // SPEC M-OWNER
 };
 
 struct ClientArgs {
@@ -37,6 +38,7 @@ struct ClientArgs {
   WaitStrategy wait = WaitStrategy::Adaptive;
   double timeout_s = 5.0;
   std::string json_path;  // "" = none, "-" = stdout
+  bool allow_foreign_owner = false;  // SPEC M-OWNER
 };
 
 int run_daemon(const DaemonArgs& args);

@@ -103,7 +103,7 @@ json build_report(const std::string& path) {
                              {"pid_file", rm.pid_path()},
                              {"recorded_pid", rm.recorded_pid()}};
   }
-  auto seg = MmapSegment::open(path, MmapSegment::Access::ReadOnly);
+  auto seg = MmapSegment::open(path, MmapSegment::Access::ReadOnly, MmapSegment::Owner::Anyone);
   if (!seg) {
     report["ok"] = false;
     report["error"] = error_json(seg.error());

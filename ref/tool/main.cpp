@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
   daemon->add_option("--heartbeat-timeout-ms", d.heartbeat_timeout_ms,
                      "A daemon silent this long may be replaced")->capture_default_str()->check(CLI::Range(2, 600000));
   daemon->add_flag("--quiet", d.quiet, "Print only errors");
+  daemon->add_flag("--allow-foreign-owner", d.allow_foreign_owner,
+                   "Take over a segment another user owns (that user can rewrite or truncate it at any time)");
 
   tool::ClientArgs c;
   CLI::App* client = app.add_subcommand("client", "Connect, send requests across the priorities, check every answer, print round-trip times");
@@ -79,6 +81,8 @@ int main(int argc, char** argv) {
           },
           "SECONDS"));
   client->add_option("--json", c.json_path, "Also write the results as JSON to FILE ('-' for stdout)");
+  client->add_flag("--allow-foreign-owner", c.allow_foreign_owner,
+                   "Connect to a segment another user owns (that user can rewrite or truncate it at any time)");
 
   std::string inspect_path;
   bool inspect_json = false;

@@ -121,6 +121,7 @@ int run_daemon(const DaemonArgs& args) {
   opts.take_over = args.take_over;
   opts.heartbeat_interval = std::chrono::milliseconds(args.heartbeat_ms);
   opts.heartbeat_timeout = std::chrono::milliseconds(args.heartbeat_timeout_ms);
+  opts.endpoint.allow_foreign_owner = args.allow_foreign_owner;
   auto daemon = Daemon::create(args.path, args.size, args.version, opts);
   if (!daemon) {
     print_error("cannot serve '" + args.path + "'", daemon.error());
@@ -225,6 +226,7 @@ int run_daemon(const DaemonArgs& args) {
 int run_client(const ClientArgs& args) {
   EndpointOptions opts;
   opts.wait_strategy = args.wait;
+  opts.allow_foreign_owner = args.allow_foreign_owner;
   auto client = Client::connect(args.path, args.version, opts);
   if (!client) {
     print_error("cannot connect to '" + args.path + "'", client.error());

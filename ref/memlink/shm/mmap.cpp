@@ -159,7 +159,7 @@ Result<MmapSegment> MmapSegment::create(const std::string& path, std::size_t siz
   return seg;
 }
 
-Result<MmapSegment> MmapSegment::open(const std::string& path, Access access) {
+Result<MmapSegment> MmapSegment::open(const std::string& path, Access access, Owner owner) {
   if (path.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
   // O_NONBLOCK: a FIFO planted at the path must not hang the open (it
   // changes nothing for a regular file or its mapping); what is not a
@@ -176,6 +176,11 @@ Result<MmapSegment> MmapSegment::open(const std::string& path, Access access) {
                                               : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
                                               : S_ISSOCK(st.st_mode) ? "a socket" : "not a regular file") +
                           ", not a segment");
+  if (owner == Owner::Me && st.st_uid != ::geteuid())
+    return make_error(ErrorCode::PermissionDenied,
+                      "'" + path + "' is owned by uid " + std::to_string(st.st_uid) + ", not by this process's user (uid " +
+                          std::to_string(::geteuid()) + "): that user can rewrite or truncate it at any time; accept it "
+                          "only if you trust them (EndpointOptions::allow_foreign_owner, --allow-foreign-owner; SPEC M-OWNER)");
   const auto size = static_cast<std::size_t>(st.st_size);
   if (auto s = check_size(size, ErrorCode::CorruptSegment, path); !s) return s.error();
   const int prot = access == Access::ReadWrite ? (PROT_READ | PROT_WRITE) : PROT_READ;
@@ -288,7 +293,7 @@ Result<MmapSegment> MmapSegment::create(const std::string& path, std::size_t siz
                reinterpret_cast<intptr_t>(f), reinterpret_cast<intptr_t>(m->second));
 }
 
-Result<MmapSegment> MmapSegment::open(const std::string& path, Access access) {
+Result<MmapSegment> MmapSegment::open(const std::string& path, Access access, Owner owner) {
   if (path.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
   const bool rw = access == Access::ReadWrite;
   HANDLE f = CreateFileA(file_of(path).c_str(), rw ? (GENERIC_READ | GENERIC_WRITE) : GENERIC_READ,

@@ -25,9 +25,15 @@ class MmapSegment {
   // AlreadyExists if something is already at the path.
   static Result<MmapSegment> create(const std::string& path, std::size_t size);
 
+  // Whose segment open() accepts (SPEC M-OWNER). A segment another user owns
+  // can be rewritten or truncated by that user at any time; refuse it unless
+  // the caller trusts that user.
+  enum class Owner : std::uint8_t { Me, Anyone };
+
   // Maps an existing segment whole. The size comes from the file; one outside
   // [MIN_SEGMENT_SIZE, MAX_SEGMENT_SIZE] is CorruptSegment ("segment.size").
-  static Result<MmapSegment> open(const std::string& path, Access access = Access::ReadWrite);
+  // With Owner::Me, a segment owned by another user is PermissionDenied.
+  static Result<MmapSegment> open(const std::string& path, Access access = Access::ReadWrite, Owner owner = Owner::Me);
 
   // Removes the name (file or POSIX shm object); mappings stay valid.
   static Status remove(const std::string& path);

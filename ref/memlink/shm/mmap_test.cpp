@@ -102,6 +102,20 @@ TEST(MmapSegment, PermissionDeniedForAnotherUser) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "child exit 1: open did not say PermissionDenied";
 }
+
+// SPEC M-OWNER: the mode lets us in (root, or a segment made writable for
+// us), but its owner can truncate or rewrite it at any time.
+TEST(MmapSegment, ASegmentAnotherUserOwnsIsRefusedUnlessAnyOwnerIsAccepted) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a file to another user (chown)";
+  test::TempSegmentPath path("owner");
+  ASSERT_TRUE(MmapSegment::create(path.str(), 8192).ok());
+  ASSERT_EQ(::chown(path.str().c_str(), 65534, 65534), 0);
+  auto refused = MmapSegment::open(path.str());
+  ASSERT_EQ(refused.code(), ErrorCode::PermissionDenied);
+  EXPECT_NE(refused.error().detail.find("owned by uid 65534"), std::string::npos) << refused.error().detail;
+  EXPECT_TRUE(MmapSegment::open(path.str(), MmapSegment::Access::ReadWrite, MmapSegment::Owner::Anyone).ok());
+  EXPECT_TRUE(MmapSegment::open(path.str(), MmapSegment::Access::ReadOnly, MmapSegment::Owner::Anyone).ok());
+}
 #endif
 
 }  // namespace

@@ -29,7 +29,7 @@ using std::chrono::nanoseconds;
 
 // Deliberately broken recovery, for the proof that the chaos checker catches
 // it (chaos/README.md). Only the testing library reads the variable.
-enum class BrokenRecovery : std::uint8_t { None, DropReading, DeliverWriting };
+enum class BrokenRecovery : std::uint8_t { None, DropReading, DeliverWriting, NoClientReaping };
 
 BrokenRecovery broken_recovery() {
 #if defined(MEMLINK_TESTING_HOOKS)
@@ -38,6 +38,7 @@ BrokenRecovery broken_recovery() {
     if (e == nullptr) return BrokenRecovery::None;
     if (std::strcmp(e, "drop-reading") == 0) return BrokenRecovery::DropReading;
     if (std::strcmp(e, "deliver-writing") == 0) return BrokenRecovery::DeliverWriting;
+    if (std::strcmp(e, "no-client-reaping") == 0) return BrokenRecovery::NoClientReaping;
     return BrokenRecovery::None;
   }();
   return b;
@@ -74,6 +75,7 @@ void decrement_client_count(ControlRegion& ctl) noexcept {
 }  // namespace
 
 std::uint32_t reap_dead_clients(ControlRegion& ctl) noexcept {
+  if (broken_recovery() == BrokenRecovery::NoClientReaping) return 0;  // the crate's behaviour
   std::uint32_t freed = 0;
   for (auto& entry : ctl.client_pids) {
     std::uint32_t pid = entry.load(std::memory_order_acquire);
@@ -340,7 +342,7 @@ Status RecoveryManager::cleanup_orphaned_shm() {
                                                     lock_path_ + "; not removing '" + segment_path_ + "'");
   // SPEC K-ORPHAN: only a memlink segment goes, never whatever else a name
   // (or a careless bare name, "foo.lock") points at.
-  if (auto seg = MmapSegment::open(segment_path_, MmapSegment::Access::ReadOnly); seg) {
+  if (auto seg = MmapSegment::open(segment_path_, MmapSegment::Access::ReadOnly, MmapSegment::Owner::Anyone); seg) {
     std::uint64_t magic = 0;
     std::memcpy(&magic, seg->data(), sizeof magic);
     if (magic != SEGMENT_MAGIC)

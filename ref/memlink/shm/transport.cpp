@@ -399,7 +399,8 @@ Result<Daemon> Daemon::create_fresh(const std::string& path, const Geometry& geo
 // previous daemon if it still runs), recover the inbound tails.
 Result<Daemon> Daemon::take_over(const std::string& path, std::uint16_t version,
                                  const DaemonOptions& options) {
-  auto seg = MmapSegment::open(path);
+  auto seg = MmapSegment::open(path, MmapSegment::Access::ReadWrite,
+                               options.endpoint.allow_foreign_owner ? MmapSegment::Owner::Anyone : MmapSegment::Owner::Me);
   if (!seg) return seg.error();
   auto g = validate_control(seg->data(), seg->size());
   if (seg->lost()) return seg->lost_error();
@@ -498,7 +499,11 @@ void Daemon::shutdown() {
     if (const std::uint32_t sleepers = fw->waiters.load(std::memory_order_relaxed); sleepers != 0)
       (void)fx->wake(sleepers);
   }
-  if (remove_on_shutdown_) (void)MmapSegment::remove(segment_.path());
+  // A poisoned segment is evidence (an endpoint found a ring's head/tail
+  // inconsistent): keep it for 'memlink-shm inspect'; a successor refuses it
+  // and 'cleanup' removes it (SPEC C-FLAGS).
+  const bool poisoned = (ctl_->flags.load(std::memory_order_acquire) & FLAG_POISONED) != 0;
+  if (remove_on_shutdown_ && !poisoned) (void)MmapSegment::remove(segment_.path());
   if (recovery_) recovery_->release();
   recovery_.reset();
 }
@@ -510,7 +515,8 @@ Client::Client(MmapSegment segment, const Geometry& g, EndpointOptions options)
 
 Result<Client> Client::connect(const std::string& path, std::uint16_t version,
                                EndpointOptions options) {
-  auto seg = MmapSegment::open(path);
+  auto seg = MmapSegment::open(path, MmapSegment::Access::ReadWrite,
+                               options.allow_foreign_owner ? MmapSegment::Owner::Anyone : MmapSegment::Owner::Me);
   if (!seg) return seg.error();
   auto g = validate_control(seg->data(), seg->size());
   if (seg->lost()) return seg->lost_error();  // shrank while we validated it: zeros were read

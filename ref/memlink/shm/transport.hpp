@@ -59,6 +59,9 @@ struct EndpointOptions {
   // How this endpoint, as the consumer of its inbound rings, recovers slots
   // left by dead processes (SPEC K-STALE).
   RecoveryPolicy recovery{};
+  // SPEC M-OWNER: connect to (or take over) a segment another user owns.
+  // That user can rewrite or truncate it at any time; off by default.
+  bool allow_foreign_owner = false;
 };
 
 struct DaemonOptions {
