@@ -293,7 +293,9 @@ Result<MmapSegment> MmapSegment::create(const std::string& path, std::size_t siz
                reinterpret_cast<intptr_t>(f), reinterpret_cast<intptr_t>(m->second));
 }
 
-Result<MmapSegment> MmapSegment::open(const std::string& path, Access access, Owner owner) {
+Result<MmapSegment> MmapSegment::open(const std::string& path, Access access, Owner) {
+  // Owner: Windows has no single owning uid to compare; the file's ACL
+  // decides who may open it (SPEC M-OWNER).
   if (path.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
   const bool rw = access == Access::ReadWrite;
   HANDLE f = CreateFileA(file_of(path).c_str(), rw ? (GENERIC_READ | GENERIC_WRITE) : GENERIC_READ,
