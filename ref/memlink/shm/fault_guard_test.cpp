@@ -76,6 +76,24 @@ TEST_P(TruncatedSegment, NeitherDaemonNorClientDiesAndBothSayWhy) {
 INSTANTIATE_TEST_SUITE_P(ToSize, TruncatedSegment, ::testing::Values(0, 4096, 60 * 1024),
                          [](const auto& info) { return "to_" + std::to_string(info.param); });
 
+// The first access to a vanished page is the operation's own: the write's
+// store lands on zero pages and must not be acknowledged, the read's load
+// must not deliver (nothing noticed the shrink before).
+TEST(FaultGuard, AnOperationWhoseOwnAccessFaultsFailsByName) {
+  test::TempSegmentPath path("trunc-own");
+  DaemonOptions dopt;
+  dopt.heartbeat_interval = 0ms;  // no thread touches the segment behind the test's back
+  auto daemon = Daemon::create(path.str(), 64 * 1024, 1, dopt);
+  ASSERT_TRUE(daemon.ok()) << daemon.error().message();
+  auto client = Client::connect(path.str(), 1);
+  ASSERT_TRUE(client.ok()) << client.error().message();
+  ASSERT_TRUE(client->write(Priority::Critical, "queued").ok());
+  ASSERT_EQ(::truncate(path.str().c_str(), 4096), 0);  // the control region stays; every ring goes
+  auto w = client->write(Priority::Critical, "after");
+  ASSERT_FALSE(w.ok()) << "a write whose store faulted was acknowledged";
+  EXPECT_TRUE(names_truncation(w.error())) << w.error().message();
+}
+
 // An access past the new end faults; the handler absorbs it.
 TEST(FaultGuard, AnAccessPastTheNewEndIsAbsorbed) {
   test::TempSegmentPath path("trunc-fault");
