@@ -216,6 +216,9 @@ TEST(Cli, ATruncatedSegmentStopsDaemonAndClientWithAnErrorNotASignal) {  // issu
     EXPECT_EQ(cc, 2) << "truncated to " << size << ": client " << (cc < 0 ? "killed by a signal" : "exit") << "\n" << ctext;
     EXPECT_NE(dtext.find("M-TRUNCATE"), std::string::npos) << dtext;
     EXPECT_NE(ctext.find("M-TRUNCATE"), std::string::npos) << ctext;
+    // The files went with the daemon: a restart does not need 'cleanup' (it said AlreadyExists).
+    EXPECT_FALSE(std::filesystem::exists(path.str())) << "the truncated segment was left behind";
+    EXPECT_FALSE(std::filesystem::exists(path.str() + ".lock")) << "the daemon's lock file was left behind";
     std::remove(dlog.c_str());
     std::remove(clog.c_str());
   }
