@@ -95,15 +95,19 @@ bool owner_process_alive(std::uint32_t pid) noexcept {
   if (pid == 0 || !platform::process_exists(pid)) return false;
 #if defined(__linux__)
   // A killed child that its parent has not reaped yet still "exists".
+  // open/read, not stdio: no allocation and no stdio lock, because the
+  // daemon's heartbeat thread asks this (K-CLIENTS) and a process that forks
+  // while that thread holds the allocator's lock would leave the child stuck
+  // on it (an ASan run of TransportTest.SecondReadingClientProcessIsRefused
+  // hung so).
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  if (FILE* f = std::fopen(path, "r")) {
+  if (const int fd = ::open(path, O_RDONLY | O_CLOEXEC); fd >= 0) {
     char buf[512] = {};
-    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
-    const char* close_paren = std::strrchr(buf, ')');
-    if (n > 0 && close_paren != nullptr && close_paren[1] == ' ' &&
-        (close_paren[2] == 'Z' || close_paren[2] == 'X'))
+    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    const char* close_paren = n > 0 ? std::strrchr(buf, ')') : nullptr;
+    if (close_paren != nullptr && close_paren[1] == ' ' && (close_paren[2] == 'Z' || close_paren[2] == 'X'))
       return false;
   }
 #endif
