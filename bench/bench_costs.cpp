@@ -1,15 +1,19 @@
 // What the design costs beside the round trip:
 //  - priority routing: a write and a read through the three rings of one
 //    direction (the reader scans Critical and High before finding Low)
-//    against the same through one bare ring, in one thread;
+//    against the same through one memlink ring, in one thread;
+//  - the floor of those: a write and a read through a bare ring
+//    (bare_ring.hpp: no checksum, no recovery), in one thread;
 //  - idle: the CPU a daemon uses over a quiet second, per wait strategy
 //    (measured from its rusage; it calls wait(100 ms) in a loop as a daemon does).
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <memory>
 #include <vector>
 
+#include "bare_ring.hpp"
 #include "harness.hpp"
 #include "memlink/shm/pring.hpp"
 #include "memlink/shm/transport.hpp"
@@ -25,6 +29,17 @@ void single_ring(benchmark::State& state) {
   for (auto _ : state) {
     (void)ring->write_slot(msg, 0);
     benchmark::DoNotOptimize(ring->read_slot(buf));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void floor_bare_ring(benchmark::State& state) {
+  auto ring = std::make_unique<BareRing>();
+  std::vector<std::byte> msg(static_cast<std::size_t>(state.range(0)), std::byte{1}), buf(64);
+  std::uint64_t cached_tail = 0, cached_head = 0;
+  for (auto _ : state) {
+    (void)ring->write(cached_tail, msg);
+    benchmark::DoNotOptimize(ring->read(cached_head, buf));
   }
   state.SetItemsProcessed(state.iterations());
 }
@@ -69,6 +84,7 @@ void idle_daemon_cpu(benchmark::State& state) {
 
 }  // namespace
 
+BENCHMARK(floor_bare_ring)->Arg(64)->ArgName("payload");
 BENCHMARK(single_ring)->Arg(64)->ArgName("payload");
 BENCHMARK(priority_rings)->Arg(64)->ArgName("payload");
 BENCHMARK(idle_daemon_cpu)

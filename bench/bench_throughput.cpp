@@ -1,15 +1,19 @@
 // One-way throughput: producer processes write as fast as they can, one
 // consumer reads; messages per second by payload and number of producers,
-// beside a pipe and a Boost.Interprocess message_queue with one producer.
+// beside the floor (a bare ring in shared memory, bare_ring.hpp), a pipe and
+// a Boost.Interprocess message_queue with one producer.
 #include <unistd.h>
 
 #include <atomic>
 #include <boost/interprocess/ipc/message_queue.hpp>
+#include <new>
 #include <optional>
 #include <thread>
 #include <vector>
 
+#include "bare_ring.hpp"
 #include "harness.hpp"
+#include "memlink/shm/platform.hpp"
 #include "memlink/shm/transport.hpp"
 
 namespace memlink::bench {
@@ -77,6 +81,46 @@ void memlink_throughput(benchmark::State& state) {
   d->shutdown();
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * want));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * want * payload));
+}
+
+// The floor: one producer process, one consumer, a bare ring (no checksum,
+// no recovery); a full or empty ring is polled.
+void floor_bare_ring_throughput(benchmark::State& state) {
+  add_context();
+  pin_parent();
+  const auto payload = static_cast<std::size_t>(state.range(0));
+  auto* ring = new (shared_anonymous(sizeof(BareRing))) BareRing{};
+  auto* ctl = new (shared_anonymous(sizeof(Control))) Control{};
+  const pid_t kid = fork_child([&] {
+    std::vector<std::byte> msg(payload, std::byte{1});
+    std::uint64_t cached_tail = 0;
+    for (std::uint64_t batch = 1;; ++batch) {
+      while (ctl->go.load(std::memory_order_acquire) < batch) {
+        if (ctl->stop.load(std::memory_order_relaxed)) return;
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+      for (std::uint64_t i = 0; i < kBatch; ++i)
+        for (unsigned idle = 0; !ring->write(cached_tail, msg);) BareRing::wait_a_little(idle);
+    }
+  });
+  std::vector<std::byte> buf(shm::MAX_SLOT_SIZE);
+  std::uint64_t cached_head = 0;
+  for (auto _ : state) {
+    ctl->go.fetch_add(1, std::memory_order_release);
+    unsigned idle = 0;
+    for (std::uint64_t got = 0; got < kBatch;) {
+      if (ring->read(cached_head, buf) >= 0) {
+        ++got;
+        idle = 0;
+      } else {
+        BareRing::wait_a_little(idle);
+      }
+    }
+  }
+  ctl->stop.store(1);
+  reap_child(kid);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBatch));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * kBatch * payload));
 }
 
 void pipe_throughput(benchmark::State& state) {
@@ -161,6 +205,7 @@ BENCHMARK(memlink_throughput)
     ->ArgNames({"payload", "producers"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(floor_bare_ring_throughput)->Arg(64)->Arg(1024)->Arg(4096)->ArgName("payload")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(pipe_throughput)->Arg(64)->ArgName("payload")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(boost_mq_throughput)->Arg(64)->ArgName("payload")->UseRealTime()->Unit(benchmark::kMillisecond);
 

@@ -71,7 +71,13 @@ def merge(out, inputs):
 
 
 def goals(run):
-    """The goals of issue 6 as measured ratios (None where a row is missing)."""
+    """The goals of issue 15 (layout v2) as measured ratios (None where a row is missing).
+
+    Each is measured against a floor or a peer in the same run. The floors:
+    two processes bouncing a cache line (round trip), a bare futex ping-pong,
+    and a bare single-producer ring in shared memory (bench/bare_ring.hpp:
+    memlink's slot size, no checksum, no recovery) for throughput and for one
+    thread's write + read."""
     def p50(name):
         b = find(run, name)
         return b.get("p50_ns") if b else None
@@ -80,14 +86,24 @@ def goals(run):
         b = find(run, name)
         return b.get("items_per_second") if b else None
 
+    def ns(name):
+        b = find(run, name)
+        return b.get("real_time") if b else None
+
     def ratio(a, b):
         return a / b if a and b else None
 
+    tp1 = rate(r"memlink_throughput/payload:64/producers:1/real_time")
+    tp2 = rate(r"memlink_throughput/payload:64/producers:2/real_time")
     out = []
     out.append(("adaptive round trip (64 B) / bare cache line", ratio(p50(r"roundtrip/memlink_adaptive/64/real_time"), p50(r"roundtrip/floor_cache_line/8/real_time")), "<= 2"))
-    out.append(("blocking round trip (64 B) / bare futex ping-pong", ratio(p50(r"roundtrip/memlink_block/64/real_time"), p50(r"roundtrip/floor_futex/8/real_time")), "<= 1.2"))
-    out.append(("64 B one-way throughput / pipe", ratio(rate(r"memlink_throughput/payload:64/producers:1/real_time"), rate(r"pipe_throughput/payload:64/real_time")), ">= 10"))
-    out.append(("64 B one-way throughput / Boost message_queue", ratio(rate(r"memlink_throughput/payload:64/producers:1/real_time"), rate(r"boost_mq_throughput/payload:64/real_time")), ">= 3"))
+    out.append(("blocking round trip (64 B) / bare futex ping-pong", ratio(p50(r"roundtrip/memlink_block/64/real_time"), p50(r"roundtrip/floor_futex/8/real_time")), "<= 1.15"))
+    out.append(("64 B one-way throughput, 1 producer / bare ring floor", ratio(tp1, rate(r"floor_bare_ring_throughput/payload:64/real_time")), ">= 0.5"))
+    out.append(("64 B one-way throughput / Boost message_queue", ratio(tp1, rate(r"boost_mq_throughput/payload:64/real_time")), ">= 3"))
+    out.append(("64 B one-way throughput / pipe", ratio(tp1, rate(r"pipe_throughput/payload:64/real_time")), ">= 5"))
+    out.append(("64 B one-way throughput, 2 producers / 1 producer", ratio(tp2, tp1), ">= 1"))
+    out.append(("4096 B round trip through loan/take_view / 64 B round trip", ratio(p50(r"roundtrip/memlink_loan/4096/real_time"), p50(r"roundtrip/memlink_adaptive/64/real_time")), "<= 1.5"))
+    out.append(("one ring write + read, one thread / bare ring", ratio(ns(r"single_ring/payload:64$"), ns(r"floor_bare_ring/payload:64$")), "<= 3"))
     idle = find(run, r"idle_daemon_cpu/strategy:2/iterations:1/real_time")
     out.append(("idle daemon, adaptive: % of one CPU", idle.get("cpu_percent") if idle else None, "< 1"))
     return out
