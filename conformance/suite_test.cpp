@@ -145,7 +145,9 @@ TEST(Report, AClauseIsPassOnlyWhereACheckReachedTheAdapter) {
       EXPECT_EQ(c.status, "NOT COVERED") << c.id;
       EXPECT_NE(c.reason.find("reference library"), std::string::npos) << c.reason;
     }
-    if (c.status == "NOT COVERED") EXPECT_FALSE(c.reason.empty()) << c.id;
+    if (c.status == "NOT COVERED") {
+      EXPECT_FALSE(c.reason.empty()) << c.id;
+    }
   }
   EXPECT_GT(pass, 0);
 }
