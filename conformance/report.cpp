@@ -46,6 +46,9 @@ std::string capability_for_clause(const std::string& clause) {
       {"K-READING", "two_step"},      {"K-DONE", "stops"},             {"K-TWO-STEP", "two_step"},
       {"K-IDEMPOTENT", "crash_points"}, {"K-ORPHAN", "cleanup"},       {"K-CRASH", "crash_points"},
       {"T-KILLED", "crash_recovery"},
+      // The suite truncates or chowns the file named by `segment`; K-CLIENTS
+      // reads client_count after a client was killed.
+      {"M-TRUNCATE", "spec_layout"},  {"M-OWNER", "spec_layout"},      {"K-CLIENTS", "observe"},
   };
   const auto it = needs.find(clause);
   return it == needs.end() ? "" : it->second;
