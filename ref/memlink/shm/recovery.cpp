@@ -66,13 +66,11 @@ RecoveryReport& RecoveryReport::operator+=(const RecoveryReport& o) noexcept {
   return *this;
 }
 
-namespace {
 void decrement_client_count(ControlRegion& ctl) noexcept {
   std::uint32_t n = ctl.client_count.load(std::memory_order_relaxed);
   while (n > 0 && !ctl.client_count.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel)) {
   }
 }
-}  // namespace
 
 std::uint32_t reap_dead_clients(ControlRegion& ctl) noexcept {
   if (broken_recovery() == BrokenRecovery::NoClientReaping) return 0;  // the crate's behaviour

@@ -59,6 +59,9 @@ bool owner_process_alive(std::uint32_t pid) noexcept;
 // Client::connect runs it, and the daemon's heartbeat thread once a second.
 std::uint32_t reap_dead_clients(ControlRegion& ctl) noexcept;
 
+// client_count - 1, never below 0 (a peer may have scribbled on it).
+void decrement_client_count(ControlRegion& ctl) noexcept;
+
 // Recovers the slot at one ring's tail, repeatedly, while it is held by a
 // dead process (SPEC K-WRITING, K-CLAIMED, K-READING, K-DONE). The consumer
 // of the ring calls run() when its tail does not move; it stops at the first

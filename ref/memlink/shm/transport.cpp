@@ -452,15 +452,15 @@ bool Daemon::fenced() const noexcept {
 
 Status Daemon::usable() const {
   if (ctl_ == nullptr || shut_down_) return make_error(ErrorCode::Disconnected, "daemon has shut down");
-  if (segment_.lost()) return segment_.lost_error();
   const std::uint64_t now = ctl_->epoch.load(std::memory_order_seq_cst);
-  if (now != start_.epoch && segment_.lost()) return segment_.lost_error();  // the load faulted: zeros
-  if (now != start_.epoch)
-    return make_error(ErrorCode::Disconnected,
+  if (now == start_.epoch) return {};
+  // A lost segment reads epoch 0 (epochs start at 1), whether it was lost
+  // before or by this load: it is the truncation, not a successor.
+  if (segment_.lost()) return segment_.lost_error();
+  return make_error(ErrorCode::Disconnected,
                       "fenced: daemon pid " + std::to_string(ctl_->daemon_pid.load(std::memory_order_relaxed)) +
                           " took over '" + path() + "' (epoch " + std::to_string(now) + "; this daemon served epoch " +
                           std::to_string(start_.epoch) + ")");
-  return {};
 }
 
 bool Daemon::is_connected() const { return usable().ok(); }
@@ -570,10 +570,7 @@ void Client::shutdown() {
     client_entry_ = -1;
     if (!mine) return;
   }
-  // Never below zero, even if a peer scribbled on the counter.
-  std::uint32_t n = ctl_->client_count.load(std::memory_order_relaxed);
-  while (n > 0 && !ctl_->client_count.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel)) {
-  }
+  decrement_client_count(*ctl_);
 }
 
 Status Client::usable() const {
