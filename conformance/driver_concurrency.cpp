@@ -231,9 +231,11 @@ class Flipper {
   void start(const shm::Geometry& g) {
     thread_ = std::thread([this, g] {
       const std::uint32_t stride = g.slot_stride;
-      // Offsets within a slot a hostile peer may change (SPEC S-LAYOUT):
-      // priority 1, length 4..7, position 32..39, checksum 40..43, payload 64...
-      const std::uint32_t fields[] = {1, 4, 5, 6, 32, 33, 40, 41, 42, 43};
+      // Offsets within a slot a hostile peer may change (SPEC S-LAYOUT,
+      // layout 2): length 16..19, checksum 20..23, priority 24, position
+      // 32..39, payload 64... (Not the word: a forged word is a denial of
+      // service the trust model allows, SPEC 9b, and makes writes fail.)
+      const std::uint32_t fields[] = {16, 17, 18, 20, 21, 22, 23, 24, 32, 33};
       while (!stop_.load(std::memory_order_relaxed)) {
         const auto p = static_cast<shm::Priority>(rng_() % 3);
         const std::uint32_t count = g.capacity(p);

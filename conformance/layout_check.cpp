@@ -8,6 +8,7 @@
 #include "adapter.hpp"
 #include "driver_adapter.hpp"
 #include "memlink/shm/layout.hpp"
+#include "memlink/shm/slot.hpp"
 #include "rc_runner.hpp"
 
 namespace memlink::conformance {
@@ -133,7 +134,7 @@ CheckResult run_layout(const Params& params) {
 
     expect_field("L-CONST", "control.magic", kMagic, at<std::uint64_t>(bytes, 0, "magic"));
     record_clause("C-INIT");
-    expect_field("L-CONST", "control.layout_version", 1, at<std::uint32_t>(bytes, 8, "layout_version"));
+    expect_field("L-CONST", "control.layout_version", 2, at<std::uint32_t>(bytes, 8, "layout_version"));
     expect_field("C-LAYOUT", "control.protocol_version", config.protocol_version, at<std::uint16_t>(bytes, 12, "protocol_version"));
     expect_field("C-LAYOUT", "control.segment_size", config.segment_size, at<std::uint64_t>(bytes, 16, "segment_size"));
     expect_field("C-LAYOUT", "control.slot_size", config.slot_size, at<std::uint32_t>(bytes, 24, "slot_size"));
@@ -179,18 +180,27 @@ CheckResult run_layout(const Params& params) {
         for (std::uint32_t i = 0; i < rv.capacity; ++i) {
           const std::size_t s = r + kRingHeader + i * o.stride;
           const std::string slot = name + ".slot[" + std::to_string(i) + "]";
-          const auto state = at<std::uint8_t>(bytes, s, "state");
-          expect_field("S-STATES", slot + ".state", static_cast<std::uint8_t>(rv.slots[i]), state);
+          // SPEC S-WORD: state, holder and lap in the word at offset 0.
+          const auto word = at<std::uint64_t>(bytes, s, "word");
+          expect_field("S-STATES", slot + ".word.state", static_cast<std::uint8_t>(rv.slots[i]),
+                       static_cast<std::uint8_t>(word & 0xFF));
           const auto st = rv.slots[i];
+          // The slot serves the one position of [tail, tail + capacity) that
+          // maps to it; its word carries that position's lap.
+          const std::uint64_t served = tail + (i + rv.capacity - tail % rv.capacity) % rv.capacity;
+          expect_field("S-WORD", slot + ".word.generation", shm::generation_of(served, rv.capacity),
+                       static_cast<std::uint32_t>(word >> 40));
+          const auto owner = static_cast<std::uint32_t>(word >> 8);
           if (st == model::SlotState::Writing || st == model::SlotState::Reading) {
-            expect_field("S-OWNER", slot + ".owner_pid", a->owner_pid(static_cast<Direction>(d), st == model::SlotState::Writing), at<std::uint32_t>(bytes, s + 16, "owner_pid"));
-            if (at<std::uint64_t>(bytes, s + 24, "timestamp_ns") == 0) RC_FAIL("[S-OWNER] " + slot + ".timestamp_ns is 0");
+            expect_field("S-OWNER", slot + ".word.owner_pid", a->owner_pid(static_cast<Direction>(d), st == model::SlotState::Writing), owner);
+          } else if (st == model::SlotState::Empty || st == model::SlotState::Ready) {
+            expect_field("S-WORD", slot + ".word.owner_pid", 0u, owner);
           }
           const auto msg = m->message_in_slot(static_cast<Direction>(d), static_cast<Priority>(p), i);
           if (!msg || st == model::SlotState::Empty) continue;
           // Writing after fill, Ready, Reading, Done: the header describes the message.
-          expect_field("S-LAYOUT", slot + ".priority", p, at<std::uint8_t>(bytes, s + 1, "priority"));
-          expect_field("S-LAYOUT", slot + ".length", msg->payload.size(), at<std::uint32_t>(bytes, s + 4, "length"));
+          expect_field("S-LAYOUT", slot + ".priority", p, at<std::uint8_t>(bytes, s + 24, "priority"));
+          expect_field("S-LAYOUT", slot + ".length", msg->payload.size(), at<std::uint32_t>(bytes, s + 16, "length"));
           expect_field("S-LAYOUT", slot + ".sequence", msg->sequence, at<std::uint64_t>(bytes, s + 8, "sequence"));
           const auto position = at<std::uint64_t>(bytes, s + 32, "position");
           expect_field("S-LAYOUT", slot + ".position % capacity", i, position % rv.capacity);
@@ -256,7 +266,11 @@ Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets
                                 std::string(shm::to_string(static_cast<Priority>(p))) + "].";
   switch (*rc::gen::inRange(0, 17)) {
     case 0: set("magic", 0, *rc::gen::suchThat(rc::gen::arbitrary<std::uint64_t>(), [](std::uint64_t x) { return x != kMagic; })); break;
-    case 1: set("layout_version", 8, other32(1)); break;
+    case 1:  // another layout is another protocol, not corruption (SPEC L-CONST)
+      set("layout_version", 8, other32(shm::LAYOUT_VERSION));
+      mu.code = shm::ErrorCode::ProtocolMismatch;
+      mu.clause = "L-CONST";
+      break;
     case 2: set("segment_size", 16, *rc::gen::suchThat(rc::gen::arbitrary<std::uint64_t>(), [&](std::uint64_t x) { return x != config.segment_size; })); break;
     case 3:
       mu.field = "segment_size";

@@ -47,6 +47,9 @@ shm::Status ReferenceAdapter::create(const model::Config& config) {
   // (TSan). Nothing here depends on the heartbeat's age.
   o.heartbeat_interval = std::chrono::nanoseconds(0);
   o.heartbeat_timeout = std::chrono::hours(1);
+  // The model's recover() means "the holders died long ago": a consumer
+  // times a held slot on its own clock (SPEC K-STALE), so no wait here.
+  o.endpoint.recovery.stale_after = std::chrono::nanoseconds(0);
   auto d = shm::Daemon::create(path_, config.segment_size, config.protocol_version, o);
   if (!d) return d.error();
   daemon_.emplace(std::move(d.value()));
@@ -58,6 +61,7 @@ shm::Status ReferenceAdapter::connect(std::uint16_t version) {
   shm::EndpointOptions o;
   o.wait_strategy = shm::WaitStrategy::Block;
   o.daemon_timeout = std::chrono::hours(1);  // the daemon has no heartbeat thread here
+  o.recovery.stale_after = std::chrono::nanoseconds(0);  // as in create()
   auto c = shm::Client::connect(path_, version, o);
   if (!c) return c.error();
   clients_.push_back(std::make_unique<shm::Client>(std::move(c.value())));
@@ -75,6 +79,7 @@ shm::Status ReferenceAdapter::reopen() {
   shm::EndpointOptions o;
   o.wait_strategy = shm::WaitStrategy::Block;
   o.daemon_timeout = std::chrono::hours(1);  // the daemon has no heartbeat thread here
+  o.recovery.stale_after = std::chrono::nanoseconds(0);  // as in create()
   auto c = shm::Client::connect(path_, version, o);  // maps again
   if (!c) return c.error();
   clients_.insert(clients_.begin(), std::make_unique<shm::Client>(std::move(c.value())));
@@ -236,7 +241,7 @@ class BrokenRecovery final : public ReferenceAdapter {
       const std::uint64_t t = r.tail();
       shm::SlotHeader& slot = r.slot_header(static_cast<std::uint32_t>(t % r.capacity()));
       if (r.head() > t && shm::transition_slot(slot, shm::SlotState::Reading, shm::SlotState::Done))
-        r.release_done(t);
+        r.release_done(t, shm::load_word(slot));
     }
     (void)ep->recover_inbound();
     return {};

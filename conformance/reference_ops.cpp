@@ -49,8 +49,7 @@ void kill_stopped(shm::PriorityRingBuffer& rings) {
       shm::SlotHeader& slot = r.slot_header(i);
       const auto state = shm::slot_state_from_byte(shm::load_state(slot));
       if (state == shm::SlotState::Writing || state == shm::SlotState::Reading || state == shm::SlotState::Done) {
-        slot.owner_pid.store(kDeadPid);
-        slot.timestamp_ns.store(1);  // taken long ago
+        shm::poke_owner(slot, kDeadPid);
       }
     }
   }
@@ -76,7 +75,7 @@ void corrupt_oldest(shm::RingBuffer& r, model::Corruption c) {
     case C::LengthShorter: slot.length = slot.length - 1; break;
     case C::Priority: slot.priority = static_cast<std::uint8_t>((slot.priority + 1) % 3); break;
     case C::Position: slot.position = slot.position + 1; break;
-    case C::State: slot.state.store(0xEE); break;
+    case C::State: shm::poke_state_byte(slot, 0xEE); break;
     case C::Sequence: slot.sequence = slot.sequence + 1000; break;
   }
 }

@@ -62,7 +62,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Broken{"broken-checksum", run_stateful, {"V-SLOT"}},
                       // Accepting a corrupt segment violates whichever clause the field belongs to.
                       Broken{"broken-trusts-segment", run_connect_validation,
-                             {"V-CONNECT", "M-OPEN", "C-FLAGS", "C-BACKPRESSURE", "R-POSITIONS", "T-SHUTDOWN"}},
+                             {"V-CONNECT", "L-CONST", "M-OPEN", "C-FLAGS", "C-BACKPRESSURE", "R-POSITIONS", "T-SHUTDOWN"}},
                       Broken{"broken-layout", run_layout, {"R-LAYOUT"}},
                       Broken{"broken-recovery", run_stateful, {"K-READING", "S-TRANSITIONS", "R-ORDER", "R-RELEASE"}}),
     [](const auto& info) {

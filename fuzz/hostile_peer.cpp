@@ -186,14 +186,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::size_t slot = static_cast<std::size_t>(reinterpret_cast<std::byte*>(&ring.slot_header(index)) - seg->data());
         const std::size_t header = static_cast<std::size_t>(reinterpret_cast<std::byte*>(&ring.slot_header(0)) - seg->data()) -
                                    shm::RING_HEADER_SIZE;
-        switch (in.take<std::uint8_t>() % 8) {
-          case 0: hostile(slot + 0, &value, 1); break;   // state
-          case 1: hostile(slot + 1, &value, 1); break;   // priority
-          case 2: hostile(slot + 4, &value, 4); break;   // length
-          case 3: hostile(slot + 20, &value, 4); break;  // checksum
-          case 4: hostile(slot + 32, &value, 8); break;  // position
-          case 5: hostile(header + 64, &value, 8); break;   // head
-          case 6: hostile(header + 128, &value, 8); break;  // tail
+        // SPEC S-LAYOUT, layout 2.
+        switch (in.take<std::uint8_t>() % 10) {
+          case 0: hostile(slot + 0, &value, 1); break;   // the word's state byte
+          case 1: hostile(slot + 0, &value, 8); break;   // the whole word: state, owner pid, generation
+          case 2: hostile(slot + 5, &value, 3); break;   // the word's generation
+          case 3: hostile(slot + 24, &value, 1); break;  // priority
+          case 4: hostile(slot + 16, &value, 4); break;  // length
+          case 5: hostile(slot + 20, &value, 4); break;  // checksum
+          case 6: hostile(slot + 32, &value, 8); break;  // position
+          case 7: hostile(header + 64, &value, 8); break;   // head
+          case 8: hostile(header + 128, &value, 8); break;  // tail
           default: hostile(slot + shm::SLOT_HEADER_SIZE, &value, std::min<std::size_t>(8, slot_size)); break;  // payload
         }
         break;

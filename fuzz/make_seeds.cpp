@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
     }
     emit("corpus/hostile_peer/write-read", v);
   }
-  for (std::uint8_t field = 0; field < 8; ++field) {
+  for (std::uint8_t field = 0; field < 10; ++field) {  // hostile_peer.cpp's fields (layout 2)
     for (std::uint64_t value : {std::uint64_t{0}, std::uint64_t{2}, std::uint64_t{5}, std::uint64_t{1} << 40, UINT64_MAX}) {
       auto v = hostile(1, 2);
       v.insert(v.end(), {0x00, 0, 10, 0});  // an honest write to c2d critical
@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
   // Racing mode (top bit of the first byte): a racer rewrites the payload and
   // length of slots that honest writes keep filling and the reader keeps
   // reading, so values change between validation, copy and checksum.
-  for (std::uint8_t field : {std::uint8_t{2}, std::uint8_t{7}, std::uint8_t{0}}) {
+  for (std::uint8_t field : {std::uint8_t{4}, std::uint8_t{9}, std::uint8_t{0}}) {  // length, payload, state
     auto v = hostile(0x80 | 1, 2);
     for (std::uint8_t index = 0; index < 2; ++index) {
       v.insert(v.end(), {0x03, 0, index});
@@ -149,10 +149,10 @@ int main(int argc, char** argv) {
     v.insert(v.end(), {0x00, 0, 10, 0});
     v.insert(v.end(), {0x03, 0, 0});
     put(v, std::uint64_t{100});
-    v.push_back(2);  // length := 100
+    v.push_back(4);  // length := 100
     v.insert(v.end(), {0x03, 0, 0});
     put(v, std::uint64_t{crc});
-    v.push_back(3);  // checksum := CRC32C of those 100 bytes
+    v.push_back(5);  // checksum := CRC32C of those 100 bytes
     v.push_back(0x01);  // read
     emit("regressions/hostile_peer/unchecked-length", v);
   }

@@ -157,7 +157,7 @@ std::string ring_state(const shm::RingBuffer& ring) {
     const auto state = shm::slot_state_from_byte(st);
     s += (i ? " | " : "") + std::to_string(i) + ":" + (state ? std::string(shm::to_string(*state)) : "invalid " + std::to_string(st));
     if (st == 1 || st == 3) {
-      const std::uint32_t owner = h.owner_pid.load();
+      const std::uint32_t owner = shm::load_slot_word(h).owner_pid;
       s += " by " + (owner >= Scheduler::kFirstPid && owner < Scheduler::kFirstPid + 16 ? "t" + std::to_string(owner - Scheduler::kFirstPid)
                                                                                           : "pid " + std::to_string(owner));
     }

@@ -265,8 +265,8 @@ TEST(Cli, ASlotHeldByALiveProcessCostsNeitherACpuNorTheDisk) {  // issue 14
   {
     auto ring = PeerRing::map(path.str());
     ASSERT_TRUE(ring) << "cannot map " << path.str();
-    ring->slot0().owner_pid.store(static_cast<std::uint32_t>(::getpid()));  // alive: this test
-    ring->slot0().state.store(static_cast<std::uint8_t>(SlotState::Reading));
+    // Reading, lap 0, by this test (alive).
+    ring->slot0().word.store(slot_word(SlotState::Reading, static_cast<std::uint32_t>(::getpid()), 0));
     ring->head().fetch_add(1);
   }
   const double cpu0 = cpu_seconds(d);

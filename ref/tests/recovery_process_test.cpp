@@ -285,7 +285,7 @@ TEST_P(TakeoverKilled, AtEveryRecoveryPoint) {
     for (const char* m : {"m0", "m1", "m2"}) ASSERT_TRUE(c->write(Priority::Critical, std::string_view(m)).ok());
     std::vector<std::byte> buf(64);
     ASSERT_TRUE(d0->inbound().ring(Priority::Critical).take(buf).ok());  // m0 Reading...
-    d0->inbound().ring(Priority::Critical).slot_header(0).owner_pid.store(999999999);  // ...by a dead pid
+    poke_owner(d0->inbound().ring(Priority::Critical).slot_header(0), 999999999);  // ...by a dead pid
     d0->shutdown();
   }
   Child dying("daemon", path.str(), {point});

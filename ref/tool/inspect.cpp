@@ -75,20 +75,18 @@ json ring_json(std::byte* base, std::size_t size, const Geometry& g, Direction d
   for (std::size_t s = 0; s < kSlotStateCount; ++s)
     j["states"][std::string(to_string(static_cast<SlotState>(s)))] = counts.count[s];
   j["states"]["invalid"] = counts.invalid;
-  // Slots a writer or reader holds (or left behind when it died): who, and how long ago.
-  const std::uint64_t now = platform::monotonic_ns();
+  // Slots a writer or reader holds (or left behind when it died): who, and
+  // for which lap (SPEC S-WORD; layout 2 keeps no timestamp in the slot).
   j["held"] = json::array();
   for (std::uint32_t i = 0; i < ring->capacity(); ++i) {
-    const SlotHeader& s = ring->slot_header(i);
-    const auto state = slot_state_from_byte(load_state(s));
+    const SlotWord w = load_slot_word(ring->slot_header(i));
+    const auto state = w.known_state();
     if (!state || *state == SlotState::Empty || *state == SlotState::Ready) continue;
-    const std::uint32_t owner = s.owner_pid.load(std::memory_order_relaxed);
-    const std::uint64_t since = s.timestamp_ns.load(std::memory_order_relaxed);
     j["held"].push_back({{"index", i},
                          {"state", std::string(to_string(*state))},
-                         {"owner_pid", owner},
-                         {"owner_alive", platform::process_exists(owner)},
-                         {"age_s", since <= now ? static_cast<double>(now - since) / 1e9 : -1.0}});
+                         {"owner_pid", w.owner_pid},
+                         {"owner_alive", platform::process_exists(w.owner_pid)},
+                         {"generation", w.generation}});
   }
   return j;
 }
@@ -205,9 +203,9 @@ void print_table(const json& r) {
           std::printf("\nheld slots (a writer or reader is in them, or died there):\n");
           header = true;
         }
-        std::printf("  %-14s slot %-5u %-8s owner pid %u (%s), %.3f s ago\n", ring["name"].get<std::string>().c_str(),
+        std::printf("  %-14s slot %-5u %-8s owner pid %u (%s), lap %u\n", ring["name"].get<std::string>().c_str(),
                     h["index"].get<unsigned>(), h["state"].get<std::string>().c_str(), h["owner_pid"].get<unsigned>(),
-                    h["owner_alive"].get<bool>() ? "running" : "not running", h["age_s"].get<double>());
+                    h["owner_alive"].get<bool>() ? "running" : "not running", h["generation"].get<unsigned>());
       }
     }
   }

@@ -139,12 +139,13 @@ class Driver {
             {"max_payload", shm::MAX_SLOT_SIZE}};
   }
 
-  shm::EndpointOptions endpoint_options(const json& req) const {
+  shm::EndpointOptions endpoint_options(const json& req) {
     shm::EndpointOptions o;
     o.wait_strategy = shm::WaitStrategy::Block;
     o.sleep_slice = std::chrono::milliseconds(req.value("sleep_slice_ms", 100));
     if (req.contains("daemon_timeout_ms")) o.daemon_timeout = std::chrono::milliseconds(req["daemon_timeout_ms"].get<int>());
     if (req.contains("stale_after_ms")) o.recovery.stale_after = std::chrono::milliseconds(req["stale_after_ms"].get<int>());
+    stale_after_ = o.recovery.stale_after;
     if (req.contains("claim_timeout_ms")) o.recovery.claim_timeout = std::chrono::milliseconds(req["claim_timeout_ms"].get<int>());
     return o;
   }
@@ -319,7 +320,19 @@ class Driver {
 
   json recover() {
     ops::kill_stopped(ep().inbound());
-    (void)ep().recover_inbound();
+    // A consumer judges a held slot after seeing its word unchanged for
+    // stale_after on its own clock (SPEC K-STALE): look, wait that long,
+    // look again, until a look after the wait moves nothing.
+    bool waited = false;
+    for (int pass = 0; pass < 4096; ++pass) {
+      if (ep().recover_inbound().total() > 0) {
+        waited = false;
+        continue;
+      }
+      if (waited) break;
+      std::this_thread::sleep_for(stale_after_ + std::chrono::milliseconds(1));
+      waited = true;
+    }
     return {{"ok", true}};
   }
 
@@ -359,6 +372,7 @@ class Driver {
   std::optional<shm::Client> client_;
   std::string segment_;
   std::uint32_t slot_size_ = 0;
+  std::chrono::nanoseconds stale_after_ = shm::RecoveryPolicy{}.stale_after;
   std::map<std::uint64_t, shm::MessageInfo> taken_;
   std::uint64_t next_token_ = 1;
   std::optional<std::pair<shm::Priority, std::vector<std::byte>>> deferred_;

@@ -83,7 +83,7 @@ Result<RingBuffer> RingBuffer::format(std::byte* mem, std::size_t bytes, std::ui
   RingBuffer ring(hdr, capacity, slot_size, direction, priority);
   for (std::uint32_t i = 0; i < capacity; ++i) {
     auto* slot = new (&ring.slot_header(i)) SlotHeader{};
-    slot->state.store(static_cast<std::uint8_t>(SlotState::Empty), std::memory_order_relaxed);
+    slot->word.store(slot_word(SlotState::Empty, 0, 0), std::memory_order_relaxed);  // lap 0
   }
   // Publication of the formatted ring to other processes is the creator's
   // job (the control region's magic is stored with release after this).
@@ -167,8 +167,16 @@ TailReadiness RingBuffer::tail_readiness() const noexcept {
   const std::uint64_t h = head();
   if (h == t) return TailReadiness::Nothing;
   if (h < t || h - t > capacity_) return TailReadiness::Readable;  // take() reports it
-  const std::uint8_t raw = load_state(slot_header(static_cast<std::uint32_t>(t % capacity_)));
-  switch (raw) {
+  const SlotWord w = load_slot_word(slot_header(static_cast<std::uint32_t>(t % capacity_)));
+  const std::uint32_t g = generation(t);
+  // Empty(g+1): released, the tail not moved yet (a consumer died between
+  // its two stores): recovery moves it, a take() has nothing to take. Any
+  // other word of another lap is garbage that take() drops: Readable.
+  if (w.generation != g) {
+    const bool released = w.state == static_cast<std::uint8_t>(SlotState::Empty) && w.generation == next_generation(g);
+    return released ? TailReadiness::Nothing : TailReadiness::Readable;
+  }
+  switch (w.state) {
     case static_cast<std::uint8_t>(SlotState::Empty):
     case static_cast<std::uint8_t>(SlotState::Writing): return TailReadiness::Nothing;
     case static_cast<std::uint8_t>(SlotState::Reading):
@@ -257,88 +265,67 @@ Result<SlotId> RingBuffer::claim() {
   MEMLINK_CRASH_POINT("write.after-claim");
   const auto index = static_cast<std::uint32_t>(head % capacity_);
   SlotHeader& slot = slot_header(index);
-  std::uint8_t found = 0;
-  if (!enter_writing(slot, &found)) {
+  const std::uint32_t g = generation(head);
+  const std::uint64_t empty = slot_word(SlotState::Empty, 0, g);
+  // [S-WORD.claim] Empty(g) -> Writing(g, me): state, holder and lap in one
+  // step, so recovery always sees the real holder (SPEC S-OWNER).
+  std::uint64_t found = 0;
+  if (!cas_word(slot, empty, slot_word(SlotState::Writing, platform::current_pid(), g), &found)) {
     if (auto s = enter_held_slot(slot, head, found); !s) return s.error();
   }
-  // SPEC K-CLAIMED: if we stalled between claiming the position and the CAS
-  // above for longer than the consumer's claim timeout, the consumer has
-  // skipped the position (it advances tail before it frees the slot, and the
-  // acquire of our CAS saw that free). Give the slot back and say so: the
-  // message was not sent.
+  // SPEC K-CLAIMED: the generation alone cannot tell a word of this lap from
+  // one 2^24 laps later. If the consumer skipped our position while we
+  // stalled (its tail passed it), the slot we just took belongs to a later
+  // lap's writer: give it back as we found it, and say so.
   if (hdr_->tail.load(std::memory_order_acquire) > head) {
-    transition_slot(slot, SlotState::Writing, SlotState::Empty);
-    return make_error(ErrorCode::InvalidState,
-                      field(head, "state") + ": position " + std::to_string(head) +
-                          " was reclaimed by the consumer while this writer stalled; not sent");
+    cas_word(slot, slot_word(SlotState::Writing, platform::current_pid(), g), empty);
+    return reclaimed_error(head);
   }
   MEMLINK_CRASH_POINT("write.after-writing");
   return SlotId{head, index};
 }
 
-// Empty -> Writing for the writer of a claimed position (SPEC S-OWNER,
-// K-CLAIMED). Unlike the consumer, a writer may find its slot held by
-// another process (a writer of an earlier lap that stalled past the claim
-// timeout, or a later lap's writer if that is us): it stamps only a slot it
-// saw Empty, and if it loses the CAS anyway it puts back the stamp it
-// overwrote, so that recovery always sees the slot's real holder. (Stamping
-// after the CAS instead leaves a moment in which the slot is Writing under
-// a dead process's name and recovery takes it from a live writer: the
-// exploration check found both that and the stamp overwritten by a loser.)
-bool RingBuffer::enter_writing(SlotHeader& slot, std::uint8_t* found) {
-  const std::uint8_t now = load_state(slot);
-  if (now != static_cast<std::uint8_t>(SlotState::Empty)) {
-    *found = now;
-    return false;
-  }
-  const std::uint32_t me = platform::current_pid();
-  const std::uint64_t since = platform::coarse_monotonic_ns();
-  std::uint32_t prev_owner = slot.owner_pid.exchange(me, std::memory_order_relaxed);
-  std::uint64_t prev_since = slot.timestamp_ns.exchange(since, std::memory_order_relaxed);
-  if (cas_state(slot, SlotState::Empty, SlotState::Writing, found)) return true;
-  std::uint32_t mine = me;
-  slot.owner_pid.compare_exchange_strong(mine, prev_owner, std::memory_order_relaxed);
-  std::uint64_t my_since = since;
-  slot.timestamp_ns.compare_exchange_strong(my_since, prev_since, std::memory_order_relaxed);
-  return false;
+Error RingBuffer::reclaimed_error(std::uint64_t position) const {
+  return make_error(ErrorCode::InvalidState,
+                    field(position, "state") + ": position " + std::to_string(position) +
+                        " was reclaimed by the consumer while this writer stalled; not sent");
 }
 
-// SPEC K-CLAIMED, the writer's side, when its Empty -> Writing CAS failed:
-//  1. the tail passed its position: the consumer reclaimed it while the
-//     writer stalled, and the slot may already serve a later lap: not sent;
-//  2. Writing, the tail not past it: the slot is held for a moment by a
-//     writer of an earlier lap that is giving it back (case 1 of claim(),
-//     after its CAS won), or by the consumer in the middle of a K-CLAIMED
-//     reclaim (Writing, tail + 1, Empty): wait for Empty, up to
-//     kHeldSlotPatienceNs, then not sent (the position stays claimed and
-//     the consumer reclaims it);
-//  3. anything else, the tail not past it: no protocol step puts Ready,
-//     Reading or Done there: CorruptSegment.
-// (Found by the exploration check: a writer stalled past the claim timeout
-// used to fail the write of a later lap's healthy writer with CorruptSegment.)
-Status RingBuffer::enter_held_slot(SlotHeader& slot, std::uint64_t head, std::uint8_t found) {
+// SPEC K-CLAIMED, the writer's side, when its claim CAS failed:
+//  1. the tail passed its position, or the word is Empty(g+1): the consumer
+//     reclaimed the position while the writer stalled: not sent;
+//  2. Writing of our lap by another process: a writer stalled for a
+//     multiple of 2^24 laps won our slot's CAS and is giving it back (the
+//     tail check above): wait for Empty(g), up to kHeldSlotPatienceNs, then
+//     not sent (the position stays claimed and the consumer reclaims it);
+//  3. anything else: no protocol step puts it there: CorruptSegment.
+Status RingBuffer::enter_held_slot(SlotHeader& slot, std::uint64_t head, std::uint64_t found) {
   constexpr std::uint64_t kHeldSlotPatienceNs = 20'000'000;
+  const std::uint32_t g = generation(head);
+  const std::uint64_t empty = slot_word(SlotState::Empty, 0, g);
+  const std::uint64_t mine = slot_word(SlotState::Writing, platform::current_pid(), g);
   const std::uint64_t give_up = platform::monotonic_ns() + kHeldSlotPatienceNs;
   for (std::uint32_t attempt = 0;; ++attempt) {
-    if (hdr_->tail.load(std::memory_order_acquire) > head)
-      return make_error(ErrorCode::InvalidState,
-                        field(head, "state") + ": position " + std::to_string(head) +
-                            " was reclaimed by the consumer while this writer stalled; not sent");
-    if (found != static_cast<std::uint8_t>(SlotState::Writing))
+    const SlotWord w = SlotWord::decode(found);
+    if (hdr_->tail.load(std::memory_order_acquire) > head ||
+        found == slot_word(SlotState::Empty, 0, next_generation(g)))
+      return reclaimed_error(head);
+    if (w.state != static_cast<std::uint8_t>(SlotState::Writing) || w.generation != g)
       return make_error(ErrorCode::CorruptSegment,
-                        field(head, "state") + ": expected Empty for position " + std::to_string(head) +
-                            ", found " + std::to_string(found));
+                        field(head, "word") + ": expected Empty of lap " + std::to_string(g) + " for position " +
+                            std::to_string(head) + ", found state " + std::to_string(w.state) + " of lap " +
+                            std::to_string(w.generation));
     if (platform::monotonic_ns() >= give_up)
       return make_error(ErrorCode::InvalidState,
-                        field(head, "state") + ": the slot of position " + std::to_string(head) + " stayed held (Writing) by pid " +
-                            std::to_string(slot.owner_pid.load(std::memory_order_relaxed)) +
+                        field(head, "state") + ": the slot of position " + std::to_string(head) +
+                            " stayed held (Writing) by pid " + std::to_string(w.owner_pid) +
                             "; not sent (the consumer reclaims the position, K-CLAIMED)");
     if (attempt < 64) {
       platform::cpu_relax();
     } else {
       platform::sleep_for(std::chrono::microseconds(20));
     }
-    if (enter_writing(slot, &found)) return {};
+    if (cas_word(slot, empty, mine, &found)) return {};
   }
 }
 
@@ -357,9 +344,16 @@ void RingBuffer::fill(SlotId id, std::span<const std::byte> data, std::uint64_t 
 
 bool RingBuffer::publish(SlotId id) {
   MEMLINK_CRASH_POINT("write.before-publish");
-  // False only if the slot is no longer ours (recovery took it): then the
-  // message was not published and the write must not be acknowledged (S-PUBLISH).
-  return transition_slot(slot_header(id.index), SlotState::Writing, SlotState::Ready);  // release
+  SlotHeader& slot = slot_header(id.index);
+  const std::uint32_t g = generation(id.position);
+  // Nobody else moves a slot held by a live writer (SPEC K-STALE), so the
+  // publish is a plain store, not a CAS. The load before it costs nothing
+  // (the line is ours) and catches a writer whose slot recovery did take:
+  // such a write is not acknowledged (S-PUBLISH).
+  if (slot.word.load(std::memory_order_relaxed) != slot_word(SlotState::Writing, platform::current_pid(), g))
+    return false;
+  store_word(slot, slot_word(SlotState::Ready, 0, g));  // [S-WORD.publish] release
+  return true;
 }
 
 Status RingBuffer::inspect_ready(const SlotHeader& slot, std::uint64_t tail,
@@ -391,15 +385,10 @@ Status RingBuffer::inspect_ready(const SlotHeader& slot, std::uint64_t tail,
   return {};
 }
 
-void RingBuffer::skip_corrupt(SlotHeader& slot, std::uint8_t from, std::uint64_t tail) {
-  // Only the consumer gets here, and only for the slot at tail, whose state
-  // it has just observed: store Empty directly (a garbage state has no CAS path).
-  if (from == static_cast<std::uint8_t>(SlotState::Reading)) {
-    transition_slot(slot, SlotState::Reading, SlotState::Done);
-    transition_slot(slot, SlotState::Done, SlotState::Empty);
-  } else {
-    slot.state.store(static_cast<std::uint8_t>(SlotState::Empty), std::memory_order_release);
-  }
+void RingBuffer::skip_corrupt(SlotHeader& slot, std::uint64_t tail) {
+  // Only the consumer gets here, and only for the slot at tail: whatever a
+  // peer wrote into the word, it becomes Empty for the next lap.
+  store_word(slot, slot_word(SlotState::Empty, 0, next_generation(generation(tail))));  // [S-WORD.release]
   hdr_->corrupt_skipped.fetch_add(1, std::memory_order_relaxed);
   hdr_->tail.store(tail + 1, std::memory_order_release);
 }
@@ -411,29 +400,35 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fenc
   if (head == tail) return make_error(ErrorCode::Empty, ring_name(direction_, priority_) + " is empty");
   const auto index = static_cast<std::uint32_t>(tail % capacity_);
   SlotHeader& slot = slot_header(index);
-  const std::uint8_t raw = load_state(slot);  // acquire: pairs with the publish
-  const auto state = slot_state_from_byte(raw);
-  if (!state) {
-    skip_corrupt(slot, raw, tail);
-    return make_error(ErrorCode::CorruptSegment,
-                      field(tail, "state") + ": invalid value " + std::to_string(raw) + " (dropped)");
-  }
-  switch (*state) {
-    case SlotState::Empty:
-    case SlotState::Writing:
+  const std::uint32_t g = generation(tail);
+  const std::uint64_t ready = slot_word(SlotState::Ready, 0, g);
+  const std::uint64_t word = load_word(slot);  // [S-WORD.publish] acquire
+  if (word != ready) {
+    const SlotWord w = SlotWord::decode(word);
+    const auto state = w.known_state();
+    const bool this_lap = w.generation == g;
+    if (state == SlotState::Empty && (this_lap || w.generation == next_generation(g)))
+      return make_error(ErrorCode::Empty, field(tail, "state") + ": oldest message (position " +
+                                              std::to_string(tail) + ") is not written yet");
+    if (state == SlotState::Writing && this_lap)
       return make_error(ErrorCode::Empty, field(tail, "state") + ": oldest message (position " +
                                               std::to_string(tail) + ") is still being written");
-    case SlotState::Reading:
-    case SlotState::Done:
+    if ((state == SlotState::Reading || state == SlotState::Done) && this_lap)
       return make_error(ErrorCode::InvalidState,
-                        field(tail, "state") + ": " + std::string(to_string(*state)) +
-                            " by pid " + std::to_string(slot.owner_pid.load(std::memory_order_relaxed)) +
-                            ": another consumer holds it (one consumer per ring)");
-    case SlotState::Ready: break;
+                        field(tail, "state") + ": " + std::string(to_string(*state)) + " by pid " +
+                            std::to_string(w.owner_pid) + ": another consumer holds it (one consumer per ring)");
+    skip_corrupt(slot, tail);
+    if (!state)
+      return make_error(ErrorCode::CorruptSegment,
+                        field(tail, "state") + ": invalid value " + std::to_string(w.state) + " (dropped)");
+    return make_error(ErrorCode::CorruptSegment,
+                      field(tail, "word") + ": state " + std::to_string(w.state) + " of lap " +
+                          std::to_string(w.generation) + " where position " + std::to_string(tail) +
+                          " (lap " + std::to_string(g) + ") should be (dropped)");
   }
   MessageInfo info;
   if (auto s = inspect_ready(slot, tail, info); !s) {
-    skip_corrupt(slot, raw, tail);
+    skip_corrupt(slot, tail);
     return make_error(ErrorCode::CorruptSegment, s.error().detail + " (dropped)");
   }
   if (info.length > out.size())
@@ -441,7 +436,8 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fenc
                       "output buffer of " + std::to_string(out.size()) + " bytes is smaller than the " +
                           std::to_string(info.length) + "-byte message");
   MEMLINK_CRASH_POINT("read.before-take");
-  if (!transition_slot(slot, SlotState::Ready, SlotState::Reading)) {
+  const std::uint64_t reading = slot_word(SlotState::Reading, platform::current_pid(), g);
+  if (!cas_word(slot, ready, reading)) {  // [K-FENCE] seq_cst
     return make_error(ErrorCode::InvalidState,
                       field(tail, "state") + ": changed under the consumer (one consumer per ring)");
   }
@@ -453,7 +449,7 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fenc
   // on while it was stopped (the slot may already hold a later message).
   const bool fenced = fence != nullptr && fence->epoch->load(std::memory_order_seq_cst) != fence->mine;
   if (fenced || hdr_->tail.load(std::memory_order_seq_cst) != tail) {
-    transition_slot(slot, SlotState::Reading, SlotState::Ready);
+    cas_word(slot, reading, ready);
     return make_error(ErrorCode::Disconnected,
                       fenced ? "fenced: the segment's epoch is " + std::to_string(fence->epoch->load()) +
                                    ", this consumer's was " + std::to_string(fence->mine) +
@@ -466,7 +462,7 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fenc
   const std::uint32_t want = slot.checksum;
   const std::uint32_t got = crc32c(out.data(), info.length);
   if (want != got) {
-    skip_corrupt(slot, static_cast<std::uint8_t>(SlotState::Reading), tail);
+    skip_corrupt(slot, tail);
     return make_error(ErrorCode::CorruptSegment, field(tail, "checksum") + ": stored " +
                                                      std::to_string(want) + ", payload has " +
                                                      std::to_string(got) + " (dropped)");
@@ -475,15 +471,19 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fenc
   return info;
 }
 
+// complete() and release() are the holder's own stores: only recovery moves
+// a slot a consumer holds, and only when that consumer is dead (K-STALE).
 void RingBuffer::complete(SlotId id) {
   MEMLINK_CRASH_POINT("read.before-done");
-  transition_slot(slot_header(id.index), SlotState::Reading, SlotState::Done);
+  store_word(slot_header(id.index), slot_word(SlotState::Done, platform::current_pid(), generation(id.position)));
 }
 
 void RingBuffer::release(SlotId id) {
   MEMLINK_CRASH_POINT("read.after-done");
-  transition_slot(slot_header(id.index), SlotState::Done, SlotState::Empty);  // slot reusable
-  hdr_->tail.store(id.position + 1, std::memory_order_release);  // pairs with producers' acquire
+  // [S-WORD.release] the slot first, then the tail: a producer that sees the
+  // new tail (acquire) finds the slot Empty for its lap.
+  store_word(slot_header(id.index), slot_word(SlotState::Empty, 0, next_generation(generation(id.position))));
+  hdr_->tail.store(id.position + 1, std::memory_order_release);
   MEMLINK_CRASH_POINT("read.after-release");
 }
 
@@ -494,11 +494,13 @@ std::optional<TailView> RingBuffer::tail_view() const noexcept {
   if (v.head <= v.tail || v.head - v.tail > capacity_) return std::nullopt;
   const SlotHeader& slot = slot_header(static_cast<std::uint32_t>(v.tail % capacity_));
   // seq_cst: a new daemon's load of a slot, after its epoch increment, is
-  // one half of the fencing pattern (SPEC K-FENCE); it also acquires the
-  // owner fields, stored before the state.
-  v.state = slot.state.load(std::memory_order_seq_cst);
-  v.owner_pid = slot.owner_pid.load(std::memory_order_relaxed);
-  v.since_ns = slot.timestamp_ns.load(std::memory_order_relaxed);
+  // one half of the fencing pattern (SPEC K-FENCE).
+  v.word = slot.word.load(std::memory_order_seq_cst);
+  const SlotWord w = SlotWord::decode(v.word);
+  v.state = w.state;
+  v.owner_pid = w.owner_pid;
+  v.generation = w.generation;
+  v.tail_generation = generation(v.tail);
   return v;
 }
 
@@ -506,13 +508,19 @@ std::uint64_t RingBuffer::reclaimed() const noexcept {
   return hdr_->reclaimed.load(std::memory_order_relaxed);
 }
 
-// The recovery transitions. Order matters in each: a slot is made Empty
-// before the tail passes it, because a producer that sees the new tail may
-// claim the slot's next lap at once and expects it Empty.
-bool RingBuffer::reclaim_writing(std::uint64_t tail) {
+// The recovery transitions. Each is one CAS from the word recovery judged
+// (so a slot whose holder changed meanwhile is left alone) followed, where
+// the position is done with, by the tail store. The slot is made Empty
+// before the tail passes it: a producer that sees the new tail may claim
+// the slot's next lap at once. A recovery that dies between the two is
+// finished by the next one (release_done: Empty(g+1) at the tail).
+bool RingBuffer::reclaim_writing(std::uint64_t tail, std::uint64_t judged) {
   if (hdr_->tail.load(std::memory_order_relaxed) != tail) return false;
   SlotHeader& slot = slot_header(static_cast<std::uint32_t>(tail % capacity_));
-  if (!transition_slot(slot, SlotState::Writing, SlotState::Empty)) return false;
+  const std::uint32_t g = generation(tail);
+  const SlotWord w = SlotWord::decode(judged);
+  if (w.state != static_cast<std::uint8_t>(SlotState::Writing) || w.generation != g) return false;
+  if (!cas_word(slot, judged, slot_word(SlotState::Empty, 0, next_generation(g)))) return false;
   hdr_->reclaimed.fetch_add(1, std::memory_order_relaxed);
   hdr_->tail.store(tail + 1, std::memory_order_release);
   return true;
@@ -521,29 +529,38 @@ bool RingBuffer::reclaim_writing(std::uint64_t tail) {
 bool RingBuffer::reclaim_claimed(std::uint64_t tail) {
   if (hdr_->tail.load(std::memory_order_relaxed) != tail) return false;
   SlotHeader& slot = slot_header(static_cast<std::uint32_t>(tail % capacity_));
-  // Take the slot first so that a writer still between its claim and its
-  // CAS loses that CAS (and if it wins later, it finds tail past its
-  // position and gives the slot back: see claim()). Here the tail moves
-  // before the slot is freed, so that such a writer's acquire sees it.
-  // No owner stamp: the hold lasts three steps of this function, and the
-  // stamp of the writer that stalled must stay (claim() relies on it).
-  if (!cas_state(slot, SlotState::Empty, SlotState::Writing)) return false;
+  const std::uint32_t g = generation(tail);
+  // Empty(g) -> Empty(g+1): a writer still between its head CAS and its
+  // claim CAS now fails that CAS (it expects Empty(g)) and reports its
+  // write as not sent; a writer that won first makes this CAS fail.
+  if (!cas_word(slot, slot_word(SlotState::Empty, 0, g), slot_word(SlotState::Empty, 0, next_generation(g))))
+    return false;
   hdr_->reclaimed.fetch_add(1, std::memory_order_relaxed);
-  hdr_->tail.store(tail + 1, std::memory_order_seq_cst);
-  slot.state.store(static_cast<std::uint8_t>(SlotState::Empty), std::memory_order_release);
+  hdr_->tail.store(tail + 1, std::memory_order_release);
   return true;
 }
 
-bool RingBuffer::requeue_reading(std::uint64_t tail) {
+bool RingBuffer::requeue_reading(std::uint64_t tail, std::uint64_t judged) {
   if (hdr_->tail.load(std::memory_order_relaxed) != tail) return false;
   SlotHeader& slot = slot_header(static_cast<std::uint32_t>(tail % capacity_));
-  return transition_slot(slot, SlotState::Reading, SlotState::Ready);
+  const std::uint32_t g = generation(tail);
+  const SlotWord w = SlotWord::decode(judged);
+  if (w.state != static_cast<std::uint8_t>(SlotState::Reading) || w.generation != g) return false;
+  return cas_word(slot, judged, slot_word(SlotState::Ready, 0, g));
 }
 
-bool RingBuffer::release_done(std::uint64_t tail) {
+bool RingBuffer::release_done(std::uint64_t tail, std::uint64_t judged) {
   if (hdr_->tail.load(std::memory_order_relaxed) != tail) return false;
   SlotHeader& slot = slot_header(static_cast<std::uint32_t>(tail % capacity_));
-  if (!transition_slot(slot, SlotState::Done, SlotState::Empty)) return false;
+  const std::uint32_t g = generation(tail);
+  const std::uint64_t released = slot_word(SlotState::Empty, 0, next_generation(g));
+  const SlotWord w = SlotWord::decode(judged);
+  const bool done = w.state == static_cast<std::uint8_t>(SlotState::Done) && w.generation == g;
+  if (done) {
+    if (!cas_word(slot, judged, released)) return false;
+  } else if (judged != released || load_word(slot) != released) {
+    return false;  // neither Done of this lap nor already released
+  }
   hdr_->tail.store(tail + 1, std::memory_order_release);
   return true;
 }
@@ -562,13 +579,16 @@ Result<MessageInfo> RingBuffer::peek_slot() const {
   if (head < tail || head - tail > capacity_) return positions_error(head, tail);
   if (head == tail) return make_error(ErrorCode::Empty, ring_name(direction_, priority_) + " is empty");
   const SlotHeader& slot = slot_header(static_cast<std::uint32_t>(tail % capacity_));
-  const std::uint8_t raw = load_state(slot);
-  if (raw != static_cast<std::uint8_t>(SlotState::Ready)) {
-    if (raw == static_cast<std::uint8_t>(SlotState::Empty) ||
-        raw == static_cast<std::uint8_t>(SlotState::Writing))
+  const std::uint32_t g = generation(tail);
+  const SlotWord w = load_slot_word(slot);
+  if (w.encode() != slot_word(SlotState::Ready, 0, g)) {
+    const auto state = w.known_state();
+    if (state == SlotState::Empty || (state == SlotState::Writing && w.generation == g))
       return make_error(ErrorCode::Empty, field(tail, "state") + ": oldest message is still being written");
-    return make_error(slot_state_from_byte(raw) ? ErrorCode::InvalidState : ErrorCode::CorruptSegment,
-                      field(tail, "state") + ": " + std::to_string(raw) + " at the tail");
+    const bool held = (state == SlotState::Reading || state == SlotState::Done) && w.generation == g;
+    return make_error(held ? ErrorCode::InvalidState : ErrorCode::CorruptSegment,
+                      field(tail, "word") + ": state " + std::to_string(w.state) + " of lap " +
+                          std::to_string(w.generation) + " at the tail");
   }
   MessageInfo info;
   if (auto s = inspect_ready(slot, tail, info); !s) return s.error();
@@ -578,7 +598,7 @@ Result<MessageInfo> RingBuffer::peek_slot() const {
 SlotStateCounts RingBuffer::count_states() const noexcept {
   SlotStateCounts c;
   for (std::uint32_t i = 0; i < capacity_; ++i) {
-    const auto s = slot_state_from_byte(load_state(slot_header(i)));
+    const auto s = load_slot_word(slot_header(i)).known_state();
     if (s) {
       ++c.count[static_cast<std::size_t>(*s)];
     } else {

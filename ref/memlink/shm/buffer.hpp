@@ -53,9 +53,11 @@ struct Fence {
 struct TailView {
   std::uint64_t head = 0;
   std::uint64_t tail = 0;
-  std::uint8_t state = 0;        // raw byte
-  std::uint32_t owner_pid = 0;   // meaningful in Writing, Reading, Done
-  std::uint64_t since_ns = 0;    // when the owner entered Writing/Reading
+  std::uint64_t word = 0;             // the slot word, raw (SPEC S-WORD)
+  std::uint8_t state = 0;             // its state byte
+  std::uint32_t owner_pid = 0;        // meaningful in Writing, Reading, Done
+  std::uint32_t generation = 0;       // the word's lap
+  std::uint32_t tail_generation = 0;  // the lap of the tail position
 };
 
 // What the consumer would find at a ring's tail (RingBuffer::tail_readiness).
@@ -111,15 +113,18 @@ class RingBuffer {
   // changes nothing if the slot is no longer in the expected state. Each step
   // is one CAS or store that a re-run recognises, so recovery may crash and
   // be run again (SPEC K-IDEMPOTENT).
-  //   reclaim_writing:  Writing -> Empty, tail + 1          (K-WRITING)
-  //   reclaim_claimed:  Empty at a claimed position: fenced with a CAS to
-  //                     Writing, tail + 1, then Empty         (K-CLAIMED)
-  //   requeue_reading:  Reading -> Ready                     (K-READING)
-  //   release_done:     Done -> Empty, tail + 1              (K-DONE)
-  bool reclaim_writing(std::uint64_t tail);
+  //   reclaim_writing:  Writing(g) -> Empty(g+1), tail + 1   (K-WRITING)
+  //   reclaim_claimed:  Empty(g) at a claimed position -> Empty(g+1),
+  //                     tail + 1: the claimer's CAS then fails (K-CLAIMED)
+  //   requeue_reading:  Reading(g) -> Ready(g)                 (K-READING)
+  //   release_done:     Done(g) -> Empty(g+1), tail + 1, or only tail + 1
+  //                     when the slot is Empty(g+1) already     (K-DONE)
+  // `judged` is the word recovery saw (TailView::word): the CAS starts from
+  // it, so a slot whose holder changed since is left alone (SPEC K-STALE).
+  bool reclaim_writing(std::uint64_t tail, std::uint64_t judged);
   bool reclaim_claimed(std::uint64_t tail);
-  bool requeue_reading(std::uint64_t tail);
-  bool release_done(std::uint64_t tail);
+  bool requeue_reading(std::uint64_t tail, std::uint64_t judged);
+  bool release_done(std::uint64_t tail, std::uint64_t judged);
 
   // A snapshot of the tail, or nullopt when the ring holds nothing.
   std::optional<TailView> tail_view() const noexcept;
@@ -181,12 +186,12 @@ class RingBuffer {
   Error positions_error(std::uint64_t head, std::uint64_t tail) const;
   // Validates the Ready slot at `tail`; fills info or returns the error.
   Status inspect_ready(const SlotHeader& slot, std::uint64_t tail, MessageInfo& info) const;
-  // claim()'s Empty -> Writing (SPEC S-OWNER, K-CLAIMED).
-  bool enter_writing(SlotHeader& slot, std::uint8_t* found);
-  // claim(), when the slot of its position was not Empty (SPEC K-CLAIMED).
-  Status enter_held_slot(SlotHeader& slot, std::uint64_t head, std::uint8_t found);
-  // Drops the slot at `tail` (from `from`), counts it, advances tail.
-  void skip_corrupt(SlotHeader& slot, std::uint8_t from, std::uint64_t tail);
+  std::uint32_t generation(std::uint64_t position) const noexcept { return generation_of(position, capacity_); }
+  // claim(), when the slot of its position was not Empty(g) (SPEC K-CLAIMED).
+  Status enter_held_slot(SlotHeader& slot, std::uint64_t head, std::uint64_t found);
+  // Drops the slot at `tail`, counts it, advances tail.
+  void skip_corrupt(SlotHeader& slot, std::uint64_t tail);
+  Error reclaimed_error(std::uint64_t position) const;
 
   RingHeader* hdr_ = nullptr;
   std::byte* slots_ = nullptr;

@@ -61,10 +61,12 @@ Result<Geometry> validate_control(const std::byte* base, std::size_t mapped_size
   if (magic != SEGMENT_MAGIC)
     return corrupt("magic", "expected " + hex(SEGMENT_MAGIC) + ", found " + hex(magic) +
                                 " (not a memlink segment, or not initialised yet)");
+  // Another layout is not corruption: say which two versions met (SPEC L-CONST).
   if (c->layout_version != LAYOUT_VERSION)
-    return corrupt("layout_version", "segment has layout version " +
-                                         std::to_string(c->layout_version) + ", this build reads " +
-                                         std::to_string(LAYOUT_VERSION));
+    return make_error(ErrorCode::ProtocolMismatch,
+                      "control.layout_version: segment has layout version " + std::to_string(c->layout_version) +
+                          ", this build reads layout version " + std::to_string(LAYOUT_VERSION) +
+                          " (recreate the segment with a daemon of one version)");
   const std::uint64_t seg = c->segment_size;
   if (seg != mapped_size)
     return corrupt("segment_size", "header says " + std::to_string(seg) + " bytes, the file is " +

@@ -36,7 +36,9 @@ inline constexpr std::size_t SLOT_HEADER_SIZE = 64;
 inline constexpr std::size_t RING_HEADER_SIZE = 3 * CACHE_LINE_SIZE;
 
 inline constexpr std::uint64_t SEGMENT_MAGIC = 0x314B4E494C4D454DULL;  // "MEMLINK1" little-endian
-inline constexpr std::uint32_t LAYOUT_VERSION = 1;
+// 2: the slot word (SPEC S-WORD) replaced v1's state byte, owner pid and
+// timestamp. A v1 segment is refused with ProtocolMismatch naming both.
+inline constexpr std::uint32_t LAYOUT_VERSION = 2;
 inline constexpr std::uint32_t RING_MAGIC = 0x474E4952;  // "RING"
 
 inline constexpr std::uint32_t BACKPRESSURE_MAX = 1000;  // fixed point: 1000 = 1.0
@@ -170,25 +172,25 @@ static_assert(offsetof(RingHeader, tail) == 128);
 static_assert(offsetof(RingHeader, corrupt_skipped) == 136);
 static_assert(offsetof(RingHeader, reclaimed) == 144);
 
-// SPEC S-LAYOUT. One cache line, followed by the payload bytes.
+// SPEC S-LAYOUT. One cache line, followed by the payload bytes. The word
+// (slot.hpp, SPEC S-WORD) is the only field more than one process writes;
+// the others are written by the slot's writer before it publishes.
 struct alignas(CACHE_LINE_SIZE) SlotHeader {
-  SharedAtomic<std::uint8_t> state;           //  0 SlotState
-  SharedField<std::uint8_t> priority;        //  1
-  std::uint16_t reserved0;                   //  2
-  SharedField<std::uint32_t> length;         //  4 payload bytes
-  SharedField<std::uint64_t> sequence;       //  8 per-direction message number
-  SharedAtomic<std::uint32_t> owner_pid;      // 16 pid that entered Writing/Reading
+  SharedAtomic<std::uint64_t> word;          //  0 state | owner pid << 8 | generation << 40
+  SharedField<std::uint64_t> sequence;       //  8 the writer's message number
+  SharedField<std::uint32_t> length;         // 16 payload bytes
   SharedField<std::uint32_t> checksum;       // 20 CRC32C of the payload
-  SharedAtomic<std::uint64_t> timestamp_ns;   // 24 when the owner entered its state
+  SharedField<std::uint8_t> priority;        // 24
+  std::uint8_t reserved0_[7];                // 25
   SharedField<std::uint64_t> position;       // 32 ring position of this message
   std::uint8_t reserved1_[SLOT_HEADER_SIZE - 40];
 };
 static_assert(sizeof(SlotHeader) == SLOT_HEADER_SIZE);
-static_assert(offsetof(SlotHeader, length) == 4);
+static_assert(offsetof(SlotHeader, word) == 0);
 static_assert(offsetof(SlotHeader, sequence) == 8);
-static_assert(offsetof(SlotHeader, owner_pid) == 16);
+static_assert(offsetof(SlotHeader, length) == 16);
 static_assert(offsetof(SlotHeader, checksum) == 20);
-static_assert(offsetof(SlotHeader, timestamp_ns) == 24);
+static_assert(offsetof(SlotHeader, priority) == 24);
 static_assert(offsetof(SlotHeader, position) == 32);
 
 // Cross-process atomics must not hide a lock in process-private memory.

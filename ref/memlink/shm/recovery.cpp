@@ -47,15 +47,18 @@ BrokenRecovery broken_recovery() {
 #endif
 }
 
-// Stale (SPEC K-STALE): held long enough, by a process that is not us and
-// is not alive. A timestamp from the future (garbage) does not protect it.
-bool is_stale(const TailView& v, const RecoveryPolicy& policy, std::uint64_t now) {
+// Stale (SPEC K-STALE): held by a process that is not us and is not alive,
+// and seen unchanged by this consumer for at least stale_after (so that a
+// busy ring, whose tail is often caught mid-write, costs no liveness
+// syscall). The word carries the holder and the lap, so "unchanged" means
+// the same holder of the same message: nothing a clock in shared memory
+// (which a peer could forge) has to vouch for.
+bool is_stale(const TailView& v, const RecoveryPolicy& policy, std::uint64_t held_for_ns) {
   if (v.owner_pid == platform::current_pid()) return false;
   const auto min_age = static_cast<std::uint64_t>(std::max<std::int64_t>(0, policy.stale_after.count()));
-  if (v.since_ns <= now && now - v.since_ns < min_age) return false;
+  if (held_for_ns < min_age) return false;
   return policy.owner_alive ? !policy.owner_alive(v.owner_pid) : !owner_process_alive(v.owner_pid);
 }
-
 }  // namespace
 
 RecoveryReport& RecoveryReport::operator+=(const RecoveryReport& o) noexcept {
@@ -112,6 +115,15 @@ bool owner_process_alive(std::uint32_t pid) noexcept {
   return true;
 }
 
+std::uint64_t TailRecovery::held_for(std::size_t p, const TailView& v, std::uint64_t now) {
+  if (watched_tail_[p] != v.tail || watched_word_[p] != v.word) {
+    watched_tail_[p] = v.tail;
+    watched_word_[p] = v.word;
+    first_seen_ns_[p] = now;
+  }
+  return now - first_seen_ns_[p];
+}
+
 RecoveryReport TailRecovery::run(RingBuffer& ring, const RecoveryPolicy& policy) {
   RecoveryReport report;
   const auto p = static_cast<std::size_t>(ring.priority());
@@ -119,50 +131,56 @@ RecoveryReport TailRecovery::run(RingBuffer& ring, const RecoveryPolicy& policy)
     const auto v = ring.tail_view();
     if (!v) break;
     const std::uint64_t now = platform::monotonic_ns();
+    const std::uint64_t held = held_for(p, *v, now);
     const auto state = slot_state_from_byte(v->state);
     if (!state) break;  // garbage: take() drops it as corrupt
     bool moved = false;  // acted on the tail slot (the loop then looks again)
+    if (v->generation != v->tail_generation) {
+      // Empty of the next lap: the consumer released the slot and died
+      // before it moved the tail (K-DONE). Anything else: take() drops it.
+      if (*state == SlotState::Empty && v->generation == next_generation(v->tail_generation)) {
+        moved = ring.release_done(v->tail, v->word);
+        report.released_done += moved;
+      }
+      if (!moved) break;
+      MEMLINK_CRASH_POINT("recovery.mid-slots");
+      continue;
+    }
     switch (*state) {
       case SlotState::Ready:
         break;
-      case SlotState::Empty: {
-        // A claimed position whose writer has not entered Writing: time it.
-        if (watched_[p] != v->tail) {
-          watched_[p] = v->tail;
-          first_seen_ns_[p] = now;
-          break;
-        }
-        if (now - first_seen_ns_[p] < static_cast<std::uint64_t>(policy.claim_timeout.count())) break;
+      case SlotState::Empty:
+        // A claimed position whose writer has not entered Writing (K-CLAIMED).
+        if (held < static_cast<std::uint64_t>(policy.claim_timeout.count())) break;
         moved = ring.reclaim_claimed(v->tail);
         report.reclaimed_claimed += moved;
         break;
-      }
       case SlotState::Writing:
-        if (!is_stale(*v, policy, now)) break;
+        if (!is_stale(*v, policy, held)) break;
         if (broken_recovery() == BrokenRecovery::DeliverWriting) {
           // Broken on purpose: publishes a message its writer never finished.
           SlotHeader& slot = ring.slot_header(static_cast<std::uint32_t>(v->tail % ring.capacity()));
           transition_slot(slot, SlotState::Writing, SlotState::Ready);
           break;
         }
-        moved = ring.reclaim_writing(v->tail);
+        moved = ring.reclaim_writing(v->tail, v->word);
         report.reclaimed_writing += moved;
         break;
       case SlotState::Reading:
-        if (!is_stale(*v, policy, now)) break;
+        if (!is_stale(*v, policy, held)) break;
         if (broken_recovery() == BrokenRecovery::DropReading) {
           // Broken on purpose: treats a half-read message as consumed.
           SlotHeader& slot = ring.slot_header(static_cast<std::uint32_t>(v->tail % ring.capacity()));
-          if (transition_slot(slot, SlotState::Reading, SlotState::Done)) moved = ring.release_done(v->tail);
+          if (transition_slot(slot, SlotState::Reading, SlotState::Done)) moved = ring.release_done(v->tail, load_word(slot));
           report.released_done += moved;
           break;
         }
-        moved = ring.requeue_reading(v->tail);  // Ready now: delivered again
+        moved = ring.requeue_reading(v->tail, v->word);  // Ready now: delivered again
         report.requeued_reading += moved;
         break;
       case SlotState::Done:
-        if (!is_stale(*v, policy, now)) break;
-        moved = ring.release_done(v->tail);
+        if (!is_stale(*v, policy, held)) break;
+        moved = ring.release_done(v->tail, v->word);
         report.released_done += moved;
         break;
     }

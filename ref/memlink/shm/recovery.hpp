@@ -28,7 +28,8 @@ namespace memlink::shm {
 
 // When a held slot counts as stale (SPEC K-STALE).
 struct RecoveryPolicy {
-  // A slot entered Writing/Reading less than this long ago is never touched.
+  // A slot word the consumer has seen unchanged at its tail for less than
+  // this long is never touched (and its holder's liveness not asked).
   std::chrono::nanoseconds stale_after = std::chrono::milliseconds(20);
   // A claimed position whose slot stays Empty this long (its writer died
   // between claiming and entering Writing) is reclaimed (SPEC K-CLAIMED).
@@ -72,8 +73,11 @@ class TailRecovery {
   RecoveryReport run(PriorityRingBuffer& rings, const RecoveryPolicy& policy);
 
  private:
-  // The claimed-but-Empty position being timed, per priority.
-  std::uint64_t watched_[kPriorityCount] = {~0ULL, ~0ULL, ~0ULL};
+  // How long this consumer has seen the same word at the same tail, per
+  // priority (K-STALE, K-CLAIMED time it on the consumer's own clock).
+  std::uint64_t held_for(std::size_t priority, const TailView& v, std::uint64_t now);
+  std::uint64_t watched_tail_[kPriorityCount] = {~0ULL, ~0ULL, ~0ULL};
+  std::uint64_t watched_word_[kPriorityCount] = {};
   std::uint64_t first_seen_ns_[kPriorityCount] = {};
 };
 

@@ -34,11 +34,8 @@ RingHeader& header_of(RingBuffer& ring) {
   return *reinterpret_cast<RingHeader*>(reinterpret_cast<std::byte*>(&ring.slot_header(0)) - RING_HEADER_SIZE);
 }
 
-// Makes the slot at `index` look like `pid` entered its state long ago.
-void left_by(RingBuffer& ring, std::uint32_t index, std::uint32_t pid) {
-  ring.slot_header(index).owner_pid.store(pid);
-  ring.slot_header(index).timestamp_ns.store(1);
-}
+// Makes the slot at `index` look like `pid` holds it.
+void left_by(RingBuffer& ring, std::uint32_t index, std::uint32_t pid) { poke_owner(ring.slot_header(index), pid); }
 
 RecoveryPolicy quick_policy() {
   RecoveryPolicy p;
@@ -119,12 +116,11 @@ TEST(TailRecovery, LeavesFreshSlotsLiveOwnersAndItselfAlone) {  // K-STALE
   // Our own Writing slot: never stale.
   EXPECT_EQ(tails.run(*ring, quick_policy()).total(), 0u);
   // A dead owner's slot that entered Writing just now: too young.
-  ring->slot_header(id->index).owner_pid.store(dead_pid());
+  poke_owner(ring->slot_header(id->index), dead_pid());
   RecoveryPolicy patient = quick_policy();
   patient.stale_after = 1h;
   EXPECT_EQ(tails.run(*ring, patient).total(), 0u);
-  // An old slot whose owner is alive (the policy says so): kept.
-  ring->slot_header(id->index).timestamp_ns.store(1);
+  // Held long enough, but the owner is alive (the policy says so): kept.
   RecoveryPolicy alive = quick_policy();
   alive.owner_alive = [](std::uint32_t) { return true; };
   EXPECT_EQ(tails.run(*ring, alive).total(), 0u);

@@ -1,31 +1,47 @@
-// The slot state machine (SPEC S-STATES, S-TRANSITIONS): the one place where
-// a slot changes hands between processes.
+// The slot word (SPEC S-WORD, S-STATES, S-TRANSITIONS): the one place where a
+// slot changes hands between processes.
 //
-//        producer                         consumer
-//   Empty ──CAS──▶ Writing ──CAS──▶ Ready ──CAS──▶ Reading ──CAS──▶ Done ──CAS──▶ Empty
-//          claim     fill,      publish       take      copy,     finish    release
-//                    checksum   (release)   (acquire)   verify              (release)
+// Layout version 2 keeps a slot's whole hand-off state in one 64-bit word:
 //
-// Every transition is one compare-and-swap on `state`, seq_cst (on x86 the
-// same instruction as acq_rel; seq_cst because fencing, SPEC K-FENCE, pairs
-// the consumer's take CAS and its epoch load with the new daemon's epoch
-// increment and its load of the slot, a store-buffering pattern):
-//  - Writing -> Ready is the release that publishes length, sequence,
-//    checksum and payload; the consumer's acquire load of Ready sees them.
-//  - Done -> Empty is the release that hands the slot back; a producer's
-//    acquire load of the ring tail (stored after it) sees the slot Empty.
-// The owner pid and a timestamp are stamped *before* entering Writing and
-// Reading (the CAS then publishes them), so that whoever sees a slot in
-// Writing or Reading with acquire also sees who holds it and since when:
-// recovery (SPEC K-*) decides on exactly that.
+//   bit 63            40 39                              8 7          0
+//   +------------------+---------------------------------+------------+
+//   | generation (24)  | owner pid (32)                   | state (8)  |
+//   +------------------+---------------------------------+------------+
 //
-// Recovery's own transitions (SPEC K-WRITING, K-READING, K-DONE) are below
-// the normal ones; only the ring's consumer performs them, only on the slot
-// at its tail, and only when the holder is dead (recovery.hpp decides).
+// generation = (position / capacity) mod 2^24, the lap the word belongs to.
+// The owner pid is the process that holds the slot in Writing, Reading or
+// Done, 0 in Empty and Ready. Because state, holder and lap change in one
+// atomic step, whoever reads the word knows exactly who holds the slot for
+// which message; a writer that stalled past its lap finds a word of another
+// generation and its CAS fails (SPEC K-CLAIMED), and recovery takes a slot
+// only from the holder it judged (SPEC K-STALE).
 //
-//   Writing (dead owner) ──▶ Empty    reclaimed: never delivered, tail + 1
-//   Reading (dead owner) ──▶ Ready    delivered again (at-least-once)
-//   Done    (dead owner) ──▶ Empty    the dead consumer had finished, tail + 1
+//   producer                                consumer
+//   Empty(g) ─CAS─▶ Writing(g,w) ─store─▶ Ready(g) ─CAS─▶ Reading(g,c) ─store─▶ Done(g,c) ─store─▶ Empty(g+1)
+//            claim             publish             take                 complete             release
+//            [S-WORD.claim]    [S-WORD.publish]    [S-WORD.take]        (consumer's own)     [S-WORD.release]
+//
+// Ordering pairs (the tag names both halves, grep for it):
+//  - [S-WORD.publish] the writer's release store of Ready publishes length,
+//    sequence, checksum, position and payload; the consumer's acquire load
+//    of the word in take() sees them.
+//  - [S-WORD.release] the consumer's release store of Empty(g+1) precedes its
+//    release store of tail; a producer's acquire load of tail (claim) then
+//    sees the slot Empty for its lap.
+//  - [K-FENCE] the take CAS and the epoch load are seq_cst, against the new
+//    daemon's seq_cst epoch increment and seq_cst load of the word.
+//
+// Locked instructions per message: the producer's head CAS and its claim
+// CAS; the consumer's take CAS. Publish, complete and release are plain
+// stores by the slot's holder: only recovery changes a held slot, and only
+// when its holder is dead (SPEC K-STALE), so nobody races those stores.
+//
+// Recovery's own transitions (SPEC K-*) are CASes from the word it judged:
+//   Writing(g, dead) ──▶ Empty(g+1)   reclaimed: never delivered, tail + 1
+//   Empty(g) at a claimed tail ──▶ Empty(g+1)   the claimer never entered, tail + 1
+//   Reading(g, dead) ──▶ Ready(g)     delivered again (at-least-once)
+//   Done(g, dead)    ──▶ Empty(g+1)   the dead consumer had finished, tail + 1
+//   Empty(g+1) at the tail            released, tail not yet moved: tail + 1
 #pragma once
 
 #include <cstdint>
@@ -39,6 +55,9 @@ namespace memlink::shm {
 
 enum class SlotState : std::uint8_t { Empty = 0, Writing = 1, Ready = 2, Reading = 3, Done = 4 };
 inline constexpr std::size_t kSlotStateCount = 5;
+
+inline constexpr unsigned kGenerationBits = 24;
+inline constexpr std::uint32_t kGenerationMask = (1u << kGenerationBits) - 1;
 
 constexpr std::string_view to_string(SlotState s) noexcept {
   switch (s) {
@@ -57,6 +76,35 @@ constexpr std::optional<SlotState> slot_state_from_byte(std::uint8_t b) noexcept
   return std::nullopt;
 }
 
+// A slot word taken apart (SPEC S-WORD). `state` is the raw byte: a peer may
+// have written garbage there.
+struct SlotWord {
+  std::uint8_t state = 0;
+  std::uint32_t owner_pid = 0;
+  std::uint32_t generation = 0;
+
+  static constexpr SlotWord decode(std::uint64_t w) noexcept {
+    return {static_cast<std::uint8_t>(w & 0xFF), static_cast<std::uint32_t>(w >> 8),
+            static_cast<std::uint32_t>(w >> 40) & kGenerationMask};
+  }
+  constexpr std::uint64_t encode() const noexcept {
+    return std::uint64_t{state} | (std::uint64_t{owner_pid} << 8) |
+           (std::uint64_t{generation & kGenerationMask} << 40);
+  }
+  constexpr std::optional<SlotState> known_state() const noexcept { return slot_state_from_byte(state); }
+  friend constexpr bool operator==(const SlotWord&, const SlotWord&) = default;
+};
+
+constexpr std::uint64_t slot_word(SlotState s, std::uint32_t pid, std::uint32_t generation) noexcept {
+  return SlotWord{static_cast<std::uint8_t>(s), pid, generation}.encode();
+}
+
+// The lap of `position` in a ring of `capacity` slots, as the word stores it.
+constexpr std::uint32_t generation_of(std::uint64_t position, std::uint32_t capacity) noexcept {
+  return static_cast<std::uint32_t>(position / capacity) & kGenerationMask;
+}
+constexpr std::uint32_t next_generation(std::uint32_t g) noexcept { return (g + 1) & kGenerationMask; }
+
 // The five transitions of normal operation (SPEC S-TRANSITIONS). Recovery's
 // own transitions are listed in SPEC K-* and are not accepted here.
 constexpr bool is_normal_transition(SlotState from, SlotState to) noexcept {
@@ -70,12 +118,6 @@ constexpr bool is_normal_transition(SlotState from, SlotState to) noexcept {
   return false;
 }
 
-// The raw state byte, acquire: pairs with the release of the transition that
-// stored it.
-inline std::uint8_t load_state(const SlotHeader& slot) noexcept {
-  return slot.state.load(std::memory_order_acquire);
-}
-
 // Recovery's transitions (SPEC K-*), for a slot whose holder is dead.
 constexpr bool is_recovery_transition(SlotState from, SlotState to) noexcept {
   return (from == SlotState::Writing && to == SlotState::Empty) ||
@@ -83,44 +125,63 @@ constexpr bool is_recovery_transition(SlotState from, SlotState to) noexcept {
          (from == SlotState::Done && to == SlotState::Empty);
 }
 
-// Records this process as the holder of `slot` (SPEC S-OWNER).
-inline void stamp_owner(SlotHeader& slot) noexcept {
-  slot.owner_pid.store(platform::current_pid(), std::memory_order_relaxed);
-  slot.timestamp_ns.store(platform::coarse_monotonic_ns(), std::memory_order_relaxed);
+// The word, acquire: pairs with the release of the store or CAS that wrote it.
+inline std::uint64_t load_word(const SlotHeader& slot) noexcept {
+  return slot.word.load(std::memory_order_acquire);
+}
+// The raw state byte of the word.
+inline std::uint8_t load_state(const SlotHeader& slot) noexcept {
+  return static_cast<std::uint8_t>(load_word(slot) & 0xFF);
+}
+inline SlotWord load_slot_word(const SlotHeader& slot) noexcept { return SlotWord::decode(load_word(slot)); }
+
+// A CAS of the whole word, seq_cst (K-FENCE needs it for take; elsewhere it
+// is the same instruction). On failure `found` gets the word seen.
+inline bool cas_word(SlotHeader& slot, std::uint64_t expected, std::uint64_t desired,
+                     std::uint64_t* found = nullptr) noexcept {
+  if (slot.word.compare_exchange_strong(expected, desired, std::memory_order_seq_cst,
+                                        std::memory_order_seq_cst))
+    return true;
+  if (found != nullptr) *found = expected;
+  return false;
 }
 
-// The state CAS alone, stamping nothing: for a step that must not overwrite
-// the stamp of whoever may hold the slot (K-CLAIMED's fence, a writer
-// retrying for a slot another process holds).
-inline bool cas_state(SlotHeader& slot, SlotState from, SlotState to, std::uint8_t* found = nullptr) noexcept {
-  auto expected = static_cast<std::uint8_t>(from);
-  if (!slot.state.compare_exchange_strong(expected, static_cast<std::uint8_t>(to), std::memory_order_seq_cst,
-                                          std::memory_order_seq_cst)) {
-    if (found != nullptr) *found = expected;
-    return false;
-  }
-  return true;
+// A holder's store of its own slot's next word (publish, complete, release).
+inline void store_word(SlotHeader& slot, std::uint64_t w) noexcept {
+  slot.word.store(w, std::memory_order_release);
 }
 
-// The single cross-process hand-off helper. Moves `slot` from `from` to `to`
-// if it is in `from`; returns false (and the state found in `found`) if not.
-// Entering Writing or Reading records this process as the owner first: the
-// caller has the right to the slot already (its claimed position, or the
-// consumer's tail), and the CAS's release makes the stamp visible together
-// with the new state. (One race breaks "nobody else writes these fields
-// meanwhile": a writer stalled past the claim timeout whose position was
-// reclaimed; claim() re-stamps after its CAS, see K-CLAIMED.)
+// A generic transition for tests and tools: moves the slot from `from` to
+// `to` if it is in `from`, keeping the word's generation (bumping it on
+// entering Empty) and recording this process as the holder of Writing,
+// Reading and Done. The ring itself never uses this: it builds the exact
+// word its position expects.
 inline bool transition_slot(SlotHeader& slot, SlotState from, SlotState to,
                             std::uint8_t* found = nullptr) noexcept {
-  if (to == SlotState::Writing || to == SlotState::Reading) stamp_owner(slot);
-  auto expected = static_cast<std::uint8_t>(from);
-  if (!slot.state.compare_exchange_strong(expected, static_cast<std::uint8_t>(to),
-                                          std::memory_order_seq_cst,
-                                          std::memory_order_seq_cst)) {
-    if (found != nullptr) *found = expected;
+  const std::uint64_t now = load_word(slot);
+  const SlotWord w = SlotWord::decode(now);
+  if (w.state != static_cast<std::uint8_t>(from)) {
+    if (found != nullptr) *found = w.state;
     return false;
   }
-  return true;
+  const bool held = to == SlotState::Writing || to == SlotState::Reading || to == SlotState::Done;
+  const std::uint32_t pid = to == SlotState::Done ? w.owner_pid : held ? platform::current_pid() : 0;
+  const std::uint32_t g = to == SlotState::Empty ? next_generation(w.generation) : w.generation;
+  std::uint64_t seen = 0;
+  if (cas_word(slot, now, slot_word(to, pid, g), &seen)) return true;
+  if (found != nullptr) *found = static_cast<std::uint8_t>(seen & 0xFF);
+  return false;
+}
+
+// For tests and simulated peers: overwrite one part of the word.
+inline void poke_state_byte(SlotHeader& slot, std::uint8_t raw) noexcept {
+  const std::uint64_t w = slot.word.load();
+  slot.word.store((w & ~std::uint64_t{0xFF}) | raw);
+}
+inline void poke_owner(SlotHeader& slot, std::uint32_t pid) noexcept {
+  SlotWord w = load_slot_word(slot);
+  w.owner_pid = pid;
+  slot.word.store(w.encode());
 }
 
 }  // namespace memlink::shm

@@ -20,20 +20,46 @@ TEST(Slot, OnlyTheFiveNormalTransitionsAreAllowed) {
   EXPECT_FALSE(is_normal_transition(SlotState::Ready, SlotState::Empty));
 }
 
-TEST(Slot, TransitionIsACompareAndSwapThatStampsTheOwner) {
+TEST(Slot, TransitionIsACompareAndSwapThatRecordsTheHolderInTheWord) {
   SlotHeader slot{};
   std::uint8_t found = 99;
   EXPECT_FALSE(transition_slot(slot, SlotState::Writing, SlotState::Ready, &found));
   EXPECT_EQ(found, static_cast<std::uint8_t>(SlotState::Empty));
-  EXPECT_EQ(slot.owner_pid.load(), 0u);  // only entering Writing/Reading stamps
+  EXPECT_EQ(load_slot_word(slot).owner_pid, 0u);
 
   ASSERT_TRUE(transition_slot(slot, SlotState::Empty, SlotState::Writing));
-  EXPECT_EQ(slot.owner_pid.load(), platform::current_pid());
-  EXPECT_GT(slot.timestamp_ns.load(), 0u);
+  EXPECT_EQ(load_slot_word(slot).owner_pid, platform::current_pid());
   EXPECT_EQ(load_state(slot), static_cast<std::uint8_t>(SlotState::Writing));
   // A second claimant loses.
   EXPECT_FALSE(transition_slot(slot, SlotState::Empty, SlotState::Writing, &found));
   EXPECT_EQ(found, static_cast<std::uint8_t>(SlotState::Writing));
+  // Ready carries no holder; entering Empty moves to the next lap.
+  ASSERT_TRUE(transition_slot(slot, SlotState::Writing, SlotState::Ready));
+  EXPECT_EQ(load_slot_word(slot), (SlotWord{static_cast<std::uint8_t>(SlotState::Ready), 0, 0}));
+  ASSERT_TRUE(transition_slot(slot, SlotState::Ready, SlotState::Reading));
+  ASSERT_TRUE(transition_slot(slot, SlotState::Reading, SlotState::Done));
+  EXPECT_EQ(load_slot_word(slot).owner_pid, platform::current_pid());
+  ASSERT_TRUE(transition_slot(slot, SlotState::Done, SlotState::Empty));
+  EXPECT_EQ(load_slot_word(slot), (SlotWord{0, 0, 1}));
+}
+
+// SPEC S-WORD: the bit layout every implementation must share.
+TEST(Slot, TheWordPacksStatePidAndGenerationAtTheSpecifiedBits) {
+  const std::uint64_t w = slot_word(SlotState::Reading, 0xDEADBEEF, 0xABCDEF);
+  EXPECT_EQ(w & 0xFF, 3u);
+  EXPECT_EQ((w >> 8) & 0xFFFFFFFFu, 0xDEADBEEFu);
+  EXPECT_EQ(w >> 40, 0xABCDEFu);
+  const SlotWord d = SlotWord::decode(w);
+  EXPECT_EQ(d.state, 3u);
+  EXPECT_EQ(d.owner_pid, 0xDEADBEEFu);
+  EXPECT_EQ(d.generation, 0xABCDEFu);
+  EXPECT_EQ(d.encode(), w);
+  // The generation wraps at 2^24 laps; it is the lap of the position.
+  EXPECT_EQ(generation_of(5, 4), 1u);
+  EXPECT_EQ(generation_of((std::uint64_t{1} << 24) * 3 + 2, 3), 0u);
+  EXPECT_EQ(next_generation(kGenerationMask), 0u);
+  // Garbage in the state byte decodes as unknown, never as a state.
+  EXPECT_FALSE(SlotWord::decode(0xEE).known_state().has_value());
 }
 
 TEST(Slot, RecoveryTransitionsAreExactlyTheThreeOfSpecK) {
@@ -53,12 +79,14 @@ TEST(Slot, RecoveryTransitionsAreExactlyTheThreeOfSpecK) {
   EXPECT_TRUE(is_recovery_transition(SlotState::Done, SlotState::Empty));
 }
 
-TEST(Slot, OwnerIsVisibleWithTheStateItPublishes) {
+TEST(Slot, AStalledClaimOfAnEarlierLapFailsItsCas) {  // SPEC K-CLAIMED
   SlotHeader slot{};
-  slot.owner_pid.store(12345);  // a previous, dead holder
-  ASSERT_TRUE(transition_slot(slot, SlotState::Empty, SlotState::Writing));
-  // Whoever sees Writing sees the new owner, never the previous one.
-  EXPECT_EQ(slot.owner_pid.load(), platform::current_pid());
+  slot.word.store(slot_word(SlotState::Empty, 0, 7));
+  // The writer of lap 6 (stalled) expects Empty of lap 6: it loses.
+  std::uint64_t found = 0;
+  EXPECT_FALSE(cas_word(slot, slot_word(SlotState::Empty, 0, 6), slot_word(SlotState::Writing, 1, 6), &found));
+  EXPECT_EQ(found, slot_word(SlotState::Empty, 0, 7));
+  EXPECT_TRUE(cas_word(slot, slot_word(SlotState::Empty, 0, 7), slot_word(SlotState::Writing, 1, 7)));
 }
 
 TEST(Slot, StateDecoding) {

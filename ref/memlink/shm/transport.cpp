@@ -405,7 +405,8 @@ Result<Daemon> Daemon::take_over(const std::string& path, std::uint16_t version,
   auto g = validate_control(seg->data(), seg->size());
   if (seg->lost()) return seg->lost_error();
   if (!g)
-    return make_error(ErrorCode::CorruptSegment, g.error().detail + " (cannot take over '" + path +
+    return make_error(g.code() == ErrorCode::ProtocolMismatch ? ErrorCode::ProtocolMismatch : ErrorCode::CorruptSegment,
+                      g.error().detail + " (cannot take over '" + path +
                                                      "'; remove it with 'memlink-shm cleanup " + path + "')");
   ControlRegion* ctl = control_of(seg->data());
   if (ctl->protocol_version != version)
@@ -431,8 +432,12 @@ Result<Daemon> Daemon::take_over(const std::string& path, std::uint16_t version,
   if (reader != 0 && !owner_process_alive(reader))
     ctl->d2c_consumer_pid.compare_exchange_strong(reader, 0, std::memory_order_acq_rel);
   // Slots on the rings we consume; a fenced predecessor that is alive keeps
-  // the one slot it may hold until it finishes or dies.
-  daemon.start_.recovered = daemon.tails_.run(daemon.inbound_, options.endpoint.recovery);
+  // the one slot it may hold until it finishes or dies. This pass runs once,
+  // so it asks every holder's liveness at once instead of first watching
+  // the word for stale_after (SPEC K-TAKEOVER, K-STALE).
+  RecoveryPolicy at_takeover = options.endpoint.recovery;
+  at_takeover.stale_after = nanoseconds(0);
+  daemon.start_.recovered = daemon.tails_.run(daemon.inbound_, at_takeover);
   daemon.shut_down_ = false;
   daemon.remove_on_shutdown_ = options.remove_on_shutdown;
   return daemon;

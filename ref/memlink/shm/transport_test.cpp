@@ -251,7 +251,18 @@ TEST_F(CorruptSegmentTest, BadMagic) {
 }
 TEST_F(CorruptSegmentTest, WrongLayoutVersion) {
   poke<std::uint32_t>(8, 99);
-  expect_rejected("control.layout_version");
+  expect_rejected("control.layout_version", ErrorCode::ProtocolMismatch);
+}
+// A segment of layout version 1 (before the slot word) is another protocol,
+// not garbage: the error names both versions (SPEC L-CONST).
+TEST_F(CorruptSegmentTest, ALayoutVersionOneSegmentIsRefusedNamingBothVersions) {
+  poke<std::uint32_t>(8, 1);
+  test::write_file(copy.str(), bytes);
+  auto c = Client::connect(copy.str(), 3);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.code(), ErrorCode::ProtocolMismatch);
+  EXPECT_NE(c.error().detail.find("layout version 1"), std::string::npos) << c.error().message();
+  EXPECT_NE(c.error().detail.find("layout version 2"), std::string::npos) << c.error().message();
 }
 TEST_F(CorruptSegmentTest, Truncated) {
   bytes.resize(kSmall / 2);
