@@ -263,9 +263,9 @@ Result<SlotId> RingBuffer::claim() {
     }
   }
   MEMLINK_CRASH_POINT("write.after-claim");
-  const auto index = static_cast<std::uint32_t>(head % capacity_);
-  SlotHeader& slot = slot_header(index);
-  const std::uint32_t g = generation(head);
+  const SlotId id = locate(head);
+  SlotHeader& slot = slot_header(id.index);
+  const std::uint32_t g = id.generation;
   const std::uint64_t empty = slot_word(SlotState::Empty, 0, g);
   // [S-WORD.claim] Empty(g) -> Writing(g, me): state, holder and lap in one
   // step, so recovery always sees the real holder (SPEC S-OWNER).
@@ -282,7 +282,7 @@ Result<SlotId> RingBuffer::claim() {
     return reclaimed_error(head);
   }
   MEMLINK_CRASH_POINT("write.after-writing");
-  return SlotId{head, index};
+  return id;
 }
 
 Error RingBuffer::reclaimed_error(std::uint64_t position) const {
@@ -345,7 +345,7 @@ void RingBuffer::fill(SlotId id, std::span<const std::byte> data, std::uint64_t 
 bool RingBuffer::publish(SlotId id) {
   MEMLINK_CRASH_POINT("write.before-publish");
   SlotHeader& slot = slot_header(id.index);
-  const std::uint32_t g = generation(id.position);
+  const std::uint32_t g = id.generation;
   // Nobody else moves a slot held by a live writer (SPEC K-STALE), so the
   // publish is a plain store, not a CAS. The load before it costs nothing
   // (the line is ours) and catches a writer whose slot recovery did take:
@@ -381,7 +381,7 @@ Status RingBuffer::inspect_ready(const SlotHeader& slot, std::uint64_t tail,
   info.priority = priority_;
   info.sequence = slot.sequence;
   info.length = length;
-  info.slot = SlotId{tail, static_cast<std::uint32_t>(tail % capacity_)};
+  info.slot = locate(tail);
   return {};
 }
 
@@ -398,9 +398,10 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fenc
   const std::uint64_t head = hdr_->head.load(std::memory_order_acquire);
   if (head < tail || head - tail > capacity_) return positions_error(head, tail);
   if (head == tail) return make_error(ErrorCode::Empty, ring_name(direction_, priority_) + " is empty");
-  const auto index = static_cast<std::uint32_t>(tail % capacity_);
+  const SlotId at = locate(tail);
+  const std::uint32_t index = at.index;
   SlotHeader& slot = slot_header(index);
-  const std::uint32_t g = generation(tail);
+  const std::uint32_t g = at.generation;
   const std::uint64_t ready = slot_word(SlotState::Ready, 0, g);
   const std::uint64_t word = load_word(slot);  // [S-WORD.publish] acquire
   if (word != ready) {
@@ -475,14 +476,14 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fenc
 // a slot a consumer holds, and only when that consumer is dead (K-STALE).
 void RingBuffer::complete(SlotId id) {
   MEMLINK_CRASH_POINT("read.before-done");
-  store_word(slot_header(id.index), slot_word(SlotState::Done, platform::current_pid(), generation(id.position)));
+  store_word(slot_header(id.index), slot_word(SlotState::Done, platform::current_pid(), id.generation));
 }
 
 void RingBuffer::release(SlotId id) {
   MEMLINK_CRASH_POINT("read.after-done");
   // [S-WORD.release] the slot first, then the tail: a producer that sees the
   // new tail (acquire) finds the slot Empty for its lap.
-  store_word(slot_header(id.index), slot_word(SlotState::Empty, 0, next_generation(generation(id.position))));
+  store_word(slot_header(id.index), slot_word(SlotState::Empty, 0, next_generation(id.generation)));
   hdr_->tail.store(id.position + 1, std::memory_order_release);
   MEMLINK_CRASH_POINT("read.after-release");
 }

@@ -28,7 +28,8 @@ namespace memlink::shm {
 // Where a message sits: its ring position and the slot index it maps to.
 struct SlotId {
   std::uint64_t position = 0;
-  std::uint32_t index = 0;
+  std::uint32_t index = 0;       // position % capacity
+  std::uint32_t generation = 0;  // the lap its slot word carries (SPEC S-WORD)
   friend bool operator==(const SlotId&, const SlotId&) = default;
 };
 
@@ -187,6 +188,12 @@ class RingBuffer {
   // Validates the Ready slot at `tail`; fills info or returns the error.
   Status inspect_ready(const SlotHeader& slot, std::uint64_t tail, MessageInfo& info) const;
   std::uint32_t generation(std::uint64_t position) const noexcept { return generation_of(position, capacity_); }
+  // Slot index and lap of a position, with one division (the hot path's).
+  SlotId locate(std::uint64_t position) const noexcept {
+    const std::uint64_t lap = position / capacity_;
+    return {position, static_cast<std::uint32_t>(position - lap * capacity_),
+            static_cast<std::uint32_t>(lap) & kGenerationMask};
+  }
   // claim(), when the slot of its position was not Empty(g) (SPEC K-CLAIMED).
   Status enter_held_slot(SlotHeader& slot, std::uint64_t head, std::uint64_t found);
   // Drops the slot at `tail`, counts it, advances tail.
