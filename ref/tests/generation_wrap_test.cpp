@@ -10,9 +10,9 @@
 #include <functional>
 #include <optional>
 #include <thread>
-#include <unistd.h>
 
 #include "memlink/shm/buffer.hpp"
+#include "memlink/shm/platform.hpp"
 #include "memlink/shm/slot.hpp"
 #include "memlink/shm/testing_hooks.hpp"
 
@@ -38,7 +38,7 @@ class StageBefore final : public hooks::Interposer {
   std::uint64_t now_ns() noexcept override {
     return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   }
-  std::uint32_t pid() noexcept override { return static_cast<std::uint32_t>(::getpid()); }
+  std::uint32_t pid() noexcept override { return pid_; }
   bool alive(std::uint32_t) noexcept override { return true; }
   void sleep(std::chrono::nanoseconds d) noexcept override { std::this_thread::sleep_for(d); }
   hooks::WaitResult futex_wait(std::string_view, const void*, std::uint32_t,
@@ -51,6 +51,7 @@ class StageBefore final : public hooks::Interposer {
   hooks::Access kind_;
   const void* target_;
   std::function<void()> stage_;
+  std::uint32_t pid_ = platform::current_pid();  // asked before the interposer is installed
   bool fired_ = false;
 };
 
