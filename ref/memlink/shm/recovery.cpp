@@ -53,10 +53,16 @@ BrokenRecovery broken_recovery() {
 // syscall). The word carries the holder and the lap, so "unchanged" means
 // the same holder of the same message: nothing a clock in shared memory
 // (which a peer could forge) has to vouch for.
+// Only a Writing slot waits out stale_after: a consumer often catches a live
+// writer mid-write at its tail, and asking the OS each time would cost a
+// syscall per poll. Reading or Done at its own tail means another consumer
+// holds the slot or died there, which is rare: that holder is asked at once
+// (a consumer that replaced a killed one must not report InvalidState for
+// stale_after first).
 bool is_stale(const TailView& v, const RecoveryPolicy& policy, std::uint64_t held_for_ns) {
   if (v.owner_pid == platform::current_pid()) return false;
   const auto min_age = static_cast<std::uint64_t>(std::max<std::int64_t>(0, policy.stale_after.count()));
-  if (held_for_ns < min_age) return false;
+  if (v.state == static_cast<std::uint8_t>(SlotState::Writing) && held_for_ns < min_age) return false;
   return policy.owner_alive ? !policy.owner_alive(v.owner_pid) : !owner_process_alive(v.owner_pid);
 }
 }  // namespace
