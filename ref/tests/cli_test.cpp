@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <filesystem>
+#include <functional>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -240,6 +241,23 @@ struct PeerRing {
   SlotHeader& slot0() { return *reinterpret_cast<SlotHeader*>(seg.data() + RING_BUFFER_OFFSET + RING_HEADER_SIZE); }
 };
 
+// A small daemon whose segment a misbehaving peer has just written to:
+// `peer` runs on the mapped segment once the daemon serves. -1 (and no
+// daemon left running) if the daemon did not start or the segment could
+// not be mapped.
+pid_t start_small_daemon_beside_peer(const std::string& path, const std::string& log,
+                                     const std::function<void(PeerRing&)>& peer) {
+  const pid_t d = start_small_daemon(path, log);
+  if (d <= 0) return -1;
+  auto ring = PeerRing::map(path);
+  if (!ring) {
+    stop(d, SIGKILL);
+    return -1;
+  }
+  peer(*ring);
+  return d;
+}
+
 // CPU seconds (user + system) a process has used, from /proc/<pid>/stat.
 double cpu_seconds(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
@@ -260,15 +278,12 @@ double cpu_seconds(pid_t pid) {
 TEST(Cli, ASlotHeldByALiveProcessCostsNeitherACpuNorTheDisk) {  // issue 14
   test::TempSegmentPath path("cliheld");
   const std::string dlog = path.str() + ".daemon.log";
-  const pid_t d = start_small_daemon(path.str(), dlog);
-  ASSERT_GT(d, 0);
-  {
-    auto ring = PeerRing::map(path.str());
-    ASSERT_TRUE(ring) << "cannot map " << path.str();
+  const pid_t d = start_small_daemon_beside_peer(path.str(), dlog, [](PeerRing& ring) {
     // Reading, lap 0, by this test (alive).
-    ring->slot0().word.store(slot_word(SlotState::Reading, static_cast<std::uint32_t>(::getpid()), 0));
-    ring->head().fetch_add(1);
-  }
+    ring.slot0().word.store(slot_word(SlotState::Reading, static_cast<std::uint32_t>(::getpid()), 0));
+    ring.head().fetch_add(1);
+  });
+  ASSERT_GT(d, 0) << "no daemon, or its segment could not be mapped: " << path.str();
   const double cpu0 = cpu_seconds(d);
   std::this_thread::sleep_for(2s);
   const double used = cpu_seconds(d) - cpu0;
@@ -313,13 +328,10 @@ TEST(Cli, ClientsKilledMidExchangeLeaveNothingThatMisleadsTheNext) {  // issue 1
 TEST(Cli, APoisonedSegmentIsKeptAsEvidence) {  // issue 14
   test::TempSegmentPath path("clipoison");
   const std::string dlog = path.str() + ".daemon.log";
-  const pid_t d = start_small_daemon(path.str(), dlog);
-  ASSERT_GT(d, 0);
-  {
-    auto ring = PeerRing::map(path.str());
-    ASSERT_TRUE(ring) << "cannot map " << path.str();
-    ring->head().store(1000);  // head - tail > capacity (R-POSITIONS)
-  }
+  const pid_t d = start_small_daemon_beside_peer(path.str(), dlog, [](PeerRing& ring) {
+    ring.head().store(1000);  // head - tail > capacity (R-POSITIONS)
+  });
+  ASSERT_GT(d, 0) << "no daemon, or its segment could not be mapped: " << path.str();
   if (auto c = Client::connect(path.str(), 1); c.ok()) (void)c->signal();  // wake it
   const int status = wait_exit(d, 20s);
   EXPECT_EQ(status, 2) << slurp(dlog);

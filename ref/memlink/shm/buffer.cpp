@@ -14,6 +14,24 @@
 namespace memlink::shm {
 namespace {
 
+// "Reading by pid 42", for a word classify_tail_word() calls Held.
+std::string held_text(std::uint64_t word) {
+  const SlotWord w = SlotWord::decode(word);
+  return std::string(to_string(static_cast<SlotState>(w.state))) + " by pid " + std::to_string(w.owner_pid);
+}
+
+// The field a Garbage word is wrong in: its state byte, or the word as a whole.
+const char* garbage_field(std::uint64_t word) { return SlotWord::decode(word).known_state() ? "word" : "state"; }
+
+// What is wrong with a word classify_tail_word() calls Garbage.
+std::string garbage_text(std::uint64_t word, const SlotId& at) {
+  const SlotWord w = SlotWord::decode(word);
+  if (!w.known_state()) return "invalid state " + std::to_string(w.state);
+  return std::string(to_string(static_cast<SlotState>(w.state))) + " by pid " + std::to_string(w.owner_pid) +
+         " of lap " + std::to_string(w.generation) + " where position " + std::to_string(at.position) +
+         " (lap " + std::to_string(at.generation) + ") should be";
+}
+
 std::string ring_name(Direction d, Priority p) {
   return std::string("ring[") + to_string(d) + "/" + std::string(to_string(p)) + "]";
 }
@@ -167,22 +185,14 @@ TailReadiness RingBuffer::tail_readiness() const noexcept {
   const std::uint64_t h = head();
   if (h == t) return TailReadiness::Nothing;
   if (h < t || h - t > capacity_) return TailReadiness::Readable;  // take() reports it
-  const SlotWord w = load_slot_word(slot_header(static_cast<std::uint32_t>(t % capacity_)));
-  const std::uint32_t g = generation(t);
-  // Empty(g+1): released, the tail not moved yet (a consumer died between
-  // its two stores): recovery moves it, a take() has nothing to take. Any
-  // other word of another lap is garbage that take() drops: Readable.
-  if (w.generation != g) {
-    const bool released = w.state == static_cast<std::uint8_t>(SlotState::Empty) && w.generation == next_generation(g);
-    return released ? TailReadiness::Nothing : TailReadiness::Readable;
+  const SlotId at = locate(t);
+  switch (classify_tail_word(load_word(slot_header(at.index)), at.generation)) {
+    case TailWord::NotYet: return TailReadiness::Nothing;
+    case TailWord::Held: return TailReadiness::Held;
+    case TailWord::Ready:
+    case TailWord::Garbage: return TailReadiness::Readable;  // take() drops garbage
   }
-  switch (w.state) {
-    case static_cast<std::uint8_t>(SlotState::Empty):
-    case static_cast<std::uint8_t>(SlotState::Writing): return TailReadiness::Nothing;
-    case static_cast<std::uint8_t>(SlotState::Reading):
-    case static_cast<std::uint8_t>(SlotState::Done): return TailReadiness::Held;
-    default: return TailReadiness::Readable;  // Ready, or garbage that take() drops
-  }
+  return TailReadiness::Readable;
 }
 
 bool RingBuffer::positions_consistent() const noexcept {
@@ -271,7 +281,7 @@ Result<SlotId> RingBuffer::claim() {
   // step, so recovery always sees the real holder (SPEC S-OWNER).
   std::uint64_t found = 0;
   if (!cas_word(slot, empty, slot_word(SlotState::Writing, platform::current_pid(), g), &found)) {
-    if (auto s = enter_held_slot(slot, head, found); !s) return s.error();
+    if (auto s = enter_held_slot(slot, id, found); !s) return s.error();
   }
   // SPEC K-CLAIMED: the generation alone cannot tell a word of this lap from
   // one 2^24 laps later. If the consumer skipped our position while we
@@ -299,9 +309,10 @@ Error RingBuffer::reclaimed_error(std::uint64_t position) const {
 //     tail check above): wait for Empty(g), up to kHeldSlotPatienceNs, then
 //     not sent (the position stays claimed and the consumer reclaims it);
 //  3. anything else: no protocol step puts it there: CorruptSegment.
-Status RingBuffer::enter_held_slot(SlotHeader& slot, std::uint64_t head, std::uint64_t found) {
+Status RingBuffer::enter_held_slot(SlotHeader& slot, const SlotId& id, std::uint64_t found) {
   constexpr std::uint64_t kHeldSlotPatienceNs = 20'000'000;
-  const std::uint32_t g = generation(head);
+  const std::uint64_t head = id.position;
+  const std::uint32_t g = id.generation;
   const std::uint64_t empty = slot_word(SlotState::Empty, 0, g);
   const std::uint64_t mine = slot_word(SlotState::Writing, platform::current_pid(), g);
   const std::uint64_t give_up = platform::monotonic_ns() + kHeldSlotPatienceNs;
@@ -385,12 +396,12 @@ Status RingBuffer::inspect_ready(const SlotHeader& slot, std::uint64_t tail,
   return {};
 }
 
-void RingBuffer::skip_corrupt(SlotHeader& slot, std::uint64_t tail) {
+void RingBuffer::skip_corrupt(const SlotId& at) {
   // Only the consumer gets here, and only for the slot at tail: whatever a
   // peer wrote into the word, it becomes Empty for the next lap.
-  store_word(slot, slot_word(SlotState::Empty, 0, next_generation(generation(tail))));  // [S-WORD.release]
+  store_word(slot_header(at.index), slot_word(SlotState::Empty, 0, next_generation(at.generation)));  // [S-WORD.release]
   hdr_->corrupt_skipped.fetch_add(1, std::memory_order_relaxed);
-  hdr_->tail.store(tail + 1, std::memory_order_release);
+  hdr_->tail.store(at.position + 1, std::memory_order_release);
 }
 
 Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fence) {
@@ -404,32 +415,21 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fenc
   const std::uint32_t g = at.generation;
   const std::uint64_t ready = slot_word(SlotState::Ready, 0, g);
   const std::uint64_t word = load_word(slot);  // [S-WORD.publish] acquire
-  if (word != ready) {
-    const SlotWord w = SlotWord::decode(word);
-    const auto state = w.known_state();
-    const bool this_lap = w.generation == g;
-    if (state == SlotState::Empty && (this_lap || w.generation == next_generation(g)))
+  switch (classify_tail_word(word, g)) {
+    case TailWord::Ready: break;
+    case TailWord::NotYet:
       return make_error(ErrorCode::Empty, field(tail, "state") + ": oldest message (position " +
-                                              std::to_string(tail) + ") is not written yet");
-    if (state == SlotState::Writing && this_lap)
-      return make_error(ErrorCode::Empty, field(tail, "state") + ": oldest message (position " +
-                                              std::to_string(tail) + ") is still being written");
-    if ((state == SlotState::Reading || state == SlotState::Done) && this_lap)
-      return make_error(ErrorCode::InvalidState,
-                        field(tail, "state") + ": " + std::string(to_string(*state)) + " by pid " +
-                            std::to_string(w.owner_pid) + ": another consumer holds it (one consumer per ring)");
-    skip_corrupt(slot, tail);
-    if (!state)
-      return make_error(ErrorCode::CorruptSegment,
-                        field(tail, "state") + ": invalid value " + std::to_string(w.state) + " (dropped)");
-    return make_error(ErrorCode::CorruptSegment,
-                      field(tail, "word") + ": state " + std::to_string(w.state) + " of lap " +
-                          std::to_string(w.generation) + " where position " + std::to_string(tail) +
-                          " (lap " + std::to_string(g) + ") should be (dropped)");
+                                              std::to_string(tail) + ") is not published yet");
+    case TailWord::Held:
+      return make_error(ErrorCode::InvalidState, field(tail, "state") + ": " + held_text(word) +
+                                                     ": another consumer holds it (one consumer per ring)");
+    case TailWord::Garbage:
+      skip_corrupt(at);
+      return make_error(ErrorCode::CorruptSegment, field(tail, garbage_field(word)) + ": " + garbage_text(word, at) + " (dropped)");
   }
   MessageInfo info;
   if (auto s = inspect_ready(slot, tail, info); !s) {
-    skip_corrupt(slot, tail);
+    skip_corrupt(at);
     return make_error(ErrorCode::CorruptSegment, s.error().detail + " (dropped)");
   }
   if (info.length > out.size())
@@ -463,7 +463,7 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fenc
   const std::uint32_t want = slot.checksum;
   const std::uint32_t got = crc32c(out.data(), info.length);
   if (want != got) {
-    skip_corrupt(slot, tail);
+    skip_corrupt(at);
     return make_error(ErrorCode::CorruptSegment, field(tail, "checksum") + ": stored " +
                                                      std::to_string(want) + ", payload has " +
                                                      std::to_string(got) + " (dropped)");
@@ -493,7 +493,8 @@ std::optional<TailView> RingBuffer::tail_view() const noexcept {
   v.tail = hdr_->tail.load(std::memory_order_acquire);
   v.head = hdr_->head.load(std::memory_order_acquire);
   if (v.head <= v.tail || v.head - v.tail > capacity_) return std::nullopt;
-  const SlotHeader& slot = slot_header(static_cast<std::uint32_t>(v.tail % capacity_));
+  const SlotId at = locate(v.tail);
+  const SlotHeader& slot = slot_header(at.index);
   // seq_cst: a new daemon's load of a slot, after its epoch increment, is
   // one half of the fencing pattern (SPEC K-FENCE).
   v.word = slot.word.load(std::memory_order_seq_cst);
@@ -501,7 +502,7 @@ std::optional<TailView> RingBuffer::tail_view() const noexcept {
   v.state = w.state;
   v.owner_pid = w.owner_pid;
   v.generation = w.generation;
-  v.tail_generation = generation(v.tail);
+  v.tail_generation = at.generation;
   return v;
 }
 
@@ -515,13 +516,20 @@ std::uint64_t RingBuffer::reclaimed() const noexcept {
 // before the tail passes it: a producer that sees the new tail may claim
 // the slot's next lap at once. A recovery that dies between the two is
 // finished by the next one (release_done: Empty(g+1) at the tail).
-bool RingBuffer::reclaim_writing(std::uint64_t tail, std::uint64_t judged) {
-  if (hdr_->tail.load(std::memory_order_relaxed) != tail) return false;
-  SlotHeader& slot = slot_header(static_cast<std::uint32_t>(tail % capacity_));
-  const std::uint32_t g = generation(tail);
+SlotHeader* RingBuffer::judged_tail_slot(std::uint64_t tail, std::uint64_t judged, SlotState state,
+                                         std::uint32_t* generation_out) const {
+  if (hdr_->tail.load(std::memory_order_relaxed) != tail) return nullptr;
+  const SlotId at = locate(tail);
   const SlotWord w = SlotWord::decode(judged);
-  if (w.state != static_cast<std::uint8_t>(SlotState::Writing) || w.generation != g) return false;
-  if (!cas_word(slot, judged, slot_word(SlotState::Empty, 0, next_generation(g)))) return false;
+  if (w.state != static_cast<std::uint8_t>(state) || w.generation != at.generation) return nullptr;
+  *generation_out = at.generation;
+  return &slot_header(at.index);
+}
+
+bool RingBuffer::reclaim_writing(std::uint64_t tail, std::uint64_t judged) {
+  std::uint32_t g = 0;
+  SlotHeader* slot = judged_tail_slot(tail, judged, SlotState::Writing, &g);
+  if (slot == nullptr || !cas_word(*slot, judged, slot_word(SlotState::Empty, 0, next_generation(g)))) return false;
   hdr_->reclaimed.fetch_add(1, std::memory_order_relaxed);
   hdr_->tail.store(tail + 1, std::memory_order_release);
   return true;
@@ -529,12 +537,12 @@ bool RingBuffer::reclaim_writing(std::uint64_t tail, std::uint64_t judged) {
 
 bool RingBuffer::reclaim_claimed(std::uint64_t tail) {
   if (hdr_->tail.load(std::memory_order_relaxed) != tail) return false;
-  SlotHeader& slot = slot_header(static_cast<std::uint32_t>(tail % capacity_));
-  const std::uint32_t g = generation(tail);
+  const SlotId at = locate(tail);
+  const std::uint32_t g = at.generation;
   // Empty(g) -> Empty(g+1): a writer still between its head CAS and its
   // claim CAS now fails that CAS (it expects Empty(g)) and reports its
   // write as not sent; a writer that won first makes this CAS fail.
-  if (!cas_word(slot, slot_word(SlotState::Empty, 0, g), slot_word(SlotState::Empty, 0, next_generation(g))))
+  if (!cas_word(slot_header(at.index), slot_word(SlotState::Empty, 0, g), slot_word(SlotState::Empty, 0, next_generation(g))))
     return false;
   hdr_->reclaimed.fetch_add(1, std::memory_order_relaxed);
   hdr_->tail.store(tail + 1, std::memory_order_release);
@@ -542,25 +550,21 @@ bool RingBuffer::reclaim_claimed(std::uint64_t tail) {
 }
 
 bool RingBuffer::requeue_reading(std::uint64_t tail, std::uint64_t judged) {
-  if (hdr_->tail.load(std::memory_order_relaxed) != tail) return false;
-  SlotHeader& slot = slot_header(static_cast<std::uint32_t>(tail % capacity_));
-  const std::uint32_t g = generation(tail);
-  const SlotWord w = SlotWord::decode(judged);
-  if (w.state != static_cast<std::uint8_t>(SlotState::Reading) || w.generation != g) return false;
-  return cas_word(slot, judged, slot_word(SlotState::Ready, 0, g));
+  std::uint32_t g = 0;
+  SlotHeader* slot = judged_tail_slot(tail, judged, SlotState::Reading, &g);
+  return slot != nullptr && cas_word(*slot, judged, slot_word(SlotState::Ready, 0, g));
 }
 
 bool RingBuffer::release_done(std::uint64_t tail, std::uint64_t judged) {
-  if (hdr_->tail.load(std::memory_order_relaxed) != tail) return false;
-  SlotHeader& slot = slot_header(static_cast<std::uint32_t>(tail % capacity_));
-  const std::uint32_t g = generation(tail);
-  const std::uint64_t released = slot_word(SlotState::Empty, 0, next_generation(g));
-  const SlotWord w = SlotWord::decode(judged);
-  const bool done = w.state == static_cast<std::uint8_t>(SlotState::Done) && w.generation == g;
-  if (done) {
-    if (!cas_word(slot, judged, released)) return false;
-  } else if (judged != released || load_word(slot) != released) {
-    return false;  // neither Done of this lap nor already released
+  std::uint32_t g = 0;
+  if (SlotHeader* slot = judged_tail_slot(tail, judged, SlotState::Done, &g)) {
+    if (!cas_word(*slot, judged, slot_word(SlotState::Empty, 0, next_generation(g)))) return false;
+  } else {
+    // Empty(g+1) at the tail: released, the tail store lost (K-DONE).
+    if (hdr_->tail.load(std::memory_order_relaxed) != tail) return false;
+    const SlotId at = locate(tail);
+    const std::uint64_t released = slot_word(SlotState::Empty, 0, next_generation(at.generation));
+    if (judged != released || load_word(slot_header(at.index)) != released) return false;
   }
   hdr_->tail.store(tail + 1, std::memory_order_release);
   return true;
@@ -579,17 +583,17 @@ Result<MessageInfo> RingBuffer::peek_slot() const {
   const std::uint64_t head = hdr_->head.load(std::memory_order_acquire);
   if (head < tail || head - tail > capacity_) return positions_error(head, tail);
   if (head == tail) return make_error(ErrorCode::Empty, ring_name(direction_, priority_) + " is empty");
-  const SlotHeader& slot = slot_header(static_cast<std::uint32_t>(tail % capacity_));
-  const std::uint32_t g = generation(tail);
-  const SlotWord w = load_slot_word(slot);
-  if (w.encode() != slot_word(SlotState::Ready, 0, g)) {
-    const auto state = w.known_state();
-    if (state == SlotState::Empty || (state == SlotState::Writing && w.generation == g))
-      return make_error(ErrorCode::Empty, field(tail, "state") + ": oldest message is still being written");
-    const bool held = (state == SlotState::Reading || state == SlotState::Done) && w.generation == g;
-    return make_error(held ? ErrorCode::InvalidState : ErrorCode::CorruptSegment,
-                      field(tail, "word") + ": state " + std::to_string(w.state) + " of lap " +
-                          std::to_string(w.generation) + " at the tail");
+  const SlotId at = locate(tail);
+  const SlotHeader& slot = slot_header(at.index);
+  const std::uint64_t word = load_word(slot);
+  switch (classify_tail_word(word, at.generation)) {
+    case TailWord::Ready: break;
+    case TailWord::NotYet:
+      return make_error(ErrorCode::Empty, field(tail, "state") + ": oldest message is not published yet");
+    case TailWord::Held:
+      return make_error(ErrorCode::InvalidState, field(tail, "state") + ": " + held_text(word) + " at the tail");
+    case TailWord::Garbage:
+      return make_error(ErrorCode::CorruptSegment, field(tail, garbage_field(word)) + ": " + garbage_text(word, at));
   }
   MessageInfo info;
   if (auto s = inspect_ready(slot, tail, info); !s) return s.error();

@@ -195,9 +195,13 @@ class RingBuffer {
             static_cast<std::uint32_t>(lap) & kGenerationMask};
   }
   // claim(), when the slot of its position was not Empty(g) (SPEC K-CLAIMED).
-  Status enter_held_slot(SlotHeader& slot, std::uint64_t head, std::uint64_t found);
-  // Drops the slot at `tail`, counts it, advances tail.
-  void skip_corrupt(SlotHeader& slot, std::uint64_t tail);
+  Status enter_held_slot(SlotHeader& slot, const SlotId& id, std::uint64_t found);
+  // Drops the slot at the tail `at`, counts it, advances tail.
+  void skip_corrupt(const SlotId& at);
+  // Recovery's precondition: `tail` is still the tail and the word it judged
+  // is `state` of the tail's lap. The tail's slot (and its lap), or null.
+  SlotHeader* judged_tail_slot(std::uint64_t tail, std::uint64_t judged, SlotState state,
+                               std::uint32_t* generation_out) const;
   Error reclaimed_error(std::uint64_t position) const;
 
   RingHeader* hdr_ = nullptr;

@@ -105,6 +105,30 @@ constexpr std::uint32_t generation_of(std::uint64_t position, std::uint32_t capa
 }
 constexpr std::uint32_t next_generation(std::uint32_t g) noexcept { return (g + 1) & kGenerationMask; }
 
+// What the word at a consumer's tail means, the tail being of lap g (SPEC
+// S-WORD). take(), peek() and wait() all decide by this one function.
+enum class TailWord : std::uint8_t {
+  Ready,    // Ready(g): a message
+  NotYet,   // Empty(g) or Writing(g): claimed, not published yet; or
+            // Empty(g+1): released, the tail not moved yet (K-DONE)
+  Held,     // Reading(g) or Done(g): a consumer holds it or died there
+  Garbage,  // anything else (another lap, an unknown state, Ready with a
+            // holder): dropped as corrupt (V-SLOT)
+};
+constexpr TailWord classify_tail_word(std::uint64_t word, std::uint32_t g) noexcept {
+  if (word == slot_word(SlotState::Ready, 0, g)) return TailWord::Ready;
+  const SlotWord w = SlotWord::decode(word);
+  if (word == slot_word(SlotState::Empty, 0, g) || word == slot_word(SlotState::Empty, 0, next_generation(g)))
+    return TailWord::NotYet;
+  if (w.generation != g) return TailWord::Garbage;
+  switch (w.state) {
+    case static_cast<std::uint8_t>(SlotState::Writing): return TailWord::NotYet;
+    case static_cast<std::uint8_t>(SlotState::Reading):
+    case static_cast<std::uint8_t>(SlotState::Done): return TailWord::Held;
+    default: return TailWord::Garbage;
+  }
+}
+
 // The five transitions of normal operation (SPEC S-TRANSITIONS). Recovery's
 // own transitions are listed in SPEC K-* and are not accepted here.
 constexpr bool is_normal_transition(SlotState from, SlotState to) noexcept {

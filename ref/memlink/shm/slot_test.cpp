@@ -89,6 +89,29 @@ TEST(Slot, AStalledClaimOfAnEarlierLapFailsItsCas) {  // SPEC K-CLAIMED
   EXPECT_TRUE(cas_word(slot, slot_word(SlotState::Empty, 0, 7), slot_word(SlotState::Writing, 1, 7)));
 }
 
+// Every word a consumer can meet at a tail of lap 7, and what it means.
+TEST(Slot, EveryTailWordIsClassifiedOneWay) {
+  constexpr std::uint32_t g = 7;
+  EXPECT_EQ(classify_tail_word(slot_word(SlotState::Ready, 0, g), g), TailWord::Ready);
+  EXPECT_EQ(classify_tail_word(slot_word(SlotState::Empty, 0, g), g), TailWord::NotYet);
+  EXPECT_EQ(classify_tail_word(slot_word(SlotState::Writing, 42, g), g), TailWord::NotYet);
+  EXPECT_EQ(classify_tail_word(slot_word(SlotState::Empty, 0, g + 1), g), TailWord::NotYet);  // released
+  EXPECT_EQ(classify_tail_word(slot_word(SlotState::Reading, 42, g), g), TailWord::Held);
+  EXPECT_EQ(classify_tail_word(slot_word(SlotState::Done, 42, g), g), TailWord::Held);
+  // Garbage: a Ready with a holder, another lap, a holder in Empty, an
+  // unknown state, the lap before (a publish of a lap the tail passed).
+  EXPECT_EQ(classify_tail_word(slot_word(SlotState::Ready, 42, g), g), TailWord::Garbage);
+  EXPECT_EQ(classify_tail_word(slot_word(SlotState::Ready, 0, g + 1), g), TailWord::Garbage);
+  EXPECT_EQ(classify_tail_word(slot_word(SlotState::Ready, 0, g - 1), g), TailWord::Garbage);
+  EXPECT_EQ(classify_tail_word(slot_word(SlotState::Empty, 42, g), g), TailWord::Garbage);
+  EXPECT_EQ(classify_tail_word(slot_word(SlotState::Empty, 0, g + 2), g), TailWord::Garbage);
+  EXPECT_EQ(classify_tail_word(slot_word(SlotState::Writing, 42, g + 1), g), TailWord::Garbage);
+  EXPECT_EQ(classify_tail_word(slot_word(SlotState::Reading, 42, g - 1), g), TailWord::Garbage);
+  EXPECT_EQ(classify_tail_word(SlotWord{0xEE, 0, g}.encode(), g), TailWord::Garbage);
+  // At the wrap, the next lap of 2^24 - 1 is 0.
+  EXPECT_EQ(classify_tail_word(slot_word(SlotState::Empty, 0, 0), kGenerationMask), TailWord::NotYet);
+}
+
 TEST(Slot, StateDecoding) {
   EXPECT_EQ(slot_state_from_byte(4), SlotState::Done);
   EXPECT_FALSE(slot_state_from_byte(5).has_value());
