@@ -182,11 +182,15 @@ std::uint64_t RingBuffer::len() const noexcept {
 
 TailReadiness RingBuffer::tail_readiness() const noexcept {
   const std::uint64_t t = tail();
+  const SlotId at = locate(t);
+  const TailWord kind = classify_tail_word(load_word(slot_header(at.index)), at.generation);
+  // As take() (R-HINT): head is asked only for a held or garbage word.
+  if (kind == TailWord::Ready) return TailReadiness::Readable;
+  if (kind == TailWord::NotYet) return TailReadiness::Nothing;
   const std::uint64_t h = head();
   if (h == t) return TailReadiness::Nothing;
   if (h < t || h - t > capacity_) return TailReadiness::Readable;  // take() reports it
-  const SlotId at = locate(t);
-  switch (classify_tail_word(load_word(slot_header(at.index)), at.generation)) {
+  switch (kind) {
     case TailWord::NotYet: return TailReadiness::Nothing;
     case TailWord::Held: return TailReadiness::Held;
     case TailWord::Ready:
@@ -210,6 +214,11 @@ bool RingBuffer::positions_consistent() const noexcept {
   return h >= t && h - t <= capacity_;
 }
 
+Status RingBuffer::check_positions() const {
+  if (positions_consistent()) return {};
+  return positions_error(head(), tail());
+}
+
 std::string RingBuffer::field(std::uint64_t position, const char* name) const {
   return ring_name(direction_, priority_) + ".slot[" + std::to_string(position % capacity_) + "]." +
          name;
@@ -227,7 +236,8 @@ Status RingBuffer::check_writable(std::size_t size) const {
     return make_error(ErrorCode::MessageTooLarge,
                       "payload of " + std::to_string(size) + " bytes exceeds the slot size of " +
                           std::to_string(slot_size_) + " bytes");
-  if (is_full() && positions_consistent())
+  std::uint64_t tail = 0;
+  if (full_at(head(), &tail) && positions_consistent())
     return make_error(ErrorCode::Full, ring_name(direction_, priority_) + " is full (" +
                                            std::to_string(capacity_) + " slots)");
   return {};
@@ -246,12 +256,27 @@ Result<SlotId> RingBuffer::write_slot(std::span<const std::byte> data, std::uint
   return id;
 }
 
+bool RingBuffer::full_at(std::uint64_t head, std::uint64_t* tail_out) const noexcept {
+  const std::uint64_t hint = tail_hint_.get();
+  if (head >= hint && head - hint < capacity_) {  // room, proved without the consumer's line
+    *tail_out = hint;
+    return false;
+  }
+  // [R-CLAIM.tail] acquire, pairs with the consumer's release of the tail:
+  // not needed for the slot (its word's CAS decides), only for a fresh view.
+  const std::uint64_t tail = hdr_->tail.load(std::memory_order_acquire);
+  tail_hint_.raise(tail);
+  *tail_out = tail;
+  return head >= tail && head - tail >= capacity_;
+}
+
 Result<SlotId> RingBuffer::claim() {
-  // Claim a position (SPEC R-CLAIM). The acquire load of tail pairs with the
-  // consumer's release store after it emptied the slot we are about to take.
+  // Claim a position (SPEC R-CLAIM): a CAS on head, judged against the tail
+  // hint; the shared tail is read only when the hint says full.
   std::uint64_t head = hdr_->head.load(std::memory_order_relaxed);
   for (;;) {
-    const std::uint64_t tail = hdr_->tail.load(std::memory_order_acquire);
+    std::uint64_t tail = 0;
+    const bool full = full_at(head, &tail);
     if (head < tail || head - tail > capacity_) {
       // A stale head we loaded before another producer advanced it can look
       // behind tail; reload once before calling the ring corrupt.
@@ -262,7 +287,7 @@ Result<SlotId> RingBuffer::claim() {
       }
       return positions_error(head, tail);
     }
-    if (head - tail == capacity_) {
+    if (full) {
       return make_error(ErrorCode::Full, ring_name(direction_, priority_) + " is full (" +
                                              std::to_string(capacity_) + " slots)");
     }
@@ -285,9 +310,16 @@ Result<SlotId> RingBuffer::claim() {
   }
   // SPEC K-CLAIMED: the generation alone cannot tell a word of this lap from
   // one 2^24 laps later. If the consumer skipped our position while we
-  // stalled (its tail passed it), the slot we just took belongs to a later
-  // lap's writer: give it back as we found it, and say so.
-  if (hdr_->tail.load(std::memory_order_acquire) > head) {
+  // stalled, the slot we just took belongs to a later lap's writer: give it
+  // back as we found it, and say so. Judged by head, not tail, so that a lone
+  // producer reads only its own line:
+  //  - the slot is ours: the tail has not passed our position (passing it
+  //    takes a Ready word or a reclaim CAS, and ours won), so
+  //    head <= tail + capacity <= position + capacity;
+  //  - the slot is a lap 2^24k later (k >= 1): its previous lap was
+  //    released, so head >= tail > position + (2^24k - 1) * capacity,
+  //    which is more than position + capacity.
+  if (hdr_->head.load(std::memory_order_relaxed) - head > capacity_) {
     cas_word(slot, slot_word(SlotState::Writing, platform::current_pid(), g), empty);
     return reclaimed_error(head);
   }
@@ -406,20 +438,28 @@ void RingBuffer::skip_corrupt(const SlotId& at) {
 
 Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fence) {
   const std::uint64_t tail = hdr_->tail.load(std::memory_order_relaxed);  // ours alone
-  const std::uint64_t head = hdr_->head.load(std::memory_order_acquire);
-  if (head < tail || head - tail > capacity_) return positions_error(head, tail);
-  if (head == tail) return make_error(ErrorCode::Empty, ring_name(direction_, priority_) + " is empty");
   const SlotId at = locate(tail);
   const std::uint32_t index = at.index;
   SlotHeader& slot = slot_header(index);
   const std::uint32_t g = at.generation;
   const std::uint64_t ready = slot_word(SlotState::Ready, 0, g);
   const std::uint64_t word = load_word(slot);  // [S-WORD.publish] acquire
-  switch (classify_tail_word(word, g)) {
+  const TailWord kind = classify_tail_word(word, g);
+  // [R-HINT] The word alone decides the common cases, so the consumer does
+  // not take the producers' head line from them: only a claimed position
+  // becomes Ready, and Empty or Writing of the tail's lap is nothing yet,
+  // whatever head says (polled often: no allocation). Head is asked only
+  // when the word is held or garbage, which is judged differently at an
+  // unclaimed position.
+  if (kind == TailWord::NotYet) return make_error(ErrorCode::Empty);
+  if (kind != TailWord::Ready) {
+    const std::uint64_t head = hdr_->head.load(std::memory_order_acquire);
+    if (head < tail || head - tail > capacity_) return positions_error(head, tail);
+    if (head == tail) return make_error(ErrorCode::Empty);
+  }
+  switch (kind) {
     case TailWord::Ready: break;
-    case TailWord::NotYet:
-      return make_error(ErrorCode::Empty, field(tail, "state") + ": oldest message (position " +
-                                              std::to_string(tail) + ") is not published yet");
+    case TailWord::NotYet: break;  // returned above
     case TailWord::Held:
       return make_error(ErrorCode::InvalidState, field(tail, "state") + ": " + held_text(word) +
                                                      ": another consumer holds it (one consumer per ring)");
@@ -580,16 +620,19 @@ Result<MessageInfo> RingBuffer::read_slot(std::span<std::byte> out) {
 
 Result<MessageInfo> RingBuffer::peek_slot() const {
   const std::uint64_t tail = hdr_->tail.load(std::memory_order_acquire);
-  const std::uint64_t head = hdr_->head.load(std::memory_order_acquire);
-  if (head < tail || head - tail > capacity_) return positions_error(head, tail);
-  if (head == tail) return make_error(ErrorCode::Empty, ring_name(direction_, priority_) + " is empty");
   const SlotId at = locate(tail);
   const SlotHeader& slot = slot_header(at.index);
   const std::uint64_t word = load_word(slot);
-  switch (classify_tail_word(word, at.generation)) {
+  const TailWord kind = classify_tail_word(word, at.generation);
+  if (kind == TailWord::NotYet) return make_error(ErrorCode::Empty);  // as take()
+  if (kind != TailWord::Ready) {
+    const std::uint64_t head = hdr_->head.load(std::memory_order_acquire);
+    if (head < tail || head - tail > capacity_) return positions_error(head, tail);
+    if (head == tail) return make_error(ErrorCode::Empty);
+  }
+  switch (kind) {
     case TailWord::Ready: break;
-    case TailWord::NotYet:
-      return make_error(ErrorCode::Empty, field(tail, "state") + ": oldest message is not published yet");
+    case TailWord::NotYet: break;  // returned above
     case TailWord::Held:
       return make_error(ErrorCode::InvalidState, field(tail, "state") + ": " + held_text(word) + " at the tail");
     case TailWord::Garbage:

@@ -11,6 +11,7 @@
 // value is reported as CorruptSegment naming the field, never dereferenced.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -69,6 +70,32 @@ struct SlotStateCounts {
   std::uint64_t count[kSlotStateCount] = {};
   std::uint64_t invalid = 0;
   std::uint64_t of(SlotState s) const noexcept { return count[static_cast<std::size_t>(s)]; }
+};
+
+// A producer's last sight of a ring's tail, in its own process's memory
+// (SPEC R-HINT). The tail only grows, so the hint is never ahead of it:
+// head - hint < capacity proves there is room without reading the
+// consumer's cache line. Threads of one process share a hint (relaxed: it
+// is a hint; the slot word's CAS decides); copies start from the value
+// they copy.
+class PositionHint {
+ public:
+  PositionHint() = default;
+  PositionHint(const PositionHint& o) noexcept : v_(o.get()) {}
+  PositionHint& operator=(const PositionHint& o) noexcept {
+    v_.store(o.get(), std::memory_order_relaxed);
+    return *this;
+  }
+  std::uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
+  // Takes a position this thread read. Two threads racing here may leave the
+  // older of their two values: harmless (a hint behind the tail only costs
+  // a read of the real one), and cheaper than a locked instruction.
+  void raise(std::uint64_t seen) noexcept {
+    if (seen > get()) v_.store(seen, std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<std::uint64_t> v_{0};
 };
 
 class RingBuffer {
@@ -168,6 +195,10 @@ class RingBuffer {
 
   // False when head/tail break head - capacity <= tail <= head.
   bool positions_consistent() const noexcept;
+  // CorruptSegment naming the ring's head/tail when they are broken (SPEC
+  // R-POSITIONS). take() does not read head in the common cases (R-HINT), so
+  // an idle consumer asks this once per sleep slice.
+  Status check_positions() const;
 
   SlotStateCounts count_states() const noexcept;
   // The header of slot `index` (0 <= index < capacity), for inspection/tests.
@@ -203,6 +234,10 @@ class RingBuffer {
   SlotHeader* judged_tail_slot(std::uint64_t tail, std::uint64_t judged, SlotState state,
                                std::uint32_t* generation_out) const;
   Error reclaimed_error(std::uint64_t position) const;
+  // True when a claim at `head` would find the ring full, reading the
+  // shared tail only when the hint cannot prove there is room; `tail_out`
+  // gets the tail it judged by (SPEC R-CLAIM).
+  bool full_at(std::uint64_t head, std::uint64_t* tail_out) const noexcept;
 
   RingHeader* hdr_ = nullptr;
   std::byte* slots_ = nullptr;
@@ -212,6 +247,7 @@ class RingBuffer {
   Direction direction_ = Direction::ClientToDaemon;
   Priority priority_ = Priority::Low;
   std::shared_ptr<std::byte> owned_;  // set by create_owned only
+  mutable PositionHint tail_hint_;    // producers' view of the tail (R-HINT)
 };
 
 }  // namespace memlink::shm

@@ -168,12 +168,28 @@ TEST_F(CorruptRing, InconsistentHeadAndTailAreReportedNotFollowed) {
                                             RING_HEADER_SIZE);
   hdr->head.store(1000);  // 1000 - 0 > capacity 4
   EXPECT_FALSE(ring.positions_consistent());
-  auto r = ring.read_slot(out);
+  // R-HINT: the consumer decides by the word at its tail and never indexes
+  // with head: the two messages written before are delivered intact, and
+  // the empty tail after them is Empty, not a slot picked by head.
+  for (std::uint64_t seq : {1u, 2u}) {
+    auto m = ring.read_slot(out);
+    ASSERT_TRUE(m.ok()) << m.error().message();
+    EXPECT_EQ(m->sequence, seq);
+    EXPECT_TRUE(pattern_matches(std::span(out.data(), m->length), seq));
+  }
+  EXPECT_EQ(ring.read_slot(out).code(), ErrorCode::Empty);
+  // R-POSITIONS: reported by check_positions() (an idle consumer asks it
+  // once per sleep slice) and by a producer whose tail hint cannot vouch
+  // for the head it sees.
+  auto r = ring.check_positions();
   EXPECT_EQ(r.code(), ErrorCode::CorruptSegment);
   EXPECT_NE(r.error().detail.find("head/tail"), std::string::npos);
   EXPECT_EQ(ring.write_slot(pattern_payload(3, 8), 3).code(), ErrorCode::CorruptSegment);
   hdr->head.store(2);
   hdr->tail.store(3);  // tail past head
+  EXPECT_EQ(ring.check_positions().code(), ErrorCode::CorruptSegment);
+  // A held or garbage word makes the consumer ask head too.
+  store_word(ring.slot_header(3), slot_word(SlotState::Reading, 4242, 0));
   EXPECT_EQ(ring.read_slot(out).code(), ErrorCode::CorruptSegment);
   EXPECT_EQ(ring.peek_slot().code(), ErrorCode::CorruptSegment);
 }

@@ -3,6 +3,9 @@
 namespace memlink::shm {
 namespace {
 
+// Short enough for the small-string buffer: an empty poll allocates nothing.
+constexpr const char* kNothingReady = "nothing ready";
+
 template <class Op>
 Result<PriorityRingBuffer> build(std::byte* base, std::size_t size, const Geometry& g, Direction d,
                                  Op op) {
@@ -38,7 +41,7 @@ Result<MessageInfo> PriorityRingBuffer::read(std::span<std::byte> out) {
     auto r = ring(p).read_slot(out);
     if (r.ok() || r.code() != ErrorCode::Empty) return r;
   }
-  return make_error(ErrorCode::Empty, "no message ready in any priority");
+  return make_error(ErrorCode::Empty, kNothingReady);
 }
 
 Result<MessageInfo> PriorityRingBuffer::take(std::span<std::byte> out, const Fence* fence) {
@@ -46,7 +49,7 @@ Result<MessageInfo> PriorityRingBuffer::take(std::span<std::byte> out, const Fen
     auto r = ring(p).take(out, fence);
     if (r.ok() || r.code() != ErrorCode::Empty) return r;
   }
-  return make_error(ErrorCode::Empty, "no message ready in any priority");
+  return make_error(ErrorCode::Empty, kNothingReady);
 }
 
 Result<MessageInfo> PriorityRingBuffer::peek() const {
@@ -54,7 +57,7 @@ Result<MessageInfo> PriorityRingBuffer::peek() const {
     auto r = ring(p).peek_slot();
     if (r.ok() || r.code() != ErrorCode::Empty) return r;
   }
-  return make_error(ErrorCode::Empty, "no message ready in any priority");
+  return make_error(ErrorCode::Empty, kNothingReady);
 }
 
 std::uint64_t PriorityRingBuffer::pending_total() const noexcept {

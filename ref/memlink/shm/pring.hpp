@@ -51,6 +51,11 @@ class PriorityRingBuffer {
     }
     return false;
   }
+  Status check_positions() const {
+    for (Priority p : kAllPriorities)
+      if (auto s = ring(p).check_positions(); !s) return s;
+    return {};
+  }
   bool positions_consistent() const noexcept {
     for (Priority p : kAllPriorities)
       if (!ring(p).positions_consistent()) return false;

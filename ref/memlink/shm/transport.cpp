@@ -68,7 +68,8 @@ Endpoint::Endpoint(Endpoint&& o) noexcept
       out_space_fx_(std::move(o.out_space_fx_)),
       out_seq_(o.out_seq_),
       shut_down_(o.shut_down_),
-      tails_(o.tails_) {
+      tails_(o.tails_),
+      tails_at_last_empty_(o.tails_at_last_empty_) {
   o.ctl_ = nullptr;
   o.shut_down_ = true;
 }
@@ -166,9 +167,12 @@ Result<MessageInfo> Endpoint::take(std::span<std::byte> out) {
   if (auto s = before_read(); !s) return s.error();
   auto r = inbound_.take(out, fence());
   if (segment_.lost()) return segment_.lost_error();  // read from zero pages: not delivered
-  if (!r && (r.code() == ErrorCode::Empty || r.code() == ErrorCode::InvalidState)) {
+  if (!r && (r.code() == ErrorCode::InvalidState || (r.code() == ErrorCode::Empty && inbound_tails_still()))) {
     // The tail may be held by a dead process (SPEC K-STALE). Cheap when it
     // is not: a few loads, and a liveness syscall only for an old holder.
+    // An Empty take asks only when the tails stood still since the previous
+    // one: the first Empty after a message (the common poll before a wait)
+    // then reads no producer's head line.
     const RecoveryReport rec = recover_inbound();
     if (rec.total() > 0) r = inbound_.take(out, fence());
   }
@@ -177,6 +181,20 @@ Result<MessageInfo> Endpoint::take(std::span<std::byte> out) {
     note_corruption(inbound_, r.error());
   }
   return r;
+}
+
+bool Endpoint::inbound_tails_still() {
+  std::uint64_t sum = 0;
+  for (Priority p : kAllPriorities) sum += inbound_.ring(p).tail();
+  const bool still = sum == tails_at_last_empty_;
+  tails_at_last_empty_ = sum;
+  return still;
+}
+
+Status Endpoint::check_inbound_positions() {
+  auto s = inbound_.check_positions();
+  if (!s) note_corruption(inbound_, s.error());
+  return s;
 }
 
 Status Endpoint::finish(const MessageInfo& m) {
@@ -247,7 +265,10 @@ Status Endpoint::wait_until(Pred ready, FutexWord& fw, const Futex& fx,
         if (auto s = usable(); !s) return s;
         const std::uint64_t t = platform::monotonic_ns();
         if (t >= spin_end) break;
-        if (as_consumer && (i & 0xFFFF) == 0) (void)recover_inbound();  // a spinning consumer too
+        if (as_consumer && (i & 0xFFFF) == 0) {  // a spinning consumer's housekeeping too
+          if (auto s = check_inbound_positions(); !s) return s;
+          (void)recover_inbound();
+        }
       }
       platform::cpu_relax();
     }
@@ -257,6 +278,9 @@ Status Endpoint::wait_until(Pred ready, FutexWord& fw, const Futex& fx,
   for (;;) {
     if (auto s = usable(); !s) return ready() ? Status{} : s;
     if (auto s = peer_alive(); !s) return ready() ? Status{} : s;
+    if (as_consumer) {
+      if (auto s = check_inbound_positions(); !s) return s;
+    }
     fw.waiters.fetch_add(1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     const std::uint32_t seen = fw.word.load(std::memory_order_acquire);

@@ -132,6 +132,30 @@ TEST_F(TransportTest, WaitWakesOnAWriteFromAnotherThread) {
   writer.join();
 }
 
+// SPEC R-POSITIONS with R-HINT: take() decides by the slot word and does not
+// read head when the tail is Empty, so broken positions are an idle
+// consumer's to find in wait(): before each sleep and, spinning, now and
+// then. Each strategy must report them and poison the segment, not sleep
+// or spin on them.
+TEST_F(TransportTest, BrokenPositionsReachAnIdleConsumersWait) {
+  for (WaitStrategy w : {WaitStrategy::Block, WaitStrategy::Adaptive, WaitStrategy::Spin}) {
+    SCOPED_TRACE(std::string(to_string(w)));
+    RingBuffer& c2d = daemon->inbound().ring(Priority::High);
+    auto& head = reinterpret_cast<RingHeader*>(reinterpret_cast<std::byte*>(&c2d.slot_header(0)) - RING_HEADER_SIZE)->head;
+    const std::uint64_t good = head.load();
+    head.store(good + 1000);
+    daemon->set_wait_strategy(w);
+    EXPECT_EQ(daemon->read().code(), ErrorCode::Empty);  // the word says nothing is there
+    const Status s = daemon->wait(10s);
+    ASSERT_FALSE(s.ok()) << "wait() slept through broken head/tail";
+    EXPECT_EQ(s.code(), ErrorCode::CorruptSegment);
+    EXPECT_NE(s.error().detail.find("ring[c2d/high].head/tail"), std::string::npos) << s.error().message();
+    EXPECT_NE(daemon->control().flags.load() & FLAG_POISONED, 0u);
+    head.store(good);
+    daemon->control().flags.store(0);
+  }
+}
+
 TEST_F(TransportTest, ProtocolMismatchNamesBothVersions) {
   auto c = Client::connect(path.str(), 8);
   ASSERT_EQ(c.code(), ErrorCode::ProtocolMismatch);
