@@ -184,7 +184,7 @@ TailReadiness RingBuffer::tail_readiness() const noexcept {
   const std::uint64_t t = tail();
   const SlotId at = locate(t);
   const TailWord kind = classify_tail_word(load_word(slot_header(at.index)), at.generation);
-  // As take() (R-HINT): head is asked only for a held or garbage word.
+  // As take() (R-POSITIONS): head is asked only for a held or garbage word.
   if (kind == TailWord::Ready) return TailReadiness::Readable;
   if (kind == TailWord::NotYet) return TailReadiness::Nothing;
   const std::uint64_t h = head();
@@ -300,6 +300,9 @@ Result<SlotId> RingBuffer::claim() {
   MEMLINK_CRASH_POINT("write.after-claim");
   const SlotId id = locate(head);
   SlotHeader& slot = slot_header(id.index);
+  // The payload's first line comes from the consumer's core (it read it a
+  // lap ago): ask for it now, so its transfer overlaps the claim CAS below.
+  platform::prefetch_for_write(reinterpret_cast<std::byte*>(&slot) + SLOT_HEADER_SIZE);
   const std::uint32_t g = id.generation;
   const std::uint64_t empty = slot_word(SlotState::Empty, 0, g);
   // [S-WORD.claim] Empty(g) -> Writing(g, me): state, holder and lap in one
@@ -445,7 +448,7 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fenc
   const std::uint64_t ready = slot_word(SlotState::Ready, 0, g);
   const std::uint64_t word = load_word(slot);  // [S-WORD.publish] acquire
   const TailWord kind = classify_tail_word(word, g);
-  // [R-HINT] The word alone decides the common cases, so the consumer does
+  // [R-POSITIONS] The word alone decides the common cases, so the consumer does
   // not take the producers' head line from them: only a claimed position
   // becomes Ready, and Empty or Writing of the tail's lap is nothing yet,
   // whatever head says (polled often: no allocation). Head is asked only
@@ -529,10 +532,21 @@ void RingBuffer::release(SlotId id) {
 }
 
 std::optional<TailView> RingBuffer::tail_view() const noexcept {
+  auto v = tail_word_view();
+  if (!v) return v;
+  v->head = hdr_->head.load(std::memory_order_acquire);
+  if (v->head <= v->tail || v->head - v->tail > capacity_) return std::nullopt;
+  return v;
+}
+
+bool RingBuffer::claimed(std::uint64_t tail) const noexcept {
+  const std::uint64_t head = hdr_->head.load(std::memory_order_acquire);
+  return head > tail && head - tail <= capacity_;
+}
+
+std::optional<TailView> RingBuffer::tail_word_view() const noexcept {
   TailView v;
   v.tail = hdr_->tail.load(std::memory_order_acquire);
-  v.head = hdr_->head.load(std::memory_order_acquire);
-  if (v.head <= v.tail || v.head - v.tail > capacity_) return std::nullopt;
   const SlotId at = locate(v.tail);
   const SlotHeader& slot = slot_header(at.index);
   // seq_cst: a new daemon's load of a slot, after its epoch increment, is

@@ -73,21 +73,21 @@ struct SlotStateCounts {
 };
 
 // A producer's last sight of a ring's tail, in its own process's memory
-// (SPEC R-HINT). The tail only grows, so the hint is never ahead of it:
+// (SPEC R-CLAIM). The tail only grows, so the hint is never ahead of it:
 // head - hint < capacity proves there is room without reading the
 // consumer's cache line. Threads of one process share a hint (relaxed: it
 // is a hint; the slot word's CAS decides); copies start from the value
 // they copy.
-class PositionHint {
+class TailHint {
  public:
-  PositionHint() = default;
-  PositionHint(const PositionHint& o) noexcept : v_(o.get()) {}
-  PositionHint& operator=(const PositionHint& o) noexcept {
+  TailHint() = default;
+  TailHint(const TailHint& o) noexcept : v_(o.get()) {}
+  TailHint& operator=(const TailHint& o) noexcept {
     v_.store(o.get(), std::memory_order_relaxed);
     return *this;
   }
   std::uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
-  // Takes a position this thread read. Two threads racing here may leave the
+  // Takes a tail this thread read. Two threads racing here may leave the
   // older of their two values: harmless (a hint behind the tail only costs
   // a read of the real one), and cheaper than a locked instruction.
   void raise(std::uint64_t seen) noexcept {
@@ -156,6 +156,11 @@ class RingBuffer {
 
   // A snapshot of the tail, or nullopt when the ring holds nothing.
   std::optional<TailView> tail_view() const noexcept;
+  // The tail and its word without reading head (TailView::head is 0):
+  // recovery asks claimed() only where the answer decides (K-CLAIMED).
+  std::optional<TailView> tail_word_view() const noexcept;
+  // True when position `tail` is claimed: tail < head <= tail + capacity.
+  bool claimed(std::uint64_t tail) const noexcept;
   std::uint64_t reclaimed() const noexcept;
 
   // Ok if a write of `size` bytes would be accepted now: MessageTooLarge or
@@ -196,7 +201,7 @@ class RingBuffer {
   // False when head/tail break head - capacity <= tail <= head.
   bool positions_consistent() const noexcept;
   // CorruptSegment naming the ring's head/tail when they are broken (SPEC
-  // R-POSITIONS). take() does not read head in the common cases (R-HINT), so
+  // R-POSITIONS). take() does not read head in the common cases, so
   // an idle consumer asks this once per sleep slice.
   Status check_positions() const;
 
@@ -247,7 +252,7 @@ class RingBuffer {
   Direction direction_ = Direction::ClientToDaemon;
   Priority priority_ = Priority::Low;
   std::shared_ptr<std::byte> owned_;  // set by create_owned only
-  mutable PositionHint tail_hint_;    // producers' view of the tail (R-HINT)
+  mutable TailHint tail_hint_;    // producers' view of the tail (R-CLAIM)
 };
 
 }  // namespace memlink::shm

@@ -168,7 +168,7 @@ TEST_F(CorruptRing, InconsistentHeadAndTailAreReportedNotFollowed) {
                                             RING_HEADER_SIZE);
   hdr->head.store(1000);  // 1000 - 0 > capacity 4
   EXPECT_FALSE(ring.positions_consistent());
-  // R-HINT: the consumer decides by the word at its tail and never indexes
+  // R-POSITIONS: the consumer decides by the word at its tail and never indexes
   // with head: the two messages written before are delivered intact, and
   // the empty tail after them is Empty, not a slot picked by head.
   for (std::uint64_t seq : {1u, 2u}) {

@@ -126,15 +126,40 @@ std::uint64_t TailRecovery::held_for(std::size_t p, const TailView& v, std::uint
     watched_tail_[p] = v.tail;
     watched_word_[p] = v.word;
     first_seen_ns_[p] = now;
+    claimed_since_ns_[p] = 0;
   }
   return now - first_seen_ns_[p];
+}
+
+// K-CLAIMED in two phases, so that the producers' head line is read only
+// when it can matter: Empty(g) at the tail is "nothing yet" until it has
+// been watched for claim_timeout; then head says whether the position is
+// claimed (if not, the watch starts again); a claimed position is reclaimed
+// once it has been seen claimed, unchanged, for claim_timeout more. A
+// writer that claimed it while the consumer watched the unclaimed word is
+// therefore never reclaimed sooner than claim_timeout after its claim was
+// seen (layout 2 step 1 read head on every pass to start the watch at the
+// claim; an idle consumer then took the head line from its producers once
+// per poll).
+bool TailRecovery::claim_timed_out(std::size_t p, const RingBuffer& ring, const TailView& v,
+                                   std::uint64_t held, std::uint64_t now, std::uint64_t timeout) {
+  if (held < timeout) return false;
+  if (claimed_since_ns_[p] == 0) {
+    if (!ring.claimed(v.tail)) {
+      first_seen_ns_[p] = now;  // unclaimed: watch again
+      return false;
+    }
+    claimed_since_ns_[p] = now == 0 ? 1 : now;
+  }
+  return now - claimed_since_ns_[p] >= timeout;
 }
 
 RecoveryReport TailRecovery::run(RingBuffer& ring, const RecoveryPolicy& policy) {
   RecoveryReport report;
   const auto p = static_cast<std::size_t>(ring.priority());
   for (std::uint32_t step = 0; step <= ring.capacity(); ++step) {
-    const auto v = ring.tail_view();
+    // The tail and its word only: head is read below only where it decides.
+    const auto v = ring.tail_word_view();
     if (!v) break;
     const std::uint64_t now = platform::monotonic_ns();
     const std::uint64_t held = held_for(p, *v, now);
@@ -144,7 +169,7 @@ RecoveryReport TailRecovery::run(RingBuffer& ring, const RecoveryPolicy& policy)
     if (v->generation != v->tail_generation) {
       // Empty of the next lap: the consumer released the slot and died
       // before it moved the tail (K-DONE). Anything else: take() drops it.
-      if (*state == SlotState::Empty && v->generation == next_generation(v->tail_generation)) {
+      if (*state == SlotState::Empty && v->generation == next_generation(v->tail_generation) && ring.claimed(v->tail)) {
         moved = ring.release_done(v->tail, v->word);
         report.released_done += moved;
       }
@@ -157,12 +182,13 @@ RecoveryReport TailRecovery::run(RingBuffer& ring, const RecoveryPolicy& policy)
         break;
       case SlotState::Empty:
         // A claimed position whose writer has not entered Writing (K-CLAIMED).
-        if (held < static_cast<std::uint64_t>(policy.claim_timeout.count())) break;
+        if (!claim_timed_out(p, ring, *v, held, now, static_cast<std::uint64_t>(std::max<std::int64_t>(0, policy.claim_timeout.count()))))
+          break;
         moved = ring.reclaim_claimed(v->tail);
         report.reclaimed_claimed += moved;
         break;
       case SlotState::Writing:
-        if (!is_stale(*v, policy, held)) break;
+        if (!ring.claimed(v->tail) || !is_stale(*v, policy, held)) break;
         if (broken_recovery() == BrokenRecovery::DeliverWriting) {
           // Broken on purpose: publishes a message its writer never finished.
           SlotHeader& slot = ring.slot_header(static_cast<std::uint32_t>(v->tail % ring.capacity()));
@@ -173,7 +199,7 @@ RecoveryReport TailRecovery::run(RingBuffer& ring, const RecoveryPolicy& policy)
         report.reclaimed_writing += moved;
         break;
       case SlotState::Reading:
-        if (!is_stale(*v, policy, held)) break;
+        if (!ring.claimed(v->tail) || !is_stale(*v, policy, held)) break;
         if (broken_recovery() == BrokenRecovery::DropReading) {
           // Broken on purpose: treats a half-read message as consumed.
           SlotHeader& slot = ring.slot_header(static_cast<std::uint32_t>(v->tail % ring.capacity()));
@@ -185,7 +211,7 @@ RecoveryReport TailRecovery::run(RingBuffer& ring, const RecoveryPolicy& policy)
         report.requeued_reading += moved;
         break;
       case SlotState::Done:
-        if (!is_stale(*v, policy, held)) break;
+        if (!ring.claimed(v->tail) || !is_stale(*v, policy, held)) break;
         moved = ring.release_done(v->tail, v->word);
         report.released_done += moved;
         break;

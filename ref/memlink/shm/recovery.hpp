@@ -76,9 +76,14 @@ class TailRecovery {
   // How long this consumer has seen the same word at the same tail, per
   // priority (K-STALE, K-CLAIMED time it on the consumer's own clock).
   std::uint64_t held_for(std::size_t priority, const TailView& v, std::uint64_t now);
+  // K-CLAIMED: whether the Empty word at v's tail, watched for `held`, is a
+  // claimed position to reclaim now (reads head only past the first phase).
+  bool claim_timed_out(std::size_t priority, const RingBuffer& ring, const TailView& v, std::uint64_t held,
+                       std::uint64_t now, std::uint64_t timeout);
   std::uint64_t watched_tail_[kPriorityCount] = {~0ULL, ~0ULL, ~0ULL};
   std::uint64_t watched_word_[kPriorityCount] = {};
   std::uint64_t first_seen_ns_[kPriorityCount] = {};
+  std::uint64_t claimed_since_ns_[kPriorityCount] = {};  // 0: not seen claimed yet
 };
 
 // How a daemon came to own the segment (register_daemon's answer).

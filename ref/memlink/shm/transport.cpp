@@ -68,8 +68,7 @@ Endpoint::Endpoint(Endpoint&& o) noexcept
       out_space_fx_(std::move(o.out_space_fx_)),
       out_seq_(o.out_seq_),
       shut_down_(o.shut_down_),
-      tails_(o.tails_),
-      tails_at_last_empty_(o.tails_at_last_empty_) {
+      tails_(o.tails_) {
   o.ctl_ = nullptr;
   o.shut_down_ = true;
 }
@@ -167,12 +166,11 @@ Result<MessageInfo> Endpoint::take(std::span<std::byte> out) {
   if (auto s = before_read(); !s) return s.error();
   auto r = inbound_.take(out, fence());
   if (segment_.lost()) return segment_.lost_error();  // read from zero pages: not delivered
-  if (!r && (r.code() == ErrorCode::InvalidState || (r.code() == ErrorCode::Empty && inbound_tails_still()))) {
+  if (!r && (r.code() == ErrorCode::Empty || r.code() == ErrorCode::InvalidState)) {
     // The tail may be held by a dead process (SPEC K-STALE). Cheap when it
-    // is not: a few loads, and a liveness syscall only for an old holder.
-    // An Empty take asks only when the tails stood still since the previous
-    // one: the first Empty after a message (the common poll before a wait)
-    // then reads no producer's head line.
+    // is not: the tail's word, a clock read, no producer's head line
+    // (K-CLAIMED reads it only once a claim could have timed out), and a
+    // liveness syscall only for a held slot.
     const RecoveryReport rec = recover_inbound();
     if (rec.total() > 0) r = inbound_.take(out, fence());
   }
@@ -181,14 +179,6 @@ Result<MessageInfo> Endpoint::take(std::span<std::byte> out) {
     note_corruption(inbound_, r.error());
   }
   return r;
-}
-
-bool Endpoint::inbound_tails_still() {
-  std::uint64_t sum = 0;
-  for (Priority p : kAllPriorities) sum += inbound_.ring(p).tail();
-  const bool still = sum == tails_at_last_empty_;
-  tails_at_last_empty_ = sum;
-  return still;
 }
 
 Status Endpoint::check_inbound_positions() {

@@ -183,11 +183,8 @@ class Endpoint {
   void notify(FutexWord& fw, const Futex& fx) const;
   void note_corruption(const PriorityRingBuffer& rings, const Error& e);
   // An idle consumer's look at its inbound head/tail, once per sleep slice
-  // (SPEC R-POSITIONS, R-HINT): broken positions poison the segment.
+  // (SPEC R-POSITIONS): broken positions poison the segment.
   Status check_inbound_positions();
-  // Whether an Empty take() should run recovery: only when the inbound
-  // tails have not moved since the previous Empty take (K-STALE).
-  bool inbound_tails_still();
 
   Role role_;
   MmapSegment segment_;
@@ -207,7 +204,6 @@ class Endpoint {
   SharedAtomic<std::uint64_t>* out_seq_ = nullptr;
   bool shut_down_ = false;
   TailRecovery tails_;
-  std::uint64_t tails_at_last_empty_ = ~0ULL;  // sum of inbound tails at the last Empty take
 };
 
 class Daemon final : public Endpoint {

@@ -132,7 +132,7 @@ TEST_F(TransportTest, WaitWakesOnAWriteFromAnotherThread) {
   writer.join();
 }
 
-// SPEC R-POSITIONS with R-HINT: take() decides by the slot word and does not
+// SPEC R-POSITIONS: take() decides by the slot word and does not
 // read head when the tail is Empty, so broken positions are an idle
 // consumer's to find in wait(): before each sleep and, spinning, now and
 // then. Each strategy must report them and poison the segment, not sleep
