@@ -142,6 +142,31 @@ TEST(TailRecovery, AClaimedPositionThatStaysEmptyIsReclaimedAfterTheClaimTimeout
   EXPECT_EQ(read_one(*ring), "behind");
 }
 
+// K-CLAIMED in two phases: recovery reads head only after it has watched an
+// Empty word for claim_timeout, and then times the claim from when it saw
+// it. An unclaimed position is never reclaimed, and a claim seen late gets
+// its full claim_timeout. (Only lower bounds on time are asserted.)
+TEST(TailRecovery, AClaimSeenLateStillGetsItsWholeTimeoutAndAnUnclaimedTailIsLeftAlone) {  // K-CLAIMED
+  auto ring = RingBuffer::create_owned(4, 64);
+  ASSERT_TRUE(ring.ok());
+  TailRecovery tails;
+  RecoveryPolicy p = quick_policy();
+  p.claim_timeout = std::chrono::milliseconds(50);
+  EXPECT_EQ(tails.run(*ring, p).total(), 0u);  // starts watching the unclaimed Empty word
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  EXPECT_EQ(tails.run(*ring, p).total(), 0u) << "reclaimed a position nobody claimed";
+  EXPECT_EQ(ring->tail(), 0u);
+  EXPECT_TRUE(ring->positions_consistent());
+  header_of(*ring).head.fetch_add(1);  // now a writer claims it and dies
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  EXPECT_EQ(tails.run(*ring, p).total(), 0u) << "a claim first seen now was timed from before it";
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  EXPECT_EQ(tails.run(*ring, p).reclaimed_claimed, 1u);
+  EXPECT_EQ(ring->tail(), 1u);
+  ASSERT_TRUE(ring->write_slot(as_bytes("next"), 3).ok());
+  EXPECT_EQ(read_one(*ring), "next");
+}
+
 // (The writer's side of K-CLAIMED, a writer stalled past the claim timeout
 // that must give its slot back, goes through the real claim() held at its
 // pause point: PausePoint.* in ref/tests/recovery_process_test.cpp, which
