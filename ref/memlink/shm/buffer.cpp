@@ -439,6 +439,19 @@ void RingBuffer::skip_corrupt(const SlotId& at) {
   hdr_->tail.store(at.position + 1, std::memory_order_release);
 }
 
+void RingBuffer::drop_ready(const SlotId& at, std::uint64_t seen) {
+  // The Ready path did not read head (R-POSITIONS): a word only a forger
+  // could have put at an unclaimed position must not move the tail past
+  // head. Rare (the slot failed validation), so head is read here.
+  if (hdr_->head.load(std::memory_order_acquire) > at.position) {
+    skip_corrupt(at);
+    return;
+  }
+  // Unclaimed: put back the word its writer will expect, drop nothing.
+  cas_word(slot_header(at.index), seen, slot_word(SlotState::Empty, 0, at.generation));
+  hdr_->corrupt_skipped.fetch_add(1, std::memory_order_relaxed);
+}
+
 Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fence) {
   const std::uint64_t tail = hdr_->tail.load(std::memory_order_relaxed);  // ours alone
   const SlotId at = locate(tail);
@@ -472,7 +485,7 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fenc
   }
   MessageInfo info;
   if (auto s = inspect_ready(slot, tail, info); !s) {
-    skip_corrupt(at);
+    drop_ready(at, word);
     return make_error(ErrorCode::CorruptSegment, s.error().detail + " (dropped)");
   }
   if (info.length > out.size())
@@ -506,7 +519,7 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fenc
   const std::uint32_t want = slot.checksum;
   const std::uint32_t got = crc32c(out.data(), info.length);
   if (want != got) {
-    skip_corrupt(at);
+    drop_ready(at, reading);
     return make_error(ErrorCode::CorruptSegment, field(tail, "checksum") + ": stored " +
                                                      std::to_string(want) + ", payload has " +
                                                      std::to_string(got) + " (dropped)");

@@ -234,6 +234,10 @@ class RingBuffer {
   Status enter_held_slot(SlotHeader& slot, const SlotId& id, std::uint64_t found);
   // Drops the slot at the tail `at`, counts it, advances tail.
   void skip_corrupt(const SlotId& at);
+  // A Ready word (now `seen`) at the tail whose slot failed validation:
+  // skip_corrupt() at a claimed position; at an unclaimed one (a forged
+  // word) the word goes back to Empty of the tail's lap and the tail stays.
+  void drop_ready(const SlotId& at, std::uint64_t seen);
   // Recovery's precondition: `tail` is still the tail and the word it judged
   // is `state` of the tail's lap. The tail's slot (and its lap), or null.
   SlotHeader* judged_tail_slot(std::uint64_t tail, std::uint64_t judged, SlotState state,

@@ -194,6 +194,36 @@ TEST_F(CorruptRing, InconsistentHeadAndTailAreReportedNotFollowed) {
   EXPECT_EQ(ring.peek_slot().code(), ErrorCode::CorruptSegment);
 }
 
+// R-POSITIONS: take() trusts a Ready word without reading head, so a word a
+// peer forged at a position nobody claimed must not make the consumer move
+// its tail past head, whichever validation the slot then fails.
+TEST(ForgedReadyWord, AtAnUnclaimedTailIsPutBackNotSkippedPastHead) {
+  for (const char* field : {"length", "checksum"}) {
+    SCOPED_TRACE(field);
+    RingBuffer ring = make_ring(4, 128);
+    std::vector<std::byte> out(128);
+    ASSERT_TRUE(ring.write_slot(pattern_payload(1, 16), 1).ok());
+    ASSERT_TRUE(ring.read_slot(out).ok());  // tail = head = 1
+    SlotHeader& slot = ring.slot_header(1);
+    slot.position = 1;
+    slot.priority = static_cast<std::uint8_t>(ring.priority());
+    slot.length = std::string_view(field) == "length" ? 1u << 20 : 8u;
+    slot.checksum = 0xDEADBEEF;  // wrong for any 8 bytes we left there
+    store_word(slot, slot_word(SlotState::Ready, 0, 0));
+    auto r = ring.read_slot(out);
+    EXPECT_EQ(r.code(), ErrorCode::CorruptSegment) << (r.ok() ? "delivered a forged message" : r.error().message());
+    EXPECT_EQ(ring.tail(), 1u);
+    EXPECT_EQ(ring.head(), 1u);
+    EXPECT_TRUE(ring.positions_consistent());
+    EXPECT_EQ(load_word(slot), slot_word(SlotState::Empty, 0, 0)) << "the word its writer expects";
+    EXPECT_EQ(ring.corrupt_skipped(), 1u);
+    ASSERT_TRUE(ring.write_slot(pattern_payload(2, 16), 2).ok());
+    auto m = ring.read_slot(out);
+    ASSERT_TRUE(m.ok()) << m.error().message();
+    EXPECT_EQ(m->sequence, 2u);
+  }
+}
+
 TEST(RingBufferAttach, ValidatesTheHeaderAgainstTheExpectedGeometry) {
   alignas(64) static std::byte mem[RING_HEADER_SIZE + 4 * 128];
   ASSERT_TRUE(RingBuffer::format(mem, sizeof mem, 4, 64, Direction::DaemonToClient, Priority::Low).ok());
