@@ -398,14 +398,18 @@ Result<Daemon> Daemon::create_fresh(const std::string& path, const Geometry& geo
   }
   control_of(base)->heartbeat_interval_ns.store(static_cast<std::uint64_t>(options.heartbeat_interval.count()),
                                                std::memory_order_relaxed);
-  publish_control(base);  // release: the segment is now valid to others
   Daemon daemon(std::move(seg.value()), geometry, options);
   daemon.remove_on_shutdown_ = options.remove_on_shutdown;
+  // Attached before the segment is published: once the magic is out,
+  // clients connect and peers write into the rings, and a startup that
+  // then failed on what they wrote (attach validates head/tail) would
+  // delete a segment others had already used, evidence included.
   if (auto s = daemon.attach_rings(); !s) {
     daemon.shutdown();
     return s.error();
   }
   daemon.start_.epoch = daemon.ctl_->epoch.load(std::memory_order_relaxed);
+  publish_control(base);  // release: the segment is now valid to others
   return daemon;
 }
 
