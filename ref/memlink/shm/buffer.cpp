@@ -545,10 +545,9 @@ void RingBuffer::release(SlotId id) {
 }
 
 std::optional<TailView> RingBuffer::tail_view() const noexcept {
-  auto v = tail_word_view();
-  if (!v) return v;
-  v->head = hdr_->head.load(std::memory_order_acquire);
-  if (v->head <= v->tail || v->head - v->tail > capacity_) return std::nullopt;
+  TailView v = tail_word_view();
+  v.head = hdr_->head.load(std::memory_order_acquire);
+  if (v.head <= v.tail || v.head - v.tail > capacity_) return std::nullopt;
   return v;
 }
 
@@ -557,7 +556,7 @@ bool RingBuffer::claimed(std::uint64_t tail) const noexcept {
   return head > tail && head - tail <= capacity_;
 }
 
-std::optional<TailView> RingBuffer::tail_word_view() const noexcept {
+TailView RingBuffer::tail_word_view() const noexcept {
   TailView v;
   v.tail = hdr_->tail.load(std::memory_order_acquire);
   const SlotId at = locate(v.tail);

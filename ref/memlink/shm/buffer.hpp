@@ -158,7 +158,7 @@ class RingBuffer {
   std::optional<TailView> tail_view() const noexcept;
   // The tail and its word without reading head (TailView::head is 0):
   // recovery asks claimed() only where the answer decides (K-CLAIMED).
-  std::optional<TailView> tail_word_view() const noexcept;
+  TailView tail_word_view() const noexcept;
   // True when position `tail` is claimed: tail < head <= tail + capacity.
   bool claimed(std::uint64_t tail) const noexcept;
   std::uint64_t reclaimed() const noexcept;

@@ -51,15 +51,16 @@ class PriorityRingBuffer {
     }
     return false;
   }
-  Status check_positions() const {
-    for (Priority p : kAllPriorities)
-      if (auto s = ring(p).check_positions(); !s) return s;
-    return {};
-  }
   bool positions_consistent() const noexcept {
     for (Priority p : kAllPriorities)
       if (!ring(p).positions_consistent()) return false;
     return true;
+  }
+  // positions_consistent(), with the error naming the first broken ring.
+  Status check_positions() const {
+    for (Priority p : kAllPriorities)
+      if (auto s = ring(p).check_positions(); !s) return s;
+    return {};
   }
 
   std::uint64_t pending(Priority p) const noexcept { return ring(p).len(); }

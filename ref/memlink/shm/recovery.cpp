@@ -159,18 +159,17 @@ RecoveryReport TailRecovery::run(RingBuffer& ring, const RecoveryPolicy& policy)
   const auto p = static_cast<std::size_t>(ring.priority());
   for (std::uint32_t step = 0; step <= ring.capacity(); ++step) {
     // The tail and its word only: head is read below only where it decides.
-    const auto v = ring.tail_word_view();
-    if (!v) break;
+    const TailView v = ring.tail_word_view();
     const std::uint64_t now = platform::monotonic_ns();
-    const std::uint64_t held = held_for(p, *v, now);
-    const auto state = slot_state_from_byte(v->state);
+    const std::uint64_t held = held_for(p, v, now);
+    const auto state = slot_state_from_byte(v.state);
     if (!state) break;  // garbage: take() drops it as corrupt
     bool moved = false;  // acted on the tail slot (the loop then looks again)
-    if (v->generation != v->tail_generation) {
+    if (v.generation != v.tail_generation) {
       // Empty of the next lap: the consumer released the slot and died
       // before it moved the tail (K-DONE). Anything else: take() drops it.
-      if (*state == SlotState::Empty && v->generation == next_generation(v->tail_generation) && ring.claimed(v->tail)) {
-        moved = ring.release_done(v->tail, v->word);
+      if (*state == SlotState::Empty && v.generation == next_generation(v.tail_generation) && ring.claimed(v.tail)) {
+        moved = ring.release_done(v.tail, v.word);
         report.released_done += moved;
       }
       if (!moved) break;
@@ -182,37 +181,37 @@ RecoveryReport TailRecovery::run(RingBuffer& ring, const RecoveryPolicy& policy)
         break;
       case SlotState::Empty:
         // A claimed position whose writer has not entered Writing (K-CLAIMED).
-        if (!claim_timed_out(p, ring, *v, held, now, static_cast<std::uint64_t>(std::max<std::int64_t>(0, policy.claim_timeout.count()))))
+        if (!claim_timed_out(p, ring, v, held, now, static_cast<std::uint64_t>(std::max<std::int64_t>(0, policy.claim_timeout.count()))))
           break;
-        moved = ring.reclaim_claimed(v->tail);
+        moved = ring.reclaim_claimed(v.tail);
         report.reclaimed_claimed += moved;
         break;
       case SlotState::Writing:
-        if (!ring.claimed(v->tail) || !is_stale(*v, policy, held)) break;
+        if (!ring.claimed(v.tail) || !is_stale(v, policy, held)) break;
         if (broken_recovery() == BrokenRecovery::DeliverWriting) {
           // Broken on purpose: publishes a message its writer never finished.
-          SlotHeader& slot = ring.slot_header(static_cast<std::uint32_t>(v->tail % ring.capacity()));
+          SlotHeader& slot = ring.slot_header(static_cast<std::uint32_t>(v.tail % ring.capacity()));
           transition_slot(slot, SlotState::Writing, SlotState::Ready);
           break;
         }
-        moved = ring.reclaim_writing(v->tail, v->word);
+        moved = ring.reclaim_writing(v.tail, v.word);
         report.reclaimed_writing += moved;
         break;
       case SlotState::Reading:
-        if (!ring.claimed(v->tail) || !is_stale(*v, policy, held)) break;
+        if (!ring.claimed(v.tail) || !is_stale(v, policy, held)) break;
         if (broken_recovery() == BrokenRecovery::DropReading) {
           // Broken on purpose: treats a half-read message as consumed.
-          SlotHeader& slot = ring.slot_header(static_cast<std::uint32_t>(v->tail % ring.capacity()));
-          if (transition_slot(slot, SlotState::Reading, SlotState::Done)) moved = ring.release_done(v->tail, load_word(slot));
+          SlotHeader& slot = ring.slot_header(static_cast<std::uint32_t>(v.tail % ring.capacity()));
+          if (transition_slot(slot, SlotState::Reading, SlotState::Done)) moved = ring.release_done(v.tail, load_word(slot));
           report.released_done += moved;
           break;
         }
-        moved = ring.requeue_reading(v->tail, v->word);  // Ready now: delivered again
+        moved = ring.requeue_reading(v.tail, v.word);  // Ready now: delivered again
         report.requeued_reading += moved;
         break;
       case SlotState::Done:
-        if (!ring.claimed(v->tail) || !is_stale(*v, policy, held)) break;
-        moved = ring.release_done(v->tail, v->word);
+        if (!ring.claimed(v.tail) || !is_stale(v, policy, held)) break;
+        moved = ring.release_done(v.tail, v.word);
         report.released_done += moved;
         break;
     }
