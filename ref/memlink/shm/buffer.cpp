@@ -4,6 +4,7 @@
 #if defined(_WIN32)
 #include <malloc.h>
 #endif
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -248,12 +249,15 @@ Result<SlotId> RingBuffer::write_slot(std::span<const std::byte> data, std::uint
   auto id = claim();
   if (!id) return id;
   fill(*id, data, sequence);
-  if (!publish(*id))
-    return make_error(ErrorCode::InvalidState,
-                      field(id->position, "state") + ": the slot of position " + std::to_string(id->position) +
-                          " was taken from this writer before it was published; not sent");
+  if (!publish(*id)) return not_published_error(id->position);
   MEMLINK_CRASH_POINT("write.after-publish");
   return id;
+}
+
+Error RingBuffer::not_published_error(std::uint64_t position) const {
+  return make_error(ErrorCode::InvalidState, field(position, "state") + ": the slot of position " +
+                                                 std::to_string(position) +
+                                                 " was taken from this writer before it was published; not sent");
 }
 
 bool RingBuffer::full_at(std::uint64_t head, std::uint64_t* tail_out) const noexcept {
@@ -375,17 +379,38 @@ Status RingBuffer::enter_held_slot(SlotHeader& slot, const SlotId& id, std::uint
   }
 }
 
-void RingBuffer::fill(SlotId id, std::span<const std::byte> data, std::uint64_t sequence) {
+void RingBuffer::fill_header(SlotId id, std::uint32_t length, std::uint64_t sequence, std::uint32_t checksum) {
   SlotHeader& slot = slot_header(id.index);
   slot.priority = static_cast<std::uint8_t>(priority_);
-  slot.length = static_cast<std::uint32_t>(data.size());
+  slot.length = length;
   slot.sequence = sequence;
   slot.position = id.position;
+  slot.checksum = checksum;
+}
+
+void RingBuffer::fill(SlotId id, std::span<const std::byte> data, std::uint64_t sequence) {
   const std::size_t half = data.size() / 2;
   if (half > 0) std::memcpy(payload(id.index), data.data(), half);
   MEMLINK_CRASH_POINT("write.mid-payload");
   if (data.size() > half) std::memcpy(payload(id.index) + half, data.data() + half, data.size() - half);
-  slot.checksum = crc32c(data.data(), data.size());
+  fill_header(id, static_cast<std::uint32_t>(data.size()), sequence, crc32c(data.data(), data.size()));
+}
+
+Result<SlotLoan> RingBuffer::loan(std::size_t size) {
+  if (size > slot_size_) return check_writable(size).error();  // MessageTooLarge, said once
+  auto id = claim();
+  if (!id) return id.error();
+  return SlotLoan{*id, std::span<std::byte>(payload(id->index), size)};
+}
+
+Result<SlotId> RingBuffer::commit(const SlotLoan& loan, std::size_t length, std::uint64_t sequence) {
+  // The checksum covers the bytes as they lie now: a peer that writes them
+  // later only makes the consumer drop the message (V-SLOT).
+  const std::size_t n = std::min(length, loan.bytes.size());
+  fill_header(loan.slot, static_cast<std::uint32_t>(n), sequence, crc32c(payload(loan.slot.index), n));
+  if (!publish(loan.slot)) return not_published_error(loan.slot.position);
+  MEMLINK_CRASH_POINT("write.after-publish");
+  return loan.slot;
 }
 
 bool RingBuffer::publish(SlotId id) {
@@ -452,11 +477,10 @@ void RingBuffer::drop_ready(const SlotId& at, std::uint64_t seen) {
   hdr_->corrupt_skipped.fetch_add(1, std::memory_order_relaxed);
 }
 
-Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fence) {
+Result<MessageInfo> RingBuffer::enter_reading(std::size_t room, const Fence* fence) {
   const std::uint64_t tail = hdr_->tail.load(std::memory_order_relaxed);  // ours alone
   const SlotId at = locate(tail);
-  const std::uint32_t index = at.index;
-  SlotHeader& slot = slot_header(index);
+  SlotHeader& slot = slot_header(at.index);
   const std::uint32_t g = at.generation;
   const std::uint64_t ready = slot_word(SlotState::Ready, 0, g);
   const std::uint64_t word = load_word(slot);  // [S-WORD.publish] acquire
@@ -488,9 +512,9 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fenc
     drop_ready(at, word);
     return make_error(ErrorCode::CorruptSegment, s.error().detail + " (dropped)");
   }
-  if (info.length > out.size())
+  if (info.length > room)
     return make_error(ErrorCode::InvalidArgument,
-                      "output buffer of " + std::to_string(out.size()) + " bytes is smaller than the " +
+                      "output buffer of " + std::to_string(room) + " bytes is smaller than the " +
                           std::to_string(info.length) + "-byte message");
   MEMLINK_CRASH_POINT("read.before-take");
   const std::uint64_t reading = slot_word(SlotState::Reading, platform::current_pid(), g);
@@ -513,19 +537,41 @@ Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fenc
                                    " (another daemon took over)"
                              : field(tail, "state") + ": tail moved under this consumer; gave the slot back");
   }
+  return info;
+}
+
+Status RingBuffer::verify_payload(const MessageInfo& info, std::span<const std::byte> bytes) {
+  const SlotHeader& slot = slot_header(info.slot.index);
+  const std::uint32_t want = slot.checksum;
+  const std::uint32_t got = crc32c(bytes.data(), info.length);
+  if (want == got) return {};
+  drop_ready(info.slot, slot_word(SlotState::Reading, platform::current_pid(), info.slot.generation));
+  return make_error(ErrorCode::CorruptSegment, field(info.slot.position, "checksum") + ": stored " +
+                                                   std::to_string(want) + ", payload has " +
+                                                   std::to_string(got) + " (dropped)");
+}
+
+Result<MessageInfo> RingBuffer::take(std::span<std::byte> out, const Fence* fence) {
+  auto info = enter_reading(out.size(), fence);
+  if (!info) return info;
   // Copy first, then verify the copy: a peer scribbling on the slot now can
   // only make the check fail, never make us deliver what we did not check.
-  if (info.length > 0) std::memcpy(out.data(), payload(index), info.length);
-  const std::uint32_t want = slot.checksum;
-  const std::uint32_t got = crc32c(out.data(), info.length);
-  if (want != got) {
-    drop_ready(at, reading);
-    return make_error(ErrorCode::CorruptSegment, field(tail, "checksum") + ": stored " +
-                                                     std::to_string(want) + ", payload has " +
-                                                     std::to_string(got) + " (dropped)");
-  }
+  if (info->length > 0) std::memcpy(out.data(), payload(info->slot.index), info->length);
+  if (auto s = verify_payload(*info, out); !s) return s.error();
   MEMLINK_CRASH_POINT("read.after-take");
   return info;
+}
+
+// SPEC T-LOAN: the view is verified on the slot itself. Unlike take()'s
+// copy, the bytes stay where a peer that can write the segment can change
+// them after the check; a consumer that must not trust its peers copies.
+Result<SlotView> RingBuffer::take_view(const Fence* fence) {
+  auto info = enter_reading(slot_size_, fence);
+  if (!info) return info.error();
+  const std::span<const std::byte> bytes(payload(info->slot.index), info->length);
+  if (auto s = verify_payload(*info, bytes); !s) return s.error();
+  MEMLINK_CRASH_POINT("read.after-take");
+  return SlotView{*info, bytes};
 }
 
 // complete() and release() are the holder's own stores: only recovery moves

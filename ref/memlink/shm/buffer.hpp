@@ -42,6 +42,22 @@ struct MessageInfo {
   SlotId slot{};
 };
 
+// A claimed slot lent to its writer (zero-copy write): `bytes` is the first
+// `size` bytes of the slot's payload, in shared memory. The slot stays
+// Writing, held by this process, until commit() publishes it (SPEC T-LOAN).
+struct SlotLoan {
+  SlotId slot{};
+  std::span<std::byte> bytes{};
+};
+
+// A message taken for reading in place (zero-copy read): `bytes` is the
+// payload in shared memory, verified (V-SLOT) when it was taken. The slot
+// stays Reading until complete() + release() (SPEC T-LOAN).
+struct SlotView {
+  MessageInfo info{};
+  std::span<const std::byte> bytes{};
+};
+
 // A consumer's proof that it may still consume: the segment's epoch must
 // equal `mine` (SPEC K-FENCE). Checked after the take CAS, so that a consumer
 // stopped between a check and its CAS cannot take a message after it was
@@ -134,6 +150,18 @@ class RingBuffer {
   bool publish(SlotId id);  // false: the slot was taken from us, not published
   Result<MessageInfo> take(std::span<std::byte> out, const Fence* fence = nullptr);
   void complete(SlotId id);
+  // Zero-copy (SPEC T-LOAN): the same protocol steps with the payload
+  // written and read where it lies.
+  //   loan   = claim, and the slot's payload lent to the caller; errors as
+  //            claim() plus MessageTooLarge (size > slot_size)
+  //   commit = the header (length <= the loan's size, sequence, checksum of
+  //            the bytes as they are now) + publish; InvalidState where
+  //            publish() says false (the slot was taken from this writer)
+  //   take_view = take() without the copy: the checksum is verified on the
+  //            slot itself; complete() + release() end the view
+  Result<SlotLoan> loan(std::size_t size);
+  Result<SlotId> commit(const SlotLoan& loan, std::size_t length, std::uint64_t sequence);
+  Result<SlotView> take_view(const Fence* fence = nullptr);
   void release(SlotId id);
 
   // Recovery's transitions (SPEC K-*), for the consumer only, on the slot at
@@ -221,6 +249,15 @@ class RingBuffer {
   std::byte* payload(std::uint32_t index) const noexcept;
   std::string field(std::uint64_t position, const char* name) const;
   Error positions_error(std::uint64_t head, std::uint64_t tail) const;
+  // take()'s steps before the payload is read: classify the tail's word,
+  // validate the Ready slot (its length must fit `room`), Ready -> Reading,
+  // the K-FENCE check. The slot is then Reading, held by this process.
+  Result<MessageInfo> enter_reading(std::size_t room, const Fence* fence);
+  // V-SLOT's last step: `bytes` (the copy, or the slot itself for a view)
+  // against the stored checksum; a mismatch drops the slot (drop_ready).
+  Status verify_payload(const MessageInfo& info, std::span<const std::byte> bytes);
+  // The header fields a writer stores before publishing.
+  void fill_header(SlotId id, std::uint32_t length, std::uint64_t sequence, std::uint32_t checksum);
   // Validates the Ready slot at `tail`; fills info or returns the error.
   Status inspect_ready(const SlotHeader& slot, std::uint64_t tail, MessageInfo& info) const;
   std::uint32_t generation(std::uint64_t position) const noexcept { return generation_of(position, capacity_); }
@@ -243,6 +280,7 @@ class RingBuffer {
   SlotHeader* judged_tail_slot(std::uint64_t tail, std::uint64_t judged, SlotState state,
                                std::uint32_t* generation_out) const;
   Error reclaimed_error(std::uint64_t position) const;
+  Error not_published_error(std::uint64_t position) const;
   // True when a claim at `head` would find the ring full, reading the
   // shared tail only when the hint cannot prove there is room; `tail_out`
   // gets the tail it judged by (SPEC R-CLAIM).

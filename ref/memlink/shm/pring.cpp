@@ -52,6 +52,14 @@ Result<MessageInfo> PriorityRingBuffer::take(std::span<std::byte> out, const Fen
   return make_error(ErrorCode::Empty, kNothingReady);
 }
 
+Result<SlotView> PriorityRingBuffer::take_view(const Fence* fence) {
+  for (Priority p : kAllPriorities) {
+    auto r = ring(p).take_view(fence);
+    if (r.ok() || r.code() != ErrorCode::Empty) return r;
+  }
+  return make_error(ErrorCode::Empty, kNothingReady);
+}
+
 Result<MessageInfo> PriorityRingBuffer::peek() const {
   for (Priority p : kAllPriorities) {
     auto r = ring(p).peek_slot();

@@ -34,6 +34,8 @@ class PriorityRingBuffer {
   // The first step of read(): the message is copied and its slot left
   // Reading; finish() completes and releases it (see RingBuffer::take).
   Result<MessageInfo> take(std::span<std::byte> out, const Fence* fence = nullptr);
+  // take() without the copy (SPEC T-LOAN); finish() ends the view.
+  Result<SlotView> take_view(const Fence* fence = nullptr);
   void finish(const MessageInfo& m) {
     ring(m.priority).complete(m.slot);
     ring(m.priority).release(m.slot);

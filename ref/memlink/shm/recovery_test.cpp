@@ -186,21 +186,30 @@ TEST(TailRecovery, IsIdempotent) {  // K-IDEMPOTENT
   EXPECT_EQ(read_one(*ring), "a");
 }
 
-TEST(Fence, AConsumerWhoseEpochEndedGivesTheSlotBack) {  // K-FENCE
-  auto ring = RingBuffer::create_owned(4, 64);
-  ASSERT_TRUE(ring.ok());
-  ASSERT_TRUE(ring->write_slot(as_bytes("m"), 1).ok());
-  SharedAtomic<std::uint64_t> epoch;
-  epoch.store(2);
-  Fence old{&epoch, 1};
-  std::vector<std::byte> buf(64);
-  auto r = ring->take(buf, &old);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.code(), ErrorCode::Disconnected);
-  EXPECT_NE(r.error().detail.find("fenced"), std::string::npos) << r.error().detail;
-  EXPECT_EQ(load_state(ring->slot_header(0)), static_cast<std::uint8_t>(SlotState::Ready));
-  Fence current{&epoch, 2};
-  EXPECT_TRUE(ring->take(buf, &current).ok());
+TEST(Fence, AConsumerWhoseEpochEndedGivesTheSlotBack) {  // K-FENCE, for take and take_view
+  for (const bool view : {false, true}) {
+    SCOPED_TRACE(view ? "take_view" : "take");
+    auto ring = RingBuffer::create_owned(4, 64);
+    ASSERT_TRUE(ring.ok());
+    ASSERT_TRUE(ring->write_slot(as_bytes("m"), 1).ok());
+    SharedAtomic<std::uint64_t> epoch;
+    epoch.store(2);
+    std::vector<std::byte> buf(64);
+    auto take = [&](const Fence& f) -> Status {
+      if (view) {
+        auto r = ring->take_view(&f);
+        return r.ok() ? Status{} : Status{r.error()};
+      }
+      auto r = ring->take(buf, &f);
+      return r.ok() ? Status{} : Status{r.error()};
+    };
+    const Status r = take(Fence{&epoch, 1});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.code(), ErrorCode::Disconnected);
+    EXPECT_NE(r.error().detail.find("fenced"), std::string::npos) << r.error().detail;
+    EXPECT_EQ(load_state(ring->slot_header(0)), static_cast<std::uint8_t>(SlotState::Ready));
+    EXPECT_TRUE(take(Fence{&epoch, 2}).ok());
+  }
 }
 
 // ----------------------------------------------------------- RecoveryManager

@@ -143,6 +143,32 @@ Result<SlotId> Endpoint::write(Priority p, std::span<const std::byte> data) {
   return r;
 }
 
+Result<Loan> Endpoint::loan(Priority p, std::size_t size) {
+  if (auto s = usable(); !s) return s.error();
+  auto slot = outbound_.ring(p).loan(size);
+  if (segment_.lost()) return segment_.lost_error();
+  if (!slot) {
+    note_corruption(outbound_, slot.error());
+    return slot.error();
+  }
+  // T-SEQ: taken once the claim succeeded, so a lone writer's are dense.
+  return Loan{p, *slot, out_seq_->fetch_add(1, std::memory_order_relaxed)};
+}
+
+Result<SlotId> Endpoint::commit(const Loan& loan, std::size_t length) {
+  if (ctl_ == nullptr) return make_error(ErrorCode::Disconnected, "endpoint was moved from");
+  if (length > loan.slot.bytes.size())
+    return make_error(ErrorCode::InvalidArgument, "commit of " + std::to_string(length) +
+                                                      " bytes from a loan of " +
+                                                      std::to_string(loan.slot.bytes.size()) + " (not sent; the loan stays open)");
+  auto r = outbound_.ring(loan.priority).commit(loan.slot, length, loan.sequence);
+  if (segment_.lost()) return segment_.lost_error();  // written to zero pages: not acknowledged
+  if (!r) return r;
+  if (role_ == Role::Client) ctl_->client_head.fetch_add(1, std::memory_order_relaxed);
+  notify(*out_signal_, out_signal_fx_);
+  return r;
+}
+
 Result<SlotId> Endpoint::write_blocking(Priority p, std::span<const std::byte> data,
                                         nanoseconds timeout) {
   const std::uint64_t deadline = platform::monotonic_ns() + static_cast<std::uint64_t>(
@@ -161,24 +187,34 @@ Result<SlotId> Endpoint::write_blocking(Priority p, std::span<const std::byte> d
   }
 }
 
-Result<MessageInfo> Endpoint::take(std::span<std::byte> out) {
-  if (ctl_ == nullptr) return make_error(ErrorCode::Disconnected, "endpoint was moved from");
-  if (auto s = before_read(); !s) return s.error();
-  auto r = inbound_.take(out, fence());
-  if (segment_.lost()) return segment_.lost_error();  // read from zero pages: not delivered
+template <class TakeOnce>
+auto Endpoint::take_inbound(TakeOnce take_once) {
+  using R = decltype(take_once());
+  if (ctl_ == nullptr) return R(make_error(ErrorCode::Disconnected, "endpoint was moved from"));
+  if (auto s = before_read(); !s) return R(s.error());
+  R r = take_once();
+  if (segment_.lost()) return R(segment_.lost_error());  // read from zero pages: not delivered
   if (!r && (r.code() == ErrorCode::Empty || r.code() == ErrorCode::InvalidState)) {
     // The tail may be held by a dead process (SPEC K-STALE). Cheap when it
     // is not: the tail's word, a clock read, no producer's head line
     // (K-CLAIMED reads it only once a claim could have timed out), and a
     // liveness syscall only for a held slot.
     const RecoveryReport rec = recover_inbound();
-    if (rec.total() > 0) r = inbound_.take(out, fence());
+    if (rec.total() > 0) r = take_once();
   }
   if (!r) {
     if (r.code() == ErrorCode::CorruptSegment) notify(*in_space_, in_space_fx_);  // dropped: space
     note_corruption(inbound_, r.error());
   }
   return r;
+}
+
+Result<MessageInfo> Endpoint::take(std::span<std::byte> out) {
+  return take_inbound([&] { return inbound_.take(out, fence()); });
+}
+
+Result<SlotView> Endpoint::take_view() {
+  return take_inbound([&] { return inbound_.take_view(fence()); });
 }
 
 Status Endpoint::check_inbound_positions() {

@@ -97,6 +97,13 @@ inline std::span<const std::byte> as_bytes(std::string_view s) noexcept {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
 
+// A slot lent to its writer by Endpoint::loan() (SPEC T-LOAN).
+struct Loan {
+  Priority priority = Priority::Low;
+  SlotLoan slot{};            // slot.bytes: where to write the payload
+  std::uint64_t sequence = 0;  // taken when the slot was claimed (T-SEQ)
+};
+
 // What Daemon and Client share: one mapping, an inbound and an outbound
 // direction, and the futexes between them.
 class Endpoint {
@@ -129,6 +136,23 @@ class Endpoint {
   // the message, then finish(); one take() outstanding at a time.
   Result<MessageInfo> take(std::span<std::byte> out);
   Status finish(const MessageInfo& m);
+
+  // Zero-copy (SPEC T-LOAN). loan() claims a slot of priority p and lends
+  // its first `size` payload bytes, in the segment; write them, then
+  // commit() the first `length` of them (length <= size), which publishes
+  // the message as write() does. Until committed the slot is held Writing by
+  // this process: the consumer waits at it, and only this process's death
+  // frees it (K-WRITING), so commit every loan, soon. Errors: loan() as
+  // write(); commit() InvalidArgument (length > size; the loan stays
+  // open) or InvalidState (the slot was reclaimed; not sent).
+  Result<Loan> loan(Priority p, std::size_t size);
+  Result<SlotId> commit(const Loan& loan, std::size_t length);
+  // take() without the copy: the payload is read where it lies, verified
+  // (V-SLOT) when taken; release() (= finish()) hands the slot back. A peer
+  // that can write the segment can change the bytes after the check: copy
+  // (take/read) when the peer is not trusted. One take outstanding at a time.
+  Result<SlotView> take_view();
+  Status release(const SlotView& view) { return finish(view.info); }
 
   // Recovers inbound slots left by dead processes now (read() and wait()
   // also do, when the inbound tail does not move).
@@ -164,6 +188,11 @@ class Endpoint {
   enum class Role : std::uint8_t { Daemon, Client };
   Endpoint(Role role, MmapSegment segment, const Geometry& g, EndpointOptions options);
   Status attach_rings();
+
+  // take() and take_view(): one attempt, then recovery of a dead holder
+  // at the tail and one more attempt, then the error's side effects.
+  template <class TakeOnce>
+  auto take_inbound(TakeOnce take_once);
 
   // Ok, or why this endpoint may not use the segment now.
   virtual Status usable() const = 0;
