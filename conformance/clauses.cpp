@@ -49,6 +49,7 @@ const std::vector<Clause>& spec_clauses() {
       {"T-SEQ", "sequence numbers"},
       {"T-COUNTERS", "client_head and daemon_tail"},
       {"T-TOO-LARGE", "oversized payload refused"},
+      {"T-LOAN", "zero-copy loans and views: the same steps as write and read"},
       {"T-BLOCKING", "blocking write waits for space, then Timeout"},
       {"T-WAIT", "wait strategies and results"},
       {"T-SHUTDOWN", "daemon shutdown"},

@@ -9,6 +9,7 @@
 
 #include "memlink/shm/platform.hpp"
 #include "reference_ops.hpp"
+#include "suite.hpp"
 
 namespace memlink::conformance {
 namespace {
@@ -109,9 +110,36 @@ void ReferenceAdapter::count_delivery(Direction d) {
   if (d == Direction::ClientToDaemon) daemon_->control().daemon_tail.fetch_add(1);
 }
 
+// SPEC T-LOAN: every other write goes through a loan and every other read
+// through a view, so each check that drives this adapter judges both paths,
+// and their mixes (a loaned message read by copy, a copied one viewed),
+// against the same model. Alternation by count keeps a replay exact.
+shm::Result<std::uint64_t> ReferenceAdapter::write_by_loan(shm::Endpoint& ep, Priority p,
+                                                          std::span<const std::byte> data) {
+  // As users do: loan the whole slot, commit what was written (an
+  // oversized payload asks for its own size, which the loan refuses).
+  auto loan = ep.loan(p, std::max<std::size_t>(data.size(), slot_size_));
+  if (!loan) return loan.error();
+  if (!data.empty()) std::memcpy(loan->slot.bytes.data(), data.data(), data.size());
+  auto r = ep.commit(*loan, data.size());
+  if (!r) return r.error();
+  record_clause("T-LOAN");
+  return loan->sequence;
+}
+
+shm::Result<model::Message> ReferenceAdapter::read_by_view(shm::Endpoint& ep) {
+  auto v = ep.take_view();
+  if (!v) return v.error();
+  model::Message m = to_message(v->info, v->bytes);
+  if (auto s = ep.release(*v); !s) return s.error();
+  record_clause("T-LOAN");
+  return m;
+}
+
 shm::Result<std::uint64_t> ReferenceAdapter::write(Direction d, Priority p, std::span<const std::byte> data) {
   shm::Endpoint* ep = writer(d);
   if (ep == nullptr) return no_client();
+  if ((writes_++ & 1) != 0) return write_by_loan(*ep, p, data);
   auto r = ep->write(p, data);
   if (!r) return r.error();
   return static_cast<std::uint64_t>(ring(d, p).slot_header(r->index).sequence);
@@ -130,6 +158,7 @@ shm::Result<std::uint64_t> ReferenceAdapter::write_blocking(Direction d, Priorit
 shm::Result<model::Message> ReferenceAdapter::read(Direction d) {
   shm::Endpoint* ep = reader(d);
   if (ep == nullptr) return no_client();
+  if ((reads_++ & 1) != 0) return read_by_view(*ep);
   std::vector<std::byte> buf(slot_size_);
   auto r = ep->read(buf);
   if (!r) return r.error();

@@ -44,6 +44,10 @@ class ReferenceAdapter : public Adapter {
   // The ring of direction d, priority p, as the daemon maps it.
   shm::RingBuffer& ring(Direction d, Priority p);
   void count_delivery(Direction d);
+  // The zero-copy paths (SPEC T-LOAN) write() and read() take in turn.
+  shm::Result<std::uint64_t> write_by_loan(shm::Endpoint& ep, Priority p, std::span<const std::byte> data);
+  shm::Result<model::Message> read_by_view(shm::Endpoint& ep);
+  std::uint64_t writes_ = 0, reads_ = 0;
 
   std::string path_;
   std::uint32_t slot_size_ = 0;

@@ -138,9 +138,15 @@ Result<SlotId> Endpoint::write(Priority p, std::span<const std::byte> data) {
     note_corruption(outbound_, r.error());
     return r;
   }
+  after_publish();
+  return r;
+}
+
+// A write or a commit was acknowledged: count it (T-COUNTERS), then wake
+// the consumer if it sleeps (F-WAKE).
+void Endpoint::after_publish() {
   if (role_ == Role::Client) ctl_->client_head.fetch_add(1, std::memory_order_relaxed);
   notify(*out_signal_, out_signal_fx_);
-  return r;
 }
 
 Result<Loan> Endpoint::loan(Priority p, std::size_t size) {
@@ -162,10 +168,9 @@ Result<SlotId> Endpoint::commit(const Loan& loan, std::size_t length) {
                                                       " bytes from a loan of " +
                                                       std::to_string(loan.slot.bytes.size()) + " (not sent; the loan stays open)");
   auto r = outbound_.ring(loan.priority).commit(loan.slot, length, loan.sequence);
-  if (segment_.lost()) return segment_.lost_error();  // written to zero pages: not acknowledged
+  if (segment_.lost()) return segment_.lost_error();  // a loan filled on zero pages: not acknowledged
   if (!r) return r;
-  if (role_ == Role::Client) ctl_->client_head.fetch_add(1, std::memory_order_relaxed);
-  notify(*out_signal_, out_signal_fx_);
+  after_publish();
   return r;
 }
 

@@ -189,6 +189,8 @@ class Endpoint {
   Endpoint(Role role, MmapSegment segment, const Geometry& g, EndpointOptions options);
   Status attach_rings();
 
+  // After a write or commit is acknowledged: T-COUNTERS, F-WAKE.
+  void after_publish();
   // take() and take_view(): one attempt, then recovery of a dead holder
   // at the tail and one more attempt, then the error's side effects.
   template <class TakeOnce>
