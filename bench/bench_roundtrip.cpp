@@ -54,6 +54,7 @@ BENCHMARK_CAPTURE(roundtrip, floor_futex, std::string("futex"))->Arg(8)->UseReal
 BENCHMARK_CAPTURE(roundtrip, memlink_spin, std::string("memlink_spin"))->Apply(payloads)->UseRealTime();
 BENCHMARK_CAPTURE(roundtrip, memlink_adaptive, std::string("memlink_adaptive"))->Apply(payloads)->UseRealTime();
 BENCHMARK_CAPTURE(roundtrip, memlink_block, std::string("memlink_block"))->Apply(payloads)->UseRealTime();
+BENCHMARK_CAPTURE(roundtrip, memlink_loan, std::string("memlink_loan"))->Apply(payloads)->UseRealTime();
 BENCHMARK_CAPTURE(roundtrip, pipe, std::string("pipe"))->Apply(payloads)->UseRealTime();
 BENCHMARK_CAPTURE(roundtrip, socketpair, std::string("socketpair"))->Apply(payloads)->UseRealTime();
 BENCHMARK_CAPTURE(roundtrip, eventfd, std::string("eventfd"))->Arg(8)->UseRealTime();

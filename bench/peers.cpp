@@ -371,9 +371,15 @@ class ZeroMq final : public PingPong {
 
 // The reference transport: the child is the daemon and echoes on the same
 // priority; the parent is a client. Both use the same wait strategy.
+// The reference transport. With `loans` (SPEC T-LOAN) the client writes an
+// 8-byte counter into a loaned slot and commits the whole payload (the rest
+// is what the slot held: building a message in place is the application's
+// cost, not the transport's) and reads the echo through a view; the daemon
+// echoes each view into a loan (one copy: the two directions are separate
+// rings). Checksums, wake-ups and recovery run as for write/read.
 class Memlink final : public PingPong {
  public:
-  explicit Memlink(shm::WaitStrategy w) : strategy_(w) {}
+  explicit Memlink(shm::WaitStrategy w, bool loans = false) : strategy_(w), loans_(loans) {}
   bool setup(std::size_t payload) override {
     n_ = payload;
     buf_.assign(std::max<std::size_t>(1, n_), std::byte{0x5A});
@@ -391,6 +397,10 @@ class Memlink final : public PingPong {
     if (!d) return;
     std::vector<std::byte> buf(shm::MAX_SLOT_SIZE);
     while (stop_->load(std::memory_order_relaxed) == 0) {
+      if (loans_) {
+        if (!echo_view(*d)) (void)d->wait(std::chrono::milliseconds(20));
+        continue;
+      }
       auto m = d->read(buf);
       if (!m) {
         (void)d->wait(std::chrono::milliseconds(20));
@@ -414,11 +424,40 @@ class Memlink final : public PingPong {
     return error_ = "could not connect to the daemon", false;
   }
   bool ping() override {
-    if (!client_->write(shm::Priority::High, std::span<const std::byte>(buf_.data(), n_))) return false;
+    if (loans_ ? !send_loan() : !client_->write(shm::Priority::High, std::span<const std::byte>(buf_.data(), n_)))
+      return false;
     for (;;) {
-      if (client_->read(buf_)) return true;
+      if (loans_ ? receive_view() : client_->read(buf_).ok()) return true;
       if (auto s = client_->wait(std::chrono::seconds(2)); !s && s.code() != shm::ErrorCode::Timeout) return false;
     }
+  }
+  bool send_loan() {
+    auto loan = client_->loan(shm::Priority::High, n_);
+    if (!loan) return false;
+    const std::uint64_t tag = ++sent_;
+    std::memcpy(loan->slot.bytes.data(), &tag, std::min(sizeof tag, n_));
+    return client_->commit(*loan, n_).ok();
+  }
+  bool receive_view() {
+    auto v = client_->take_view();
+    if (!v) return false;
+    (void)client_->release(*v);
+    return true;
+  }
+  static bool echo_view(shm::Daemon& d) {
+    auto v = d.take_view();
+    if (!v) return false;
+    for (;;) {  // a full d2c ring waits for the client, as write_blocking does
+      auto loan = d.loan(v->info.priority, v->bytes.size());
+      if (loan) {
+        if (!v->bytes.empty()) std::memcpy(loan->slot.bytes.data(), v->bytes.data(), v->bytes.size());
+        (void)d.commit(*loan, v->bytes.size());
+        break;
+      }
+      if (loan.code() != shm::ErrorCode::Full) break;
+    }
+    (void)d.release(*v);
+    return true;
   }
   void stop() override {
     stop_->store(1, std::memory_order_relaxed);
@@ -428,6 +467,8 @@ class Memlink final : public PingPong {
 
  private:
   shm::WaitStrategy strategy_;
+  bool loans_ = false;
+  std::uint64_t sent_ = 0;
   std::size_t n_ = 0;
   std::vector<std::byte> buf_;
   std::string path_;
@@ -458,6 +499,7 @@ std::unique_ptr<PingPong> make_peer(const std::string& name) {
   if (name == "memlink_spin") return std::make_unique<Memlink>(shm::WaitStrategy::Spin);
   if (name == "memlink_block") return std::make_unique<Memlink>(shm::WaitStrategy::Block);
   if (name == "memlink_adaptive") return std::make_unique<Memlink>(shm::WaitStrategy::Adaptive);
+  if (name == "memlink_loan") return std::make_unique<Memlink>(shm::WaitStrategy::Adaptive, /*loans=*/true);
   return nullptr;
 }
 

@@ -31,7 +31,8 @@ class PingPong {
 };
 
 // name: cache_line, futex, pipe, socketpair, eventfd, tcp, boost_mq, zeromq,
-// iceoryx, memlink_spin, memlink_block, memlink_adaptive. nullptr if unknown.
+// iceoryx, memlink_spin, memlink_block, memlink_adaptive, memlink_loan (adaptive,
+// through loans and views). nullptr if unknown.
 std::unique_ptr<PingPong> make_peer(const std::string& name);
 
 // The iceoryx echo process (bench_roundtrip --memlink-iceoryx-echo); 2 when
