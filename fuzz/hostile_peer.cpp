@@ -127,6 +127,31 @@ void read_one(shm::PriorityRingBuffer& rings, std::vector<std::byte>& out, const
   }
 }
 
+// The zero-copy read (SPEC T-LOAN): a view is verified where it lies, so
+// only the racer (which changes bytes after the check, as T-LOAN warns) can
+// make what it shows differ from what was verified; there only the length
+// and priority are judged.
+void view_one(shm::PriorityRingBuffer& rings, std::vector<std::byte>& out, const Racer* racer) {
+  for (shm::Priority p : shm::kAllPriorities) {
+    shm::RingBuffer& ring = rings.ring(p);
+    auto v = ring.take_view();
+    if (v) {
+      if (v->bytes.size() != v->info.length) violation("a view's size is not its length", v->bytes.size(), v->info.length);
+      if (v->info.length > ring.slot_size()) violation("viewed more than a slot", v->info.length, ring.slot_size());
+      if (v->info.priority != ring.priority())
+        violation("viewed from the wrong priority", std::uint64_t(v->info.priority), std::uint64_t(ring.priority()));
+      if (racer == nullptr) {
+        std::memcpy(out.data(), v->bytes.data(), v->bytes.size());
+        check_delivery(ring, v->info, out);
+      }
+      ring.complete(v->info.slot);
+      ring.release(v->info.slot);
+      return;
+    }
+    if (v.code() != shm::ErrorCode::Empty) return;  // reported, not delivered
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -161,15 +186,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto dir = (op >> 4) & 1 ? shm::Direction::DaemonToClient : shm::Direction::ClientToDaemon;
     shm::PriorityRingBuffer& rings = dir == shm::Direction::ClientToDaemon ? seg->c2d : seg->d2c;
     switch (op % 9) {
-      case 0: {  // an honest write
+      case 0: {  // an honest write; bit 5: through a loan (T-LOAN)
         const auto p = static_cast<shm::Priority>(in.take<std::uint8_t>() % 3);
         const std::size_t len = in.take<std::uint16_t>() % (slot_size + 8);
+        if ((op >> 5) & 1) {
+          if (auto loan = rings.ring(p).loan(len)) {
+            std::memset(loan->bytes.data(), static_cast<int>(seq & 0xFF), len);
+            (void)rings.ring(p).commit(*loan, len, seq++);
+          }
+          break;
+        }
         std::vector<std::byte> payload(len, std::byte(seq & 0xFF));
         (void)rings.write(p, payload, seq++);
         break;
       }
-      case 1:  // the consumer reads
-        read_one(rings, out, racer);
+      case 1:  // the consumer reads; bit 5: through a view (T-LOAN)
+        (op >> 5) & 1 ? view_one(rings, out, racer) : read_one(rings, out, racer);
         break;
       case 2: {  // a hostile write anywhere in the segment
         const std::size_t off = in.take<std::uint32_t>() % seg->size();
