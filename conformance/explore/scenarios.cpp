@@ -148,6 +148,37 @@ ReadRecord read_record(ThreadApi& api, const shm::Result<shm::MessageInfo>& m, s
 
 void* aligned(std::size_t bytes) { return std::aligned_alloc(64, (bytes + 63) / 64 * 64); }
 
+// SPEC T-LOAN: odd-numbered writes go through a loan and every other read
+// through a view, so the explorer interleaves loan/commit and take_view/
+// release with every other step as it does write and read. (A hostile
+// peer's scenario reads by copy only: a view's bytes may change after their
+// check, T-LOAN, and the checker would rightly call that corrupt.)
+shm::Result<shm::SlotId> ring_write(shm::RingBuffer& ring, const WriteRecord& w, const std::vector<std::byte>& d) {
+  if (w.id % 2 == 0) return ring.write_slot(d, w.id);
+  auto loan = ring.loan(d.size());
+  if (!loan) return loan.error();
+  if (!d.empty()) std::memcpy(loan->bytes.data(), d.data(), d.size());
+  return ring.commit(*loan, d.size(), w.id);
+}
+
+shm::Result<shm::SlotId> client_write(shm::Client& c, const WriteRecord& w, const std::vector<std::byte>& d) {
+  if (w.id % 2 == 0) return c.write(w.priority, d);
+  auto loan = c.loan(w.priority, d.size());
+  if (!loan) return loan.error();
+  if (!d.empty()) std::memcpy(loan->slot.bytes.data(), d.data(), d.size());
+  return c.commit(*loan, d.size());
+}
+
+// A view copied into `buf`; its slot stays Reading until the caller
+// releases it (finish, or complete + release), as after take().
+template <class TakeView>
+shm::Result<shm::MessageInfo> copy_view(std::vector<std::byte>& buf, TakeView take_view) {
+  auto v = take_view();
+  if (!v) return v.error();
+  std::memcpy(buf.data(), v->bytes.data(), std::min(buf.size(), v->bytes.size()));
+  return v->info;
+}
+
 // "head 5 tail 4 [0:Writing by t1 pos 4 | 1:Empty]" (pids as thread numbers).
 std::string ring_state(const shm::RingBuffer& ring) {
   std::string s = "head " + std::to_string(ring.head()) + " tail " + std::to_string(ring.tail()) + " [";
@@ -189,7 +220,7 @@ class RingScenario final : public Scenario {
     for (int k = 0; k < c_.producers; ++k)
       t.push_back({"writer-" + std::to_string(k), !record.corruption, [this](ThreadApi& api) {
                      produce(api, record, c_, false, false, [this](const WriteRecord& w, const std::vector<std::byte>& d) {
-                       auto r = ring_.write_slot(d, w.id);
+                       auto r = ring_write(ring_, w, d);
                        return r ? std::optional<shm::Error>() : std::optional<shm::Error>(r.error());
                      });
                    }});
@@ -208,10 +239,16 @@ class RingScenario final : public Scenario {
     policy.stale_after = 0ns;
     policy.claim_timeout = std::chrono::nanoseconds(kClaimTimeoutNs);
     int empties = 0, idle = 0;
+    std::uint64_t reads = 0;
     for (;;) {
       if (api.tearing_down()) return;
       const std::uint64_t invoke = api.step();
-      auto m = ring_.read_slot(buf);
+      const bool view = !record.corruption && (++reads & 1) == 0;
+      auto m = view ? copy_view(buf, [&] { return ring_.take_view(); }) : ring_.read_slot(buf);
+      if (view && m) {
+        ring_.complete(m->slot);
+        ring_.release(m->slot);
+      }
       ReadRecord r = read_record(api, m, buf, invoke);
       if (m || m.code() != ErrorCode::Empty) {
         if (m || m.code() != ErrorCode::InvalidState) record.reads.push_back(r);
@@ -352,7 +389,7 @@ class SegmentScenario : public Scenario {
                   r = client_->write_blocking(w.priority, d, std::chrono::nanoseconds(kBlockingTimeoutNs));
                   api.clear_wake();
                 } else {
-                  r = client_->write(w.priority, d);
+                  r = client_write(*client_, w, d);
                 }
                 return r ? std::optional<shm::Error>() : std::optional<shm::Error>(r.error());
               });
@@ -366,10 +403,11 @@ class SegmentScenario : public Scenario {
   void serve(ThreadApi& api, shm::Daemon& d, bool pausing, int others = -1, bool sleeps = true) {
     std::vector<std::byte> buf(static_cast<std::size_t>(c_.slot));
     int empties = 0, pauses = pausing ? 2 : 0, delivered = 0;
+    std::uint64_t takes = 0;
     for (;;) {
       if (api.tearing_down()) return;
       const std::uint64_t invoke = api.step();
-      auto m = d.take(buf);
+      auto m = (++takes & 1) == 0 ? copy_view(buf, [&] { return d.take_view(); }) : d.take(buf);
       ReadRecord r = read_record(api, m, buf, invoke);
       if (m) {
         // The read is one operation from take to finish: the slot is free
@@ -535,12 +573,13 @@ shm::Result<std::unique_ptr<Scenario>> make_scenario(const Config& c) {
 std::vector<const char*> clauses_of(const Config& c) {
   if (c.scenario == "ring")
     return {"R-CLAIM", "R-RELEASE", "R-FIFO", "R-CAPACITY", "R-VISIBLE", "S-TRANSITIONS", "S-PUBLISH",
-            "K-STALE", "K-WRITING", "K-CLAIMED"};
+            "K-STALE", "K-WRITING", "K-CLAIMED", "T-LOAN"};
   if (c.scenario == "transport")
     return {"R-CLAIM", "R-RELEASE", "R-FIFO", "R-ORDER", "R-CAPACITY", "R-VISIBLE", "S-PUBLISH", "T-SEQ",
-            "T-WAIT", "T-BLOCKING", "T-COUNTERS", "F-WAKE", "K-STALE", "K-WRITING", "K-CLAIMED"};
+            "T-WAIT", "T-BLOCKING", "T-COUNTERS", "F-WAKE", "K-STALE", "K-WRITING", "K-CLAIMED", "T-LOAN"};
   if (c.scenario == "takeover")
-    return {"K-TAKEOVER", "K-FENCE", "K-TWO-STEP", "K-LOCK", "R-FIFO", "R-ORDER", "F-WAKE", "T-SEQ", "T-COUNTERS"};
+    return {"K-TAKEOVER", "K-FENCE", "K-TWO-STEP", "K-LOCK", "R-FIFO", "R-ORDER", "F-WAKE", "T-SEQ", "T-COUNTERS",
+            "T-LOAN"};
   return {"V-SLOT", "V-ONCE", "S-CHECKSUM"};
 }
 
