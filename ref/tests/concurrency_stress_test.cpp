@@ -8,6 +8,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstring>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -18,6 +19,28 @@
 
 namespace memlink::shm {
 namespace {
+
+Result<SlotId> send_by_loan(Client& client, Priority p, const std::vector<std::byte>& payload) {
+  for (;;) {
+    auto loan = client.loan(p, payload.size());
+    if (loan) {
+      std::memcpy(loan->slot.bytes.data(), payload.data(), payload.size());
+      return client.commit(*loan, payload.size());
+    }
+    if (loan.code() != ErrorCode::Full) return loan.error();
+    std::this_thread::yield();
+  }
+}
+
+// A view, copied out and released (the copy is what the checks read).
+Result<MessageInfo> read_by_view(Daemon& daemon, std::vector<std::byte>& buf) {
+  auto v = daemon.take_view();
+  if (!v) return v.error();
+  std::memcpy(buf.data(), v->bytes.data(), v->bytes.size());
+  const MessageInfo info = v->info;
+  (void)daemon.release(*v);
+  return info;
+}
 
 using namespace std::chrono_literals;
 
@@ -52,7 +75,10 @@ void run(WaitStrategy strategy, std::size_t segment_size, std::uint32_t slot_siz
       for (std::uint64_t n = 0; n < kPerProducer; ++n) {
         const Priority p = kAllPriorities[(n + t) % kPriorityCount];
         const std::uint64_t tg = tag(t, p, next[static_cast<std::size_t>(p)]++);
-        auto r = client->write_blocking(p, test::pattern_payload(tg, 8 + n % (slot_size - 7)), 30s);
+        const auto payload = test::pattern_payload(tg, 8 + n % (slot_size - 7));
+        // Every other message through a loan (SPEC T-LOAN): a Full ring is
+        // retried, as the consumer keeps reading.
+        auto r = n % 2 == 0 ? client->write_blocking(p, payload, 30s) : send_by_loan(*client, p, payload);
         if (!r) {
           ADD_FAILURE() << "producer " << t << ": " << r.error().message();
           failures.fetch_add(1);
@@ -70,7 +96,7 @@ void run(WaitStrategy strategy, std::size_t segment_size, std::uint32_t slot_siz
   const std::uint64_t total = kProducers * kPerProducer;
   std::uint64_t got = 0;
   while (got < total && failures.load() == 0) {
-    auto m = daemon->read(buf);
+    auto m = got % 2 == 0 ? daemon->read(buf) : read_by_view(*daemon, buf);
     if (!m) {
       ASSERT_EQ(m.code(), ErrorCode::Empty) << m.error().message();
       auto s = daemon->wait(1s);
