@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <optional>
 #include <random>
 #include <thread>
@@ -66,6 +67,34 @@ std::size_t length_for(std::mt19937_64& rng, std::uint32_t slot_size) {
   return std::uniform_int_distribution<std::size_t>(kMinPayload, slot_size)(rng);
 }
 
+// SPEC T-LOAN: every other message is sent through a loan and every other
+// take is a view, so kill -9 and the crash points land in loans and views
+// as often as in write and take (a writer killed holding a loan is a dead
+// writer, K-WRITING; a view is a take, K-READING).
+shm::Result<shm::SlotId> send(shm::Endpoint& ep, shm::Priority p, const std::vector<std::byte>& payload, bool by_loan) {
+  if (!by_loan) return ep.write(p, payload);
+  auto loan = ep.loan(p, payload.size());
+  if (!loan) return loan.error();
+  if (!payload.empty()) std::memcpy(loan->slot.bytes.data(), payload.data(), payload.size());
+  return ep.commit(*loan, payload.size());
+}
+
+struct Taken {
+  shm::MessageInfo info;
+  std::span<const std::byte> bytes;  // the copy in the caller's buffer, or the view
+};
+
+shm::Result<Taken> take_one(shm::Endpoint& ep, std::vector<std::byte>& buf, bool as_view) {
+  if (as_view) {
+    auto v = ep.take_view();
+    if (!v) return v.error();
+    return Taken{v->info, v->bytes};
+  }
+  auto m = ep.take(buf);
+  if (!m) return m.error();
+  return Taken{*m, std::span<const std::byte>(buf.data(), m->length)};
+}
+
 }  // namespace
 
 void stop_on_sigterm() {
@@ -116,12 +145,14 @@ void serve_as_daemon(shm::Daemon& d, const ProcessConfig& c, int fd) {
     put(fd, x);
     ::_exit(kExitFenced);
   };
+  std::uint64_t takes = 0;
   while (!g_term) {
     const std::uint64_t t = shm::platform::monotonic_ns();
-    auto m = d.take(buf);
-    if (m) {
+    auto taken = take_one(d, buf, (takes++ & 1) != 0);
+    if (taken) {
+      const shm::MessageInfo* m = &taken->info;
       MessageId id;
-      const bool intact = decode_payload({buf.data(), m->length}, id) && id.stream == Stream::C2D &&
+      const bool intact = decode_payload(taken->bytes, id) && id.stream == Stream::C2D &&
                           id.priority == static_cast<std::uint8_t>(m->priority);
       Record r = rec(intact ? RecordType::Deliver : RecordType::Corrupt, id);
       r.t_ns = t;
@@ -135,21 +166,22 @@ void serve_as_daemon(shm::Daemon& d, const ProcessConfig& c, int fd) {
       // Answer on the same priority (acknowledged answers must reach the reader).
       const MessageId aid{Stream::D2C, static_cast<std::uint32_t>(epoch), id.priority, answer_n[id.priority]++};
       put(fd, rec(RecordType::Intent, aid));
-      auto w = d.write(static_cast<shm::Priority>(aid.priority), encode_payload(aid, length_for(rng, c.slot_size)));
+      auto w = send(d, static_cast<shm::Priority>(aid.priority), encode_payload(aid, length_for(rng, c.slot_size)),
+                    (aid.n & 1) != 0);
       Record a = rec(w ? RecordType::Ack : RecordType::Fail, aid);
       if (w) a.position = w->position;
       put(fd, a);
       continue;
     }
-    switch (m.code()) {
+    switch (taken.code()) {
       case shm::ErrorCode::Disconnected:
         if (d.fenced()) fenced();
-        die("daemon", m.error());
+        die("daemon", taken.error());
       case shm::ErrorCode::CorruptSegment: {
         Record r = rec(RecordType::Corrupt, MessageId{});
         r.epoch = epoch;
         put(fd, r);
-        std::fprintf(stderr, "memlink-chaos daemon: %s\n", m.error().message().c_str());
+        std::fprintf(stderr, "memlink-chaos daemon: %s\n", taken.error().message().c_str());
         break;
       }
       case shm::ErrorCode::Empty:
@@ -179,7 +211,7 @@ void write_as_client(shm::Client& cl, const ProcessConfig& c, int fd, std::uint3
     const auto p = static_cast<std::uint8_t>(std::uniform_int_distribution<int>(0, 2)(rng));
     const MessageId id{Stream::C2D, writer_id, p, n[p]++};
     put(fd, rec(RecordType::Intent, id));
-    auto w = cl.write(static_cast<shm::Priority>(p), encode_payload(id, length_for(rng, c.slot_size)));
+    auto w = send(cl, static_cast<shm::Priority>(p), encode_payload(id, length_for(rng, c.slot_size)), (id.n & 1) != 0);
     Record r = rec(w ? RecordType::Ack : RecordType::Fail, id);
     if (w) r.position = w->position;
     put(fd, r);
@@ -205,12 +237,14 @@ void run_reader(const ProcessConfig& c, int fd, const Arm& arm) {
 
 void read_as_client(shm::Client& cl, const ProcessConfig& c, int fd) {
   std::vector<std::byte> buf(c.slot_size);
+  std::uint64_t takes = 0;
   while (!g_term) {
     const std::uint64_t t = shm::platform::monotonic_ns();
-    auto m = cl.take(buf);
-    if (m) {
+    auto taken = take_one(cl, buf, (takes++ & 1) != 0);
+    if (taken) {
+      const shm::MessageInfo* m = &taken->info;
       MessageId id;
-      const bool intact = decode_payload({buf.data(), m->length}, id) && id.stream == Stream::D2C &&
+      const bool intact = decode_payload(taken->bytes, id) && id.stream == Stream::D2C &&
                           id.priority == static_cast<std::uint8_t>(m->priority);
       Record r = rec(intact ? RecordType::Deliver : RecordType::Corrupt, id);
       r.t_ns = t;
@@ -220,10 +254,10 @@ void read_as_client(shm::Client& cl, const ProcessConfig& c, int fd) {
       (void)cl.finish(*m);
       continue;
     }
-    if (m.code() == shm::ErrorCode::CorruptSegment) {
+    if (taken.code() == shm::ErrorCode::CorruptSegment) {
       put(fd, rec(RecordType::Corrupt, MessageId{Stream::D2C}));
-      std::fprintf(stderr, "memlink-chaos reader: %s\n", m.error().message().c_str());
-    } else if (m.code() == shm::ErrorCode::Empty) {
+      std::fprintf(stderr, "memlink-chaos reader: %s\n", taken.error().message().c_str());
+    } else if (taken.code() == shm::ErrorCode::Empty) {
       if (!cl.wait(50ms)) std::this_thread::sleep_for(2ms);  // Disconnected while the daemon is down
     } else {
       std::this_thread::sleep_for(2ms);  // the reader token is still held by a dying predecessor
