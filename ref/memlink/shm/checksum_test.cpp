@@ -26,15 +26,20 @@ TEST(Checksum, HardwareAndPortableAgree) {
     ASSERT_EQ(crc32c(buf.data(), len), crc32c_portable(buf.data(), len)) << len;
 }
 
-// Every length up to past five three-stream rounds, at every alignment: the
-// three-stream path (768 bytes and up) joins its streams exactly.
-TEST(Checksum, HardwareAndPortableAgreeAtEveryLengthAndAlignment) {
+// Every length up to past five three-stream rounds and sixteen folding
+// rounds, at every alignment, for each path the CPU has (one it lacks falls
+// back, and is then compared again): the three-stream path (768 bytes and
+// up) joins its streams exactly, and the folding path's constants, its
+// 256-, 64- and 16-byte steps and its tail are right.
+TEST(Checksum, EveryPathAgreesWithTheTableAtEveryLengthAndAlignment) {
   std::mt19937 rng(11);
-  std::vector<unsigned char> buf(4200 + 8);
+  std::vector<unsigned char> buf(4200 + 64);
   for (auto& b : buf) b = static_cast<unsigned char>(rng());
-  for (std::size_t offset = 0; offset < 8; ++offset)
-    for (std::size_t len = 0; len <= 4200; ++len)
-      ASSERT_EQ(crc32c(buf.data() + offset, len), crc32c_portable(buf.data() + offset, len)) << len << " at +" << offset;
+  for (Crc32cPath path : {Crc32cPath::Sse42, Crc32cPath::Fold})
+    for (std::size_t offset : {0, 1, 3, 7, 8, 31, 63})
+      for (std::size_t len = 0; len <= 4200; ++len)
+        ASSERT_EQ(crc32c_via(path, buf.data() + offset, len), crc32c_portable(buf.data() + offset, len))
+            << "path " << static_cast<int>(path) << ", " << len << " bytes at +" << offset;
 }
 
 TEST(Checksum, DetectsASingleFlippedBit) {
