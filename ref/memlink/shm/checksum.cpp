@@ -194,7 +194,7 @@ MEMLINK_FOLD_TARGET std::uint32_t crc32c_fold(const void* data, std::size_t len)
   crc = _mm_crc32_u64(crc, static_cast<std::uint64_t>(_mm_extract_epi64(x, 1)));
   for (; len >= 8; p += 8, len -= 8) crc = crc_u64_at(crc, p);
   auto c32 = static_cast<std::uint32_t>(crc);
-  while (len-- > 0) c32 = _mm_crc32_u8(c32, *p++);
+  for (; len > 0; ++p, --len) c32 = _mm_crc32_u8(c32, *p);
   return c32 ^ 0xFFFFFFFFu;
 }
 
