@@ -20,6 +20,7 @@
 #include "linearizability.hpp"
 #include "memlink/shm/layout.hpp"
 #include "memlink/shm/priority.hpp"
+#include "memlink/shm/slot.hpp"
 #include "timeline.hpp"
 
 namespace memlink::conformance {
@@ -225,6 +226,7 @@ class Flipper {
     if (fd_ >= 0) ::close(fd_);
   }
   bool mapped() const { return base_ != nullptr; }
+  std::byte* base() const { return base_; }
 
   // Flips until stop(): each flip lasts a few microseconds, then the byte
   // is put back (if nobody changed it meanwhile).
@@ -272,6 +274,60 @@ class Flipper {
   std::atomic<bool> stop_{false};
   std::uint64_t flips_ = 0;
 };
+
+}  // namespace
+
+namespace {
+
+// SPEC R-POSITIONS: only a claimed position becomes Ready, so a reader
+// that meets Ready at its tail may take it without reading head, but when
+// that slot fails V-SLOT it must not move its tail past head: a Ready word
+// a peer forged at the unclaimed head (over a slot whose header is from an
+// older lap) is dropped in place, and the next real message of that ring
+// is delivered. A reader that skips it as it skips a claimed corrupt slot
+// leaves tail > head, and the ring's writes and reads fail from then on.
+void forge_ready_at_head(Cluster& c, DriverProcess& writer, const shm::Geometry& g, std::byte* base) {
+  for (int k = 0; k < 64; ++k) {  // drain what the flipping left
+    const Reply r = c.daemon->call({{"op", "read"}});
+    if (!r.ok() && r.error().code == shm::ErrorCode::Empty) break;
+  }
+  std::uint64_t id = 1'000'000;
+  for (shm::Priority p : shm::kAllPriorities) {
+    const std::uint32_t count = g.capacity(p);
+    if (count == 0) continue;
+    std::byte* ring = base + g.offset(shm::Direction::ClientToDaemon, p);
+    auto* head = reinterpret_cast<std::atomic<std::uint64_t>*>(ring + 64);  // SPEC R-LAYOUT
+    auto* tail = reinterpret_cast<std::atomic<std::uint64_t>*>(ring + 128);
+    const std::uint64_t at = head->load();
+    if (tail->load() != at) continue;  // not drained (a slot the flipping left held): the head is not the tail
+    std::byte* slot = ring + shm::RING_HEADER_SIZE + static_cast<std::size_t>(at % count) * g.slot_stride;
+    // An older lap's position, so the forged slot fails V-SLOT's position check.
+    reinterpret_cast<std::atomic<std::uint64_t>*>(slot + 32)->store(at + count);
+    const std::uint64_t lap = (at / count) & shm::kGenerationMask;
+    reinterpret_cast<std::atomic<std::uint64_t>*>(slot)->store(
+        shm::slot_word(shm::SlotState::Ready, 0, static_cast<std::uint32_t>(lap)));  // SPEC S-WORD
+    const Reply forged = c.daemon->call({{"op", "read"}});
+    if (forged.ok())
+      scenario_fail("V-SLOT", "the reader delivered a Ready slot forged at the unclaimed head of ring " +
+                                  std::string(shm::to_string(p)) + " (its position field names another lap)");
+    const std::vector<std::byte> payload = message_payload(id, 16);
+    const Reply w = writer.call({{"op", "write"}, {"priority", static_cast<int>(p)}, {"data", driver::to_hex(payload)}});
+    if (!w.ok())
+      scenario_fail("R-POSITIONS", "after a Ready word was forged at the unclaimed head of ring " +
+                                       std::string(shm::to_string(p)) + " and read, a write failed with " +
+                                       w.error().message() + " (did the reader move its tail past head?)");
+    Reply r = c.daemon->call({{"op", "read"}});
+    for (int k = 0; k < 4 && !r.ok() && r.error().code == shm::ErrorCode::Empty; ++k) r = c.daemon->call({{"op", "read"}});
+    const auto data = r.ok() ? driver::from_hex(r.body.value("data", std::string())) : std::nullopt;
+    if (!data || message_id(*data) != std::optional<std::uint64_t>(id))
+      scenario_fail("R-POSITIONS", "after a Ready word was forged at the unclaimed head of ring " +
+                                       std::string(shm::to_string(p)) + ", the next message written there was not read back (" +
+                                       (r.ok() ? "other bytes" : r.error().message()) + ")");
+    record_clause("R-POSITIONS");
+    record_clause("V-SLOT");
+    ++id;
+  }
+}
 
 }  // namespace
 
@@ -330,9 +386,11 @@ CheckResult run_driver_hostile(const Params& params) {
       }
     }
     flipper.stop();
+    forge_ready_at_head(c, writer, *geometry, flipper.base());
     result.notes = std::to_string(messages) + " writes (" + std::to_string(full) + " Full), " +
                    std::to_string(delivered) + " delivered intact, " + std::to_string(dropped) +
-                   " dropped as corrupt, " + std::to_string(flipper.flips()) + " byte flips";
+                   " dropped as corrupt, " + std::to_string(flipper.flips()) +
+                   " byte flips; then a Ready word forged at each ring's unclaimed head";
   } catch (const ScenarioFailure& f) {
     result.failure = failure_of(f, c.steps(), replay);
   }
