@@ -94,6 +94,30 @@ TEST(FaultGuard, AnOperationWhoseOwnAccessFaultsFailsByName) {
   EXPECT_TRUE(names_truncation(w.error())) << w.error().message();
 }
 
+// The truncation and a silent daemon at once (under load the 1 ms heartbeat
+// thread above can be starved past the client's timeout): the client's wait
+// must name the truncation, not only the silence, and from then on every
+// operation fails by name. Staged without timing: no heartbeat thread, the
+// heartbeat stamped long ago, the interval made short.
+TEST(FaultGuard, ASilentDaemonDoesNotHideATruncation) {
+  test::TempSegmentPath path("trunc-silent");
+  DaemonOptions dopt;
+  dopt.heartbeat_interval = 0ms;  // nothing stamps: the daemon looks silent
+  auto daemon = Daemon::create(path.str(), 64 * 1024, 1, dopt);
+  ASSERT_TRUE(daemon.ok()) << daemon.error().message();
+  auto client = Client::connect(path.str(), 1);
+  ASSERT_TRUE(client.ok()) << client.error().message();
+  daemon->control().heartbeat_interval_ns.store(1'000'000);  // client timeout 10 ms
+  daemon->control().heartbeat_ns.store(1);                   // stamped long ago
+  ASSERT_EQ(::truncate(path.str().c_str(), static_cast<off_t>(60 * 1024)), 0);  // a ring's last slots go
+  auto s = client->wait(10ms);
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(names_truncation(s.error())) << s.error().message();
+  auto w = client->write(Priority::High, "after");
+  ASSERT_FALSE(w.ok()) << "a write after the truncation was acknowledged";
+  EXPECT_TRUE(names_truncation(w.error())) << w.error().message();
+}
+
 // An access past the new end faults; the handler absorbs it.
 TEST(FaultGuard, AnAccessPastTheNewEndIsAbsorbed) {
   test::TempSegmentPath path("trunc-fault");

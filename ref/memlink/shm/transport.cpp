@@ -308,7 +308,14 @@ Status Endpoint::wait_until(Pred ready, FutexWord& fw, const Futex& fx,
 
   for (;;) {
     if (auto s = usable(); !s) return ready() ? Status{} : s;
-    if (auto s = peer_alive(); !s) return ready() ? Status{} : s;
+    if (auto s = peer_alive(); !s) {
+      // SPEC M-TRUNCATE: a shrunk file explains a silent peer better than
+      // its heartbeat does (the daemon's heartbeat thread may have run into
+      // the hole, or been starved while the file shrank), and from now on
+      // every operation must say so.
+      if (segment_.notice_shrink()) s = segment_.lost_error();
+      return ready() ? Status{} : s;
+    }
     if (as_consumer) {
       if (auto s = check_inbound_positions(); !s) return s;
     }
