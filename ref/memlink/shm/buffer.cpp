@@ -4,7 +4,6 @@
 #if defined(_WIN32)
 #include <malloc.h>
 #endif
-#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -404,10 +403,13 @@ Result<SlotLoan> RingBuffer::loan(std::size_t size) {
 }
 
 Result<SlotId> RingBuffer::commit(const SlotLoan& loan, std::size_t length, std::uint64_t sequence) {
+  if (length > loan.bytes.size())
+    return make_error(ErrorCode::InvalidArgument, "commit of " + std::to_string(length) + " bytes from a loan of " +
+                                                      std::to_string(loan.bytes.size()) +
+                                                      " (not sent; the loan stays open)");
   // The checksum covers the bytes as they lie now: a peer that writes them
   // later only makes the consumer drop the message (V-SLOT).
-  const std::size_t n = std::min(length, loan.bytes.size());
-  fill_header(loan.slot, static_cast<std::uint32_t>(n), sequence, crc32c(payload(loan.slot.index), n));
+  fill_header(loan.slot, static_cast<std::uint32_t>(length), sequence, crc32c(payload(loan.slot.index), length));
   if (!publish(loan.slot)) return not_published_error(loan.slot.position);
   MEMLINK_CRASH_POINT("write.after-publish");
   return loan.slot;

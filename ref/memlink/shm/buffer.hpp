@@ -154,8 +154,9 @@ class RingBuffer {
   // written and read where it lies.
   //   loan   = claim, and the slot's payload lent to the caller; errors as
   //            claim() plus MessageTooLarge (size > slot_size)
-  //   commit = the header (length <= the loan's size, sequence, checksum of
-  //            the bytes as they are now) + publish; InvalidState where
+  //   commit = the header (length, sequence, checksum of the bytes as they
+  //            are now) + publish; InvalidArgument for a length past the
+  //            loan (nothing changes: the loan stays open), InvalidState where
   //            publish() says false (the slot was taken from this writer)
   //   take_view = take() without the copy: the checksum is verified on the
   //            slot itself; complete() + release() end the view

@@ -37,6 +37,8 @@ TEST(RingLoan, ALoanIsWrittenInPlaceAndAViewReadsTheSameBytes) {
   ASSERT_EQ(loan->bytes.size(), 200u);
   EXPECT_EQ(load_slot_word(ring->slot_header(loan->slot.index)).state, static_cast<std::uint8_t>(SlotState::Writing));
   put(loan->bytes, pattern_payload(7, 150));
+  EXPECT_EQ(ring->commit(*loan, 201, 41).code(), ErrorCode::InvalidArgument);  // past the loan: refused, not cut
+  EXPECT_EQ(load_slot_word(ring->slot_header(loan->slot.index)).state, static_cast<std::uint8_t>(SlotState::Writing));
   ASSERT_TRUE(ring->commit(*loan, 150, 41).ok());
 
   auto view = ring->take_view();

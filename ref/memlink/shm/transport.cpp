@@ -163,10 +163,6 @@ Result<Loan> Endpoint::loan(Priority p, std::size_t size) {
 
 Result<SlotId> Endpoint::commit(const Loan& loan, std::size_t length) {
   if (ctl_ == nullptr) return make_error(ErrorCode::Disconnected, "endpoint was moved from");
-  if (length > loan.slot.bytes.size())
-    return make_error(ErrorCode::InvalidArgument, "commit of " + std::to_string(length) +
-                                                      " bytes from a loan of " +
-                                                      std::to_string(loan.slot.bytes.size()) + " (not sent; the loan stays open)");
   auto r = outbound_.ring(loan.priority).commit(loan.slot, length, loan.sequence);
   if (segment_.lost()) return segment_.lost_error();  // a loan filled on zero pages: not acknowledged
   if (!r) return r;
