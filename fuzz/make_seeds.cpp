@@ -62,7 +62,14 @@ std::vector<std::uint8_t> segment_snapshot(std::size_t size, std::uint32_t slot_
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
+  const std::string arg = argc == 2 ? argv[1] : "";
+  if (arg == "--help" || arg == "-h" || arg == "--version") {
+    if (arg == "--version") std::printf("fuzz_make_seeds (memlink-shm layout %u)\n", unsigned{shm::LAYOUT_VERSION});
+    else std::printf("usage: %s FUZZ_DIR\nWrites FUZZ_DIR/corpus/* and FUZZ_DIR/regressions/*.\n", argv[0]);
+    return 0;
+  }
+  // A flag is never a directory: `make_seeds --hlep` must not fill ./--hlep.
+  if (argc != 2 || arg.empty() || arg[0] == '-') {
     std::fprintf(stderr, "usage: %s FUZZ_DIR\nWrites FUZZ_DIR/corpus/* and FUZZ_DIR/regressions/*.\n", argv[0]);
     return 2;
   }
@@ -141,7 +148,7 @@ int main(int argc, char** argv) {
   {
     auto seg = fuzz::MemorySegment::create(shm::layout_for(0, 64, 1).used_bytes, 64);
     std::vector<std::byte> ten(10, std::byte{0});
-    (void)seg->c2d.write(shm::Priority::Critical, ten, 0);
+    (void)seg->c2d.write(shm::Priority::Critical, ten);
     const auto* payload = reinterpret_cast<const std::byte*>(&seg->c2d.ring(shm::Priority::Critical).slot_header(0)) +
                           shm::SLOT_HEADER_SIZE;
     const std::uint32_t crc = shm::crc32c(payload, 100);
