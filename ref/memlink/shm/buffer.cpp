@@ -78,6 +78,7 @@ RingBuffer::RingBuffer(RingHeader* hdr, std::uint32_t capacity, std::uint32_t sl
     : hdr_(hdr),
       slots_(reinterpret_cast<std::byte*>(hdr) + RING_HEADER_SIZE),
       capacity_(capacity),
+      by_capacity_(capacity),
       slot_size_(slot_size),
       stride_(static_cast<std::uint32_t>(slot_stride_for(slot_size))),
       direction_(direction),
@@ -429,8 +430,8 @@ bool RingBuffer::publish(SlotId id) {
   return true;
 }
 
-Status RingBuffer::inspect_ready(const SlotHeader& slot, std::uint64_t tail,
-                                 MessageInfo& info) const {
+Status RingBuffer::inspect_ready(const SlotHeader& slot, const SlotId& at, MessageInfo& info) const {
+  const std::uint64_t tail = at.position;
   // Each field is read once into a local and validated before use.
   const std::uint32_t length = slot.length;
   const std::uint8_t prio = slot.priority;
@@ -454,7 +455,7 @@ Status RingBuffer::inspect_ready(const SlotHeader& slot, std::uint64_t tail,
   info.priority = priority_;
   info.sequence = slot.sequence;
   info.length = length;
-  info.slot = locate(tail);
+  info.slot = at;
   return {};
 }
 
@@ -510,7 +511,7 @@ Result<MessageInfo> RingBuffer::enter_reading(std::size_t room, const Fence* fen
       return make_error(ErrorCode::CorruptSegment, field(tail, garbage_field(word)) + ": " + garbage_text(word, at) + " (dropped)");
   }
   MessageInfo info;
-  if (auto s = inspect_ready(slot, tail, info); !s) {
+  if (auto s = inspect_ready(slot, at, info); !s) {
     drop_ready(at, word);
     return make_error(ErrorCode::CorruptSegment, s.error().detail + " (dropped)");
   }
@@ -713,7 +714,7 @@ Result<MessageInfo> RingBuffer::peek_slot() const {
       return make_error(ErrorCode::CorruptSegment, field(tail, garbage_field(word)) + ": " + garbage_text(word, at));
   }
   MessageInfo info;
-  if (auto s = inspect_ready(slot, tail, info); !s) return s.error();
+  if (auto s = inspect_ready(slot, at, info); !s) return s.error();
   return info;
 }
 

@@ -19,6 +19,7 @@
 #include <span>
 #include <string>
 
+#include "memlink/shm/divisor.hpp"
 #include "memlink/shm/layout.hpp"
 #include "memlink/shm/priority.hpp"
 #include "memlink/shm/result.hpp"
@@ -259,14 +260,14 @@ class RingBuffer {
   Status verify_payload(const MessageInfo& info, std::span<const std::byte> bytes);
   // The header fields a writer stores before publishing.
   void fill_header(SlotId id, std::uint32_t length, std::uint64_t sequence, std::uint32_t checksum);
-  // Validates the Ready slot at `tail`; fills info or returns the error.
-  Status inspect_ready(const SlotHeader& slot, std::uint64_t tail, MessageInfo& info) const;
-  std::uint32_t generation(std::uint64_t position) const noexcept { return generation_of(position, capacity_); }
-  // Slot index and lap of a position, with one division (the hot path's).
+  // Validates the Ready slot at the tail `at`; fills info or returns the error.
+  Status inspect_ready(const SlotHeader& slot, const SlotId& at, MessageInfo& info) const;
+  std::uint32_t generation(std::uint64_t position) const noexcept { return locate(position).generation; }
+  // Slot index and lap of a position: the hot path's one division, by the
+  // capacity's reciprocal (divisor.hpp).
   SlotId locate(std::uint64_t position) const noexcept {
-    const std::uint64_t lap = position / capacity_;
-    return {position, static_cast<std::uint32_t>(position - lap * capacity_),
-            static_cast<std::uint32_t>(lap) & kGenerationMask};
+    const auto [lap, index] = by_capacity_.divide(position);
+    return {position, index, static_cast<std::uint32_t>(lap) & kGenerationMask};
   }
   // claim(), when the slot of its position was not Empty(g) (SPEC K-CLAIMED).
   Status enter_held_slot(SlotHeader& slot, const SlotId& id, std::uint64_t found);
@@ -290,6 +291,7 @@ class RingBuffer {
   RingHeader* hdr_ = nullptr;
   std::byte* slots_ = nullptr;
   std::uint32_t capacity_ = 0;
+  PositionDivisor by_capacity_;  // of capacity_
   std::uint32_t slot_size_ = 0;
   std::uint32_t stride_ = 0;
   Direction direction_ = Direction::ClientToDaemon;
