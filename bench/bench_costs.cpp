@@ -27,7 +27,7 @@ void single_ring(benchmark::State& state) {
   auto ring = shm::RingBuffer::create_owned(1024, 64);
   std::vector<std::byte> msg(static_cast<std::size_t>(state.range(0)), std::byte{1}), buf(64);
   for (auto _ : state) {
-    (void)ring->write_slot(msg, 0);
+    (void)ring->write_slot(msg);
     benchmark::DoNotOptimize(ring->read_slot(buf));
   }
   state.SetItemsProcessed(state.iterations());
@@ -51,7 +51,7 @@ void priority_rings(benchmark::State& state) {
   auto rings = shm::PriorityRingBuffer::format(base, g.segment_size, g, shm::Direction::ClientToDaemon);
   std::vector<std::byte> msg(static_cast<std::size_t>(state.range(0)), std::byte{1}), buf(64);
   for (auto _ : state) {
-    (void)rings->write(shm::Priority::Low, msg, 0);
+    (void)rings->write(shm::Priority::Low, msg);
     benchmark::DoNotOptimize(rings->read(buf));
   }
   state.SetItemsProcessed(state.iterations());

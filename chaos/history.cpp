@@ -161,10 +161,10 @@ Verdict check_history(const std::vector<ProcessLog>& logs, const CheckOptions& o
       note(v, "refused but delivered: " + to_string(id) + " was delivered although its write failed (not sent)");
     }
   }
-  // T-SEQ: within a stream, one sequence number per message (a redelivery
-  // keeps its number, K-READING), and a writer's numbers grow in the order
-  // it wrote.
-  std::map<std::pair<Stream, std::uint64_t>, MessageId> by_sequence;
+  // T-SEQ: within a ring (stream and priority), one sequence number per
+  // message (its position; a redelivery keeps it, K-READING), and a writer's
+  // numbers grow in the order it wrote.
+  std::map<std::tuple<Stream, std::uint8_t, std::uint64_t>, MessageId> by_sequence;
   std::map<std::pair<Stream, std::uint32_t>, std::vector<std::pair<std::uint64_t, std::uint64_t>>> per_writer;  // n, seq
   for (const auto& [id, ds] : delivered) {
     if (!options.sequences) break;
@@ -175,7 +175,7 @@ Verdict check_history(const std::vector<ProcessLog>& logs, const CheckOptions& o
         note(v, "sequence: " + to_string(id) + " was delivered with sequence numbers " + std::to_string(seq) + " and " +
                     std::to_string(d.rec->sequence));
       }
-    auto [it, fresh] = by_sequence.emplace(std::make_pair(id.stream, seq), id);
+    auto [it, fresh] = by_sequence.emplace(std::make_tuple(id.stream, id.priority, seq), id);
     if (!fresh && !(it->second == id)) {
       ++v.sequence_violations;
       note(v, "sequence: " + to_string(it->second) + " and " + to_string(id) + " carry the same sequence number " +

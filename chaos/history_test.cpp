@@ -182,6 +182,25 @@ TEST(Checker, TwoMessagesWithOneSequenceNumberAreCaught) {
   EXPECT_TRUE(named);
 }
 
+TEST(Checker, TwoRingsMayGiveTheSameSequenceNumber) {
+  // T-SEQ numbers a message by its position in its ring: the first message
+  // of each priority is number 0.
+  Builder b;
+  ProcessLog& w = b.proc(Role::Writer, 0);
+  ProcessLog& d = b.proc(Role::Daemon, 0);
+  write_ok(w, c2d(0, 1, 0), 10, 0);
+  write_ok(w, c2d(0, 2, 0), 20, 0);
+  Record first = make(RecordType::Deliver, c2d(0, 1, 0), 15, 0, 1);
+  first.sequence = 0;
+  Record second = make(RecordType::Deliver, c2d(0, 2, 0), 25, 0, 1);
+  second.sequence = 0;
+  d.records.push_back(first);
+  d.records.push_back(second);
+  const Verdict v = check_history(b.logs());
+  EXPECT_EQ(v.sequence_violations, 0u);
+  EXPECT_TRUE(v.ok()) << (v.violations.empty() ? "" : v.violations.front());
+}
+
 TEST(Checker, AWritersSequenceNumbersMustGrow) {
   Builder b;
   ProcessLog& w = b.proc(Role::Writer, 0);

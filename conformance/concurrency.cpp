@@ -207,17 +207,21 @@ std::string sequence_violation(const std::vector<HistoryOp>& history) {
       writer_of[op.id] = static_cast<std::uint64_t>(op.process);
       invoked[op.id] = op.invoke_ns;
     }
-  std::map<std::uint64_t, std::uint64_t> owner;  // sequence -> id
-  std::map<std::uint64_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>> per_writer;  // invoke, sequence
+  // T-SEQ numbers a message by its position in its ring: unique per ring,
+  // growing per writer and ring.
+  using Ring = shm::Priority;
+  std::map<std::pair<Ring, std::uint64_t>, std::uint64_t> owner;  // (ring, sequence) -> id
+  std::map<std::pair<std::uint64_t, Ring>, std::vector<std::pair<std::uint64_t, std::uint64_t>>> per_writer;  // invoke, sequence
   for (const auto& op : history) {
     if (op.kind != HistoryOp::Kind::Read || !op.ok) continue;
-    auto [it, fresh] = owner.emplace(op.sequence, op.id);
+    auto [it, fresh] = owner.emplace(std::pair{op.priority, op.sequence}, op.id);
     if (!fresh && it->second != op.id)
       return "messages #" + std::to_string(it->second) + " and #" + std::to_string(op.id) + " carry the same sequence number " +
-             std::to_string(op.sequence);
-    if (writer_of.count(op.id)) per_writer[writer_of[op.id]].push_back({invoked[op.id], op.sequence});
+             std::to_string(op.sequence) + " in the " + std::string(shm::to_string(op.priority)) + " ring";
+    if (writer_of.count(op.id)) per_writer[{writer_of[op.id], op.priority}].push_back({invoked[op.id], op.sequence});
   }
-  for (auto& [writer, seqs] : per_writer) {
+  for (auto& [writer_ring, seqs] : per_writer) {
+    const std::uint64_t writer = writer_ring.first;
     std::sort(seqs.begin(), seqs.end());
     for (std::size_t i = 1; i < seqs.size(); ++i)
       if (seqs[i].second <= seqs[i - 1].second)

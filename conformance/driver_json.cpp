@@ -55,7 +55,6 @@ nlohmann::json view_to_json(const model::View& v) {
   return {{"rings", rings},
           {"backpressure", v.backpressure},
           {"client_count", v.client_count},
-          {"next_sequence", {v.next_sequence[0], v.next_sequence[1]}},
           {"client_head", v.client_head},
           {"daemon_tail", v.daemon_tail},
           {"shutdown", v.shutdown}};
@@ -77,8 +76,8 @@ model::View view_from_json(const nlohmann::json& j) {
     }
   v.backpressure = j.at("backpressure").get<std::uint32_t>();
   v.client_count = j.at("client_count").get<std::uint32_t>();
-  v.next_sequence[0] = j.at("next_sequence").at(0).get<std::uint64_t>();
-  v.next_sequence[1] = j.at("next_sequence").at(1).get<std::uint64_t>();
+  // `next_sequence`, which drivers written before T-SEQ numbered by position
+  // still send, is ignored.
   v.client_head = j.at("client_head").get<std::uint64_t>();
   v.daemon_tail = j.at("daemon_tail").get<std::uint64_t>();
   v.shutdown = j.at("shutdown").get<bool>();

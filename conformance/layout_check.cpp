@@ -151,10 +151,13 @@ CheckResult run_layout(const Params& params) {
     // client_count (128), the clients' counters (192..), the daemon's (256..)
     // and each futex word (320, 384, 448, 512) on lines of their own.
     record_clause("C-LINES");
-    expect_field("C-LAYOUT", "control.client_head", v.client_head, at<std::uint64_t>(bytes, 192, "client_head"));
-    expect_field("C-LAYOUT", "control.client_seq", v.next_sequence[0], at<std::uint64_t>(bytes, 200, "client_seq"));
+    // T-COUNTERS: c2d published = client_head (clients that left) + each
+    // client table entry's own counter (client_published, 1088..2111).
+    std::uint64_t published = at<std::uint64_t>(bytes, 192, "client_head");
+    for (std::size_t k = 0; k < shm::CLIENT_TABLE_SIZE; ++k)
+      published += at<std::uint64_t>(bytes, 1088 + 8 * k, "client_published");
+    expect_field("C-LAYOUT", "control.client_head + client_published", v.client_head, published);
     expect_field("C-LAYOUT", "control.daemon_tail", v.daemon_tail, at<std::uint64_t>(bytes, 256, "daemon_tail"));
-    expect_field("C-LAYOUT", "control.daemon_seq", v.next_sequence[1], at<std::uint64_t>(bytes, 264, "daemon_seq"));
 
     for (int d = 0; d < 2; ++d) {
       for (int p = 0; p < 3; ++p) {

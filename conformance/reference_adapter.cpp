@@ -181,7 +181,7 @@ shm::Result<std::uint64_t> ReferenceAdapter::stop_writer(Direction d, Priority p
                                                          std::span<const std::byte> data) {
   shm::Endpoint* ep = writer(d);
   if (ep == nullptr) return no_client();
-  return reference_ops::stop_writer(*ep, d == Direction::DaemonToClient, p, where, data);
+  return reference_ops::stop_writer(*ep, p, where, data);
 }
 
 shm::Result<model::Message> ReferenceAdapter::stop_reader(Direction d, model::ReaderStop where) {

@@ -13,17 +13,15 @@ shm::RingBuffer& ring_of(shm::Endpoint& ep, bool ep_is_daemon, Direction d, mode
   return inbound ? ep.inbound().ring(p) : ep.outbound().ring(p);
 }
 
-shm::Result<std::uint64_t> stop_writer(shm::Endpoint& ep, bool ep_is_daemon, model::Priority p,
+shm::Result<std::uint64_t> stop_writer(shm::Endpoint& ep, model::Priority p,
                                        model::WriterStop where, std::span<const std::byte> data) {
   if (!ep.is_connected()) return make_error(ErrorCode::Disconnected, "endpoint is shut down");
   shm::RingBuffer& r = ep.outbound().ring(p);
   if (auto s = r.check_writable(data.size()); !s) return s.error();
-  auto& seq_counter = ep_is_daemon ? ep.control().daemon_seq : ep.control().client_seq;
-  const std::uint64_t seq = seq_counter.fetch_add(1);
   auto id = r.claim();
   if (!id) return id.error();
-  if (where == model::WriterStop::AfterFill) r.fill(*id, data, seq);
-  return seq;  // ... and the writer is gone
+  if (where == model::WriterStop::AfterFill) r.fill(*id, data);
+  return id->position;  // its sequence number (T-SEQ); ... and the writer is gone
 }
 
 shm::Result<model::Message> stop_reader(shm::Endpoint& ep, model::ReaderStop where, std::uint32_t slot_size) {
@@ -98,9 +96,7 @@ model::View observe(shm::Endpoint& ep, bool ep_is_daemon) {
   const shm::ControlRegion& c = ep.control();
   v.backpressure = c.backpressure.load();
   v.client_count = c.client_count.load();
-  v.next_sequence[0] = c.client_seq.load();
-  v.next_sequence[1] = c.daemon_seq.load();
-  v.client_head = c.client_head.load();
+  v.client_head = shm::c2d_published(c);
   v.daemon_tail = c.daemon_tail.load();
   v.shutdown = (c.flags.load() & shm::FLAG_SHUTDOWN) != 0;
   return v;

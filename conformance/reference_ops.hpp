@@ -15,7 +15,7 @@ namespace memlink::conformance::reference_ops {
 
 // A writer of `ep`'s outbound direction claims a slot of priority p (and,
 // AfterFill, fills it) and stops, as if it died there. Its sequence number.
-shm::Result<std::uint64_t> stop_writer(shm::Endpoint& ep, bool ep_is_daemon, model::Priority p,
+shm::Result<std::uint64_t> stop_writer(shm::Endpoint& ep, model::Priority p,
                                        model::WriterStop where, std::span<const std::byte> data);
 // The consumer of `ep`'s inbound direction takes the next message (and,
 // AfterComplete, completes it) and stops.

@@ -192,12 +192,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if ((op >> 5) & 1) {
           if (auto loan = rings.ring(p).loan(len)) {
             std::memset(loan->bytes.data(), static_cast<int>(seq & 0xFF), len);
-            (void)rings.ring(p).commit(*loan, len, seq++);
+            (void)rings.ring(p).commit(*loan, len);
           }
           break;
         }
         std::vector<std::byte> payload(len, std::byte(seq & 0xFF));
-        (void)rings.write(p, payload, seq++);
+        (void)rings.write(p, payload);
         break;
       }
       case 1:  // the consumer reads; bit 5: through a view (T-LOAN)

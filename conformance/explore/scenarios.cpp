@@ -154,11 +154,11 @@ void* aligned(std::size_t bytes) { return std::aligned_alloc(64, (bytes + 63) / 
 // peer's scenario reads by copy only: a view's bytes may change after their
 // check, T-LOAN, and the checker would rightly call that corrupt.)
 shm::Result<shm::SlotId> ring_write(shm::RingBuffer& ring, const WriteRecord& w, const std::vector<std::byte>& d) {
-  if (w.id % 2 == 0) return ring.write_slot(d, w.id);
+  if (w.id % 2 == 0) return ring.write_slot(d);
   auto loan = ring.loan(d.size());
   if (!loan) return loan.error();
   if (!d.empty()) std::memcpy(loan->bytes.data(), d.data(), d.size());
-  return ring.commit(*loan, d.size(), w.id);
+  return ring.commit(*loan, d.size());
 }
 
 shm::Result<shm::SlotId> client_write(shm::Client& c, const WriteRecord& w, const std::vector<std::byte>& d) {
@@ -357,7 +357,7 @@ class SegmentScenario : public Scenario {
   }
   const std::optional<shm::Error>& error() const { return error_; }
   void at_end() override {
-    record.client_head = client_->control().client_head.raw().load();
+    record.client_head = shm::c2d_published(client_->control());
     record.daemon_tail = client_->control().daemon_tail.raw().load();
   }
   std::string snapshot() const override {
@@ -647,21 +647,24 @@ std::vector<std::string> check_run(const Config& c, const RunRecord& r, const Ex
                     " us timeout returned Timeout after " + std::to_string(took / 1000) + " us");
     }
   }
-  // T-SEQ: unique per direction, increasing per writer; dense when every
-  // attempt either took no number or was delivered.
+  // T-SEQ: a message's number is its position in its ring: unique per
+  // ring, increasing per writer and ring; dense when every attempt either
+  // claimed no position or was delivered.
   if (r.transport) {
-    std::map<std::uint64_t, std::uint64_t> seq_owner;
-    std::map<int, std::vector<std::pair<std::uint64_t, std::uint64_t>>> per_writer;  // invoke, sequence
+    std::map<std::pair<shm::Priority, std::uint64_t>, std::uint64_t> seq_owner;  // (ring, sequence) -> id
+    std::map<std::pair<int, shm::Priority>, std::vector<std::pair<std::uint64_t, std::uint64_t>>> per_writer;  // invoke, sequence
     for (const ReadRecord& rd : r.reads) {
       if (!rd.ok || !by_id.count(rd.id)) continue;
-      auto [it, fresh] = seq_owner.emplace(rd.sequence, rd.id);
+      auto [it, fresh] = seq_owner.emplace(std::pair{rd.priority, rd.sequence}, rd.id);
       if (!fresh && it->second != rd.id)
         v.push_back("[T-SEQ] messages #" + std::to_string(it->second) + " and #" + std::to_string(rd.id) +
-                    " both carry sequence number " + std::to_string(rd.sequence));
+                    " both carry sequence number " + std::to_string(rd.sequence) + " in the " +
+                    std::string(shm::to_string(rd.priority)) + " ring");
       const WriteRecord& w = *by_id.at(rd.id);
-      per_writer[w.thread].push_back({w.invoke, rd.sequence});
+      per_writer[{w.thread, rd.priority}].push_back({w.invoke, rd.sequence});
     }
-    for (auto& [writer, seqs] : per_writer) {
+    for (auto& [writer_ring, seqs] : per_writer) {
+      const int writer = writer_ring.first;
       std::sort(seqs.begin(), seqs.end());
       for (std::size_t i = 1; i < seqs.size(); ++i)
         if (seqs[i].second <= seqs[i - 1].second)
@@ -675,9 +678,17 @@ std::vector<std::string> check_run(const Config& c, const RunRecord& r, const Ex
     const bool clean = single && std::all_of(r.writes.begin(), r.writes.end(), [](const WriteRecord& w) {
       return w.result == Result::Ok || w.result == Result::Full || w.result == Result::Timeout;
     });
-    if (clean && !seq_owner.empty() && seq_owner.rbegin()->first + 1 != seq_owner.size())
-      v.push_back("[T-SEQ] " + std::to_string(seq_owner.size()) + " messages were delivered but their sequence numbers run up to " +
-                  std::to_string(seq_owner.rbegin()->first) + ": a refused write took a number, or a number was skipped");
+    std::map<shm::Priority, std::pair<std::uint64_t, std::uint64_t>> per_ring;  // count, highest
+    for (const auto& [ring_seq, id] : seq_owner) {
+      auto& [count, highest] = per_ring[ring_seq.first];
+      ++count;
+      highest = std::max(highest, ring_seq.second);
+    }
+    for (const auto& [p, count_highest] : per_ring)
+      if (clean && count_highest.second + 1 != count_highest.first)
+        v.push_back("[T-SEQ] " + std::to_string(count_highest.first) + " messages were delivered from the " +
+                    std::string(shm::to_string(p)) + " ring but their sequence numbers run up to " +
+                    std::to_string(count_highest.second) + ": a refused write took a number, or a number was skipped");
   }
   // T-COUNTERS: client_head counts the c2d messages published (a write that
   // died may or may not have counted), daemon_tail those delivered.

@@ -79,13 +79,13 @@ TEST(GenerationWrap, AWriterStalledForTwoToThe24LapsGivesTheSlotBackAndIsNotSent
   // The slot is as the stalled writer found it: the writer of lap 2^24 gets it.
   EXPECT_EQ(load_word(slot), slot_word(SlotState::Empty, 0, 0));
   const std::byte msg[3] = {std::byte{1}, std::byte{2}, std::byte{3}};
-  auto id = ring->write_slot(msg, 7);
+  auto id = ring->write_slot(msg);
   ASSERT_TRUE(id.ok()) << id.error().message();
   EXPECT_EQ(id->position, kLaps);
   std::byte out[64];
   auto got = ring->read_slot(out);
   ASSERT_TRUE(got.ok()) << got.error().message();
-  EXPECT_EQ(got->sequence, 7u);
+  EXPECT_EQ(got->sequence, kLaps);  // T-SEQ: its position
 }
 
 }  // namespace

@@ -432,7 +432,7 @@ TEST(PausePoint, AWriterHeldPastTheClaimTimeoutIsToldNotSentAndTheRingGoesOn) {
   ASSERT_TRUE(ring.ok());
   HeldWriter held{&*ring, {}};
   arm_pause_point("write.after-claim", 1, reclaim_while_held, &held);
-  auto r = ring->write_slot(as_bytes("stalled"), 1);
+  auto r = ring->write_slot(as_bytes("stalled"));
   arm_pause_point("write.after-claim", 0, nullptr, nullptr);
   EXPECT_EQ(held.reclaimed.reclaimed_claimed, 1u) << "the consumer did not reclaim the held writer's position";
   ASSERT_FALSE(r.ok()) << "a writer whose position was reclaimed while it stalled was told its message was sent";
@@ -441,7 +441,7 @@ TEST(PausePoint, AWriterHeldPastTheClaimTimeoutIsToldNotSentAndTheRingGoesOn) {
   EXPECT_EQ(ring->tail(), 1u);
   // The slot is Empty again and the next laps work.
   for (int lap = 0; lap < 3; ++lap) {
-    for (int i = 0; i < 4; ++i) ASSERT_TRUE(ring->write_slot(as_bytes("ok"), i).ok()) << lap << "/" << i;
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(ring->write_slot(as_bytes("ok")).ok()) << lap << "/" << i;
     std::vector<std::byte> buf(64);
     for (int i = 0; i < 4; ++i) {
       auto m = ring->read_slot(buf);

@@ -127,7 +127,7 @@ TEST_P(TwoProcess, HundredThousandMessagesEachWay) {
   EXPECT_EQ(receive_all(*daemon, kMessages), "");
   EXPECT_EQ(send_all(*daemon, kMessages), "");
   expect_exit_ok(child);
-  EXPECT_EQ(daemon->control().client_head.load(), kMessages);
+  EXPECT_EQ(c2d_published(daemon->control()), kMessages);
   EXPECT_EQ(daemon->control().daemon_tail.load(), kMessages);
 }
 
@@ -448,7 +448,7 @@ MEMLINK_CHILD_ROLE(client_dies_writing, "client-dies-writing") {
   RingBuffer& ring = client->outbound().ring(Priority::High);
   auto id = ring.claim();
   if (!id) return report("claim: " + id.error().message());
-  ring.fill(*id, pattern_payload(tag_of(Priority::High, 3), 32), 3);
+  ring.fill(*id, pattern_payload(tag_of(Priority::High, 3), 32));
   flags.set(kChildReady, 1);
   for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
 }
@@ -472,7 +472,7 @@ TEST(TwoProcessRecovery, AWriterKilledMidWriteIsReclaimedAndNeverDelivered) {
   }
   // The fourth is Writing, held by a dead process: reclaimed, not delivered.
   EXPECT_EQ(daemon->read(buf).code(), ErrorCode::Empty);
-  EXPECT_EQ(daemon->control().client_head.load() - daemon->control().daemon_tail.load(), 0u)
+  EXPECT_EQ(c2d_published(daemon->control()) - daemon->control().daemon_tail.load(), 0u)
       << "the reclaimed slot still holds up the ring";
   // The ring moves on: the next client's message is the next one delivered.
   auto next = Client::connect(path.str(), kVersion, recovering_options());

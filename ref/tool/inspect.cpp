@@ -39,10 +39,8 @@ json control_json(const ControlRegion& c) {
       {"backpressure_permille", c.backpressure.load(std::memory_order_relaxed)},
       {"client_count", c.client_count.load(std::memory_order_relaxed)},
       {"d2c_consumer_pid", c.d2c_consumer_pid.load(std::memory_order_relaxed)},
-      {"client_head", c.client_head.load(std::memory_order_relaxed)},
-      {"client_seq", c.client_seq.load(std::memory_order_relaxed)},
+      {"client_head", c2d_published(c)},  // T-COUNTERS: summed over the client table
       {"daemon_tail", c.daemon_tail.load(std::memory_order_relaxed)},
-      {"daemon_seq", c.daemon_seq.load(std::memory_order_relaxed)},
   };
   for (auto [name, fw] : {std::pair{"daemon_futex", &c.daemon_futex}, std::pair{"client_futex", &c.client_futex},
                           std::pair{"c2d_space_futex", &c.c2d_space_futex},
@@ -161,9 +159,8 @@ void print_table(const json& r) {
                 c["flags"]["shutdown"].get<bool>() ? " shutdown" : "", c["flags"]["poisoned"].get<bool>() ? " POISONED" : "");
     std::printf("clients    %u connected, d2c reader pid %u, backpressure %.3f\n", c["client_count"].get<unsigned>(),
                 c["d2c_consumer_pid"].get<unsigned>(), c["backpressure_permille"].get<unsigned>() / 1000.0);
-    std::printf("counters   client_head %" PRIu64 ", client_seq %" PRIu64 ", daemon_tail %" PRIu64 ", daemon_seq %" PRIu64 "\n",
-                c["client_head"].get<std::uint64_t>(), c["client_seq"].get<std::uint64_t>(),
-                c["daemon_tail"].get<std::uint64_t>(), c["daemon_seq"].get<std::uint64_t>());
+    std::printf("counters   client_head %" PRIu64 " (c2d published), daemon_tail %" PRIu64 " (c2d delivered)\n",
+                c["client_head"].get<std::uint64_t>(), c["daemon_tail"].get<std::uint64_t>());
     std::printf("futexes   ");
     for (auto& [name, v] : c["futex"].items())
       std::printf(" %s=%u(%u waiting)", name.c_str(), v["word"].get<unsigned>(), v["waiters"].get<unsigned>());

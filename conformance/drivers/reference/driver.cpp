@@ -212,7 +212,7 @@ class Driver {
     if (fault_.lose_on_kill && !blocking) {
       flush_deferred();
       if (data->size() > slot_size_) return fail(shm::ErrorCode::MessageTooLarge, "payload larger than the slot");
-      const std::uint64_t seq = ep().control().client_seq.load();  // a guess; the fault is about loss
+      const std::uint64_t seq = ep().outbound().ring(p).head();  // a guess; the fault is about loss
       deferred_.emplace(p, *data);
       return {{"ok", true}, {"sequence", seq}};
     }
@@ -306,7 +306,7 @@ class Driver {
     const auto data = data_of(req);
     if (!data) return fail(shm::ErrorCode::InvalidArgument, "data is not hex");
     const auto where = req.at("where").get<std::string>() == "claim" ? model::WriterStop::AfterClaim : model::WriterStop::AfterFill;
-    auto r = ops::stop_writer(ep(), is_daemon(), static_cast<shm::Priority>(req.at("priority").get<int>()), where, *data);
+    auto r = ops::stop_writer(ep(), static_cast<shm::Priority>(req.at("priority").get<int>()), where, *data);
     if (!r) return fail(r.error());
     return {{"ok", true}, {"sequence", *r}};
   }

@@ -80,7 +80,7 @@ std::vector<ErrorCode> Model::write_refusals(Direction d, Priority p, std::size_
 Outcome Model::write(Direction d, Priority p, std::span<const std::byte> payload) {
   if (auto refused = refuse_write(d, p, payload.size())) return *refused;
   Ring& r = ring(d, p);
-  const std::uint64_t seq = next_sequence_[std::size_t(d)]++;  // T-SEQ
+  const std::uint64_t seq = r.head;  // T-SEQ: the position
   r.entries.push_back(Entry{r.head, SlotState::Ready, Message{p, seq, {payload.begin(), payload.end()}}, false, false, false, std::nullopt});
   ++r.head;                                 // R-CLAIM
   if (has_writer(d)) ++client_head_;        // T-COUNTERS
@@ -214,12 +214,12 @@ Outcome Model::shutdown() {
 }
 
 // S-TRANSITIONS: a writer that stops after claiming (or filling) leaves its
-// slot Writing: it holds a position, took a sequence number, and is not
+// slot Writing: it holds a position (its sequence number), and is not
 // acknowledged (client_head does not count it).
 Outcome Model::stop_writer(Direction d, Priority p, WriterStop, std::span<const std::byte> payload) {
   if (auto refused = refuse_write(d, p, payload.size())) return *refused;
   Ring& r = ring(d, p);
-  const std::uint64_t seq = next_sequence_[std::size_t(d)]++;
+  const std::uint64_t seq = r.head;  // T-SEQ
   r.entries.push_back(Entry{r.head, SlotState::Writing, Message{p, seq, {payload.begin(), payload.end()}}, false, false, false, std::nullopt});
   ++r.head;
   Outcome o = ok("S-TRANSITIONS");
@@ -285,10 +285,7 @@ Outcome Model::corrupt_oldest(Direction d, Priority p, Corruption c) {
       e.raw_state = 0xEE;
       e.corrupt = e.peek_fails = true;
       break;
-    case Corruption::Sequence:
-      e.message.sequence += 1000;
-      break;
-    default:  // lengths past the slot, priority, position
+    default:  // lengths past the slot, priority, position, sequence
       e.corrupt = e.peek_fails = true;
   }
   return ok("V-SLOT");
@@ -321,7 +318,6 @@ View Model::view() const {
       for (const Entry& e : r.entries)
         rv.slots[e.position % r.capacity] = e.raw_state ? static_cast<SlotState>(*e.raw_state) : e.state;
     }
-    v.next_sequence[d] = next_sequence_[d];
   }
   v.backpressure = backpressure_;
   v.client_count = client_count_;

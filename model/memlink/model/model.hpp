@@ -81,7 +81,7 @@ enum class Corruption : std::uint8_t {
   Priority,         // another ring's priority: dropped; peek fails
   Position,         // position + 1: dropped; peek fails
   State,            // a state byte that is no state (0xEE): dropped; peek fails
-  Sequence,         // sequence + 1000: not validated, delivered with it
+  Sequence,         // sequence + 1000: no longer the position (T-SEQ): dropped; peek fails
 };
 inline constexpr int kCorruptionCount = 10;
 const char* to_string(Corruption c);
@@ -105,7 +105,6 @@ struct View {
   RingView rings[shm::kDirectionCount][shm::kPriorityCount];
   std::uint32_t backpressure = 0;
   std::uint32_t client_count = 0;
-  std::uint64_t next_sequence[shm::kDirectionCount] = {};  // client_seq, daemon_seq
   std::uint64_t client_head = 0;
   std::uint64_t daemon_tail = 0;
   bool shutdown = false;
@@ -196,7 +195,6 @@ class Model {
 
   Config config_;
   Ring rings_[shm::kDirectionCount][shm::kPriorityCount];
-  std::uint64_t next_sequence_[shm::kDirectionCount] = {};
   std::uint64_t client_head_ = 0;
   std::uint64_t daemon_tail_ = 0;
   std::uint32_t backpressure_ = 0;

@@ -36,16 +36,17 @@ TEST(Model, WriteReadOrderCapacityAndSequence) {
   EXPECT_EQ(m.write(Direction::ClientToDaemon, Priority::Low, bytes(3)).sequence, 0u);
   EXPECT_EQ(m.write(Direction::ClientToDaemon, Priority::Low, bytes(3)).error, ErrorCode::Full);
   EXPECT_EQ(m.write(Direction::ClientToDaemon, Priority::High, bytes(65)).error, ErrorCode::MessageTooLarge);
-  EXPECT_EQ(m.write(Direction::ClientToDaemon, Priority::Critical, bytes(64)).sequence, 1u);  // T-SEQ: dense
+  EXPECT_EQ(m.write(Direction::ClientToDaemon, Priority::Critical, bytes(64)).sequence, 0u);  // T-SEQ: its ring's position
   auto r = m.read(Direction::ClientToDaemon);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.message->priority, Priority::Critical);
   EXPECT_EQ(m.read(Direction::ClientToDaemon).message->priority, Priority::Low);
   EXPECT_EQ(m.read(Direction::ClientToDaemon).error, ErrorCode::Empty);
+  EXPECT_EQ(m.write(Direction::ClientToDaemon, Priority::Low, bytes(1)).sequence, 1u);  // dense within the ring
   const View v = m.view();
-  EXPECT_EQ(v.client_head, 2u);
+  EXPECT_EQ(v.client_head, 3u);
   EXPECT_EQ(v.daemon_tail, 2u);
-  EXPECT_EQ(v.rings[0][2].head, 1u);
+  EXPECT_EQ(v.rings[0][2].head, 2u);  // low: two written, one read
   EXPECT_EQ(v.rings[0][2].tail, 1u);
 }
 

@@ -244,11 +244,11 @@ Status RingBuffer::check_writable(std::size_t size) const {
   return {};
 }
 
-Result<SlotId> RingBuffer::write_slot(std::span<const std::byte> data, std::uint64_t sequence) {
+Result<SlotId> RingBuffer::write_slot(std::span<const std::byte> data) {
   if (data.size() > slot_size_) return check_writable(data.size()).error();
   auto id = claim();
   if (!id) return id;
-  fill(*id, data, sequence);
+  fill(*id, data);
   if (!publish(*id)) return not_published_error(id->position);
   MEMLINK_CRASH_POINT("write.after-publish");
   return id;
@@ -379,21 +379,21 @@ Status RingBuffer::enter_held_slot(SlotHeader& slot, const SlotId& id, std::uint
   }
 }
 
-void RingBuffer::fill_header(SlotId id, std::uint32_t length, std::uint64_t sequence, std::uint32_t checksum) {
+void RingBuffer::fill_header(SlotId id, std::uint32_t length, std::uint32_t checksum) {
   SlotHeader& slot = slot_header(id.index);
   slot.priority = static_cast<std::uint8_t>(priority_);
   slot.length = length;
-  slot.sequence = sequence;
+  slot.sequence = id.position;  // T-SEQ: no counter shared between producers
   slot.position = id.position;
   slot.checksum = checksum;
 }
 
-void RingBuffer::fill(SlotId id, std::span<const std::byte> data, std::uint64_t sequence) {
+void RingBuffer::fill(SlotId id, std::span<const std::byte> data) {
   const std::size_t half = data.size() / 2;
   if (half > 0) std::memcpy(payload(id.index), data.data(), half);
   MEMLINK_CRASH_POINT("write.mid-payload");
   if (data.size() > half) std::memcpy(payload(id.index) + half, data.data() + half, data.size() - half);
-  fill_header(id, static_cast<std::uint32_t>(data.size()), sequence, crc32c(data.data(), data.size()));
+  fill_header(id, static_cast<std::uint32_t>(data.size()), crc32c(data.data(), data.size()));
 }
 
 Result<SlotLoan> RingBuffer::loan(std::size_t size) {
@@ -403,14 +403,14 @@ Result<SlotLoan> RingBuffer::loan(std::size_t size) {
   return SlotLoan{*id, std::span<std::byte>(payload(id->index), size)};
 }
 
-Result<SlotId> RingBuffer::commit(const SlotLoan& loan, std::size_t length, std::uint64_t sequence) {
+Result<SlotId> RingBuffer::commit(const SlotLoan& loan, std::size_t length) {
   if (length > loan.bytes.size())
     return make_error(ErrorCode::InvalidArgument, "commit of " + std::to_string(length) + " bytes from a loan of " +
                                                       std::to_string(loan.bytes.size()) +
                                                       " (not sent; the loan stays open)");
   // The checksum covers the bytes as they lie now: a peer that writes them
   // later only makes the consumer drop the message (V-SLOT).
-  fill_header(loan.slot, static_cast<std::uint32_t>(length), sequence, crc32c(payload(loan.slot.index), length));
+  fill_header(loan.slot, static_cast<std::uint32_t>(length), crc32c(payload(loan.slot.index), length));
   if (!publish(loan.slot)) return not_published_error(loan.slot.position);
   MEMLINK_CRASH_POINT("write.after-publish");
   return loan.slot;
@@ -436,6 +436,7 @@ Status RingBuffer::inspect_ready(const SlotHeader& slot, const SlotId& at, Messa
   const std::uint32_t length = slot.length;
   const std::uint8_t prio = slot.priority;
   const std::uint64_t position = slot.position;
+  const std::uint64_t sequence = slot.sequence;
 #ifndef MEMLINK_FAULT_SKIP_LENGTH_CHECK
   // (The macro exists only for fuzz/'s proof that hostile_peer catches a
   // reader that trusts the length, the crate's defect. Never define it.)
@@ -452,8 +453,12 @@ Status RingBuffer::inspect_ready(const SlotHeader& slot, const SlotId& at, Messa
     return make_error(ErrorCode::CorruptSegment, field(tail, "position") + ": " +
                                                      std::to_string(position) + ", expected " +
                                                      std::to_string(tail));
+  if (sequence != tail)  // T-SEQ: the writer numbers a message by its position
+    return make_error(ErrorCode::CorruptSegment, field(tail, "sequence") + ": " +
+                                                     std::to_string(sequence) + ", expected " +
+                                                     std::to_string(tail));
   info.priority = priority_;
-  info.sequence = slot.sequence;
+  info.sequence = sequence;
   info.length = length;
   info.slot = at;
   return {};

@@ -136,7 +136,7 @@ class RingBuffer {
   // Copies `data` into the next slot and publishes it Ready. Errors:
   // MessageTooLarge (data > slot_size), Full, CorruptSegment (head/tail or
   // the claimed slot's state are not what the protocol allows).
-  Result<SlotId> write_slot(std::span<const std::byte> data, std::uint64_t sequence);
+  Result<SlotId> write_slot(std::span<const std::byte> data);
 
   // The same two operations in the steps of the slot state machine, for
   // crash simulation and recovery tests: a caller that stops between steps
@@ -147,7 +147,7 @@ class RingBuffer {
   // take() returns the same errors as read_slot(); complete() and release()
   // must follow a successful take() of the same slot, in order.
   Result<SlotId> claim();
-  void fill(SlotId id, std::span<const std::byte> data, std::uint64_t sequence);
+  void fill(SlotId id, std::span<const std::byte> data);
   bool publish(SlotId id);  // false: the slot was taken from us, not published
   Result<MessageInfo> take(std::span<std::byte> out, const Fence* fence = nullptr);
   void complete(SlotId id);
@@ -162,7 +162,7 @@ class RingBuffer {
   //   take_view = take() without the copy: the checksum is verified on the
   //            slot itself; complete() + release() end the view
   Result<SlotLoan> loan(std::size_t size);
-  Result<SlotId> commit(const SlotLoan& loan, std::size_t length, std::uint64_t sequence);
+  Result<SlotId> commit(const SlotLoan& loan, std::size_t length);
   Result<SlotView> take_view(const Fence* fence = nullptr);
   void release(SlotId id);
 
@@ -258,8 +258,9 @@ class RingBuffer {
   // V-SLOT's last step: `bytes` (the copy, or the slot itself for a view)
   // against the stored checksum; a mismatch drops the slot (drop_ready).
   Status verify_payload(const MessageInfo& info, std::span<const std::byte> bytes);
-  // The header fields a writer stores before publishing.
-  void fill_header(SlotId id, std::uint32_t length, std::uint64_t sequence, std::uint32_t checksum);
+  // The header fields a writer stores before publishing; the sequence
+  // number is the slot's position (SPEC T-SEQ).
+  void fill_header(SlotId id, std::uint32_t length, std::uint32_t checksum);
   // Validates the Ready slot at the tail `at`; fills info or returns the error.
   Status inspect_ready(const SlotHeader& slot, const SlotId& at, MessageInfo& info) const;
   std::uint32_t generation(std::uint64_t position) const noexcept { return locate(position).generation; }

@@ -33,7 +33,7 @@ TEST(RingBuffer, WriteReadRoundTripAndFifo) {
   RingBuffer ring = make_ring();
   EXPECT_TRUE(ring.is_empty());
   for (std::uint64_t i = 0; i < 5; ++i) {
-    auto id = ring.write_slot(pattern_payload(i, 10 + i), 100 + i);
+    auto id = ring.write_slot(pattern_payload(i, 10 + i));
     ASSERT_TRUE(id.ok()) << id.error().message();
     EXPECT_EQ(id->position, i);
   }
@@ -42,7 +42,7 @@ TEST(RingBuffer, WriteReadRoundTripAndFifo) {
   for (std::uint64_t i = 0; i < 5; ++i) {
     auto info = ring.read_slot(out);
     ASSERT_TRUE(info.ok()) << info.error().message();
-    EXPECT_EQ(info->sequence, 100 + i);
+    EXPECT_EQ(info->sequence, i);  // T-SEQ: its position
     EXPECT_EQ(info->length, 10 + i);
     EXPECT_EQ(info->priority, Priority::High);
     EXPECT_TRUE(pattern_matches(std::span(out.data(), info->length), i));
@@ -56,12 +56,12 @@ TEST(RingBuffer, FullThenWrapsAround) {
   std::uint64_t next_read = 0;
   for (std::uint64_t i = 0; i < 1000; ++i) {
     if (ring.is_full()) {
-      EXPECT_EQ(ring.write_slot(pattern_payload(i, 8), i).code(), ErrorCode::Full);
+      EXPECT_EQ(ring.write_slot(pattern_payload(i, 8)).code(), ErrorCode::Full);
       auto info = ring.read_slot(out);
       ASSERT_TRUE(info.ok());
       ASSERT_EQ(info->sequence, next_read++);
     }
-    ASSERT_TRUE(ring.write_slot(pattern_payload(i, 8), i).ok());
+    ASSERT_TRUE(ring.write_slot(pattern_payload(i, 8)).ok());
   }
   EXPECT_EQ(ring.head(), 1000u);
   EXPECT_EQ(ring.count_states().of(SlotState::Ready), 4u);
@@ -70,9 +70,9 @@ TEST(RingBuffer, FullThenWrapsAround) {
 TEST(RingBuffer, PayloadSizeBoundaries) {
   RingBuffer ring = make_ring(4, MAX_SLOT_SIZE);
   std::vector<std::byte> out(MAX_SLOT_SIZE);
-  EXPECT_TRUE(ring.write_slot({}, 1).ok());
-  EXPECT_TRUE(ring.write_slot(pattern_payload(2, MAX_SLOT_SIZE), 2).ok());
-  auto too_big = ring.write_slot(pattern_payload(3, MAX_SLOT_SIZE + 1), 3);
+  EXPECT_TRUE(ring.write_slot({}).ok());
+  EXPECT_TRUE(ring.write_slot(pattern_payload(2, MAX_SLOT_SIZE)).ok());
+  auto too_big = ring.write_slot(pattern_payload(3, MAX_SLOT_SIZE + 1));
   EXPECT_EQ(too_big.code(), ErrorCode::MessageTooLarge);
   EXPECT_EQ(ring.len(), 2u);
   EXPECT_EQ(ring.read_slot(out)->length, 0u);
@@ -84,7 +84,7 @@ TEST(RingBuffer, PayloadSizeBoundaries) {
 
 TEST(RingBuffer, SmallOutputBufferConsumesNothing) {
   RingBuffer ring = make_ring();
-  ASSERT_TRUE(ring.write_slot(pattern_payload(1, 100), 1).ok());
+  ASSERT_TRUE(ring.write_slot(pattern_payload(1, 100)).ok());
   std::vector<std::byte> small(99);
   EXPECT_EQ(ring.read_slot(small).code(), ErrorCode::InvalidArgument);
   EXPECT_EQ(ring.len(), 1u);
@@ -95,17 +95,17 @@ TEST(RingBuffer, SmallOutputBufferConsumesNothing) {
 TEST(RingBuffer, PeekDoesNotConsume) {
   RingBuffer ring = make_ring();
   EXPECT_EQ(ring.peek_slot().code(), ErrorCode::Empty);
-  ASSERT_TRUE(ring.write_slot(pattern_payload(7, 33), 42).ok());
+  ASSERT_TRUE(ring.write_slot(pattern_payload(7, 33)).ok());
   auto p = ring.peek_slot();
   ASSERT_TRUE(p.ok());
-  EXPECT_EQ(p->sequence, 42u);
+  EXPECT_EQ(p->sequence, 0u);  // T-SEQ: the first position
   EXPECT_EQ(p->length, 33u);
   EXPECT_EQ(ring.len(), 1u);
 }
 
 TEST(RingBuffer, MessageStillBeingWrittenIsNotReadable) {
   RingBuffer ring = make_ring();
-  ASSERT_TRUE(ring.write_slot(pattern_payload(1, 8), 1).ok());
+  ASSERT_TRUE(ring.write_slot(pattern_payload(1, 8)).ok());
   // Simulate a producer that claimed position 0 and stopped in Writing.
   ring.slot_header(0).word.store(slot_word(SlotState::Writing, platform::current_pid(), 0));
   std::vector<std::byte> out(256);
@@ -119,8 +119,8 @@ TEST(RingBuffer, MessageStillBeingWrittenIsNotReadable) {
 class CorruptRing : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(ring.write_slot(pattern_payload(1, 40), 1).ok());
-    ASSERT_TRUE(ring.write_slot(pattern_payload(2, 40), 2).ok());
+    ASSERT_TRUE(ring.write_slot(pattern_payload(1, 40)).ok());
+    ASSERT_TRUE(ring.write_slot(pattern_payload(2, 40)).ok());
   }
   // After a corrupt slot is dropped, the next good one must still come out.
   void expect_dropped_then_next_ok(const char* field) {
@@ -131,7 +131,7 @@ class CorruptRing : public ::testing::Test {
     EXPECT_EQ(ring.corrupt_skipped(), 1u);
     auto next = ring.read_slot(out);
     ASSERT_TRUE(next.ok()) << next.error().message();
-    EXPECT_EQ(next->sequence, 2u);
+    EXPECT_EQ(next->sequence, 1u);  // the second position
     EXPECT_TRUE(pattern_matches(std::span(out.data(), next->length), 2));
   }
   RingBuffer ring = make_ring(4, 128);
@@ -158,6 +158,13 @@ TEST_F(CorruptRing, WrongPositionIsRejected) {
   expect_dropped_then_next_ok("slot[0].position");
 }
 
+TEST_F(CorruptRing, ASequenceThatIsNotThePositionIsRejected) {
+  // T-SEQ: a writer numbers a message by its position; any other number
+  // was not written by a writer of this ring.
+  ring.slot_header(0).sequence = 7;
+  expect_dropped_then_next_ok("slot[0].sequence");
+}
+
 TEST_F(CorruptRing, GarbageStateIsRejected) {
   poke_state_byte(ring.slot_header(0), 0xEE);
   expect_dropped_then_next_ok("slot[0].state");
@@ -171,11 +178,11 @@ TEST_F(CorruptRing, InconsistentHeadAndTailAreReportedNotFollowed) {
   // R-POSITIONS: the consumer decides by the word at its tail and never indexes
   // with head: the two messages written before are delivered intact, and
   // the empty tail after them is Empty, not a slot picked by head.
-  for (std::uint64_t seq : {1u, 2u}) {
+  for (std::uint64_t tag : {1u, 2u}) {
     auto m = ring.read_slot(out);
     ASSERT_TRUE(m.ok()) << m.error().message();
-    EXPECT_EQ(m->sequence, seq);
-    EXPECT_TRUE(pattern_matches(std::span(out.data(), m->length), seq));
+    EXPECT_EQ(m->sequence, tag - 1);  // positions 0 and 1
+    EXPECT_TRUE(pattern_matches(std::span(out.data(), m->length), tag));
   }
   EXPECT_EQ(ring.read_slot(out).code(), ErrorCode::Empty);
   // R-POSITIONS: reported by check_positions() (an idle consumer asks it
@@ -184,7 +191,7 @@ TEST_F(CorruptRing, InconsistentHeadAndTailAreReportedNotFollowed) {
   auto r = ring.check_positions();
   EXPECT_EQ(r.code(), ErrorCode::CorruptSegment);
   EXPECT_NE(r.error().detail.find("head/tail"), std::string::npos);
-  EXPECT_EQ(ring.write_slot(pattern_payload(3, 8), 3).code(), ErrorCode::CorruptSegment);
+  EXPECT_EQ(ring.write_slot(pattern_payload(3, 8)).code(), ErrorCode::CorruptSegment);
   hdr->head.store(2);
   hdr->tail.store(3);  // tail past head
   EXPECT_EQ(ring.check_positions().code(), ErrorCode::CorruptSegment);
@@ -202,7 +209,7 @@ TEST(ForgedReadyWord, AtAnUnclaimedTailIsPutBackNotSkippedPastHead) {
     SCOPED_TRACE(field);
     RingBuffer ring = make_ring(4, 128);
     std::vector<std::byte> out(128);
-    ASSERT_TRUE(ring.write_slot(pattern_payload(1, 16), 1).ok());
+    ASSERT_TRUE(ring.write_slot(pattern_payload(1, 16)).ok());
     ASSERT_TRUE(ring.read_slot(out).ok());  // tail = head = 1
     SlotHeader& slot = ring.slot_header(1);
     slot.position = 1;
@@ -217,10 +224,11 @@ TEST(ForgedReadyWord, AtAnUnclaimedTailIsPutBackNotSkippedPastHead) {
     EXPECT_TRUE(ring.positions_consistent());
     EXPECT_EQ(load_word(slot), slot_word(SlotState::Empty, 0, 0)) << "the word its writer expects";
     EXPECT_EQ(ring.corrupt_skipped(), 1u);
-    ASSERT_TRUE(ring.write_slot(pattern_payload(2, 16), 2).ok());
+    ASSERT_TRUE(ring.write_slot(pattern_payload(2, 16)).ok());
     auto m = ring.read_slot(out);
     ASSERT_TRUE(m.ok()) << m.error().message();
-    EXPECT_EQ(m->sequence, 2u);
+    EXPECT_EQ(m->sequence, 1u);  // the position the forged word sat at
+    EXPECT_TRUE(pattern_matches(std::span(out.data(), m->length), 2));
   }
 }
 
@@ -257,13 +265,13 @@ TEST(RingBufferSteps, EachStopLeavesTheStateACrashWould) {
   EXPECT_EQ(ring.len(), 1u);
   EXPECT_EQ(ring.read_slot(out).code(), ErrorCode::Empty);
   // Finishing the steps publishes it.
-  ring.fill(*id, pattern_payload(9, 20), 9);
+  ring.fill(*id, pattern_payload(9, 20));
   EXPECT_EQ(ring.read_slot(out).code(), ErrorCode::Empty);
   EXPECT_TRUE(ring.publish(*id));
   // Reader stopped after take: Reading; a second consumer is refused.
   auto info = ring.take(out);
   ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->sequence, 9u);
+  EXPECT_EQ(info->sequence, id->position);  // T-SEQ
   EXPECT_EQ(load_state(ring.slot_header(info->slot.index)), static_cast<std::uint8_t>(SlotState::Reading));
   EXPECT_EQ(ring.read_slot(out).code(), ErrorCode::InvalidState);
   ring.complete(info->slot);
@@ -294,7 +302,7 @@ TEST(RingBuffer, APeerFlippingPayloadBytesNeverGetsUncheckedBytesDelivered) {
   std::vector<std::byte> out(64);
   int delivered = 0, dropped = 0, differ = 0;
   for (std::uint64_t i = 0; i < 1000000; ++i) {
-    ASSERT_TRUE(ring.write_slot(pattern_payload(i, 32), i).ok());
+    ASSERT_TRUE(ring.write_slot(pattern_payload(i, 32)).ok());
     auto info = ring.read_slot(out);
     if (info) {
       ++delivered;

@@ -41,9 +41,7 @@ void format_control(std::byte* base, const Geometry& g, std::uint16_t protocol_v
   c->d2c_consumer_pid.store(0, std::memory_order_relaxed);
   c->client_count.store(0, std::memory_order_relaxed);
   c->client_head.store(0, std::memory_order_relaxed);
-  c->client_seq.store(0, std::memory_order_relaxed);
   c->daemon_tail.store(0, std::memory_order_relaxed);
-  c->daemon_seq.store(0, std::memory_order_relaxed);
 }
 
 void publish_control(std::byte* base) noexcept {
@@ -106,6 +104,12 @@ Result<Geometry> validate_control(const std::byte* base, std::size_t mapped_size
   if (bp > BACKPRESSURE_MAX)
     return corrupt("backpressure", std::to_string(bp) + " is above " + std::to_string(BACKPRESSURE_MAX));
   return g;
+}
+
+std::uint64_t c2d_published(const ControlRegion& c) noexcept {
+  std::uint64_t sum = c.client_head.load(std::memory_order_relaxed);
+  for (const auto& n : c.client_published) sum += n.load(std::memory_order_relaxed);
+  return sum;
 }
 
 }  // namespace memlink::shm

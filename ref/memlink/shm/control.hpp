@@ -32,4 +32,16 @@ void publish_control(std::byte* base) noexcept;
 // or CorruptSegment naming the first field that failed.
 Result<Geometry> validate_control(const std::byte* base, std::size_t mapped_size);
 
+// SPEC T-COUNTERS. The c2d messages clients have published: client_head
+// (clients that found the table full) plus every table entry's counter,
+// which keeps counting across the clients that hold the entry in turn.
+// Statistics, not a hand-off: relaxed loads of counters that only grow.
+std::uint64_t c2d_published(const ControlRegion& c) noexcept;
+// One c2d message published by the client of table entry `entry` (-1: the
+// table was full when it connected, so it counts in client_head).
+inline void count_c2d_published(ControlRegion& c, int entry) noexcept {
+  auto& counter = entry >= 0 ? c.client_published[published_index(static_cast<std::size_t>(entry))] : c.client_head;
+  counter.fetch_add(1, std::memory_order_relaxed);  // the client's own line: no other producer takes it
+}
+
 }  // namespace memlink::shm

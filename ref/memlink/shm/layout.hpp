@@ -95,14 +95,14 @@ struct alignas(CACHE_LINE_SIZE) ControlRegion {
   SharedAtomic<std::uint32_t> client_count;  // 128
   std::uint8_t pad2_[CACHE_LINE_SIZE - 4];
 
-  // Line 3 (offset 192): written by clients.
-  SharedAtomic<std::uint64_t> client_head;  // 192 messages published c2d
-  SharedAtomic<std::uint64_t> client_seq;   // 200 next c2d sequence number
+  // Line 3 (offset 192): written by clients that found the client table full.
+  SharedAtomic<std::uint64_t> client_head;  // 192 c2d messages they published (T-COUNTERS)
+  std::uint64_t unused_200_;                // 200 was client_seq (T-SEQ: sequences are positions)
   std::uint8_t pad3_[CACHE_LINE_SIZE - 16];
 
   // Line 4 (offset 256): written by the daemon.
   SharedAtomic<std::uint64_t> daemon_tail;  // 256 messages consumed c2d
-  SharedAtomic<std::uint64_t> daemon_seq;   // 264 next d2c sequence number
+  std::uint64_t unused_264_;                // 264 was daemon_seq
   std::uint8_t pad4_[CACHE_LINE_SIZE - 16];
 
   // Lines 5..8: futex words (SPEC F-WORDS).
@@ -116,7 +116,14 @@ struct alignas(CACHE_LINE_SIZE) ControlRegion {
   // is found by its pid and taken off client_count.
   SharedAtomic<std::uint32_t> client_pids[CLIENT_TABLE_SIZE];  // 576
 
-  std::uint8_t reserved_[CONTROL_REGION_SIZE - 576 - 4 * CLIENT_TABLE_SIZE];
+  // Lines 17..32 (offset 1088): SPEC T-COUNTERS. The c2d messages published
+  // by the clients that held each table entry, at published_index(entry):
+  // the first 16 entries on 16 different lines, so that clients do not take
+  // a counter's line from each other on every message. Never reset: a
+  // client that takes a freed entry counts on from its predecessor's total.
+  SharedAtomic<std::uint64_t> client_published[CLIENT_TABLE_SIZE];  // 1088
+
+  std::uint8_t reserved_[CONTROL_REGION_SIZE - 1088 - 8 * CLIENT_TABLE_SIZE];
 };
 
 static_assert(sizeof(ControlRegion) == CONTROL_REGION_SIZE);
@@ -138,14 +145,19 @@ static_assert(offsetof(ControlRegion, d2c_consumer_pid) == 92);
 static_assert(offsetof(ControlRegion, heartbeat_interval_ns) == 96);
 static_assert(offsetof(ControlRegion, client_count) == 128);
 static_assert(offsetof(ControlRegion, client_head) == 192);
-static_assert(offsetof(ControlRegion, client_seq) == 200);
 static_assert(offsetof(ControlRegion, daemon_tail) == 256);
-static_assert(offsetof(ControlRegion, daemon_seq) == 264);
 static_assert(offsetof(ControlRegion, daemon_futex) == 320);
 static_assert(offsetof(ControlRegion, client_futex) == 384);
 static_assert(offsetof(ControlRegion, c2d_space_futex) == 448);
 static_assert(offsetof(ControlRegion, d2c_space_futex) == 512);
 static_assert(offsetof(ControlRegion, client_pids) == 576);
+static_assert(offsetof(ControlRegion, client_published) == 1088);
+
+// Where client_pids[entry]'s counter sits in client_published (T-COUNTERS).
+constexpr std::size_t published_index(std::size_t entry) noexcept {
+  constexpr std::size_t per_line = CACHE_LINE_SIZE / sizeof(std::uint64_t), lines = CLIENT_TABLE_SIZE / per_line;
+  return (entry % lines) * per_line + entry / lines;
+}
 
 // SPEC R-LAYOUT. Head (producers) and tail (consumer) on separate lines.
 struct alignas(CACHE_LINE_SIZE) RingHeader {

@@ -37,14 +37,14 @@ TEST(RingLoan, ALoanIsWrittenInPlaceAndAViewReadsTheSameBytes) {
   ASSERT_EQ(loan->bytes.size(), 200u);
   EXPECT_EQ(load_slot_word(ring->slot_header(loan->slot.index)).state, static_cast<std::uint8_t>(SlotState::Writing));
   put(loan->bytes, pattern_payload(7, 150));
-  EXPECT_EQ(ring->commit(*loan, 201, 41).code(), ErrorCode::InvalidArgument);  // past the loan: refused, not cut
+  EXPECT_EQ(ring->commit(*loan, 201).code(), ErrorCode::InvalidArgument);  // past the loan: refused, not cut
   EXPECT_EQ(load_slot_word(ring->slot_header(loan->slot.index)).state, static_cast<std::uint8_t>(SlotState::Writing));
-  ASSERT_TRUE(ring->commit(*loan, 150, 41).ok());
+  ASSERT_TRUE(ring->commit(*loan, 150).ok());
 
   auto view = ring->take_view();
   ASSERT_TRUE(view.ok()) << view.error().message();
   EXPECT_EQ(view->info.length, 150u);
-  EXPECT_EQ(view->info.sequence, 41u);
+  EXPECT_EQ(view->info.sequence, loan->slot.position);  // T-SEQ
   EXPECT_EQ(view->bytes.data(), loan->bytes.data()) << "a view is the slot itself, not a copy";
   EXPECT_TRUE(pattern_matches(view->bytes, 7));
   EXPECT_EQ(load_slot_word(ring->slot_header(view->info.slot.index)).state,
@@ -57,7 +57,7 @@ TEST(RingLoan, ALoanIsWrittenInPlaceAndAViewReadsTheSameBytes) {
     auto l = ring->loan(3);
     ASSERT_TRUE(l.ok()) << i;
     put(l->bytes, as_bytes("abc"));
-    ASSERT_TRUE(ring->commit(*l, 3, i).ok());
+    ASSERT_TRUE(ring->commit(*l, 3).ok());
     EXPECT_EQ(read_one(*ring), "abc");
   }
 }
@@ -82,10 +82,10 @@ TEST(RingLoan, AnOpenLoanHoldsItsPositionAndLaterMessagesWaitBehindIt) {  // R-F
   ASSERT_TRUE(ring.ok());
   auto first = ring->loan(5);
   ASSERT_TRUE(first.ok());
-  ASSERT_TRUE(ring->write_slot(as_bytes("second"), 2).ok());
+  ASSERT_TRUE(ring->write_slot(as_bytes("second")).ok());
   EXPECT_EQ(read_one(*ring), "<Empty>");  // the loan's position comes first
   put(first->bytes, as_bytes("first"));
-  ASSERT_TRUE(ring->commit(*first, 5, 1).ok());
+  ASSERT_TRUE(ring->commit(*first, 5).ok());
   EXPECT_EQ(read_one(*ring), "first");
   EXPECT_EQ(read_one(*ring), "second");
 }
@@ -96,9 +96,9 @@ TEST(RingLoan, BytesChangedAfterTheCommitAreDroppedNotViewed) {  // V-SLOT
   auto loan = ring->loan(8);
   ASSERT_TRUE(loan.ok());
   put(loan->bytes, as_bytes("original"));
-  ASSERT_TRUE(ring->commit(*loan, 8, 1).ok());
+  ASSERT_TRUE(ring->commit(*loan, 8).ok());
   loan->bytes[3] = std::byte{'X'};  // a peer scribbling on the published slot
-  ASSERT_TRUE(ring->write_slot(as_bytes("next"), 2).ok());
+  ASSERT_TRUE(ring->write_slot(as_bytes("next")).ok());
   auto view = ring->take_view();
   ASSERT_FALSE(view.ok());
   EXPECT_EQ(view.code(), ErrorCode::CorruptSegment);
@@ -118,13 +118,13 @@ TEST(RingLoan, ALoanLeftByADeadWriterIsReclaimedAndItsLateCommitIsNotSent) {  //
   ASSERT_TRUE(loan.ok());
   put(loan->bytes, as_bytes("lost"));
   poke_owner(ring->slot_header(loan->slot.index), test::pid_of_exited_process());
-  ASSERT_TRUE(ring->write_slot(as_bytes("after"), 2).ok());
+  ASSERT_TRUE(ring->write_slot(as_bytes("after")).ok());
   RecoveryPolicy now;
   now.stale_after = 0ns;
   now.claim_timeout = 0ns;
   TailRecovery tails;
   EXPECT_EQ(tails.run(*ring, now).reclaimed_writing, 1u);
-  auto late = ring->commit(*loan, 4, 1);
+  auto late = ring->commit(*loan, 4);
   ASSERT_FALSE(late.ok());
   EXPECT_EQ(late.code(), ErrorCode::InvalidState);
   EXPECT_EQ(read_one(*ring), "after");
@@ -151,12 +151,15 @@ TEST_F(EndpointLoan, LoansAndViewsCarrySequencesPrioritiesAndCounters) {  // T-S
   ASSERT_TRUE(low.ok()) << low.error().message();
   auto critical = client->loan(Priority::Critical, 300);
   ASSERT_TRUE(critical.ok());
-  EXPECT_EQ(critical->sequence, low->sequence + 1);
+  // T-SEQ: each ring numbers by position, so two first messages are both 0.
+  EXPECT_EQ(low->sequence, low->slot.slot.position);
+  EXPECT_EQ(critical->sequence, 0u);
+  EXPECT_EQ(low->sequence, 0u);
   put(low->slot.bytes, pattern_payload(1, 100));
   put(critical->slot.bytes, pattern_payload(2, 300));
   ASSERT_TRUE(client->commit(*low, 100).ok());
   ASSERT_TRUE(client->commit(*critical, 300).ok());
-  EXPECT_EQ(daemon->control().client_head.load(), 2u);
+  EXPECT_EQ(c2d_published(daemon->control()), 2u);
 
   ASSERT_TRUE(daemon->wait(1s).ok());
   auto first = daemon->take_view();
@@ -168,6 +171,7 @@ TEST_F(EndpointLoan, LoansAndViewsCarrySequencesPrioritiesAndCounters) {  // T-S
   auto second = daemon->take_view();
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(second->info.priority, Priority::Low);
+  EXPECT_EQ(second->info.sequence, low->sequence);
   EXPECT_TRUE(pattern_matches(second->bytes, 1));
   ASSERT_TRUE(daemon->release(*second).ok());
   EXPECT_EQ(daemon->control().daemon_tail.load(), 2u);

@@ -23,8 +23,8 @@ class PriorityRingBuffer {
   static Result<PriorityRingBuffer> attach(std::byte* base, std::size_t size, const Geometry& g,
                                            Direction d);
 
-  Result<SlotId> write(Priority p, std::span<const std::byte> data, std::uint64_t sequence) {
-    return ring(p).write_slot(data, sequence);
+  Result<SlotId> write(Priority p, std::span<const std::byte> data) {
+    return ring(p).write_slot(data);
   }
 
   // The oldest message of the highest priority that has a Ready one.

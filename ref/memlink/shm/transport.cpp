@@ -42,7 +42,6 @@ Endpoint::Endpoint(Role role, MmapSegment segment, const Geometry& g, EndpointOp
   out_signal_ = daemon ? &ctl_->client_futex : &ctl_->daemon_futex;
   in_space_ = daemon ? &ctl_->c2d_space_futex : &ctl_->d2c_space_futex;
   out_space_ = daemon ? &ctl_->d2c_space_futex : &ctl_->c2d_space_futex;
-  out_seq_ = daemon ? &ctl_->daemon_seq : &ctl_->client_seq;
   const std::string& p = segment_.path();
   in_signal_fx_ = Futex(&in_signal_->word.raw(), futex_name(p, ctl_, in_signal_));
   out_signal_fx_ = Futex(&out_signal_->word.raw(), futex_name(p, ctl_, out_signal_));
@@ -66,11 +65,12 @@ Endpoint::Endpoint(Endpoint&& o) noexcept
       out_signal_fx_(std::move(o.out_signal_fx_)),
       in_space_fx_(std::move(o.in_space_fx_)),
       out_space_fx_(std::move(o.out_space_fx_)),
-      out_seq_(o.out_seq_),
       shut_down_(o.shut_down_),
+      client_entry_(o.client_entry_),
       tails_(o.tails_) {
   o.ctl_ = nullptr;
   o.shut_down_ = true;
+  o.client_entry_ = -1;
 }
 
 Status Endpoint::attach_rings() {
@@ -128,11 +128,9 @@ void Endpoint::note_corruption(const PriorityRingBuffer& rings, const Error& e) 
 Result<SlotId> Endpoint::write(Priority p, std::span<const std::byte> data) {
   if (auto s = usable(); !s) return s.error();
   RingBuffer& ring = outbound_.ring(p);
-  // Checked before a sequence number is taken, so that a single writer's
-  // sequence numbers are dense (SPEC T-SEQ).
-  if (auto s = ring.check_writable(data.size()); !s) return s.error();
-  const std::uint64_t seq = out_seq_->fetch_add(1, std::memory_order_relaxed);
-  auto r = ring.write_slot(data, seq);
+  // The slot's position is its sequence number (SPEC T-SEQ): no counter is
+  // shared between producers.
+  auto r = ring.write_slot(data);
   if (segment_.lost()) return segment_.lost_error();  // written to zero pages: not acknowledged
   if (!r) {
     note_corruption(outbound_, r.error());
@@ -142,10 +140,10 @@ Result<SlotId> Endpoint::write(Priority p, std::span<const std::byte> data) {
   return r;
 }
 
-// A write or a commit was acknowledged: count it (T-COUNTERS), then wake
-// the consumer if it sleeps (F-WAKE).
+// A write or a commit was acknowledged: count it (T-COUNTERS, in this
+// client's own table entry), then wake the consumer if it sleeps (F-WAKE).
 void Endpoint::after_publish() {
-  if (role_ == Role::Client) ctl_->client_head.fetch_add(1, std::memory_order_relaxed);
+  if (role_ == Role::Client) count_c2d_published(*ctl_, client_entry_);
   notify(*out_signal_, out_signal_fx_);
 }
 
@@ -157,13 +155,12 @@ Result<Loan> Endpoint::loan(Priority p, std::size_t size) {
     note_corruption(outbound_, slot.error());
     return slot.error();
   }
-  // T-SEQ: taken once the claim succeeded, so a lone writer's are dense.
-  return Loan{p, *slot, out_seq_->fetch_add(1, std::memory_order_relaxed)};
+  return Loan{p, *slot, slot->slot.position};  // T-SEQ: the position
 }
 
 Result<SlotId> Endpoint::commit(const Loan& loan, std::size_t length) {
   if (ctl_ == nullptr) return make_error(ErrorCode::Disconnected, "endpoint was moved from");
-  auto r = outbound_.ring(loan.priority).commit(loan.slot, length, loan.sequence);
+  auto r = outbound_.ring(loan.priority).commit(loan.slot, length);
   if (segment_.lost()) return segment_.lost_error();  // a loan filled on zero pages: not acknowledged
   if (!r) return r;
   after_publish();
@@ -229,7 +226,10 @@ Status Endpoint::finish(const MessageInfo& m) {
   // A fenced daemon may finish the one message it took in its epoch: the new
   // daemon leaves a slot Reading by a live process alone (SPEC K-FENCE).
   inbound_.finish(m);
-  if (role_ == Role::Daemon) ctl_->daemon_tail.fetch_add(1, std::memory_order_relaxed);
+  // T-COUNTERS: the daemon's consumer thread alone writes daemon_tail
+  // (T-WAIT's contract), so a load and a store, no locked instruction.
+  if (role_ == Role::Daemon)
+    ctl_->daemon_tail.store(ctl_->daemon_tail.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   notify(*in_space_, in_space_fx_);
   return {};
 }

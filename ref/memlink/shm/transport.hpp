@@ -101,7 +101,7 @@ inline std::span<const std::byte> as_bytes(std::string_view s) noexcept {
 struct Loan {
   Priority priority = Priority::Low;
   SlotLoan slot{};            // slot.bytes: where to write the payload
-  std::uint64_t sequence = 0;  // taken when the slot was claimed (T-SEQ)
+  std::uint64_t sequence = 0;  // the slot's position in its ring (T-SEQ)
 };
 
 // What Daemon and Client share: one mapping, an inbound and an outbound
@@ -232,8 +232,10 @@ class Endpoint {
   Futex out_signal_fx_{nullptr};
   Futex in_space_fx_{nullptr};
   Futex out_space_fx_{nullptr};
-  SharedAtomic<std::uint64_t>* out_seq_ = nullptr;
   bool shut_down_ = false;
+  // A client's client_pids entry (K-CLIENTS), where it also counts what it
+  // publishes (T-COUNTERS); -1 for the daemon, or if the table was full.
+  int client_entry_ = -1;
   TailRecovery tails_;
 };
 
@@ -307,7 +309,6 @@ class Client final : public Endpoint {
   Status daemon_liveness() const;
   std::uint64_t daemon_timeout_ns() const noexcept;
   bool holds_reader_ = false;
-  int client_entry_ = -1;  // this client's client_pids entry (K-CLIENTS), -1 if the table was full
   // The heartbeat value this client watched stay still and judged stale.
   mutable std::uint64_t condemned_heartbeat_ = ~0ULL;
 };

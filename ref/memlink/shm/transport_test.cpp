@@ -10,6 +10,7 @@
 #endif
 
 #include <cstring>
+#include <set>
 #include <thread>
 
 #include "test_support.hpp"
@@ -55,7 +56,7 @@ TEST_F(TransportTest, MessagesFlowBothWaysWithPriorityOrder) {
     if (!m->payload.empty()) EXPECT_TRUE(pattern_matches(m->payload, order[i]));
   }
   EXPECT_EQ(daemon->read().code(), ErrorCode::Empty);
-  EXPECT_EQ(daemon->control().client_head.load(), 3u);
+  EXPECT_EQ(c2d_published(daemon->control()), 3u);
   EXPECT_EQ(daemon->control().daemon_tail.load(), 3u);
 
   ASSERT_TRUE(daemon->write(Priority::High, std::string_view("pong")).ok());
@@ -67,7 +68,8 @@ TEST_F(TransportTest, MessagesFlowBothWaysWithPriorityOrder) {
 
 TEST_F(TransportTest, SequenceNumbersAreDenseForOneWriter) {
   Client client = connect();
-  // A refused write (Full, too large) takes no sequence number.
+  // A refused write (Full, too large) claims no position, so takes no
+  // sequence number (T-SEQ: the number is the position).
   const std::uint32_t cap = daemon->geometry().capacity(Priority::High);
   std::uint64_t expect = 0;
   for (int round = 0; round < 3; ++round) {
@@ -77,6 +79,46 @@ TEST_F(TransportTest, SequenceNumbersAreDenseForOneWriter) {
               ErrorCode::MessageTooLarge);
     for (std::uint32_t i = 0; i < cap; ++i) EXPECT_EQ(daemon->read()->sequence, expect++);
   }
+}
+
+TEST_F(TransportTest, EachClientCountsInItsOwnEntryAndTheSumIsWhatWasPublished) {  // T-COUNTERS, C-LINES
+  const ControlRegion& c = daemon->control();
+  {
+    Client a = connect();
+    Client b = connect();
+    for (int i = 0; i < 5; ++i) {  // read as they come: the rings of this segment are small
+      ASSERT_TRUE(a.write(Priority::Low, pattern_payload(i, 8)).ok());
+      ASSERT_TRUE(daemon->read().ok());
+    }
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(b.write(Priority::High, pattern_payload(i, 8)).ok());
+      ASSERT_TRUE(daemon->read().ok());
+    }
+    ASSERT_FALSE(a.write(Priority::Low, pattern_payload(0, MAX_SLOT_SIZE + 1)).ok());  // refused: not counted
+    // Entries 0 and 1 (the first two free ones), each in its own counter.
+    EXPECT_EQ(c.client_published[published_index(0)].load(), 5u);
+    EXPECT_EQ(c.client_published[published_index(1)].load(), 3u);
+    EXPECT_EQ(c.client_head.load(), 0u) << "no client found the table full";
+    EXPECT_EQ(c2d_published(c), 8u);
+  }
+  // The two left; a new client takes entry 0 and counts on from 5.
+  Client again = connect();
+  ASSERT_TRUE(again.write(Priority::Critical, pattern_payload(1, 8)).ok());
+  EXPECT_EQ(c.client_published[published_index(0)].load(), 6u);
+  EXPECT_EQ(c2d_published(c), 9u);
+  ASSERT_TRUE(daemon->read().ok());
+  EXPECT_EQ(c.daemon_tail.load(), 9u);
+}
+
+TEST(PublishedIndex, SpreadsTheFirstSixteenEntriesOverSixteenLinesAndUsesEveryCounterOnce) {  // C-LINES
+  std::set<std::size_t> used, first_lines;
+  for (std::size_t e = 0; e < CLIENT_TABLE_SIZE; ++e) {
+    const std::size_t i = published_index(e);
+    ASSERT_LT(i, CLIENT_TABLE_SIZE);
+    EXPECT_TRUE(used.insert(i).second) << "entries share counter " << i;
+    if (e < 16) first_lines.insert(i * sizeof(std::uint64_t) / CACHE_LINE_SIZE);
+  }
+  EXPECT_EQ(first_lines.size(), 16u);
 }
 
 TEST_F(TransportTest, OversizedPayloadIsRefused) {
