@@ -4,6 +4,8 @@
 //    against the same through one memlink ring, in one thread;
 //  - the floor of those: a write and a read through a bare ring
 //    (bare_ring.hpp: no checksum, no recovery), in one thread;
+//  - the API's own cost: a client's write and the daemon's read through
+//    the transport (rings, counters, wake checks), in one thread;
 //  - idle: the CPU a daemon uses over a quiet second, per wait strategy
 //    (measured from its rusage; it calls wait(100 ms) in a loop as a daemon does).
 #include <sys/resource.h>
@@ -57,6 +59,34 @@ void priority_rings(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// What a message costs through the transport's API, in one thread: a
+// client's write and the daemon's read of 64 B on one segment (the rings,
+// plus the sequence number, the counters and the wake protocol's checks a
+// message takes on the way). No other core is involved: the floor is
+// single_ring.
+void endpoint_write_read(benchmark::State& state) {
+  const std::string path = "/dev/shm/memlink-bench-endpoint-" + std::to_string(::getpid());
+  (void)shm::RecoveryManager(path).cleanup_orphaned_shm();
+  auto daemon = shm::Daemon::create(path, 1 << 20, 1);
+  if (!daemon) {
+    state.SkipWithError(daemon.error().message().c_str());
+    return;
+  }
+  auto client = shm::Client::connect(path, 1);
+  if (!client) {
+    state.SkipWithError(client.error().message().c_str());
+    return;
+  }
+  std::vector<std::byte> msg(static_cast<std::size_t>(state.range(0)), std::byte{1}), buf(shm::MAX_SLOT_SIZE);
+  for (auto _ : state) {
+    (void)client->write(shm::Priority::Low, msg);
+    benchmark::DoNotOptimize(daemon->read(buf));
+  }
+  state.SetItemsProcessed(state.iterations());
+  client->shutdown();
+  daemon->shutdown();
+}
+
 void idle_daemon_cpu(benchmark::State& state) {
   add_context();
   const auto strategy = static_cast<shm::WaitStrategy>(state.range(0));
@@ -87,6 +117,7 @@ void idle_daemon_cpu(benchmark::State& state) {
 BENCHMARK(floor_bare_ring)->Arg(64)->ArgName("payload");
 BENCHMARK(single_ring)->Arg(64)->ArgName("payload");
 BENCHMARK(priority_rings)->Arg(64)->ArgName("payload");
+BENCHMARK(endpoint_write_read)->Arg(64)->ArgName("payload");
 BENCHMARK(idle_daemon_cpu)
     ->Arg(static_cast<int>(shm::WaitStrategy::Spin))
     ->Arg(static_cast<int>(shm::WaitStrategy::Block))
