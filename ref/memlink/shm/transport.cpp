@@ -226,10 +226,11 @@ Status Endpoint::finish(const MessageInfo& m) {
   // A fenced daemon may finish the one message it took in its epoch: the new
   // daemon leaves a slot Reading by a live process alone (SPEC K-FENCE).
   inbound_.finish(m);
-  // T-COUNTERS: the daemon's consumer thread alone writes daemon_tail
-  // (T-WAIT's contract), so a load and a store, no locked instruction.
-  if (role_ == Role::Daemon)
-    ctl_->daemon_tail.store(ctl_->daemon_tail.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  // T-COUNTERS: an atomic add, not a load and a store, although one daemon
+  // consumes: in a takeover the fenced daemon's last finish (K-FENCE) and
+  // the new daemon's race, and a plain store would lose one of them (the
+  // exploration check's takeover scenario found that).
+  if (role_ == Role::Daemon) ctl_->daemon_tail.fetch_add(1, std::memory_order_relaxed);
   notify(*in_space_, in_space_fx_);
   return {};
 }
