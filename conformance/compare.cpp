@@ -35,7 +35,7 @@ Got got_from_result(const R& r, Fill fill) {
   Got g;
   if (!r) {
     g.error = r.code();
-    g.detail = r.error().detail;
+    g.detail = r.error().text();
   } else {
     fill(g);
   }

@@ -141,7 +141,7 @@ ReadRecord read_record(ThreadApi& api, const shm::Result<shm::MessageInfo>& m, s
     r.intact = intact(got);
     r.take_ns = api.point_time("read.after-take-cas");
   } else if (m.code() != ErrorCode::Empty) {
-    r.error = std::string(shm::to_string(m.code())) + ": " + m.error().detail;
+    r.error = std::string(shm::to_string(m.code())) + ": " + m.error().text();
   }
   return r;
 }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <algorithm>
 #include <atomic>
 #include <cstdio>

@@ -16,7 +16,7 @@ namespace {
 using nlohmann::json;
 
 json error_json(const Error& e) {
-  return json{{"code", std::string(to_string(e.code))}, {"detail", e.detail}};
+  return json{{"code", std::string(to_string(e.code))}, {"detail", e.text()}};
 }
 
 json control_json(const ControlRegion& c) {

@@ -36,6 +36,15 @@ std::string ring_name(Direction d, Priority p) {
   return std::string("ring[") + to_string(d) + "/" + std::string(to_string(p)) + "]";
 }
 
+// Full, the outcome a writer's loop expects: a fixed text per ring, so that
+// returning it allocates nothing (result.hpp, fixed_error).
+const char* full_text(Direction d, Priority p) {
+  static constexpr const char* kText[2][3] = {
+      {"ring[c2d/critical] is full", "ring[c2d/high] is full", "ring[c2d/low] is full"},
+      {"ring[d2c/critical] is full", "ring[d2c/high] is full", "ring[d2c/low] is full"}};  // by Priority's value
+  return kText[d == Direction::ClientToDaemon ? 0 : 1][static_cast<std::size_t>(p) % 3];
+}
+
 Status check_geometry(std::byte* mem, std::size_t bytes, std::uint32_t capacity,
                       std::uint32_t slot_size) {
   if (mem == nullptr) return make_error(ErrorCode::InvalidArgument, "ring memory is null");
@@ -239,8 +248,7 @@ Status RingBuffer::check_writable(std::size_t size) const {
                           std::to_string(slot_size_) + " bytes");
   std::uint64_t tail = 0;
   if (full_at(head(), &tail) && positions_consistent())
-    return make_error(ErrorCode::Full, ring_name(direction_, priority_) + " is full (" +
-                                           std::to_string(capacity_) + " slots)");
+    return fixed_error(ErrorCode::Full, full_text(direction_, priority_));
   return {};
 }
 
@@ -292,8 +300,7 @@ Result<SlotId> RingBuffer::claim() {
       return positions_error(head, tail);
     }
     if (full) {
-      return make_error(ErrorCode::Full, ring_name(direction_, priority_) + " is full (" +
-                                             std::to_string(capacity_) + " slots)");
+      return fixed_error(ErrorCode::Full, full_text(direction_, priority_));
     }
     // Relaxed is enough: the claim publishes nothing; the state CAS does.
     if (hdr_->head.compare_exchange_weak(head, head + 1, std::memory_order_relaxed,
@@ -518,7 +525,7 @@ Result<MessageInfo> RingBuffer::enter_reading(std::size_t room, const Fence* fen
   MessageInfo info;
   if (auto s = inspect_ready(slot, at, info); !s) {
     drop_ready(at, word);
-    return make_error(ErrorCode::CorruptSegment, s.error().detail + " (dropped)");
+    return make_error(ErrorCode::CorruptSegment, s.error().text() + " (dropped)");
   }
   if (info.length > room)
     return make_error(ErrorCode::InvalidArgument,

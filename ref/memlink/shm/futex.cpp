@@ -99,7 +99,7 @@ Status Futex::os_wait(std::uint32_t expected, std::optional<std::chrono::nanosec
   if (r == 0) return {};
   switch (errno) {
     case EAGAIN: return {};  // the word already differed
-    case ETIMEDOUT: return make_error(ErrorCode::Timeout, "futex wait timed out");
+    case ETIMEDOUT: return fixed_error(ErrorCode::Timeout, "futex wait timed out");
     case EINTR: return make_error(ErrorCode::Interrupted, "futex wait interrupted by a signal");
     case EINVAL: return make_error(ErrorCode::InvalidArgument, "futex wait: " + platform::last_error_text());
     case ENOSYS: return make_error(ErrorCode::Unsupported, "futex syscall not available");
@@ -139,7 +139,7 @@ Status Futex::os_wait(std::uint32_t expected, std::optional<std::chrono::nanosec
   const int r = __ulock_wait(kUlCompareAndWaitShared | kUlfNoErrno, word_, expected, us);
   if (r >= 0) return {};
   switch (-r) {
-    case ETIMEDOUT: return make_error(ErrorCode::Timeout, "ulock wait timed out");
+    case ETIMEDOUT: return fixed_error(ErrorCode::Timeout, "ulock wait timed out");
     case EINTR: return make_error(ErrorCode::Interrupted, "ulock wait interrupted");
     case EFAULT: return {};  // page not yet faulted in; caller re-checks
     default: return make_error(ErrorCode::InvalidArgument, "ulock wait error " + std::to_string(-r));
@@ -171,7 +171,7 @@ Status Futex::os_wait(std::uint32_t expected, std::optional<std::chrono::nanosec
   }
   const DWORD r = WaitForSingleObject(static_cast<HANDLE>(semaphore_), ms);
   if (r == WAIT_OBJECT_0) return {};
-  if (r == WAIT_TIMEOUT) return make_error(ErrorCode::Timeout, "futex wait timed out");
+  if (r == WAIT_TIMEOUT) return fixed_error(ErrorCode::Timeout, "futex wait timed out");
   return make_error(ErrorCode::IoError, "futex wait: " + platform::last_error_text());
 }
 
@@ -204,7 +204,7 @@ Status Futex::wait(std::uint32_t expected, std::optional<std::chrono::nanosecond
     if (word_ == nullptr) return make_error(ErrorCode::InvalidArgument, "futex word is null");
     if (timeout && timeout->count() < 0) return make_error(ErrorCode::InvalidArgument, "negative timeout");
     if (i->futex_wait(key(), word_, expected, timeout) == hooks::WaitResult::TimedOut)
-      return make_error(ErrorCode::Timeout, "futex wait timed out");
+      return fixed_error(ErrorCode::Timeout, "futex wait timed out");
     return {};
   }
   return os_wait(expected, timeout);

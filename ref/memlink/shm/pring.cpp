@@ -41,7 +41,7 @@ Result<MessageInfo> PriorityRingBuffer::read(std::span<std::byte> out) {
     auto r = ring(p).read_slot(out);
     if (r.ok() || r.code() != ErrorCode::Empty) return r;
   }
-  return make_error(ErrorCode::Empty, kNothingReady);
+  return fixed_error(ErrorCode::Empty, kNothingReady);
 }
 
 Result<MessageInfo> PriorityRingBuffer::take(std::span<std::byte> out, const Fence* fence) {
@@ -49,7 +49,7 @@ Result<MessageInfo> PriorityRingBuffer::take(std::span<std::byte> out, const Fen
     auto r = ring(p).take(out, fence);
     if (r.ok() || r.code() != ErrorCode::Empty) return r;
   }
-  return make_error(ErrorCode::Empty, kNothingReady);
+  return fixed_error(ErrorCode::Empty, kNothingReady);
 }
 
 Result<SlotView> PriorityRingBuffer::take_view(const Fence* fence) {
@@ -57,7 +57,7 @@ Result<SlotView> PriorityRingBuffer::take_view(const Fence* fence) {
     auto r = ring(p).take_view(fence);
     if (r.ok() || r.code() != ErrorCode::Empty) return r;
   }
-  return make_error(ErrorCode::Empty, kNothingReady);
+  return fixed_error(ErrorCode::Empty, kNothingReady);
 }
 
 Result<MessageInfo> PriorityRingBuffer::peek() const {
@@ -65,7 +65,7 @@ Result<MessageInfo> PriorityRingBuffer::peek() const {
     auto r = ring(p).peek_slot();
     if (r.ok() || r.code() != ErrorCode::Empty) return r;
   }
-  return make_error(ErrorCode::Empty, kNothingReady);
+  return fixed_error(ErrorCode::Empty, kNothingReady);
 }
 
 std::uint64_t PriorityRingBuffer::pending_total() const noexcept {

@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "memlink/shm/broken_recovery.hpp"
 #include "memlink/shm/control.hpp"
 #include "memlink/shm/crash_point.hpp"
 #include "memlink/shm/heartbeat.hpp"
@@ -26,26 +27,6 @@ namespace memlink::shm {
 namespace {
 
 using std::chrono::nanoseconds;
-
-// Deliberately broken recovery, for the proof that the chaos checker catches
-// it (chaos/README.md). Only the testing library reads the variable.
-enum class BrokenRecovery : std::uint8_t { None, DropReading, DeliverWriting, NoClientReaping };
-
-BrokenRecovery broken_recovery() {
-#if defined(MEMLINK_TESTING_HOOKS)
-  static const BrokenRecovery b = [] {
-    const char* e = std::getenv("MEMLINK_BROKEN_RECOVERY");
-    if (e == nullptr) return BrokenRecovery::None;
-    if (std::strcmp(e, "drop-reading") == 0) return BrokenRecovery::DropReading;
-    if (std::strcmp(e, "deliver-writing") == 0) return BrokenRecovery::DeliverWriting;
-    if (std::strcmp(e, "no-client-reaping") == 0) return BrokenRecovery::NoClientReaping;
-    return BrokenRecovery::None;
-  }();
-  return b;
-#else
-  return BrokenRecovery::None;
-#endif
-}
 
 // Stale (SPEC K-STALE): held by a process that is not us and is not alive,
 // and seen unchanged by this consumer for at least stale_after (so that a
@@ -82,7 +63,9 @@ void decrement_client_count(ControlRegion& ctl) noexcept {
 }
 
 std::uint32_t reap_dead_clients(ControlRegion& ctl) noexcept {
-  if (broken_recovery() == BrokenRecovery::NoClientReaping) return 0;  // the crate's behaviour
+#if defined(MEMLINK_TESTING_HOOKS)
+  if (broken::chosen() == broken::Recovery::NoClientReaping) return 0;  // broken on purpose (broken_recovery.hpp)
+#endif
   std::uint32_t freed = 0;
   for (auto& entry : ctl.client_pids) {
     std::uint32_t pid = entry.load(std::memory_order_acquire);
@@ -176,6 +159,16 @@ RecoveryReport TailRecovery::run(RingBuffer& ring, const RecoveryPolicy& policy)
       MEMLINK_CRASH_POINT("recovery.mid-slots");
       continue;
     }
+#if defined(MEMLINK_TESTING_HOOKS)
+    // The deliberately broken variants (broken_recovery.hpp), testing build only.
+    // (The head is read only when one is chosen: the correct build's reads stay as they are.)
+    if (broken::chosen() != broken::Recovery::None &&
+        broken::recover_tail(ring, v, *state, ring.claimed(v.tail) && is_stale(v, policy, held), report, moved)) {
+      if (!moved) break;
+      MEMLINK_CRASH_POINT("recovery.mid-slots");
+      continue;
+    }
+#endif
     switch (*state) {
       case SlotState::Ready:
         break;
@@ -188,24 +181,11 @@ RecoveryReport TailRecovery::run(RingBuffer& ring, const RecoveryPolicy& policy)
         break;
       case SlotState::Writing:
         if (!ring.claimed(v.tail) || !is_stale(v, policy, held)) break;
-        if (broken_recovery() == BrokenRecovery::DeliverWriting) {
-          // Broken on purpose: publishes a message its writer never finished.
-          SlotHeader& slot = ring.slot_header(static_cast<std::uint32_t>(v.tail % ring.capacity()));
-          transition_slot(slot, SlotState::Writing, SlotState::Ready);
-          break;
-        }
         moved = ring.reclaim_writing(v.tail, v.word);
         report.reclaimed_writing += moved;
         break;
       case SlotState::Reading:
         if (!ring.claimed(v.tail) || !is_stale(v, policy, held)) break;
-        if (broken_recovery() == BrokenRecovery::DropReading) {
-          // Broken on purpose: treats a half-read message as consumed.
-          SlotHeader& slot = ring.slot_header(static_cast<std::uint32_t>(v.tail % ring.capacity()));
-          if (transition_slot(slot, SlotState::Reading, SlotState::Done)) moved = ring.release_done(v.tail, load_word(slot));
-          report.released_done += moved;
-          break;
-        }
         moved = ring.requeue_reading(v.tail, v.word);  // Ready now: delivered again
         report.requeued_reading += moved;
         break;

@@ -52,19 +52,29 @@ constexpr std::string_view to_string(ErrorCode c) noexcept {
   return "Unknown";
 }
 
-// An error: a code for programs, a detail for people. For CorruptSegment the
+// An error: a code for programs, a text for people. For CorruptSegment the
 // detail starts with the name of the field that failed validation
 // ("control.magic: ...", "ring[c2d/high].slot[3].length: ...").
+//
+// The outcomes a polling loop expects (Full, Empty) carry a static text in
+// `fixed` and an empty `detail`: returning them allocates nothing (an empty
+// std::string owns no memory), so a reader that polls a million times a
+// second does not call malloc a million times (Error.ExpectedOutcomesAllocateNothing).
+// Everything else builds its detail when it happens, which is rare.
 struct Error {
   ErrorCode code;
   std::string detail;
+  const char* fixed = nullptr;  // a string literal, when detail is empty
+
+  // What happened, for people: the detail, else the fixed text ("" if none).
+  std::string text() const { return detail.empty() && fixed != nullptr ? std::string(fixed) : detail; }
 
   // "CorruptSegment: control.magic: expected 0x..., found 0x..."
   std::string message() const {
     std::string m(to_string(code));
-    if (!detail.empty()) {
+    if (const std::string t = text(); !t.empty()) {
       m += ": ";
-      m += detail;
+      m += t;
     }
     return m;
   }
@@ -72,6 +82,12 @@ struct Error {
 
 inline Error make_error(ErrorCode code, std::string detail = {}) {
   return Error{code, std::move(detail)};
+}
+
+// An expected outcome with a text that never changes (`fixed` must be a
+// string literal or otherwise outlive every copy of the error): no allocation.
+inline Error fixed_error(ErrorCode code, const char* fixed) noexcept {
+  return Error{code, std::string(), fixed};
 }
 
 template <class T>

@@ -175,13 +175,21 @@ inline void store_word(SlotHeader& slot, std::uint64_t w) noexcept {
   slot.word.store(w, std::memory_order_release);
 }
 
-// A generic transition for tests and tools: moves the slot from `from` to
-// `to` if it is in `from`, keeping the word's generation (bumping it on
-// entering Empty) and recording this process as the holder of Writing,
-// Reading and Done. The ring itself never uses this: it builds the exact
-// word its position expects.
+// A generic transition for tests, tools and the testing build's broken
+// recoveries: moves the slot from `from` to `to` if it is in `from` and the
+// move is one of SPEC's (is_normal_transition or is_recovery_transition;
+// anything else is refused, found = the state it is in), keeping the word's
+// generation (bumping it on entering Empty) and recording this process as
+// the holder of Writing, Reading and Done. The ring itself never uses this:
+// it builds the exact word its position expects and changes it only through
+// cas_word and store_word (buffer.cpp, each with its SPEC tag), because the
+// generation it must expect comes from the position, not from the word.
 inline bool transition_slot(SlotHeader& slot, SlotState from, SlotState to,
                             std::uint8_t* found = nullptr) noexcept {
+  if (!is_normal_transition(from, to) && !is_recovery_transition(from, to)) {
+    if (found != nullptr) *found = load_state(slot);
+    return false;
+  }
   const std::uint64_t now = load_word(slot);
   const SlotWord w = SlotWord::decode(now);
   if (w.state != static_cast<std::uint8_t>(from)) {

@@ -43,6 +43,30 @@ TEST(Slot, TransitionIsACompareAndSwapThatRecordsTheHolderInTheWord) {
   EXPECT_EQ(load_slot_word(slot), (SlotWord{0, 0, 1}));
 }
 
+// Only SPEC's moves: the five of S-TRANSITIONS and recovery's three (K-*).
+// Every other pair is refused without touching the word, even when the slot
+// is in `from` (a tool or test cannot make a slot do what no peer may).
+TEST(Slot, TransitionRefusesEveryMoveSpecDoesNotList) {
+  const SlotState all[] = {SlotState::Empty, SlotState::Writing, SlotState::Ready, SlotState::Reading, SlotState::Done};
+  int accepted = 0;
+  for (SlotState from : all)
+    for (SlotState to : all) {
+      SlotHeader slot{};
+      slot.word.store(slot_word(from, from == SlotState::Empty || from == SlotState::Ready ? 0 : 7, 3));
+      const std::uint64_t before = load_word(slot);
+      std::uint8_t found = 99;
+      const bool moved = transition_slot(slot, from, to, &found);
+      EXPECT_EQ(moved, is_normal_transition(from, to) || is_recovery_transition(from, to))
+          << static_cast<int>(from) << " -> " << static_cast<int>(to);
+      if (!moved) {
+        EXPECT_EQ(load_word(slot), before);
+        EXPECT_EQ(found, static_cast<std::uint8_t>(from));
+      }
+      accepted += moved;
+    }
+  EXPECT_EQ(accepted, 7);  // 5 normal + 3 recovery, Done -> Empty being both
+}
+
 // SPEC S-WORD: the bit layout every implementation must share.
 TEST(Slot, TheWordPacksStatePidAndGenerationAtTheSpecifiedBits) {
   const std::uint64_t w = slot_word(SlotState::Reading, 0xDEADBEEF, 0xABCDEF);

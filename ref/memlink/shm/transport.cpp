@@ -24,6 +24,31 @@ std::string futex_name(const std::string& path, const ControlRegion* ctl, const 
                         reinterpret_cast<const std::byte*>(ctl));
 }
 
+// What the sleeper waits for, as the waker's half of F-WAKE sees it.
+enum class Change {
+  // A slot published or freed, already stored: the futex word is bumped
+  // only when someone sleeps, so that their futex_wait sees a new value.
+  AlreadyStored,
+  // The bump of the futex word is itself the change (signal(); shutdown,
+  // whose flag a sleeper may be asleep past): it is stored always, first.
+  IsTheWord,
+};
+
+// SPEC F-WAKE, the waker's half, the one place it is written: the change is
+// stored, then the seq_cst fence orders it before the load of `waiters`.
+// Paired with the fence in wait_until() (the sleeper's half: register in
+// `waiters`, fence, recheck), either the sleeper's recheck sees the change
+// or this load sees the sleeper, who is then woken.
+Status wake_sleepers(FutexWord& fw, const Futex& fx, Change change) {
+  if (change == Change::IsTheWord) fw.word.fetch_add(1, std::memory_order_release);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // SPEC F-WAKE, the waker's half
+  const std::uint32_t sleepers = fw.waiters.load(std::memory_order_relaxed);
+  if (sleepers == 0) return {};
+  if (change == Change::AlreadyStored) fw.word.fetch_add(1, std::memory_order_release);
+  if (auto r = fx.wake(sleepers); !r) return r.error();
+  return {};
+}
+
 }  // namespace
 
 std::optional<WaitStrategy> wait_strategy_from_string(std::string_view s) noexcept {
@@ -67,7 +92,8 @@ Endpoint::Endpoint(Endpoint&& o) noexcept
       out_space_fx_(std::move(o.out_space_fx_)),
       shut_down_(o.shut_down_),
       client_entry_(o.client_entry_),
-      tails_(o.tails_) {
+      tails_(o.tails_),
+      read_buffer_(std::move(o.read_buffer_)) {
   o.ctl_ = nullptr;
   o.shut_down_ = true;
   o.client_entry_ = -1;
@@ -96,26 +122,15 @@ std::uint64_t Endpoint::epoch() const noexcept { return ctl_->epoch.load(std::me
 
 bool Endpoint::is_connected() const { return usable().ok(); }
 
-// SPEC F-WAKE, the waker's half: the state change (slot published, or slot
-// freed) is already stored; the seq_cst fence orders it before the load of
-// `waiters`. Paired with the fence in wait_until(), either the sleeper sees
-// the new state, or we see the sleeper and bump + wake.
+// After a slot was published or freed (F-WAKE; a failed wake leaves the
+// sleeper to its next slice, so the write stays acknowledged).
 void Endpoint::notify(FutexWord& fw, const Futex& fx) const {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (const std::uint32_t sleepers = fw.waiters.load(std::memory_order_relaxed); sleepers != 0) {
-    fw.word.fetch_add(1, std::memory_order_release);
-    (void)fx.wake(sleepers);
-  }
+  (void)wake_sleepers(fw, fx, Change::AlreadyStored);
 }
 
 Status Endpoint::signal() {
   if (auto s = usable(); !s) return s;
-  out_signal_->word.fetch_add(1, std::memory_order_release);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (const std::uint32_t sleepers = out_signal_->waiters.load(std::memory_order_relaxed); sleepers != 0) {
-    if (auto r = out_signal_fx_.wake(sleepers); !r) return r.error();
-  }
-  return {};
+  return wake_sleepers(*out_signal_, out_signal_fx_, Change::IsTheWord);
 }
 
 void Endpoint::note_corruption(const PriorityRingBuffer& rings, const Error& e) {
@@ -176,7 +191,7 @@ Result<SlotId> Endpoint::write_blocking(Priority p, std::span<const std::byte> d
     if (r.ok() || r.code() != ErrorCode::Full) return r;
     const std::uint64_t now = platform::monotonic_ns();
     if (now >= deadline)
-      return make_error(ErrorCode::Timeout, r.error().detail + "; no slot freed within " +
+      return make_error(ErrorCode::Timeout, r.error().text() + "; no slot freed within " +
                                                 std::to_string(timeout.count() / 1000000) + " ms");
     const RingBuffer& ring = outbound_.ring(p);
     auto s = wait_until([&] { return !ring.is_full(); }, *out_space_, out_space_fx_,
@@ -249,12 +264,16 @@ Result<MessageInfo> Endpoint::read(std::span<std::byte> out) {
   return r;
 }
 
+// Into the endpoint's own slot-sized buffer (allocated at the first read),
+// then a vector of the message's length: nothing ready costs no allocation,
+// a message one (its payload). One consumer per direction (the contract
+// above), so one buffer is enough.
 Result<Message> Endpoint::read() {
-  std::vector<std::byte> buf(geometry_.slot_size);
-  auto r = read(std::span<std::byte>(buf));
+  if (read_buffer_.size() != geometry_.slot_size) read_buffer_.resize(geometry_.slot_size);
+  auto r = read(std::span<std::byte>(read_buffer_));
   if (!r) return r.error();
-  buf.resize(r->length);
-  return Message{r->priority, r->sequence, std::move(buf)};
+  return Message{r->priority, r->sequence,
+                 std::vector<std::byte>(read_buffer_.begin(), read_buffer_.begin() + static_cast<std::ptrdiff_t>(r->length))};
 }
 
 Result<MessageInfo> Endpoint::peek() const {
@@ -561,12 +580,8 @@ void Daemon::shutdown() {
   ctl_->daemon_alive.store(0, std::memory_order_release);
   // Wake everyone so they see the flag (SPEC T-SHUTDOWN).
   for (auto [fw, fx] : {std::pair{out_signal_, &out_signal_fx_}, std::pair{in_space_, &in_space_fx_},
-                        std::pair{out_space_, &out_space_fx_}}) {
-    fw->word.fetch_add(1, std::memory_order_release);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // SPEC F-WAKE, the waker's half
-    if (const std::uint32_t sleepers = fw->waiters.load(std::memory_order_relaxed); sleepers != 0)
-      (void)fx->wake(sleepers);
-  }
+                        std::pair{out_space_, &out_space_fx_}})
+    (void)wake_sleepers(*fw, *fx, Change::IsTheWord);
   // A poisoned segment is evidence (an endpoint found a ring's head/tail
   // inconsistent): keep it for 'memlink-shm inspect'; a successor refuses it
   // and 'cleanup' removes it (SPEC C-FLAGS).

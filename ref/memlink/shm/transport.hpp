@@ -237,6 +237,7 @@ class Endpoint {
   // publishes (T-COUNTERS); -1 for the daemon, or if the table was full.
   int client_entry_ = -1;
   TailRecovery tails_;
+  std::vector<std::byte> read_buffer_;  // read()'s copy, before it knows the length
 };
 
 class Daemon final : public Endpoint {
