@@ -9,9 +9,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <thread>
+
+#include "memlink/shm/layout.hpp"
+#include "memlink/shm/percentile.hpp"
+#include "memlink/shm/version.hpp"
 
 namespace memlink::bench {
 
@@ -24,9 +31,7 @@ std::uint64_t now_ns() {
 void Samples::report(benchmark::State& state) {
   if (ns_.empty()) return;
   std::sort(ns_.begin(), ns_.end());
-  auto at = [&](double q) {
-    return static_cast<double>(ns_[std::min(ns_.size() - 1, static_cast<std::size_t>(q * ns_.size()))]);
-  };
+  auto at = [&](double q) { return static_cast<double>(shm::nearest_rank(ns_, q)); };
   double sum = 0;
   for (auto v : ns_) sum += static_cast<double>(v);
   state.counters["p50_ns"] = at(0.50);
@@ -90,9 +95,16 @@ void* shared_anonymous(std::size_t bytes) {
 }
 
 int bench_main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--version") == 0 || std::strcmp(argv[i], "-V") == 0) {
+      std::printf("%s %s (layout version %u, Google Benchmark)\n", std::filesystem::path(argv[0]).filename().c_str(),
+                  MEMLINK_SHM_VERSION, static_cast<unsigned>(shm::LAYOUT_VERSION));
+      return 0;
+    }
   add_context();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::Initialize(&argc, argv);  // --help: prints Google Benchmark's flags, exits 0
+  // An unknown flag is a usage error (README: exit 2), not a failed run.
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -5,6 +5,9 @@
   report.py table RUN.json                 the run as tables, with the goals of bench/RESULTS.md as ratios
   report.py compare A.json B.json... [--baseline N] [--plot FILE] [--labels a,b,...]
                                            side-by-side round trips (p50/p99) and a plot
+
+Every file is Google Benchmark JSON: scripts/bench's, or bench_futex_portable
+--json (the Windows/Wine futex benchmark, with the same counters).
 """
 import argparse
 import json
@@ -46,6 +49,16 @@ def rt_key(b):
     # roundtrip/<peer>/<payload>/real_time
     parts = b["name"].split("/")
     return parts[1], int(parts[2])
+
+
+def cmp_key(b):
+    """The row compare puts b in: roundtrip/<peer>/<payload> by peer and payload,
+    any other row with percentiles (bench_futex, bench_futex_portable) by name."""
+    if b["name"].startswith("roundtrip/"):
+        return rt_key(b)
+    if "p50_ns" in b:
+        return b["name"].replace("/real_time", ""), "-"
+    return None
 
 
 def find(run, pattern):
@@ -171,15 +184,18 @@ def compare(paths, baseline, plot, labels):
         names = []
         for p, r in zip(paths, runs):
             c = r.get("context", {})
-            names.append(f"{c.get('os', os.path.basename(p))} {c.get('kernel', '').split(' ')[1] if c.get('kernel') else ''}".strip())
+            kernel = c.get("kernel", "").split(" ")
+            names.append(f"{c.get('os', os.path.basename(p))} {kernel[1] if len(kernel) > 1 else ''}".strip())
     if len(names) != len(runs):
         sys.exit("compare-latency: --labels must name every file")
     keys = []
     for r in runs:
         for b in rows(r):
-            if b["name"].startswith("roundtrip/") and rt_key(b) not in keys:
-                keys.append(rt_key(b))
-    index = [{rt_key(b): b for b in rows(r) if b["name"].startswith("roundtrip/")} for r in runs]
+            k = cmp_key(b)
+            if k is not None and k not in keys:
+                keys.append(k)
+    keys.sort(key=lambda k: k[1] == "-")  # roundtrip/ rows first, in file order
+    index = [{cmp_key(b): b for b in rows(r) if cmp_key(b) is not None} for r in runs]
     print("| transport | payload | " + " | ".join(f"{n} p50 | {n} p99" for n in names) +
           (f" | " + " | ".join(f"{n} / {names[baseline]}" for i, n in enumerate(names) if i != baseline) if len(runs) > 1 else "") + " |")
     print("|---|---:|" + "---:|" * (2 * len(runs) + (len(runs) - 1 if len(runs) > 1 else 0)))
@@ -194,7 +210,7 @@ def compare(paths, baseline, plot, labels):
             if i == baseline:
                 continue
             b = ix.get(k)
-            ratios.append(f"{b['p50_ns'] / base['p50_ns']:.2f}x" if b and base else "-")
+            ratios.append(f"{b['p50_ns'] / base['p50_ns']:.2f}x" if b and base and base.get("p50_ns") else "-")
         print(f"| {k[0]} | {k[1]} | " + " | ".join(cells) + (" | " + " | ".join(ratios) if ratios else "") + " |")
     if plot:
         import matplotlib

@@ -84,92 +84,107 @@ std::vector<Record> read_log(const std::string& path) {
   return out;
 }
 
-Verdict check_history(const std::vector<ProcessLog>& logs, const CheckOptions& options) {
-  Verdict v;
-  struct Written {
-    bool intent = false, ack = false, fail = false;
-    std::uint64_t t_ack = 0, position = 0;
-  };
-  struct Delivery {
-    std::uint64_t epoch, instance, index;  // global order key
-    std::size_t log;                        // which process
-    const Record* rec;
-  };
-  std::map<MessageId, Written> written;
-  std::map<MessageId, std::vector<Delivery>> delivered;
-  std::vector<Delivery> order;
-  std::vector<std::size_t> last_deliver(logs.size(), SIZE_MAX);
-
+HistoryIndex index_history(const std::vector<ProcessLog>& logs) {
+  HistoryIndex h;
+  h.logs = logs;
+  h.last_deliver.assign(logs.size(), SIZE_MAX);
   for (std::size_t li = 0; li < logs.size(); ++li) {
     const ProcessLog& log = logs[li];
     for (std::size_t i = 0; i < log.records.size(); ++i) {
       const Record& r = log.records[i];
       switch (r.type) {
-        case RecordType::Intent: written[r.id()].intent = true; ++v.intended; break;
+        case RecordType::Intent: h.written[r.id()].intent = true; ++h.intended; break;
         case RecordType::Ack: {
-          Written& w = written[r.id()];
+          HistoryIndex::Written& w = h.written[r.id()];
           w.ack = true;
           w.t_ack = r.t_ns;
           w.position = r.position;
-          ++v.acknowledged;
+          ++h.acknowledged;
           break;
         }
-        case RecordType::Fail: written[r.id()].fail = true; ++v.refused; break;
+        case RecordType::Fail: h.written[r.id()].fail = true; ++h.refused; break;
         case RecordType::Deliver: {
           // Readers deliver one after another; daemons in epoch order.
-          Delivery d{log.role == Role::Daemon ? r.epoch : 0, log.instance, i, li, &r};
-          delivered[r.id()].push_back(d);
-          order.push_back(d);
-          last_deliver[li] = i;
-          ++v.deliveries;
+          HistoryIndex::Delivery d{log.role == Role::Daemon ? r.epoch : 0, log.instance, i, li, &r};
+          h.delivered[r.id()].push_back(d);
+          h.order.push_back(d);
+          h.last_deliver[li] = i;
           break;
         }
-        case RecordType::Corrupt:
-          ++v.corrupt;
-          note(v, to_string(log.role) + " " + std::to_string(log.instance) + " received a corrupt message (" +
-                      stream_name(r.stream) + ", priority " + std::to_string(r.priority) + ")");
-          break;
+        case RecordType::Corrupt: h.corrupt.push_back({li, &r}); break;
         case RecordType::Serving:
         case RecordType::Fenced: break;
       }
     }
   }
-  auto before = [](const Delivery& a, const Delivery& b) {
+  auto before = [](const HistoryIndex::Delivery& a, const HistoryIndex::Delivery& b) {
     return std::tie(a.epoch, a.instance, a.index) < std::tie(b.epoch, b.instance, b.index);
   };
-  std::sort(order.begin(), order.end(), before);
-  for (auto& [id, ds] : delivered) std::sort(ds.begin(), ds.end(), before);
+  std::sort(h.order.begin(), h.order.end(), before);
+  for (auto& [id, ds] : h.delivered) std::sort(ds.begin(), ds.end(), before);
+  std::set<MessageId> seen;
+  for (const HistoryIndex::Delivery& d : h.order)
+    if (seen.insert(d.rec->id()).second) h.first_deliveries.push_back(d);
+  return h;
+}
 
-  // Lost, phantom, indeterminate.
+void check_tally(const HistoryIndex& h, const CheckOptions&, Verdict& v) {
+  v.intended += h.intended;
+  v.acknowledged += h.acknowledged;
+  v.refused += h.refused;
+  v.deliveries += h.order.size();
+  v.delivered += h.delivered.size();
+  for (const auto& [id, ds] : h.delivered) v.per_stream_delivered[stream_name(id.stream)] += 1;
+}
+
+void check_no_corruption(const HistoryIndex& h, const CheckOptions&, Verdict& v) {
+  for (const HistoryIndex::Corruption& c : h.corrupt) {
+    const ProcessLog& log = h.logs[c.log];
+    ++v.corrupt;
+    note(v, to_string(log.role) + " " + std::to_string(log.instance) + " received a corrupt message (" +
+                stream_name(c.rec->stream) + ", priority " + std::to_string(c.rec->priority) + ")");
+  }
+}
+
+void check_acknowledged_delivered(const HistoryIndex& h, const CheckOptions& options, Verdict& v) {
   std::map<Stream, std::uint64_t> may_lose;  // consumers killed, per stream they consumed
   if (options.consumer_kill_may_lose)
-    for (const ProcessLog& log : logs)
+    for (const ProcessLog& log : h.logs)
       if (log.killed && log.role != Role::Writer) ++may_lose[log.role == Role::Daemon ? Stream::C2D : Stream::D2C];
-  for (const auto& [id, w] : written) {
-    const bool got = delivered.count(id) > 0;
-    if (w.ack && !got && may_lose[id.stream] > 0) {
+  for (const auto& [id, w] : h.written) {
+    if (!w.ack || h.delivered.count(id) > 0) continue;
+    if (may_lose[id.stream] > 0) {
       --may_lose[id.stream];
       ++v.lost_to_killed_consumers;
-    } else if (w.ack && !got) {
+    } else {
       ++v.lost;
       note(v, "lost: " + to_string(id) + " was acknowledged (position " + std::to_string(w.position) +
                   ") and never delivered");
     }
-    if (w.intent && !w.ack && !w.fail) (got ? v.indeterminate_delivered : v.indeterminate) += 1;
-    if (w.fail && !w.ack && got) {
+  }
+}
+
+void check_indeterminate(const HistoryIndex& h, const CheckOptions&, Verdict& v) {
+  for (const auto& [id, w] : h.written)
+    if (w.intent && !w.ack && !w.fail) (h.delivered.count(id) > 0 ? v.indeterminate_delivered : v.indeterminate) += 1;
+}
+
+void check_refused_not_delivered(const HistoryIndex& h, const CheckOptions&, Verdict& v) {
+  for (const auto& [id, w] : h.written)
+    if (w.fail && !w.ack && h.delivered.count(id) > 0) {
       ++v.refused_delivered;
       note(v, "refused but delivered: " + to_string(id) + " was delivered although its write failed (not sent)");
     }
-  }
-  // T-SEQ: within a ring (stream and priority), one sequence number per
-  // message (its position; a redelivery keeps it, K-READING), and a writer's
-  // numbers grow in the order it wrote.
+}
+
+// T-SEQ: within a ring (stream and priority), one sequence number per
+// message (its position; a redelivery keeps it, K-READING).
+void check_sequence_unique_per_ring(const HistoryIndex& h, const CheckOptions& options, Verdict& v) {
+  if (!options.sequences) return;
   std::map<std::tuple<Stream, std::uint8_t, std::uint64_t>, MessageId> by_sequence;
-  std::map<std::pair<Stream, std::uint32_t>, std::vector<std::pair<std::uint64_t, std::uint64_t>>> per_writer;  // n, seq
-  for (const auto& [id, ds] : delivered) {
-    if (!options.sequences) break;
+  for (const auto& [id, ds] : h.delivered) {
     const std::uint64_t seq = ds.front().rec->sequence;
-    for (const Delivery& d : ds)
+    for (const HistoryIndex::Delivery& d : ds)
       if (d.rec->sequence != seq) {
         ++v.sequence_violations;
         note(v, "sequence: " + to_string(id) + " was delivered with sequence numbers " + std::to_string(seq) + " and " +
@@ -181,61 +196,65 @@ Verdict check_history(const std::vector<ProcessLog>& logs, const CheckOptions& o
       note(v, "sequence: " + to_string(it->second) + " and " + to_string(id) + " carry the same sequence number " +
                   std::to_string(seq));
     }
-    per_writer[{id.stream, id.writer}].push_back({id.n * 4 + id.priority, seq});
   }
-  for (auto& [w, list] : per_writer) {
-    // n counts per priority; the writer's order across priorities is its
-    // Intent order, which n*4+priority does not give: compare within a priority.
-    std::map<std::uint64_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>> by_prio;
-    for (auto& e : list) by_prio[e.first % 4].push_back(e);
+}
+
+// T-SEQ: a writer's numbers grow in the order it wrote. n counts per
+// priority; the writer's order across priorities is its Intent order, which
+// the ids do not give: compare within a priority.
+void check_sequence_grows_per_writer(const HistoryIndex& h, const CheckOptions& options, Verdict& v) {
+  if (!options.sequences) return;
+  // (stream, writer) -> priority -> (n, sequence) of its delivered messages
+  std::map<std::pair<Stream, std::uint32_t>, std::map<std::uint8_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>>>
+      per_writer;
+  for (const auto& [id, ds] : h.delivered)
+    per_writer[{id.stream, id.writer}][id.priority].push_back({id.n, ds.front().rec->sequence});
+  for (auto& [w, by_prio] : per_writer)
     for (auto& [p, l] : by_prio) {
       std::sort(l.begin(), l.end());
       for (std::size_t i = 1; i < l.size(); ++i)
         if (l[i].second <= l[i - 1].second) {
           ++v.sequence_violations;
           note(v, "sequence: writer " + std::to_string(w.second) + " priority " + std::to_string(p) + " message #" +
-                      std::to_string(l[i].first / 4) + " got sequence " + std::to_string(l[i].second) + ", not above #" +
-                      std::to_string(l[i - 1].first / 4) + "'s " + std::to_string(l[i - 1].second));
+                      std::to_string(l[i].first) + " got sequence " + std::to_string(l[i].second) + ", not above #" +
+                      std::to_string(l[i - 1].first) + "'s " + std::to_string(l[i - 1].second));
           break;
         }
     }
-  }
-  for (const auto& [id, ds] : delivered) {
-    v.per_stream_delivered[stream_name(id.stream)] += 1;
-    ++v.delivered;
-    auto it = written.find(id);
-    if (it == written.end() || !it->second.intent) {
+}
+
+void check_no_phantom(const HistoryIndex& h, const CheckOptions&, Verdict& v) {
+  for (const auto& [id, ds] : h.delivered) {
+    auto it = h.written.find(id);
+    if (it == h.written.end() || !it->second.intent) {
       ++v.phantom;
       note(v, "phantom: " + to_string(id) + " was delivered but never written");
     }
-    // Duplicates: every delivery but the last must be the last thing a
-    // consumer that was killed recorded (it died between recording and
-    // finishing, SPEC K-READING).
+  }
+}
+
+// Every delivery of a message but the last must be the last thing a
+// consumer that was killed recorded (it died between recording and
+// finishing, SPEC K-READING).
+void check_duplicates_explained(const HistoryIndex& h, const CheckOptions&, Verdict& v) {
+  for (const auto& [id, ds] : h.delivered)
     for (std::size_t k = 0; k + 1 < ds.size(); ++k) {
       ++v.duplicated;
-      const Delivery& d = ds[k];
-      if (!(logs[d.log].killed && last_deliver[d.log] == d.index)) {
+      const HistoryIndex::Delivery& d = ds[k];
+      const ProcessLog& log = h.logs[d.log];
+      if (!(log.killed && h.last_deliver[d.log] == d.index)) {
         ++v.duplicates_unexplained;
-        note(v, "duplicate: " + to_string(id) + " delivered again, but " + to_string(logs[d.log].role) + " " +
-                    std::to_string(logs[d.log].instance) + (logs[d.log].killed ? " went on after it" : " was not killed"));
+        note(v, "duplicate: " + to_string(id) + " delivered again, but " + to_string(log.role) + " " +
+                    std::to_string(log.instance) + (log.killed ? " went on after it" : " was not killed"));
       }
     }
-  }
+}
 
-  // FIFO per (stream, writer, priority), among first deliveries; priority
-  // order whenever the consumer had a choice; epochs along positions.
+// FIFO per (stream, writer, priority), among first deliveries.
+void check_fifo_per_writer_priority(const HistoryIndex& h, const CheckOptions&, Verdict& v) {
   std::map<std::tuple<Stream, std::uint32_t, std::uint8_t>, std::uint64_t> last_n;
-  std::set<MessageId> seen;
-  std::map<std::tuple<Stream, std::uint8_t, std::uint64_t>, const Written*> acked_at;  // (stream, prio, position)
-  for (const auto& [id, w] : written)
-    if (w.ack) acked_at[{id.stream, id.priority, w.position}] = &w;
-  std::map<std::pair<Stream, std::uint8_t>, std::int64_t> max_pos;  // highest first-delivered position
-  std::set<std::tuple<Stream, std::uint8_t, std::uint64_t>> taken;
-  std::map<std::pair<Stream, std::uint8_t>, std::vector<std::pair<std::uint64_t, std::uint64_t>>> pos_epoch;
-  for (const Delivery& d : order) {
-    const Record& r = *d.rec;
-    const MessageId id = r.id();
-    if (!seen.insert(id).second) continue;
+  for (const HistoryIndex::Delivery& d : h.first_deliveries) {
+    const MessageId id = d.rec->id();
     auto key = std::make_tuple(id.stream, id.writer, id.priority);
     auto it = last_n.find(key);
     if (it != last_n.end() && id.n <= it->second) {
@@ -243,7 +262,23 @@ Verdict check_history(const std::vector<ProcessLog>& logs, const CheckOptions& o
       note(v, "FIFO: " + to_string(id) + " delivered after #" + std::to_string(it->second) + " of the same writer");
     }
     last_n[key] = std::max(id.n, it == last_n.end() ? 0 : it->second);
-    if (!options.positions) continue;
+  }
+}
+
+// Priority order whenever the consumer had a choice: when a message was
+// first taken, the next position of each more urgent ring of its stream
+// (after the highest position first taken there) must not have been
+// acknowledged before the take began. Needs ring positions.
+void check_priority_order(const HistoryIndex& h, const CheckOptions& options, Verdict& v) {
+  if (!options.positions) return;
+  std::map<std::tuple<Stream, std::uint8_t, std::uint64_t>, const HistoryIndex::Written*> acked_at;  // (stream, prio, position)
+  for (const auto& [id, w] : h.written)
+    if (w.ack) acked_at[{id.stream, id.priority, w.position}] = &w;
+  std::map<std::pair<Stream, std::uint8_t>, std::int64_t> max_pos;  // highest first-delivered position
+  std::set<std::tuple<Stream, std::uint8_t, std::uint64_t>> taken;
+  for (const HistoryIndex::Delivery& d : h.first_deliveries) {
+    const Record& r = *d.rec;
+    const MessageId id = r.id();
     for (std::uint8_t p = 0; p < id.priority; ++p) {
       auto mp = max_pos.find({id.stream, p});
       const std::uint64_t z = mp == max_pos.end() ? 0 : static_cast<std::uint64_t>(mp->second + 1);
@@ -259,18 +294,50 @@ Verdict check_history(const std::vector<ProcessLog>& logs, const CheckOptions& o
     taken.insert({id.stream, id.priority, r.position});
     auto& m = max_pos.try_emplace({id.stream, id.priority}, -1).first->second;
     m = std::max<std::int64_t>(m, static_cast<std::int64_t>(r.position));
-    if (id.stream == Stream::C2D) pos_epoch[{id.stream, id.priority}].push_back({r.position, r.epoch});
   }
-  for (auto& [ring, pe] : pos_epoch) {
+}
+
+// K-FENCE: along the positions of a c2d ring, first takes never go back to
+// an older daemon epoch. Needs ring positions.
+void check_fence(const HistoryIndex& h, const CheckOptions& options, Verdict& v) {
+  if (!options.positions) return;
+  std::map<std::uint8_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>> pos_epoch;  // c2d priority -> (position, epoch)
+  for (const HistoryIndex::Delivery& d : h.first_deliveries)
+    if (d.rec->stream == Stream::C2D) pos_epoch[d.rec->priority].push_back({d.rec->position, d.rec->epoch});
+  for (auto& [priority, pe] : pos_epoch) {
     std::sort(pe.begin(), pe.end());
     for (std::size_t i = 1; i < pe.size(); ++i)
       if (pe[i].second < pe[i - 1].second) {
         ++v.fence_violations;
-        note(v, "fence: c2d priority " + std::to_string(ring.second) + " position " + std::to_string(pe[i].first) +
+        note(v, "fence: c2d priority " + std::to_string(priority) + " position " + std::to_string(pe[i].first) +
                     " was taken in epoch " + std::to_string(pe[i].second) + " after position " +
                     std::to_string(pe[i - 1].first) + " was taken in epoch " + std::to_string(pe[i - 1].second));
       }
   }
+}
+
+std::span<const HistoryCheck> history_checks() {
+  static constexpr HistoryCheck kChecks[] = {
+      {"tally", check_tally},
+      {"no-corruption", check_no_corruption},
+      {"acknowledged-delivered", check_acknowledged_delivered},
+      {"indeterminate", check_indeterminate},
+      {"refused-not-delivered", check_refused_not_delivered},
+      {"sequence-unique-per-ring", check_sequence_unique_per_ring},
+      {"sequence-grows-per-writer", check_sequence_grows_per_writer},
+      {"no-phantom", check_no_phantom},
+      {"duplicates-explained", check_duplicates_explained},
+      {"fifo-per-writer-priority", check_fifo_per_writer_priority},
+      {"priority-order", check_priority_order},
+      {"fence", check_fence},
+  };
+  return kChecks;
+}
+
+Verdict check_history(const std::vector<ProcessLog>& logs, const CheckOptions& options) {
+  const HistoryIndex h = index_history(logs);
+  Verdict v;
+  for (const HistoryCheck& c : history_checks()) c.run(h, options, v);
   return v;
 }
 

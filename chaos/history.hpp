@@ -15,6 +15,7 @@
 // consumer is the reading client of the moment).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <span>
@@ -135,7 +136,75 @@ struct CheckOptions {
   bool consumer_kill_may_lose = false;
 };
 
-// Judges a finished run (all consumers drained what they could).
+// The history indexed once, in one pass over the logs, for the named checks
+// below. It points into the logs it was built from, which must outlive it.
+struct HistoryIndex {
+  struct Written {  // what the writer recorded about one message
+    bool intent = false, ack = false, fail = false;
+    std::uint64_t t_ack = 0, position = 0;  // of the Ack
+  };
+  struct Delivery {
+    // The global order: readers deliver one after another (epoch 0), daemons
+    // in epoch order; then the consumer's instance and the record's index.
+    std::uint64_t epoch = 0, instance = 0, index = 0;
+    std::size_t log = 0;  // which process
+    const Record* rec = nullptr;
+  };
+  struct Corruption {
+    std::size_t log = 0;
+    const Record* rec = nullptr;
+  };
+  std::span<const ProcessLog> logs;
+  std::uint64_t intended = 0, acknowledged = 0, refused = 0;  // Intent, Ack and Fail records
+  std::map<MessageId, Written> written;
+  std::map<MessageId, std::vector<Delivery>> delivered;  // every delivery of a message, in global order
+  std::vector<Delivery> order;                           // every delivery, in global order
+  std::vector<Delivery> first_deliveries;                // each message's first delivery, in global order
+  std::vector<std::size_t> last_deliver;                 // per log: index of its last Deliver record, or SIZE_MAX
+  std::vector<Corruption> corrupt;                       // Corrupt records, in log order
+};
+HistoryIndex index_history(const std::vector<ProcessLog>& logs);
+HistoryIndex index_history(std::vector<ProcessLog>&&) = delete;  // the index would point into a temporary
+
+// The named checks, Jepsen-style. Each reads the index and adds to its own
+// fields of the Verdict only (and to its readable violations), so a test can
+// run one alone on a fresh Verdict; check_history runs them all, in the order
+// of history_checks().
+//   tally                       intended, acknowledged, refused, deliveries, delivered, per_stream_delivered
+//   no-corruption               corrupt
+//   acknowledged-delivered      lost, lost_to_killed_consumers (no loss)
+//   indeterminate               indeterminate, indeterminate_delivered (counted, never a violation)
+//   refused-not-delivered       refused_delivered
+//   sequence-unique-per-ring    sequence_violations: a message keeps one number; one number per message of a ring
+//   sequence-grows-per-writer   sequence_violations: a writer's numbers grow, per priority
+//   no-phantom                  phantom
+//   duplicates-explained        duplicated, duplicates_unexplained
+//   fifo-per-writer-priority    fifo_violations
+//   priority-order              priority_checked, priority_violations
+//   fence                       fence_violations
+void check_tally(const HistoryIndex& h, const CheckOptions& options, Verdict& v);
+void check_no_corruption(const HistoryIndex& h, const CheckOptions& options, Verdict& v);
+void check_acknowledged_delivered(const HistoryIndex& h, const CheckOptions& options, Verdict& v);
+void check_indeterminate(const HistoryIndex& h, const CheckOptions& options, Verdict& v);
+void check_refused_not_delivered(const HistoryIndex& h, const CheckOptions& options, Verdict& v);
+void check_sequence_unique_per_ring(const HistoryIndex& h, const CheckOptions& options, Verdict& v);
+void check_sequence_grows_per_writer(const HistoryIndex& h, const CheckOptions& options, Verdict& v);
+void check_no_phantom(const HistoryIndex& h, const CheckOptions& options, Verdict& v);
+void check_duplicates_explained(const HistoryIndex& h, const CheckOptions& options, Verdict& v);
+void check_fifo_per_writer_priority(const HistoryIndex& h, const CheckOptions& options, Verdict& v);
+void check_priority_order(const HistoryIndex& h, const CheckOptions& options, Verdict& v);
+void check_fence(const HistoryIndex& h, const CheckOptions& options, Verdict& v);
+
+struct HistoryCheck {
+  const char* name;
+  void (*run)(const HistoryIndex&, const CheckOptions&, Verdict&);
+};
+// Every named check, in the order check_history runs them (its readable
+// violations come out grouped in this order).
+std::span<const HistoryCheck> history_checks();
+
+// Judges a finished run (all consumers drained what they could): indexes
+// the history, then runs every named check.
 Verdict check_history(const std::vector<ProcessLog>& logs, const CheckOptions& options = {});
 
 }  // namespace memlink::chaos

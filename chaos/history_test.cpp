@@ -8,6 +8,9 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <map>
+#include <set>
+#include <string>
 
 namespace memlink::chaos {
 namespace {
@@ -226,6 +229,285 @@ TEST(Checker, AMessageWhoseWriteFailedMustNotBeDelivered) {
   const Verdict v = check_history(b.logs());
   EXPECT_FALSE(v.ok());
   EXPECT_EQ(v.refused_delivered, 1u);
+}
+
+// The named checks, one at a time (history.hpp): each on an index of a
+// small history, alone on a fresh Verdict, once passing and once catching.
+
+using CheckFn = void (*)(const HistoryIndex&, const CheckOptions&, Verdict&);
+
+Verdict run_alone(CheckFn check, const std::vector<ProcessLog>& logs, const CheckOptions& options = {}) {
+  const HistoryIndex h = index_history(logs);
+  Verdict v;
+  check(h, options, v);
+  return v;
+}
+
+// Writer 0 writes two normal messages (c2d priority 1, positions 0 and 1)
+// and a critical one (priority 0, position 0, acknowledged at 31); daemon 0
+// (epoch 1) takes them in order, each after its write was acknowledged.
+Builder clean_history() {
+  Builder b;
+  ProcessLog& w = b.proc(Role::Writer, 0);
+  write_ok(w, c2d(0, 1, 0), 10, 0);
+  write_ok(w, c2d(0, 1, 1), 20, 1);
+  write_ok(w, c2d(0, 0, 0), 30, 0);
+  ProcessLog& d = b.proc(Role::Daemon, 0);
+  d.records.push_back(make(RecordType::Deliver, c2d(0, 1, 0), 15, 0, 1));
+  d.records.push_back(make(RecordType::Deliver, c2d(0, 1, 1), 25, 1, 1));
+  d.records.push_back(make(RecordType::Deliver, c2d(0, 0, 0), 35, 0, 1));
+  return b;
+}
+
+// Every counter of a Verdict, by name, to see which ones a check touched.
+const std::vector<std::pair<std::string, std::uint64_t Verdict::*>>& verdict_counters() {
+  static const std::vector<std::pair<std::string, std::uint64_t Verdict::*>> all = {
+      {"intended", &Verdict::intended}, {"acknowledged", &Verdict::acknowledged}, {"refused", &Verdict::refused},
+      {"delivered", &Verdict::delivered}, {"deliveries", &Verdict::deliveries}, {"lost", &Verdict::lost},
+      {"lost_to_killed_consumers", &Verdict::lost_to_killed_consumers}, {"duplicated", &Verdict::duplicated},
+      {"duplicates_unexplained", &Verdict::duplicates_unexplained}, {"corrupt", &Verdict::corrupt},
+      {"phantom", &Verdict::phantom}, {"indeterminate", &Verdict::indeterminate},
+      {"indeterminate_delivered", &Verdict::indeterminate_delivered}, {"fifo_violations", &Verdict::fifo_violations},
+      {"priority_violations", &Verdict::priority_violations}, {"priority_checked", &Verdict::priority_checked},
+      {"fence_violations", &Verdict::fence_violations}, {"refused_delivered", &Verdict::refused_delivered},
+      {"sequence_violations", &Verdict::sequence_violations}};
+  return all;
+}
+
+TEST(Checks, EveryNamedCheckPassesACorrectHistory) {
+  const auto logs = clean_history().logs();
+  std::set<std::string> names;
+  for (const HistoryCheck& c : history_checks()) {
+    EXPECT_TRUE(names.insert(c.name).second) << c.name;
+    const Verdict v = run_alone(c.run, logs);
+    EXPECT_TRUE(v.ok()) << c.name;
+    EXPECT_TRUE(v.violations.empty()) << c.name << ": " << v.violations.front();
+  }
+  EXPECT_EQ(names.size(), 12u);
+}
+
+// A history with a violation of every kind; each check alone touches only
+// its own counters, and check_history is all of them run in order.
+TEST(Checks, EachFillsOnlyItsOwnPartAndCheckHistoryComposesThem) {
+  Builder b = clean_history();
+  ProcessLog& w = b.procs.front();
+  ProcessLog& d = b.procs.back();
+  write_ok(w, c2d(0, 2, 0), 40, 5);                                        // acknowledged, never delivered
+  w.records.push_back(make(RecordType::Intent, c2d(0, 2, 1), 50));        // indeterminate
+  w.records.push_back(make(RecordType::Intent, c2d(0, 2, 2), 60));
+  w.records.push_back(make(RecordType::Fail, c2d(0, 2, 2), 61));          // refused ...
+  d.records.push_back(make(RecordType::Deliver, c2d(0, 2, 2), 62, 6, 1));  // ... yet delivered
+  d.records.push_back(make(RecordType::Deliver, c2d(5, 3, 0), 63, 0, 1));  // phantom
+  d.records.push_back(make(RecordType::Deliver, c2d(0, 1, 0), 64, 0, 1));  // unexplained duplicate
+  d.records.push_back(make(RecordType::Corrupt, c2d(0, 1, 0), 65));
+  const std::map<std::string, std::set<std::string>> owns = {
+      {"tally", {"intended", "acknowledged", "refused", "deliveries", "delivered"}},
+      {"no-corruption", {"corrupt"}},
+      {"acknowledged-delivered", {"lost", "lost_to_killed_consumers"}},
+      {"indeterminate", {"indeterminate", "indeterminate_delivered"}},
+      {"refused-not-delivered", {"refused_delivered"}},
+      {"sequence-unique-per-ring", {"sequence_violations"}},
+      {"sequence-grows-per-writer", {"sequence_violations"}},
+      {"no-phantom", {"phantom"}},
+      {"duplicates-explained", {"duplicated", "duplicates_unexplained"}},
+      {"fifo-per-writer-priority", {"fifo_violations"}},
+      {"priority-order", {"priority_checked", "priority_violations"}},
+      {"fence", {"fence_violations"}}};
+  const auto logs = b.logs();
+  Verdict composed;
+  const HistoryIndex h = index_history(logs);
+  for (const HistoryCheck& c : history_checks()) {
+    ASSERT_TRUE(owns.count(c.name)) << c.name;
+    const Verdict alone = run_alone(c.run, logs);
+    for (const auto& [field, member] : verdict_counters())
+      if (!owns.at(c.name).count(field)) EXPECT_EQ(alone.*member, 0u) << c.name << " touched " << field;
+    if (std::string(c.name) != "tally") EXPECT_TRUE(alone.per_stream_delivered.empty()) << c.name;
+    c.run(h, {}, composed);
+  }
+  const Verdict v = check_history(logs);
+  for (const auto& [field, member] : verdict_counters()) EXPECT_EQ(v.*member, composed.*member) << field;
+  EXPECT_EQ(v.per_stream_delivered, composed.per_stream_delivered);
+  EXPECT_EQ(v.violations, composed.violations);
+  EXPECT_FALSE(v.ok());
+  for (std::uint64_t Verdict::*field : {&Verdict::lost, &Verdict::indeterminate, &Verdict::refused_delivered, &Verdict::phantom,
+                      &Verdict::duplicates_unexplained, &Verdict::corrupt})
+    EXPECT_EQ(v.*field, 1u);
+}
+
+TEST(Checks, TallyCountsRecordsAndDistinctMessages) {
+  Builder b = clean_history();
+  b.procs.front().records.push_back(make(RecordType::Fail, c2d(0, 3, 0), 40));
+  b.procs.back().records.push_back(make(RecordType::Deliver, c2d(0, 1, 1), 45, 1, 1));  // again
+  const Verdict v = run_alone(check_tally, b.logs());
+  EXPECT_EQ(v.intended, 3u);
+  EXPECT_EQ(v.acknowledged, 3u);
+  EXPECT_EQ(v.refused, 1u);
+  EXPECT_EQ(v.deliveries, 4u);
+  EXPECT_EQ(v.delivered, 3u);
+  EXPECT_EQ(v.per_stream_delivered.at("c2d"), 3u);
+  EXPECT_TRUE(v.violations.empty());
+}
+
+TEST(Checks, NoCorruption) {
+  EXPECT_EQ(run_alone(check_no_corruption, clean_history().logs()).corrupt, 0u);
+  Builder b = clean_history();
+  b.procs.back().records.push_back(make(RecordType::Corrupt, c2d(0, 1, 0), 40));
+  const Verdict v = run_alone(check_no_corruption, b.logs());
+  EXPECT_EQ(v.corrupt, 1u);
+  ASSERT_EQ(v.violations.size(), 1u);
+  EXPECT_EQ(v.violations[0], "daemon 0 received a corrupt message (c2d, priority 1)");
+}
+
+TEST(Checks, AcknowledgedDelivered) {
+  EXPECT_EQ(run_alone(check_acknowledged_delivered, clean_history().logs()).lost, 0u);
+  Builder b = clean_history();
+  write_ok(b.procs.front(), c2d(0, 2, 0), 40, 0);  // never delivered
+  Verdict v = run_alone(check_acknowledged_delivered, b.logs());
+  EXPECT_EQ(v.lost, 1u);
+  ASSERT_EQ(v.violations.size(), 1u);
+  EXPECT_NE(v.violations[0].find("lost: c2d client 0 priority 2 #0"), std::string::npos);
+  // A destructive read (no two_step) may lose what a killed consumer held.
+  b.procs.back().killed = true;
+  CheckOptions destructive;
+  destructive.consumer_kill_may_lose = true;
+  v = run_alone(check_acknowledged_delivered, b.logs(), destructive);
+  EXPECT_EQ(v.lost, 0u);
+  EXPECT_EQ(v.lost_to_killed_consumers, 1u);
+}
+
+TEST(Checks, IndeterminateIsCountedNeverAViolation) {
+  Verdict v = run_alone(check_indeterminate, clean_history().logs());
+  EXPECT_EQ(v.indeterminate + v.indeterminate_delivered, 0u);
+  Builder b = clean_history();
+  b.procs.front().records.push_back(make(RecordType::Intent, c2d(0, 2, 0), 40));  // writer died mid-write
+  b.procs.front().records.push_back(make(RecordType::Intent, c2d(0, 2, 1), 50));  // same, but it had published
+  b.procs.back().records.push_back(make(RecordType::Deliver, c2d(0, 2, 1), 55, 0, 1));
+  v = run_alone(check_indeterminate, b.logs());
+  EXPECT_EQ(v.indeterminate, 1u);
+  EXPECT_EQ(v.indeterminate_delivered, 1u);
+  EXPECT_TRUE(v.ok());
+  EXPECT_TRUE(v.violations.empty());
+}
+
+TEST(Checks, RefusedNotDelivered) {
+  Builder b = clean_history();
+  b.procs.front().records.push_back(make(RecordType::Intent, c2d(0, 2, 0), 40));
+  b.procs.front().records.push_back(make(RecordType::Fail, c2d(0, 2, 0), 41));
+  EXPECT_EQ(run_alone(check_refused_not_delivered, b.logs()).refused_delivered, 0u);
+  b.procs.back().records.push_back(make(RecordType::Deliver, c2d(0, 2, 0), 45, 0, 1));
+  const Verdict v = run_alone(check_refused_not_delivered, b.logs());
+  EXPECT_EQ(v.refused_delivered, 1u);
+  EXPECT_FALSE(v.ok());
+}
+
+TEST(Checks, SequenceUniquePerRing) {
+  EXPECT_EQ(run_alone(check_sequence_unique_per_ring, clean_history().logs()).sequence_violations, 0u);
+  // Two messages of one ring with one number.
+  Builder b = clean_history();
+  b.procs.back().records[1].sequence = b.procs.back().records[0].sequence;
+  Verdict v = run_alone(check_sequence_unique_per_ring, b.logs());
+  EXPECT_EQ(v.sequence_violations, 1u);
+  ASSERT_EQ(v.violations.size(), 1u);
+  EXPECT_NE(v.violations[0].find("carry the same sequence number"), std::string::npos);
+  // A redelivery under another number.
+  Builder c = clean_history();
+  Record again = make(RecordType::Deliver, c2d(0, 1, 0), 40, 0, 1);
+  again.sequence += 1000;
+  c.procs.back().records.push_back(again);
+  v = run_alone(check_sequence_unique_per_ring, c.logs());
+  EXPECT_EQ(v.sequence_violations, 1u);
+  ASSERT_EQ(v.violations.size(), 1u);
+  EXPECT_NE(v.violations[0].find("was delivered with sequence numbers"), std::string::npos);
+  // A transport without T-SEQ numbers is not judged on them.
+  CheckOptions no_sequences;
+  no_sequences.sequences = false;
+  EXPECT_EQ(run_alone(check_sequence_unique_per_ring, b.logs(), no_sequences).sequence_violations, 0u);
+}
+
+TEST(Checks, SequenceGrowsPerWriter) {
+  EXPECT_EQ(run_alone(check_sequence_grows_per_writer, clean_history().logs()).sequence_violations, 0u);
+  Builder b = clean_history();
+  std::swap(b.procs.back().records[0].sequence, b.procs.back().records[1].sequence);  // #1 below #0
+  const Verdict v = run_alone(check_sequence_grows_per_writer, b.logs());
+  EXPECT_EQ(v.sequence_violations, 1u);
+  ASSERT_EQ(v.violations.size(), 1u);
+  EXPECT_NE(v.violations[0].find("writer 0 priority 1 message #1"), std::string::npos);
+  CheckOptions no_sequences;
+  no_sequences.sequences = false;
+  EXPECT_EQ(run_alone(check_sequence_grows_per_writer, b.logs(), no_sequences).sequence_violations, 0u);
+}
+
+TEST(Checks, NoPhantom) {
+  EXPECT_EQ(run_alone(check_no_phantom, clean_history().logs()).phantom, 0u);
+  Builder b = clean_history();
+  b.procs.back().records.push_back(make(RecordType::Deliver, c2d(9, 1, 0), 40, 2, 1));
+  const Verdict v = run_alone(check_no_phantom, b.logs());
+  EXPECT_EQ(v.phantom, 1u);
+  ASSERT_EQ(v.violations.size(), 1u);
+  EXPECT_NE(v.violations[0].find("phantom: c2d client 9"), std::string::npos);
+}
+
+TEST(Checks, DuplicatesExplained) {
+  // Daemon 0 recorded #1 last and was killed; daemon 1 delivers it again.
+  for (bool killed : {true, false}) {
+    Builder b = clean_history();
+    b.procs.back().records.pop_back();  // daemon 0 ends on c2d(0, 1, 1)
+    b.procs.back().killed = killed;
+    ProcessLog& d1 = b.proc(Role::Daemon, 1);
+    d1.records.push_back(make(RecordType::Deliver, c2d(0, 1, 1), 40, 1, 2));
+    d1.records.push_back(make(RecordType::Deliver, c2d(0, 0, 0), 41, 0, 2));
+    const Verdict v = run_alone(check_duplicates_explained, b.logs());
+    EXPECT_EQ(v.duplicated, 1u);
+    EXPECT_EQ(v.duplicates_unexplained, killed ? 0u : 1u);
+    EXPECT_EQ(v.violations.size(), killed ? 0u : 1u);
+  }
+}
+
+TEST(Checks, FifoPerWriterAndPriority) {
+  EXPECT_EQ(run_alone(check_fifo_per_writer_priority, clean_history().logs()).fifo_violations, 0u);
+  Builder b = clean_history();
+  std::swap(b.procs.back().records[0], b.procs.back().records[1]);  // #1 taken before #0
+  const Verdict v = run_alone(check_fifo_per_writer_priority, b.logs());
+  EXPECT_EQ(v.fifo_violations, 1u);
+  ASSERT_EQ(v.violations.size(), 1u);
+  EXPECT_NE(v.violations[0].find("FIFO: c2d client 0 priority 1 #0 delivered after #1"), std::string::npos);
+}
+
+TEST(Checks, PriorityOrder) {
+  const Verdict pass = run_alone(check_priority_order, clean_history().logs());
+  EXPECT_GT(pass.priority_checked, 0u);
+  EXPECT_EQ(pass.priority_violations, 0u);
+  // The critical message acknowledged at 31, a normal one taken at 33.
+  Builder b = clean_history();
+  b.procs.back().records[1].t_ns = 33;
+  const Verdict v = run_alone(check_priority_order, b.logs());
+  EXPECT_EQ(v.priority_violations, 1u);
+  ASSERT_EQ(v.violations.size(), 1u);
+  EXPECT_NE(v.violations[0].find("while priority 0 position 0 was acknowledged"), std::string::npos);
+  // Without ring positions the check cannot decide.
+  CheckOptions no_positions;
+  no_positions.positions = false;
+  const Verdict blind = run_alone(check_priority_order, b.logs(), no_positions);
+  EXPECT_EQ(blind.priority_checked + blind.priority_violations, 0u);
+}
+
+TEST(Checks, Fence) {
+  EXPECT_EQ(run_alone(check_fence, clean_history().logs()).fence_violations, 0u);
+  // A new daemon (epoch 2) took position 0, then the old one (epoch 1) position 1.
+  Builder b;
+  ProcessLog& w = b.proc(Role::Writer, 0);
+  write_ok(w, c2d(0, 1, 0), 10, 0);
+  write_ok(w, c2d(0, 1, 1), 11, 1);
+  ProcessLog& old_daemon = b.proc(Role::Daemon, 0);
+  b.proc(Role::Daemon, 1).records.push_back(make(RecordType::Deliver, c2d(0, 1, 0), 20, 0, 2));
+  old_daemon.records.push_back(make(RecordType::Deliver, c2d(0, 1, 1), 21, 1, 1));
+  const Verdict v = run_alone(check_fence, b.logs());
+  EXPECT_EQ(v.fence_violations, 1u);
+  ASSERT_EQ(v.violations.size(), 1u);
+  EXPECT_NE(v.violations[0].find("fence: c2d priority 1 position 1 was taken in epoch 1"), std::string::npos);
+  CheckOptions no_positions;
+  no_positions.positions = false;
+  EXPECT_EQ(run_alone(check_fence, b.logs(), no_positions).fence_violations, 0u);
 }
 
 // The picture of a failing run: a lane per process, the killed one crossed

@@ -7,8 +7,9 @@
 // operations use the oldest connected client.
 #pragma once
 
-#include <chrono>
 #include <array>
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -84,9 +85,19 @@ class Adapter {
   virtual shm::Status connect_to_copy(std::span<const std::byte> bytes, std::uint16_t version) = 0;
 };
 
-// "reference" and, for the suite's own tests, the deliberately broken
-// adapters ("broken-priority-order", "broken-oversize", "broken-checksum").
+// "reference", the adapters registered below, and, for the suite's own
+// tests, the six deliberately broken adapters (adapter_names(true) lists
+// them; nullptr for an unknown name).
 std::unique_ptr<Adapter> make_adapter(const std::string& name);
 std::vector<std::string> adapter_names(bool include_broken);
+
+// Makes `name` known to make_adapter and adapter_names, so that
+// Params::adapter = name checks it: how a C++ user checks a transport of
+// their own in process, linking memlink::conformance from the installed
+// package instead of forking this repository (README, "The suite as a
+// library"). A name already taken (the reference's, a broken adapter's, or
+// one registered before) is refused: false.
+using AdapterFactory = std::function<std::unique_ptr<Adapter>()>;
+bool register_adapter(const std::string& name, AdapterFactory factory);
 
 }  // namespace memlink::conformance

@@ -11,15 +11,16 @@
 #include <mutex>
 #include <set>
 
+#include "cli_support.hpp"
 #include "adapter.hpp"
 #include "driver_adapter.hpp"
+#include "junit.hpp"
 #include "rc_runner.hpp"
 #include "report.hpp"
 #include "timeline.hpp"
 #include "suite.hpp"
 
 namespace memlink::conformance {
-void set_clause_sink(std::map<std::string, std::uint64_t>* sink);
 const char* depth_name(Depth d);
 
 namespace {
@@ -56,30 +57,22 @@ std::string failure_text(const Failure& f) {
   return t;
 }
 
+// One test case per clause (junit.hpp): FAIL with each failure that names
+// it, NOT COVERED and NOT APPLICABLE skipped with the reason.
 void write_junit(const std::string& path, const Params& p, const std::vector<ClauseStatus>& table,
                  const std::vector<CheckResult>& results) {
-  int failures = 0, skipped = 0;
+  junit::Suite suite{"memlink-conformance." + p.adapter, std::nullopt, {}};
   for (const auto& c : table) {
-    failures += c.status == "FAIL";
-    skipped += c.status == "NOT COVERED" || c.status == "NOT APPLICABLE";
-  }
-  std::ofstream out(path);
-  out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  out << "<testsuites><testsuite name=\"memlink-conformance." << escape_markup(p.adapter) << "\" tests=\""
-      << table.size() << "\" failures=\"" << failures << "\" skipped=\"" << skipped << "\">\n";
-  for (const auto& c : table) {
-    out << "  <testcase classname=\"SPEC\" name=\"" << c.id << " " << escape_markup(c.title) << "\">";
+    junit::TestCase tc{c.id + " " + c.title, "SPEC", std::nullopt, {}, std::nullopt, ""};
     if (c.status == "FAIL") {
       for (const auto& r : results)
-        if (r.failure && r.failure->clause == c.id)
-          out << "<failure message=\"" << escape_markup(r.failure->description) << "\">"
-              << escape_markup(failure_text(*r.failure)) << "</failure>";
+        if (r.failure && r.failure->clause == c.id) tc.failures.push_back({r.failure->description, failure_text(*r.failure)});
     } else if (c.status == "NOT COVERED" || c.status == "NOT APPLICABLE") {
-      out << "<skipped message=\"" << c.status << ": " << escape_markup(c.reason) << "\"/>";
+      tc.skipped = c.status + ": " + c.reason;
     }
-    out << "</testcase>\n";
+    suite.cases.push_back(std::move(tc));
   }
-  out << "</testsuite></testsuites>\n";
+  if (!junit::write(path, suite)) std::fprintf(stderr, "memlink-conformance: could not write %s\n", path.c_str());
 }
 
 void write_json(const std::string& path, const Params& p, const std::vector<ClauseStatus>& table,
@@ -140,7 +133,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--list-adapters", list_adapters, "List the adapters and exit");
   app.add_flag("--list-clauses", list_clauses, "List the SPEC.md clauses and exit");
-  CLI11_PARSE(app, argc, argv);
+  memlink::cli::add_version_flag(app, "memlink-conformance");
+  if (const auto status = memlink::cli::parse(app, argc, argv)) return *status;
   params.depth = depth == "quick" ? Depth::Quick : depth == "deep" ? Depth::Deep : Depth::Default;
 
   if (list_adapters) {
@@ -229,26 +223,10 @@ int main(int argc, char** argv) {
       not_reaching.push_back(def.name);
       continue;
     }
-    const char* scope = params.driver.empty() ? def.scope : "driver";
-    std::fprintf(stderr, "  running %-16s (%s) ...", def.name, scope);
+    std::fprintf(stderr, "  running %-16s (%s) ...", def.name, params.driver.empty() ? def.scope : "driver");
     std::fflush(stderr);
-    std::map<std::string, std::uint64_t> clauses;
-    set_clause_sink(&clauses);
-    const auto t0 = std::chrono::steady_clock::now();
     const std::size_t reports_before = sanitizer_reports().size();
-    CheckResult r;
-    try {
-      r = (params.driver.empty() || def.run_driver == nullptr ? def.run : def.run_driver)(params);
-    } catch (const driver::DriverFailure& e) {  // a driver that crashed, hung or printed garbage (D-TIME, D-FRAME)
-      const std::string what = e.what();
-      const auto open = what.find("[D-");
-      Failure f;
-      f.clause = open == std::string::npos ? "D-PROC" : what.substr(open + 1, what.find(']', open) - open - 1);
-      f.description = what;
-      f.replay = "scripts/conformance --driver '" + params.driver + "' --only " + def.name + " --seed " + std::to_string(params.seed);
-      r.failure = std::move(f);
-    }
-    set_clause_sink(nullptr);
+    CheckResult r = run_check(def, params);
     // A sanitizer report during the check fails it (scripts/conformance --tsan).
     if (const auto reports = sanitizer_reports(); reports.size() > reports_before && !r.failure) {
       Failure f;
@@ -260,10 +238,6 @@ int main(int argc, char** argv) {
       f.replay = "scripts/conformance --tsan --only " + std::string(def.name) + " --seed " + std::to_string(params.seed);
       r.failure = std::move(f);
     }
-    r.name = def.name;
-    r.scope = scope;
-    r.clauses = std::move(clauses);
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(stderr, " %s, %d cases, %.1f s%s%s\n", r.failure ? "FAILED" : "ok", r.cases, r.seconds,
                  r.notes.empty() ? "" : "; ", r.notes.c_str());
     results.push_back(std::move(r));

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <map>
 
 #include "memlink/shm/platform.hpp"
 #include "reference_ops.hpp"
@@ -351,7 +352,21 @@ class BrokenLayout final : public ReferenceAdapter {
 
 }  // namespace
 
-std::unique_ptr<Adapter> make_adapter(const std::string& name) {
+namespace {
+
+const std::vector<std::string>& broken_adapter_names() {
+  static const std::vector<std::string> names{"broken-priority-order", "broken-oversize",     "broken-checksum",
+                                              "broken-trusts-segment", "broken-layout",       "broken-recovery"};
+  return names;
+}
+
+// Adapters registered by the program that links the suite (register_adapter).
+std::map<std::string, AdapterFactory>& registered_adapters() {
+  static std::map<std::string, AdapterFactory> registry;
+  return registry;
+}
+
+std::unique_ptr<Adapter> make_builtin_adapter(const std::string& name) {
   if (name == "reference") return std::make_unique<ReferenceAdapter>();
   if (name == "broken-priority-order") return std::make_unique<BrokenPriorityOrder>();
   if (name == "broken-recovery") return std::make_unique<BrokenRecovery>();
@@ -362,12 +377,26 @@ std::unique_ptr<Adapter> make_adapter(const std::string& name) {
   return nullptr;
 }
 
+}  // namespace
+
+std::unique_ptr<Adapter> make_adapter(const std::string& name) {
+  if (auto builtin = make_builtin_adapter(name)) return builtin;
+  const auto it = registered_adapters().find(name);
+  return it == registered_adapters().end() ? nullptr : it->second();
+}
+
 std::vector<std::string> adapter_names(bool include_broken) {
   std::vector<std::string> names{"reference"};
-  if (include_broken)
-    names.insert(names.end(), {"broken-priority-order", "broken-oversize", "broken-checksum",
-                               "broken-trusts-segment", "broken-layout", "broken-recovery"});
+  for (const auto& [name, factory] : registered_adapters()) names.push_back(name);
+  if (include_broken) names.insert(names.end(), broken_adapter_names().begin(), broken_adapter_names().end());
   return names;
+}
+
+bool register_adapter(const std::string& name, AdapterFactory factory) {
+  const auto& broken = broken_adapter_names();
+  const bool builtin = name == "reference" || std::find(broken.begin(), broken.end(), name) != broken.end();
+  if (name.empty() || !factory || builtin) return false;
+  return registered_adapters().emplace(name, std::move(factory)).second;
 }
 
 }  // namespace memlink::conformance

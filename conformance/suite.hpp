@@ -66,6 +66,13 @@ struct CheckDef {
 };
 const std::vector<CheckDef>& all_checks();
 
+// Runs one check as memlink-conformance does: the clauses it exercised
+// recorded in the result, a driver that crashed, hung or printed garbage
+// turned into a failure naming the DRIVER.md clause, its name, scope and
+// time filled in. Whether it reaches params' implementation at all:
+// check_reaches (report.hpp).
+CheckResult run_check(const CheckDef& def, const Params& params);
+
 // The individual checks (in stateful.cpp, properties.cpp, concurrency.cpp).
 CheckResult run_stateful(const Params& params);
 CheckResult run_geometry(const Params& params);

@@ -39,6 +39,15 @@ DEFAULT_LAYERS = "conformance,ctest,chaos,tsan"
 TSAN_CHECKS = "linearizability,wakeup,exploration"
 
 
+def memlink_version() -> str:
+    """The release version, from ref/memlink/shm/version.hpp (the one place it is written)."""
+    header = Path(__file__).resolve().parents[2] / "ref/memlink/shm/version.hpp"
+    for line in header.read_text().splitlines():
+        if line.startswith("#define MEMLINK_SHM_VERSION \""):
+            return line.split('"')[1]
+    return "unknown"
+
+
 def log(msg: str) -> None:
     print(f"[mutate] {msg}", file=sys.stderr, flush=True)
 
@@ -389,7 +398,7 @@ def parse_args(argv):
     p.add_argument("--no-baseline", action="store_true", help="skip the run of the unmutated tree")
     p.add_argument("--check", action="store_true", help="only verify that every mutant applies to the tree")
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
-    p.add_argument("--version", action="version", version="scripts/mutate 1.0 (catalog format 1)")
+    p.add_argument("--version", action="version", version="scripts/mutate " + memlink_version() + " (catalog format 1)")
     args = p.parse_args(argv)
     args.layers = [l for l in args.layers.split(",") if l]
     for l in args.layers:

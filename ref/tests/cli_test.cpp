@@ -20,6 +20,7 @@
 #include "memlink/shm/layout.hpp"
 #include "memlink/shm/slot.hpp"
 #include "memlink/shm/transport.hpp"
+#include "memlink/shm/version.hpp"
 #include "test_support.hpp"
 
 extern char** environ;
@@ -154,7 +155,9 @@ TEST(Cli, UsageErrorsExitTwoAndNothingAborts) {  // issue 14
     EXPECT_EQ(r.status, 2) << args << "\n" << r.err;
     EXPECT_FALSE(r.err.empty()) << args;
   }
-  EXPECT_EQ(run_tool("--version-info").status, 0);
+  const auto version = run_tool("--version");
+  EXPECT_EQ(version.status, 0);
+  EXPECT_NE(version.out.find("memlink-shm " MEMLINK_SHM_VERSION " (layout version"), std::string::npos) << version.out;
   EXPECT_EQ(run_tool("client --help").status, 0);
 }
 
@@ -408,7 +411,7 @@ TEST(Cli, ClientWithTheWrongVersionFails) {
   test::TempSegmentPath path("cliver");
   const pid_t d = start_daemon(path.str());
   ASSERT_GT(d, 0);
-  auto r = run_tool("client " + path.str() + " --version 2 --count 1");
+  auto r = run_tool("client " + path.str() + " --protocol-version 2 --count 1");
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("ProtocolMismatch"), std::string::npos) << r.err;
   stop(d);

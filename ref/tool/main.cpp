@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_support.hpp"
 #include "commands.hpp"
 
 using namespace memlink::shm;
@@ -17,8 +18,7 @@ int main(int argc, char** argv) {
       "for POSIX shared memory.",
       "memlink-shm"};
   app.require_subcommand(1);
-  app.set_version_flag("--version-info", "memlink-shm 0.1.0 (layout version " +
-                                             std::to_string(LAYOUT_VERSION) + ")");
+  memlink::cli::add_version_flag(app, "memlink-shm");
 
   const std::vector<std::string> strategies{"spin", "block", "adaptive"};
   std::string daemon_wait = "adaptive", client_wait = "adaptive";
@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   daemon->add_option("--size", d.size, "Segment size in bytes")
       ->capture_default_str()
       ->check(CLI::Range(MIN_SEGMENT_SIZE, MAX_SEGMENT_SIZE));
-  daemon->add_option("--version", d.version, "User protocol version clients must match")->capture_default_str();
+  daemon->add_option("--protocol-version", d.version, "User protocol version clients must match")->capture_default_str();
   daemon->add_option("--slot-size", d.slot_size, "Payload bytes per slot")
       ->capture_default_str()
       ->check(CLI::Range(std::uint32_t{1}, static_cast<std::uint32_t>(MAX_SLOT_SIZE)));
@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   client->add_option("--payload", c.payload, "Payload bytes per request")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{0}, MAX_SLOT_SIZE));
-  client->add_option("--version", c.version, "User protocol version")->capture_default_str();
+  client->add_option("--protocol-version", c.version, "User protocol version the daemon must speak")->capture_default_str();
   client->add_option("--wait", client_wait, "Wait strategy: spin, block or adaptive")
       ->check(CLI::IsMember(strategies))
       ->capture_default_str();
@@ -96,20 +96,8 @@ int main(int argc, char** argv) {
       "cleanup", "Remove the segment, PID file and lock file left at PATH by a dead daemon (refused while one is alive)");
   cleanup->add_option("PATH", cleanup_path, "Segment path or POSIX shm name")->required();
 
-  // Usage errors exit 2, as README says (CLI11 would exit 104-109); --help
-  // and --version-info exit 0.
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    (void)app.exit(e);
-    return tool::kExitUsage;
-  }
+  // Usage errors exit 2, as README says; --help and --version exit 0.
+  if (const auto status = memlink::cli::parse(app, argc, argv)) return *status;
   d.take_over = !no_takeover;
   d.wait = *wait_strategy_from_string(daemon_wait);
   c.wait = *wait_strategy_from_string(client_wait);

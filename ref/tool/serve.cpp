@@ -24,6 +24,7 @@
 
 #include "commands.hpp"
 #include "log_limiter.hpp"
+#include "memlink/shm/percentile.hpp"
 #include "memlink/shm/platform.hpp"
 
 namespace memlink::shm::tool {
@@ -84,11 +85,8 @@ std::uint64_t run_nonce() {
   return x;
 }
 
-double percentile(std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  const auto idx = static_cast<std::size_t>(std::ceil(p / 100.0 * sorted.size())) - 1;
-  return sorted[std::min(idx, sorted.size() - 1)];
-}
+// p in percent; nearest rank (memlink/shm/percentile.hpp), 0 when empty.
+double percentile(const std::vector<double>& sorted, double p) { return memlink::shm::nearest_rank(sorted, p / 100.0); }
 
 }  // namespace
 

@@ -16,6 +16,8 @@
 #include <boost/date_time/posix_time/posix_time_types.hpp>
 #include <boost/interprocess/ipc/message_queue.hpp>
 #include <boost/version.hpp>
+
+#include "memlink/shm/version.hpp"
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
@@ -872,6 +874,13 @@ int main(int argc, char** argv) {
     const std::string arg = argv[i];
     if (arg == "--poll-ms" && i + 1 < argc) {
       poll = std::chrono::milliseconds(std::max(1, std::atoi(argv[++i])));
+    } else if (arg == "--help" || arg == "-h") {
+      std::printf("usage: %s [--poll-ms N]\n\nBoost.Interprocess message_queue as a conformance driver: speaks\n"
+                  "conformance/DRIVER.md on stdin/stdout. --poll-ms N: wait by polling every N ms.\n", argv[0]);
+      return 0;
+    } else if (arg == "--version" || arg == "-V") {
+      std::printf("memlink-driver-boost-mq %s (driver protocol 1, Boost %s)\n", MEMLINK_SHM_VERSION, BOOST_LIB_VERSION);
+      return 0;
     } else {
       std::fprintf(stderr, "usage: %s [--poll-ms N]\n", argv[0]);
       return 2;

@@ -45,6 +45,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "memlink/shm/version.hpp" /* MEMLINK_SHM_VERSION, for --version */
+
 #define DRIVER_NAME "posix-mq"
 #define DRIVER_VERSION "1.0"
 #define PROTOCOL 1
@@ -1363,7 +1365,20 @@ static void dispatch(const struct request *rq) {
   reply_error(rq->id, "Unsupported", "posix-mq does not implement %s", op);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      printf("usage: %s\n\nPOSIX message queues as a conformance driver: speaks conformance/DRIVER.md\n"
+             "(one JSON request per line on stdin, one answer per line on stdout).\n", argv[0]);
+      return 0;
+    }
+    if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+      printf("memlink-driver-posix-mq %s (driver protocol 1)\n", MEMLINK_SHM_VERSION);
+      return 0;
+    }
+    fprintf(stderr, "%s: unknown argument '%s' (see --help)\n", argv[0], argv[i]);
+    return 2;
+  }
   setvbuf(stdout, NULL, _IOLBF, 0);
   /* NOTIFY_SIGNAL is only ever collected with sigtimedwait (op_wait). */
   sigset_t set;

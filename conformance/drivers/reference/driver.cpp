@@ -36,6 +36,7 @@
 #include "memlink/shm/crash_point.hpp"
 #include "memlink/shm/recovery.hpp"
 #include "memlink/shm/transport.hpp"
+#include "memlink/shm/version.hpp"
 
 namespace {
 
@@ -71,7 +72,7 @@ Fault fault_from_env() {
   return f;
 }
 
-json fail(const shm::Error& e) { return {{"ok", false}, {"error", std::string(shm::to_string(e.code))}, {"detail", e.detail}}; }
+json fail(const shm::Error& e) { return {{"ok", false}, {"error", std::string(shm::to_string(e.code))}, {"detail", e.text()}}; }
 json fail(shm::ErrorCode c, const std::string& detail) { return fail(shm::make_error(c, detail)); }
 
 class Driver {
@@ -393,8 +394,8 @@ int main(int argc, char** argv) {
           "breaks it on purpose (for the suite's own tests).\n");
       return 0;
     }
-    if (a == "--version") {
-      std::printf("memlink-shm-driver 0.1.0 (driver protocol %d)\n", kProtocolVersion);
+    if (a == "--version" || a == "-V") {
+      std::printf("memlink-shm-driver %s (driver protocol %d)\n", MEMLINK_SHM_VERSION, kProtocolVersion);
       return 0;
     }
     std::fprintf(stderr, "memlink-shm-driver: unknown argument '%s' (see --help)\n", a.c_str());
