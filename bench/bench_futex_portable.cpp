@@ -367,9 +367,9 @@ bool write_json(const std::string& path, const std::vector<Row>& rows, const std
         << ", \"run_type\": \"iteration\", \"repetitions\": 1, \"repetition_index\": 0, \"threads\": 1"
         << ", \"iterations\": " << s.size() << ", \"real_time\": " << jn(mean)
         << ", \"cpu_time\": " << jn(mean)  // not measured: the wall time of the timing side
-        << ", \"time_unit\": \"ns\", \"items_per_second\": " << jn(per_s)
-        << ", \"p50_ns\": " << nearest_rank(s, 0.5) << ", \"p99_ns\": " << nearest_rank(s, 0.99)
-        << ", \"p999_ns\": " << nearest_rank(s, 0.999) << ", \"max_ns\": " << (s.empty() ? 0 : s.back());
+        << ", \"time_unit\": \"ns\", \"items_per_second\": " << jn(per_s) << ", \"p50_ns\": " << nearest_rank(s, 0.5)
+        << ", \"p99_ns\": " << nearest_rank(s, 0.99) << ", \"p999_ns\": " << nearest_rank(s, 0.999)
+        << ", \"max_ns\": " << (s.empty() ? 0 : s.back());
     if (r.unit == "round trip") out << ", \"rt_per_s\": " << jn(per_s);
     out << ", \"samples\": " << s.size() << ", \"label\": " << js(r.name) << "}"
         << (i + 1 < rows.size() ? ",\n" : "\n");

@@ -93,7 +93,10 @@ HistoryIndex index_history(const std::vector<ProcessLog>& logs) {
     for (std::size_t i = 0; i < log.records.size(); ++i) {
       const Record& r = log.records[i];
       switch (r.type) {
-        case RecordType::Intent: h.written[r.id()].intent = true; ++h.intended; break;
+        case RecordType::Intent:
+          h.written[r.id()].intent = true;
+          ++h.intended;
+          break;
         case RecordType::Ack: {
           HistoryIndex::Written& w = h.written[r.id()];
           w.ack = true;
@@ -102,7 +105,10 @@ HistoryIndex index_history(const std::vector<ProcessLog>& logs) {
           ++h.acknowledged;
           break;
         }
-        case RecordType::Fail: h.written[r.id()].fail = true; ++h.refused; break;
+        case RecordType::Fail:
+          h.written[r.id()].fail = true;
+          ++h.refused;
+          break;
         case RecordType::Deliver: {
           // Readers deliver one after another; daemons in epoch order.
           HistoryIndex::Delivery d{log.role == Role::Daemon ? r.epoch : 0, log.instance, i, li, &r};
@@ -205,7 +211,8 @@ void check_sequence_unique_per_ring(const HistoryIndex& h, const CheckOptions& o
 void check_sequence_grows_per_writer(const HistoryIndex& h, const CheckOptions& options, Verdict& v) {
   if (!options.sequences) return;
   // (stream, writer) -> priority -> (n, sequence) of its delivered messages
-  std::map<std::pair<Stream, std::uint32_t>, std::map<std::uint8_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>>>
+  std::map<std::pair<Stream, std::uint32_t>,
+           std::map<std::uint8_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>>>
       per_writer;
   for (const auto& [id, ds] : h.delivered)
     per_writer[{id.stream, id.writer}][id.priority].push_back({id.n, ds.front().rec->sequence});
@@ -271,7 +278,8 @@ void check_fifo_per_writer_priority(const HistoryIndex& h, const CheckOptions&, 
 // acknowledged before the take began. Needs ring positions.
 void check_priority_order(const HistoryIndex& h, const CheckOptions& options, Verdict& v) {
   if (!options.positions) return;
-  std::map<std::tuple<Stream, std::uint8_t, std::uint64_t>, const HistoryIndex::Written*> acked_at;  // (stream, prio, position)
+  std::map<std::tuple<Stream, std::uint8_t, std::uint64_t>, const HistoryIndex::Written*>
+      acked_at;  // (stream, prio, position)
   for (const auto& [id, w] : h.written)
     if (w.ack) acked_at[{id.stream, id.priority, w.position}] = &w;
   std::map<std::pair<Stream, std::uint8_t>, std::int64_t> max_pos;  // highest first-delivered position
@@ -301,7 +309,8 @@ void check_priority_order(const HistoryIndex& h, const CheckOptions& options, Ve
 // an older daemon epoch. Needs ring positions.
 void check_fence(const HistoryIndex& h, const CheckOptions& options, Verdict& v) {
   if (!options.positions) return;
-  std::map<std::uint8_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>> pos_epoch;  // c2d priority -> (position, epoch)
+  std::map<std::uint8_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>>
+      pos_epoch;  // c2d priority -> (position, epoch)
   for (const HistoryIndex::Delivery& d : h.first_deliveries)
     if (d.rec->stream == Stream::C2D) pos_epoch[d.rec->priority].push_back({d.rec->position, d.rec->epoch});
   for (auto& [priority, pe] : pos_epoch) {

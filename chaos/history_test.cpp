@@ -3,7 +3,6 @@
 // priority, fence) is caught. The runner's own proof that it catches a
 // broken recovery is the ctest chaos-catches-broken-* pair.
 #include "history.hpp"
-#include "picture.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,6 +10,8 @@
 #include <map>
 #include <set>
 #include <string>
+
+#include "picture.hpp"
 
 namespace memlink::chaos {
 namespace {
@@ -262,14 +263,24 @@ Builder clean_history() {
 // Every counter of a Verdict, by name, to see which ones a check touched.
 const std::vector<std::pair<std::string, std::uint64_t Verdict::*>>& verdict_counters() {
   static const std::vector<std::pair<std::string, std::uint64_t Verdict::*>> all = {
-      {"intended", &Verdict::intended}, {"acknowledged", &Verdict::acknowledged}, {"refused", &Verdict::refused},
-      {"delivered", &Verdict::delivered}, {"deliveries", &Verdict::deliveries}, {"lost", &Verdict::lost},
-      {"lost_to_killed_consumers", &Verdict::lost_to_killed_consumers}, {"duplicated", &Verdict::duplicated},
-      {"duplicates_unexplained", &Verdict::duplicates_unexplained}, {"corrupt", &Verdict::corrupt},
-      {"phantom", &Verdict::phantom}, {"indeterminate", &Verdict::indeterminate},
-      {"indeterminate_delivered", &Verdict::indeterminate_delivered}, {"fifo_violations", &Verdict::fifo_violations},
-      {"priority_violations", &Verdict::priority_violations}, {"priority_checked", &Verdict::priority_checked},
-      {"fence_violations", &Verdict::fence_violations}, {"refused_delivered", &Verdict::refused_delivered},
+      {"intended", &Verdict::intended},
+      {"acknowledged", &Verdict::acknowledged},
+      {"refused", &Verdict::refused},
+      {"delivered", &Verdict::delivered},
+      {"deliveries", &Verdict::deliveries},
+      {"lost", &Verdict::lost},
+      {"lost_to_killed_consumers", &Verdict::lost_to_killed_consumers},
+      {"duplicated", &Verdict::duplicated},
+      {"duplicates_unexplained", &Verdict::duplicates_unexplained},
+      {"corrupt", &Verdict::corrupt},
+      {"phantom", &Verdict::phantom},
+      {"indeterminate", &Verdict::indeterminate},
+      {"indeterminate_delivered", &Verdict::indeterminate_delivered},
+      {"fifo_violations", &Verdict::fifo_violations},
+      {"priority_violations", &Verdict::priority_violations},
+      {"priority_checked", &Verdict::priority_checked},
+      {"fence_violations", &Verdict::fence_violations},
+      {"refused_delivered", &Verdict::refused_delivered},
       {"sequence_violations", &Verdict::sequence_violations}};
   return all;
 }
@@ -292,10 +303,10 @@ TEST(Checks, EachFillsOnlyItsOwnPartAndCheckHistoryComposesThem) {
   Builder b = clean_history();
   ProcessLog& w = b.procs.front();
   ProcessLog& d = b.procs.back();
-  write_ok(w, c2d(0, 2, 0), 40, 5);                                        // acknowledged, never delivered
-  w.records.push_back(make(RecordType::Intent, c2d(0, 2, 1), 50));        // indeterminate
+  write_ok(w, c2d(0, 2, 0), 40, 5);                                 // acknowledged, never delivered
+  w.records.push_back(make(RecordType::Intent, c2d(0, 2, 1), 50));  // indeterminate
   w.records.push_back(make(RecordType::Intent, c2d(0, 2, 2), 60));
-  w.records.push_back(make(RecordType::Fail, c2d(0, 2, 2), 61));          // refused ...
+  w.records.push_back(make(RecordType::Fail, c2d(0, 2, 2), 61));           // refused ...
   d.records.push_back(make(RecordType::Deliver, c2d(0, 2, 2), 62, 6, 1));  // ... yet delivered
   d.records.push_back(make(RecordType::Deliver, c2d(5, 3, 0), 63, 0, 1));  // phantom
   d.records.push_back(make(RecordType::Deliver, c2d(0, 1, 0), 64, 0, 1));  // unexplained duplicate
@@ -329,8 +340,8 @@ TEST(Checks, EachFillsOnlyItsOwnPartAndCheckHistoryComposesThem) {
   EXPECT_EQ(v.per_stream_delivered, composed.per_stream_delivered);
   EXPECT_EQ(v.violations, composed.violations);
   EXPECT_FALSE(v.ok());
-  for (std::uint64_t Verdict::*field : {&Verdict::lost, &Verdict::indeterminate, &Verdict::refused_delivered, &Verdict::phantom,
-                      &Verdict::duplicates_unexplained, &Verdict::corrupt})
+  for (std::uint64_t Verdict::*field : {&Verdict::lost, &Verdict::indeterminate, &Verdict::refused_delivered,
+                                        &Verdict::phantom, &Verdict::duplicates_unexplained, &Verdict::corrupt})
     EXPECT_EQ(v.*field, 1u);
 }
 

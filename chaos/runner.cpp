@@ -31,12 +31,12 @@
 #include "driver_process.hpp"
 #include "history.hpp"
 #include "junit.hpp"
-#include "picture.hpp"
 #include "memlink/shm/crash_point.hpp"
 #include "memlink/shm/percentile.hpp"
 #include "memlink/shm/platform.hpp"
 #include "memlink/shm/recovery.hpp"
 #include "memlink/shm/transport.hpp"
+#include "picture.hpp"
 #include "processes.hpp"
 
 namespace memlink::chaos {
@@ -915,8 +915,10 @@ void Runner::measure_recoveries(Figures& f) const {
 std::string Runner::replay_command() const {
   char duration[32];
   const double whole = std::floor(o_.duration_s);
-  if (whole == o_.duration_s) std::snprintf(duration, sizeof duration, "%.0fs", whole);
-  else std::snprintf(duration, sizeof duration, "%.3fs", o_.duration_s);
+  if (whole == o_.duration_s)
+    std::snprintf(duration, sizeof duration, "%.0fs", whole);
+  else
+    std::snprintf(duration, sizeof duration, "%.3fs", o_.duration_s);
   return "scripts/chaos " + (through_driver() ? "--driver '" + o_.driver + "' " : std::string()) + "--seed " +
          std::to_string(o_.seed) + " --clients " + std::to_string(o_.clients) +
          (o_.crash_walk ? std::string(" --crash-walk") : " --duration " + std::string(duration)) +
@@ -940,7 +942,8 @@ Runner::Figures Runner::gather_figures() const {
 
 void Runner::print_faults(const Figures& f) const {
   std::printf("memlink-chaos: seed %" PRIu64 ", %.1f s, %u writers + 1 reader, %u daemons started%s\n", o_.seed,
-              f.duration_s, o_.clients, next_instance_[0], through_driver() ? (", driver " + o_.hello.name).c_str() : "");
+              f.duration_s, o_.clients, next_instance_[0],
+              through_driver() ? (", driver " + o_.hello.name).c_str() : "");
   std::printf("  faults      %" PRIu64 " in all:", f.kills);
   for (auto& [k, n] : kills_) std::printf("  %s %" PRIu64, k.c_str(), n);
   std::printf("\n  crash points hit:");
@@ -958,12 +961,14 @@ void Runner::print_verdict(const Figures& f) const {
               " (c2d %" PRIu64 ", d2c %" PRIu64 ")\n",
               v.intended, v.acknowledged, v.refused, v.delivered, per_stream(v, "c2d"), per_stream(v, "d2c"));
   if (v.lost_to_killed_consumers > 0)
-    std::printf("  excused     %" PRIu64 " acknowledged messages not delivered, at most one per consumer killed inside a\n"
+    std::printf("  excused     %" PRIu64
+                " acknowledged messages not delivered, at most one per consumer killed inside a\n"
                 "              read (the driver does not claim two_step: its read is destructive, SPEC K-TWO-STEP)\n",
                 v.lost_to_killed_consumers);
   std::printf("  verdict     lost %" PRIu64 ", corrupt %" PRIu64 ", phantom %" PRIu64 ", duplicated %" PRIu64
               " (unexplained %" PRIu64 "), indeterminate %" PRIu64 " (+%" PRIu64 " delivered)\n",
-              v.lost, v.corrupt, v.phantom, v.duplicated, v.duplicates_unexplained, v.indeterminate, v.indeterminate_delivered);
+              v.lost, v.corrupt, v.phantom, v.duplicated, v.duplicates_unexplained, v.indeterminate,
+              v.indeterminate_delivered);
   std::printf("  order       FIFO violations %" PRIu64 ", priority violations %" PRIu64 " (of %" PRIu64
               " decidable checks), fence violations %" PRIu64 ", sequence violations %" PRIu64
               ", refused but delivered %" PRIu64 "\n",
@@ -976,11 +981,11 @@ void Runner::print_recovery(const Figures& f) const {
   const auto& rec = f.recovery_ns;
   const auto& stop = f.stop_takeover_ns;
   std::printf("  recovery    kill to new daemon serving: p50 %s ms, p99 %s ms, max %s ms (%zu takeovers)\n",
-              ms(shm::nearest_rank(rec, 0.5)).c_str(), ms(shm::nearest_rank(rec, 0.99)).c_str(), ms(max_of(rec)).c_str(),
-              rec.size());
-  std::printf("              stop to new daemon serving (heartbeat timeout %u ms): p50 %s ms, max %s ms (%zu takeovers)\n",
-              o_.process.heartbeat_timeout_ms, ms(shm::nearest_rank(stop, 0.5)).c_str(), ms(max_of(stop)).c_str(),
-              stop.size());
+              ms(shm::nearest_rank(rec, 0.5)).c_str(), ms(shm::nearest_rank(rec, 0.99)).c_str(),
+              ms(max_of(rec)).c_str(), rec.size());
+  std::printf(
+      "              stop to new daemon serving (heartbeat timeout %u ms): p50 %s ms, max %s ms (%zu takeovers)\n",
+      o_.process.heartbeat_timeout_ms, ms(shm::nearest_rank(stop, 0.5)).c_str(), ms(max_of(stop)).c_str(), stop.size());
 }
 
 void Runner::print_summary(const Figures& f) const {
@@ -1004,24 +1009,45 @@ void Runner::write_json(const Figures& f) const {
   const Verdict& v = f.verdict;
   const auto& rec = f.recovery_ns;
   const auto& stop = f.stop_takeover_ns;
-  nlohmann::json j{
-      {"ok", f.ok}, {"seed", o_.seed}, {"duration_s", f.duration_s},
-      {"clients", o_.clients}, {"crash_walk", o_.crash_walk}, {"broken_recovery", o_.broken_recovery},
-      {"kills", f.kills}, {"kills_by_kind", kills_}, {"crash_points_hit", crash_hits_},
-      {"pause_points_held", pause_holds_},
-      {"daemons_started", next_instance_[0]},
-      {"intended", v.intended}, {"acknowledged", v.acknowledged}, {"refused", v.refused},
-      {"delivered", v.delivered}, {"deliveries", v.deliveries}, {"lost", v.lost}, {"duplicated", v.duplicated},
-      {"duplicates_unexplained", v.duplicates_unexplained}, {"corrupt", v.corrupt}, {"phantom", v.phantom},
-      {"indeterminate", v.indeterminate}, {"indeterminate_delivered", v.indeterminate_delivered},
-      {"fifo_violations", v.fifo_violations}, {"priority_violations", v.priority_violations},
-      {"priority_checked", v.priority_checked}, {"fence_violations", v.fence_violations},
-      {"sequence_violations", v.sequence_violations}, {"refused_delivered", v.refused_delivered},
-      {"recovery_ms", {{"count", rec.size()}, {"p50", shm::nearest_rank(rec, 0.5) / 1e6},
-                       {"p99", shm::nearest_rank(rec, 0.99) / 1e6}, {"max", max_of(rec) / 1e6}}},
-      {"stop_takeover_ms", {{"count", stop.size()}, {"p50", shm::nearest_rank(stop, 0.5) / 1e6},
-                            {"max", max_of(stop) / 1e6}}},
-      {"violations", f.violations}, {"replay", f.replay}, {"lost_to_killed_consumers", v.lost_to_killed_consumers}};
+  nlohmann::json j{{"ok", f.ok},
+                   {"seed", o_.seed},
+                   {"duration_s", f.duration_s},
+                   {"clients", o_.clients},
+                   {"crash_walk", o_.crash_walk},
+                   {"broken_recovery", o_.broken_recovery},
+                   {"kills", f.kills},
+                   {"kills_by_kind", kills_},
+                   {"crash_points_hit", crash_hits_},
+                   {"pause_points_held", pause_holds_},
+                   {"daemons_started", next_instance_[0]},
+                   {"intended", v.intended},
+                   {"acknowledged", v.acknowledged},
+                   {"refused", v.refused},
+                   {"delivered", v.delivered},
+                   {"deliveries", v.deliveries},
+                   {"lost", v.lost},
+                   {"duplicated", v.duplicated},
+                   {"duplicates_unexplained", v.duplicates_unexplained},
+                   {"corrupt", v.corrupt},
+                   {"phantom", v.phantom},
+                   {"indeterminate", v.indeterminate},
+                   {"indeterminate_delivered", v.indeterminate_delivered},
+                   {"fifo_violations", v.fifo_violations},
+                   {"priority_violations", v.priority_violations},
+                   {"priority_checked", v.priority_checked},
+                   {"fence_violations", v.fence_violations},
+                   {"sequence_violations", v.sequence_violations},
+                   {"refused_delivered", v.refused_delivered},
+                   {"recovery_ms",
+                    {{"count", rec.size()},
+                     {"p50", shm::nearest_rank(rec, 0.5) / 1e6},
+                     {"p99", shm::nearest_rank(rec, 0.99) / 1e6},
+                     {"max", max_of(rec) / 1e6}}},
+                   {"stop_takeover_ms",
+                    {{"count", stop.size()}, {"p50", shm::nearest_rank(stop, 0.5) / 1e6}, {"max", max_of(stop) / 1e6}}},
+                   {"violations", f.violations},
+                   {"replay", f.replay},
+                   {"lost_to_killed_consumers", v.lost_to_killed_consumers}};
   if (through_driver()) {
     j["driver"] = o_.driver;
     j["driver_name"] = o_.hello.name;
@@ -1035,8 +1061,12 @@ void Runner::write_json(const Figures& f) const {
 // One test case for the run (conformance/junit.hpp): a failure lists every
 // violation; system-out has the replay command (and the picture).
 void Runner::write_junit(const Figures& f) const {
-  conformance::junit::TestCase tc{"chaos seed " + std::to_string(o_.seed), "memlink-chaos", f.duration_s, {},
-                                  std::nullopt, "replay: " + f.replay + "\n"};
+  conformance::junit::TestCase tc{"chaos seed " + std::to_string(o_.seed),
+                                  "memlink-chaos",
+                                  f.duration_s,
+                                  {},
+                                  std::nullopt,
+                                  "replay: " + f.replay + "\n"};
   if (!f.picture.empty()) tc.system_out += "picture: " + f.picture + "\n";
   if (!f.ok) {
     std::string text;

@@ -119,8 +119,8 @@ std::string escape_attribute(std::string_view s) { return escape(s, true); }
 
 std::string to_xml(const Suite& suite) {
   const std::string n = counts(suite.cases.size(), suite.failures(), suite.skipped());
-  std::string x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites" + n + ">\n  <testsuite" +
-                  attr("name", suite.name) + n;
+  std::string x =
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites" + n + ">\n  <testsuite" + attr("name", suite.name) + n;
   if (suite.time_s) x += attr("time", seconds(*suite.time_s));
   x += ">\n";
   for (const TestCase& c : suite.cases) x += test_case(c);

@@ -64,7 +64,11 @@ TEST(Junit, AFailingCaseCarriesItsMessageTextAndOutput) {
 TEST(Junit, EscapesWhatXmlCannotCarryRaw) {
   EXPECT_EQ(escape_text("a&b<c>d\"e'f"), "a&amp;b&lt;c&gt;d&quot;e&apos;f");
   // Control characters XML 1.0 forbids even as references become visible text.
-  EXPECT_EQ(escape_text(std::string("nul\0bel\x07" "esc\x1b" "ff\x0c", 15)), "nul\\x00bel\\x07esc\\x1Bff\\x0C");
+  EXPECT_EQ(escape_text(std::string("nul\0bel\x07"
+                                    "esc\x1b"
+                                    "ff\x0c",
+                                    15)),
+            "nul\\x00bel\\x07esc\\x1Bff\\x0C");
   // Tab and line feed stay in text; in an attribute they (and carriage
   // return, everywhere) are references, so a parser keeps them.
   EXPECT_EQ(escape_text("a\tb\nc\rd"), "a\tb\nc&#13;d");
@@ -72,7 +76,8 @@ TEST(Junit, EscapesWhatXmlCannotCarryRaw) {
   // UTF-8 passes; invalid bytes, an overlong form, a surrogate and U+FFFE become U+FFFD.
   EXPECT_EQ(escape_text("caf\xC3\xA9 \xE2\x86\x92 \xF0\x9F\x98\x80"), "caf\xC3\xA9 \xE2\x86\x92 \xF0\x9F\x98\x80");
   EXPECT_EQ(escape_text("x\xFFy\xC0\xAFz\xED\xA0\x80w\xEF\xBF\xBE"),
-            "x\xEF\xBF\xBDy\xEF\xBF\xBD\xEF\xBF\xBDz\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDw\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+            "x\xEF\xBF\xBDy\xEF\xBF\xBD\xEF\xBF\xBDz\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDw\xEF\xBF\xBD\xEF\xBF\xBD\xEF"
+            "\xBF\xBD");
   EXPECT_EQ(escape_text("cut \xE2\x86"), "cut \xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
@@ -82,7 +87,8 @@ TEST(Junit, WritesTheFileAndEveryByteOfAnyMessageStaysWellFormed) {
   every += std::string(1, '\0');
   Suite s{"all bytes", std::nullopt, {}};
   s.cases.push_back({every, every, 0.0, {{every, every}}, every, every});
-  const auto path = (std::filesystem::temp_directory_path() / ("junit_test_" + std::to_string(::getpid()) + ".xml")).string();
+  const auto path =
+      (std::filesystem::temp_directory_path() / ("junit_test_" + std::to_string(::getpid()) + ".xml")).string();
   ASSERT_TRUE(write(path, s));
   std::stringstream got;
   got << std::ifstream(path, std::ios::binary).rdbuf();
@@ -101,9 +107,11 @@ TEST(Junit, WritesTheFileAndEveryByteOfAnyMessageStaysWellFormed) {
   // With python3 at hand, an XML parser agrees (skipped if there is none).
   if (std::system("python3 -c 'import xml.etree.ElementTree' >/dev/null 2>&1") == 0) {
     ASSERT_TRUE(write(path, s));
-    const std::string cmd = "python3 -c \"import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); "
-                            "assert r.tag == 'testsuites' and r[0].tag == 'testsuite' and r[0][0].get('name') is not None; "
-                            "assert r[0][0].find('failure').text.startswith(chr(92) + 'x01')\" " + path;
+    const std::string cmd =
+        "python3 -c \"import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); "
+        "assert r.tag == 'testsuites' and r[0].tag == 'testsuite' and r[0][0].get('name') is not None; "
+        "assert r[0][0].find('failure').text.startswith(chr(92) + 'x01')\" " +
+        path;
     EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
     std::filesystem::remove(path);
   }

@@ -1,24 +1,23 @@
 // memlink-conformance: checks an implementation of SPEC.md clause by clause.
 #include <CLI/CLI.hpp>
-
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <nlohmann/json.hpp>
-#include <algorithm>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 
-#include "cli_support.hpp"
 #include "adapter.hpp"
+#include "cli_support.hpp"
 #include "driver_adapter.hpp"
 #include "junit.hpp"
 #include "rc_runner.hpp"
 #include "report.hpp"
-#include "timeline.hpp"
 #include "suite.hpp"
+#include "timeline.hpp"
 
 namespace memlink::conformance {
 const char* depth_name(Depth d);
@@ -66,7 +65,8 @@ void write_junit(const std::string& path, const Params& p, const std::vector<Cla
     junit::TestCase tc{c.id + " " + c.title, "SPEC", std::nullopt, {}, std::nullopt, ""};
     if (c.status == "FAIL") {
       for (const auto& r : results)
-        if (r.failure && r.failure->clause == c.id) tc.failures.push_back({r.failure->description, failure_text(*r.failure)});
+        if (r.failure && r.failure->clause == c.id)
+          tc.failures.push_back({r.failure->description, failure_text(*r.failure)});
     } else if (c.status == "NOT COVERED" || c.status == "NOT APPLICABLE") {
       tc.skipped = c.status + ": " + c.reason;
     }

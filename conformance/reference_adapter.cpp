@@ -2,8 +2,8 @@
 
 #include <unistd.h>
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -355,8 +355,8 @@ class BrokenLayout final : public ReferenceAdapter {
 namespace {
 
 const std::vector<std::string>& broken_adapter_names() {
-  static const std::vector<std::string> names{"broken-priority-order", "broken-oversize",     "broken-checksum",
-                                              "broken-trusts-segment", "broken-layout",       "broken-recovery"};
+  static const std::vector<std::string> names{"broken-priority-order", "broken-oversize", "broken-checksum",
+                                              "broken-trusts-segment", "broken-layout",   "broken-recovery"};
   return names;
 }
 

@@ -20,7 +20,8 @@ Failure driver_failure(const CheckDef& def, const Params& params, const std::str
   Failure f;
   f.clause = open == std::string::npos ? "D-PROC" : what.substr(open + 1, what.find(']', open) - open - 1);
   f.description = what;
-  f.replay = "scripts/conformance --driver '" + params.driver + "' --only " + def.name + " --seed " + std::to_string(params.seed);
+  f.replay = "scripts/conformance --driver '" + params.driver + "' --only " + def.name + " --seed " +
+             std::to_string(params.seed);
   return f;
 }
 

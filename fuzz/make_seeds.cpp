@@ -65,7 +65,8 @@ std::vector<std::uint8_t> segment_snapshot(std::size_t size, std::uint32_t slot_
 int main(int argc, char** argv) {
   const std::string arg = argc == 2 ? argv[1] : "";
   if (arg == "--help" || arg == "-h" || arg == "--version") {
-    if (arg == "--version") std::printf("fuzz_make_seeds %s (layout version %u)\n", MEMLINK_SHM_VERSION, unsigned{shm::LAYOUT_VERSION});
+    if (arg == "--version")
+      std::printf("fuzz_make_seeds %s (layout version %u)\n", MEMLINK_SHM_VERSION, unsigned{shm::LAYOUT_VERSION});
     else std::printf("usage: %s FUZZ_DIR\nWrites FUZZ_DIR/corpus/* and FUZZ_DIR/regressions/*.\n", argv[0]);
     return 0;
   }

@@ -1,8 +1,9 @@
 // One message each way between a daemon and a client in one process.
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <string>
-#include <unistd.h>
 
 #include "memlink/shm/transport.hpp"
 #include "memlink/shm/version.hpp"

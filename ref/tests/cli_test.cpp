@@ -1,9 +1,6 @@
 // The memlink-shm tool driven as a user would: real processes, real exit codes.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
-#include <filesystem>
-#include <functional>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -11,7 +8,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>

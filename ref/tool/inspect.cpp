@@ -15,9 +15,7 @@ namespace {
 
 using nlohmann::json;
 
-json error_json(const Error& e) {
-  return json{{"code", std::string(to_string(e.code))}, {"detail", e.text()}};
-}
+json error_json(const Error& e) { return json{{"code", std::string(to_string(e.code))}, {"detail", e.text()}}; }
 
 json control_json(const ControlRegion& c) {
   const std::uint32_t flags = c.flags.load(std::memory_order_acquire);

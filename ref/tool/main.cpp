@@ -1,6 +1,5 @@
 // memlink-shm: run a daemon, a client, or inspect a segment.
 #include <CLI/CLI.hpp>
-
 #include <cmath>
 #include <string>
 #include <vector>
@@ -29,7 +28,8 @@ int main(int argc, char** argv) {
   daemon->add_option("--size", d.size, "Segment size in bytes")
       ->capture_default_str()
       ->check(CLI::Range(MIN_SEGMENT_SIZE, MAX_SEGMENT_SIZE));
-  daemon->add_option("--protocol-version", d.version, "User protocol version clients must match")->capture_default_str();
+  daemon->add_option("--protocol-version", d.version, "User protocol version clients must match")
+      ->capture_default_str();
   daemon->add_option("--slot-size", d.slot_size, "Payload bytes per slot")
       ->capture_default_str()
       ->check(CLI::Range(std::uint32_t{1}, static_cast<std::uint32_t>(MAX_SLOT_SIZE)));
@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
   client->add_option("--payload", c.payload, "Payload bytes per request")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{0}, MAX_SLOT_SIZE));
-  client->add_option("--protocol-version", c.version, "User protocol version the daemon must speak")->capture_default_str();
+  client->add_option("--protocol-version", c.version, "User protocol version the daemon must speak")
+      ->capture_default_str();
   client->add_option("--wait", client_wait, "Wait strategy: spin, block or adaptive")
       ->check(CLI::IsMember(strategies))
       ->capture_default_str();

@@ -13,13 +13,6 @@
 //   of sleeping on the queue's condition variables (see README.md: a process
 //   killed while asleep there can wedge the queue for everyone).
 
-#include <boost/date_time/posix_time/posix_time_types.hpp>
-#include <boost/interprocess/ipc/message_queue.hpp>
-#include <boost/version.hpp>
-
-#include "memlink/shm/version.hpp"
-#include <nlohmann/json.hpp>
-
 #include <fcntl.h>
 #include <signal.h>
 #include <time.h>
@@ -27,6 +20,9 @@
 
 #include <algorithm>
 #include <bit>
+#include <boost/date_time/posix_time/posix_time_types.hpp>
+#include <boost/interprocess/ipc/message_queue.hpp>
+#include <boost/version.hpp>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -38,11 +34,14 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "memlink/shm/version.hpp"
 
 namespace bip = boost::interprocess;
 using json = nlohmann::ordered_json;  // ordered: responses read "id", "ok", then results
@@ -875,8 +874,10 @@ int main(int argc, char** argv) {
     if (arg == "--poll-ms" && i + 1 < argc) {
       poll = std::chrono::milliseconds(std::max(1, std::atoi(argv[++i])));
     } else if (arg == "--help" || arg == "-h") {
-      std::printf("usage: %s [--poll-ms N]\n\nBoost.Interprocess message_queue as a conformance driver: speaks\n"
-                  "conformance/DRIVER.md on stdin/stdout. --poll-ms N: wait by polling every N ms.\n", argv[0]);
+      std::printf(
+          "usage: %s [--poll-ms N]\n\nBoost.Interprocess message_queue as a conformance driver: speaks\n"
+          "conformance/DRIVER.md on stdin/stdout. --poll-ms N: wait by polling every N ms.\n",
+          argv[0]);
       return 0;
     } else if (arg == "--version" || arg == "-V") {
       std::printf("memlink-driver-boost-mq %s (driver protocol 1, Boost %s)\n", MEMLINK_SHM_VERSION, BOOST_LIB_VERSION);

@@ -1368,8 +1368,10 @@ static void dispatch(const struct request *rq) {
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; ++i) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      printf("usage: %s\n\nPOSIX message queues as a conformance driver: speaks conformance/DRIVER.md\n"
-             "(one JSON request per line on stdin, one answer per line on stdout).\n", argv[0]);
+      printf(
+          "usage: %s\n\nPOSIX message queues as a conformance driver: speaks conformance/DRIVER.md\n"
+          "(one JSON request per line on stdin, one answer per line on stdout).\n",
+          argv[0]);
       return 0;
     }
     if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {

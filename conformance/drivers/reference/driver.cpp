@@ -16,10 +16,10 @@
 //   no-fault-guard      SIGBUS back to its default action once the segment is
 //                       mapped, as in a transport without M-TRUNCATE's guard
 #include <fcntl.h>
-#include <csignal>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -72,7 +72,9 @@ Fault fault_from_env() {
   return f;
 }
 
-json fail(const shm::Error& e) { return {{"ok", false}, {"error", std::string(shm::to_string(e.code))}, {"detail", e.text()}}; }
+json fail(const shm::Error& e) {
+  return {{"ok", false}, {"error", std::string(shm::to_string(e.code))}, {"detail", e.text()}};
+}
 json fail(shm::ErrorCode c, const std::string& detail) { return fail(shm::make_error(c, detail)); }
 
 class Driver {

@@ -86,9 +86,7 @@ inline Error make_error(ErrorCode code, std::string detail = {}) {
 
 // An expected outcome with a text that never changes (`fixed` must be a
 // string literal or otherwise outlive every copy of the error): no allocation.
-inline Error fixed_error(ErrorCode code, const char* fixed) noexcept {
-  return Error{code, std::string(), fixed};
-}
+inline Error fixed_error(ErrorCode code, const char* fixed) noexcept { return Error{code, std::string(), fixed}; }
 
 template <class T>
 class [[nodiscard]] Result {

@@ -71,7 +71,8 @@ TEST(Error, ExpectedOutcomesAllocateNothing) {
   ASSERT_EQ(c->write(Priority::Low, std::string_view(payload)).code(), ErrorCode::Full);
   int not_full = 0, not_empty = 0;  // counted inside, asserted outside (gtest's macros may allocate)
   EXPECT_EQ(allocations_of([&] {
-              for (int i = 0; i < 1000; ++i) not_full += c->write(Priority::Low, std::string_view(payload)).code() != ErrorCode::Full;
+              for (int i = 0; i < 1000; ++i)
+                not_full += c->write(Priority::Low, std::string_view(payload)).code() != ErrorCode::Full;
             }),
             0u);
   EXPECT_EQ(not_full, 0);

@@ -124,9 +124,7 @@ bool Endpoint::is_connected() const { return usable().ok(); }
 
 // After a slot was published or freed (F-WAKE; a failed wake leaves the
 // sleeper to its next slice, so the write stays acknowledged).
-void Endpoint::notify(FutexWord& fw, const Futex& fx) const {
-  (void)wake_sleepers(fw, fx, Change::AlreadyStored);
-}
+void Endpoint::notify(FutexWord& fw, const Futex& fx) const { (void)wake_sleepers(fw, fx, Change::AlreadyStored); }
 
 Status Endpoint::signal() {
   if (auto s = usable(); !s) return s;
@@ -272,8 +270,9 @@ Result<Message> Endpoint::read() {
   if (read_buffer_.size() != geometry_.slot_size) read_buffer_.resize(geometry_.slot_size);
   auto r = read(std::span<std::byte>(read_buffer_));
   if (!r) return r.error();
-  return Message{r->priority, r->sequence,
-                 std::vector<std::byte>(read_buffer_.begin(), read_buffer_.begin() + static_cast<std::ptrdiff_t>(r->length))};
+  return Message{
+      r->priority, r->sequence,
+      std::vector<std::byte>(read_buffer_.begin(), read_buffer_.begin() + static_cast<std::ptrdiff_t>(r->length))};
 }
 
 Result<MessageInfo> Endpoint::peek() const {
