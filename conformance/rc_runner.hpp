@@ -1,6 +1,14 @@
 // Runs a RapidCheck property with the suite's seed and budget and captures
 // the result (counterexample, and a reproduce string that jumps straight to
 // the shrunk case) instead of printing it.
+//
+// This leans on RapidCheck internals (rc::detail::checkProperty,
+// TestListener, Reproduce and its serialisation): the public rc::check()
+// prints to stderr and returns a bool, with neither the counterexample's
+// lines nor the reproduce string the replay line needs. Checked with
+// RapidCheck commit 08b5058, the one Debian 12 ships (librapidcheck-dev
+// 0~1033-08b5058-3) and .clusterfuzzlite/Dockerfile pins; another version may
+// need this header changed (it fails to compile, not silently).
 #pragma once
 
 #include <rapidcheck.h>
@@ -78,6 +86,8 @@ inline int depth_budget(const Params& p, int quick, int normal, int deep) {
   return p.depth == Depth::Quick ? quick : p.depth == Depth::Default ? normal : deep;
 }
 
+// Fills a CheckResult from a RapidCheck outcome; the failing clause is the
+// "[X-NAME]" tag the check put at the start of its failure message.
 void fill_result(CheckResult& result, const RcOutcome& rc, const Params& params);
 
 // A whole RapidCheck-based check: runs `testable` as check `name` and
@@ -89,9 +99,5 @@ CheckResult rc_check(const std::string& name, const Params& params, int cases, i
   fill_result(result, run_rc(name, params, cases, max_size, std::forward<Testable>(testable)), params);
   return result;
 }
-
-// Fills a CheckResult from a RapidCheck outcome; the failing clause is the
-// "[X-NAME]" tag the check put at the start of its failure message.
-void fill_result(CheckResult& result, const RcOutcome& rc, const Params& params);
 
 }  // namespace memlink::conformance
