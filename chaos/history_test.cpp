@@ -330,9 +330,14 @@ TEST(Checks, EachFillsOnlyItsOwnPartAndCheckHistoryComposesThem) {
   for (const HistoryCheck& c : history_checks()) {
     ASSERT_TRUE(owns.count(c.name)) << c.name;
     const Verdict alone = run_alone(c.run, logs);
-    for (const auto& [field, member] : verdict_counters())
-      if (!owns.at(c.name).count(field)) EXPECT_EQ(alone.*member, 0u) << c.name << " touched " << field;
-    if (std::string(c.name) != "tally") EXPECT_TRUE(alone.per_stream_delivered.empty()) << c.name;
+    for (const auto& [field, member] : verdict_counters()) {
+      if (!owns.at(c.name).count(field)) {
+        EXPECT_EQ(alone.*member, 0u) << c.name << " touched " << field;
+      }
+    }
+    if (std::string(c.name) != "tally") {
+      EXPECT_TRUE(alone.per_stream_delivered.empty()) << c.name;
+    }
     c.run(h, {}, composed);
   }
   const Verdict v = check_history(logs);
