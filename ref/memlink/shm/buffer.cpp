@@ -471,12 +471,32 @@ Status RingBuffer::inspect_ready(const SlotHeader& slot, const SlotId& at, Messa
   return {};
 }
 
+// Why a CAS and not a store, though one consumer moves the tail: in a
+// takeover the fenced daemon may be between its release of the slot at
+// position p (Empty(g+1)) and its tail store when its successor finds
+// Empty(g+1) at the tail and moves the tail itself (K-DONE), then reads on.
+//
+//   fenced daemon                 new daemon               tail
+//   word(p) = Empty(g+1)                                    p
+//                                 K-DONE: tail = p+1        p+1
+//                                 take p+1, release         p+2
+//   tail = p+1  (a store)                                   p+1   <- back: a producer
+//                                                                  that saw p+2 claims
+//                                                                  a position twice
+// With the CAS the late step finds p+2, not p, and does nothing. The
+// exploration check's takeover scenario found the store at seed 0, default
+// depth ("head 3 and tail 1" in a ring of one slot). Release order pairs
+// with the producers' acquire of the tail [R-CLAIM.tail].
+void RingBuffer::advance_tail(std::uint64_t from) noexcept {
+  hdr_->tail.compare_exchange_strong(from, from + 1, std::memory_order_release, std::memory_order_relaxed);
+}
+
 void RingBuffer::skip_corrupt(const SlotId& at) {
   // Only the consumer gets here, and only for the slot at tail: whatever a
   // peer wrote into the word, it becomes Empty for the next lap.
   store_word(slot_header(at.index), slot_word(SlotState::Empty, 0, next_generation(at.generation)));  // [S-WORD.release]
   hdr_->corrupt_skipped.fetch_add(1, std::memory_order_relaxed);
-  hdr_->tail.store(at.position + 1, std::memory_order_release);
+  advance_tail(at.position);
 }
 
 void RingBuffer::drop_ready(const SlotId& at, std::uint64_t seen) {
@@ -601,7 +621,7 @@ void RingBuffer::release(SlotId id) {
   // [S-WORD.release] the slot first, then the tail: a producer that sees the
   // new tail (acquire) finds the slot Empty for its lap.
   store_word(slot_header(id.index), slot_word(SlotState::Empty, 0, next_generation(id.generation)));
-  hdr_->tail.store(id.position + 1, std::memory_order_release);
+  advance_tail(id.position);  // [R-RELEASE.tail]
   MEMLINK_CRASH_POINT("read.after-release");
 }
 
@@ -658,7 +678,7 @@ bool RingBuffer::reclaim_writing(std::uint64_t tail, std::uint64_t judged) {
   SlotHeader* slot = judged_tail_slot(tail, judged, SlotState::Writing, &g);
   if (slot == nullptr || !cas_word(*slot, judged, slot_word(SlotState::Empty, 0, next_generation(g)))) return false;
   hdr_->reclaimed.fetch_add(1, std::memory_order_relaxed);
-  hdr_->tail.store(tail + 1, std::memory_order_release);
+  advance_tail(tail);  // [R-RELEASE.tail]
   return true;
 }
 
@@ -672,7 +692,7 @@ bool RingBuffer::reclaim_claimed(std::uint64_t tail) {
   if (!cas_word(slot_header(at.index), slot_word(SlotState::Empty, 0, g), slot_word(SlotState::Empty, 0, next_generation(g))))
     return false;
   hdr_->reclaimed.fetch_add(1, std::memory_order_relaxed);
-  hdr_->tail.store(tail + 1, std::memory_order_release);
+  advance_tail(tail);  // [R-RELEASE.tail]
   return true;
 }
 
@@ -693,7 +713,7 @@ bool RingBuffer::release_done(std::uint64_t tail, std::uint64_t judged) {
     const std::uint64_t released = slot_word(SlotState::Empty, 0, next_generation(at.generation));
     if (judged != released || load_word(slot_header(at.index)) != released) return false;
   }
-  hdr_->tail.store(tail + 1, std::memory_order_release);
+  advance_tail(tail);  // [R-RELEASE.tail]
   return true;
 }
 

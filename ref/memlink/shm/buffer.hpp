@@ -274,6 +274,10 @@ class RingBuffer {
   Status enter_held_slot(SlotHeader& slot, const SlotId& id, std::uint64_t found);
   // Drops the slot at the tail `at`, counts it, advances tail.
   void skip_corrupt(const SlotId& at);
+  // [R-RELEASE.tail] tail: `from` -> `from + 1`, never backwards (SPEC
+  // R-RELEASE, K-FENCE): a fenced consumer's late store must not undo its
+  // successor's progress.
+  void advance_tail(std::uint64_t from) noexcept;
   // A Ready word (now `seen`) at the tail whose slot failed validation:
   // skip_corrupt() at a claimed position; at an unclaimed one (a forged
   // word) the word goes back to Empty of the tail's lap and the tail stays.
