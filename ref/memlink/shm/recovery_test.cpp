@@ -172,6 +172,36 @@ TEST(TailRecovery, AClaimSeenLateStillGetsItsWholeTimeoutAndAnUnclaimedTailIsLef
   EXPECT_EQ(read_one(*ring), "next");
 }
 
+// K-STALE times a Writing word from the first pass that saw that word at
+// that tail: a watch that began on an earlier word (here the Empty word the
+// idle consumer watched before the writer came) must not count. Only lower
+// bounds on time are asserted: the first sight of a word is held for 0 ns.
+TEST(TailRecovery, AWritingWordIsTimedFromItsFirstSightNotFromTheWordBefore) {  // K-STALE
+  auto ring = RingBuffer::create_owned(4, 64);
+  ASSERT_TRUE(ring.ok());
+  TailRecovery tails;
+  RecoveryPolicy p;
+  p.stale_after = std::chrono::milliseconds(50);
+  p.claim_timeout = 1h;  // the Empty word's watch runs on undisturbed
+  p.owner_alive = [](std::uint32_t) { return false; };
+  EXPECT_EQ(tails.run(*ring, p).total(), 0u);  // starts watching the Empty word
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  EXPECT_EQ(tails.run(*ring, p).total(), 0u);
+  auto id = ring->claim();  // a writer enters Writing, then dies
+  ASSERT_TRUE(id.ok());
+  left_by(*ring, id->index, dead_pid());
+  EXPECT_EQ(tails.run(*ring, p).total(), 0u) << "a Writing word first seen now was timed from the Empty word before it";
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  EXPECT_EQ(tails.run(*ring, p).reclaimed_writing, 1u);
+  // The same at the next tail: the watch restarts when the tail moves.
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  EXPECT_EQ(tails.run(*ring, p).total(), 0u);  // Empty at tail 1, watched 60 ms
+  auto next = ring->claim();
+  ASSERT_TRUE(next.ok());
+  left_by(*ring, next->index, dead_pid());
+  EXPECT_EQ(tails.run(*ring, p).total(), 0u) << "the watch did not restart at the new tail";
+}
+
 // (The writer's side of K-CLAIMED, a writer stalled past the claim timeout
 // that must give its slot back, goes through the real claim() held at its
 // pause point: PausePoint.* in ref/tests/recovery_process_test.cpp, which
