@@ -152,9 +152,13 @@ void* aligned(std::size_t bytes) { return std::aligned_alloc(64, (bytes + 63) / 
 // through a view, so the explorer interleaves loan/commit and take_view/
 // release with every other step as it does write and read. (A hostile
 // peer's scenario reads by copy only: a view's bytes may change after their
-// check, T-LOAN, and the checker would rightly call that corrupt.)
-shm::Result<shm::SlotId> ring_write(shm::RingBuffer& ring, const WriteRecord& w, const std::vector<std::byte>& d) {
-  if (w.id % 2 == 0) return ring.write_slot(d);
+// check, T-LOAN, and the checker would rightly call that corrupt. Likewise
+// it writes by copy where the peer flips payload bytes: a loan's bytes are
+// the message as they lie when it is committed, so a flip before the commit
+// is the message, not a corruption any consumer could see; `loans` false.)
+shm::Result<shm::SlotId> ring_write(shm::RingBuffer& ring, const WriteRecord& w, const std::vector<std::byte>& d,
+                                    bool loans = true) {
+  if (!loans || w.id % 2 == 0) return ring.write_slot(d);
   auto loan = ring.loan(d.size());
   if (!loan) return loan.error();
   if (!d.empty()) std::memcpy(loan->bytes.data(), d.data(), d.size());
@@ -219,10 +223,11 @@ class RingScenario final : public Scenario {
     std::vector<ThreadSpec> t;
     for (int k = 0; k < c_.producers; ++k)
       t.push_back({"writer-" + std::to_string(k), !record.corruption, [this](ThreadApi& api) {
-                     produce(api, record, c_, false, false, [this](const WriteRecord& w, const std::vector<std::byte>& d) {
-                       auto r = ring_write(ring_, w, d);
-                       return r ? std::optional<shm::Error>() : std::optional<shm::Error>(r.error());
-                     });
+                     produce(api, record, c_, false, false,
+                             [this](const WriteRecord& w, const std::vector<std::byte>& d) {
+                               auto r = ring_write(ring_, w, d, !flips_payload());
+                               return r ? std::optional<shm::Error>() : std::optional<shm::Error>(r.error());
+                             });
                    }});
     t.push_back({"consumer", false, [this](ThreadApi& api) { consume(api); }});
     if (record.corruption) t.push_back({"hostile-peer", false, [this](ThreadApi& api) { attack(api); }});
@@ -232,6 +237,9 @@ class RingScenario final : public Scenario {
   std::string snapshot() const override { return "ring " + ring_state(ring_); }
 
  private:
+  // The hostile peer's modes 4 and 5 flip payload bytes (attack()).
+  bool flips_payload() const { return record.corruption && c_.mode % 6 >= 4; }
+
   void consume(ThreadApi& api) {
     std::vector<std::byte> buf(static_cast<std::size_t>(c_.slot));
     shm::TailRecovery tails;
