@@ -50,6 +50,13 @@ for script in conformance chaos; do
   "$src/scripts/$script" --help >/dev/null 2>&1 || fail "scripts/$script --help exits $?"
   checked=$((checked + 1))
 done
+# A flag that wants a value, given without one (or a bad one), is a usage
+# error, not a shift past the end of the arguments.
+for bad in "bench --out" "bench --filter" "bench --cpus" "test --presets" "test --jobs" "test --jobs x"; do
+  # shellcheck disable=SC2086
+  "$src/scripts/"$bad >/dev/null 2>&1 </dev/null; status=$?
+  [ $status -eq 2 ] || fail "scripts/$bad exits $status, not 2"
+done
 # memlink-shm's subcommands are usage errors on their own too.
 if [ -x "$build/memlink-shm" ]; then
   "$build/memlink-shm" >/dev/null 2>&1; status=$?
