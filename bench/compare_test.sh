@@ -49,4 +49,15 @@ floor=$(echo "$out" | grep -F "| floor_futex | 8 |") || fail "no floor_futex row
 echo "$out" | grep -qF "| memlink_adaptive | 64 |" || fail "the bench_roundtrip rows are missing"
 threads=$(echo "$out" | grep -F "| round_trip/memlink_futex_threads | - |") || fail "no portable threads row"
 [[ $threads =~ \|\ -\ \|\ -\ \|\ [0-9] ]] || fail "the portable-only row is not its own: $threads"
+# The plot: portable runs alone have no payload series, so one bar per run
+# and row (the latency matrix's case); beside a scripts/bench run, lines.
+if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+  out=$(compare "$tmp/a.json" "$tmp/b.json" --labels run1,run2 --plot "$tmp/p.png") || fail "plot exited non-zero: $out"
+  [[ $out == *"plot: $tmp/p.png (2 series)"* ]] || fail "portable plot without its two runs: $out"
+  [ "$(head -c 4 "$tmp/p.png" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "$tmp/p.png is not a PNG"
+  out=$(compare "$linux" --labels vm --plot "$tmp/q.svg") || fail "plot of $linux exited non-zero: $out"
+  [[ $out =~ plot:\ .*q\.svg\ \(([0-9]+)\ series\) ]] && [ "${BASH_REMATCH[1]}" -ge 3 ] || fail "no payload series: $out"
+else
+  echo "compare_test: matplotlib not installed; the plot is not checked"
+fi
 echo "compare_test: OK"

@@ -217,21 +217,42 @@ def compare(paths, baseline, plot, labels):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(8, 5))
+        series = 0
         for name, ix in zip(names, index):
             for peer in ("memlink_spin", "memlink_adaptive", "memlink_block", "pipe", "boost_mq"):
                 pts = sorted((k[1], b["p50_ns"] / 1e3) for k, b in ix.items() if k[0] == peer)
                 if pts:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{name}: {peer}")
-        ax.set_xscale("symlog", linthresh=64)
-        ax.set_yscale("log")
-        ax.set_xlabel("payload (bytes)")
-        ax.set_ylabel("round trip p50 (us)")
-        ax.set_title("Round trip between two processes, by payload")
+                    series += 1
+        if series:
+            ax.set_xscale("symlog", linthresh=64)
+            ax.set_yscale("log")
+            ax.set_xlabel("payload (bytes)")
+            ax.set_ylabel("round trip p50 (us)")
+            ax.set_title("Round trip between two processes, by payload")
+        else:
+            # Runs without payload series (bench_futex_portable on each OS of
+            # the latency matrix): one group of bars per row, one bar per run.
+            keys_p50 = [k for k in keys if any(ix.get(k, {}).get("p50_ns") for ix in index)]
+            width = 0.8 / max(1, len(index))
+            for i, (name, ix) in enumerate(zip(names, index)):
+                xs = [j + i * width for j, k in enumerate(keys_p50) if ix.get(k, {}).get("p50_ns")]
+                ys = [ix[k]["p50_ns"] / 1e3 for k in keys_p50 if ix.get(k, {}).get("p50_ns")]
+                if xs:
+                    ax.bar(xs, ys, width=width, label=name)
+                    series += 1
+            ax.set_xticks([j + 0.4 - width / 2 for j in range(len(keys_p50))])
+            ax.set_xticklabels([k[0].replace("round_trip/", "") for k in keys_p50], rotation=20, ha="right", fontsize=7)
+            ax.set_yscale("log")
+            ax.set_ylabel("p50 (us)")
+            ax.set_title("p50 by platform (round trips; wake_no_waiter: one call)")
+        if not series:
+            sys.exit("compare-latency: nothing to plot: no row of these runs has a p50")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(plot)
-        print(f"\nplot: {plot}", file=sys.stderr)
+        print(f"\nplot: {plot} ({series} series)", file=sys.stderr)
 
 
 def main():
