@@ -159,6 +159,18 @@ CheckResult run_exploration(const Params& params) {
     x.run_once(*c, *replay);
     result.cases = 1;
     result.notes = "replayed one schedule of " + c->text();
+    if (const auto at = replay->diverged_at()) {
+      // Say so beside any failure: what the run found after this point is
+      // not what the recorded run found.
+      const std::string where = *at < d->size()
+                                    ? "decision " + std::to_string(*at + 1) + " of " + std::to_string(d->size()) +
+                                          " names a step this run cannot take there"
+                                    : "the run went on past the record's " + std::to_string(d->size()) + " decisions";
+      const std::string why = "the schedule does not fit this build: " + where +
+                              " (was it recorded on other code?); the replay followed it up to there, then ran fairly";
+      result.notes += "; " + why;
+      if (result.failure) result.failure->description = "[replay diverged] " + why + ". " + result.failure->description;
+    }
     return result;
   }
 

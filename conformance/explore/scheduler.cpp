@@ -208,18 +208,48 @@ class Exhaustive final : public Strategy {
 class Replay final : public Strategy {
  public:
   explicit Replay(std::vector<Decision> d) : d_(std::move(d)) {}
-  void begin(int) override { pos_ = 0; }
+  void begin(int) override {
+    pos_ = 0;
+    diverged_.reset();
+  }
   Decision choose(const DecisionPoint& p) override {
-    if (pos_ < d_.size()) return d_[pos_++];
-    const bool cur_runnable =
-        p.current >= 0 && std::find(p.runnable.begin(), p.runnable.end(), p.current) != p.runnable.end();
-    return {Decision::Run, static_cast<std::uint8_t>(cur_runnable ? p.current : p.runnable.front())};
+    if (pos_ < d_.size()) {
+      if (fits(d_[pos_], p)) return d_[pos_++];
+      diverged_ = pos_;
+      pos_ = d_.size();  // what follows was recorded for another run
+    }
+    // A faithful replay ends exactly where its record does (the record is
+    // every decision of the run, never shrunk): one more is a divergence too.
+    if (!diverged_) diverged_ = d_.size();
+    // Off the record, run fairly, so that a diverged replay cannot invent a
+    // livelock by running a polling thread forever: the current thread
+    // keeps its CPU until it polls, then the next runnable one gets it.
+    const auto& r = p.runnable;
+    const auto cur = p.current >= 0 ? std::find(r.begin(), r.end(), p.current) : r.end();
+    if (cur == r.end()) return {Decision::Run, static_cast<std::uint8_t>(r.front())};
+    if (!p.current_spinning) return {Decision::Run, static_cast<std::uint8_t>(*cur)};
+    return {Decision::Run, static_cast<std::uint8_t>(std::next(cur) == r.end() ? r.front() : *std::next(cur))};
   }
   bool next() override { return false; }
+  std::optional<std::size_t> diverged_at() const override { return diverged_; }
 
  private:
+  // Whether a recorded decision is one the strategies could have made here.
+  static bool fits(const Decision& d, const DecisionPoint& p) {
+    const auto has = [](const std::vector<int>& v, int t) { return std::find(v.begin(), v.end(), t) != v.end(); };
+    const bool cur_runnable = p.current >= 0 && has(p.runnable, p.current);
+    switch (d.kind) {
+      case Decision::Run: return has(p.runnable, d.thread) || has(p.stalled, d.thread);
+      case Decision::Kill: return cur_runnable && p.at_named_point && p.current_mortal && d.thread == p.current;
+      case Decision::Stall: return cur_runnable && p.before_effect && d.thread < kStallKinds;
+      case Decision::Timeout: return p.timeout_pending;
+    }
+    return false;
+  }
+
   std::vector<Decision> d_;
   std::size_t pos_ = 0;
+  std::optional<std::size_t> diverged_;
 };
 
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

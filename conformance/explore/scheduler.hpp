@@ -91,6 +91,12 @@ class Strategy {
   virtual Decision choose(const DecisionPoint& p) = 0;
   // After the run: false when this strategy has no further schedule to try.
   virtual bool next() { return true; }
+  // A replay's first recorded decision that did not fit the run (a thread
+  // that could not run there, a death or stall where none can happen), or
+  // the record's length if the run wanted more decisions than it holds: the
+  // schedule was recorded on other code, and the replay stopped following
+  // it there. nullopt for every other strategy, and for a replay that fits.
+  virtual std::optional<std::size_t> diverged_at() const { return std::nullopt; }
 };
 
 // PCT with depth d over an estimated k steps, plus deaths, stalls and early
@@ -106,7 +112,9 @@ std::unique_ptr<Strategy> make_pct(std::uint64_t seed, int depth, std::uint64_t 
 // stalled thread before its stall ends costs a preemption.
 // `stall_kind` indexes kStallNs.
 std::unique_ptr<Strategy> make_exhaustive(int preemptions, int deaths, int stalls = 0, int stall_kind = 0);
-// Follows `decisions`, then runs the lowest runnable thread.
+// Follows `decisions` while each fits the run (see diverged_at); off the
+// record it keeps the current thread running until it polls, then passes
+// to the next runnable one.
 std::unique_ptr<Strategy> make_replay(std::vector<Decision> decisions);
 
 // What happened in one run.

@@ -81,6 +81,68 @@ TEST(Scheduler, PctFindsTheLostUpdateAndTheDecisionsReplayIt) {
     auto replay = make_replay(*decoded);
     (void)s.run(p.threads(), *replay);
     EXPECT_EQ(p.counter.raw().load(), 1u) << "the replayed schedule did not lose the update again";
+    EXPECT_FALSE(replay->diverged_at().has_value()) << "a faithful replay was called diverged";
+  }
+}
+
+// A polling thread: it waits (spinning) until the flag is set by the other.
+struct SpinUntilSet {
+  shm::SharedAtomic<std::uint32_t> flag;
+  int extra_steps = 0;  // more accesses before the setter sets the flag: "other code"
+  SpinUntilSet() { flag.raw().store(0); }
+  std::vector<ThreadSpec> threads() {
+    return {{"poller", false,
+             [this](ThreadApi& api) {
+               while (flag.load(std::memory_order_acquire) == 0 && !api.tearing_down()) api.spin();
+             }},
+            {"setter", false, [this](ThreadApi&) {
+               for (int i = 0; i < extra_steps; ++i) (void)flag.load(std::memory_order_relaxed);
+               flag.store(1, std::memory_order_release);
+             }}};
+  }
+};
+
+// A record replayed on other code: where the record runs out the replay
+// says so (diverged_at) and runs fairly, so the poller's wait ends instead
+// of turning into an invented livelock; a decision naming a thread that
+// cannot run there is a divergence at that decision.
+TEST(Scheduler, AReplayOnOtherCodeSaysWhereItDivergedAndInventsNoLivelock) {
+  std::vector<Decision> record;
+  {
+    SpinUntilSet p;
+    Scheduler s;
+    auto dfs = make_exhaustive(0, 0);
+    const Execution e = s.run(p.threads(), *dfs);
+    ASSERT_TRUE(e.completed);
+    record = e.decisions;
+  }
+  {
+    SpinUntilSet p;  // the same code: the record fits to its end
+    Scheduler s;
+    auto replay = make_replay(record);
+    EXPECT_TRUE(s.run(p.threads(), *replay).completed);
+    EXPECT_FALSE(replay->diverged_at().has_value());
+  }
+  {
+    SpinUntilSet p;
+    p.extra_steps = 50;  // the setter takes longer than the record knows
+    Scheduler s;
+    auto replay = make_replay(record);
+    const Execution e = s.run(p.threads(), *replay);
+    EXPECT_TRUE(e.completed) << "off the record, the replay let the poller spin forever";
+    EXPECT_TRUE(e.violations.empty()) << e.violations.front();
+    ASSERT_TRUE(replay->diverged_at().has_value());
+    EXPECT_EQ(*replay->diverged_at(), record.size());
+  }
+  {
+    SpinUntilSet p;
+    Scheduler s;
+    std::vector<Decision> bad = record;
+    bad.insert(bad.begin() + 1, Decision{Decision::Run, 9});  // there is no thread 9
+    auto replay = make_replay(bad);
+    EXPECT_TRUE(s.run(p.threads(), *replay).completed);
+    ASSERT_TRUE(replay->diverged_at().has_value());
+    EXPECT_EQ(*replay->diverged_at(), 1u);
   }
 }
 
@@ -175,6 +237,7 @@ TEST(Scheduler, StallDecisionsReplay) {
   auto replay = make_replay(*decoded);
   const Execution e = s.run(p.threads(), *replay);
   EXPECT_TRUE(p.took_in_new_epoch) << "the replayed schedule did not reopen the window";
+  EXPECT_FALSE(replay->diverged_at().has_value());
   EXPECT_EQ(e.stalls, 1);
   EXPECT_GE(e.stalled_ns[0], 1'000'000u) << "the stall did not outlast the successor's watch";
 }
