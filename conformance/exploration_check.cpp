@@ -64,10 +64,16 @@ struct Exhaustive {
 };
 std::vector<Exhaustive> exhaustive_configs(Depth d) {
   if (d == Depth::Quick) return {{cfg("ring", 1, 2, 1, 40, 0), 1, 0}, {cfg("transport", 1, 1, 2, 40, 1), 1, 0}};
-  std::vector<Exhaustive> v = {{cfg("ring", 1, 2, 1, 40, 0), 1, 1},     {cfg("ring", 2, 2, 2, 40, 0), 1, 1},
-                               {cfg("transport", 1, 2, 1, 40, 0), 1, 0}, {cfg("transport", 1, 2, 1, 40, 1), 1, 0},
-                               {cfg("takeover", 1, 1, 2, 40, 0), 1, 0},  {cfg("hostile", 1, 1, 2, 40, 4), 1, 0},
+  std::vector<Exhaustive> v = {{cfg("ring", 1, 2, 1, 40, 0), 1, 1},
+                               {cfg("ring", 2, 2, 2, 40, 0), 1, 1},
+                               {cfg("transport", 1, 2, 1, 40, 0), 1, 0},
+                               {cfg("transport", 1, 2, 1, 40, 1), 1, 0},
+                               {cfg("takeover", 1, 1, 2, 40, 0), 1, 0},
+                               {cfg("hostile", 1, 1, 2, 40, 4), 1, 0},
                                {cfg("hostile", 1, 1, 2, 40, 0), 1, 0},
+                               // Two preemptions around one read: the peer acts between the
+                               // take and the copy, and again before the check (V-ONCE).
+                               {cfg("hostile", 1, 1, 1, 40, 4), 2, 0},
                                // A stall just before any store or CAS, with one preemption (an
                                // early resume counts as one): the windows between a check and
                                // the CAS it guards.
