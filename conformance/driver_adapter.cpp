@@ -61,7 +61,8 @@ class DriverAdapter final : public Adapter {
                                     {"protocol_version", config.protocol_version},
                                     {"heartbeat_ms", 100},
                                     {"heartbeat_timeout_ms", 60000},
-                                    {"daemon_timeout_ms", 60000}});
+                                    {"daemon_timeout_ms", 60000},
+                                    {"stale_after_ms", 0}});
     if (r.ok() && r.body.contains("capacity")) {
       std::array<std::uint32_t, 3> c{};
       for (std::size_t p = 0; p < 3; ++p) c[p] = r.body["capacity"].at(p).get<std::uint32_t>();
@@ -201,7 +202,11 @@ class DriverAdapter final : public Adapter {
 
  private:
   static json connect_request(const std::string& path, std::uint16_t version) {
-    return {{"op", "connect"}, {"segment", path}, {"protocol_version", version}, {"daemon_timeout_ms", 60000}};
+    // stale_after_ms 0: the model's recover() means the stopped holders died
+    // long ago, so a consumer judges their slots stale at first sight
+    // (DRIVER.md D-STOPS), also at a read after recover that first meets one.
+    return {{"op", "connect"}, {"segment", path}, {"protocol_version", version}, {"daemon_timeout_ms", 60000},
+            {"stale_after_ms", 0}};
   }
 
   DriverProcess* writer(Direction d) const {
