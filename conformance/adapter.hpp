@@ -46,6 +46,9 @@ class Adapter {
   // After create: the ring capacities per priority the implementation
   // reported (a driver's create answer, DRIVER.md D-CREATE), if it did.
   virtual std::optional<std::array<std::uint32_t, 3>> reported_capacity() const { return std::nullopt; }
+  // After create: the largest payload the implementation reported it takes
+  // (its slot size, D-CREATE), if it did.
+  virtual std::optional<std::uint32_t> reported_slot_size() const { return std::nullopt; }
   virtual shm::Status connect(std::uint16_t version) = 0;
   virtual void disconnect() = 0;  // the most recently connected client
   // Unmaps and maps the segment again (the oldest client reconnects).

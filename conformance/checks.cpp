@@ -2,21 +2,30 @@
 
 namespace memlink::conformance {
 
+const char* scope_name(Scope s) {
+  switch (s) {
+    case Scope::Adapter: return "adapter";
+    case Scope::Protocol: return "driver protocol";
+    case Scope::Reference: return "reference library";
+  }
+  return "?";
+}
+
 const std::vector<CheckDef>& all_checks() {
-  // name, scope, in-process run, capabilities a driver needs, driver run.
+  // name, scope, run, the capabilities it needs.
   static const std::vector<CheckDef> checks = {
-      {"stateful", "adapter", run_stateful, "", nullptr},
-      {"geometry", "adapter", run_geometry, "spec_layout,observe", nullptr},
-      {"layout", "adapter", run_layout, "spec_layout,observe,stops", nullptr},
-      {"connect-validation", "adapter", run_connect_validation, "spec_layout,observe,stops", nullptr},
-      {"linearizability", "reference library", run_linearizability, "", run_driver_linearizability},
-      {"wakeup", "reference library", run_wakeup, "wait", run_driver_wakeup},
-      {"recovery", "reference library", run_recovery, "crash_recovery", run_driver_recovery},
-      {"exploration", "reference library", run_exploration, nullptr, nullptr},
-      {"segment", "reference library", run_segment, "spec_layout", run_driver_segment},
-      {"hostile-reads", "driver", nullptr, "spec_layout", run_driver_hostile},
-      {"bounds", "reference library", run_bounds, nullptr, nullptr},
-      {"checksum", "reference library", run_checksum, nullptr, nullptr},
+      {"stateful", Scope::Adapter, run_stateful, ""},
+      {"geometry", Scope::Adapter, run_geometry, "spec_layout,observe"},
+      {"layout", Scope::Adapter, run_layout, "spec_layout,observe,stops"},
+      {"connect-validation", Scope::Adapter, run_connect_validation, "spec_layout,observe,stops"},
+      {"linearizability", Scope::Protocol, run_linearizability, ""},
+      {"wakeup", Scope::Protocol, run_wakeup, "wait"},
+      {"recovery", Scope::Protocol, run_recovery, "crash_recovery|cleanup"},
+      {"exploration", Scope::Reference, run_exploration, ""},
+      {"segment", Scope::Protocol, run_segment, "spec_layout"},
+      {"hostile-reads", Scope::Protocol, run_hostile_reads, "spec_layout"},
+      {"bounds", Scope::Reference, run_bounds, ""},
+      {"checksum", Scope::Reference, run_checksum, ""},
   };
   return checks;
 }

@@ -10,6 +10,7 @@
 #include <iterator>
 
 #include "driver_json.hpp"
+#include "launcher.hpp"
 #include "reference_ops.hpp"
 
 namespace memlink::conformance {
@@ -30,15 +31,13 @@ shm::Status status_of(const Reply& r) {
 
 class DriverAdapter final : public Adapter {
  public:
-  explicit DriverAdapter(std::string command) : command_(std::move(command)) {
-    hello_ = probe_driver(command_);
+  explicit DriverAdapter(std::shared_ptr<driver::Launcher> launcher) : launcher_(std::move(launcher)) {
+    hello_ = launcher_->hello();
     path_ = driver_segment_path("adapter");
   }
   ~DriverAdapter() override {
-    retired_.clear();
-    clients_.clear();
-    daemon_.reset();
-    cleanup_through_driver(command_, path_);
+    end_processes();
+    cleanup_through(*launcher_, path_);
     cleanup_files();
   }
 
@@ -46,14 +45,16 @@ class DriverAdapter final : public Adapter {
   bool claims(const std::string& capability) const override { return hello_.has(capability); }
 
   shm::Status create(const model::Config& config) override {
-    retired_.clear();
-    clients_.clear();
-    daemon_.reset();
-    cleanup_through_driver(command_, path_);
+    end_processes();
+    cleanup_through(*launcher_, path_);
     cleanup_files();
     config_ = config;
-    daemon_ = DriverProcess::start(command_, "daemon");
+    daemon_ = launcher_->start("daemon");
     capacity_.reset();
+    slot_size_.reset();
+    // stale_after_ms 0: the model's recover() means the stopped holders died
+    // long ago, so a consumer judges their slots stale at first sight
+    // (DRIVER.md D-STOPS), also at a read after recover that first meets one.
     const Reply r = daemon_->call({{"op", "create"},
                                     {"segment", path_},
                                     {"segment_size", config.segment_size},
@@ -68,15 +69,20 @@ class DriverAdapter final : public Adapter {
       for (std::size_t p = 0; p < 3; ++p) c[p] = r.body["capacity"].at(p).get<std::uint32_t>();
       capacity_ = c;
     }
+    if (r.ok() && r.body.contains("slot_size")) slot_size_ = r.body["slot_size"].get<std::uint32_t>();
     return status_of(r);
   }
 
+  std::optional<std::uint32_t> reported_slot_size() const override { return slot_size_; }
   std::optional<std::array<std::uint32_t, 3>> reported_capacity() const override { return capacity_; }
 
   shm::Status connect(std::uint16_t version) override {
-    auto p = DriverProcess::start(command_, "client " + std::to_string(clients_.size() + 1));
+    auto p = launcher_->start("client " + std::to_string(clients_.size() + 1));
     const Reply r = p->call(connect_request(path_, version));
-    if (!r.ok()) return r.error();
+    if (!r.ok()) {
+      launcher_->give_back(std::move(p));
+      return r.error();
+    }
     clients_.push_back(std::move(p));
     return {};
   }
@@ -163,11 +169,11 @@ class DriverAdapter final : public Adapter {
 
   model::View observe() override {
     const Reply r = daemon_->call({{"op", "observe"}});
-    if (!r.ok()) throw driver::DriverFailure("driver '" + command_ + "' (daemon): observe failed: " + r.error().message());
+    if (!r.ok()) throw driver::DriverFailure("driver '" + launcher_->name() + "' (daemon): observe failed: " + r.error().message());
     try {
       return driver::view_from_json(r.body.at("view"));
     } catch (const json::exception& e) {
-      throw driver::DriverFailure("driver '" + command_ + "' (daemon): [D-CONTROL] observe's view is malformed: " + e.what());
+      throw driver::DriverFailure("driver '" + launcher_->name() + "' (daemon): [D-CONTROL] observe's view is malformed: " + e.what());
     }
   }
 
@@ -192,10 +198,9 @@ class DriverAdapter final : public Adapter {
       out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
       if (!out) return make_error(ErrorCode::IoError, "cannot write " + copy);
     }
-    auto p = DriverProcess::start(command_, "client of a copy");
+    auto p = launcher_->start("client of a copy");
     const Reply r = p->call(connect_request(copy, version));
-    if (r.ok()) (void)p->call({{"op", "disconnect"}});
-    p.reset();
+    launcher_->give_back(std::move(p));
     ::unlink(copy.c_str());
     return status_of(r);
   }
@@ -233,7 +238,17 @@ class DriverAdapter final : public Adapter {
 
   void cleanup_files() { reference_ops::remove_segment_files(path_); }
 
-  std::string command_, path_;
+  // Every process goes back to the launcher (reset, for the next case).
+  void end_processes() {
+    for (auto* list : {&retired_, &clients_})
+      for (auto& p : *list) launcher_->give_back(std::move(p));
+    retired_.clear();
+    clients_.clear();
+    launcher_->give_back(std::move(daemon_));
+  }
+
+  std::shared_ptr<driver::Launcher> launcher_;
+  std::string path_;
   driver::Hello hello_;
   model::Config config_{};
   std::unique_ptr<DriverProcess> daemon_;
@@ -241,35 +256,26 @@ class DriverAdapter final : public Adapter {
   std::vector<std::unique_ptr<DriverProcess>> retired_;  // disconnected, still alive
   std::vector<std::byte> bytes_;
   std::optional<std::array<std::uint32_t, 3>> capacity_;
+  std::optional<std::uint32_t> slot_size_;
 };
 
 }  // namespace
 
-void cleanup_through_driver(const std::string& command, const std::string& path) {
-  if (!probe_driver(command).has("cleanup")) return;
+void cleanup_through(driver::Launcher& launcher, const std::string& path) {
+  if (!launcher.hello().has("cleanup")) return;
   try {
-    (void)DriverProcess::start(command, "cleanup")->call({{"op", "cleanup"}, {"segment", path}});
+    auto p = launcher.start("cleanup");
+    (void)p->call({{"op", "cleanup"}, {"segment", path}});
+    launcher.give_back(std::move(p));
   } catch (const driver::DriverFailure&) {
     // Cleaning up after a case is a courtesy; a driver that fails at it
     // fails the next request that matters, with its own error.
   }
 }
 
-driver::Hello probe_driver(const std::string& command) {
-  static std::mutex mu;
-  static std::map<std::string, driver::Hello> known;
-  std::lock_guard<std::mutex> lock(mu);
-  if (auto it = known.find(command); it != known.end()) return it->second;
-  auto p = DriverProcess::start(command, "probe");
-  return known[command] = p->hello();
-}
-
-std::unique_ptr<Adapter> make_driver_adapter(const std::string& command) {
-  return std::make_unique<DriverAdapter>(command);
-}
-
 std::unique_ptr<Adapter> adapter_for(const Params& params) {
-  return params.driver.empty() ? make_adapter(params.adapter) : make_driver_adapter(params.driver);
+  if (params.driver.empty()) return make_adapter(params.adapter);
+  return std::make_unique<DriverAdapter>(launcher_for(params));
 }
 
 std::string driver_segment_path(const std::string& tag) {

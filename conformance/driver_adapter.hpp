@@ -10,22 +10,18 @@
 
 #include "adapter.hpp"
 #include "driver_process.hpp"
+#include "launcher.hpp"
 #include "suite.hpp"
 
 namespace memlink::conformance {
 
-// Starts one process of `command` to read its hello; throws
-// driver::DriverFailure if it cannot.
-driver::Hello probe_driver(const std::string& command);
-
-std::unique_ptr<Adapter> make_driver_adapter(const std::string& command);
-// The adapter a check should use: over params.driver if set, else the
-// in-process adapter params.adapter names.
+// The adapter a check should use: over params.driver if set (its processes
+// from launcher_for(params)), else the in-process adapter params.adapter names.
 std::unique_ptr<Adapter> adapter_for(const Params& params);
 
 // After a case: asks the driver to remove what its processes left at `path`
 // (D-CLEANUP), if it claims "cleanup"; their processes must be gone.
-void cleanup_through_driver(const std::string& command, const std::string& path);
+void cleanup_through(driver::Launcher& launcher, const std::string& path);
 
 // The segment path a driver check should use now (unique per call).
 std::string driver_segment_path(const std::string& tag);

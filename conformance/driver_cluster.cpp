@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <thread>
 
 namespace memlink::conformance {
 
@@ -15,18 +16,36 @@ using nlohmann::json;
 void scenario_fail(const std::string& clause, const std::string& what) { throw ScenarioFailure{clause, what}; }
 
 Cluster::Cluster(const Params& params, const std::string& tag, Options o)
-    : params_(params), path_(driver_segment_path(tag)), options_(o) {
+    : params_(params), launcher_(launcher_for(params)), path_(driver_segment_path(tag)), options_(o) {
+  if (!launcher_) throw driver::DriverFailure("no driver reaches adapter '" + params.adapter + "'");
+  options_.segment_size = params.limits.segment(options_.segment_size);
+  options_.slot_size = params.limits.slot(options_.slot_size);
   remove_files();
 }
 
 Cluster::~Cluster() {
-  clients.clear();
-  daemon.reset();
-  cleanup_through_driver(params_.driver, path_);
+  for (auto& c : clients) launcher_->give_back(std::move(c));
+  for (auto& p : others_) launcher_->give_back(std::move(p));
+  launcher_->give_back(std::move(daemon));
+  cleanup_through(*launcher_, path_);
   remove_files();
 }
 
 void Cluster::remove_files() { reference_ops::remove_segment_files(path_); }
+
+std::unique_ptr<DriverProcess> Cluster::start_owned(const std::string& role, Placement placement) {
+  if (!launcher_->can_place(placement))
+    throw ScenarioUnavailable{role + " must be a process of its own, which " + launcher_->name() +
+                              " cannot start in this build (ThreadSanitizer)"};
+  return launcher_->start(role, placement);
+}
+
+DriverProcess& Cluster::start(const std::string& role, Placement placement) {
+  others_.push_back(start_owned(role, placement));
+  return *others_.back();
+}
+
+void Cluster::give_back(std::unique_ptr<DriverProcess> p) { launcher_->give_back(std::move(p)); }
 
 json Cluster::create_request() const {
   return {{"op", "create"},
@@ -52,19 +71,23 @@ json Cluster::connect_request() const {
           {"claim_timeout_ms", options_.claim_timeout_ms}};
 }
 
-Reply Cluster::start_daemon(std::unique_ptr<DriverProcess>& out, const std::string& role) {
-  out = DriverProcess::start(params_.driver, role);
+Reply Cluster::start_daemon(std::unique_ptr<DriverProcess>& out, const std::string& role, Placement placement) {
+  if (out) launcher_->give_back(std::move(out));
+  out = start_owned(role, placement);
   Reply r = out->call(create_request(), std::chrono::seconds(20));
   step(role + " (pid " + std::to_string(out->pid()) + "): create -> " +
        (r.ok() ? "ok, " + r.body.value("started", std::string("?")) : r.error().message()));
   return r;
 }
 
-DriverProcess& Cluster::add_client(const std::string& role) {
-  auto p = DriverProcess::start(params_.driver, role);
+DriverProcess& Cluster::add_client(const std::string& role, Placement placement) {
+  auto p = start_owned(role, placement);
   Reply r = p->call(connect_request());
   step(role + " (pid " + std::to_string(p->pid()) + "): connect -> " + (r.ok() ? "ok" : r.error().message()));
-  if (!r.ok()) scenario_fail("T-ENDPOINTS", role + " could not connect: " + r.error().message());
+  if (!r.ok()) {
+    launcher_->give_back(std::move(p));
+    scenario_fail("T-ENDPOINTS", role + " could not connect: " + r.error().message());
+  }
   clients.push_back(std::move(p));
   return *clients.back();
 }
@@ -77,6 +100,36 @@ Reply Cluster::must(DriverProcess& p, json request, const std::string& clause, s
     scenario_fail(clause, p.role() + "'s " + op + " failed: " + r.error().message());
   }
   return r;
+}
+
+void expect_delivery(Cluster& c, DriverProcess& writer, DriverProcess& reader, int n) {
+  constexpr std::uint64_t kFirst = 90000;
+  for (int i = 0; i < n; ++i)
+    c.must(writer, {{"op", "write"}, {"priority", 2}, {"data", driver::to_hex(message_payload(kFirst + i, 16))}}, "S-PUBLISH");
+  int got = 0;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (got < n && std::chrono::steady_clock::now() < give_up) {
+    const Reply r = reader.call({{"op", "read"}});
+    if (r.ok()) {
+      const auto data = driver::from_hex(r.body.value("data", std::string()));
+      if (!data || message_id(*data) != std::optional<std::uint64_t>(kFirst + static_cast<std::uint64_t>(got)))
+        scenario_fail("V-ONCE", reader.role() + " delivered something other than the first messages written to it: " +
+                                    r.body.value("data", std::string()).substr(0, 64));
+      ++got;
+    } else if (r.error().code != shm::ErrorCode::Empty) {
+      scenario_fail("S-PUBLISH", reader.role() + "'s read failed with " + r.error().message());
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+  c.step(writer.role() + " wrote " + std::to_string(n) + " messages, acknowledged; " + reader.role() + " received " +
+         std::to_string(got));
+  if (got < n)
+    scenario_fail("S-PUBLISH", std::to_string(n - got) + " of " + std::to_string(n) +
+                                   " acknowledged writes were never delivered to the other process (" + writer.role() +
+                                   " wrote them, " + reader.role() + " read for 3 s and found " +
+                                   (got == 0 ? "nothing" : std::to_string(got)) + "), with nothing else going on");
+  record_clause("S-PUBLISH");
 }
 
 std::vector<std::byte> message_payload(std::uint64_t id, std::size_t length) {
@@ -103,7 +156,9 @@ std::optional<std::uint64_t> message_id(std::span<const std::byte> payload) {
 }
 
 std::string driver_replay(const Params& params, const std::string& check) {
-  return "scripts/conformance --driver '" + params.driver + "' --only " + check + " --seed " + std::to_string(params.seed);
+  return "scripts/conformance " +
+         (params.driver.empty() ? "--adapter " + params.adapter : "--driver '" + params.driver + "'") + " --only " +
+         check + " --seed " + std::to_string(params.seed);
 }
 
 Failure failure_of(const ScenarioFailure& f, const std::vector<std::string>& steps, const std::string& replay) {

@@ -17,7 +17,9 @@
 
 namespace memlink::conformance::driver {
 
-inline constexpr int kProtocolVersion = 1;
+// D-VERSION: the protocol this suite speaks, and the oldest it still runs.
+inline constexpr int kProtocolVersion = 2;
+inline constexpr int kOldestProtocolVersion = 1;
 
 std::string to_hex(std::span<const std::byte> bytes);
 // nullopt if `hex` is not an even-length string of hex digits.

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "driver_json.hpp"
+#include "memlink/shm/layout.hpp"
 #include "memlink/shm/platform.hpp"
 
 extern char** environ;
@@ -45,6 +46,94 @@ shm::Error Reply::error() const {
   return shm::make_error(*code, detail);
 }
 
+namespace {
+
+// Both ends of two pipes: the driver reads requests from in[0] and writes
+// answers to out[1]; the suite keeps in[1] and out[0].
+struct Pipes {
+  int in[2] = {-1, -1}, out[2] = {-1, -1};
+};
+Pipes make_pipes(const std::string& name) {
+  Pipes p;
+  if (::pipe2(p.in, O_CLOEXEC) != 0 || ::pipe2(p.out, O_CLOEXEC) != 0)
+    throw DriverFailure("driver '" + name + "': cannot make pipes: " + std::strerror(errno));
+  return p;
+}
+
+std::string temporary_stderr_path() {
+  static std::atomic<int> counter{0};
+  return "/tmp/memlink-driver-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".stderr";
+}
+
+std::size_t clamp_size(std::size_t want, std::size_t lo, std::size_t hi) { return std::min(std::max(want, lo), hi); }
+
+}  // namespace
+
+bool forking_allowed() {
+#if defined(__SANITIZE_THREAD__)
+  return false;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+  return false;
+#else
+  return true;
+#endif
+#else
+  return true;
+#endif
+}
+
+Limits spec_limits() {
+  Limits l;
+  l.min_segment = shm::MIN_SEGMENT_SIZE;
+  l.max_segment = shm::MAX_SEGMENT_SIZE;
+  l.min_slot = 1;
+  l.max_slot = shm::MAX_SLOT_SIZE;
+  return l;
+}
+
+std::size_t Limits::segment(std::size_t want) const { return clamp_size(want, min_segment, max_segment); }
+std::uint32_t Limits::slot(std::uint32_t want) const {
+  return static_cast<std::uint32_t>(clamp_size(want, min_slot, max_slot));
+}
+
+Hello parse_hello(const nlohmann::json& r) {
+  Hello h;
+  try {
+    h.protocol = r.at("protocol").get<int>();
+    h.name = r.value("name", std::string("?"));
+    h.version = r.value("version", std::string("?"));
+    for (const auto& c : r.at("capabilities")) h.capabilities.insert(c.get<std::string>());
+    if (r.contains("crash_points"))
+      for (const auto& c : r.at("crash_points")) h.crash_points.push_back(c.get<std::string>());
+    h.limits = spec_limits();
+    if (h.protocol == 1 && r.contains("max_payload")) h.limits.max_slot = r.at("max_payload").get<std::uint32_t>();
+    if (h.protocol >= 2 && r.contains("limits")) {
+      const auto& l = r.at("limits");
+      if (l.contains("segment_size")) {
+        h.limits.min_segment = l["segment_size"].value("min", h.limits.min_segment);
+        h.limits.max_segment = l["segment_size"].value("max", h.limits.max_segment);
+      }
+      if (l.contains("slot_size")) {
+        h.limits.min_slot = l["slot_size"].value("min", h.limits.min_slot);
+        h.limits.max_slot = l["slot_size"].value("max", h.limits.max_slot);
+      }
+      if (l.contains("capacity")) {
+        std::array<std::uint32_t, 3> c{};
+        for (std::size_t p = 0; p < 3; ++p) c[p] = l["capacity"].at(p).get<std::uint32_t>();
+        h.limits.capacity = c;
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw DriverFailure(std::string("[D-HELLO] its hello answer is malformed: ") + e.what());
+  }
+  if (h.limits.min_segment > h.limits.max_segment || h.limits.min_slot > h.limits.max_slot || h.limits.min_slot == 0)
+    throw DriverFailure("[D-LIMITS] its limits are empty ranges: segment_size " + std::to_string(h.limits.min_segment) +
+                        ".." + std::to_string(h.limits.max_segment) + ", slot_size " +
+                        std::to_string(h.limits.min_slot) + ".." + std::to_string(h.limits.max_slot));
+  return h;
+}
+
 std::unique_ptr<DriverProcess> DriverProcess::start(const std::string& command, const std::string& role,
                                                     std::chrono::milliseconds timeout, StartOptions options) {
   ignore_sigpipe();
@@ -52,27 +141,22 @@ std::unique_ptr<DriverProcess> DriverProcess::start(const std::string& command, 
   p->command_ = command;
   p->role_ = role;
   p->reaps_ = options.reaps;
-  static std::atomic<int> counter{0};
   p->remove_stderr_ = options.stderr_path.empty();
-  p->stderr_path_ = options.stderr_path.empty() ? "/tmp/memlink-driver-" + std::to_string(::getpid()) + "-" +
-                                                      std::to_string(counter++) + ".stderr"
-                                                : options.stderr_path;
-  int in[2], out[2];
-  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0)
-    throw DriverFailure("driver '" + command + "': cannot make pipes: " + std::strerror(errno));
+  p->stderr_path_ = options.stderr_path.empty() ? temporary_stderr_path() : options.stderr_path;
+  Pipes pipes = make_pipes(command);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, pipes.in[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, pipes.out[1], 1);
   posix_spawn_file_actions_addopen(&fa, 2, p->stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   const std::string exec_line = "exec " + command;
   const char* argv[] = {"/bin/sh", "-c", exec_line.c_str(), nullptr};
   const int rc = ::posix_spawn(&p->pid_, "/bin/sh", &fa, nullptr, const_cast<char**>(argv), environ);
   posix_spawn_file_actions_destroy(&fa);
-  ::close(in[0]);
-  ::close(out[1]);
-  p->in_fd_ = in[1];
-  p->out_fd_ = out[0];
+  ::close(pipes.in[0]);
+  ::close(pipes.out[1]);
+  p->in_fd_ = pipes.in[1];
+  p->out_fd_ = pipes.out[0];
   if (rc != 0) {
     ::close(p->in_fd_);
     ::close(p->out_fd_);
@@ -80,28 +164,104 @@ std::unique_ptr<DriverProcess> DriverProcess::start(const std::string& command, 
     p->pid_ = -1;
     throw DriverFailure("driver '" + command + "': cannot start /bin/sh: " + std::strerror(rc));
   }
-  // D-HELLO
-  const nlohmann::json hello{{"op", "hello"}, {"protocol", kProtocolVersion}};
-  Reply r = p->call(hello, timeout);
-  if (!r.ok())
-    p->fail("[D-HELLO] it refused hello: " + r.error().message(), hello);
-  try {
-    if (r.body.at("protocol").get<int>() != kProtocolVersion)
-      p->fail("[D-VERSION] it speaks protocol " + r.body.at("protocol").dump() + ", this suite speaks 1", hello);
-    p->hello_.name = r.body.value("name", std::string("?"));
-    p->hello_.version = r.body.value("version", std::string("?"));
-    for (const auto& c : r.body.at("capabilities")) p->hello_.capabilities.insert(c.get<std::string>());
-    if (r.body.contains("crash_points"))
-      for (const auto& c : r.body.at("crash_points")) p->hello_.crash_points.push_back(c.get<std::string>());
-  } catch (const nlohmann::json::exception& e) {
-    p->fail(std::string("[D-HELLO] its hello answer is malformed: ") + e.what(), hello);
+  return greet(std::move(p), timeout);
+}
+
+std::unique_ptr<DriverProcess> DriverProcess::start_thread(Server server, const std::string& name,
+                                                           const std::string& role, std::chrono::milliseconds timeout) {
+  ignore_sigpipe();
+  std::unique_ptr<DriverProcess> p(new DriverProcess());
+  p->command_ = name;
+  p->role_ = role;
+  p->threaded_ = true;
+  p->pid_ = ::getpid();
+  p->remove_stderr_ = false;  // it shares this process's stderr
+  Pipes pipes = make_pipes(name);
+  p->in_fd_ = pipes.in[1];
+  p->out_fd_ = pipes.out[0];
+  p->thread_done_ = std::make_shared<std::atomic<bool>>(false);
+  p->thread_ = std::thread([server = std::move(server), in = pipes.in[0], out = pipes.out[1], done = p->thread_done_] {
+    server(in, out);
+    ::close(in);
+    ::close(out);
+    done->store(true);
+  });
+  return greet(std::move(p), timeout);
+}
+
+std::unique_ptr<DriverProcess> DriverProcess::start_forked(Server server, const std::string& name,
+                                                           const std::string& role, std::chrono::milliseconds timeout) {
+  if (!forking_allowed())
+    throw DriverFailure("driver '" + name + "': a forked process is not available under ThreadSanitizer (its "
+                        "runtime forbids threads in the child of a threaded parent)");
+  ignore_sigpipe();
+  std::unique_ptr<DriverProcess> p(new DriverProcess());
+  p->command_ = name;
+  p->role_ = role;
+  p->stderr_path_ = temporary_stderr_path();
+  Pipes pipes = make_pipes(name);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw DriverFailure("driver '" + name + "': fork failed: " + std::strerror(errno));
+  if (pid == 0) {
+    // The child keeps its two pipe ends and a stderr of its own, nothing
+    // else of the suite's (another driver's pipe kept open here would hide
+    // that driver's end of file; a lock file's descriptor, its lock).
+    ::dup2(pipes.in[0], 0);
+    ::dup2(pipes.out[1], 1);
+    const int err = ::open(p->stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (err >= 0) ::dup2(err, 2);
+    ::closefrom(3);
+    ::_exit(server(0, 1));
   }
+  p->pid_ = pid;
+  ::close(pipes.in[0]);
+  ::close(pipes.out[1]);
+  p->in_fd_ = pipes.in[1];
+  p->out_fd_ = pipes.out[0];
+  return greet(std::move(p), timeout);
+}
+
+// D-HELLO, D-VERSION: protocol 2 first; a driver that refuses it with
+// ProtocolMismatch is asked for protocol 1, which this suite still runs.
+std::unique_ptr<DriverProcess> DriverProcess::greet(std::unique_ptr<DriverProcess> p, std::chrono::milliseconds timeout) {
+  nlohmann::json hello{{"op", "hello"}, {"protocol", kProtocolVersion}};
+  Reply r = p->call(hello, timeout);
+  if (!r.ok() && r.error().code == shm::ErrorCode::ProtocolMismatch) {
+    const std::string refused = r.error().message();
+    hello["protocol"] = kOldestProtocolVersion;
+    r = p->call(hello, timeout);
+    if (!r.ok())
+      p->fail("[D-VERSION] it refused both protocol " + std::to_string(kProtocolVersion) + " (" + refused +
+                  ") and protocol " + std::to_string(kOldestProtocolVersion) + " (" + r.error().message() +
+                  "); this suite speaks those two",
+              hello);
+  }
+  if (!r.ok()) p->fail("[D-HELLO] it refused hello: " + r.error().message(), hello);
+  const int asked = hello["protocol"].get<int>();
+  try {
+    p->hello_ = parse_hello(r.body);
+  } catch (const DriverFailure& e) {
+    p->fail(e.what(), hello);
+  }
+  if (p->hello_.protocol != asked)
+    p->fail("[D-VERSION] asked for protocol " + std::to_string(asked) + ", it answered protocol " +
+                std::to_string(p->hello_.protocol) + "; this suite speaks protocols " +
+                std::to_string(kOldestProtocolVersion) + " and " + std::to_string(kProtocolVersion),
+            hello);
   return p;
 }
 
 DriverProcess::~DriverProcess() {
   close_stdin();
-  if (pid_ > 0 && !exited_ && reaps_) {
+  if (threaded_) {
+    // The server ends at end of file; one still inside a long request (a
+    // wait) is left to finish on its own after 2 s.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (!thread_done_->load() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (thread_done_->load()) thread_.join();
+    else thread_.detach();
+  } else if (pid_ > 0 && !exited_ && reaps_) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (!reap(false) && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -117,6 +277,10 @@ void DriverProcess::close_stdin() {
 }
 
 bool DriverProcess::reap(bool block) {
+  if (threaded_) {
+    if (!exited_ && thread_done_->load()) exited_ = true;
+    return exited_;
+  }
   if (exited_ || pid_ <= 0 || !reaps_) return exited_;
   int st = 0;
   const pid_t r = ::waitpid(pid_, &st, block ? 0 : WNOHANG);
@@ -127,8 +291,15 @@ bool DriverProcess::reap(bool block) {
   return exited_;
 }
 
+void DriverProcess::require_killable(const char* what) const {
+  if (threaded_)
+    throw std::logic_error(std::string("driver '") + command_ + "' (" + role_ + "): cannot " + what +
+                           " a driver hosted on a thread of the suite; the check must start it as a process of its own");
+}
+
 std::string DriverProcess::describe_exit() const {
   if (!exited_) return "still running";
+  if (threaded_) return "its thread returned";
   if (WIFSIGNALED(status_)) return "killed by signal " + std::to_string(WTERMSIG(status_));
   return "exited with status " + std::to_string(WEXITSTATUS(status_));
 }
@@ -142,7 +313,8 @@ std::string DriverProcess::stderr_tail(std::size_t max_bytes) const {
 }
 
 void DriverProcess::fail(const std::string& what, const nlohmann::json& request) {
-  kill9();
+  if (threaded_) close_stdin();
+  else kill9();
   std::string m = "driver '" + command_ + "' (" + role_ + ", pid " + std::to_string(pid_) + "): " + what +
                   "\n  request: " + clip(request.dump()) +
                   "\n  last line it printed: " + (last_line_.empty() ? "(none)" : clip(last_line_)) +
@@ -153,6 +325,9 @@ void DriverProcess::fail(const std::string& what, const nlohmann::json& request)
 }
 
 void DriverProcess::send(nlohmann::json request) {
+  // A crash or pause point is armed for the whole process: on a thread it
+  // would arm the suite's own.
+  if (threaded_ && request.value("op", std::string()) == "arm") require_killable("arm a crash point in");
   request["id"] = request.value("op", std::string()) == "hello" ? 0 : next_id_++;
   pending_ = request;
   // The invocation is before the line leaves: the driver may act on it
@@ -232,7 +407,26 @@ bool DriverProcess::wait_exit(std::chrono::milliseconds timeout) {
   return true;
 }
 
+bool DriverProcess::wait_stopped(std::chrono::milliseconds timeout) {
+  require_killable("wait for a stop of");
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (exited_ || pid_ <= 0) return false;
+    int st = 0;
+    const pid_t r = ::waitpid(pid_, &st, WNOHANG | WUNTRACED);
+    if (r == pid_ && WIFSTOPPED(st)) return true;
+    if (r == pid_) {
+      exited_ = true;
+      status_ = st;
+      return false;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 void DriverProcess::kill9() {
+  require_killable("kill");
   if (pid_ > 0 && !exited_) {
     ::kill(pid_, SIGKILL);
     reap(true);
@@ -243,12 +437,15 @@ void DriverProcess::forget() {
   exited_ = true;  // from here on its owner signals and reaps it
 }
 void DriverProcess::stop() {
+  require_killable("stop");
   if (pid_ > 0 && !exited_) ::kill(pid_, SIGSTOP);
 }
 void DriverProcess::resume() {
+  require_killable("resume");
   if (pid_ > 0 && !exited_) ::kill(pid_, SIGCONT);
 }
 void DriverProcess::terminate() {
+  require_killable("terminate");
   if (pid_ > 0 && !exited_) ::kill(pid_, SIGTERM);
 }
 

@@ -1,5 +1,15 @@
-// One driver process (DRIVER.md): started as `/bin/sh -c 'exec CMD'`, spoken
-// to in JSON lines over its stdin and stdout, timed on the suite's clock.
+// One driver process (DRIVER.md): spoken to in JSON lines over two pipes,
+// timed on the suite's clock. It is hosted one of three ways, and every
+// check talks to all three the same way:
+//   - a command, started as `/bin/sh -c 'exec CMD'` (a third party's driver,
+//     memlink-shm-driver): the only way a transport in another language is
+//     checked;
+//   - a thread of this process serving the reference driver over the pipes
+//     (the in-process launcher, --adapter reference): every endpoint's
+//     accesses are in one process, where ThreadSanitizer sees them, and a
+//     case costs no process start. It cannot be killed or stopped;
+//   - a forked child of this process serving the reference driver: for the
+//     scenarios that kill or stop a process (recovery, crash points).
 //
 // Every call has a timeout (D-TIME). A driver that exits, hangs past it, or
 // answers with anything but its response throws DriverFailure, whose message
@@ -10,13 +20,18 @@
 
 #include <sys/types.h>
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "memlink/shm/result.hpp"
@@ -27,13 +42,33 @@ struct DriverFailure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// D-LIMITS: what the transport accepts, from its hello. Every check sizes its
+// segments, slots, payloads and ring fills to these.
+struct Limits {
+  std::size_t min_segment = 0, max_segment = 0;  // create's segment_size range
+  std::uint32_t min_slot = 1, max_slot = 0;      // create's slot_size range (min == max: fixed)
+  // Fixed ring capacities per priority (the transport's own, whatever the
+  // segment size), if it has them.
+  std::optional<std::array<std::uint32_t, 3>> capacity;
+  // The segment size nearest `want` that the transport accepts.
+  std::size_t segment(std::size_t want) const;
+  // The slot size nearest `want` that the transport accepts.
+  std::uint32_t slot(std::uint32_t want) const;
+};
+// The SPEC's own limits (what a protocol-1 driver is taken to accept).
+Limits spec_limits();
+
 // What the driver said in its hello (D-HELLO).
 struct Hello {
+  int protocol = 0;  // the version it answered (D-VERSION)
   std::string name, version;
   std::set<std::string> capabilities;
   std::vector<std::string> crash_points;
+  Limits limits;
   bool has(const std::string& capability) const { return capabilities.count(capability) > 0; }
 };
+// Reads a hello answer; throws DriverFailure naming what is malformed.
+Hello parse_hello(const nlohmann::json& answer);
 
 // A response and when the suite sent the request and read the answer.
 struct Reply {
@@ -44,22 +79,38 @@ struct Reply {
   shm::Error error() const;
 };
 
+// Whether start_forked() can work in this build: not under ThreadSanitizer,
+// whose runtime forbids threads in the child of a threaded parent.
+bool forking_allowed();
+
+// What a process hosted in this process runs: serve requests from `in_fd`,
+// answer on `out_fd`, until end of file (the reference driver's serve_lines).
+using Server = std::function<int(int in_fd, int out_fd)>;
+
 class DriverProcess {
  public:
-  // Starts CMD in `role` (for messages: "daemon", "client 2", ...) and says
-  // hello. Throws DriverFailure if it cannot start or its hello is wrong.
   struct StartOptions {
     // false: never waitpid() it; whoever starts it reaps it (the chaos
     // runner reaps every child itself), and ~DriverProcess only closes pipes.
     bool reaps = true;
     std::string stderr_path;  // where its stderr goes ("": a temporary file, removed with it)
   };
+  // Starts CMD in `role` (for messages: "daemon", "client 2", ...) and says
+  // hello. Throws DriverFailure if it cannot start or its hello is wrong.
   static std::unique_ptr<DriverProcess> start(const std::string& command, const std::string& role,
                                               std::chrono::milliseconds timeout, StartOptions options);
   static std::unique_ptr<DriverProcess> start(const std::string& command, const std::string& role,
                                               std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     return start(command, role, timeout, StartOptions{});
   }
+  // `server` on a thread of this process (`name` stands for the command in
+  // messages). It cannot be killed, stopped or armed (killable() is false).
+  static std::unique_ptr<DriverProcess> start_thread(Server server, const std::string& name, const std::string& role,
+                                                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // `server` in a forked child of this process (not under ThreadSanitizer,
+  // whose runtime forbids threads in the child of a threaded parent).
+  static std::unique_ptr<DriverProcess> start_forked(Server server, const std::string& name, const std::string& role,
+                                                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
   ~DriverProcess();  // closes stdin; kills it if it does not exit within 2 s
   DriverProcess(const DriverProcess&) = delete;
   DriverProcess& operator=(const DriverProcess&) = delete;
@@ -73,7 +124,11 @@ class DriverProcess {
   // Waits up to `timeout` for the process to end (a crash point, a kill);
   // true if it did. exit_status() then says how.
   bool wait_exit(std::chrono::milliseconds timeout);
+  // Waits up to `timeout` for the process to stop itself (D-ARM "stop").
+  bool wait_stopped(std::chrono::milliseconds timeout);
 
+  // Whether it is a process of its own (kill9, stop, resume, arm): not a thread.
+  bool killable() const { return !threaded_; }
   void kill9();    // SIGKILL and reap
   void stop();     // SIGSTOP
   void resume();   // SIGCONT
@@ -86,6 +141,7 @@ class DriverProcess {
   pid_t pid() const { return pid_; }
   const Hello& hello() const { return hello_; }
   const std::string& role() const { return role_; }
+  void set_role(std::string role) { role_ = std::move(role); }
   bool exited() const { return exited_; }
   int exit_status() const { return status_; }  // waitpid's status
   std::string describe_exit() const;           // "exited 3", "killed by signal 9"
@@ -94,8 +150,10 @@ class DriverProcess {
 
  private:
   DriverProcess() = default;
+  static std::unique_ptr<DriverProcess> greet(std::unique_ptr<DriverProcess> p, std::chrono::milliseconds timeout);
   [[noreturn]] void fail(const std::string& what, const nlohmann::json& request);
   bool reap(bool block);
+  void require_killable(const char* what) const;
 
   std::string command_, role_, stderr_path_;
   bool reaps_ = true, remove_stderr_ = true;
@@ -108,6 +166,10 @@ class DriverProcess {
   bool exited_ = false;
   int status_ = 0;
   Hello hello_;
+  // A thread-hosted process: its server thread, and whether it has returned.
+  bool threaded_ = false;
+  std::shared_ptr<std::atomic<bool>> thread_done_;
+  std::thread thread_;
 };
 
 }  // namespace memlink::conformance::driver

@@ -43,17 +43,19 @@ Offsets offsets_of(const Model& m, std::uint32_t slot_size) {  // G-PLACE
 template <class T>
 T at(std::span<const std::byte> bytes, std::size_t offset, const char* what) {
   if (offset + sizeof(T) > bytes.size())
-    RC_FAIL(std::string("[G-PLACE] ") + what + " at offset " + std::to_string(offset) + " lies past the segment's " +
+    fail_case(std::string("[G-PLACE] ") + what + " at offset " + std::to_string(offset) + " lies past the segment's " +
             std::to_string(bytes.size()) + " bytes");
   T v;
   std::memcpy(&v, bytes.data() + offset, sizeof v);
   return v;
 }
 
-void expect_field(const char* clause, const std::string& what, std::uint64_t want, std::uint64_t got) {
-  record_clause(clause);
+// Compares one field; records the clause only if `seen` (a counter or
+// position at its initial zero shows nothing about where it lies).
+void expect_field(const char* clause, const std::string& what, std::uint64_t want, std::uint64_t got, bool seen = true) {
+  if (seen) record_clause(clause);
   if (want != got)
-    RC_FAIL(std::string("[") + clause + "] " + what + ": the spec requires " + std::to_string(want) +
+    fail_case(std::string("[") + clause + "] " + what + ": the spec requires " + std::to_string(want) +
             ", the segment has " + std::to_string(got));
 }
 
@@ -66,12 +68,13 @@ std::uint32_t crc32c_by_definition(const std::byte* p, std::size_t n) {
   return crc ^ 0xFFFFFFFFu;
 }
 
-model::Config gen_small_config() {
+// A small segment, fitted to what the transport accepts (D-LIMITS).
+model::Config gen_small_config(const driver::Limits& limits) {
   model::Config c;
-  c.slot_size = *rc::gen::element<std::uint32_t>(1u, 16u, 64u, 200u, 4096u);
+  c.slot_size = limits.slot(*rc::gen::element<std::uint32_t>(1u, 16u, 64u, 200u, 4096u));
   const auto n = *rc::gen::inRange<std::uint32_t>(1, 12);
-  c.segment_size = kControlSize + 2 * (3 * kRingHeader + model::distribution(n).total() * stride_of(c.slot_size)) +
-                   *rc::gen::inRange<std::size_t>(0, 200);
+  c.segment_size = limits.segment(kControlSize + 2 * (3 * kRingHeader + model::distribution(n).total() * stride_of(c.slot_size)) +
+                                  *rc::gen::inRange<std::size_t>(0, 200));
   c.protocol_version = *rc::gen::arbitrary<std::uint16_t>();
   return c;
 }
@@ -83,7 +86,9 @@ std::vector<std::byte> pattern(std::size_t n, std::uint64_t seed) {
 }
 
 // Random traffic applied to both, so rings have messages in every state.
-void drive(Model& m, Adapter& a, std::uint32_t slot_size) {
+// False if the adapter refused a write the model accepted.
+bool drive(Model& m, Adapter& a, std::uint32_t slot_size) {
+  bool every_write_acknowledged = true;
   const int steps = *rc::gen::inRange(0, 40);
   for (int i = 0; i < steps; ++i) {
     const auto d = *rc::gen::inRange(0, 2) == 0 ? Direction::ClientToDaemon : Direction::DaemonToClient;
@@ -93,9 +98,29 @@ void drive(Model& m, Adapter& a, std::uint32_t slot_size) {
       case 0: m.stop_writer(d, p, model::WriterStop::AfterFill, data); (void)a.stop_writer(d, p, model::WriterStop::AfterFill, data); break;
       case 1: m.stop_reader(d, model::ReaderStop::AfterTake); (void)a.stop_reader(d, model::ReaderStop::AfterTake); break;
       case 2: case 3: case 4: m.read(d); (void)a.read(d); break;
-      default: m.write(d, p, data); (void)a.write(d, p, data); break;
+      default:
+        if (m.write(d, p, data).ok() && !a.write(d, p, data).ok()) every_write_acknowledged = false;
+        break;
     }
   }
+  return every_write_acknowledged;
+}
+
+// Every write acknowledged, yet a ring's head is behind the spec's: writes
+// were acknowledged that never reached the segment (S-PUBLISH), whatever
+// field differs first.
+void expect_published(const model::View& v, const Offsets& o, std::span<const std::byte> bytes) {
+  for (int d = 0; d < 2; ++d)
+    for (int p = 0; p < 3; ++p) {
+      const auto head = at<std::uint64_t>(bytes, o.ring[d][p] + 64, "head");
+      const auto tail = at<std::uint64_t>(bytes, o.ring[d][p] + 128, "tail");
+      const std::uint64_t want = v.rings[d][p].head;
+      if (head < want && head >= tail)
+        fail_case("[S-PUBLISH] ring[" + std::string(d == 0 ? "c2d/" : "d2c/") + std::string(shm::to_string(static_cast<Priority>(p))) +
+                  "]: " + std::to_string(want - head) + " acknowledged write(s) never reached the segment (head " +
+                  std::to_string(head) + ", the spec requires " + std::to_string(want) +
+                  "): acknowledged writes that can never be delivered to the other process");
+    }
 }
 
 // A fresh segment from a random small config, in the model and through the
@@ -108,14 +133,14 @@ struct Fixture {
 
 Fixture connected_fixture(const Params& params) {
   Fixture f;
-  f.config = *rc::gen::exec(gen_small_config);
+  f.config = *rc::gen::exec([&] { return gen_small_config(params.limits); });
   f.model = Model::create(f.config);
   RC_ASSERT(f.model.has_value());
   f.adapter = adapter_for(params);
-  if (auto s = f.adapter->create(f.config); !s) RC_FAIL("[G-FIT] create failed: " + s.error().message());
+  if (auto s = f.adapter->create(f.config); !s) fail_case("[G-FIT] create failed: " + s.error().message());
   f.model->connect(f.config.protocol_version);
   if (auto s = f.adapter->connect(f.config.protocol_version); !s)
-    RC_FAIL("[V-CONNECT] connect to a fresh segment failed: " + s.error().message());
+    fail_case("[V-CONNECT] connect to a fresh segment failed: " + s.error().message());
   return f;
 }
 
@@ -127,10 +152,11 @@ CheckResult run_layout(const Params& params) {
     const model::Config& config = f.config;
     auto& m = f.model;
     Adapter* a = f.adapter.get();
-    drive(*m, *a, config.slot_size);
+    const bool acknowledged = drive(*m, *a, config.slot_size);
     const auto bytes = a->segment_bytes();
     const model::View v = m->view();
     const Offsets o = offsets_of(*m, config.slot_size);
+    if (acknowledged) expect_published(v, o, bytes);
 
     expect_field("L-CONST", "control.magic", kMagic, at<std::uint64_t>(bytes, 0, "magic"));
     record_clause("C-INIT");
@@ -145,8 +171,8 @@ CheckResult run_layout(const Params& params) {
       for (int p = 0; p < 3; ++p)
         expect_field("C-LAYOUT", "control.slot_count", v.rings[d][p].capacity, at<std::uint32_t>(bytes, 36 + 4 * (3 * d + p), "slot_count"));
     expect_field("C-FLAGS", "control.flags", v.shutdown ? 1 : 0, at<std::uint32_t>(bytes, 60, "flags"));
-    expect_field("C-LAYOUT", "control.backpressure", v.backpressure, at<std::uint32_t>(bytes, 88, "backpressure"));
-    expect_field("C-LAYOUT", "control.client_count", v.client_count, at<std::uint32_t>(bytes, 128, "client_count"));
+    expect_field("C-LAYOUT", "control.backpressure", v.backpressure, at<std::uint32_t>(bytes, 88, "backpressure"), v.backpressure > 0);
+    expect_field("C-LAYOUT", "control.client_count", v.client_count, at<std::uint32_t>(bytes, 128, "client_count"), v.client_count > 0);
     // C-LINES: the offsets checked here put the daemon's fields (64..127),
     // client_count (128), the clients' counters (192..), the daemon's (256..)
     // and each futex word (320, 384, 448, 512) on lines of their own.
@@ -156,8 +182,8 @@ CheckResult run_layout(const Params& params) {
     std::uint64_t published = at<std::uint64_t>(bytes, 192, "client_head");
     for (std::size_t k = 0; k < shm::CLIENT_TABLE_SIZE; ++k)
       published += at<std::uint64_t>(bytes, 1088 + 8 * k, "client_published");
-    expect_field("C-LAYOUT", "control.client_head + client_published", v.client_head, published);
-    expect_field("C-LAYOUT", "control.daemon_tail", v.daemon_tail, at<std::uint64_t>(bytes, 256, "daemon_tail"));
+    expect_field("C-LAYOUT", "control.client_head + client_published", v.client_head, published, v.client_head > 0);
+    expect_field("C-LAYOUT", "control.daemon_tail", v.daemon_tail, at<std::uint64_t>(bytes, 256, "daemon_tail"), v.daemon_tail > 0);
 
     for (int d = 0; d < 2; ++d) {
       for (int p = 0; p < 3; ++p) {
@@ -165,21 +191,23 @@ CheckResult run_layout(const Params& params) {
         const std::size_t r = o.ring[d][p];
         const std::string name = std::string("ring[") + (d == 0 ? "c2d/" : "d2c/") +
                                  std::string(shm::to_string(static_cast<Priority>(p))) + "]";
+        // R-LAYOUT is recorded where head or tail, at their offsets, was
+        // seen moved (the static fields alone cannot show a ring in use).
         record_clause("G-PLACE");
-        expect_field("R-LAYOUT", name + ".ring_magic", kRingMagic, at<std::uint32_t>(bytes, r, "ring_magic"));
-        expect_field("R-LAYOUT", name + ".capacity", rv.capacity, at<std::uint32_t>(bytes, r + 4, "capacity"));
-        expect_field("R-LAYOUT", name + ".slot_size", config.slot_size, at<std::uint32_t>(bytes, r + 8, "slot_size"));
-        expect_field("R-LAYOUT", name + ".slot_stride", o.stride, at<std::uint32_t>(bytes, r + 12, "slot_stride"));
-        expect_field("R-LAYOUT", name + ".direction", d, at<std::uint8_t>(bytes, r + 16, "direction"));
-        expect_field("R-LAYOUT", name + ".priority", p, at<std::uint8_t>(bytes, r + 17, "priority"));
+        expect_field("R-LAYOUT", name + ".ring_magic", kRingMagic, at<std::uint32_t>(bytes, r, "ring_magic"), false);
+        expect_field("R-LAYOUT", name + ".capacity", rv.capacity, at<std::uint32_t>(bytes, r + 4, "capacity"), false);
+        expect_field("R-LAYOUT", name + ".slot_size", config.slot_size, at<std::uint32_t>(bytes, r + 8, "slot_size"), false);
+        expect_field("R-LAYOUT", name + ".slot_stride", o.stride, at<std::uint32_t>(bytes, r + 12, "slot_stride"), false);
+        expect_field("R-LAYOUT", name + ".direction", d, at<std::uint8_t>(bytes, r + 16, "direction"), false);
+        expect_field("R-LAYOUT", name + ".priority", p, at<std::uint8_t>(bytes, r + 17, "priority"), false);
         const auto head = at<std::uint64_t>(bytes, r + 64, "head");
         const auto tail = at<std::uint64_t>(bytes, r + 128, "tail");
-        expect_field("R-LAYOUT", name + ".head", rv.head, head);
-        expect_field("R-LAYOUT", name + ".tail", rv.tail, tail);
-        expect_field("R-LAYOUT", name + ".corrupt_skipped", rv.corrupt_skipped, at<std::uint64_t>(bytes, r + 136, "corrupt_skipped"));
-        expect_field("R-LAYOUT", name + ".reclaimed", rv.reclaimed, at<std::uint64_t>(bytes, r + 144, "reclaimed"));
-        record_clause("R-POSITIONS");
-        if (!(tail <= head && head - tail <= rv.capacity)) RC_FAIL("[R-POSITIONS] " + name + " head/tail out of range");
+        expect_field("R-LAYOUT", name + ".head", rv.head, head, rv.head > 0);
+        expect_field("R-LAYOUT", name + ".tail", rv.tail, tail, rv.tail > 0);
+        expect_field("R-LAYOUT", name + ".corrupt_skipped", rv.corrupt_skipped, at<std::uint64_t>(bytes, r + 136, "corrupt_skipped"), rv.corrupt_skipped > 0);
+        expect_field("R-LAYOUT", name + ".reclaimed", rv.reclaimed, at<std::uint64_t>(bytes, r + 144, "reclaimed"), rv.reclaimed > 0);
+        if (rv.head > 0) record_clause("R-POSITIONS");
+        if (!(tail <= head && head - tail <= rv.capacity)) fail_case("[R-POSITIONS] " + name + " head/tail out of range");
         for (std::uint32_t i = 0; i < rv.capacity; ++i) {
           const std::size_t s = r + kRingHeader + i * o.stride;
           const std::string slot = name + ".slot[" + std::to_string(i) + "]";
@@ -207,11 +235,11 @@ CheckResult run_layout(const Params& params) {
           expect_field("S-LAYOUT", slot + ".sequence", msg->sequence, at<std::uint64_t>(bytes, s + 8, "sequence"));
           const auto position = at<std::uint64_t>(bytes, s + 32, "position");
           expect_field("S-LAYOUT", slot + ".position % capacity", i, position % rv.capacity);
-          if (s + kSlotHeader + msg->payload.size() > bytes.size()) RC_FAIL("[G-PLACE] " + slot + " payload past the end");
+          if (s + kSlotHeader + msg->payload.size() > bytes.size()) fail_case("[G-PLACE] " + slot + " payload past the end");
           const std::byte* payload = bytes.data() + s + kSlotHeader;
           record_clause("S-LAYOUT");
           if (!msg->payload.empty() && std::memcmp(payload, msg->payload.data(), msg->payload.size()) != 0)
-            RC_FAIL("[S-LAYOUT] " + slot + ": payload bytes at offset 64 are not the message written");
+            fail_case("[S-LAYOUT] " + slot + ": payload bytes at offset 64 are not the message written");
           expect_field("S-CHECKSUM", slot + ".checksum", crc32c_by_definition(payload, msg->payload.size()),
                        at<std::uint32_t>(bytes, s + 20, "checksum"));
         }
@@ -345,7 +373,7 @@ CheckResult run_connect_validation(const Params& params) {
     std::vector<std::byte> bytes(a->segment_bytes().begin(), a->segment_bytes().end());
     record_clause("V-CONNECT");
     if (auto s = a->connect_to_copy(bytes, config.protocol_version); !s)
-      RC_FAIL("[V-CONNECT] an intact copy of a valid segment was refused: " + s.error().message());
+      fail_case("[V-CONNECT] an intact copy of a valid segment was refused: " + s.error().message());
     const Offsets o = offsets_of(*m, config.slot_size);
     // By value: RapidCheck runs this generator again while shrinking, after
     // this frame is gone.
@@ -360,12 +388,12 @@ CheckResult run_connect_validation(const Params& params) {
     for (const char* f : {"segment_size", "slot_size", "slot_stride", "slots_per_direction", "slot_count", "capacity"})
       if (mu.field == f) record_clause("V-BOUNDS");
     const auto s = a->connect_to_copy(bytes, mu.version);
-    if (s.ok()) RC_FAIL("[" + mu.clause + "] connect accepted a segment after " + mu.text);
+    if (s.ok()) fail_case("[" + mu.clause + "] connect accepted a segment after " + mu.text);
     if (s.code() != mu.code)
-      RC_FAIL("[" + mu.clause + "] after " + mu.text + " the spec requires " + std::string(shm::to_string(mu.code)) +
+      fail_case("[" + mu.clause + "] after " + mu.text + " the spec requires " + std::string(shm::to_string(mu.code)) +
               ", connect returned " + s.error().message());
     if (s.error().detail.find(mu.field) == std::string::npos)
-      RC_FAIL("[" + mu.clause + "] after " + mu.text + " the error does not name " + mu.field + ": " + s.error().message());
+      fail_case("[" + mu.clause + "] after " + mu.text + " the error does not name " + mu.field + ": " + s.error().message());
   });
 }
 

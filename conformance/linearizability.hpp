@@ -13,6 +13,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,16 @@ LinearizabilityResult check_linearizable(const std::vector<HistoryOp>& history,
 // T-SEQ over a history: the delivered sequence numbers of a direction are
 // unique, and each writer's increase in the order it wrote. "" if so.
 std::string sequence_violation(const std::vector<HistoryOp>& history);
+
+// The clauses whose behaviour the history shows, so that a check records
+// only those (nothing is PASS that no check saw): S-PUBLISH (an acknowledged
+// write delivered), R-FIFO (two deliveries from one writer on one ring),
+// R-ROLES (deliveries from two writers on one ring), R-CAPACITY (a full ring
+// refused), R-VISIBLE (a read that overlapped a write), R-ORDER (a read that
+// chose among priorities pending at once), R-CLAIM (two overlapping writes
+// to one ring, both delivered), T-SEQ (two deliveries on one ring, if the
+// transport numbers its messages).
+std::set<std::string> clauses_seen(const std::vector<HistoryOp>& history, bool sequences);
 
 // The verdict on one concurrent history, in order of what it proves:
 // an unexpected error (R-RELEASE), acknowledged writes not all delivered

@@ -13,7 +13,9 @@
 #include "adapter.hpp"
 #include "cli_support.hpp"
 #include "driver_adapter.hpp"
+#include "driver_json.hpp"
 #include "junit.hpp"
+#include "launcher.hpp"
 #include "rc_runner.hpp"
 #include "report.hpp"
 #include "suite.hpp"
@@ -151,13 +153,27 @@ int main(int argc, char** argv) {
   }
   if (!params.driver.empty()) {
     try {
-      const auto hello = probe_driver(params.driver);
+      params.launcher = driver::command_launcher(params.driver);
+      const auto& hello = params.launcher->hello();
       params.capabilities = hello.capabilities;
       params.crash_points = hello.crash_points;
+      params.limits = hello.limits;
       params.adapter = "driver " + hello.name;
+      if (hello.protocol < driver::kProtocolVersion)
+        std::fprintf(stderr,
+                     "memlink-conformance: the driver speaks protocol %d; this suite speaks %d and runs it as %d "
+                     "(no limits, no reset: each case starts its own processes; DRIVER.md D-VERSION)\n",
+                     hello.protocol, driver::kProtocolVersion, hello.protocol);
     } catch (const driver::DriverFailure& e) {
       std::fprintf(stderr, "memlink-conformance: cannot start the driver: %s\n", e.what());
       return 1;
+    }
+  } else if (params.adapter == "reference") {
+    try {
+      params.launcher = driver::reference_launcher();
+    } catch (const driver::DriverFailure& e) {
+      std::fprintf(stderr, "memlink-conformance: %s\n", e.what());
+      return 2;
     }
   } else if (!make_adapter(params.adapter)) {
     std::fprintf(stderr, "memlink-conformance: unknown adapter '%s' (see --list-adapters)\n", params.adapter.c_str());
@@ -179,10 +195,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "memlink-conformance: check '%s' needs capability '%s', which the driver does not claim\n",
                      name.c_str(), cap.c_str());
       else if (!params.driver.empty())
-        std::fprintf(stderr, "memlink-conformance: check '%s' cannot run through a driver\n", name.c_str());
+        std::fprintf(stderr, "memlink-conformance: check '%s' runs on the reference library's own code; it cannot run through a driver\n", name.c_str());
       else
-        std::fprintf(stderr, "memlink-conformance: check '%s' runs on the reference library only; it cannot check adapter '%s'\n",
-                     name.c_str(), params.adapter.c_str());
+        std::fprintf(stderr, "memlink-conformance: check '%s' (%s) cannot check adapter '%s'\n", name.c_str(),
+                     scope_name(def->scope), params.adapter.c_str());
       return 2;
     }
     if (!def) {
@@ -216,14 +232,14 @@ int main(int argc, char** argv) {
       if (!cap.empty())
         std::fprintf(stderr, "  left out %-15s: it needs capability '%s', which the driver does not claim\n", def.name, cap.c_str());
       else if (!params.driver.empty())
-        std::fprintf(stderr, "  left out %-15s (%s): it cannot run through a driver\n", def.name, def.scope);
+        std::fprintf(stderr, "  left out %-15s (%s): it cannot run through a driver\n", def.name, scope_name(def.scope));
       else
-        std::fprintf(stderr, "  left out %-15s (%s): it does not go through adapter '%s'\n", def.name, def.scope,
-                     params.adapter.c_str());
+        std::fprintf(stderr, "  left out %-15s (%s): it does not go through adapter '%s'\n", def.name,
+                     scope_name(def.scope), params.adapter.c_str());
       not_reaching.push_back(def.name);
       continue;
     }
-    std::fprintf(stderr, "  running %-16s (%s) ...", def.name, params.driver.empty() ? def.scope : "driver");
+    std::fprintf(stderr, "  running %-16s (%s) ...", def.name, params.driver.empty() ? scope_name(def.scope) : "driver");
     std::fflush(stderr);
     const std::size_t reports_before = sanitizer_reports().size();
     CheckResult r = run_check(def, params);
@@ -272,7 +288,7 @@ int main(int argc, char** argv) {
   if (!not_reaching.empty() && params.driver.empty()) {
     std::string names;
     for (const auto& n : not_reaching) names += (names.empty() ? "" : ", ") + n;
-    std::printf("\nleft out, because they run only on the reference library and not through adapter '%s': %s.\n"
+    std::printf("\nleft out, because they run on the reference (its library, or its driver in process) and not through adapter '%s': %s.\n"
                 "A clause only they exercise is NOT COVERED for this adapter, never PASS.\n",
                 params.adapter.c_str(), names.c_str());
   }

@@ -27,12 +27,13 @@ std::uint32_t crc32c_by_definition(const std::vector<std::uint8_t>& data) {
 CheckResult run_geometry(const Params& params) {
   return rc_check("geometry", params, depth_budget(params, 50, 300, 3000), 100, [&] {
     model::Config c;
-    c.slot_size = *rc::gen::inRange<std::uint32_t>(1, shm::MAX_SLOT_SIZE + 1);
-    c.segment_size = *rc::gen::weightedOneOf<std::size_t>({
+    // Sizes the transport accepts (D-LIMITS); within them, G-FIT decides.
+    c.slot_size = params.limits.slot(*rc::gen::inRange<std::uint32_t>(1, shm::MAX_SLOT_SIZE + 1));
+    c.segment_size = params.limits.segment(*rc::gen::weightedOneOf<std::size_t>({
         {3, rc::gen::inRange<std::size_t>(shm::MIN_SEGMENT_SIZE, 64 * 1024)},
         {3, rc::gen::inRange<std::size_t>(64 * 1024, 4 << 20)},
         {1, rc::gen::just(shm::MIN_SEGMENT_SIZE)},
-    });
+    }));
     const auto n = model::slots_per_direction(c.segment_size, c.slot_size);
     auto adapter = adapter_for(params);
     const auto created = adapter->create(c);
@@ -41,14 +42,14 @@ CheckResult run_geometry(const Params& params) {
     record_clause("G-PLACE");
     if (!n) {
       if (created.ok())
-        RC_FAIL("[G-FIT] a " + std::to_string(c.segment_size) + "-byte segment cannot hold one slot of " +
+        fail_case("[G-FIT] a " + std::to_string(c.segment_size) + "-byte segment cannot hold one slot of " +
                 std::to_string(c.slot_size) + " bytes per priority and direction, yet creation succeeded");
       if (created.code() != shm::ErrorCode::InvalidArgument)
-        RC_FAIL("[G-FIT] too-small segment refused with " + created.error().message() + ", not InvalidArgument");
+        fail_case("[G-FIT] too-small segment refused with " + created.error().message() + ", not InvalidArgument");
       return;
     }
     if (!created)
-      RC_FAIL("[G-FIT] creating a valid segment (" + std::to_string(c.segment_size) + " bytes, slot " +
+      fail_case("[G-FIT] creating a valid segment (" + std::to_string(c.segment_size) + " bytes, slot " +
               std::to_string(c.slot_size) + ") failed: " + created.error().message());
     compare_geometry(model::Model::create(c)->view(), adapter->observe());
   });
@@ -67,12 +68,12 @@ CheckResult run_bounds(const Params& params) {
     record_clause("V-BOUNDS");
     const bool want = u128{off} + len <= size;
     if (shm::safety::range_in_bounds(off, len, size) != want)
-      RC_FAIL("[V-BOUNDS] range_in_bounds(" + std::to_string(off) + ", " + std::to_string(len) + ", " +
+      fail_case("[V-BOUNDS] range_in_bounds(" + std::to_string(off) + ", " + std::to_string(len) + ", " +
               std::to_string(size) + ") is wrong");
     const bool add_ok = u128{off} + len <= UINT64_MAX;
-    if (shm::safety::checked_add(off, len).has_value() != add_ok) RC_FAIL("[V-BOUNDS] checked_add overflow");
+    if (shm::safety::checked_add(off, len).has_value() != add_ok) fail_case("[V-BOUNDS] checked_add overflow");
     const bool mul_ok = u128{off} * len <= UINT64_MAX;
-    if (shm::safety::checked_mul(off, len).has_value() != mul_ok) RC_FAIL("[V-BOUNDS] checked_mul overflow");
+    if (shm::safety::checked_mul(off, len).has_value() != mul_ok) fail_case("[V-BOUNDS] checked_mul overflow");
   });
 }
 
@@ -82,7 +83,7 @@ CheckResult run_checksum(const Params& params) {
     const auto data = *rc::gen::container<std::vector<std::uint8_t>>(rc::gen::arbitrary<std::uint8_t>());
     record_clause("S-CHECKSUM");
     if (shm::crc32c(data.data(), data.size()) != crc32c_by_definition(data))
-      RC_FAIL("[S-CHECKSUM] crc32c of " + std::to_string(data.size()) + " bytes differs from the definition");
+      fail_case("[S-CHECKSUM] crc32c of " + std::to_string(data.size()) + " bytes differs from the definition");
   });
 }
 

@@ -56,6 +56,8 @@ std::uint64_t check_seed(const Params& params, const std::string& check) {
   return h ^ params.seed;
 }
 
+int shrink_budget(const Params& params) { return depth_budget(params, 150, 400, 2000); }
+
 const char* depth_name(Depth d) { return d == Depth::Quick ? "quick" : d == Depth::Default ? "default" : "deep"; }
 
 std::optional<std::pair<std::size_t, std::size_t>> find_clause_tag(const std::string& text) {
@@ -72,6 +74,8 @@ std::optional<std::pair<std::size_t, std::size_t>> find_clause_tag(const std::st
 
 void fill_result(CheckResult& result, const RcOutcome& rc, const Params& params) {
   result.cases = rc.cases;
+  if (rc.replayed_passes)
+    result.notes = "the replayed case (--reproduce) passes on this build: the failure it recorded is gone";
   if (rc.passed) return;
   Failure f;
   if (const auto tag = find_clause_tag(rc.description)) {
@@ -83,6 +87,9 @@ void fill_result(CheckResult& result, const RcOutcome& rc, const Params& params)
     f.description = rc.description;
   }
   f.counterexample = rc.counterexample;
+  if (rc.shrink_budget_spent)
+    f.counterexample.push_back("(shrinking stopped after its budget of " + std::to_string(shrink_budget(params)) +
+                               " tries: a smaller counterexample may exist; --depth deep shrinks further)");
   f.replay = "scripts/conformance " + (params.driver.empty() ? "--adapter " + params.adapter : "--driver '" + params.driver + "'") + " --seed " + std::to_string(params.seed) +
              " --depth " + depth_name(params.depth) + " --only " + result.name +
              (rc.reproduce.empty() ? "" : " --reproduce " + rc.reproduce);

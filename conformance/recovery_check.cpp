@@ -1,185 +1,484 @@
-// Crash recovery across processes (reference library, SPEC K-*): a daemon
-// killed while holding a message, a daemon stopped past its heartbeat
-// timeout and replaced, a writer that died between claiming a position and
-// entering Writing, and the cleanup of what a dead daemon left; then
-// (point_walk.cpp) every crash point and every pause point of the test
-// build, and a busy daemon that must not be taken for a dead one.
-#include <atomic>
+// Crash recovery, through the driver protocol (SPEC K-*): driver processes
+// killed with SIGKILL (by the suite, or by themselves at a named crash
+// point), stopped (SIGSTOP, or held at a named pause point), a new daemon
+// taking the segment over; every acknowledged message must still be
+// delivered, nothing delivered that was not written, a message delivered
+// twice only if its reader died holding it.
+//
+// Scenarios, each its own function on a fresh segment, each run where the
+// driver claims what it needs:
+//   daemon-killed        K-TAKEOVER, K-STALE, T-KILLED, K-LOCK, K-PIDFILE, K-HEARTBEAT  (crash_recovery)
+//   writer-killed        S-PUBLISH: acknowledged = delivered, even if the writer dies at once
+//   consumer killed mid-traffic   T-KILLED, K-STALE, K-CLIENTS                (crash_recovery, wait)
+//   reader-killed-mid-take   K-TWO-STEP, K-READING                           (two_step)
+//   killed-clients       K-CLIENTS: killed clients do not stay counted       (observe)
+//   silent-daemon        K-FENCE                                             (takeover)
+//   busy-daemon          K-HEARTBEAT, K-LOCK: a daemon busy serving is alive (takeover)
+//   cleanup              K-ORPHAN                                            (cleanup)
+//   every crash and pause point (recovery_points.cpp)     (crash_points, pause_points)
+#include "recovery_scenarios.hpp"
 
-#include "recovery_support.hpp"
+#include <signal.h>
+
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "rc_runner.hpp"
 
 namespace memlink::conformance {
 namespace recovery {
 
-std::string fresh_path(const char* tag) {
-  static std::atomic<int> n{0};
-  const std::string p = "/dev/shm/memlink-recovery-" + std::string(tag) + "-" + std::to_string(::getpid()) + "-" +
-                        std::to_string(n++);
-  (void)shm::RecoveryManager(p).cleanup_orphaned_shm();
-  return p;
+json write_request(std::uint64_t id, int priority) {
+  return {{"op", "write"}, {"priority", priority}, {"data", driver::to_hex(message_payload(id, 24))}};
+}
+
+int priority_of(const Cluster& c, std::uint64_t id) {
+  return c.params().claims("priorities") ? static_cast<int>(id % 3) : 2;
+}
+
+std::set<std::uint64_t> write_all(Cluster& c, DriverProcess& client, std::uint64_t from, std::uint64_t to, bool priorities) {
+  std::set<std::uint64_t> acked;
+  for (std::uint64_t id = from; id < to; ++id) {
+    c.must(client, write_request(id, priorities ? priority_of(c, id) : 2), "T-KILLED");
+    acked.insert(id);
+  }
+  c.step(client.role() + ": wrote and was acknowledged m" + std::to_string(from) + "..m" + std::to_string(to - 1));
+  return acked;
+}
+
+std::map<std::uint64_t, int> read_until(Cluster& c, DriverProcess& reader, const std::set<std::uint64_t>& expect,
+                                        std::chrono::milliseconds patience) {
+  std::map<std::uint64_t, int> got;
+  auto quiet_since = std::chrono::steady_clock::now();
+  for (;;) {
+    bool all = true;
+    for (auto id : expect) all = all && got.count(id);
+    if (all) break;
+    const Reply r = reader.call({{"op", "read"}});
+    if (r.ok()) {
+      const auto data = driver::from_hex(r.body.value("data", std::string()));
+      const auto id = data ? message_id(*data) : std::nullopt;
+      if (!id) scenario_fail("V-SLOT", reader.role() + " delivered bytes no writer wrote: " + r.body.value("data", std::string()).substr(0, 80));
+      ++got[*id];
+      quiet_since = std::chrono::steady_clock::now();
+      continue;
+    }
+    const auto code = r.error().code;
+    if (code != shm::ErrorCode::Empty && code != shm::ErrorCode::InvalidState && code != shm::ErrorCode::CorruptSegment)
+      scenario_fail("K-STALE", reader.role() + "'s read failed with " + r.error().message());
+    if (std::chrono::steady_clock::now() - quiet_since > patience) break;
+    std::this_thread::sleep_for(2ms);
+  }
+  std::string line = reader.role() + " read:";
+  for (auto& [id, n] : got) line += " m" + std::to_string(id) + (n > 1 ? "x" + std::to_string(n) : "");
+  c.step(line);
+  return got;
+}
+
+void expect_delivered(const std::set<std::uint64_t>& acked, const std::map<std::uint64_t, int>& got,
+                      const std::string& clause, const std::string& context, std::optional<std::uint64_t> may_repeat) {
+  std::string lost;
+  int n = 0;
+  for (auto id : acked)
+    if (!got.count(id)) {
+      ++n;
+      lost += " m" + std::to_string(id);
+    }
+  if (n > 0)
+    scenario_fail(clause, context + ": " + std::to_string(n) + " acknowledged write" + (n == 1 ? " was" : "s were") +
+                              " never delivered to the other process (of " + std::to_string(acked.size()) + "):" + lost);
+  for (auto id : acked) {
+    const int times = got.at(id);
+    if (times > 1 && may_repeat != id)
+      scenario_fail(clause, context + ": m" + std::to_string(id) + " was delivered " + std::to_string(times) +
+                                " times, though no reader died holding it");
+  }
+}
+
+Reply take_over(Cluster& c, std::unique_ptr<DriverProcess>& out, const std::string& role, Placement placement,
+                std::chrono::milliseconds patience) {
+  const auto give_up = std::chrono::steady_clock::now() + patience;
+  for (;;) {
+    const Reply r = c.start_daemon(out, role, placement);
+    if (r.ok()) return r;
+    if (r.error().code != shm::ErrorCode::AlreadyExists || std::chrono::steady_clock::now() >= give_up)
+      scenario_fail("K-TAKEOVER", role + " could not take the segment over: " + r.error().message());
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+void expect_death(Cluster& c, DriverProcess& p, const std::string& point, const json& request) {
+  c.must(p, {{"op", "arm"}, {"point", point}, {"occurrence", 1}, {"action", "crash"}}, "K-CRASH");
+  p.send(request);
+  if (!p.wait_exit(10s)) {
+    Reply r;
+    try {
+      r = p.receive(1s);
+    } catch (const driver::DriverFailure&) {
+    }
+    scenario_fail("K-CRASH", p.role() + " armed at " + point + " did not die there (its " + request.value("op", std::string()) +
+                                 " answered " + (r.body.is_null() ? std::string("nothing") : r.body.dump()) + ")");
+  }
+  c.step(p.role() + " died at " + point + " (" + p.describe_exit() + ")");
+  record_clause("K-CRASH");
+}
+
+void expect_stop(Cluster& c, DriverProcess& p, const std::string& point, const json& request) {
+  c.must(p, {{"op", "arm"}, {"point", point}, {"occurrence", 1}, {"action", "stop"}}, "K-CRASH");
+  p.send(request);
+  if (!p.wait_stopped(10s))
+    scenario_fail("K-CRASH", p.role() + " armed to stop at " + point + " did not stop there (" + p.describe_exit() + ")");
+  c.step(p.role() + " stopped at " + point + " (SIGSTOP, its " + request.value("op", std::string()) + " pending)");
+  record_clause("K-CRASH");
+}
+
+Cluster::Options patient_options() {
+  Cluster::Options o;
+  o.heartbeat_ms = 20;
+  o.heartbeat_timeout_ms = 5000;
+  o.daemon_timeout_ms = 5000;
+  o.stale_after_ms = 10;
+  o.claim_timeout_ms = 200;
+  return o;
 }
 
 namespace {
 
-// A daemon process. hold: take the first message and never finish it.
-// Otherwise serve two-step; on being fenced write 'F' and exit 3. Writes
-// 'R' once serving and 'D' per message delivered.
-[[noreturn]] void daemon_process(const std::string& path, int fd, bool hold) {
-  ::alarm(30);
-  auto d = shm::Daemon::create(path, kSize, 1, options());
-  (void)!::write(fd, d ? "R" : "E", 1);
-  if (!d) ::_exit(2);
-  std::vector<std::byte> buf(64);
-  for (;;) {
-    auto m = d->take(buf);
-    if (m) {
-      (void)!::write(fd, "D", 1);
-      if (hold) ::pause();
-      (void)d->finish(*m);
-      continue;
-    }
-    if (m.code() == shm::ErrorCode::Disconnected || d->wait(20ms).code() == shm::ErrorCode::Disconnected) {
-      (void)!::write(fd, "F", 1);
-      ::_exit(3);
-    }
+// A killed daemon: the client keeps writing while there is room (T-KILLED),
+// learns the daemon is gone (K-HEARTBEAT), a second daemon is refused while
+// the first lives (K-LOCK), the next one takes over with every message.
+void daemon_killed(Cluster& c) {
+  const bool prio = c.params().claims("priorities");
+  if (!c.start_daemon(c.daemon, "daemon", Placement::OwnProcess).ok())
+    scenario_fail("G-FIT", "the driver could not create a segment");
+  if (c.params().claims("spec_layout")) {
+    std::ifstream pid_file(c.path() + ".pid");
+    long pid = 0;
+    pid_file >> pid;
+    record_clause("K-PIDFILE");
+    if (pid != c.daemon->pid())
+      scenario_fail("K-PIDFILE", c.path() + ".pid says " + std::to_string(pid) + ", the daemon's pid is " + std::to_string(c.daemon->pid()));
   }
-}
-
-Proc spawn_daemon(const std::string& path, bool hold) {
-  return spawn([&](int fd) -> int { daemon_process(path, fd, hold); });
-}
-
-std::string path_for(const char* tag) { return fresh_path(tag); }
-
-// A daemon killed while it holds a message (Reading): lock, PID file,
-// client-side detection, takeover keeping every message, redelivery.
-void killed_daemon(Scenario& s) {
-  const std::string path = path_for("kill");
-  Proc a = spawn_daemon(path, /*hold=*/true);
-  if (!s.check(next_byte(a) == 'R', "K-TAKEOVER", "the first daemon did not start")) return;
-  shm::RecoveryManager rm(path);
-  s.check(rm.is_already_running(), "K-LOCK", "the live daemon does not hold " + rm.lock_path());
-  s.check(rm.recorded_pid() == static_cast<std::uint32_t>(a.pid), "K-PIDFILE",
-          rm.pid_path() + " records pid " + std::to_string(rm.recorded_pid()) + ", the daemon is " + std::to_string(a.pid));
-  shm::DaemonOptions patient = options();
-  patient.heartbeat_timeout = 5s;  // a loaded machine must not make the live daemon look stopped
-  auto second = shm::Daemon::create(path, kSize, 1, patient);
-  s.check(!second && second.code() == shm::ErrorCode::AlreadyExists, "K-LOCK",
-          "a second daemon started while the first was alive");
-  auto c = shm::Client::connect(path, 1, client_options());
-  if (!s.check(c.ok(), "K-TAKEOVER", "client cannot connect")) return;
-  (void)c->write(shm::Priority::High, std::string_view("x"));
-  (void)c->write(shm::Priority::High, std::string_view("y"));
-  s.check(next_byte(a) == 'D', "K-TWO-STEP", "the daemon did not take the first message");
-  ::kill(a.pid, SIGKILL);
-  ::waitpid(a.pid, nullptr, 0);
-  rest(a);
-  s.check(!c->is_connected(), "K-HEARTBEAT", "the client still reports a killed daemon connected");
-  s.check(c->write(shm::Priority::High, std::string_view("z")).ok(), "T-KILLED", "write failed with no daemon");
-  auto d = shm::Daemon::create(path, kSize, 1, options());
-  if (!s.check(d.ok(), "K-TAKEOVER", "no takeover: " + (d ? std::string() : d.error().message()))) return;
-  s.check(d->start_info().kind == shm::DaemonStart::Orphaned && d->start_info().epoch == 2, "K-TAKEOVER",
-          "expected an orphaned takeover in epoch 2, got " + std::string(shm::to_string(d->start_info().kind)) +
-              " in epoch " + std::to_string(d->start_info().epoch));
-  const auto got = drain(*d, 3);
-  s.check(got == std::vector<std::string>{"x", "y", "z"}, "K-READING",
-          "after takeover the daemon read " + std::to_string(got.size()) +
-              " messages; the one held in Reading must come first, then the rest in order");
-  s.check(c->is_connected(), "K-HEARTBEAT", "the client does not see the new daemon");
-  d->shutdown();
-  s.check(shm::RecoveryManager(path).cleanup_orphaned_shm().ok(), "K-ORPHAN",
-          "cleanup of a shut-down daemon's segment failed");
-  s.check(!shm::MmapSegment::open(path).ok(), "K-ORPHAN", "the segment survived cleanup");
-}
-
-// A daemon stopped past its heartbeat timeout: replaced, and fenced when it resumes.
-void stopped_daemon(Scenario& s) {
-  const std::string path = path_for("stop");
-  Proc a = spawn_daemon(path, /*hold=*/false);
-  if (!s.check(next_byte(a) == 'R', "K-TAKEOVER", "the first daemon did not start")) return;
-  auto c = shm::Client::connect(path, 1, client_options());
-  if (!s.check(c.ok(), "K-TAKEOVER", "client cannot connect")) return;
-  (void)c->write(shm::Priority::Low, std::string_view("first"));
-  s.check(next_byte(a) == 'D', "K-TWO-STEP", "the daemon did not serve");
-  ::kill(a.pid, SIGSTOP);
-  std::this_thread::sleep_for(350ms);
-  auto w = c->wait(1ms);
-  s.check(w.code() == shm::ErrorCode::Disconnected && w.error().detail.find("unresponsive") != std::string::npos,
-          "K-HEARTBEAT", "a stopped daemon was not reported unresponsive: " + (w ? std::string("Ok") : w.error().message()));
-  auto d = shm::Daemon::create(path, kSize, 1, options());
-  if (s.check(d.ok(), "K-TAKEOVER", "no takeover of an unresponsive daemon: " + (d ? std::string() : d.error().message()))) {
-    s.check(d->start_info().kind == shm::DaemonStart::Unresponsive && d->start_info().epoch == 2, "K-TAKEOVER",
-            "expected an unresponsive takeover in epoch 2");
-    ::kill(a.pid, SIGCONT);
-    (void)c->write(shm::Priority::Low, std::string_view("second"));
-    const auto got = drain(*d, 1);
-    int status = 0;
-    ::waitpid(a.pid, &status, 0);
-    const std::string after = rest(a);
-    s.check(WIFEXITED(status) && WEXITSTATUS(status) == 3 && after == "F", "K-FENCE",
-            "the resumed daemon reported '" + after + "' (D = it consumed after being replaced)");
-    s.check(got == std::vector<std::string>{"second"}, "K-FENCE", "the new daemon did not get the message");
-    d->shutdown();
-  } else {
-    ::kill(a.pid, SIGKILL);
-    ::kill(a.pid, SIGCONT);
-    ::waitpid(a.pid, nullptr, 0);
-    rest(a);
+  std::unique_ptr<DriverProcess> second;
+  const Reply refused = c.start_daemon(second, "second daemon");
+  c.give_back(std::move(second));
+  record_clause("K-LOCK");
+  if (refused.ok() || refused.error().code != shm::ErrorCode::AlreadyExists)
+    scenario_fail("K-LOCK", "a second daemon's create while the first lives answered " +
+                                (refused.ok() ? std::string("Ok") : refused.error().message()) + ", not AlreadyExists");
+  DriverProcess& client = c.add_client("client");
+  auto acked = write_all(c, client, 0, 6, prio);
+  c.daemon->kill9();
+  c.step("daemon killed (SIGKILL)");
+  acked.merge(write_all(c, client, 6, 8, prio));  // T-KILLED: room left, so writes go on
+  record_clause("T-KILLED");
+  if (c.params().claims("wait")) {
+    const Reply w = client.call({{"op", "wait"}, {"timeout_ms", 20000}}, 30s);
+    c.step("client: wait -> " + (w.ok() ? std::string("Ok") : w.error().message()));
+    record_clause("K-HEARTBEAT");
+    if (w.ok() || w.error().code != shm::ErrorCode::Disconnected)
+      scenario_fail("K-HEARTBEAT", "a client waiting on a killed daemon's segment got " +
+                                       (w.ok() ? std::string("Ok") : w.error().message()) + ", not Disconnected");
   }
-  (void)shm::RecoveryManager(path).cleanup_orphaned_shm();
+  std::unique_ptr<DriverProcess> next;
+  const Reply taken = take_over(c, next, "daemon 2");
+  record_clause("K-TAKEOVER");
+  if (taken.body.value("started", std::string("takeover")) != "takeover")
+    scenario_fail("K-TAKEOVER", "the daemon that replaced a killed one says it started '" +
+                                    taken.body.value("started", std::string()) + "', not 'takeover'");
+  const auto got = read_until(c, *next, acked);
+  record_clause("K-STALE");
+  expect_delivered(acked, got, "K-TAKEOVER", "after the daemon was killed and replaced");
+  c.daemon = std::move(next);
 }
 
-// A writer that died between claiming a position and entering Writing.
-void dead_claimant(Scenario& s) {
-  const std::string path = path_for("claim");
-  shm::DaemonOptions o = options();
-  o.remove_on_shutdown = true;
-  auto d = shm::Daemon::create(path, kSize, 1, o);
-  if (!s.check(d.ok(), "K-CLAIMED", "daemon")) return;
-  auto c = shm::Client::connect(path, 1, client_options());
-  if (!s.check(c.ok(), "K-CLAIMED", "client")) return;
-  shm::RingBuffer& low = c->outbound().ring(shm::Priority::Low);
-  auto* hdr = reinterpret_cast<shm::RingHeader*>(reinterpret_cast<std::byte*>(&low.slot_header(0)) - shm::RING_HEADER_SIZE);
-  hdr->head.fetch_add(1);  // claimed, and the claimant is gone
-  (void)c->write(shm::Priority::Low, std::string_view("behind"));
-  std::vector<std::byte> buf(64);
-  s.check(d->read(buf).code() == shm::ErrorCode::Empty, "K-CLAIMED", "a claimed position was skipped at once");
-  const auto got = drain(*d, 1);
-  s.check(got == std::vector<std::string>{"behind"} && low.reclaimed() == 1, "K-CLAIMED",
-          "the ring stayed stuck behind a dead claimant past the claim timeout");
-}
-
-// K-CLIENTS: clients killed with kill -9 (one connected, one in the middle
-// of its traffic) must not stay counted: the next client to connect counts
-// itself and the live ones only.
-void killed_clients(Scenario& s) {
-  const std::string path = path_for("kclient");
-  Proc d = spawn_daemon(path, /*hold=*/false);
-  if (!s.check(next_byte(d) == 'R', "K-CLIENTS", "the daemon did not start")) return;
-  auto client_process = [&](bool busy) {
-    return spawn([&path, busy](int fd) -> int {
-      auto c = shm::Client::connect(path, 1);
-      (void)!::write(fd, c ? "C" : "E", 1);
-      if (!c) return 2;
-      for (;;) busy ? (void)c->write(shm::Priority::Low, std::string_view("busy")) : (void)::pause();
-    });
+// A consumer killed in the middle of traffic, wherever it is — asleep in
+// wait, woken, inside a read — while another process keeps writing. The
+// writes must keep returning (T-KILLED: a writer is never blocked by a dead
+// consumer), and the next consumer must get every acknowledged message but
+// the one the dead consumer may have held inside a read (SPEC K-TWO-STEP:
+// read is take + finish in one call; that message is lost to its process).
+// A transport whose sleepers leave shared state behind them (a
+// process-shared condition variable whose signal waits for a dead waiter,
+// a mutex held by the dead) blocks the writer here.
+void consumer_killed_mid_traffic(Cluster& c, bool daemon_consumes, std::uint64_t seed) {
+  const Placement daemon_at = daemon_consumes ? Placement::OwnProcess : Placement::Any;
+  if (!c.start_daemon(c.daemon, "daemon", daemon_at).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+  DriverProcess& client = c.add_client("client", daemon_consumes ? Placement::Any : Placement::OwnProcess);
+  DriverProcess& consumer = daemon_consumes ? *c.daemon : client;
+  DriverProcess& writer = daemon_consumes ? client : *c.daemon;
+  std::mt19937_64 rng(seed);
+  std::map<std::uint64_t, int> got;
+  std::mutex got_mu;
+  // The consumer's loop: wait, then read what came; ends when it is killed.
+  std::thread loop([&] {
+    try {
+      for (;;) {
+        if (!consumer.call({{"op", "wait"}, {"timeout_ms", 2000}}, 10s).ok()) continue;
+        const Reply r = consumer.call({{"op", "read"}});
+        const auto data = r.ok() ? driver::from_hex(r.body.value("data", std::string())) : std::nullopt;
+        if (const auto id = data ? message_id(*data) : std::nullopt) {
+          std::lock_guard<std::mutex> lock(got_mu);
+          ++got[*id];
+        }
+      }
+    } catch (const driver::DriverFailure&) {  // killed: its pipe closed
+    }
+  });
+  // Killed by pid, not kill9(): the loop's thread is inside a call on it.
+  const pid_t consumer_pid = consumer.pid();
+  const int before_kill = 1 + static_cast<int>(rng() % 40);
+  std::set<std::uint64_t> acked;
+  auto write = [&](std::uint64_t id) {
+    try {
+      const Reply r = writer.call(write_request(id, priority_of(c, id)));
+      if (r.ok()) acked.insert(id);
+      else if (r.error().code != shm::ErrorCode::Full)
+        scenario_fail("T-KILLED", writer.role() + "'s write failed with " + r.error().message());
+    } catch (const driver::DriverFailure& e) {
+      ::kill(consumer_pid, SIGKILL);
+      loop.join();
+      scenario_fail("T-KILLED", "after " + consumer.role() + " was killed in the middle of traffic, " + writer.role() +
+                                    "'s write never returned: the transport blocked it on the dead consumer (" +
+                                    std::string(e.what()).substr(0, 300) + ")");
+    }
   };
-  Proc idle = client_process(false), busy = client_process(true);
-  const bool connected = next_byte(idle) == 'C' && next_byte(busy) == 'C';
-  for (Proc* p : {&idle, &busy}) {
-    ::kill(p->pid, SIGKILL);
-    ::waitpid(p->pid, nullptr, 0);
+  for (int i = 0; i < before_kill; ++i) write(800 + static_cast<std::uint64_t>(i));
+  ::kill(consumer_pid, SIGKILL);  // wherever it is; the loop's pending call then fails and it ends
+  loop.join();
+  c.step(consumer.role() + " killed (SIGKILL) after " + std::to_string(before_kill) + " writes, in the middle of its loop");
+  for (int i = 0; i < 20; ++i) write(900 + static_cast<std::uint64_t>(i));
+  c.step(writer.role() + ": wrote 20 more after the kill; every write returned");
+  record_clause("T-KILLED");
+  std::unique_ptr<DriverProcess> next;
+  if (daemon_consumes) {
+    take_over(c, next, "daemon 2");
+  } else {
+    next = c.start_owned("client 2");
+    c.must(*next, c.connect_request(), "T-ENDPOINTS");
   }
-  if (s.check(connected, "K-CLIENTS", "the client processes could not connect")) {
-    auto c = shm::Client::connect(path, 1);
-    if (s.check(c.ok(), "K-CLIENTS", "cannot connect after two clients were killed: " + (c ? std::string() : c.error().message())))
-      s.check(c->client_count() == 1, "K-CLIENTS",
-              "two clients were killed with kill -9 and one connected: client_count is " + std::to_string(c->client_count()) +
-                  ", not 1 (a killed client stays counted forever)");
+  std::set<std::uint64_t> rest;
+  for (auto id : acked)
+    if (!got.count(id)) rest.insert(id);
+  std::map<std::uint64_t, int> later;
+  try {
+    later = read_until(c, *next, rest, 1s);
+  } catch (const driver::DriverFailure& e) {
+    scenario_fail("K-STALE", "after " + consumer.role() + " was killed in the middle of traffic, its successor's read never "
+                             "returned (" + std::string(e.what()).substr(0, 300) + ")");
   }
-  ::kill(d.pid, SIGKILL);
-  ::waitpid(d.pid, nullptr, 0);
-  (void)shm::RecoveryManager(path).cleanup_orphaned_shm();
+  int lost = 0;
+  std::string which;
+  for (auto id : rest)
+    if (!later.count(id)) {
+      ++lost;
+      which += " m" + std::to_string(id);
+    }
+  // K-CLIENTS: the killed client does not stay counted once another connects.
+  if (!daemon_consumes && c.params().claims("observe")) {
+    record_clause("K-CLIENTS");
+    const Reply v = c.must(*c.daemon, {{"op", "observe"}}, "K-CLIENTS");
+    const auto count = v.body.at("view").value("client_count", 0u);
+    if (count != 1)
+      scenario_fail("K-CLIENTS", "a client was killed with kill -9 and another connected: client_count is " +
+                                     std::to_string(count) + ", not 1");
+  }
+  record_clause("K-STALE");
+  if (lost > 1)
+    scenario_fail("K-STALE", std::to_string(lost) + " acknowledged writes were never delivered to the other process after " +
+                                 consumer.role() + " was killed in the middle of traffic (at most the one inside its read may be):" +
+                                 which);
+  if (daemon_consumes) c.daemon = std::move(next);
+  else c.give_back(std::move(next));
+}
+
+// A writer killed right after its writes were acknowledged: all delivered.
+void writer_killed(Cluster& c) {
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+  DriverProcess& w = c.add_client("writer", Placement::OwnProcess);
+  const auto acked = write_all(c, w, 100, 105, c.params().claims("priorities"));
+  w.kill9();
+  c.step("writer killed (SIGKILL)");
+  const auto got = read_until(c, *c.daemon, acked);
+  record_clause("S-PUBLISH");
+  expect_delivered(acked, got, "S-PUBLISH", "after the writer was killed");
+}
+
+// A client killed between take and finish: the next reader gets it again.
+void reader_killed_mid_take(Cluster& c) {
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+  DriverProcess& r1 = c.add_client("reader 1", Placement::OwnProcess);
+  const auto acked = write_all(c, *c.daemon, 200, 203, c.params().claims("priorities"));
+  const Reply t = c.must(r1, {{"op", "take"}}, "K-TWO-STEP");
+  const auto data = driver::from_hex(t.body.value("data", std::string()));
+  const auto held = data ? message_id(*data) : std::nullopt;
+  if (!held) scenario_fail("V-SLOT", "take delivered bytes no writer wrote");
+  c.step("reader 1: take -> m" + std::to_string(*held) + "; killed before finish");
+  r1.kill9();
+  DriverProcess& r2 = c.add_client("reader 2");
+  const auto got = read_until(c, r2, acked);
+  record_clause("K-TWO-STEP");
+  record_clause("K-READING");
+  expect_delivered(acked, got, "K-READING", "after a reader died between take and finish", held);
+}
+
+// K-CLIENTS: two clients killed with kill -9 (one idle, one in the middle
+// of its writes) must not stay counted: the next client counts itself and
+// the live ones only.
+void killed_clients(Cluster& c) {
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+  DriverProcess& idle = c.add_client("idle client", Placement::OwnProcess);
+  DriverProcess& busy = c.add_client("busy client", Placement::OwnProcess);
+  const pid_t busy_pid = busy.pid();
+  std::thread writes([&busy] {
+    try {
+      for (std::uint64_t i = 0;; ++i) (void)busy.call(write_request(1100 + i, 2));
+    } catch (const driver::DriverFailure&) {  // killed
+    }
+  });
+  std::this_thread::sleep_for(5ms);
+  ::kill(busy_pid, SIGKILL);  // by pid: the writing thread is inside a call on it
+  writes.join();
+  idle.kill9();
+  c.step("an idle client and a busy one killed (SIGKILL)");
+  DriverProcess& late = c.add_client("late client");
+  (void)late;
+  record_clause("K-CLIENTS");
+  const Reply v = c.must(*c.daemon, {{"op", "observe"}}, "K-CLIENTS");
+  const auto count = v.body.at("view").value("client_count", 0u);
+  if (count != 1)
+    scenario_fail("K-CLIENTS", "two clients were killed with kill -9 and one connected: client_count is " +
+                                   std::to_string(count) + ", not 1 (a killed client stays counted forever)");
+}
+
+// A daemon that stops stamping (SIGSTOP) is replaced and, resumed, fenced.
+void silent_daemon(Cluster& c) {
+  if (!c.start_daemon(c.daemon, "daemon", Placement::OwnProcess).ok())
+    scenario_fail("G-FIT", "the driver could not create a segment");
+  DriverProcess& client = c.add_client("client");
+  const auto acked = write_all(c, client, 300, 304, c.params().claims("priorities"));
+  c.daemon->stop();
+  c.step("daemon stopped (SIGSTOP)");
+  std::unique_ptr<DriverProcess> next;
+  try {
+    take_over(c, next, "daemon 2", Placement::Any, 20s);
+  } catch (const ScenarioFailure&) {
+    c.daemon->resume();
+    throw;
+  }
+  c.daemon->resume();
+  c.step("old daemon resumed (SIGCONT)");
+  const Reply old = c.daemon->call({{"op", "read"}}, 20s);
+  c.step("old daemon: read -> " + (old.ok() ? std::string("a message") : old.error().message()));
+  record_clause("K-FENCE");
+  if (old.ok() || old.error().code != shm::ErrorCode::Disconnected)
+    scenario_fail("K-FENCE", "a replaced daemon, resumed, read " +
+                                 (old.ok() ? "a message" : "and got " + old.error().message()) + " instead of Disconnected");
+  const auto got = read_until(c, *next, acked);
+  expect_delivered(acked, got, "K-TAKEOVER", "after a silent daemon was replaced");
+  c.daemon = std::move(next);
+}
+
+// A daemon kept busy for three heartbeat timeouts (a client writes, blocking
+// on a full ring, while the daemon reads): it is alive, so its clients stay
+// connected and a starter is refused (K-HEARTBEAT, K-LOCK).
+void busy_daemon(Cluster& c) {
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+  DriverProcess& client = c.add_client("client");
+  std::atomic<bool> stop{false};
+  std::thread reads([&] {
+    try {
+      while (!stop.load()) (void)c.daemon->call({{"op", "read"}});
+    } catch (const driver::DriverFailure&) {
+    }
+  });
+  const auto until = std::chrono::steady_clock::now() + 3 * std::chrono::milliseconds(c.options().heartbeat_timeout_ms);
+  std::string disconnected, started;
+  int sent = 0;
+  while (std::chrono::steady_clock::now() < until && disconnected.empty()) {
+    const Reply w = client.call(write_request(1200 + static_cast<std::uint64_t>(sent), 2));
+    if (!w.ok() && w.error().code == shm::ErrorCode::Disconnected) disconnected = w.error().message();
+    if (w.ok() && ++sent == 20) {
+      std::unique_ptr<DriverProcess> second;
+      const Reply r = c.start_daemon(second, "second daemon");
+      c.give_back(std::move(second));
+      if (r.ok() || r.error().code != shm::ErrorCode::AlreadyExists)
+        started = r.ok() ? "it started (took over a live daemon)" : r.error().message();
+    }
+    std::this_thread::sleep_for(2ms);
+  }
+  stop.store(true);
+  reads.join();
+  c.step("client wrote " + std::to_string(sent) + " messages over three heartbeat timeouts while the daemon read");
+  record_clause("K-HEARTBEAT");
+  record_clause("K-LOCK");
+  if (!disconnected.empty())
+    scenario_fail("K-HEARTBEAT", "a client called a daemon that was busy serving it unresponsive: " + disconnected);
+  if (!started.empty()) scenario_fail("K-LOCK", "a second daemon's create while a busy daemon served answered: " + started);
+}
+
+// cleanup removes what a dead daemon left; refuses a live one's.
+void cleanup(Cluster& c) {
+  if (!c.start_daemon(c.daemon, "daemon", Placement::OwnProcess).ok())
+    scenario_fail("G-FIT", "the driver could not create a segment");
+  DriverProcess& tool = c.start("cleanup");
+  const Reply live = tool.call({{"op", "cleanup"}, {"segment", c.path()}});
+  record_clause("K-ORPHAN");
+  if (live.ok() || live.error().code != shm::ErrorCode::AlreadyExists)
+    scenario_fail("K-ORPHAN", "cleanup of a live daemon's segment answered " +
+                                  (live.ok() ? std::string("Ok (it removed a live segment)") : live.error().message()) +
+                                  ", not AlreadyExists");
+  c.daemon->kill9();
+  c.step("daemon killed; cleanup");
+  c.must(tool, {{"op", "cleanup"}, {"segment", c.path()}}, "K-ORPHAN");
+  const Reply again = tool.call({{"op", "cleanup"}, {"segment", c.path()}});
+  if (again.ok() || again.error().code != shm::ErrorCode::NotFound)
+    scenario_fail("K-ORPHAN", "a second cleanup answered " + (again.ok() ? std::string("Ok") : again.error().message()) +
+                                  ", not NotFound: the first left something behind");
+  DriverProcess& late = c.start("late client");
+  const Reply r = late.call(c.connect_request());
+  if (r.ok() || r.error().code != shm::ErrorCode::NotFound)
+    scenario_fail("K-ORPHAN", "after cleanup a connect answered " + (r.ok() ? std::string("Ok") : r.error().message()) + ", not NotFound");
+}
+
+// Before any crash: a message written is delivered. A transport that never
+// delivers fails here as S-PUBLISH, not as a takeover that lost messages.
+void baseline(Cluster& c) {
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+  expect_delivery(c, c.add_client("client"), *c.daemon);
+}
+
+std::vector<Scenario> scenarios_for(const Params& params) {
+  std::vector<Scenario> out{{"delivery, before any crash", baseline}};
+  // Where the subject is a daemon that stops stamping, its heartbeat goes
+  // stale soon; elsewhere a live daemon must never look dead, however
+  // loaded the machine (liveness by pid needs no timeout).
+  Cluster::Options stale_soon = patient_options();
+  stale_soon.heartbeat_timeout_ms = 300;
+  Cluster::Options busy = patient_options();
+  busy.heartbeat_timeout_ms = busy.daemon_timeout_ms = 1000;
+  const bool recovers = params.claims("crash_recovery");
+  if (recovers) out.push_back({"daemon-killed", daemon_killed});
+  out.push_back({"writer-killed", writer_killed});
+  if (recovers && params.claims("wait"))
+    for (int k = 0; k < 4; ++k) {
+      const std::uint64_t seed = params.seed * 31 + static_cast<std::uint64_t>(k);
+      out.push_back({"daemon-killed-mid-traffic", [seed](Cluster& c) { consumer_killed_mid_traffic(c, true, seed); }});
+      if (params.claims("daemon_writes"))
+        out.push_back({"reader-killed-mid-traffic", [seed](Cluster& c) { consumer_killed_mid_traffic(c, false, seed); }});
+    }
+  if (params.claims("two_step") && params.claims("daemon_writes")) out.push_back({"reader-killed-mid-take", reader_killed_mid_take});
+  if (params.claims("observe")) out.push_back({"killed-clients", killed_clients});
+  if (params.claims("takeover")) {
+    out.push_back({"silent-daemon", silent_daemon, stale_soon});
+    out.push_back({"busy-daemon", busy_daemon, busy});
+  }
+  if (params.claims("cleanup")) out.push_back({"cleanup", cleanup});
+  for (auto& s : point_scenarios(params)) out.push_back(std::move(s));
+  return out;
 }
 
 }  // namespace
@@ -189,20 +488,28 @@ CheckResult run_recovery(const Params& params) {
   using namespace recovery;
   CheckResult result;
   result.name = "recovery";
-  Scenario s{params, std::nullopt, {}};
-  const int rounds = params.depth == Depth::Quick ? 1 : params.depth == Depth::Default ? 2 : 10;
-  for (int i = 0; i < rounds && !s.failure; ++i) {
-    killed_daemon(s);
-    if (!s.failure) stopped_daemon(s);
-    if (!s.failure) dead_claimant(s);
-    if (!s.failure) killed_clients(s);
-    ++result.cases;
-  }
-  if (!s.failure) busy_daemon(s);
-  if (!s.failure) walk_points(s, params.depth);
-  result.failure = s.failure;
-  result.notes = std::to_string(rounds) + " rounds of kill, stop and dead-claimant scenarios, a busy daemon, and " +
-                 "every crash and pause point of the test build";
+  const std::vector<Scenario> scenarios = scenarios_for(params);
+  const int rounds = depth_budget(params, 1, 2, 10);
+  std::set<std::string> unavailable;
+  for (int round = 0; round < rounds; ++round)
+    for (const auto& s : scenarios) {
+      Cluster c(params, "recovery", s.options);
+      try {
+        s.run(c);
+        ++result.cases;
+      } catch (const ScenarioUnavailable& u) {
+        unavailable.insert(s.name + " (" + u.why + ")");
+      } catch (const ScenarioFailure& f) {
+        result.failure = failure_of(f, c.steps(), driver_replay(params, "recovery"));
+        result.failure->description += " (scenario '" + s.name + "', round " + std::to_string(round) + ")";
+        return result;
+      }
+    }
+  result.notes = std::to_string(rounds) + " rounds of " + std::to_string(scenarios.size()) + " scenarios (kill -9 of daemon, writer and reader processes" +
+                 (params.claims("takeover") ? ", a silent daemon replaced and fenced, a busy one kept" : "") +
+                 (params.claims("crash_points") ? ", every crash point the driver names" : "") +
+                 (params.claims("pause_points") ? ", every pause point" : "") + ")";
+  for (const auto& u : unavailable) result.notes += "; not run: " + u;
   return result;
 }
 

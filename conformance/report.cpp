@@ -5,21 +5,32 @@
 namespace memlink::conformance {
 
 bool check_reaches(const CheckDef& check, const std::string& adapter) {
-  return check.run != nullptr && (adapter == "reference" || std::string(check.scope) == "adapter");
+  switch (check.scope) {
+    case Scope::Adapter: return true;
+    case Scope::Protocol:
+    case Scope::Reference: return adapter == "reference";
+  }
+  return false;
 }
 
 bool check_reaches(const CheckDef& check, const Params& params) {
   if (params.driver.empty()) return check_reaches(check, params.adapter);
-  return check.driver_needs != nullptr && missing_capability(check, params).empty();
+  return check.scope != Scope::Reference && missing_capability(check, params).empty();
 }
 
 std::string missing_capability(const CheckDef& check, const Params& params) {
-  if (params.driver.empty() || check.driver_needs == nullptr) return "";
-  const std::string needs = check.driver_needs;
+  if (params.driver.empty() || check.scope == Scope::Reference) return "";
+  const std::string needs = check.needs;
   for (std::size_t start = 0; start < needs.size();) {
     const std::size_t comma = std::min(needs.find(',', start), needs.size());
-    const std::string cap = needs.substr(start, comma - start);
-    if (!cap.empty() && !params.claims(cap)) return cap;
+    const std::string any_of = needs.substr(start, comma - start);  // "a|b": either will do
+    bool claimed = any_of.empty();
+    for (std::size_t a = 0; a < any_of.size() && !claimed;) {
+      const std::size_t bar = std::min(any_of.find('|', a), any_of.size());
+      claimed = params.claims(any_of.substr(a, bar - a));
+      a = bar + 1;
+    }
+    if (!claimed) return any_of.find('|') == std::string::npos ? any_of : "one of " + any_of;
     start = comma + 1;
   }
   return "";
@@ -92,7 +103,7 @@ std::vector<ClauseStatus> clause_table(const std::vector<CheckResult>& results, 
       s.reason = left_out.empty()
                      ? "no check that ran exercises this clause"
                      : "no check that reaches adapter '" + target + "' exercises this clause (" + left_out +
-                           " run only on the reference library)";
+                           " run only on the reference, in process or through its driver)";
     }
     table.push_back(std::move(s));
   }

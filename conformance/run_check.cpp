@@ -5,6 +5,7 @@
 #include <string>
 
 #include "driver_process.hpp"
+#include "launcher.hpp"
 #include "suite.hpp"
 
 namespace memlink::conformance {
@@ -20,8 +21,9 @@ Failure driver_failure(const CheckDef& def, const Params& params, const std::str
   Failure f;
   f.clause = open == std::string::npos ? "D-PROC" : what.substr(open + 1, what.find(']', open) - open - 1);
   f.description = what;
-  f.replay = "scripts/conformance --driver '" + params.driver + "' --only " + def.name + " --seed " +
-             std::to_string(params.seed);
+  f.replay = "scripts/conformance " +
+             (params.driver.empty() ? "--adapter " + params.adapter : "--driver '" + params.driver + "'") +
+             " --only " + def.name + " --seed " + std::to_string(params.seed);
   return f;
 }
 
@@ -44,13 +46,16 @@ CheckResult run_check(const CheckDef& def, const Params& params) {
   {
     ClauseSink sink(clauses);
     try {
-      r = (params.driver.empty() || def.run_driver == nullptr ? def.run : def.run_driver)(params);
+      // One launcher for the whole check, so that its cases reuse processes.
+      Params with_launcher = params;
+      if (def.scope != Scope::Reference && !with_launcher.launcher) with_launcher.launcher = launcher_for(params);
+      r = def.run(with_launcher);
     } catch (const driver::DriverFailure& e) {
       r.failure = driver_failure(def, params, e.what());
     }
   }
   r.name = def.name;
-  r.scope = params.driver.empty() ? def.scope : "driver";
+  r.scope = params.driver.empty() ? scope_name(def.scope) : "driver";
   r.clauses = std::move(clauses);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;

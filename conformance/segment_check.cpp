@@ -1,138 +1,181 @@
-// The segment layer of the reference library (M-*): names, creation, opening.
+// The segment layer, through the driver protocol, for a transport that
+// claims the SPEC layout (M-*): a created segment is the named file, mode
+// 0600 whatever the umask, of the size asked; a bare name is a POSIX
+// shared-memory object (/dev/shm on Linux); a missing or truncated segment is
+// refused on connect; a size no segment can have on create; a segment given
+// to another user is refused (as root); a segment truncated under a live
+// daemon and a live client kills neither, and each then answers with
+// CorruptSegment (M-TRUNCATE).
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <vector>
 
+#include "driver_cluster.hpp"
 #include "memlink/shm/layout.hpp"
-#include "memlink/shm/mmap.hpp"
-#include "memlink/shm/transport.hpp"
-#include "suite.hpp"
 
 namespace memlink::conformance {
 namespace {
 
-Failure failure(const std::string& clause, const std::string& what) {
-  return Failure{clause, "[" + clause + "] " + what, {}, "scripts/conformance --only segment"};
-}
+using driver::DriverProcess;
+using driver::Reply;
+using nlohmann::json;
 
-std::optional<Failure> check_name(const std::string& name, bool posix) {
+void expect_file(const std::string& file, std::size_t size) {
+  struct stat st {};
   record_clause("M-NAME");
   record_clause("M-CREATE");
-  (void)shm::MmapSegment::remove(name);
-  const mode_t old = ::umask(0);  // M-CREATE: the mode is exact whatever the umask
-  auto seg = shm::MmapSegment::create(name, 8192);
-  ::umask(old);
-  if (!seg) return failure("M-CREATE", "create '" + name + "': " + seg.error().message());
-  const std::string file = posix ? "/dev/shm/" + name : name;  // where Linux keeps POSIX shm objects
-  struct stat st {};
-  if (::stat(file.c_str(), &st) != 0) return failure("M-NAME", "'" + name + "' did not create " + file);
-  if ((st.st_mode & 0777) != 0600) return failure("M-CREATE", file + " has mode " + std::to_string(st.st_mode & 0777) + ", not 0600");
-  if (st.st_size != 8192) return failure("M-CREATE", file + " has the wrong size");
-  for (std::size_t i = 0; i < seg->size(); ++i)
-    if (seg->data()[i] != std::byte{0}) return failure("M-CREATE", "a new segment is not zero-filled");
-  if (shm::MmapSegment::create(name, 8192).code() != shm::ErrorCode::AlreadyExists)
-    return failure("M-CREATE", "creating over an existing segment did not say AlreadyExists");
-  (void)shm::MmapSegment::remove(name);
-  return std::nullopt;
+  if (::stat(file.c_str(), &st) != 0) scenario_fail("M-NAME", "create did not make " + file);
+  if ((st.st_mode & 0777) != 0600)
+    scenario_fail("M-CREATE", file + " has mode " + std::to_string(st.st_mode & 0777) + " (octal " +
+                                  std::to_string((st.st_mode >> 6) & 7) + std::to_string((st.st_mode >> 3) & 7) +
+                                  std::to_string(st.st_mode & 7) + "), not 0600");
+  if (static_cast<std::size_t>(st.st_size) != size)
+    scenario_fail("M-CREATE", file + " has " + std::to_string(st.st_size) + " bytes, not the " + std::to_string(size) + " asked for");
 }
 
-// M-TRUNCATE: the file shrinks under a live daemon and client; both go on
-// (a SIGBUS would end the whole suite) and each operation fails by name.
-std::optional<Failure> check_truncation(const std::string& path) {
-  record_clause("M-TRUNCATE");
-  (void)shm::MmapSegment::remove(path);
-  shm::DaemonOptions opt;
-  opt.heartbeat_interval = std::chrono::milliseconds(1);
-  opt.heartbeat_timeout = std::chrono::milliseconds(100);
-  auto daemon = shm::Daemon::create(path, 65536, 1, opt);
-  if (!daemon) return failure("M-TRUNCATE", "create '" + path + "': " + daemon.error().message());
-  auto client = shm::Client::connect(path, 1);
-  if (!client) return failure("M-TRUNCATE", "connect '" + path + "': " + client.error().message());
-  for (std::size_t to : {std::size_t{4096}, std::size_t{0}}) {
-    if (::truncate(path.c_str(), static_cast<off_t>(to)) != 0) return failure("M-TRUNCATE", "cannot truncate " + path);
-    (void)client->wait(std::chrono::milliseconds(5));
-    (void)daemon->wait(std::chrono::milliseconds(5));
-    if (client->write(shm::Priority::Low, "after").ok())
-      return failure("M-TRUNCATE", "a client write was acknowledged after the segment was truncated to " + std::to_string(to) + " bytes");
-    auto r = daemon->read();
-    if (r.ok() || r.code() != shm::ErrorCode::CorruptSegment)
-      return failure("M-TRUNCATE", "the daemon's read after the segment was truncated to " + std::to_string(to) + " bytes answered " +
-                                       (r.ok() ? std::string("a message") : r.error().message()) + ", not CorruptSegment");
+Reply connect_to(Cluster& c, const std::string& segment, const std::string& role) {
+  auto p = c.start_owned(role);
+  const Reply r = p->call({{"op", "connect"}, {"segment", segment}, {"protocol_version", 1}});
+  c.give_back(std::move(p));
+  return r;
+}
+
+void check_segments(Cluster& c, int& cases) {
+  // M-CREATE: the mode is exact whatever the umask (a thread-hosted driver
+  // shares this process's umask; a process inherits it).
+  const mode_t old_umask = ::umask(0);
+  struct Restore {
+    mode_t m;
+    ~Restore() { ::umask(m); }
+  } restore{old_umask};
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail("M-CREATE", "the driver could not create " + c.path());
+  expect_file(c.path(), c.options().segment_size);
+  ++cases;
+  // A bare name (M-NAME): the POSIX shared-memory object /dev/shm/<name>.
+  const std::string bare = "memlink-drv-seg-" + std::to_string(::getpid()) + "-" + std::to_string(cases);
+  {
+    auto d = c.start_owned("daemon of a bare name");
+    json req = c.create_request();
+    req["segment"] = bare;
+    const Reply r = d->call(req);
+    c.step("daemon: create '" + bare + "' -> " + (r.ok() ? "ok" : r.error().message()));
+    if (!r.ok()) scenario_fail("M-NAME", "create with the bare name '" + bare + "' failed: " + r.error().message());
+    expect_file("/dev/shm/" + bare, c.options().segment_size);
+    (void)d->call({{"op", "shutdown"}});
+    c.give_back(std::move(d));
+    for (const char* suffix : {"", ".lock", ".pid", ".takeover"}) ::unlink(("/dev/shm/" + bare + suffix).c_str());
+    ++cases;
   }
-  client->shutdown();
-  daemon->shutdown();
-  return std::nullopt;
+  // M-OPEN: a missing segment, a 9-byte file.
+  record_clause("M-OPEN");
+  const std::string missing = c.path() + "-missing";
+  const Reply none = connect_to(c, missing, "client of a missing segment");
+  if (none.ok() || none.error().code != shm::ErrorCode::NotFound)
+    scenario_fail("M-OPEN", "connecting to a missing segment answered " + (none.ok() ? std::string("Ok") : none.error().message()) +
+                                ", not NotFound");
+  const std::string small = c.path() + "-small";
+  if (std::FILE* f = std::fopen(small.c_str(), "wb")) {
+    std::fputs("too small", f);
+    std::fclose(f);
+  }
+  const Reply tiny = connect_to(c, small, "client of a 9-byte file");
+  ::unlink(small.c_str());
+  if (tiny.ok() || tiny.error().code != shm::ErrorCode::CorruptSegment)
+    scenario_fail("M-OPEN", "connecting to a 9-byte file answered " + (tiny.ok() ? std::string("Ok") : tiny.error().message()) +
+                                ", not CorruptSegment");
+  cases += 2;
+  // M-CREATE: sizes no segment can have (and, where the driver's limits
+  // are SPEC's, one byte past either end).
+  std::vector<std::size_t> bad_sizes{0, 100};
+  if (c.params().limits.max_segment == shm::MAX_SEGMENT_SIZE) bad_sizes.push_back(shm::MAX_SEGMENT_SIZE + 1);
+  if (c.params().limits.min_segment == shm::MIN_SEGMENT_SIZE) bad_sizes.push_back(shm::MIN_SEGMENT_SIZE - 1);
+  for (std::size_t bad : bad_sizes) {
+    auto d = c.start_owned("daemon of a " + std::to_string(bad) + "-byte segment");
+    json req = c.create_request();
+    req["segment"] = c.path() + "-bad";
+    req["segment_size"] = bad;
+    const Reply r = d->call(req);
+    c.give_back(std::move(d));
+    for (const char* suffix : {"-bad", "-bad.lock", "-bad.pid", "-bad.takeover"}) ::unlink((c.path() + suffix).c_str());
+    if (r.ok() || r.error().code != shm::ErrorCode::InvalidArgument)
+      scenario_fail("M-CREATE", "creating a segment of " + std::to_string(bad) + " bytes answered " +
+                                    (r.ok() ? std::string("Ok") : r.error().message()) + ", not InvalidArgument");
+    ++cases;
+  }
 }
 
-// M-OWNER: a segment another user owns is PermissionDenied unless any owner
-// is accepted. Needs root to give a file away; otherwise nothing is recorded
-// (the clause stays NOT COVERED rather than passing unchecked).
-std::optional<Failure> check_owner(const std::string& path) {
-  if (::geteuid() != 0) return std::nullopt;
+// M-OWNER: the daemon's segment given to another user (root only: chown) is
+// refused to a client that was not told to trust that user.
+void check_owner(Cluster& c, int& cases) {
+  if (::geteuid() != 0) return;  // cannot give a file away: M-OWNER stays NOT COVERED
   record_clause("M-OWNER");
-  (void)shm::MmapSegment::remove(path);
-  if (!shm::MmapSegment::create(path, 8192)) return failure("M-OWNER", "cannot create " + path);
-  if (::chown(path.c_str(), 65534, 65534) != 0) return failure("M-OWNER", "cannot chown " + path + " to uid 65534");
-  const auto refused = shm::MmapSegment::open(path);
-  const auto accepted = shm::MmapSegment::open(path, shm::MmapSegment::Access::ReadWrite, shm::MmapSegment::Owner::Anyone);
-  (void)shm::MmapSegment::remove(path);
-  if (refused.ok() || refused.code() != shm::ErrorCode::PermissionDenied)
-    return failure("M-OWNER", "a segment owned by uid 65534 was opened by uid 0 without being asked to trust it (" +
-                                  (refused.ok() ? std::string("Ok") : refused.error().message()) + ")");
-  if (!accepted) return failure("M-OWNER", "a foreign segment was refused even with Owner::Anyone: " + accepted.error().message());
-  return std::nullopt;
+  if (::chown(c.path().c_str(), 65534, 65534) != 0)
+    scenario_fail("M-OWNER", "the suite could not chown " + c.path() + ": " + std::strerror(errno));
+  c.step("chown " + c.path() + " to uid 65534");
+  const Reply r = connect_to(c, c.path(), "client of a segment uid 65534 owns");
+  (void)::chown(c.path().c_str(), ::geteuid(), ::getegid());
+  c.step(std::string("client: connect -> ") + (r.ok() ? "ok" : r.error().message()));
+  if (r.ok() || r.error().code != shm::ErrorCode::PermissionDenied)
+    scenario_fail("M-OWNER", "a client running as uid 0 connected to a segment uid 65534 owns (" +
+                                 (r.ok() ? std::string("Ok") : r.error().message()) +
+                                 "): that user can truncate or rewrite it at any time; it must be PermissionDenied unless asked for");
+  ++cases;
+}
+
+// M-TRUNCATE: the file shrinks to one page, then to nothing, under a daemon
+// and a client that are both mid-use. Each must go on answering requests (a
+// SIGBUS would end the driver, which the suite sees as D-PROC) and report the
+// loss: after a wait (the loss is noticed within a sleep slice), a write is
+// never Ok into pages that are gone, and every operation answers
+// CorruptSegment.
+void check_truncation(Cluster& c, int& cases) {
+  record_clause("M-TRUNCATE");
+  driver::DriverProcess& client = c.add_client("client of a segment about to be truncated");
+  expect_delivery(c, client, *c.daemon);  // both mid-use
+  for (const off_t to : {off_t{4096}, off_t{0}}) {
+    c.step("truncate " + c.path() + " to " + std::to_string(to) + " bytes");
+    if (::truncate(c.path().c_str(), to) != 0)
+      scenario_fail("M-TRUNCATE", "the suite could not truncate " + c.path() + ": " + std::strerror(errno));
+    for (auto* p : {&client, c.daemon.get()}) {
+      const std::string who = p == &client ? "the client" : "the daemon";
+      try {
+        if (c.params().claims("wait")) (void)p->call({{"op", "wait"}, {"timeout_ms", 300}}, std::chrono::seconds(10));
+        const Reply w = p->call({{"op", "write"}, {"priority", 2}, {"data", driver::to_hex(std::vector<std::byte>(16))}});
+        const Reply r = p->call({{"op", "read"}});
+        c.step(who + ": write -> " + (w.ok() ? std::string("ok") : w.error().message()) + ", read -> " +
+               (r.ok() ? std::string("a message") : r.error().message()));
+        if (w.ok())
+          scenario_fail("M-TRUNCATE", who + " acknowledged a write after its segment was truncated to " + std::to_string(to) +
+                                          " bytes (the message is in no segment anyone can read)");
+        for (const Reply* x : {&w, &r})
+          if (x->ok() || x->error().code != shm::ErrorCode::CorruptSegment)
+            scenario_fail("M-TRUNCATE", who + "'s " + (x == &w ? "write" : "read") + " after its segment was truncated to " +
+                                            std::to_string(to) + " bytes answered " +
+                                            (x->ok() ? std::string("a message") : x->error().message()) + ", not CorruptSegment");
+      } catch (const driver::DriverFailure& e) {
+        scenario_fail("M-TRUNCATE", who + "'s driver did not survive the truncation of its segment: " + std::string(e.what()));
+      }
+      ++cases;
+    }
+  }
 }
 
 }  // namespace
 
-CheckResult run_segment(const Params&) {
+CheckResult run_segment(const Params& params) {
   CheckResult result;
   result.name = "segment";
-  static std::atomic<int> counter{0};
-  const std::string base = "memlink-segcheck-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-  for (const auto& [name, posix] : {std::pair{base, true}, std::pair{"/dev/shm/" + base + "-file", false}}) {
-    if (auto f = check_name(name, posix)) {
-      result.failure = f;
-      return result;
-    }
-    ++result.cases;
+  Cluster c(params, "segment");
+  try {
+    check_segments(c, result.cases);
+    check_owner(c, result.cases);
+    check_truncation(c, result.cases);
+  } catch (const ScenarioFailure& f) {
+    result.failure = failure_of(f, c.steps(), driver_replay(params, "segment"));
   }
-  record_clause("M-OPEN");
-  const std::string path = "/dev/shm/" + base + "-open";
-  (void)shm::MmapSegment::remove(path);
-  if (shm::MmapSegment::open(path).code() != shm::ErrorCode::NotFound) {
-    result.failure = failure("M-OPEN", "opening a missing segment did not say NotFound");
-    return result;
-  }
-  for (std::size_t bad : {std::size_t{0}, shm::MIN_SEGMENT_SIZE - 1, shm::MAX_SEGMENT_SIZE + 1}) {
-    if (shm::MmapSegment::create(path, bad).code() != shm::ErrorCode::InvalidArgument) {
-      result.failure = failure("M-CREATE", "creating a segment of " + std::to_string(bad) + " bytes was not refused");
-      return result;
-    }
-    ++result.cases;
-  }
-  {
-    std::FILE* f = std::fopen(path.c_str(), "wb");
-    std::fputs("too small", f);
-    std::fclose(f);
-  }
-  auto small = shm::MmapSegment::open(path);
-  (void)shm::MmapSegment::remove(path);
-  if (small.code() != shm::ErrorCode::CorruptSegment) {
-    result.failure = failure("M-OPEN", "a 9-byte file was not refused as CorruptSegment");
-    return result;
-  }
-  ++result.cases;
-  if (auto f = check_owner("/dev/shm/" + base + "-owner")) {
-    result.failure = f;
-    return result;
-  }
-  if (auto f = check_truncation("/dev/shm/" + base + "-trunc")) {
-    result.failure = f;
-    return result;
-  }
-  ++result.cases;
   return result;
 }
 

@@ -8,6 +8,7 @@
 
 #include "adapter.hpp"
 #include "compare.hpp"
+#include "evidence.hpp"
 #include "driver_adapter.hpp"
 #include "rc_runner.hpp"
 
@@ -83,15 +84,37 @@ void require_route(Direction d, Priority p) {
 const char* dir_name(Direction d) { return d == Direction::ClientToDaemon ? "c2d" : "d2c"; }
 std::string prio_name(Priority p) { return std::string(shm::to_string(p)); }
 
-// Runs op on a copy of the model and on the adapter, compares, and checks
-// the whole observable state after it.
+// A read that finds nothing where the spec delivers a message: the defect
+// that matters is that acknowledged writes never arrive (S-PUBLISH), not the
+// order they would have come in.
+void name_undelivered(const std::string& what, Direction d, const Model& m, const model::Outcome& want, const Got& got) {
+  if (!want.message || got.error != shm::ErrorCode::Empty) return;
+  const std::size_t n = acknowledged_pending(m, d);
+  fail_case("[S-PUBLISH] " + what + ": Empty, but " + std::to_string(n) + " acknowledged write" + (n == 1 ? " was" : "s were") +
+            " never delivered to the other process (the spec delivers the " + std::string(shm::to_string(want.message->priority)) +
+            " message, sequence " + std::to_string(want.message->sequence) + ")");
+}
+
+// Runs op on a copy of the model and on the adapter, compares, checks the
+// whole observable state after it, and records what the step showed.
 template <class ModelOp, class AdapterOp>
-void step(const std::string& what, const Model& m, Adapter& a, ModelOp model_op, AdapterOp adapter_op) {
+void step(const std::string& what, StepFacts facts, const Model& m, Adapter& a, ModelOp model_op, AdapterOp adapter_op) {
   Model next = m;
   const model::Outcome want = model_op(next);
   const Got got = adapter_op();
+  if (facts.kind == StepKind::Read) name_undelivered(what, facts.direction, m, want, got);
   compare_outcome(what, want, got);
-  if (claims("observe")) compare_views(next.view(), a.observe());
+  facts.observed = claims("observe");
+  facts.sequences = claims("sequences");
+  if (facts.observed) compare_views(next.view(), a.observe());
+  for (const auto& clause : clauses_seen(facts, m, next, want)) record_clause(clause);
+}
+StepFacts facts(StepKind kind, Direction d = Direction::ClientToDaemon, Priority p = Priority::Low) {
+  StepFacts f;
+  f.kind = kind;
+  f.direction = d;
+  f.priority = p;
+  return f;
 }
 
 struct Write : Cmd {
@@ -108,7 +131,7 @@ struct Write : Cmd {
   void apply(Model& m) const override { m.write(d, p, payload(seed, size)); }
   void run(const Model& m, Adapter& a) const override {
     const auto data = payload(seed, size);
-    step("write", m, a, [&](Model& x) { return x.write(d, p, data); },
+    step("write", facts(StepKind::Write, d, p), m, a, [&](Model& x) { return x.write(d, p, data); },
          [&] { return any_refusal(m, d, p, data.size(), got_from(a.write(d, p, data))); });
   }
   void show(std::ostream& os) const override {
@@ -131,7 +154,7 @@ struct WriteBlocking : Cmd {
   void apply(Model& m) const override { m.write_blocking(d, p, payload(seed, size)); }
   void run(const Model& m, Adapter& a) const override {
     const auto data = payload(seed, size);
-    step("write_blocking(2 ms)", m, a, [&](Model& x) { return x.write_blocking(d, p, data); },
+    step("write_blocking(2 ms)", facts(StepKind::WriteBlocking, d, p), m, a, [&](Model& x) { return x.write_blocking(d, p, data); },
          [&] { return any_refusal(m, d, p, data.size(), got_from(a.write_blocking(d, p, data, 2ms)), true); });
   }
   void show(std::ostream& os) const override {
@@ -148,7 +171,7 @@ struct Read : Cmd {
   }
   void apply(Model& m) const override { m.read(d); }
   void run(const Model& m, Adapter& a) const override {
-    step("read", m, a, [&](Model& x) { return x.read(d); }, [&] { return got_from(a.read(d)); });
+    step("read " + std::string(dir_name(d)), facts(StepKind::Read, d), m, a, [&](Model& x) { return x.read(d); }, [&] { return got_from(a.read(d)); });
   }
   void show(std::ostream& os) const override { os << "read " << dir_name(d); }
 };
@@ -163,7 +186,7 @@ struct Peek : Cmd {
   }
   void apply(Model&) const override {}
   void run(const Model& m, Adapter& a) const override {
-    step("peek", m, a, [&](Model& x) { return x.peek(d); }, [&] { return got_from(a.peek(d)); });
+    step("peek", facts(StepKind::Peek, d), m, a, [&](Model& x) { return x.peek(d); }, [&] { return got_from(a.peek(d)); });
   }
   void show(std::ostream& os) const override { os << "peek " << dir_name(d); }
 };
@@ -177,7 +200,7 @@ struct SetBackpressure : Cmd {
   }
   void apply(Model& m) const override { m.set_backpressure(value); }
   void run(const Model& m, Adapter& a) const override {
-    step("set_backpressure", m, a, [&](Model& x) { return x.set_backpressure(value); },
+    step("set_backpressure", facts(StepKind::SetBackpressure), m, a, [&](Model& x) { return x.set_backpressure(value); },
          [&] { return got_from(a.set_backpressure(value)); });
   }
   void show(std::ostream& os) const override { os << "set_backpressure " << value; }
@@ -191,7 +214,7 @@ struct Connect : Cmd {
   void checkPreconditions(const Model& m) const override { RC_PRE(m.client_count() < 4); }
   void apply(Model& m) const override { m.connect(version); }
   void run(const Model& m, Adapter& a) const override {
-    step("connect", m, a, [&](Model& x) { return x.connect(version); }, [&] {
+    step("connect", facts(StepKind::Connect), m, a, [&](Model& x) { return x.connect(version); }, [&] {
       Got g = got_from(a.connect(version));
       // T-SHUTDOWN: a daemon that shut down may remove the segment's name;
       // a connect then finds nothing, NotFound, which the spec allows too.
@@ -208,7 +231,7 @@ struct Disconnect : Cmd {
   void checkPreconditions(const Model& m) const override { RC_PRE(m.client_count() > 0); }
   void apply(Model& m) const override { m.disconnect(); }
   void run(const Model& m, Adapter& a) const override {
-    step("disconnect", m, a, [&](Model& x) { return x.disconnect(); }, [&] {
+    step("disconnect", facts(StepKind::Disconnect), m, a, [&](Model& x) { return x.disconnect(); }, [&] {
       a.disconnect();
       return Got{};
     });
@@ -222,7 +245,7 @@ struct Reopen : Cmd {
   }
   void apply(Model& m) const override { m.reopen(); }
   void run(const Model& m, Adapter& a) const override {
-    step("unmap and reopen", m, a, [&](Model& x) { return x.reopen(); }, [&] { return got_from(a.reopen()); });
+    step("unmap and reopen", facts(StepKind::Reopen), m, a, [&](Model& x) { return x.reopen(); }, [&] { return got_from(a.reopen()); });
   }
   void show(std::ostream& os) const override { os << "unmap and reopen the segment"; }
 };
@@ -244,7 +267,7 @@ struct StopWriter : Cmd {
   void apply(Model& m) const override { m.stop_writer(d, p, where, payload(seed, size)); }
   void run(const Model& m, Adapter& a) const override {
     const auto data = payload(seed, size);
-    step("writer stops", m, a, [&](Model& x) { return x.stop_writer(d, p, where, data); },
+    step("writer stops", facts(StepKind::StopWriter, d, p), m, a, [&](Model& x) { return x.stop_writer(d, p, where, data); },
          [&] { return got_from(a.stop_writer(d, p, where, data)); });
   }
   void show(std::ostream& os) const override {
@@ -265,7 +288,7 @@ struct StopReader : Cmd {
   }
   void apply(Model& m) const override { m.stop_reader(d, where); }
   void run(const Model& m, Adapter& a) const override {
-    step("reader stops", m, a, [&](Model& x) { return x.stop_reader(d, where); },
+    step("reader stops", facts(StepKind::StopReader, d), m, a, [&](Model& x) { return x.stop_reader(d, where); },
          [&] { return got_from(a.stop_reader(d, where)); });
   }
   void show(std::ostream& os) const override {
@@ -295,7 +318,7 @@ struct Recover : Cmd {
     if (r.writing > 0) record_clause("K-WRITING");
     if (r.reading > 0) record_clause("K-READING");
     if (r.done > 0) record_clause("K-DONE");
-    record_clause("K-STALE");
+    if (r.writing + r.reading + r.done > 0) record_clause("K-STALE");  // a dead holder's slot, recovered
     const model::View w = next.view();
     const model::View g = a.observe();
     const auto di = static_cast<std::size_t>(d);
@@ -303,7 +326,7 @@ struct Recover : Cmd {
       const auto& wr = w.rings[di][static_cast<std::size_t>(p)];
       const auto& gr = g.rings[di][static_cast<std::size_t>(p)];
       if (wr.tail != gr.tail || wr.slots != gr.slots)
-        RC_FAIL(std::string("[") + clause + "] after recovery of " + dir_name(d) + " " + prio_name(p) +
+        fail_case(std::string("[") + clause + "] after recovery of " + dir_name(d) + " " + prio_name(p) +
                 ": the spec requires tail " + std::to_string(wr.tail) + ", the implementation has tail " +
                 std::to_string(gr.tail) + (wr.slots != gr.slots ? " (slot states differ)" : ""));
     }
@@ -326,8 +349,7 @@ struct CorruptOldest : Cmd {
   }
   void apply(Model& m) const override { m.corrupt_oldest(d, p, what); }
   void run(const Model& m, Adapter& a) const override {
-    record_clause("V-SLOT");
-    step("peer corrupts the oldest message", m, a, [&](Model& x) { return x.corrupt_oldest(d, p, what); },
+    step("peer corrupts the oldest message", facts(StepKind::Corrupt, d, p), m, a, [&](Model& x) { return x.corrupt_oldest(d, p, what); },
          [&] { return got_from(a.corrupt_oldest(d, p, what)); });
   }
   void show(std::ostream& os) const override {
@@ -341,18 +363,22 @@ struct Shutdown : Cmd {
   void checkPreconditions(const Model& m) const override { RC_PRE(rare == 0 && !m.is_shut_down()); }
   void apply(Model& m) const override { m.shutdown(); }
   void run(const Model& m, Adapter& a) const override {
-    step("daemon shutdown", m, a, [&](Model& x) { return x.shutdown(); }, [&] { return got_from(a.shutdown()); });
+    step("daemon shutdown", facts(StepKind::Shutdown), m, a, [&](Model& x) { return x.shutdown(); }, [&] { return got_from(a.shutdown()); });
   }
   void show(std::ostream& os) const override { os << "daemon shuts down"; }
 };
 
-model::Config gen_config() {
+// A segment of 1-9 slots per direction as SPEC's geometry lays it out, with
+// slot sizes at the edges; both fitted to what the transport accepts
+// (D-LIMITS): a transport with a floor on segment sizes gets its floor, one
+// with a fixed slot size that size.
+model::Config gen_config(const driver::Limits& limits) {
   model::Config c;
-  c.slot_size = *rc::gen::element<std::uint32_t>(1u, 8u, 64u, 100u, 1000u, 4096u);
+  c.slot_size = limits.slot(*rc::gen::element<std::uint32_t>(1u, 8u, 64u, 100u, 1000u, 4096u));
   const auto n = *rc::gen::inRange<std::uint32_t>(1, 10);
   const std::size_t stride = shm::slot_stride_for(c.slot_size);
   const std::size_t base = 4096 + 2 * (3 * shm::RING_HEADER_SIZE + model::distribution(n).total() * stride);
-  c.segment_size = base + *rc::gen::inRange<std::size_t>(0, 2 * stride);
+  c.segment_size = limits.segment(base + *rc::gen::inRange<std::size_t>(0, 2 * stride));
   c.protocol_version = *rc::gen::inRange<std::uint16_t>(0, 5);
   return c;
 }
@@ -364,19 +390,23 @@ CheckResult run_stateful(const Params& params) {
   struct Reset {
     ~Reset() { g_params = nullptr; }
   } reset;
-  // Through a driver every case starts processes and every step is two
-  // round trips, so fewer cases: the in-process adapter is the deep one.
-  const int cases = params.driver.empty() ? depth_budget(params, 100, 2000, 20000) : depth_budget(params, 60, 300, 3000);
+  // Through a driver the processes serve case after case (D-RESET), so it
+  // runs as many cases as in process.
+  const int cases = depth_budget(params, 100, 2000, 20000);
   return rc_check("stateful", params, cases, depth_budget(params, 80, 150, 300), [&] {
-    model::Config config = *rc::gen::exec(gen_config);
+    model::Config config = *rc::gen::exec([&] { return gen_config(params.limits); });
     auto adapter = adapter_for(params);
     RC_ASSERT(adapter != nullptr);
     if (auto s = adapter->create(config); !s)
-      RC_FAIL("[G-FIT] creating a segment of " + std::to_string(config.segment_size) + " bytes, slot size " +
+      fail_case("[G-FIT] creating a segment of " + std::to_string(config.segment_size) + " bytes, slot size " +
               std::to_string(config.slot_size) + " failed: " + s.error().message());
     // Without the SPEC layout G-DIST does not bind: the model takes the
-    // capacities the implementation reported (and R-CAPACITY holds it to them).
-    if (!claims("spec_layout")) config.capacity = adapter->reported_capacity();
+    // capacities the implementation reported (and R-CAPACITY holds it to
+    // them), and the slot size it reported, if it did.
+    if (!claims("spec_layout")) {
+      config.capacity = adapter->reported_capacity();
+      if (const auto slot = adapter->reported_slot_size()) config.slot_size = *slot;
+    }
     auto m = Model::create(config);
     RC_ASSERT(m.has_value());
     if (claims("observe")) compare_geometry(m->view(), adapter->observe());

@@ -3,12 +3,19 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "driver_process.hpp"
+
 namespace memlink::conformance {
+
+namespace driver {
+class Launcher;
+}
 
 // Every clause id of SPEC.md, in order (a test keeps this in step with it).
 struct Clause {
@@ -27,10 +34,16 @@ struct Params {
   // A driver command (DRIVER.md): check the transport it drives, in
   // processes of its own, instead of an in-process adapter.
   std::string driver;
-  // What the driver claims (its hello's capabilities); set by the runner.
+  // What the driver claims (its hello's capabilities) and accepts (its
+  // limits, D-LIMITS); set by the runner. In process: everything, and the
+  // SPEC's limits.
   std::set<std::string> capabilities;
   std::vector<std::string> crash_points;
+  driver::Limits limits = driver::spec_limits();
   bool claims(const std::string& c) const { return driver.empty() || capabilities.count(c) > 0; }
+  // Where the check's driver processes come from (launcher.hpp); run_check
+  // sets it for the check's duration, so that its processes are reused.
+  std::shared_ptr<driver::Launcher> launcher;
 };
 
 struct Failure {
@@ -54,15 +67,21 @@ struct CheckResult {
 // Records which clauses a check exercised (the report's "cases" column).
 void record_clause(const std::string& id);
 
+// What a check runs on, and so which implementations it can say anything about.
+enum class Scope {
+  Adapter,    // the Adapter interface (adapter.hpp): any in-process adapter, or a driver through driver_adapter
+  Protocol,   // driver processes (launcher.hpp): a driver, or the reference driver in process (--adapter reference)
+  Reference,  // the reference library's own code (exploration, bounds, checksum): the reference only
+};
+const char* scope_name(Scope s);  // "adapter", "driver protocol", "reference library"
+
 struct CheckDef {
   const char* name;
-  const char* scope;
+  Scope scope;
   CheckResult (*run)(const Params&);
-  // Through a driver: the capabilities it needs (comma-separated, "" for
-  // none), or nullptr if it cannot run through one; and the function that
-  // runs it there (nullptr: `run`, which goes through adapter_for()).
-  const char* driver_needs = nullptr;
-  CheckResult (*run_driver)(const Params&) = nullptr;
+  // The capabilities (DRIVER.md D-CAPS) it needs: comma-separated, each
+  // required; "a|b" is either. "" for none.
+  const char* needs = "";
 };
 const std::vector<CheckDef>& all_checks();
 
@@ -73,24 +92,19 @@ const std::vector<CheckDef>& all_checks();
 // check_reaches (report.hpp).
 CheckResult run_check(const CheckDef& def, const Params& params);
 
-// The individual checks (in stateful.cpp, properties.cpp, concurrency.cpp).
-CheckResult run_stateful(const Params& params);
-CheckResult run_geometry(const Params& params);
-CheckResult run_bounds(const Params& params);
-CheckResult run_checksum(const Params& params);
-CheckResult run_linearizability(const Params& params);
-CheckResult run_layout(const Params& params);
-CheckResult run_connect_validation(const Params& params);
-CheckResult run_wakeup(const Params& params);
-CheckResult run_segment(const Params& params);
-CheckResult run_recovery(const Params& params);
-CheckResult run_exploration(const Params& params);
-// The cross-process checks through driver processes (driver_checks.cpp).
-CheckResult run_driver_linearizability(const Params& params);
-CheckResult run_driver_wakeup(const Params& params);
-CheckResult run_driver_recovery(const Params& params);
-CheckResult run_driver_segment(const Params& params);
-CheckResult run_driver_hostile(const Params& params);
+// The individual checks.
+CheckResult run_stateful(const Params& params);        // stateful.cpp
+CheckResult run_geometry(const Params& params);        // properties.cpp
+CheckResult run_bounds(const Params& params);          // properties.cpp
+CheckResult run_checksum(const Params& params);        // properties.cpp
+CheckResult run_layout(const Params& params);          // layout_check.cpp
+CheckResult run_connect_validation(const Params& params);  // layout_check.cpp
+CheckResult run_linearizability(const Params& params);  // linearizability_check.cpp
+CheckResult run_hostile_reads(const Params& params);    // hostile_reads_check.cpp
+CheckResult run_wakeup(const Params& params);           // wakeup_check.cpp
+CheckResult run_recovery(const Params& params);         // recovery_check.cpp
+CheckResult run_segment(const Params& params);          // segment_check.cpp
+CheckResult run_exploration(const Params& params);      // exploration_check.cpp
 // --reproduce for the exploration check: "<scenario config>@<decisions>".
 bool valid_exploration_reproduce(const std::string& s);
 void set_exploration_reproduce(const std::string& s);
@@ -102,6 +116,8 @@ struct RcOutcome {
   std::string description;
   std::vector<std::string> counterexample;
   std::string reproduce;  // RapidCheck's reproduce string, if it gave one
+  bool replayed_passes = false;  // --reproduce: the replayed case passed
+  bool shrink_budget_spent = false;  // shrinking stopped at its budget (not minimal)
 };
 
 }  // namespace memlink::conformance

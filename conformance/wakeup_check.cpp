@@ -1,154 +1,287 @@
-// Wait and wake across processes (reference library, SPEC F-*, T-WAIT,
-// T-BLOCKING, T-SHUTDOWN). Every sleep is sliced, so a lost wake-up still
-// "works": the sleeper wakes when its slice ends and the read succeeds. This
-// check makes the slice long (kSlice) on both sides, so that a wake-up that
-// arrived only because a slice ran out cannot pass for latency: any wait
-// that lasts half a slice is a lost wake-up (a healthy wake-up on a loaded
-// machine takes milliseconds, not seconds).
-//   1. round trips: a client writes, the daemon (a forked process, asleep
-//      on its futex) echoes, the client (asleep on its own) reads;
-//   2. a burst through full rings: the client writes faster than it reads,
-//      so the daemon's echo blocks on a full d2c ring and the client's
-//      writes block on a full c2d ring; every freed slot must wake the
-//      blocked writer on the other side (T-BLOCKING);
-//   3. shutdown wakes every sleeper: two writers blocked on one full ring
-//      both learn of the daemon's shutdown at once (T-SHUTDOWN);
-//   4. kill -9 of the daemon: writes still land (T-KILLED) and wait reports
+// Wait and wake across endpoints, through the driver protocol (capability
+// "wait"; SPEC F-*, T-WAIT, T-BLOCKING, T-SHUTDOWN, T-KILLED). Every sleep
+// is sliced, so a lost wake-up still "works": the sleeper wakes when its
+// slice ends and the read succeeds. This check asks for 3 s slices
+// (D-TUNING), so that a wake-up that arrived only because a slice ran out
+// cannot pass for latency: a wait that ends more than half a slice after
+// the event it waited for was not woken (a healthy wake-up on a loaded
+// machine takes milliseconds, not seconds). No bound here is a latency
+// claim.
+//   1. wake rounds: a sleeper waits, another endpoint writes (c2d and d2c);
+//   2. an idle wait ends with Timeout;
+//   3. a writer asleep on a full ring is woken when the reader frees a slot;
+//   4. a burst through full rings: a client writes faster than the daemon
+//      echoes and another client reads, so writers block on full rings in
+//      both directions; every freed slot must wake the writer on the other
+//      side (T-BLOCKING);
+//   5. a wait must leave its message where priority order sees it;
+//   6. shutdown wakes every sleeper: two writers blocked on one full ring
+//      and a client asleep in wait all learn of it at once (T-SHUTDOWN);
+//   7. kill -9 of the daemon: writes still land (T-KILLED) and wait reports
 //      Disconnected (T-WAIT).
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <cstring>
+#include <mutex>
+#include <random>
 #include <thread>
 
-#include "memlink/shm/platform.hpp"
-#include "memlink/shm/transport.hpp"
-#include "suite.hpp"
+#include "driver_cluster.hpp"
+#include "rc_runner.hpp"
 
 namespace memlink::conformance {
 namespace {
 
+using driver::DriverProcess;
+using driver::Reply;
+using nlohmann::json;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-constexpr auto kSlice = 3s;              // the sleep slice on both sides
-constexpr auto kLost = kSlice / 2;       // a wait this long was ended by a slice
-constexpr std::size_t kBurst = 400;      // messages of phase 2
 
-Failure failure(const std::string& clause, const std::string& what, const Params& p) {
-  return Failure{clause, "[" + clause + "] " + what, {},
-                 "scripts/conformance --only wakeup --seed " + std::to_string(p.seed)};
+constexpr int kSliceMs = 3000;
+constexpr std::uint64_t kLostAfterNs = kSliceMs / 2 * 1'000'000ULL;
+constexpr int kWaitMs = 20000;  // a wait that never ends is T-WAIT's failure, not a hang
+constexpr std::uint64_t kBurst = 200;
+
+double ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+std::uint64_t after(const Reply& later, const Reply& earlier) {
+  return later.response_ns > earlier.response_ns ? later.response_ns - earlier.response_ns : 0;
 }
 
-double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-shm::EndpointOptions endpoint_options() {
-  shm::EndpointOptions o;
-  o.wait_strategy = shm::WaitStrategy::Block;
-  o.sleep_slice = kSlice;
-  o.daemon_timeout = 60s;  // liveness is not what this check is about
-  return o;
+json write_request(std::uint64_t id, int priority, std::size_t length = 16) {
+  return {{"op", "write"}, {"priority", priority}, {"data", driver::to_hex(message_payload(id, length))}};
 }
 
-// The daemon process: echoes every message, blocking when d2c is full.
-[[noreturn]] void serve(const std::string& path, int ready_fd) {
-  shm::DaemonOptions o;
-  o.endpoint = endpoint_options();
-  o.remove_on_shutdown = false;
-  auto d = shm::Daemon::create(path, shm::DEFAULT_SEGMENT_SIZE, 1, o);
-  const char ok = d ? 1 : 0;
-  (void)::write(ready_fd, &ok, 1);
-  if (!d) ::_exit(2);
-  std::vector<std::byte> buf(d->geometry().slot_size);
+std::optional<std::uint64_t> id_of(const Reply& r) {
+  const auto data = r.ok() ? driver::from_hex(r.body.value("data", std::string())) : std::nullopt;
+  return data ? message_id(*data) : std::nullopt;
+}
+
+// `sleeper` waits; `waker` does `act` once the sleeper had a moment to fall
+// asleep. The sleeper's wait must end, Ok, soon after act's response.
+void wake_round(Cluster& c, DriverProcess& sleeper, DriverProcess& waker, const json& act, const std::string& what,
+                std::mt19937_64& rng) {
+  sleeper.send({{"op", "wait"}, {"timeout_ms", kWaitMs}});
+  std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));  // asleep or not: both must work
+  const Reply done = c.must(waker, act, "T-WAIT");
+  const Reply woke = sleeper.receive(std::chrono::milliseconds(kWaitMs + 10000));
+  if (!woke.ok())
+    scenario_fail(woke.error().code == shm::ErrorCode::Timeout ? "F-WAKE" : "T-WAIT",
+                  what + ": the sleeper's wait ended with " + woke.error().message() + " instead of a wake-up");
+  if (after(woke, done) > kLostAfterNs)
+    scenario_fail("F-WAKE", what + ": the sleeper woke " + std::to_string(ms(after(woke, done))) + " ms after it; its sleep slice is " +
+                                std::to_string(kSliceMs) + " ms, so the wake-up was lost and only the slice ended the sleep");
+}
+
+void drain(DriverProcess& reader) {
   for (;;) {
-    (void)d->wait(10s);
-    while (auto m = d->read(buf)) (void)d->write_blocking(m->priority, std::span(buf.data(), m->length), 30s);
+    const Reply r = reader.call({{"op", "read"}});
+    if (!r.ok()) {
+      if (r.error().code != shm::ErrorCode::Empty) scenario_fail("T-WAIT", "draining: read failed with " + r.error().message());
+      return;
+    }
   }
 }
 
-std::span<const std::byte> bytes_of(const std::uint64_t& id) { return {reinterpret_cast<const std::byte*>(&id), sizeof id}; }
+// Writes to `writer`'s low ring until it says Full; how many it took.
+int fill(DriverProcess& writer, std::uint64_t first_id, const std::string& clause) {
+  for (int filled = 0;; ++filled) {
+    const Reply r = writer.call(write_request(first_id + static_cast<std::uint64_t>(filled), 2));
+    if (!r.ok() && r.error().code == shm::ErrorCode::Full) return filled;
+    if (!r.ok()) scenario_fail(clause, "filling the ring: " + r.error().message());
+    if (filled > 100000) scenario_fail("R-CAPACITY", "the low ring took 100000 messages and never said Full");
+  }
+}
 
-// Reads one message, sleeping for it; its id, and how long the wait took.
-struct Delivery {
-  std::optional<std::uint64_t> id;
-  Clock::duration waited{};
-  std::string error;
-};
-Delivery receive(shm::Client& c, std::vector<std::byte>& buf) {
-  Delivery d;
-  const auto t0 = Clock::now();
-  for (;;) {
-    if (auto m = c.read(buf)) {
-      std::uint64_t id = 0;
-      std::memcpy(&id, buf.data(), sizeof id);
-      d.id = id;
-      break;
-    }
+// 1. Wake rounds, c2d (the daemon sleeps) and d2c (the client sleeps).
+std::uint64_t wake_rounds(Cluster& c, DriverProcess& client, int rounds, std::mt19937_64& rng) {
+  const bool d2c = c.params().claims("daemon_writes");
+  std::uint64_t slowest = 0;
+  for (int i = 0; i < rounds; ++i) {
+    const bool to_client = d2c && i % 2 == 1;
+    DriverProcess& sleeper = to_client ? client : *c.daemon;
+    DriverProcess& waker = to_client ? *c.daemon : client;
+    const int p = c.params().claims("priorities") ? static_cast<int>(rng() % 3) : 2;
+    const auto t0 = std::chrono::steady_clock::now();
+    wake_round(c, sleeper, waker, write_request(static_cast<std::uint64_t>(i), p),
+               "round " + std::to_string(i) + (to_client ? " (d2c)" : " (c2d)"), rng);
+    slowest = std::max<std::uint64_t>(
+        slowest, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
+    drain(sleeper);
     record_clause("F-WAKE");
-    if (auto s = c.wait(10s); !s) {
-      d.error = s.error().message();
-      break;
-    }
+    record_clause("F-WORDS");  // the wait and the wake are in two endpoints
+    record_clause("T-WAIT");
   }
-  d.waited = Clock::now() - t0;
-  return d;
+  return slowest;
 }
 
-// Phase 3, in this process: two writers blocked on one full ring; the
-// daemon shuts down; both must return Disconnected at once.
-std::optional<Failure> shutdown_wakes_every_sleeper(const Params& params, std::string& note) {
-  static std::atomic<int> counter{0};
-  const std::string path = "/dev/shm/memlink-wakeup-sd-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-  (void)shm::RecoveryManager(path).cleanup_orphaned_shm();
-  shm::DaemonOptions o;
-  o.endpoint = endpoint_options();
-  o.slot_size = 64;
-  const std::size_t size = shm::CONTROL_REGION_SIZE + 2 * (3 * shm::RING_HEADER_SIZE + 3 * shm::slot_stride_for(64));
-  auto d = shm::Daemon::create(path, size, 1, o);
-  if (!d) return failure("T-SHUTDOWN", "daemon: " + d.error().message(), params);
-  auto c = shm::Client::connect(path, 1, endpoint_options());
-  if (!c) return failure("T-SHUTDOWN", "connect: " + c.error().message(), params);
-  const std::uint64_t one = 1;
-  if (!c->write(shm::Priority::High, bytes_of(one))) return failure("T-SHUTDOWN", "could not fill the ring", params);
-  Clock::time_point returned_at[2]{};
-  std::string results[2];
-  std::vector<std::thread> writers;
-  for (int i = 0; i < 2; ++i)
-    writers.emplace_back([&, i] {
-      auto r = c->write_blocking(shm::Priority::High, bytes_of(one), 20s);
-      returned_at[i] = Clock::now();
-      results[i] = r ? "Ok" : std::string(shm::to_string(r.code()));
+// 2. A wait with nothing to read ends with Timeout, not Ok (T-WAIT).
+void idle_wait(Cluster& c) {
+  const Reply idle = c.daemon->call({{"op", "wait"}, {"timeout_ms", 30}}, 10s);
+  if (idle.ok()) scenario_fail("T-WAIT", "the daemon's wait returned Ok with nothing to read");
+  if (idle.error().code != shm::ErrorCode::Timeout)
+    scenario_fail("T-WAIT", "a wait with nothing to read ended with " + idle.error().message() + ", not Timeout");
+}
+
+// 3. A writer asleep on a full ring is woken when the reader frees a slot.
+void space_wake(Cluster& c, DriverProcess& client) {
+  fill(client, 1000, "T-BLOCKING");
+  client.send({{"op", "write_blocking"}, {"priority", 2}, {"data", driver::to_hex(message_payload(9999, 16))}, {"timeout_ms", kWaitMs}});
+  std::this_thread::sleep_for(2ms);
+  const Reply freed = c.must(*c.daemon, {{"op", "read"}}, "T-BLOCKING");
+  const Reply wrote = client.receive(std::chrono::milliseconds(kWaitMs + 10000));
+  if (!wrote.ok()) scenario_fail("T-BLOCKING", "a blocking write on a ring with a freed slot ended with " + wrote.error().message());
+  if (after(wrote, freed) > kLostAfterNs)
+    scenario_fail("F-WAKE", "a writer asleep on a full ring woke " + std::to_string(ms(after(wrote, freed))) +
+                                " ms after a slot was freed: the space wake-up was lost");
+  record_clause("T-BLOCKING");
+  drain(*c.daemon);
+}
+
+// 4. A burst through full rings: `writer` blocks on full c2d, the daemon's
+// echo blocks on full d2c, `reader` frees d2c slots. Each message must come
+// within half a slice of the one before it.
+std::string burst(Cluster& c, DriverProcess& writer, DriverProcess& reader) {
+  std::atomic<bool> done{false};
+  std::string writer_error, echo_error;
+  FirstException thrown;
+  auto stop = [&] { return done.load() || thrown.failed(); };
+  std::thread w([&] {
+    thrown.run([&] {
+      for (std::uint64_t i = 0; i < kBurst && !stop(); ++i) {
+        const Reply r = writer.call({{"op", "write_blocking"}, {"priority", 1}, {"data", driver::to_hex(message_payload(7000 + i, 16))},
+                                     {"timeout_ms", kWaitMs}}, std::chrono::milliseconds(kWaitMs + 10000));
+        if (!r.ok()) {
+          writer_error = "blocking write " + std::to_string(i) + ": " + r.error().message();
+          return;
+        }
+      }
     });
-  // Both asleep on the c2d space word before the shutdown.
-  const auto give_up = Clock::now() + 10s;
-  while (c->control().c2d_space_futex.waiters.load() < 2 && Clock::now() < give_up) std::this_thread::sleep_for(1ms);
-  const bool both_slept = c->control().c2d_space_futex.waiters.load() >= 2;
-  const auto t_shutdown = Clock::now();
-  d->shutdown();
-  for (auto& t : writers) t.join();
-  c->shutdown();
-  (void)shm::RecoveryManager(path).cleanup_orphaned_shm();
-  record_clause("T-SHUTDOWN");
-  if (!both_slept) return std::nullopt;  // the two sleeps could not be arranged: nothing to judge (noted)
-  Clock::duration last{};
-  for (int i = 0; i < 2; ++i) {
-    if (results[i] != "Disconnected")
-      return failure("T-SHUTDOWN", "a writer blocked on a full ring returned " + results[i] + " when the daemon shut down",
-                     params);
-    const auto late = returned_at[i] - t_shutdown;
-    last = std::max(last, late);
-    if (late >= kLost)
-      return failure("T-SHUTDOWN", "of two writers asleep on one full ring, one learned of the daemon's shutdown " +
-                                       std::to_string(static_cast<long>(ms(late))) +
-                                       " ms later, when its sleep slice ran out: shutdown must wake every sleeper",
-                     params);
+  });
+  std::thread echo([&] {
+    thrown.run([&] {
+      for (std::uint64_t n = 0; n < kBurst && !stop();) {
+        const Reply m = c.daemon->call({{"op", "read"}});
+        if (!m.ok()) {
+          if (m.error().code != shm::ErrorCode::Empty) { echo_error = "daemon read: " + m.error().message(); return; }
+          (void)c.daemon->call({{"op", "wait"}, {"timeout_ms", 1000}}, std::chrono::milliseconds(11000));
+          continue;
+        }
+        const Reply e = c.daemon->call({{"op", "write_blocking"}, {"priority", m.body.at("priority")},
+                                        {"data", m.body.at("data")}, {"timeout_ms", kWaitMs}},
+                                       std::chrono::milliseconds(kWaitMs + 10000));
+        if (!e.ok()) { echo_error = "daemon's blocking echo: " + e.error().message(); return; }
+        ++n;
+      }
+    });
+  });
+  std::this_thread::sleep_for(100ms);  // let both rings fill and both writers block
+  std::string failure;
+  std::uint64_t last_ns = 0, longest = 0;
+  for (std::uint64_t i = 0; i < kBurst && failure.empty() && !stop(); ++i) {
+    Reply got;
+    for (;;) {  // the reader sleeps for each message
+      got = reader.call({{"op", "read"}});
+      if (got.ok() || got.error().code != shm::ErrorCode::Empty) break;
+      const Reply waited = reader.call({{"op", "wait"}, {"timeout_ms", kWaitMs}}, std::chrono::milliseconds(kWaitMs + 10000));
+      if (!waited.ok()) {
+        failure = "burst message " + std::to_string(i) + " never came (wait: " + waited.error().message() + ")";
+        break;
+      }
+    }
+    if (!failure.empty()) break;
+    if (!got.ok()) failure = "burst message " + std::to_string(i) + ": read failed with " + got.error().message();
+    else if (id_of(got) != std::optional<std::uint64_t>(7000 + i))
+      failure = "burst message " + std::to_string(i) + " carries the wrong payload (R-FIFO through two rings)";
+    else if (last_ns != 0 && got.response_ns - last_ns > kLostAfterNs)
+      failure = "burst message " + std::to_string(i) + " came " + std::to_string(ms(got.response_ns - last_ns)) +
+                " ms after the one before: a writer blocked on a full ring was not woken when a slot was freed";
+    if (last_ns != 0 && got.response_ns > last_ns) longest = std::max(longest, got.response_ns - last_ns);
+    last_ns = got.response_ns;
   }
-  note = "both writers asleep on one full ring woke within " + std::to_string(static_cast<long>(ms(last))) +
-         " ms of the shutdown";
-  return std::nullopt;
+  done.store(true);
+  w.join();
+  echo.join();
+  thrown.rethrow();
+  if (!failure.empty()) scenario_fail("T-BLOCKING", failure);
+  if (!writer_error.empty()) scenario_fail("T-BLOCKING", writer_error);
+  if (!echo_error.empty()) scenario_fail("T-BLOCKING", echo_error);
+  record_clause("T-BLOCKING");
+  return "a " + std::to_string(kBurst) + "-message burst through full rings in both directions (longest gap " +
+         std::to_string(static_cast<long>(ms(longest))) + " ms)";
+}
+
+// 5. A wait must not take the message it waited for: after it, a more
+// urgent message written later is still read first (T-WAIT, R-ORDER). A
+// wait that receives the message into a private stash reads it second.
+void wait_leaves_the_message(Cluster& c, DriverProcess& client, std::mt19937_64& rng) {
+  wake_round(c, *c.daemon, client, write_request(5000, 2), "a low message", rng);
+  c.must(client, write_request(5001, 0), "R-ORDER");
+  const Reply first = c.must(*c.daemon, {{"op", "read"}}, "R-ORDER");
+  record_clause("R-ORDER");
+  if (id_of(first) != std::optional<std::uint64_t>(5001))
+    scenario_fail("R-ORDER", "after a wait returned for a low message, a critical one was written; the next read returned " +
+                                 std::string(id_of(first) == std::optional<std::uint64_t>(5000)
+                                                 ? "the low one: the wait took the message it waited for"
+                                                 : "something else") +
+                                 " (a wait must leave the message where every reader's priority order sees it)");
+  drain(*c.daemon);
+}
+
+// 6. Shutdown wakes every sleeper at once.
+std::string shutdown_wakes_all(Cluster& c, DriverProcess& client) {
+  std::vector<DriverProcess*> sleepers{&client};
+  std::vector<std::string> what{"a client asleep in wait"};
+  client.send({{"op", "wait"}, {"timeout_ms", kWaitMs}});
+  if (c.params().claims("write_blocking")) {
+    DriverProcess& a = c.add_client("blocked writer 1");
+    DriverProcess& b = c.add_client("blocked writer 2");
+    fill(a, 3000, "T-SHUTDOWN");
+    for (DriverProcess* p : {&a, &b}) {
+      p->send({{"op", "write_blocking"}, {"priority", 2}, {"data", driver::to_hex(message_payload(3999, 16))}, {"timeout_ms", kWaitMs}});
+      sleepers.push_back(p);
+      what.push_back(p->role() + ", asleep on a full ring,");
+    }
+  }
+  std::this_thread::sleep_for(100ms);  // asleep or not, each must learn of it
+  const Reply down = c.must(*c.daemon, {{"op", "shutdown"}}, "T-SHUTDOWN");
+  std::uint64_t last = 0;
+  for (std::size_t i = 0; i < sleepers.size(); ++i) {
+    const Reply woke = sleepers[i]->receive(std::chrono::milliseconds(kWaitMs + 10000));
+    if (woke.ok() || woke.error().code != shm::ErrorCode::Disconnected)
+      scenario_fail("T-SHUTDOWN", what[i] + " saw the daemon's shutdown as " +
+                                      (woke.ok() ? std::string("Ok") : woke.error().message()) + ", not Disconnected");
+    if (after(woke, down) > kLostAfterNs)
+      scenario_fail("T-SHUTDOWN", what[i] + " learned of the shutdown only " + std::to_string(ms(after(woke, down))) +
+                                      " ms later, when its sleep slice ran out: shutdown must wake every sleeper");
+    last = std::max(last, after(woke, down));
+  }
+  record_clause("T-SHUTDOWN");
+  return std::to_string(sleepers.size()) + " sleepers woken by the shutdown within " +
+         std::to_string(static_cast<long>(ms(last))) + " ms";
+}
+
+// 7. kill -9 of the daemon: the client's writes go on while there is room
+// (T-KILLED), and its wait reports Disconnected (T-WAIT).
+void daemon_killed(Cluster& c) {
+  Cluster::Options o;
+  o.sleep_slice_ms = 100;
+  Cluster k(c.params(), "wake-kill", o);
+  struct Steps {  // k's steps join c's, which a failure shows
+    Cluster &from, &to;
+    ~Steps() {
+      for (const auto& s : from.steps()) to.step(s);
+    }
+  } steps{k, c};
+  if (!k.start_daemon(k.daemon, "daemon", Placement::OwnProcess).ok())
+    scenario_fail("T-KILLED", "the driver could not create a segment");
+  DriverProcess& client = k.add_client("client");
+  k.daemon->kill9();
+  k.step("daemon killed (SIGKILL)");
+  const Reply w = client.call(write_request(8000, 2));
+  record_clause("T-KILLED");
+  if (!w.ok()) scenario_fail("T-KILLED", "a client's write after the daemon died answered " + w.error().message() + ", not Ok");
+  const Reply wait = client.call({{"op", "wait"}, {"timeout_ms", kWaitMs}}, std::chrono::milliseconds(kWaitMs + 10000));
+  if (wait.ok() || wait.error().code != shm::ErrorCode::Disconnected)
+    scenario_fail("T-WAIT", "a client waiting on a killed daemon's segment got " +
+                                (wait.ok() ? std::string("Ok") : wait.error().message()) + ", not Disconnected");
 }
 
 }  // namespace
@@ -156,122 +289,52 @@ std::optional<Failure> shutdown_wakes_every_sleeper(const Params& params, std::s
 CheckResult run_wakeup(const Params& params) {
   CheckResult result;
   result.name = "wakeup";
-  static std::atomic<int> counter{0};
-  const std::string path = "/dev/shm/memlink-wakeup-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-  (void)shm::RecoveryManager(path).cleanup_orphaned_shm();
-  const int rounds = params.depth == Depth::Quick ? 300 : params.depth == Depth::Default ? 3000 : 30000;
-  int fds[2];
-  if (::pipe(fds) != 0) {
-    result.failure = failure("F-WORDS", "pipe() failed", params);
-    return result;
-  }
-  const pid_t pid = ::fork();
-  if (pid == 0) serve(path, fds[1]);
-  char ok = 0;
-  const bool started = pid > 0 && ::read(fds[0], &ok, 1) == 1 && ok == 1;
-  ::close(fds[0]);
-  ::close(fds[1]);
-  auto finish = [&](std::optional<Failure> f) {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-    (void)shm::RecoveryManager(path).cleanup_orphaned_shm();
-    result.failure = std::move(f);
-    return result;
-  };
-  if (!started) return finish(failure("F-WORDS", "could not start the daemon process", params));
-  auto client = shm::Client::connect(path, 1, endpoint_options());
-  if (!client) return finish(failure("V-CONNECT", "connect: " + client.error().message(), params));
-
-  // 1. Round trips.
-  std::vector<std::byte> buf(client->geometry().slot_size);
-  Clock::duration slowest{};
-  for (int i = 0; i < rounds; ++i) {
-    const auto p = static_cast<shm::Priority>(i % 3);
-    const std::uint64_t id = 0xC0FFEE00000000ULL + static_cast<std::uint64_t>(i);
-    const auto t0 = Clock::now();
-    if (auto w = client->write(p, bytes_of(id)); !w)
-      return finish(failure("T-ENDPOINTS", "write " + std::to_string(i) + ": " + w.error().message(), params));
-    const Delivery got = receive(*client, buf);
-    const auto rtt = Clock::now() - t0;
-    slowest = std::max(slowest, rtt);
-    if (!got.id)
-      return finish(failure("F-WAKE", "round " + std::to_string(i) + ": no answer (" + got.error + ")", params));
-    if (*got.id != id) return finish(failure("R-FIFO", "answer " + std::to_string(i) + " carries the wrong id", params));
-    if (rtt >= kLost)
-      return finish(failure("F-WAKE", "round " + std::to_string(i) + " took " + std::to_string(static_cast<long>(ms(rtt))) +
-                                          " ms: a wake-up was lost and the sleeper woke only when its " +
-                                          std::to_string(static_cast<long>(ms(kSlice))) + " ms sleep slice ran out",
-                         params));
+  const int rounds = depth_budget(params, 30, 300, 3000);
+  Cluster::Options o;
+  o.sleep_slice_ms = kSliceMs;
+  o.heartbeat_timeout_ms = 60000;
+  o.daemon_timeout_ms = 60000;
+  Cluster c(params, "wake", o);
+  std::mt19937_64 rng(params.seed);
+  std::vector<std::string> notes;
+  try {
+    if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+    DriverProcess& client = c.add_client("client");
+    expect_delivery(c, client, *c.daemon);
+    const std::uint64_t slowest = wake_rounds(c, client, rounds, rng);
+    result.cases += rounds;
+    notes.push_back(std::to_string(rounds) + " wake-ups across endpoints (slowest round " + std::to_string(slowest) + " ms; " +
+                    std::to_string(kSliceMs) + " ms sleep slices, so a lost wake-up shows)");
+    idle_wait(c);
     ++result.cases;
+    notes.push_back("an idle wait");
+    if (params.claims("write_blocking")) {
+      space_wake(c, client);
+      ++result.cases;
+      notes.push_back("a writer asleep on a full ring");
+    }
+    if (params.claims("write_blocking") && params.claims("daemon_writes")) {
+      notes.push_back(burst(c, c.add_client("burst writer"), client));
+      ++result.cases;
+    }
+    if (params.claims("priorities")) {
+      wait_leaves_the_message(c, client, rng);
+      ++result.cases;
+      notes.push_back("a wait that must leave its message for priority order");
+    }
+    notes.push_back(shutdown_wakes_all(c, client));
+    ++result.cases;
+    try {
+      daemon_killed(c);
+      ++result.cases;
+      notes.push_back("kill -9 of the daemon");
+    } catch (const ScenarioUnavailable& u) {
+      notes.push_back("not run: kill -9 of the daemon (" + u.why + ")");
+    }
+  } catch (const ScenarioFailure& f) {
+    result.failure = failure_of(f, c.steps(), driver_replay(params, "wakeup"));
   }
-
-  // 2. A burst through full rings: a writer thread blocks on full c2d while
-  //    the daemon blocks on full d2c; the reader frees d2c slots.
-  std::atomic<bool> writer_done{false};
-  std::string writer_error;
-  std::thread writer([&] {
-    for (std::size_t i = 0; i < kBurst && writer_error.empty(); ++i) {
-      const std::uint64_t id = 0xB0B5000000000000ULL + i;
-      if (auto w = client->write_blocking(shm::Priority::High, bytes_of(id), 20s); !w) writer_error = w.error().message();
-    }
-    writer_done.store(true);
-  });
-  std::this_thread::sleep_for(200ms);  // let both rings fill and both writers block
-  Clock::duration longest_gap{};
-  std::size_t burst_read = 0;
-  std::string burst_failure;
-  for (; burst_read < kBurst; ++burst_read) {
-    record_clause("T-BLOCKING");
-    const Delivery got = receive(*client, buf);
-    if (!got.id) {
-      burst_failure = "burst message " + std::to_string(burst_read) + " never came (" + got.error + ")";
-      break;
-    }
-    if (*got.id != 0xB0B5000000000000ULL + burst_read) {
-      burst_failure = "burst message " + std::to_string(burst_read) + " carries the wrong id";
-      break;
-    }
-    if (burst_read > 0) longest_gap = std::max(longest_gap, got.waited);
-    if (got.waited >= kLost) {
-      burst_failure = "burst message " + std::to_string(burst_read) + " came " +
-                      std::to_string(static_cast<long>(ms(got.waited))) +
-                      " ms after the previous one: a writer blocked on a full ring was not woken when a slot was freed";
-      break;
-    }
-  }
-  writer.join();
-  if (!burst_failure.empty()) return finish(failure("T-BLOCKING", burst_failure, params));
-  if (!writer_error.empty()) return finish(failure("T-BLOCKING", "blocking write: " + writer_error, params));
-
-  // T-WAIT with nothing to read.
-  record_clause("F-WORDS");
-  record_clause("T-WAIT");
-  if (auto s = client->wait(20ms); s.code() != shm::ErrorCode::Timeout)
-    return finish(failure("T-WAIT", "wait with nothing to read returned " +
-                                        std::string(s.ok() ? "Ok" : shm::to_string(s.code())) + ", not Timeout", params));
-
-  // 3. Shutdown wakes every sleeper.
-  std::string shutdown_note;
-  if (auto f = shutdown_wakes_every_sleeper(params, shutdown_note)) return finish(std::move(f));
-
-  // 4. kill -9 of the daemon.
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
-  record_clause("T-KILLED");
-  if (auto w = client->write(shm::Priority::Low, std::span(buf.data(), 8)); !w)
-    return finish(failure("T-KILLED", "write after the daemon died: " + w.error().message(), params));
-  if (auto s = client->wait(10s); s.code() != shm::ErrorCode::Disconnected)
-    return finish(failure("T-WAIT", "wait after the daemon was killed returned " +
-                                        std::string(s.ok() ? "Ok" : shm::to_string(s.code())) + ", not Disconnected", params));
-  result.notes = std::to_string(rounds) + " cross-process round trips (slowest " + std::to_string(static_cast<long>(ms(slowest))) +
-                 " ms; " + std::to_string(static_cast<long>(ms(kSlice))) + " ms sleep slices, so a lost wake-up shows), a " +
-                 std::to_string(kBurst) + "-message burst through full rings (longest gap " +
-                 std::to_string(static_cast<long>(ms(longest_gap))) + " ms), " +
-                 (shutdown_note.empty() ? "shutdown with two sleepers not arranged" : shutdown_note) +
-                 ", then kill -9 of the daemon";
-  (void)shm::RecoveryManager(path).cleanup_orphaned_shm();
+  for (const auto& n : notes) result.notes += (result.notes.empty() ? "" : "; ") + n;
   return result;
 }
 

@@ -296,6 +296,19 @@ bool Model::oldest_is_ready(Direction d, Priority p) const {
   return !r.entries.empty() && r.entries.front().state == SlotState::Ready;
 }
 
+std::optional<SlotState> Model::oldest_state(Direction d, Priority p) const {
+  const Ring& r = ring(d, p);
+  if (r.entries.empty()) return std::nullopt;
+  return r.entries.front().state;
+}
+
+std::size_t Model::deliverable(Direction d) const {
+  std::size_t n = 0;
+  for (Priority p : shm::kAllPriorities)
+    for (const Entry& e : ring(d, p).entries) n += e.state == SlotState::Ready && !e.corrupt;
+  return n;
+}
+
 std::optional<Message> Model::message_in_slot(Direction d, Priority p, std::uint32_t index) const {
   const Ring& r = ring(d, p);
   for (const Entry& e : r.entries)

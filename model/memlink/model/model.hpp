@@ -161,6 +161,10 @@ class Model {
   // The message occupying slot `index` of a ring (nullopt if the slot is Empty).
   std::optional<Message> message_in_slot(Direction d, Priority p, std::uint32_t index) const;
   std::size_t pending(Direction d, Priority p) const { return ring(d, p).entries.size(); }
+  // The state of the oldest message of a ring (nullopt: the ring is empty).
+  std::optional<SlotState> oldest_state(Direction d, Priority p) const;
+  // Acknowledged messages of direction d waiting, intact, to be delivered.
+  std::size_t deliverable(Direction d) const;
 
  private:
   struct Entry {

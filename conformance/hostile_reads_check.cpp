@@ -1,9 +1,12 @@
-// Concurrency through a driver (DRIVER.md): writers in client processes of
-// their own and a reader in the daemon's, every request timed on the
-// suite's clock; each history checked for linearizability against the
-// sequential spec (linearizability.hpp). And hostile reads: a peer (the
-// suite, through the SPEC layout) flips bytes of slots while the driver's
-// reader reads; nothing may be delivered that was not written (V-ONCE).
+// Hostile reads (V-ONCE, V-SLOT), through the driver protocol, for a
+// transport with the SPEC layout: while a client writes and the daemon
+// reads, the suite, mapping the segment as SPEC.md lays it out, keeps
+// flipping bytes of the c2d slots' length, checksum, priority and position
+// fields and payloads, and putting them back. A reader that loads a field
+// twice (validates one value, uses another) delivers bytes nobody wrote; one
+// that validates a private copy drops the message or delivers it intact.
+// Every delivered message must be exactly one that was written. Then a
+// Ready word forged at each ring's unclaimed head (R-POSITIONS).
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -11,17 +14,14 @@
 
 #include <atomic>
 #include <map>
-#include <mutex>
 #include <random>
 #include <thread>
 
 #include "driver_cluster.hpp"
-#include "rc_runner.hpp"
-#include "linearizability.hpp"
 #include "memlink/shm/layout.hpp"
 #include "memlink/shm/priority.hpp"
 #include "memlink/shm/slot.hpp"
-#include "timeline.hpp"
+#include "rc_runner.hpp"
 
 namespace memlink::conformance {
 namespace {
@@ -30,182 +30,7 @@ using driver::DriverProcess;
 using driver::Reply;
 using nlohmann::json;
 
-constexpr int kWriters = 3;
-constexpr int kWritesPerWriter = 10;
-constexpr std::size_t kMaxEmptyReads = 40;
-constexpr std::uint32_t kSlotSize = 16;
-
-std::size_t segment_size_for(int n) {
-  const std::size_t stride = shm::slot_stride_for(kSlotSize);
-  return 4096 + 2 * (3 * shm::RING_HEADER_SIZE + shm::calculate_slot_distribution(n).total() * stride);
-}
-
-std::array<std::uint32_t, shm::kPriorityCount> capacities_of(const Reply& created, int n) {
-  const auto d = shm::calculate_slot_distribution(n);
-  std::array<std::uint32_t, shm::kPriorityCount> cap{d.critical, d.high, d.low};
-  if (created.body.contains("capacity"))  // the driver's own (D-CREATE), if it says
-    for (std::size_t p = 0; p < shm::kPriorityCount; ++p) cap[p] = created.body["capacity"].at(p).get<std::uint32_t>();
-  return cap;
-}
-
-struct Run {
-  std::vector<HistoryOp> ops;
-  std::string unexpected;  // an error where only Full or Empty may come
-};
-
-// One writer process: writes with random priorities, one request at a time.
-std::vector<HistoryOp> write_history(DriverProcess& p, int process, std::uint64_t seed, bool priorities,
-                                     std::string& unexpected) {
-  std::mt19937_64 rng(seed);
-  std::vector<HistoryOp> ops;
-  for (int k = 0; k < kWritesPerWriter; ++k) {
-    HistoryOp op;
-    op.kind = HistoryOp::Kind::Write;
-    op.process = process;
-    op.priority = priorities ? static_cast<shm::Priority>(rng() % 3) : shm::Priority::Low;
-    op.id = (std::uint64_t(process) << 32) | std::uint64_t(k);
-    const Reply r = p.call({{"op", "write"}, {"priority", static_cast<int>(op.priority)},
-                            {"data", driver::to_hex(message_payload(op.id, 8 + rng() % (kSlotSize - 7)))}});
-    op.invoke_ns = r.invoke_ns;
-    op.response_ns = r.response_ns;
-    op.ok = r.ok();
-    if (!r.ok() && r.error().code != shm::ErrorCode::Full) {
-      unexpected = p.role() + " write: " + r.error().message();
-      break;
-    }
-    ops.push_back(op);
-  }
-  return ops;
-}
-
-// The daemon reads until the writers are done and its rings are empty.
-std::vector<HistoryOp> read_history(DriverProcess& p, const std::atomic<int>& writers_done, std::string& unexpected) {
-  std::vector<HistoryOp> ops;
-  std::size_t empty_recorded = 0;
-  for (;;) {
-    const bool finished = writers_done.load() == kWriters;
-    const Reply r = p.call({{"op", "read"}});
-    HistoryOp op;
-    op.kind = HistoryOp::Kind::Read;
-    op.process = 0;
-    op.invoke_ns = r.invoke_ns;
-    op.response_ns = r.response_ns;
-    if (r.ok()) {
-      const auto data = driver::from_hex(r.body.value("data", std::string()));
-      const auto id = data ? message_id(*data) : std::nullopt;
-      if (!id) {
-        unexpected = "the daemon delivered a payload no writer wrote: " + r.body.value("data", std::string());
-        return ops;
-      }
-      op.ok = true;
-      op.id = *id;
-      op.priority = static_cast<shm::Priority>(r.body.at("priority").get<int>());
-      op.sequence = r.body.value("sequence", std::uint64_t{0});
-      ops.push_back(op);
-      continue;
-    }
-    if (r.error().code != shm::ErrorCode::Empty) {
-      unexpected = "daemon read: " + r.error().message();
-      return ops;
-    }
-    if (empty_recorded++ < kMaxEmptyReads) ops.push_back(op);  // leaving out a failed read is sound
-    if (finished) return ops;
-  }
-}
-
 }  // namespace
-
-CheckResult run_driver_linearizability(const Params& params) {
-  CheckResult result;
-  result.name = "linearizability";
-  const int histories = depth_budget(params, 5, 40, 400);
-  std::mt19937_64 rng(params.seed ^ 0x5EED);
-  std::size_t total_ops = 0, full = 0;
-  for (int i = 0; i < histories; ++i) {
-    const std::uint64_t seed = rng();
-    const int n = 1 + static_cast<int>(seed % 3);
-    Cluster::Options o;
-    o.segment_size = segment_size_for(n);
-    o.slot_size = kSlotSize;
-    o.heartbeat_timeout_ms = 60000;
-    o.daemon_timeout_ms = 60000;
-    Cluster c(params, "lin", o);
-    const Reply created = c.start_daemon(c.daemon);
-    if (!created.ok()) {
-      result.failure = Failure{"G-FIT", "[G-FIT] the driver could not create a segment of " + std::to_string(o.segment_size) +
-                                            " bytes, slot size 16: " + created.error().message(),
-                               c.steps(), driver_replay(params, "linearizability")};
-      return result;
-    }
-    try {
-      for (int w = 1; w <= kWriters; ++w) c.add_client("writer " + std::to_string(w));
-    } catch (const ScenarioFailure& f) {
-      result.failure = failure_of(f, c.steps(), driver_replay(params, "linearizability"));
-      return result;
-    }
-    std::vector<std::vector<HistoryOp>> per(kWriters + 1);
-    std::vector<std::string> unexpected(kWriters + 1);
-    std::atomic<int> done{0};
-    std::vector<std::thread> threads;
-    std::exception_ptr thrown;
-    std::mutex thrown_mu;
-    auto guarded = [&](auto body) {
-      try {
-        body();
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(thrown_mu);
-        if (!thrown) thrown = std::current_exception();
-      }
-    };
-    for (int w = 0; w < kWriters; ++w)
-      threads.emplace_back([&, w] {
-        guarded([&] { per[w + 1] = write_history(*c.clients[w], w + 1, seed + w, params.claims("priorities"), unexpected[w + 1]); });
-        done.fetch_add(1);
-      });
-    guarded([&] { per[0] = read_history(*c.daemon, done, unexpected[0]); });
-    for (auto& t : threads) t.join();
-    if (thrown) std::rethrow_exception(thrown);  // a driver that hung or died: DriverFailure
-
-    std::vector<HistoryOp> history;
-    std::string odd;
-    for (std::size_t k = 0; k < per.size(); ++k) {
-      history.insert(history.end(), per[k].begin(), per[k].end());
-      if (odd.empty()) odd = unexpected[k];
-    }
-    for (const auto& op : history) full += op.kind == HistoryOp::Kind::Write && !op.ok;
-    for (const char* clause : {"R-CLAIM", "R-ROLES", "R-FIFO", "R-ORDER", "R-CAPACITY", "R-VISIBLE", "S-PUBLISH"})
-      record_clause(clause);
-    if (params.claims("sequences")) record_clause("T-SEQ");
-    ++result.cases;
-    total_ops += history.size();
-    result.notes = std::to_string(result.cases) + " histories of " + std::to_string(kWriters) +
-                   " writer processes and a reader process, " + std::to_string(total_ops) + " operations (" +
-                   std::to_string(full) + " Full)";
-    const std::string seq = params.claims("sequences") ? sequence_violation(history) : "";
-    const auto lin = check_linearizable(history, capacities_of(created, n));
-    const HistoryVerdict verdict = judge_history(history, lin, "history " + std::to_string(i) + " (driver processes)", odd, seq);
-    if (verdict.clause.empty()) continue;
-    Failure f{verdict.clause, verdict.description, verdict.lines, ""};
-    f.replay = driver_replay(params, "linearizability") +
-               " (the same seed gives the same operations, not the same timing)";
-    Timeline picture = history_timeline(history, lin, "memlink-conformance: linearizability through driver " + params.driver,
-                                        f.clause, f.replay);
-    picture.explanation = f.description;
-    result.picture_html = render_timeline_html(picture);
-    result.failure = std::move(f);
-    return result;
-  }
-  return result;
-}
-
-// --------------------------------------------------------------------------
-// Hostile reads (V-ONCE, V-SLOT): while a client writes and the daemon reads
-// through the driver, the suite, mapping the segment as SPEC.md lays it out,
-// keeps flipping bytes of the c2d slots' length, checksum, priority and
-// position fields and payloads, and putting them back. A reader that loads
-// a field twice (validates one value, uses another) delivers bytes nobody
-// wrote; one that validates a private copy drops the message or delivers it
-// intact. Every delivered message must be exactly one that was written.
 
 namespace {
 
@@ -331,7 +156,7 @@ void forge_ready_at_head(Cluster& c, DriverProcess& writer, const shm::Geometry&
 
 }  // namespace
 
-CheckResult run_driver_hostile(const Params& params) {
+CheckResult run_hostile_reads(const Params& params) {
   CheckResult result;
   result.name = "hostile-reads";
   const int messages = depth_budget(params, 300, 3000, 30000);
@@ -344,10 +169,12 @@ CheckResult run_driver_hostile(const Params& params) {
   const std::string replay = driver_replay(params, "hostile-reads");
   std::uint64_t delivered = 0, dropped = 0, full = 0;
   try {
-    if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a 16 KiB segment");
+    if (!c.start_daemon(c.daemon).ok())
+      scenario_fail("G-FIT", "the driver could not create a segment of " + std::to_string(c.options().segment_size) + " bytes");
     DriverProcess& writer = c.add_client("writer");
-    const auto geometry = shm::compute_geometry(o.segment_size, o.slot_size);
-    if (!geometry) scenario_fail("G-FIT", "no SPEC geometry for a 16 KiB segment");
+    expect_delivery(c, writer, *c.daemon);
+    const auto geometry = shm::compute_geometry(c.options().segment_size, c.options().slot_size);
+    if (!geometry) scenario_fail("G-FIT", "no SPEC geometry for a segment of " + std::to_string(c.options().segment_size) + " bytes");
     Flipper flipper(c.path(), params.seed);
     if (!flipper.mapped()) scenario_fail("M-NAME", "the segment file " + c.path() + " could not be mapped (spec_layout)");
     flipper.start(*geometry);
@@ -356,7 +183,7 @@ CheckResult run_driver_hostile(const Params& params) {
     for (int i = 0; i < messages; ++i) {
       const std::uint64_t id = static_cast<std::uint64_t>(i);
       const Reply w = writer.call({{"op", "write"}, {"priority", static_cast<int>(rng() % 3)},
-                                   {"data", driver::to_hex(message_payload(id, 8 + rng() % 57))}});
+                                   {"data", driver::to_hex(message_payload(id, 8 + rng() % (c.options().slot_size - 7)))}});
       if (w.ok()) written[id] = false;
       else if (w.error().code == shm::ErrorCode::Full) ++full;
       else if (w.error().code != shm::ErrorCode::CorruptSegment)

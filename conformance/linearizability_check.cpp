@@ -1,0 +1,225 @@
+// The linearizability check, through the driver protocol: writers in client
+// processes (or threads, in process) and a reader in the daemon's, every
+// request timed on the suite's clock; each history checked for
+// linearizability against the sequential spec (linearizability.hpp), for
+// T-SEQ, and for acknowledged writes that were never delivered.
+//
+// In process (--adapter reference) the even histories run every endpoint on
+// threads of the suite (ThreadSanitizer sees all their accesses) and the odd
+// ones in forked processes; through a driver, every endpoint is a process.
+// Processes are reused across histories where the driver can reset them.
+#include <atomic>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "driver_cluster.hpp"
+#include "linearizability.hpp"
+#include "memlink/shm/layout.hpp"
+#include "memlink/shm/priority.hpp"
+#include "memlink/shm/slot.hpp"
+#include "rc_runner.hpp"
+#include "timeline.hpp"
+
+namespace memlink::conformance {
+namespace {
+
+using driver::DriverProcess;
+using driver::Reply;
+using nlohmann::json;
+
+constexpr int kWriters = 4;
+constexpr int kWritesPerWriter = 16;
+constexpr std::size_t kMaxEmptyReads = 40;  // recorded; more are run but not recorded (sound)
+constexpr std::uint32_t kSlotSize = 16;
+
+// A segment of n slots per direction, as SPEC's geometry lays it out (a
+// transport with a floor on segment sizes gets its floor: D-LIMITS).
+std::size_t segment_size_for(int n) {
+  const std::size_t stride = shm::slot_stride_for(kSlotSize);
+  return 4096 + 2 * (3 * shm::RING_HEADER_SIZE + shm::calculate_slot_distribution(n).total() * stride);
+}
+
+std::array<std::uint32_t, shm::kPriorityCount> capacities_of(const Reply& created, int n) {
+  const auto d = shm::calculate_slot_distribution(n);
+  std::array<std::uint32_t, shm::kPriorityCount> cap{d.critical, d.high, d.low};
+  if (created.body.contains("capacity"))  // the driver's own (D-CREATE), if it says
+    for (std::size_t p = 0; p < shm::kPriorityCount; ++p) cap[p] = created.body["capacity"].at(p).get<std::uint32_t>();
+  return cap;
+}
+
+// One writer: writes with random priorities, one request at a time.
+std::vector<HistoryOp> write_history(DriverProcess& p, int process, std::uint64_t seed, bool priorities,
+                                     std::uint32_t slot_size, std::string& unexpected) {
+  std::mt19937_64 rng(seed);
+  std::vector<HistoryOp> ops;
+  for (int k = 0; k < kWritesPerWriter; ++k) {
+    HistoryOp op;
+    op.kind = HistoryOp::Kind::Write;
+    op.process = process;
+    op.priority = priorities ? static_cast<shm::Priority>(rng() % 3) : shm::Priority::Low;
+    op.id = (std::uint64_t(process) << 32) | std::uint64_t(k);
+    const std::size_t length = 8 + rng() % (std::max<std::uint32_t>(slot_size, 8) - 7);
+    const Reply r = p.call({{"op", "write"}, {"priority", static_cast<int>(op.priority)},
+                            {"data", driver::to_hex(message_payload(op.id, length))}});
+    op.invoke_ns = r.invoke_ns;
+    op.response_ns = r.response_ns;
+    op.ok = r.ok();
+    if (!r.ok() && r.error().code != shm::ErrorCode::Full) {
+      unexpected = p.role() + " write: " + r.error().message();
+      break;
+    }
+    ops.push_back(op);
+  }
+  return ops;
+}
+
+// The daemon reads until the writers are done and its rings are empty.
+std::vector<HistoryOp> read_history(DriverProcess& p, const std::atomic<int>& writers_done, std::string& unexpected) {
+  std::vector<HistoryOp> ops;
+  std::size_t empty_recorded = 0;
+  for (;;) {
+    const bool finished = writers_done.load() == kWriters;
+    const Reply r = p.call({{"op", "read"}});
+    HistoryOp op;
+    op.kind = HistoryOp::Kind::Read;
+    op.process = 0;
+    op.invoke_ns = r.invoke_ns;
+    op.response_ns = r.response_ns;
+    if (r.ok()) {
+      const auto data = driver::from_hex(r.body.value("data", std::string()));
+      const auto id = data ? message_id(*data) : std::nullopt;
+      if (!id) {
+        unexpected = "the daemon delivered a payload no writer wrote: " + r.body.value("data", std::string()).substr(0, 80);
+        return ops;
+      }
+      op.ok = true;
+      op.id = *id;
+      op.priority = static_cast<shm::Priority>(r.body.at("priority").get<int>());
+      op.sequence = r.body.value("sequence", std::uint64_t{0});
+      ops.push_back(op);
+      continue;
+    }
+    if (r.error().code != shm::ErrorCode::Empty) {
+      unexpected = "daemon read: " + r.error().message();
+      return ops;
+    }
+    if (empty_recorded++ < kMaxEmptyReads) ops.push_back(op);  // leaving out a failed read is sound
+    if (finished) return ops;
+  }
+}
+
+// Runs the writers (threads of the suite, each driving its own client) and
+// the reader (this thread, driving the daemon); a driver that hung or died
+// fails with its DriverFailure.
+std::vector<HistoryOp> run_history(Cluster& c, std::uint64_t seed, std::string& unexpected) {
+  std::vector<std::vector<HistoryOp>> per(kWriters + 1);
+  std::vector<std::string> odd(kWriters + 1);
+  std::atomic<int> done{0};
+  FirstException thrown;
+  const bool priorities = c.params().claims("priorities");
+  const std::uint32_t slot = c.options().slot_size;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w)
+    threads.emplace_back([&, w] {
+      thrown.run([&] { per[w + 1] = write_history(*c.clients[w], w + 1, seed + w, priorities, slot, odd[w + 1]); });
+      done.fetch_add(1);
+    });
+  thrown.run([&] { per[0] = read_history(*c.daemon, done, odd[0]); });
+  for (auto& t : threads) t.join();
+  thrown.rethrow();  // a driver that hung or died: DriverFailure
+  std::vector<HistoryOp> history;
+  for (std::size_t k = 0; k < per.size(); ++k) {
+    history.insert(history.end(), per[k].begin(), per[k].end());
+    if (unexpected.empty()) unexpected = odd[k];
+  }
+  return history;
+}
+
+struct Tally {
+  std::size_t histories = 0, ops = 0, full = 0, empty = 0, largest = 0, forked = 0;
+  std::string note(const driver::Launcher& l, bool in_process) const {
+    return std::to_string(histories) + " histories of " + std::to_string(kWriters) + " writers and a reader" +
+           (in_process ? " (" + std::to_string(forked) + " in forked processes, the rest on threads)" : " in processes") +
+           ", " + std::to_string(ops) + " operations (" + std::to_string(full) + " Full, " + std::to_string(empty) +
+           " Empty), largest " + std::to_string(largest) + "; " + std::to_string(l.started()) + " processes started, " +
+           std::to_string(l.reused()) + " reused";
+  }
+};
+
+}  // namespace
+
+CheckResult run_linearizability(const Params& params) {
+  CheckResult result;
+  result.name = "linearizability";
+  const int histories = depth_budget(params, 60, 1000, 10000);
+  const bool in_process = params.driver.empty();
+  std::mt19937_64 rng(params.seed ^ 0x5EED);
+  Tally tally;
+  for (int i = 0; i < histories; ++i) {
+    const std::uint64_t seed = rng();
+    // 1-3 slots per direction: capacities of 1 to 2 per priority, so that
+    // producers meet a full or nearly full ring (the claim/release edge)
+    // on most writes.
+    const int n = 1 + static_cast<int>(seed % 3);
+    Cluster::Options o;
+    o.segment_size = segment_size_for(n);
+    o.slot_size = kSlotSize;
+    o.heartbeat_timeout_ms = 60000;
+    o.daemon_timeout_ms = 60000;
+    Cluster c(params, "lin", o);
+    // In process, every other history crosses processes (not under TSan).
+    const Placement placement = in_process && i % 2 == 1 && c.launcher().can_place(Placement::OwnProcess)
+                                    ? Placement::OwnProcess
+                                    : Placement::Any;
+    tally.forked += placement == Placement::OwnProcess;
+    const Reply created = c.start_daemon(c.daemon, "daemon", placement);
+    if (!created.ok()) {
+      result.failure = Failure{"G-FIT", "[G-FIT] the driver could not create a segment of " + std::to_string(o.segment_size) +
+                                            " bytes (fitted to its limits: " + std::to_string(c.options().segment_size) +
+                                            "), slot size " + std::to_string(c.options().slot_size) + ": " +
+                                            created.error().message(),
+                               c.steps(), driver_replay(params, "linearizability")};
+      return result;
+    }
+    try {
+      for (int w = 1; w <= kWriters; ++w) c.add_client("writer " + std::to_string(w), placement);
+    } catch (const ScenarioFailure& f) {
+      result.failure = failure_of(f, c.steps(), driver_replay(params, "linearizability"));
+      return result;
+    }
+    std::string unexpected;
+    const std::vector<HistoryOp> history = run_history(c, seed, unexpected);
+    for (const auto& op : history) {
+      tally.full += op.kind == HistoryOp::Kind::Write && !op.ok;
+      tally.empty += op.kind == HistoryOp::Kind::Read && !op.ok;
+    }
+    ++result.cases;
+    ++tally.histories;
+    tally.ops += history.size();
+    tally.largest = std::max(tally.largest, history.size());
+    result.notes = tally.note(c.launcher(), in_process);
+    const bool sequences = params.claims("sequences");
+    const std::string seq = sequences ? sequence_violation(history) : "";
+    const auto lin = check_linearizable(history, capacities_of(created, n));
+    const std::string where = "history " + std::to_string(i) +
+                              (placement == Placement::OwnProcess || !in_process ? " (processes)" : " (threads)");
+    const HistoryVerdict verdict = judge_history(history, lin, where, unexpected, seq);
+    if (verdict.clause.empty()) {
+      for (const auto& clause : clauses_seen(history, sequences)) record_clause(clause);
+      continue;
+    }
+    Failure f{verdict.clause, verdict.description, verdict.lines, ""};
+    f.replay = driver_replay(params, "linearizability") +
+               " (the same seed gives the same operations, not the same timing; the exploration check replays "
+               "schedules exactly)";
+    Timeline picture = history_timeline(history, lin, "memlink-conformance: linearizability, " + where, f.clause, f.replay);
+    picture.explanation = f.description;
+    result.picture_html = render_timeline_html(picture);
+    result.failure = std::move(f);
+    return result;
+  }
+  return result;
+}
+
+}  // namespace memlink::conformance
