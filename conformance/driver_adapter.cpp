@@ -31,7 +31,8 @@ shm::Status status_of(const Reply& r) {
 
 class DriverAdapter final : public Adapter {
  public:
-  explicit DriverAdapter(std::shared_ptr<driver::Launcher> launcher) : launcher_(std::move(launcher)) {
+  DriverAdapter(std::shared_ptr<driver::Launcher> launcher, const Params& params)
+      : launcher_(std::move(launcher)), params_(params) {
     hello_ = launcher_->hello();
     path_ = driver_segment_path("adapter");
   }
@@ -55,15 +56,16 @@ class DriverAdapter final : public Adapter {
     // stale_after_ms 0: the model's recover() means the stopped holders died
     // long ago, so a consumer judges their slots stale at first sight
     // (DRIVER.md D-STOPS), also at a read after recover that first meets one.
-    const Reply r = daemon_->call({{"op", "create"},
-                                    {"segment", path_},
-                                    {"segment_size", config.segment_size},
-                                    {"slot_size", config.slot_size},
-                                    {"protocol_version", config.protocol_version},
-                                    {"heartbeat_ms", 100},
-                                    {"heartbeat_timeout_ms", 60000},
-                                    {"daemon_timeout_ms", 60000},
-                                    {"stale_after_ms", 0}});
+    const Reply r = create_fitted(*daemon_, {{"op", "create"},
+                                             {"segment", path_},
+                                             {"segment_size", config.segment_size},
+                                             {"slot_size", config.slot_size},
+                                             {"protocol_version", config.protocol_version},
+                                             {"heartbeat_ms", 100},
+                                             {"heartbeat_timeout_ms", 60000},
+                                             {"daemon_timeout_ms", 60000},
+                                             {"stale_after_ms", 0}},
+                                  params_);
     if (r.ok() && r.body.contains("capacity")) {
       std::array<std::uint32_t, 3> c{};
       for (std::size_t p = 0; p < 3; ++p) c[p] = r.body["capacity"].at(p).get<std::uint32_t>();
@@ -248,6 +250,7 @@ class DriverAdapter final : public Adapter {
   }
 
   std::shared_ptr<driver::Launcher> launcher_;
+  Params params_;
   std::string path_;
   driver::Hello hello_;
   model::Config config_{};
@@ -260,6 +263,17 @@ class DriverAdapter final : public Adapter {
 };
 
 }  // namespace
+
+Reply create_fitted(DriverProcess& p, json request, const Params& params, std::chrono::milliseconds timeout) {
+  for (;;) {
+    Reply r = p.call(request, timeout);
+    const std::size_t size = request.value("segment_size", std::size_t{0});
+    if (r.ok() || params.claims("spec_layout") || r.error().code != shm::ErrorCode::InvalidArgument ||
+        size >= params.limits.max_segment)
+      return r;
+    request["segment_size"] = params.limits.segment(2 * size);
+  }
+}
 
 void cleanup_through(driver::Launcher& launcher, const std::string& path) {
   if (!launcher.hello().has("cleanup")) return;
@@ -274,8 +288,10 @@ void cleanup_through(driver::Launcher& launcher, const std::string& path) {
 }
 
 std::unique_ptr<Adapter> adapter_for(const Params& params) {
-  if (params.driver.empty()) return make_adapter(params.adapter);
-  return std::make_unique<DriverAdapter>(launcher_for(params));
+  // The reference goes through its driver, in process, as any transport
+  // goes through its own; other in-process adapters are called directly.
+  if (params.driver.empty() && params.adapter != "reference") return make_adapter(params.adapter);
+  return std::make_unique<DriverAdapter>(launcher_for(params), params);
 }
 
 std::string driver_segment_path(const std::string& tag) {

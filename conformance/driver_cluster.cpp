@@ -58,7 +58,8 @@ json Cluster::create_request() const {
           {"sleep_slice_ms", options_.sleep_slice_ms},
           {"daemon_timeout_ms", options_.daemon_timeout_ms},
           {"stale_after_ms", options_.stale_after_ms},
-          {"claim_timeout_ms", options_.claim_timeout_ms}};
+          {"claim_timeout_ms", options_.claim_timeout_ms},
+          {"trusts_peers", options_.trusts_peers}};
 }
 
 json Cluster::connect_request() const {
@@ -68,13 +69,14 @@ json Cluster::connect_request() const {
           {"sleep_slice_ms", options_.sleep_slice_ms},
           {"daemon_timeout_ms", options_.daemon_timeout_ms},
           {"stale_after_ms", options_.stale_after_ms},
-          {"claim_timeout_ms", options_.claim_timeout_ms}};
+          {"claim_timeout_ms", options_.claim_timeout_ms},
+          {"trusts_peers", options_.trusts_peers}};
 }
 
 Reply Cluster::start_daemon(std::unique_ptr<DriverProcess>& out, const std::string& role, Placement placement) {
   if (out) launcher_->give_back(std::move(out));
   out = start_owned(role, placement);
-  Reply r = out->call(create_request(), std::chrono::seconds(20));
+  Reply r = create_fitted(*out, create_request(), params_);
   step(role + " (pid " + std::to_string(out->pid()) + "): create -> " +
        (r.ok() ? "ok, " + r.body.value("started", std::string("?")) : r.error().message()));
   return r;

@@ -47,6 +47,9 @@ class Cluster {
     int daemon_timeout_ms = 300;
     int stale_after_ms = 10;
     int claim_timeout_ms = 200;
+    // False where the suite itself plays a hostile peer (D-TUNING): a
+    // transport with a zero-copy path then copies (SPEC 9b).
+    bool trusts_peers = true;
   };
   Cluster(const Params& params, const std::string& tag, Options o);
   Cluster(const Params& params, const std::string& tag) : Cluster(params, tag, Options{}) {}

@@ -161,6 +161,7 @@ CheckResult run_hostile_reads(const Params& params) {
   result.name = "hostile-reads";
   const int messages = depth_budget(params, 300, 3000, 30000);
   Cluster::Options o;
+  o.trusts_peers = false;  // the suite is the hostile peer here
   o.segment_size = 16 * 1024;
   o.slot_size = 64;
   o.heartbeat_timeout_ms = 60000;

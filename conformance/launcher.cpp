@@ -1,9 +1,15 @@
 #include "launcher.hpp"
 
+#include "capabilities.hpp"
 #include "drivers/reference/reference_driver.hpp"
 #include "suite.hpp"
 
 namespace memlink::conformance {
+
+Gates launcher_gates() {
+  return {{"one process serves case after case (else each case starts its own processes)", {"reset"}}};
+}
+
 namespace driver {
 
 Launcher::~Launcher() = default;

@@ -18,12 +18,17 @@ struct QueueState {
   std::array<std::deque<std::size_t>, shm::kPriorityCount> queued;
 };
 
+// The search ran out of its budget of distinct states: it cannot say.
+struct OutOfBudget {};
+
 class Search {
  public:
-  Search(const std::vector<HistoryOp>& h, const std::array<std::uint32_t, shm::kPriorityCount>& cap)
-      : h_(h), cap_(cap), done_(h.size(), false) {}
+  Search(const std::vector<HistoryOp>& h, const std::array<std::uint32_t, shm::kPriorityCount>& cap,
+         std::size_t max_states)
+      : h_(h), cap_(cap), done_(h.size(), false), max_states_(max_states) {}
 
   bool run() { return dfs(0); }
+  std::size_t states() const { return seen_.size(); }
   std::size_t longest() const { return longest_; }
   // The operations of the longest valid prefix found (by index).
   const std::vector<bool>& best_prefix() const { return best_; }
@@ -85,6 +90,7 @@ class Search {
     }
     if (placed == h_.size()) return true;
     if (!seen_.insert(fingerprint(state_)).second) return false;
+    if (seen_.size() > max_states_) throw OutOfBudget{};
     // Ops that may come next: invoked before every pending op has returned.
     std::uint64_t first_return = UINT64_MAX;
     for (std::size_t i = 0; i < h_.size(); ++i)
@@ -122,15 +128,26 @@ class Search {
   std::unordered_set<std::string> seen_;
   std::size_t longest_ = 0;
   std::vector<bool> best_;
+  std::size_t max_states_;
 };
 
 }  // namespace
 
 LinearizabilityResult check_linearizable(const std::vector<HistoryOp>& history,
-                                         const std::array<std::uint32_t, shm::kPriorityCount>& capacity) {
-  Search search(history, capacity);
+                                         const std::array<std::uint32_t, shm::kPriorityCount>& capacity,
+                                         std::size_t max_states) {
+  Search search(history, capacity, max_states);
   LinearizabilityResult r;
-  r.linearizable = search.run();
+  try {
+    r.linearizable = search.run();
+  } catch (const OutOfBudget&) {
+    r.decided = false;
+    r.states = search.states();
+    r.explanation = "undecided: the search met its budget of " + std::to_string(max_states) +
+                    " distinct states before it found an order or ruled every order out";
+    return r;
+  }
+  r.states = search.states();
   r.longest_prefix = search.longest();
   if (!r.linearizable) {
     // The operations that could have come next after the longest valid
@@ -320,6 +337,8 @@ HistoryVerdict judge_history(const std::vector<HistoryOp>& history, const Linear
   } else if (!seq.empty()) {
     v.clause = "T-SEQ";
     v.description = "[T-SEQ] " + where + ": " + seq;
+  } else if (!lin.decided) {
+    return v;  // undecided: neither a pass nor a failure (the check counts it)
   } else if (!lin.linearizable) {
     v.clause = "R-VISIBLE";
     v.description = where + " is not linearizable against R-CAPACITY, R-FIFO, R-ORDER and R-VISIBLE: " + lin.explanation;

@@ -42,6 +42,10 @@ struct HistoryOp {
 
 struct LinearizabilityResult {
   bool linearizable = false;
+  // False: the search met its budget before deciding (Unknown); then
+  // `linearizable` is false and means nothing.
+  bool decided = true;
+  std::size_t states = 0;  // distinct search states it visited
   std::size_t longest_prefix = 0;  // most operations any candidate order placed
   std::string explanation;
   // Not linearizable: the operations of the longest valid prefix, and those
@@ -49,8 +53,13 @@ struct LinearizabilityResult {
   std::vector<std::size_t> prefix, stuck;
 };
 
+// The search visits at most `max_states` distinct states (each a set of
+// operations placed and the queues they leave): a bounded amount of work,
+// whatever the history; past it the answer is undecided, never a guess.
+inline constexpr std::size_t kDefaultSearchStates = 200000;
 LinearizabilityResult check_linearizable(const std::vector<HistoryOp>& history,
-                                         const std::array<std::uint32_t, shm::kPriorityCount>& capacity);
+                                         const std::array<std::uint32_t, shm::kPriorityCount>& capacity,
+                                         std::size_t max_states = kDefaultSearchStates);
 
 // T-SEQ over a history: the delivered sequence numbers of a direction are
 // unique, and each writer's increase in the order it wrote. "" if so.

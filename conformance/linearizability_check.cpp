@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "capabilities.hpp"
 #include "driver_cluster.hpp"
 #include "linearizability.hpp"
 #include "memlink/shm/layout.hpp"
@@ -29,7 +30,11 @@ using driver::Reply;
 using nlohmann::json;
 
 constexpr int kWriters = 4;
-constexpr int kWritesPerWriter = 16;
+// Writes per writer per history: 16, halved (to 4 at least) after a history
+// the search could not decide within its budget, doubled back after ten it
+// could: a transport with deep rings and slow processes gets histories the
+// search can still decide, instead of a run of undecided ones.
+constexpr int kMostWrites = 16, kFewestWrites = 4;
 constexpr std::size_t kMaxEmptyReads = 40;  // recorded; more are run but not recorded (sound)
 constexpr std::uint32_t kSlotSize = 16;
 
@@ -50,10 +55,10 @@ std::array<std::uint32_t, shm::kPriorityCount> capacities_of(const Reply& create
 
 // One writer: writes with random priorities, one request at a time.
 std::vector<HistoryOp> write_history(DriverProcess& p, int process, std::uint64_t seed, bool priorities,
-                                     std::uint32_t slot_size, std::string& unexpected) {
+                                     std::uint32_t slot_size, int writes, std::string& unexpected) {
   std::mt19937_64 rng(seed);
   std::vector<HistoryOp> ops;
-  for (int k = 0; k < kWritesPerWriter; ++k) {
+  for (int k = 0; k < writes; ++k) {
     HistoryOp op;
     op.kind = HistoryOp::Kind::Write;
     op.process = process;
@@ -112,7 +117,7 @@ std::vector<HistoryOp> read_history(DriverProcess& p, const std::atomic<int>& wr
 // Runs the writers (threads of the suite, each driving its own client) and
 // the reader (this thread, driving the daemon); a driver that hung or died
 // fails with its DriverFailure.
-std::vector<HistoryOp> run_history(Cluster& c, std::uint64_t seed, std::string& unexpected) {
+std::vector<HistoryOp> run_history(Cluster& c, std::uint64_t seed, int writes, std::string& unexpected) {
   std::vector<std::vector<HistoryOp>> per(kWriters + 1);
   std::vector<std::string> odd(kWriters + 1);
   std::atomic<int> done{0};
@@ -122,7 +127,7 @@ std::vector<HistoryOp> run_history(Cluster& c, std::uint64_t seed, std::string& 
   std::vector<std::thread> threads;
   for (int w = 0; w < kWriters; ++w)
     threads.emplace_back([&, w] {
-      thrown.run([&] { per[w + 1] = write_history(*c.clients[w], w + 1, seed + w, priorities, slot, odd[w + 1]); });
+      thrown.run([&] { per[w + 1] = write_history(*c.clients[w], w + 1, seed + w, priorities, slot, writes, odd[w + 1]); });
       done.fetch_add(1);
     });
   thrown.run([&] { per[0] = read_history(*c.daemon, done, odd[0]); });
@@ -137,17 +142,25 @@ std::vector<HistoryOp> run_history(Cluster& c, std::uint64_t seed, std::string& 
 }
 
 struct Tally {
-  std::size_t histories = 0, ops = 0, full = 0, empty = 0, largest = 0, forked = 0;
+  std::size_t histories = 0, ops = 0, full = 0, empty = 0, largest = 0, forked = 0, undecided = 0;
   std::string note(const driver::Launcher& l, bool in_process) const {
-    return std::to_string(histories) + " histories of " + std::to_string(kWriters) + " writers and a reader" +
+    return std::to_string(histories) + " histories of " + std::to_string(kWriters) + " writers (4 to 16 writes each) and a reader" +
            (in_process ? " (" + std::to_string(forked) + " in forked processes, the rest on threads)" : " in processes") +
            ", " + std::to_string(ops) + " operations (" + std::to_string(full) + " Full, " + std::to_string(empty) +
            " Empty), largest " + std::to_string(largest) + "; " + std::to_string(l.started()) + " processes started, " +
-           std::to_string(l.reused()) + " reused";
+           std::to_string(l.reused()) + " reused" +
+           (undecided == 0 ? std::string()
+                           : "; " + std::to_string(undecided) +
+                                 " histories undecided (the search met its budget): they count for no clause");
   }
 };
 
 }  // namespace
+
+Gates linearizability_gates() {
+  return {{"writes at all three priorities (else priority 2 only)", {"priorities"}},
+          {"T-SEQ over every history", {"sequences"}}};
+}
 
 CheckResult run_linearizability(const Params& params) {
   CheckResult result;
@@ -156,6 +169,7 @@ CheckResult run_linearizability(const Params& params) {
   const bool in_process = params.driver.empty();
   std::mt19937_64 rng(params.seed ^ 0x5EED);
   Tally tally;
+  int writes = kMostWrites, decided_in_a_row = 0;
   for (int i = 0; i < histories; ++i) {
     const std::uint64_t seed = rng();
     // 1-3 slots per direction: capacities of 1 to 2 per priority, so that
@@ -189,7 +203,7 @@ CheckResult run_linearizability(const Params& params) {
       return result;
     }
     std::string unexpected;
-    const std::vector<HistoryOp> history = run_history(c, seed, unexpected);
+    const std::vector<HistoryOp> history = run_history(c, seed, writes, unexpected);
     for (const auto& op : history) {
       tally.full += op.kind == HistoryOp::Kind::Write && !op.ok;
       tally.empty += op.kind == HistoryOp::Kind::Read && !op.ok;
@@ -206,7 +220,18 @@ CheckResult run_linearizability(const Params& params) {
                               (placement == Placement::OwnProcess || !in_process ? " (processes)" : " (threads)");
     const HistoryVerdict verdict = judge_history(history, lin, where, unexpected, seq);
     if (verdict.clause.empty()) {
-      for (const auto& clause : clauses_seen(history, sequences)) record_clause(clause);
+      if (!lin.decided) {
+        ++tally.undecided;
+        writes = std::max(kFewestWrites, writes / 2);
+        decided_in_a_row = 0;
+      } else {
+        for (const auto& clause : clauses_seen(history, sequences)) record_clause(clause);
+        if (++decided_in_a_row >= 10) {
+          writes = std::min(kMostWrites, writes * 2);
+          decided_in_a_row = 0;
+        }
+      }
+      result.notes = tally.note(c.launcher(), in_process);
       continue;
     }
     Failure f{verdict.clause, verdict.description, verdict.lines, ""};

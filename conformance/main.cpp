@@ -11,6 +11,7 @@
 #include <set>
 
 #include "adapter.hpp"
+#include "capabilities.hpp"
 #include "cli_support.hpp"
 #include "driver_adapter.hpp"
 #include "driver_json.hpp"
@@ -118,7 +119,7 @@ int main(int argc, char** argv) {
                "memlink-conformance"};
   Params params;
   std::string depth = "default", junit, json, reproduce, artifacts = "conformance-failures";
-  bool list_adapters = false, list_clauses = false;
+  bool list_adapters = false, list_clauses = false, capability_map = false;
   app.add_option("--adapter", params.adapter, "Implementation to check, in process")->capture_default_str();
   auto* driver_opt = app.add_option("--driver", params.driver,
                                     "Check the transport this command drives (conformance/DRIVER.md), in processes "
@@ -135,12 +136,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--list-adapters", list_adapters, "List the adapters and exit");
   app.add_flag("--list-clauses", list_clauses, "List the SPEC.md clauses and exit");
+  app.add_flag("--capability-map", capability_map,
+               "Print what each driver capability unlocks (DRIVER.md D-CAPS, as Markdown) and exit");
   memlink::cli::add_version_flag(app, "memlink-conformance");
   if (const auto status = memlink::cli::parse(app, argc, argv)) return *status;
   params.depth = depth == "quick" ? Depth::Quick : depth == "deep" ? Depth::Deep : Depth::Default;
 
   if (list_adapters) {
     for (const auto& n : adapter_names(true)) std::printf("%s%s\n", n.c_str(), n == "reference" ? " (default)" : " (deliberately broken; for the suite's own tests)");
+    return 0;
+  }
+  if (capability_map) {
+    std::printf("%s", capability_map_markdown().c_str());
     return 0;
   }
   if (list_clauses) {

@@ -26,6 +26,8 @@
 #include <random>
 #include <thread>
 
+#include "capabilities.hpp"
+#include "memlink/shm/crash_point.hpp"
 #include "rc_runner.hpp"
 
 namespace memlink::conformance {
@@ -362,6 +364,19 @@ void silent_daemon(Cluster& c) {
   const auto acked = write_all(c, client, 300, 304, c.params().claims("priorities"));
   c.daemon->stop();
   c.step("daemon stopped (SIGSTOP)");
+  if (c.params().claims("wait")) {
+    // K-HEARTBEAT: a client calls a daemon that stopped stamping
+    // unresponsive once its heartbeat is daemon_timeout_ms old.
+    const Reply w = client.call({{"op", "wait"}, {"timeout_ms", 20000}}, 30s);
+    c.step("client: wait -> " + (w.ok() ? std::string("Ok") : w.error().message()));
+    record_clause("K-HEARTBEAT");
+    if (w.ok() || w.error().code != shm::ErrorCode::Disconnected) {
+      c.daemon->resume();
+      scenario_fail("K-HEARTBEAT", "a client waiting on a daemon stopped with SIGSTOP got " +
+                                       (w.ok() ? std::string("Ok") : w.error().message()) + " after 20 s, not Disconnected: "
+                                       "its daemon_timeout_ms is " + std::to_string(c.options().daemon_timeout_ms));
+    }
+  }
   std::unique_ptr<DriverProcess> next;
   try {
     take_over(c, next, "daemon 2", Placement::Any, 20s);
@@ -451,38 +466,65 @@ void baseline(Cluster& c) {
   expect_delivery(c, c.add_client("client"), *c.daemon);
 }
 
-std::vector<Scenario> scenarios_for(const Params& params) {
-  std::vector<Scenario> out{{"delivery, before any crash", baseline}};
+}  // namespace
+
+std::vector<Scenario> all_scenarios(std::uint64_t seed_base, const std::vector<std::string>& points) {
   // Where the subject is a daemon that stops stamping, its heartbeat goes
   // stale soon; elsewhere a live daemon must never look dead, however
   // loaded the machine (liveness by pid needs no timeout).
   Cluster::Options stale_soon = patient_options();
-  stale_soon.heartbeat_timeout_ms = 300;
+  stale_soon.heartbeat_timeout_ms = stale_soon.daemon_timeout_ms = 300;
   Cluster::Options busy = patient_options();
   busy.heartbeat_timeout_ms = busy.daemon_timeout_ms = 1000;
-  const bool recovers = params.claims("crash_recovery");
-  if (recovers) out.push_back({"daemon-killed", daemon_killed});
-  out.push_back({"writer-killed", writer_killed});
-  if (recovers && params.claims("wait"))
-    for (int k = 0; k < 4; ++k) {
-      const std::uint64_t seed = params.seed * 31 + static_cast<std::uint64_t>(k);
-      out.push_back({"daemon-killed-mid-traffic", [seed](Cluster& c) { consumer_killed_mid_traffic(c, true, seed); }});
-      if (params.claims("daemon_writes"))
-        out.push_back({"reader-killed-mid-traffic", [seed](Cluster& c) { consumer_killed_mid_traffic(c, false, seed); }});
-    }
-  if (params.claims("two_step") && params.claims("daemon_writes")) out.push_back({"reader-killed-mid-take", reader_killed_mid_take});
-  if (params.claims("observe")) out.push_back({"killed-clients", killed_clients});
-  if (params.claims("takeover")) {
-    out.push_back({"silent-daemon", silent_daemon, stale_soon});
-    out.push_back({"busy-daemon", busy_daemon, busy});
+  std::vector<Scenario> out{{"delivery, before any crash", baseline, {}},
+                            {"daemon-killed", daemon_killed, {"crash_recovery"}},
+                            {"writer-killed", writer_killed, {}}};
+  for (int k = 0; k < 4; ++k) {
+    const std::uint64_t seed = seed_base * 31 + static_cast<std::uint64_t>(k);
+    out.push_back({"daemon-killed-mid-traffic", [seed](Cluster& c) { consumer_killed_mid_traffic(c, true, seed); },
+                   {"crash_recovery", "wait"}});
+    out.push_back({"reader-killed-mid-traffic", [seed](Cluster& c) { consumer_killed_mid_traffic(c, false, seed); },
+                   {"crash_recovery", "wait", "daemon_writes"}});
   }
-  if (params.claims("cleanup")) out.push_back({"cleanup", cleanup});
-  for (auto& s : point_scenarios(params)) out.push_back(std::move(s));
+  out.push_back({"reader-killed-mid-take", reader_killed_mid_take, {"two_step", "daemon_writes"}});
+  out.push_back({"killed-clients", killed_clients, {"observe"}});
+  out.push_back({"silent-daemon", silent_daemon, {"takeover"}, stale_soon});
+  out.push_back({"busy-daemon", busy_daemon, {"takeover"}, busy});
+  out.push_back({"cleanup", cleanup, {"cleanup"}});
+  for (auto& s : point_scenarios(points)) out.push_back(std::move(s));
+  return out;
+}
+
+namespace {
+
+std::vector<Scenario> scenarios_for(const Params& params) {
+  std::vector<Scenario> out;
+  const auto launcher = launcher_for(params);
+  const auto points = launcher ? launcher->hello().crash_points : std::vector<std::string>{};
+  for (auto& s : all_scenarios(params.seed, points)) {
+    bool claimed = true;
+    for (const auto& cap : s.needs) claimed = claimed && params.claims(cap);
+    if (claimed) out.push_back(std::move(s));
+  }
   return out;
 }
 
 }  // namespace
 }  // namespace recovery
+
+Gates recovery_gates() {
+  Gates out;
+  std::set<std::string> seen;
+  const std::vector<std::string> points(shm::kCrashPoints.begin(), shm::kCrashPoints.end());
+  for (const auto& s : recovery::all_scenarios(0, points)) {
+    // "crash at write.after-claim" -> "crash at every write.* point"
+    std::string name = s.name;
+    if (const auto at = name.find(" at "); at != std::string::npos)
+      name = name.substr(0, at) + " at every " + name.substr(at + 4, name.find('.', at) - at - 4) + ".* point it names";
+    if (seen.insert(name).second) out.push_back({name, s.needs});
+  }
+  return out;
+}
 
 CheckResult run_recovery(const Params& params) {
   using namespace recovery;

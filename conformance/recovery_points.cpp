@@ -241,28 +241,27 @@ void hold_heartbeat_at(Cluster& c, const std::string& point) {
 
 }  // namespace
 
-std::vector<Scenario> point_scenarios(const Params& params) {
+std::vector<Scenario> point_scenarios(const std::vector<std::string>& points) {
   std::vector<Scenario> out;
   Cluster::Options stale_soon = patient_options();
   stale_soon.heartbeat_timeout_ms = 300;
   Cluster::Options claims_soon = patient_options();
   claims_soon.claim_timeout_ms = 100;
-  const bool crash = params.claims("crash_points"), pause = params.claims("pause_points");
-  const auto launcher = launcher_for(params);
-  if (!launcher) return out;
-  for (const auto& point : launcher->hello().crash_points) {
+  const std::vector<std::string> crash{"crash_points"}, crash_and_takeover{"crash_points", "crash_recovery"},
+      hold{"pause_points"}, hold_and_fence{"pause_points", "takeover"};
+  for (const auto& point : points) {
     auto at = [&](auto fn) { return [fn, point](Cluster& c) { fn(c, point); }; };
     if (starts_with(point, "write.")) {
-      if (crash) out.push_back({"crash at " + point, at(crash_writer_at)});
-      if (pause) out.push_back({"held at " + point, at(hold_writer_at), claims_soon});
+      out.push_back({"crash at " + point, at(crash_writer_at), crash});
+      out.push_back({"held at " + point, at(hold_writer_at), hold, claims_soon});
     } else if (starts_with(point, "read.")) {
-      if (crash) out.push_back({"crash at " + point, at(crash_reader_at)});
-      if (pause) out.push_back({"held at " + point, at(hold_reader_at), stale_soon});
+      out.push_back({"crash at " + point, at(crash_reader_at), crash_and_takeover});
+      out.push_back({"held at " + point, at(hold_reader_at), hold_and_fence, stale_soon});
     } else if (starts_with(point, "recovery.")) {
-      if (crash) out.push_back({"crash at " + point, at(crash_recovery_at)});
+      out.push_back({"crash at " + point, at(crash_recovery_at), crash_and_takeover});
     } else if (starts_with(point, "heartbeat.")) {
-      if (crash) out.push_back({"crash at " + point, at(crash_heartbeat_at)});
-      if (pause) out.push_back({"held at " + point, at(hold_heartbeat_at), stale_soon});
+      out.push_back({"crash at " + point, at(crash_heartbeat_at), crash_and_takeover});
+      out.push_back({"held at " + point, at(hold_heartbeat_at), hold_and_fence, stale_soon});
     }
   }
   return out;

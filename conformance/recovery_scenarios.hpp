@@ -24,15 +24,21 @@ using namespace std::chrono_literals;
 // Patient: a live daemon never looks dead, however loaded the machine
 // (5 s heartbeat and daemon timeouts; a dead one is known by its pid).
 Cluster::Options patient_options();
-// A scenario of the recovery check, and the options of its cluster.
+// A scenario of the recovery check: what it runs, the capabilities it
+// needs (all of them; DRIVER.md's capability map is made from these), and
+// the options of its cluster.
 struct Scenario {
   std::string name;
   std::function<void(Cluster&)> run;
+  std::vector<std::string> needs;
   Cluster::Options options = patient_options();
 };
-// Every crash and pause point the driver names, crashed and held
-// (recovery_points.cpp).
-std::vector<Scenario> point_scenarios(const Params& params);
+// Every scenario the check knows, whatever the driver claims, with `points`
+// the crash and pause points it names.
+std::vector<Scenario> all_scenarios(std::uint64_t seed, const std::vector<std::string>& points);
+// Every crash and pause point in `points` (the driver's, or the
+// reference's), crashed and held (recovery_points.cpp).
+std::vector<Scenario> point_scenarios(const std::vector<std::string>& points);
 
 json write_request(std::uint64_t id, int priority);
 // The priority message `id` goes to: all three in turn with `priorities`.

@@ -117,24 +117,15 @@ void ReferenceAdapter::count_delivery(Direction d) {
 // against the same model. Alternation by count keeps a replay exact.
 shm::Result<std::uint64_t> ReferenceAdapter::write_by_loan(shm::Endpoint& ep, Priority p,
                                                           std::span<const std::byte> data) {
-  // As users do: loan the whole slot, commit what was written (an
-  // oversized payload asks for its own size, which the loan refuses).
-  auto loan = ep.loan(p, std::max<std::size_t>(data.size(), slot_size_));
-  if (!loan) return loan.error();
-  if (!data.empty()) std::memcpy(loan->slot.bytes.data(), data.data(), data.size());
-  auto r = ep.commit(*loan, data.size());
-  if (!r) return r.error();
-  record_clause("T-LOAN");
-  return loan->sequence;
+  auto r = reference_ops::write_by_loan(ep, p, data, slot_size_);
+  if (r) record_clause("T-LOAN");
+  return r;
 }
 
 shm::Result<model::Message> ReferenceAdapter::read_by_view(shm::Endpoint& ep) {
-  auto v = ep.take_view();
-  if (!v) return v.error();
-  model::Message m = to_message(v->info, v->bytes);
-  if (auto s = ep.release(*v); !s) return s.error();
-  record_clause("T-LOAN");
-  return m;
+  auto r = reference_ops::read_by_view(ep);
+  if (r) record_clause("T-LOAN");
+  return r;
 }
 
 shm::Result<std::uint64_t> ReferenceAdapter::write(Direction d, Priority p, std::span<const std::byte> data) {

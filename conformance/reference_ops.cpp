@@ -2,6 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
 namespace memlink::conformance::reference_ops {
 
 using shm::ErrorCode;
@@ -12,6 +16,32 @@ shm::RingBuffer& ring_of(shm::Endpoint& ep, bool ep_is_daemon, Direction d, mode
   const bool inbound = (d == Direction::ClientToDaemon) == ep_is_daemon;
   return inbound ? ep.inbound().ring(p) : ep.outbound().ring(p);
 }
+
+namespace {
+std::atomic<std::uint64_t> g_zero_copy{0};
+}  // namespace
+
+shm::Result<std::uint64_t> write_by_loan(shm::Endpoint& ep, model::Priority p, std::span<const std::byte> data,
+                                         std::uint32_t slot_size) {
+  auto loan = ep.loan(p, std::max<std::size_t>(data.size(), slot_size));
+  if (!loan) return loan.error();
+  if (!data.empty()) std::memcpy(loan->slot.bytes.data(), data.data(), data.size());
+  auto r = ep.commit(*loan, data.size());
+  if (!r) return r.error();
+  g_zero_copy.fetch_add(1, std::memory_order_relaxed);
+  return loan->sequence;
+}
+
+shm::Result<model::Message> read_by_view(shm::Endpoint& ep) {
+  auto v = ep.take_view();
+  if (!v) return v.error();
+  model::Message m{v->info.priority, v->info.sequence, {v->bytes.begin(), v->bytes.begin() + v->info.length}};
+  if (auto s = ep.release(*v); !s) return s.error();
+  g_zero_copy.fetch_add(1, std::memory_order_relaxed);
+  return m;
+}
+
+std::uint64_t zero_copy_count() { return g_zero_copy.load(std::memory_order_relaxed); }
 
 shm::Result<std::uint64_t> stop_writer(shm::Endpoint& ep, model::Priority p,
                                        model::WriterStop where, std::span<const std::byte> data) {

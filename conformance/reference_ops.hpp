@@ -28,6 +28,16 @@ void corrupt_oldest(shm::RingBuffer& r, model::Corruption c);
 // Everything SPEC.md makes observable, read from `ep`'s mapping.
 model::View observe(shm::Endpoint& ep, bool ep_is_daemon);
 
+// SPEC T-LOAN's zero-copy paths, as users take them: a write through a loan
+// of the whole slot, committed at the payload's length (an oversized payload
+// asks for its own size, which the loan refuses); a read through a view,
+// copied out and released. Each counts itself in zero_copy_count().
+shm::Result<std::uint64_t> write_by_loan(shm::Endpoint& ep, model::Priority p, std::span<const std::byte> data,
+                                         std::uint32_t slot_size);
+shm::Result<model::Message> read_by_view(shm::Endpoint& ep);
+// How many loans and views this process committed and released.
+std::uint64_t zero_copy_count();
+
 // The ring of direction d and priority p as `ep` maps it.
 shm::RingBuffer& ring_of(shm::Endpoint& ep, bool ep_is_daemon, model::Direction d, model::Priority p);
 

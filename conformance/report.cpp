@@ -46,7 +46,7 @@ std::string capability_for_clause(const std::string& clause) {
       {"C-LAYOUT", "spec_layout"},    {"C-LINES", "spec_layout"},      {"C-INIT", "spec_layout"},
       {"C-FLAGS", "spec_layout"},     {"C-BACKPRESSURE", "backpressure"}, {"R-LAYOUT", "spec_layout"},
       {"R-POSITIONS", "spec_layout"}, {"R-HELD", "stops"},             {"R-PEEK", "peek"},
-      {"R-RELEASE", "observe"},       {"S-LAYOUT", "spec_layout"},     {"S-STATES", "spec_layout"},
+      {"S-LAYOUT", "spec_layout"},     {"S-STATES", "spec_layout"},
       {"S-TRANSITIONS", "observe"},   {"S-OWNER", "spec_layout"},      {"S-WORD", "spec_layout"},      {"S-CHECKSUM", "spec_layout"},
       {"V-ONCE", "spec_layout"},      {"V-SLOT", "stops"},             {"V-BOUNDS", "spec_layout"},
       {"V-CONNECT", "spec_layout"},   {"T-SEQ", "sequences"},          {"T-COUNTERS", "observe"},

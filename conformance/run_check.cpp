@@ -6,6 +6,7 @@
 
 #include "driver_process.hpp"
 #include "launcher.hpp"
+#include "reference_ops.hpp"
 #include "suite.hpp"
 
 namespace memlink::conformance {
@@ -49,7 +50,17 @@ CheckResult run_check(const CheckDef& def, const Params& params) {
       // One launcher for the whole check, so that its cases reuse processes.
       Params with_launcher = params;
       if (def.scope != Scope::Reference && !with_launcher.launcher) with_launcher.launcher = launcher_for(params);
+      // What the transport accepts is what its driver's hello says (the
+      // reference's too, in process: a fault may change it).
+      if (with_launcher.launcher) with_launcher.limits = with_launcher.launcher->hello().limits;
+      const std::uint64_t zero_copy_before = reference_ops::zero_copy_count();
       r = def.run(with_launcher);
+      // T-LOAN: the in-process reference driver took loans and views (its
+      // code runs here, so the suite can count them), and the check judged
+      // what they carried. Through a separate process nothing shows it.
+      if (params.driver.empty() && !r.failure)
+        if (const std::uint64_t n = reference_ops::zero_copy_count() - zero_copy_before; n > 0)
+          clauses["T-LOAN"] += n;
     } catch (const driver::DriverFailure& e) {
       r.failure = driver_failure(def, params, e.what());
     }

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "capabilities.hpp"
 #include "driver_cluster.hpp"
 #include "memlink/shm/layout.hpp"
 
@@ -164,6 +165,8 @@ void check_truncation(Cluster& c, int& cases) {
 }
 
 }  // namespace
+
+Gates segment_gates() { return {{"a wait before the truncated endpoints are asked to write and read", {"wait"}}}; }
 
 CheckResult run_segment(const Params& params) {
   CheckResult result;

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "adapter.hpp"
+#include "capabilities.hpp"
 #include "compare.hpp"
 #include "evidence.hpp"
 #include "driver_adapter.hpp"
@@ -384,6 +385,21 @@ model::Config gen_config(const driver::Limits& limits) {
 }
 
 }  // namespace
+
+// What the commands above need (their preconditions ask claims() for these).
+Gates stateful_gates() {
+  return {
+      {"write commands at priorities 0 and 1 (else priority 2 only)", {"priorities"}},
+      {"d2c writes by the daemon, and reads by a client", {"daemon_writes"}},
+      {"write_blocking commands", {"write_blocking"}},
+      {"peek commands", {"peek"}},
+      {"set_backpressure commands, 0..1000 and above", {"backpressure"}},
+      {"writers and readers that stop halfway, recover, a hostile peer's corruption", {"stops"}},
+      {"the whole observable state compared after every step", {"observe"}},
+      {"sequence numbers compared (T-SEQ; R-FIFO by number, else by payload)", {"sequences"}},
+      {"G-DIST's ring capacities (else the capacities create answered)", {"spec_layout"}},
+  };
+}
 
 CheckResult run_stateful(const Params& params) {
   g_params = &params;

@@ -20,10 +20,12 @@
 //   7. kill -9 of the daemon: writes still land (T-KILLED) and wait reports
 //      Disconnected (T-WAIT).
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <thread>
 
+#include "capabilities.hpp"
 #include "driver_cluster.hpp"
 #include "rc_runner.hpp"
 
@@ -225,6 +227,23 @@ void wait_leaves_the_message(Cluster& c, DriverProcess& client, std::mt19937_64&
   drain(*c.daemon);
 }
 
+// After the daemon's shutdown nothing is acknowledged: a connected client's
+// write and a new client's connect are refused (T-SHUTDOWN).
+void after_shutdown(Cluster& c, DriverProcess& client) {
+  const Reply w = client.call(write_request(4000, 2));
+  c.step("client: write after the shutdown -> " + (w.ok() ? std::string("Ok") : w.error().message()));
+  if (w.ok() || w.error().code != shm::ErrorCode::Disconnected)
+    scenario_fail("T-SHUTDOWN", "a client's write after the daemon's shutdown answered " +
+                                    (w.ok() ? std::string("Ok (acknowledged, though no daemon will read it)") : w.error().message()) +
+                                    ", not Disconnected");
+  DriverProcess& late = c.start("client after the shutdown");
+  const Reply r = late.call(c.connect_request());
+  c.step("new client: connect after the shutdown -> " + (r.ok() ? std::string("Ok") : r.error().message()));
+  if (r.ok() || (r.error().code != shm::ErrorCode::Disconnected && r.error().code != shm::ErrorCode::NotFound))
+    scenario_fail("T-SHUTDOWN", "a new client's connect after the daemon's shutdown answered " +
+                                    (r.ok() ? std::string("Ok") : r.error().message()) + ", not Disconnected (or NotFound)");
+}
+
 // 6. Shutdown wakes every sleeper at once.
 std::string shutdown_wakes_all(Cluster& c, DriverProcess& client) {
   std::vector<DriverProcess*> sleepers{&client};
@@ -253,9 +272,10 @@ std::string shutdown_wakes_all(Cluster& c, DriverProcess& client) {
                                       " ms later, when its sleep slice ran out: shutdown must wake every sleeper");
     last = std::max(last, after(woke, down));
   }
+  after_shutdown(c, client);
   record_clause("T-SHUTDOWN");
   return std::to_string(sleepers.size()) + " sleepers woken by the shutdown within " +
-         std::to_string(static_cast<long>(ms(last))) + " ms";
+         std::to_string(static_cast<long>(ms(last))) + " ms, then a write and a connect refused";
 }
 
 // 7. kill -9 of the daemon: the client's writes go on while there is room
@@ -284,7 +304,56 @@ void daemon_killed(Cluster& c) {
                                 (wait.ok() ? std::string("Ok") : wait.error().message()) + ", not Disconnected");
 }
 
+// One phase of the check, on the shared cluster: what it runs (its note for
+// the report), and the capabilities it needs (DRIVER.md's capability map is
+// made from these).
+struct Phase {
+  const char* name;
+  std::vector<std::string> needs;
+  std::function<std::string(Cluster&, DriverProcess& client, std::mt19937_64&)> run;
+};
+
+std::vector<Phase> phases(int rounds) {
+  return {
+      {"wake rounds", {}, [rounds](Cluster& c, DriverProcess& client, std::mt19937_64& rng) {
+         const std::uint64_t slowest = wake_rounds(c, client, rounds, rng);
+         return std::to_string(rounds) + " wake-ups across endpoints (slowest round " + std::to_string(slowest) + " ms; " +
+                std::to_string(kSliceMs) + " ms sleep slices, so a lost wake-up shows)";
+       }},
+      {"an idle wait", {}, [](Cluster& c, DriverProcess&, std::mt19937_64&) {
+         idle_wait(c);
+         return std::string("an idle wait");
+       }},
+      {"a writer asleep on a full ring", {"write_blocking"}, [](Cluster& c, DriverProcess& client, std::mt19937_64&) {
+         space_wake(c, client);
+         return std::string("a writer asleep on a full ring");
+       }},
+      {"a burst through full rings both ways", {"write_blocking", "daemon_writes"},
+       [](Cluster& c, DriverProcess& client, std::mt19937_64&) { return burst(c, c.add_client("burst writer"), client); }},
+      {"a wait leaves its message for priority order", {"priorities"}, [](Cluster& c, DriverProcess& client, std::mt19937_64& rng) {
+         wait_leaves_the_message(c, client, rng);
+         return std::string("a wait that must leave its message for priority order");
+       }},
+      {"shutdown wakes every sleeper (with write_blocking: two writers asleep on a full ring too)", {},
+       [](Cluster& c, DriverProcess& client, std::mt19937_64&) { return shutdown_wakes_all(c, client); }},
+      {"kill -9 of the daemon", {}, [](Cluster& c, DriverProcess&, std::mt19937_64&) {
+         try {
+           daemon_killed(c);
+           return std::string("kill -9 of the daemon");
+         } catch (const ScenarioUnavailable& u) {
+           return "not run: kill -9 of the daemon (" + u.why + ")";
+         }
+       }},
+  };
+}
+
 }  // namespace
+
+Gates wakeup_gates() {
+  Gates out;
+  for (const auto& p : phases(0)) out.push_back({p.name, p.needs});
+  return out;
+}
 
 CheckResult run_wakeup(const Params& params) {
   CheckResult result;
@@ -301,35 +370,12 @@ CheckResult run_wakeup(const Params& params) {
     if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
     DriverProcess& client = c.add_client("client");
     expect_delivery(c, client, *c.daemon);
-    const std::uint64_t slowest = wake_rounds(c, client, rounds, rng);
-    result.cases += rounds;
-    notes.push_back(std::to_string(rounds) + " wake-ups across endpoints (slowest round " + std::to_string(slowest) + " ms; " +
-                    std::to_string(kSliceMs) + " ms sleep slices, so a lost wake-up shows)");
-    idle_wait(c);
-    ++result.cases;
-    notes.push_back("an idle wait");
-    if (params.claims("write_blocking")) {
-      space_wake(c, client);
-      ++result.cases;
-      notes.push_back("a writer asleep on a full ring");
-    }
-    if (params.claims("write_blocking") && params.claims("daemon_writes")) {
-      notes.push_back(burst(c, c.add_client("burst writer"), client));
-      ++result.cases;
-    }
-    if (params.claims("priorities")) {
-      wait_leaves_the_message(c, client, rng);
-      ++result.cases;
-      notes.push_back("a wait that must leave its message for priority order");
-    }
-    notes.push_back(shutdown_wakes_all(c, client));
-    ++result.cases;
-    try {
-      daemon_killed(c);
-      ++result.cases;
-      notes.push_back("kill -9 of the daemon");
-    } catch (const ScenarioUnavailable& u) {
-      notes.push_back("not run: kill -9 of the daemon (" + u.why + ")");
+    for (const auto& phase : phases(rounds)) {
+      bool claimed = true;
+      for (const auto& cap : phase.needs) claimed = claimed && params.claims(cap);
+      if (!claimed) continue;
+      notes.push_back(phase.run(c, client, rng));
+      result.cases += std::string(phase.name) == "wake rounds" ? rounds : 1;
     }
   } catch (const ScenarioFailure& f) {
     result.failure = failure_of(f, c.steps(), driver_replay(params, "wakeup"));

@@ -93,6 +93,13 @@ struct ReferenceDriver::State {
   std::chrono::nanoseconds slice = 100ms;
   std::map<std::uint64_t, shm::MessageInfo> taken;
   std::uint64_t next_token = 1;
+  // SPEC T-LOAN: every other write goes through a loan and every other read
+  // through a view, unless the suite said the peers are not to be trusted
+  // (D-TUNING trusts_peers false: SPEC 9b, a consumer that does not trust
+  // its writers copies). Counted from the endpoint's start, so that a
+  // replay takes the same paths.
+  bool zero_copy = true;
+  std::uint64_t writes = 0, reads = 0;
   std::optional<std::pair<shm::Priority, std::vector<std::byte>>> deferred;
 
   shm::Endpoint& ep() { return daemon ? static_cast<shm::Endpoint&>(*daemon) : *client; }
@@ -174,6 +181,8 @@ struct ReferenceDriver::State {
   }
 
   shm::EndpointOptions endpoint_options(const json& req) {
+    zero_copy = req.value("trusts_peers", true);
+    writes = reads = 0;
     shm::EndpointOptions o;
     o.wait_strategy = shm::WaitStrategy::Block;
     o.sleep_slice = std::chrono::milliseconds(req.value("sleep_slice_ms", 100));
@@ -288,6 +297,11 @@ struct ReferenceDriver::State {
     const auto data = data_of(req);
     if (!data) return fail(shm::ErrorCode::InvalidArgument, "data is not hex");
     if ((fault.lose_on_kill || fault.deliver_nothing) && !blocking) return write_unfaithfully(p, *data);
+    if (!blocking && zero_copy && (writes++ & 1) != 0) {
+      auto s = ops::write_by_loan(ep(), p, *data, slot_size);
+      if (!s) return fail(s.error());
+      return {{"ok", true}, {"sequence", *s}};
+    }
     auto r = blocking ? ep().write_blocking(p, *data, std::chrono::milliseconds(req.at("timeout_ms").get<int>()))
                       : ep().write(p, *data);
     if (!r) return fail(r.error());
@@ -317,6 +331,14 @@ struct ReferenceDriver::State {
   }
 
   json read(bool two_step) {
+    if (!two_step && !fault.reorder && zero_copy && (reads++ & 1) != 0) {
+      auto m = ops::read_by_view(ep());
+      if (!m) return fail(m.error());
+      return {{"ok", true},
+              {"priority", static_cast<int>(m->priority)},
+              {"sequence", m->sequence},
+              {"data", to_hex(m->payload)}};
+    }
     std::vector<std::byte> buf(slot_size);
     auto r = fault.reorder ? take_reordered(buf) : two_step ? ep().take(buf) : ep().read(buf);
     if (!r) return fail(r.error());
