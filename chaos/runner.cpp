@@ -1156,12 +1156,16 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "memlink-chaos: cannot start the driver: %s\n", e.what());
       return 2;
     }
+    std::string missing;
     for (const char* needed : {"workload", "crash_recovery"})
-      if (!o.hello.has(needed)) {
-        std::fprintf(stderr, "memlink-chaos: the driver '%s' does not claim capability '%s', which chaos needs\n",
-                     o.hello.name.c_str(), needed);
-        return 2;
-      }
+      if (!o.hello.has(needed)) missing += std::string(missing.empty() ? "" : "' and '") + needed;
+    if (!missing.empty()) {
+      std::fprintf(stderr,
+                   "memlink-chaos: the driver '%s' does not claim capability '%s', which chaos needs "
+                   "(conformance/DRIVER.md D-CAPS, D-WORKLOAD)\n",
+                   o.hello.name.c_str(), missing.c_str());
+      return 2;
+    }
     if (o.process.slot_size < kMinPayload) {
       std::fprintf(stderr, "memlink-chaos: slot size %u is below the %zu bytes of a workload message\n",
                    o.process.slot_size, kMinPayload);

@@ -89,7 +89,7 @@ std::string capability_map_markdown() {
         checks[cap].push_back(std::string(def.name) +
                               (all_of.find('|') != std::string::npos ? " (either of " + joined(split(all_of, '|'), ", ") + ")" : ""));
   for (const auto& c : spec_clauses())
-    if (const std::string cap = capability_for_clause(c.id); !cap.empty()) clauses[cap].push_back(c.id);
+    if (const std::string cap = capability_for_clause(c.id); !cap.empty()) clauses[cap].push_back(std::string(spec::name(c.id)));
   for (const auto& u : capability_uses()) uses[u.capability].push_back(u.check + ": " + u.what);
   std::string md =
       "| capability | the driver promises | checks that need it | clauses only it reaches | what else it turns on |\n"

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "adapter.hpp"
+#include "suite.hpp"
 
 namespace memlink::conformance {
 
@@ -30,8 +31,9 @@ Got got_from(const shm::Result<PeekInfo>& r);
 void compare_sequences(bool on);
 
 void compare_outcome(const std::string& operation, const model::Outcome& want, const Got& got);
-void compare_views(const model::View& want, const model::View& got);
+// The whole observable state; records the clauses whose fields it saw moved.
+void compare_views(const Params& params, const model::View& want, const model::View& got);
 // Ring capacities only (G-FIT, G-DIST), right after creation.
-void compare_geometry(const model::View& want, const model::View& got);
+void compare_geometry(const Params& params, const model::View& want, const model::View& got);
 
 }  // namespace memlink::conformance

@@ -175,7 +175,8 @@ class DriverAdapter final : public Adapter {
     try {
       return driver::view_from_json(r.body.at("view"));
     } catch (const json::exception& e) {
-      throw driver::DriverFailure("driver '" + launcher_->name() + "' (daemon): [D-CONTROL] observe's view is malformed: " + e.what());
+      throw driver::DriverFailure("driver '" + launcher_->name() + "' (daemon): [D-CONTROL] observe's view is malformed: " + e.what(),
+                                  spec::DriverRule::D_CONTROL);
     }
   }
 
@@ -233,7 +234,7 @@ class DriverAdapter final : public Adapter {
   static shm::Result<model::Message> message_of(const Reply& r) {
     if (!r.ok()) return r.error();
     const auto data = driver::from_hex(r.body.value("data", std::string()));
-    if (!data) throw driver::DriverFailure("[D-BYTES] the driver's \"data\" is not hex: " + r.body.dump());
+    if (!data) throw driver::DriverFailure("[D-BYTES] the driver's \"data\" is not hex: " + r.body.dump(), spec::DriverRule::D_BYTES);
     return model::Message{static_cast<Priority>(r.body.at("priority").get<int>()),
                           r.body.value("sequence", std::uint64_t{0}), *data};
   }

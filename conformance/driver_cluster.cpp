@@ -9,11 +9,12 @@
 
 namespace memlink::conformance {
 
+
 using driver::DriverProcess;
 using driver::Reply;
 using nlohmann::json;
 
-void scenario_fail(const std::string& clause, const std::string& what) { throw ScenarioFailure{clause, what}; }
+void scenario_fail(Citation clause, std::string what) { throw ScenarioFailure{Violation{clause, std::move(what)}}; }
 
 Cluster::Cluster(const Params& params, const std::string& tag, Options o)
     : params_(params), launcher_(launcher_for(params)), path_(driver_segment_path(tag)), options_(o) {
@@ -88,13 +89,13 @@ DriverProcess& Cluster::add_client(const std::string& role, Placement placement)
   step(role + " (pid " + std::to_string(p->pid()) + "): connect -> " + (r.ok() ? "ok" : r.error().message()));
   if (!r.ok()) {
     launcher_->give_back(std::move(p));
-    scenario_fail("T-ENDPOINTS", role + " could not connect: " + r.error().message());
+    scenario_fail(ClauseId::T_ENDPOINTS, role + " could not connect: " + r.error().message());
   }
   clients.push_back(std::move(p));
   return *clients.back();
 }
 
-Reply Cluster::must(DriverProcess& p, json request, const std::string& clause, std::chrono::milliseconds timeout) {
+Reply Cluster::must(DriverProcess& p, json request, ClauseId clause, std::chrono::milliseconds timeout) {
   const std::string op = request.value("op", std::string("?"));
   Reply r = p.call(std::move(request), timeout);
   if (!r.ok()) {
@@ -107,7 +108,7 @@ Reply Cluster::must(DriverProcess& p, json request, const std::string& clause, s
 void expect_delivery(Cluster& c, DriverProcess& writer, DriverProcess& reader, int n) {
   constexpr std::uint64_t kFirst = 90000;
   for (int i = 0; i < n; ++i)
-    c.must(writer, {{"op", "write"}, {"priority", 2}, {"data", driver::to_hex(message_payload(kFirst + i, 16))}}, "S-PUBLISH");
+    c.must(writer, {{"op", "write"}, {"priority", 2}, {"data", driver::to_hex(message_payload(kFirst + i, 16))}}, ClauseId::S_PUBLISH);
   int got = 0;
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(3);
   while (got < n && std::chrono::steady_clock::now() < give_up) {
@@ -115,11 +116,11 @@ void expect_delivery(Cluster& c, DriverProcess& writer, DriverProcess& reader, i
     if (r.ok()) {
       const auto data = driver::from_hex(r.body.value("data", std::string()));
       if (!data || message_id(*data) != std::optional<std::uint64_t>(kFirst + static_cast<std::uint64_t>(got)))
-        scenario_fail("V-ONCE", reader.role() + " delivered something other than the first messages written to it: " +
+        scenario_fail(ClauseId::V_ONCE, reader.role() + " delivered something other than the first messages written to it: " +
                                     r.body.value("data", std::string()).substr(0, 64));
       ++got;
     } else if (r.error().code != shm::ErrorCode::Empty) {
-      scenario_fail("S-PUBLISH", reader.role() + "'s read failed with " + r.error().message());
+      scenario_fail(ClauseId::S_PUBLISH, reader.role() + "'s read failed with " + r.error().message());
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
@@ -127,11 +128,11 @@ void expect_delivery(Cluster& c, DriverProcess& writer, DriverProcess& reader, i
   c.step(writer.role() + " wrote " + std::to_string(n) + " messages, acknowledged; " + reader.role() + " received " +
          std::to_string(got));
   if (got < n)
-    scenario_fail("S-PUBLISH", std::to_string(n - got) + " of " + std::to_string(n) +
+    scenario_fail(ClauseId::S_PUBLISH, std::to_string(n - got) + " of " + std::to_string(n) +
                                    " acknowledged writes were never delivered to the other process (" + writer.role() +
                                    " wrote them, " + reader.role() + " read for 3 s and found " +
                                    (got == 0 ? "nothing" : std::to_string(got)) + "), with nothing else going on");
-  record_clause("S-PUBLISH");
+  c.record(ClauseId::S_PUBLISH);
 }
 
 std::vector<std::byte> message_payload(std::uint64_t id, std::size_t length) {
@@ -160,16 +161,11 @@ std::optional<std::uint64_t> message_id(std::span<const std::byte> payload) {
 std::string driver_replay(const Params& params, const std::string& check) {
   return "scripts/conformance " +
          (params.driver.empty() ? "--adapter " + params.adapter : "--driver '" + params.driver + "'") + " --only " +
-         check + " --seed " + std::to_string(params.seed);
+         check + " --seed " + std::to_string(params.seed) + " --depth " + depth_name(params.depth);
 }
 
 Failure failure_of(const ScenarioFailure& f, const std::vector<std::string>& steps, const std::string& replay) {
-  Failure out;
-  out.clause = f.clause;
-  out.description = "[" + f.clause + "] " + f.what;
-  out.counterexample = steps;
-  out.replay = replay;
-  return out;
+  return Failure::of(f.violation, steps, replay);
 }
 
 }  // namespace memlink::conformance

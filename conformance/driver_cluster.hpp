@@ -20,9 +20,10 @@
 
 namespace memlink::conformance {
 
-// A failed scenario: the clause it broke, what happened, and the steps.
+// A failed scenario: the clause it broke and what happened (the steps are
+// the cluster's).
 struct ScenarioFailure {
-  std::string clause, what;
+  Violation violation;
 };
 
 // A scenario that cannot run here (a process of its own under
@@ -78,10 +79,12 @@ class Cluster {
   nlohmann::json connect_request() const;
 
   // `request` on `p`, which must succeed (else ScenarioFailure citing `clause`).
-  driver::Reply must(driver::DriverProcess& p, nlohmann::json request, const std::string& clause,
+  driver::Reply must(driver::DriverProcess& p, nlohmann::json request, ClauseId clause,
                      std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   void step(const std::string& line) { steps_.push_back(line); }
+  // Records a clause the scenario saw exercised (the check's counter).
+  void record(ClauseId c) const { params_.record(c); }
   const std::vector<std::string>& steps() const { return steps_; }
 
   std::unique_ptr<driver::DriverProcess> daemon;
@@ -97,7 +100,7 @@ class Cluster {
   std::vector<std::unique_ptr<driver::DriverProcess>> others_;  // start()ed, not daemon or client
 };
 
-[[noreturn]] void scenario_fail(const std::string& clause, const std::string& what);
+[[noreturn]] void scenario_fail(Citation clause, std::string what);
 
 // The first exception any of several threads driving processes threw (a
 // DriverFailure, a ScenarioFailure), kept to be rethrown on the thread that

@@ -125,12 +125,13 @@ Hello parse_hello(const nlohmann::json& r) {
       }
     }
   } catch (const nlohmann::json::exception& e) {
-    throw DriverFailure(std::string("[D-HELLO] its hello answer is malformed: ") + e.what());
+    throw DriverFailure(std::string("its hello answer is malformed: ") + e.what(), spec::DriverRule::D_HELLO);
   }
   if (h.limits.min_segment > h.limits.max_segment || h.limits.min_slot > h.limits.max_slot || h.limits.min_slot == 0)
-    throw DriverFailure("[D-LIMITS] its limits are empty ranges: segment_size " + std::to_string(h.limits.min_segment) +
+    throw DriverFailure("its limits are empty ranges: segment_size " + std::to_string(h.limits.min_segment) +
                         ".." + std::to_string(h.limits.max_segment) + ", slot_size " +
-                        std::to_string(h.limits.min_slot) + ".." + std::to_string(h.limits.max_slot));
+                        std::to_string(h.limits.min_slot) + ".." + std::to_string(h.limits.max_slot),
+                        spec::DriverRule::D_LIMITS);
   return h;
 }
 
@@ -231,20 +232,20 @@ std::unique_ptr<DriverProcess> DriverProcess::greet(std::unique_ptr<DriverProces
     hello["protocol"] = kOldestProtocolVersion;
     r = p->call(hello, timeout);
     if (!r.ok())
-      p->fail("[D-VERSION] it refused both protocol " + std::to_string(kProtocolVersion) + " (" + refused +
+      p->fail(spec::DriverRule::D_VERSION, "it refused both protocol " + std::to_string(kProtocolVersion) + " (" + refused +
                   ") and protocol " + std::to_string(kOldestProtocolVersion) + " (" + r.error().message() +
                   "); this suite speaks those two",
               hello);
   }
-  if (!r.ok()) p->fail("[D-HELLO] it refused hello: " + r.error().message(), hello);
+  if (!r.ok()) p->fail(spec::DriverRule::D_HELLO, "it refused hello: " + r.error().message(), hello);
   const int asked = hello["protocol"].get<int>();
   try {
     p->hello_ = parse_hello(r.body);
   } catch (const DriverFailure& e) {
-    p->fail(e.what(), hello);
+    p->fail(e.rule, e.what(), hello);
   }
   if (p->hello_.protocol != asked)
-    p->fail("[D-VERSION] asked for protocol " + std::to_string(asked) + ", it answered protocol " +
+    p->fail(spec::DriverRule::D_VERSION, "asked for protocol " + std::to_string(asked) + ", it answered protocol " +
                 std::to_string(p->hello_.protocol) + "; this suite speaks protocols " +
                 std::to_string(kOldestProtocolVersion) + " and " + std::to_string(kProtocolVersion),
             hello);
@@ -312,16 +313,17 @@ std::string DriverProcess::stderr_tail(std::size_t max_bytes) const {
   return all;
 }
 
-void DriverProcess::fail(const std::string& what, const nlohmann::json& request) {
+void DriverProcess::fail(spec::DriverRule broke, const std::string& what, const nlohmann::json& request) {
   if (threaded_) close_stdin();
   else kill9();
-  std::string m = "driver '" + command_ + "' (" + role_ + ", pid " + std::to_string(pid_) + "): " + what +
+  std::string m = "driver '" + command_ + "' (" + role_ + ", pid " + std::to_string(pid_) + "): [" +
+                  std::string(spec::name(broke)) + "] " + what +
                   "\n  request: " + clip(request.dump()) +
                   "\n  last line it printed: " + (last_line_.empty() ? "(none)" : clip(last_line_)) +
                   "\n  process: " + describe_exit();
   const std::string err = stderr_tail();
   if (!err.empty()) m += "\n  its stderr ends: " + err;
-  throw DriverFailure(m);
+  throw DriverFailure(m, broke);
 }
 
 void DriverProcess::send(nlohmann::json request) {
@@ -333,7 +335,7 @@ void DriverProcess::send(nlohmann::json request) {
   // The invocation is before the line leaves: the driver may act on it
   // before write() returns here.
   invoke_ns_ = monotonic_ns();
-  if (in_fd_ < 0) fail("[D-PROC] its stdin is already closed", request);
+  if (in_fd_ < 0) fail(spec::DriverRule::D_PROC, "its stdin is already closed", request);
   const std::string line = request.dump() + "\n";
   std::size_t done = 0;
   while (done < line.size()) {
@@ -341,7 +343,7 @@ void DriverProcess::send(nlohmann::json request) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       reap(false);
-      fail("[D-PROC] writing the request failed (" + std::string(std::strerror(errno)) + "): the driver is gone", request);
+      fail(spec::DriverRule::D_PROC, "writing the request failed (" + std::string(std::strerror(errno)) + "): the driver is gone", request);
     }
     done += static_cast<std::size_t>(n);
   }
@@ -362,32 +364,32 @@ Reply DriverProcess::receive(std::chrono::milliseconds timeout) {
       try {
         r.body = nlohmann::json::parse(line);
       } catch (const nlohmann::json::exception&) {
-        fail("[D-FRAME] it printed a line that is not JSON", pending_);
+        fail(spec::DriverRule::D_FRAME, "it printed a line that is not JSON", pending_);
       }
       if (!r.body.is_object() || !r.body.contains("ok") || !r.body["ok"].is_boolean())
-        fail("[D-FRAME] its answer has no boolean \"ok\"", pending_);
+        fail(spec::DriverRule::D_FRAME, "its answer has no boolean \"ok\"", pending_);
       if (r.body.value("id", std::int64_t{-2}) != pending_.value("id", std::int64_t{-1}))
-        fail("[D-FRAME] its answer carries id " + r.body.value("id", nlohmann::json()).dump() + ", the request had " +
+        fail(spec::DriverRule::D_FRAME, "its answer carries id " + r.body.value("id", nlohmann::json()).dump() + ", the request had " +
                  pending_["id"].dump(),
              pending_);
-      if (!r.ok() && !r.body.contains("error")) fail("[D-ERRORS] a failed answer names no \"error\"", pending_);
+      if (!r.ok() && !r.body.contains("error")) fail(spec::DriverRule::D_ERRORS, "a failed answer names no \"error\"", pending_);
       return r;
     }
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline)
-      fail("[D-TIME] no answer within " + std::to_string(timeout.count()) + " ms", pending_);
+      fail(spec::DriverRule::D_TIME, "no answer within " + std::to_string(timeout.count()) + " ms", pending_);
     const int wait_ms = static_cast<int>(std::min<std::int64_t>(
         100, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1));
     pollfd pfd{out_fd_, POLLIN, 0};
     const int pr = ::poll(&pfd, 1, wait_ms);
-    if (pr < 0 && errno != EINTR) fail(std::string("poll: ") + std::strerror(errno), pending_);
+    if (pr < 0 && errno != EINTR) fail(spec::DriverRule::D_PROC, std::string("poll: ") + std::strerror(errno), pending_);
     if (pr <= 0) continue;
     char chunk[65536];
     const ssize_t n = ::read(out_fd_, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {  // EOF: the process closed stdout, i.e. it is gone
       for (int i = 0; i < 200 && !reap(false); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      fail("[D-PROC] it closed its stdout without answering", pending_);
+      fail(spec::DriverRule::D_PROC, "it closed its stdout without answering", pending_);
     }
     buffer_.append(chunk, static_cast<std::size_t>(n));
   }

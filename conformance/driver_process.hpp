@@ -35,11 +35,16 @@
 #include <vector>
 
 #include "memlink/shm/result.hpp"
+#include "memlink/spec/clause_ids.hpp"
 
 namespace memlink::conformance::driver {
 
+// A driver that broke the protocol: crashed, hung, printed garbage. Its
+// message names the rule of DRIVER.md it broke (D-TIME, D-FRAME, ...).
 struct DriverFailure : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  explicit DriverFailure(const std::string& what, spec::DriverRule broke = spec::DriverRule::D_PROC)
+      : std::runtime_error(what), rule(broke) {}
+  spec::DriverRule rule;
 };
 
 // D-LIMITS: what the transport accepts, from its hello. Every check sizes its
@@ -151,7 +156,7 @@ class DriverProcess {
  private:
   DriverProcess() = default;
   static std::unique_ptr<DriverProcess> greet(std::unique_ptr<DriverProcess> p, std::chrono::milliseconds timeout);
-  [[noreturn]] void fail(const std::string& what, const nlohmann::json& request);
+  [[noreturn]] void fail(spec::DriverRule broke, const std::string& what, const nlohmann::json& request);
   bool reap(bool block);
   void require_killable(const char* what) const;
 

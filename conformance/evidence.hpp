@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "memlink/model/model.hpp"
+#include "verdict.hpp"
 
 namespace memlink::conformance {
 
@@ -38,7 +39,7 @@ struct StepFacts {
   bool sequences = false;  // sequence numbers were compared (capability sequences)
 };
 
-std::vector<std::string> clauses_seen(const StepFacts& step, const model::Model& before, const model::Model& after,
+std::vector<ClauseId> clauses_seen(const StepFacts& step, const model::Model& before, const model::Model& after,
                                       const model::Outcome& want);
 
 // Acknowledged messages of direction d the model holds, ready or not yet

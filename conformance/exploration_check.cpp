@@ -102,7 +102,7 @@ struct Explorer {
   bool run_once(const Config& c, explore::Strategy& strategy) {
     auto scenario = explore::make_scenario(c);
     if (!scenario) {
-      result.failure = Failure{"", "exploration: cannot set up " + c.text() + ": " + scenario.error().message(), {}, ""};
+      result.failure = Failure{{}, "exploration: cannot set up " + c.text() + ": " + scenario.error().message(), {}, ""};
       return false;
     }
     explore::Scheduler sched;
@@ -121,14 +121,13 @@ struct Explorer {
     max_steps = std::max(max_steps, e.steps);
     const std::string decisions = explore::encode_decisions(e.decisions);
     distinct.insert(std::hash<std::string>{}(c.text() + "@" + decisions));
-    for (const char* clause : explore::clauses_of(c)) record_clause(clause);
+    for (const ClauseId clause : explore::clauses_of(c)) params.record(clause);
     const auto violations = explore::check_run(c, (*scenario)->record, e);
     if (violations.empty()) return true;
-    Failure f;
-    const std::string& first = violations.front();
-    if (first.size() > 2 && first[0] == '[') f.clause = first.substr(1, first.find(']') - 1);
-    f.description = first + " (exploration run " + std::to_string(runs) + ", scenario " + c.text() + ")";
-    for (std::size_t i = 1; i < violations.size() && i < 6; ++i) f.counterexample.push_back("also: " + violations[i]);
+    const Violation& first = violations.front();
+    Failure f = Failure::of(first);
+    f.description += " (exploration run " + std::to_string(runs) + ", scenario " + c.text() + ")";
+    for (std::size_t i = 1; i < violations.size() && i < 6; ++i) f.counterexample.push_back("also: " + violations[i].describe());
     for (auto& line : explore::describe_run(c, (*scenario)->record)) f.counterexample.push_back(line);
     f.counterexample.push_back("schedule (thread switches, deaths, timeouts):");
     std::size_t start = 0, lines = 0;

@@ -43,7 +43,7 @@ Offsets offsets_of(const Model& m, std::uint32_t slot_size) {  // G-PLACE
 template <class T>
 T at(std::span<const std::byte> bytes, std::size_t offset, const char* what) {
   if (offset + sizeof(T) > bytes.size())
-    fail_case(std::string("[G-PLACE] ") + what + " at offset " + std::to_string(offset) + " lies past the segment's " +
+    fail_case(ClauseId::G_PLACE, std::string() + what + " at offset " + std::to_string(offset) + " lies past the segment's " +
             std::to_string(bytes.size()) + " bytes");
   T v;
   std::memcpy(&v, bytes.data() + offset, sizeof v);
@@ -52,10 +52,11 @@ T at(std::span<const std::byte> bytes, std::size_t offset, const char* what) {
 
 // Compares one field; records the clause only if `seen` (a counter or
 // position at its initial zero shows nothing about where it lies).
-void expect_field(const char* clause, const std::string& what, std::uint64_t want, std::uint64_t got, bool seen = true) {
-  if (seen) record_clause(clause);
+void expect_field(const Params& params, ClauseId clause, const std::string& what, std::uint64_t want, std::uint64_t got,
+                  bool seen = true) {
+  if (seen) params.record(clause);
   if (want != got)
-    fail_case(std::string("[") + clause + "] " + what + ": the spec requires " + std::to_string(want) +
+    fail_case(clause, what + ": the spec requires " + std::to_string(want) +
             ", the segment has " + std::to_string(got));
 }
 
@@ -116,7 +117,7 @@ void expect_published(const model::View& v, const Offsets& o, std::span<const st
       const auto tail = at<std::uint64_t>(bytes, o.ring[d][p] + 128, "tail");
       const std::uint64_t want = v.rings[d][p].head;
       if (head < want && head >= tail)
-        fail_case("[S-PUBLISH] ring[" + std::string(d == 0 ? "c2d/" : "d2c/") + std::string(shm::to_string(static_cast<Priority>(p))) +
+        fail_case(ClauseId::S_PUBLISH, "ring[" + std::string(d == 0 ? "c2d/" : "d2c/") + std::string(shm::to_string(static_cast<Priority>(p))) +
                   "]: " + std::to_string(want - head) + " acknowledged write(s) never reached the segment (head " +
                   std::to_string(head) + ", the spec requires " + std::to_string(want) +
                   "): acknowledged writes that can never be delivered to the other process");
@@ -137,10 +138,10 @@ Fixture connected_fixture(const Params& params) {
   f.model = Model::create(f.config);
   RC_ASSERT(f.model.has_value());
   f.adapter = adapter_for(params);
-  if (auto s = f.adapter->create(f.config); !s) fail_case("[G-FIT] create failed: " + s.error().message());
+  if (auto s = f.adapter->create(f.config); !s) fail_case(ClauseId::G_FIT, "create failed: " + s.error().message());
   f.model->connect(f.config.protocol_version);
   if (auto s = f.adapter->connect(f.config.protocol_version); !s)
-    fail_case("[V-CONNECT] connect to a fresh segment failed: " + s.error().message());
+    fail_case(ClauseId::V_CONNECT, "connect to a fresh segment failed: " + s.error().message());
   return f;
 }
 
@@ -158,32 +159,32 @@ CheckResult run_layout(const Params& params) {
     const Offsets o = offsets_of(*m, config.slot_size);
     if (acknowledged) expect_published(v, o, bytes);
 
-    expect_field("L-CONST", "control.magic", kMagic, at<std::uint64_t>(bytes, 0, "magic"));
-    record_clause("C-INIT");
-    expect_field("L-CONST", "control.layout_version", 2, at<std::uint32_t>(bytes, 8, "layout_version"));
-    expect_field("C-LAYOUT", "control.protocol_version", config.protocol_version, at<std::uint16_t>(bytes, 12, "protocol_version"));
-    expect_field("C-LAYOUT", "control.segment_size", config.segment_size, at<std::uint64_t>(bytes, 16, "segment_size"));
-    expect_field("C-LAYOUT", "control.slot_size", config.slot_size, at<std::uint32_t>(bytes, 24, "slot_size"));
-    expect_field("G-STRIDE", "control.slot_stride", o.stride, at<std::uint32_t>(bytes, 28, "slot_stride"));
-    expect_field("C-LAYOUT", "control.slots_per_direction",
+    expect_field(params, ClauseId::L_CONST, "control.magic", kMagic, at<std::uint64_t>(bytes, 0, "magic"));
+    params.record(ClauseId::C_INIT);
+    expect_field(params, ClauseId::L_CONST, "control.layout_version", 2, at<std::uint32_t>(bytes, 8, "layout_version"));
+    expect_field(params, ClauseId::C_LAYOUT, "control.protocol_version", config.protocol_version, at<std::uint16_t>(bytes, 12, "protocol_version"));
+    expect_field(params, ClauseId::C_LAYOUT, "control.segment_size", config.segment_size, at<std::uint64_t>(bytes, 16, "segment_size"));
+    expect_field(params, ClauseId::C_LAYOUT, "control.slot_size", config.slot_size, at<std::uint32_t>(bytes, 24, "slot_size"));
+    expect_field(params, ClauseId::G_STRIDE, "control.slot_stride", o.stride, at<std::uint32_t>(bytes, 28, "slot_stride"));
+    expect_field(params, ClauseId::C_LAYOUT, "control.slots_per_direction",
                  *model::slots_per_direction(config.segment_size, config.slot_size), at<std::uint32_t>(bytes, 32, "slots_per_direction"));
     for (int d = 0; d < 2; ++d)
       for (int p = 0; p < 3; ++p)
-        expect_field("C-LAYOUT", "control.slot_count", v.rings[d][p].capacity, at<std::uint32_t>(bytes, 36 + 4 * (3 * d + p), "slot_count"));
-    expect_field("C-FLAGS", "control.flags", v.shutdown ? 1 : 0, at<std::uint32_t>(bytes, 60, "flags"));
-    expect_field("C-LAYOUT", "control.backpressure", v.backpressure, at<std::uint32_t>(bytes, 88, "backpressure"), v.backpressure > 0);
-    expect_field("C-LAYOUT", "control.client_count", v.client_count, at<std::uint32_t>(bytes, 128, "client_count"), v.client_count > 0);
+        expect_field(params, ClauseId::C_LAYOUT, "control.slot_count", v.rings[d][p].capacity, at<std::uint32_t>(bytes, 36 + 4 * (3 * d + p), "slot_count"));
+    expect_field(params, ClauseId::C_FLAGS, "control.flags", v.shutdown ? 1 : 0, at<std::uint32_t>(bytes, 60, "flags"));
+    expect_field(params, ClauseId::C_LAYOUT, "control.backpressure", v.backpressure, at<std::uint32_t>(bytes, 88, "backpressure"), v.backpressure > 0);
+    expect_field(params, ClauseId::C_LAYOUT, "control.client_count", v.client_count, at<std::uint32_t>(bytes, 128, "client_count"), v.client_count > 0);
     // C-LINES: the offsets checked here put the daemon's fields (64..127),
     // client_count (128), the clients' counters (192..), the daemon's (256..)
     // and each futex word (320, 384, 448, 512) on lines of their own.
-    record_clause("C-LINES");
+    params.record(ClauseId::C_LINES);
     // T-COUNTERS: c2d published = client_head (clients that left) + each
     // client table entry's own counter (client_published, 1088..2111).
     std::uint64_t published = at<std::uint64_t>(bytes, 192, "client_head");
     for (std::size_t k = 0; k < shm::CLIENT_TABLE_SIZE; ++k)
       published += at<std::uint64_t>(bytes, 1088 + 8 * k, "client_published");
-    expect_field("C-LAYOUT", "control.client_head + client_published", v.client_head, published, v.client_head > 0);
-    expect_field("C-LAYOUT", "control.daemon_tail", v.daemon_tail, at<std::uint64_t>(bytes, 256, "daemon_tail"), v.daemon_tail > 0);
+    expect_field(params, ClauseId::C_LAYOUT, "control.client_head + client_published", v.client_head, published, v.client_head > 0);
+    expect_field(params, ClauseId::C_LAYOUT, "control.daemon_tail", v.daemon_tail, at<std::uint64_t>(bytes, 256, "daemon_tail"), v.daemon_tail > 0);
 
     for (int d = 0; d < 2; ++d) {
       for (int p = 0; p < 3; ++p) {
@@ -193,54 +194,54 @@ CheckResult run_layout(const Params& params) {
                                  std::string(shm::to_string(static_cast<Priority>(p))) + "]";
         // R-LAYOUT is recorded where head or tail, at their offsets, was
         // seen moved (the static fields alone cannot show a ring in use).
-        record_clause("G-PLACE");
-        expect_field("R-LAYOUT", name + ".ring_magic", kRingMagic, at<std::uint32_t>(bytes, r, "ring_magic"), false);
-        expect_field("R-LAYOUT", name + ".capacity", rv.capacity, at<std::uint32_t>(bytes, r + 4, "capacity"), false);
-        expect_field("R-LAYOUT", name + ".slot_size", config.slot_size, at<std::uint32_t>(bytes, r + 8, "slot_size"), false);
-        expect_field("R-LAYOUT", name + ".slot_stride", o.stride, at<std::uint32_t>(bytes, r + 12, "slot_stride"), false);
-        expect_field("R-LAYOUT", name + ".direction", d, at<std::uint8_t>(bytes, r + 16, "direction"), false);
-        expect_field("R-LAYOUT", name + ".priority", p, at<std::uint8_t>(bytes, r + 17, "priority"), false);
+        params.record(ClauseId::G_PLACE);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".ring_magic", kRingMagic, at<std::uint32_t>(bytes, r, "ring_magic"), false);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".capacity", rv.capacity, at<std::uint32_t>(bytes, r + 4, "capacity"), false);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".slot_size", config.slot_size, at<std::uint32_t>(bytes, r + 8, "slot_size"), false);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".slot_stride", o.stride, at<std::uint32_t>(bytes, r + 12, "slot_stride"), false);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".direction", d, at<std::uint8_t>(bytes, r + 16, "direction"), false);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".priority", p, at<std::uint8_t>(bytes, r + 17, "priority"), false);
         const auto head = at<std::uint64_t>(bytes, r + 64, "head");
         const auto tail = at<std::uint64_t>(bytes, r + 128, "tail");
-        expect_field("R-LAYOUT", name + ".head", rv.head, head, rv.head > 0);
-        expect_field("R-LAYOUT", name + ".tail", rv.tail, tail, rv.tail > 0);
-        expect_field("R-LAYOUT", name + ".corrupt_skipped", rv.corrupt_skipped, at<std::uint64_t>(bytes, r + 136, "corrupt_skipped"), rv.corrupt_skipped > 0);
-        expect_field("R-LAYOUT", name + ".reclaimed", rv.reclaimed, at<std::uint64_t>(bytes, r + 144, "reclaimed"), rv.reclaimed > 0);
-        if (rv.head > 0) record_clause("R-POSITIONS");
-        if (!(tail <= head && head - tail <= rv.capacity)) fail_case("[R-POSITIONS] " + name + " head/tail out of range");
+        expect_field(params, ClauseId::R_LAYOUT, name + ".head", rv.head, head, rv.head > 0);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".tail", rv.tail, tail, rv.tail > 0);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".corrupt_skipped", rv.corrupt_skipped, at<std::uint64_t>(bytes, r + 136, "corrupt_skipped"), rv.corrupt_skipped > 0);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".reclaimed", rv.reclaimed, at<std::uint64_t>(bytes, r + 144, "reclaimed"), rv.reclaimed > 0);
+        if (rv.head > 0) params.record(ClauseId::R_POSITIONS);
+        if (!(tail <= head && head - tail <= rv.capacity)) fail_case(ClauseId::R_POSITIONS, "" + name + " head/tail out of range");
         for (std::uint32_t i = 0; i < rv.capacity; ++i) {
           const std::size_t s = r + kRingHeader + i * o.stride;
           const std::string slot = name + ".slot[" + std::to_string(i) + "]";
           // SPEC S-WORD: state, holder and lap in the word at offset 0.
           const auto word = at<std::uint64_t>(bytes, s, "word");
-          expect_field("S-STATES", slot + ".word.state", static_cast<std::uint8_t>(rv.slots[i]),
+          expect_field(params, ClauseId::S_STATES, slot + ".word.state", static_cast<std::uint8_t>(rv.slots[i]),
                        static_cast<std::uint8_t>(word & 0xFF));
           const auto st = rv.slots[i];
           // The slot serves the one position of [tail, tail + capacity) that
           // maps to it; its word carries that position's lap.
           const std::uint64_t served = tail + (i + rv.capacity - tail % rv.capacity) % rv.capacity;
-          expect_field("S-WORD", slot + ".word.generation", shm::generation_of(served, rv.capacity),
+          expect_field(params, ClauseId::S_WORD, slot + ".word.generation", shm::generation_of(served, rv.capacity),
                        static_cast<std::uint32_t>(word >> 40));
           const auto owner = static_cast<std::uint32_t>(word >> 8);
           if (st == model::SlotState::Writing || st == model::SlotState::Reading) {
-            expect_field("S-OWNER", slot + ".word.owner_pid", a->owner_pid(static_cast<Direction>(d), st == model::SlotState::Writing), owner);
+            expect_field(params, ClauseId::S_OWNER, slot + ".word.owner_pid", a->owner_pid(static_cast<Direction>(d), st == model::SlotState::Writing), owner);
           } else if (st == model::SlotState::Empty || st == model::SlotState::Ready) {
-            expect_field("S-WORD", slot + ".word.owner_pid", 0u, owner);
+            expect_field(params, ClauseId::S_WORD, slot + ".word.owner_pid", 0u, owner);
           }
           const auto msg = m->message_in_slot(static_cast<Direction>(d), static_cast<Priority>(p), i);
           if (!msg || st == model::SlotState::Empty) continue;
           // Writing after fill, Ready, Reading, Done: the header describes the message.
-          expect_field("S-LAYOUT", slot + ".priority", p, at<std::uint8_t>(bytes, s + 24, "priority"));
-          expect_field("S-LAYOUT", slot + ".length", msg->payload.size(), at<std::uint32_t>(bytes, s + 16, "length"));
-          expect_field("S-LAYOUT", slot + ".sequence", msg->sequence, at<std::uint64_t>(bytes, s + 8, "sequence"));
+          expect_field(params, ClauseId::S_LAYOUT, slot + ".priority", p, at<std::uint8_t>(bytes, s + 24, "priority"));
+          expect_field(params, ClauseId::S_LAYOUT, slot + ".length", msg->payload.size(), at<std::uint32_t>(bytes, s + 16, "length"));
+          expect_field(params, ClauseId::S_LAYOUT, slot + ".sequence", msg->sequence, at<std::uint64_t>(bytes, s + 8, "sequence"));
           const auto position = at<std::uint64_t>(bytes, s + 32, "position");
-          expect_field("S-LAYOUT", slot + ".position % capacity", i, position % rv.capacity);
-          if (s + kSlotHeader + msg->payload.size() > bytes.size()) fail_case("[G-PLACE] " + slot + " payload past the end");
+          expect_field(params, ClauseId::S_LAYOUT, slot + ".position % capacity", i, position % rv.capacity);
+          if (s + kSlotHeader + msg->payload.size() > bytes.size()) fail_case(ClauseId::G_PLACE, "" + slot + " payload past the end");
           const std::byte* payload = bytes.data() + s + kSlotHeader;
-          record_clause("S-LAYOUT");
+          params.record(ClauseId::S_LAYOUT);
           if (!msg->payload.empty() && std::memcmp(payload, msg->payload.data(), msg->payload.size()) != 0)
-            fail_case("[S-LAYOUT] " + slot + ": payload bytes at offset 64 are not the message written");
-          expect_field("S-CHECKSUM", slot + ".checksum", crc32c_by_definition(payload, msg->payload.size()),
+            fail_case(ClauseId::S_LAYOUT, "" + slot + ": payload bytes at offset 64 are not the message written");
+          expect_field(params, ClauseId::S_CHECKSUM, slot + ".checksum", crc32c_by_definition(payload, msg->payload.size()),
                        at<std::uint32_t>(bytes, s + 20, "checksum"));
         }
       }
@@ -252,7 +253,7 @@ CheckResult run_layout(const Params& params) {
 // what connect must then say.
 struct Mutation {
   std::string field;  // the word the error must contain
-  std::string clause;
+  ClauseId clause = ClauseId::V_CONNECT;
   shm::ErrorCode code = shm::ErrorCode::CorruptSegment;
   std::uint16_t version = 0;
   std::vector<std::pair<std::size_t, std::vector<std::byte>>> writes;
@@ -272,7 +273,7 @@ std::vector<std::byte> raw(T v) {
 Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets& o,
                       std::span<const std::byte> bytes) {
   Mutation mu;
-  mu.clause = "V-CONNECT";
+  mu.clause = ClauseId::V_CONNECT;
   mu.version = config.protocol_version;
   auto set = [&](const std::string& field, std::size_t off, auto value) {
     mu.field = field;
@@ -300,7 +301,7 @@ Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets
     case 1:  // another layout is another protocol, not corruption (SPEC L-CONST)
       set("layout_version", 8, other32(shm::LAYOUT_VERSION));
       mu.code = shm::ErrorCode::ProtocolMismatch;
-      mu.clause = "L-CONST";
+      mu.clause = ClauseId::L_CONST;
       break;
     case 2: set("segment_size", 16, *rc::gen::suchThat(rc::gen::arbitrary<std::uint64_t>(), [&](std::uint64_t x) { return x != config.segment_size; })); break;
     case 3:
@@ -310,7 +311,7 @@ Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets
       break;
     case 4:
       mu.field = "size";
-      mu.clause = "M-OPEN";
+      mu.clause = ClauseId::M_OPEN;
       mu.truncate_to = *rc::gen::inRange<std::size_t>(0, shm::MIN_SEGMENT_SIZE);
       mu.text = "file truncated to " + std::to_string(*mu.truncate_to) + " bytes (below MIN_SEGMENT_SIZE)";
       break;
@@ -318,8 +319,8 @@ Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets
     case 6: set("slot_stride", 28, other32(static_cast<std::uint32_t>(o.stride))); break;
     case 7: set("slots_per_direction", 32, *rc::gen::element<std::uint32_t>(0u, UINT32_MAX, static_cast<std::uint32_t>(config.segment_size / o.stride + 1))); break;
     case 8: set("slot_count", 36 + 4 * (3 * d + p), other32(m.capacity(static_cast<Priority>(p)))); break;
-    case 9: set("flags", 60, std::uint32_t{1} << *rc::gen::inRange(2, 32)); mu.clause = "C-FLAGS"; break;
-    case 10: set("backpressure", 88, *rc::gen::inRange<std::uint32_t>(1001, UINT32_MAX)); mu.clause = "C-BACKPRESSURE"; break;
+    case 9: set("flags", 60, std::uint32_t{1} << *rc::gen::inRange(2, 32)); mu.clause = ClauseId::C_FLAGS; break;
+    case 10: set("backpressure", 88, *rc::gen::inRange<std::uint32_t>(1001, UINT32_MAX)); mu.clause = ClauseId::C_BACKPRESSURE; break;
     case 11: {
       static const char* names[] = {"ring_magic", "capacity", "slot_size", "slot_stride"};
       const int f = *rc::gen::inRange(0, 4);
@@ -337,7 +338,7 @@ Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets
       std::uint64_t tail;
       std::memcpy(&tail, bytes.data() + ring + 128, 8);
       set("head", ring + 64, tail + m.capacity(static_cast<Priority>(p)) + 1 + *rc::gen::inRange<std::uint64_t>(0, 1000));
-      mu.clause = "R-POSITIONS";
+      mu.clause = ClauseId::R_POSITIONS;
       mu.text = ring_name + mu.text + " (more than capacity past tail)";
       break;
     }
@@ -349,13 +350,13 @@ Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets
       break;
     case 15:
       set("poisoned", 60, shm::FLAG_POISONED);
-      mu.clause = "C-FLAGS";
+      mu.clause = ClauseId::C_FLAGS;
       mu.text = "flags := POISONED";
       break;
     default:
       set("shut down", 60, std::uint32_t{1});
       mu.code = shm::ErrorCode::Disconnected;
-      mu.clause = "T-SHUTDOWN";
+      mu.clause = ClauseId::T_SHUTDOWN;
       mu.text = "flags := SHUTDOWN";
       break;
   }
@@ -371,9 +372,9 @@ CheckResult run_connect_validation(const Params& params) {
     Adapter* a = f.adapter.get();
     (void)a->write(Direction::ClientToDaemon, Priority::High, pattern(1, 1));
     std::vector<std::byte> bytes(a->segment_bytes().begin(), a->segment_bytes().end());
-    record_clause("V-CONNECT");
+    params.record(ClauseId::V_CONNECT);
     if (auto s = a->connect_to_copy(bytes, config.protocol_version); !s)
-      fail_case("[V-CONNECT] an intact copy of a valid segment was refused: " + s.error().message());
+      fail_case(ClauseId::V_CONNECT, "an intact copy of a valid segment was refused: " + s.error().message());
     const Offsets o = offsets_of(*m, config.slot_size);
     // By value: RapidCheck runs this generator again while shrinking, after
     // this frame is gone.
@@ -382,18 +383,18 @@ CheckResult run_connect_validation(const Params& params) {
     });
     for (const auto& [off, value] : mu.writes) std::memcpy(bytes.data() + off, value.data(), value.size());
     if (mu.truncate_to) bytes.resize(*mu.truncate_to);
-    record_clause(mu.clause);
+    params.record(mu.clause);
     // V-BOUNDS: the sizes and counts every offset is derived from; a connect
     // that formed an address from one unchecked would crash or accept.
     for (const char* f : {"segment_size", "slot_size", "slot_stride", "slots_per_direction", "slot_count", "capacity"})
-      if (mu.field == f) record_clause("V-BOUNDS");
+      if (mu.field == f) params.record(ClauseId::V_BOUNDS);
     const auto s = a->connect_to_copy(bytes, mu.version);
-    if (s.ok()) fail_case("[" + mu.clause + "] connect accepted a segment after " + mu.text);
+    if (s.ok()) fail_case(mu.clause, "connect accepted a segment after " + mu.text);
     if (s.code() != mu.code)
-      fail_case("[" + mu.clause + "] after " + mu.text + " the spec requires " + std::string(shm::to_string(mu.code)) +
-              ", connect returned " + s.error().message());
+      fail_case(mu.clause, "after " + mu.text + " the spec requires " + std::string(shm::to_string(mu.code)) +
+                               ", connect returned " + s.error().message());
     if (s.error().detail.find(mu.field) == std::string::npos)
-      fail_case("[" + mu.clause + "] after " + mu.text + " the error does not name " + mu.field + ": " + s.error().message());
+      fail_case(mu.clause, "after " + mu.text + " the error does not name " + mu.field + ": " + s.error().message());
   });
 }
 

@@ -269,43 +269,43 @@ std::string sequence_violation(const std::vector<HistoryOp>& history) {
   return "";
 }
 
-std::set<std::string> clauses_seen(const std::vector<HistoryOp>& history, bool sequences) {
+std::set<ClauseId> clauses_seen(const std::vector<HistoryOp>& history, bool sequences) {
   std::map<std::uint64_t, const HistoryOp*> write_of, read_of;  // by message id
   for (const auto& op : history) {
     if (op.kind == Kind::Write && op.ok) write_of[op.id] = &op;
     if (op.kind == Kind::Read && op.ok) read_of[op.id] = &op;
   }
-  std::set<std::string> seen;
+  std::set<ClauseId> seen;
   std::map<std::pair<int, shm::Priority>, int> per_writer_ring;  // deliveries
   std::map<shm::Priority, std::set<int>> writers_of_ring;
   std::map<shm::Priority, int> per_ring;
   for (const auto& [id, read] : read_of) {
     const auto w = write_of.find(id);
     if (w == write_of.end()) continue;
-    seen.insert("S-PUBLISH");
+    seen.insert(ClauseId::S_PUBLISH);
     ++per_writer_ring[{w->second->process, read->priority}];
     writers_of_ring[read->priority].insert(w->second->process);
     ++per_ring[read->priority];
   }
   for (const auto& [key, n] : per_writer_ring)
-    if (n >= 2) seen.insert("R-FIFO");  // two deliveries from one writer on one ring
+    if (n >= 2) seen.insert(ClauseId::R_FIFO);  // two deliveries from one writer on one ring
   for (const auto& [ring, writers] : writers_of_ring)
-    if (writers.size() >= 2) seen.insert("R-ROLES");  // producers in several threads or processes
+    if (writers.size() >= 2) seen.insert(ClauseId::R_ROLES);  // producers in several threads or processes
   for (const auto& [ring, n] : per_ring)
-    if (n >= 2 && sequences) seen.insert("T-SEQ");
+    if (n >= 2 && sequences) seen.insert(ClauseId::T_SEQ);
   for (const auto& op : history) {
-    if (op.kind == Kind::Write && !op.ok && !op.ghost) seen.insert("R-CAPACITY");  // a full ring refused
+    if (op.kind == Kind::Write && !op.ok && !op.ghost) seen.insert(ClauseId::R_CAPACITY);  // a full ring refused
     if (op.kind != Kind::Read) continue;
     for (const auto& [id, w] : write_of) {
       // R-VISIBLE: a read that overlapped a write it could not be sure to see.
-      if (w->invoke_ns < op.response_ns && op.invoke_ns < w->response_ns) seen.insert("R-VISIBLE");
+      if (w->invoke_ns < op.response_ns && op.invoke_ns < w->response_ns) seen.insert(ClauseId::R_VISIBLE);
       // R-ORDER: a read that chose among priorities: a message of another
       // priority than the one it returned was written before it began and
       // delivered after it ended.
       const auto r = read_of.find(id);
       if (op.ok && w->priority != op.priority && w->response_ns < op.invoke_ns && r != read_of.end() &&
           r->second->invoke_ns > op.response_ns)
-        seen.insert("R-ORDER");
+        seen.insert(ClauseId::R_ORDER);
     }
   }
   // R-CLAIM: two acknowledged, delivered writes to one ring that overlapped.
@@ -313,7 +313,7 @@ std::set<std::string> clauses_seen(const std::vector<HistoryOp>& history, bool s
     for (const auto& [b, wb] : write_of)
       if (a < b && wa->priority == wb->priority && wa->invoke_ns < wb->response_ns && wb->invoke_ns < wa->response_ns &&
           read_of.count(a) && read_of.count(b))
-        seen.insert("R-CLAIM");
+        seen.insert(ClauseId::R_CLAIM);
   return seen;
 }
 
@@ -326,22 +326,19 @@ HistoryVerdict judge_history(const std::vector<HistoryOp>& history, const Linear
   }
   HistoryVerdict v;
   if (!unexpected.empty()) {
-    v.clause = "R-RELEASE";
-    v.description = "[R-RELEASE] " + where + ": an operation on a healthy ring failed: " + unexpected;
+    v.violation = Violation{ClauseId::R_RELEASE, where + ": an operation on a healthy ring failed: " + unexpected};
   } else if (acked > delivered) {
-    v.clause = "S-PUBLISH";
-    v.description = "[S-PUBLISH] " + where + ": " + std::to_string(acked - delivered) +
-                    " acknowledged writes were never delivered to the other process (" + std::to_string(acked) +
-                    " acknowledged, " + std::to_string(delivered) + " delivered)";
-
+    v.violation = Violation{ClauseId::S_PUBLISH, where + ": " + std::to_string(acked - delivered) +
+                                                     " acknowledged writes were never delivered to the other process (" +
+                                                     std::to_string(acked) + " acknowledged, " + std::to_string(delivered) +
+                                                     " delivered)"};
   } else if (!seq.empty()) {
-    v.clause = "T-SEQ";
-    v.description = "[T-SEQ] " + where + ": " + seq;
+    v.violation = Violation{ClauseId::T_SEQ, where + ": " + seq};
   } else if (!lin.decided) {
     return v;  // undecided: neither a pass nor a failure (the check counts it)
   } else if (!lin.linearizable) {
-    v.clause = "R-VISIBLE";
-    v.description = where + " is not linearizable against R-CAPACITY, R-FIFO, R-ORDER and R-VISIBLE: " + lin.explanation;
+    v.violation = Violation{ClauseId::R_VISIBLE, where + " is not linearizable against R-CAPACITY, R-FIFO, R-ORDER and R-VISIBLE: " +
+                                                     lin.explanation};
   } else {
     return v;
   }

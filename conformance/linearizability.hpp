@@ -19,6 +19,7 @@
 
 #include "memlink/shm/priority.hpp"
 #include "timeline.hpp"
+#include "verdict.hpp"
 
 namespace memlink::conformance {
 
@@ -73,15 +74,15 @@ std::string sequence_violation(const std::vector<HistoryOp>& history);
 // chose among priorities pending at once), R-CLAIM (two overlapping writes
 // to one ring, both delivered), T-SEQ (two deliveries on one ring, if the
 // transport numbers its messages).
-std::set<std::string> clauses_seen(const std::vector<HistoryOp>& history, bool sequences);
+std::set<ClauseId> clauses_seen(const std::vector<HistoryOp>& history, bool sequences);
 
 // The verdict on one concurrent history, in order of what it proves:
 // an unexpected error (R-RELEASE), acknowledged writes not all delivered
 // (S-PUBLISH), a T-SEQ violation (`seq`), not linearizable (R-VISIBLE).
-// Empty clause if it passes; else the clause, a description and the history
-// one operation per line.
+// No violation if it passes; else the violation and the history, one
+// operation per line.
 struct HistoryVerdict {
-  std::string clause, description;
+  std::optional<Violation> violation;  // nullopt: it passes (or is undecided)
   std::vector<std::string> lines;
 };
 HistoryVerdict judge_history(const std::vector<HistoryOp>& history, const LinearizabilityResult& lin,

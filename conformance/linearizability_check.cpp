@@ -143,12 +143,13 @@ std::vector<HistoryOp> run_history(Cluster& c, std::uint64_t seed, int writes, s
 
 struct Tally {
   std::size_t histories = 0, ops = 0, full = 0, empty = 0, largest = 0, forked = 0, undecided = 0;
+  int started_before = 0, reused_before = 0;  // the launcher's counts when the check began
   std::string note(const driver::Launcher& l, bool in_process) const {
     return std::to_string(histories) + " histories of " + std::to_string(kWriters) + " writers (4 to 16 writes each) and a reader" +
            (in_process ? " (" + std::to_string(forked) + " in forked processes, the rest on threads)" : " in processes") +
            ", " + std::to_string(ops) + " operations (" + std::to_string(full) + " Full, " + std::to_string(empty) +
-           " Empty), largest " + std::to_string(largest) + "; " + std::to_string(l.started()) + " processes started, " +
-           std::to_string(l.reused()) + " reused" +
+           " Empty), largest " + std::to_string(largest) + "; " + std::to_string(l.started() - started_before) +
+           " processes started, " + std::to_string(l.reused() - reused_before) + " reused" +
            (undecided == 0 ? std::string()
                            : "; " + std::to_string(undecided) +
                                  " histories undecided (the search met its budget): they count for no clause");
@@ -169,6 +170,10 @@ CheckResult run_linearizability(const Params& params) {
   const bool in_process = params.driver.empty();
   std::mt19937_64 rng(params.seed ^ 0x5EED);
   Tally tally;
+  if (const auto l = launcher_for(params)) {
+    tally.started_before = l->started();
+    tally.reused_before = l->reused();
+  }
   int writes = kMostWrites, decided_in_a_row = 0;
   for (int i = 0; i < histories; ++i) {
     const std::uint64_t seed = rng();
@@ -189,11 +194,12 @@ CheckResult run_linearizability(const Params& params) {
     tally.forked += placement == Placement::OwnProcess;
     const Reply created = c.start_daemon(c.daemon, "daemon", placement);
     if (!created.ok()) {
-      result.failure = Failure{"G-FIT", "[G-FIT] the driver could not create a segment of " + std::to_string(o.segment_size) +
-                                            " bytes (fitted to its limits: " + std::to_string(c.options().segment_size) +
-                                            "), slot size " + std::to_string(c.options().slot_size) + ": " +
-                                            created.error().message(),
-                               c.steps(), driver_replay(params, "linearizability")};
+      result.failure = Failure::of(Violation{ClauseId::G_FIT, "the driver could not create a segment of " +
+                                                                  std::to_string(o.segment_size) + " bytes (fitted to its limits: " +
+                                                                  std::to_string(c.options().segment_size) + "), slot size " +
+                                                                  std::to_string(c.options().slot_size) + ": " +
+                                                                  created.error().message()},
+                                   c.steps(), driver_replay(params, "linearizability"));
       return result;
     }
     try {
@@ -219,13 +225,13 @@ CheckResult run_linearizability(const Params& params) {
     const std::string where = "history " + std::to_string(i) +
                               (placement == Placement::OwnProcess || !in_process ? " (processes)" : " (threads)");
     const HistoryVerdict verdict = judge_history(history, lin, where, unexpected, seq);
-    if (verdict.clause.empty()) {
+    if (!verdict.violation) {
       if (!lin.decided) {
         ++tally.undecided;
         writes = std::max(kFewestWrites, writes / 2);
         decided_in_a_row = 0;
       } else {
-        for (const auto& clause : clauses_seen(history, sequences)) record_clause(clause);
+        for (const ClauseId clause : clauses_seen(history, sequences)) params.record(clause);
         if (++decided_in_a_row >= 10) {
           writes = std::min(kMostWrites, writes * 2);
           decided_in_a_row = 0;
@@ -234,11 +240,12 @@ CheckResult run_linearizability(const Params& params) {
       result.notes = tally.note(c.launcher(), in_process);
       continue;
     }
-    Failure f{verdict.clause, verdict.description, verdict.lines, ""};
-    f.replay = driver_replay(params, "linearizability") +
-               " (the same seed gives the same operations, not the same timing; the exploration check replays "
-               "schedules exactly)";
-    Timeline picture = history_timeline(history, lin, "memlink-conformance: linearizability, " + where, f.clause, f.replay);
+    Failure f = Failure::of(*verdict.violation, verdict.lines,
+                            driver_replay(params, "linearizability") +
+                                " (the same seed gives the same operations, not the same timing; the exploration check "
+                                "replays schedules exactly)");
+    Timeline picture = history_timeline(history, lin, "memlink-conformance: linearizability, " + where,
+                                        std::string(f.clause.name()), f.replay);
     picture.explanation = f.description;
     result.picture_html = render_timeline_html(picture);
     result.failure = std::move(f);

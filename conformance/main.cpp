@@ -23,7 +23,6 @@
 #include "timeline.hpp"
 
 namespace memlink::conformance {
-const char* depth_name(Depth d);
 
 namespace {
 
@@ -65,13 +64,14 @@ void write_junit(const std::string& path, const Params& p, const std::vector<Cla
                  const std::vector<CheckResult>& results) {
   junit::Suite suite{"memlink-conformance." + p.adapter, std::nullopt, {}};
   for (const auto& c : table) {
-    junit::TestCase tc{c.id + " " + c.title, "SPEC", std::nullopt, {}, std::nullopt, ""};
-    if (c.status == "FAIL") {
+    const std::string id(spec::name(c.id)), status(to_string(c.status));
+    junit::TestCase tc{id + " " + c.title, "SPEC", std::nullopt, {}, std::nullopt, ""};
+    if (c.status == Verdict::Fail) {
       for (const auto& r : results)
-        if (r.failure && r.failure->clause == c.id)
+        if (r.failure && r.failure->clause.is(c.id))
           tc.failures.push_back({r.failure->description, failure_text(*r.failure)});
-    } else if (c.status == "NOT COVERED" || c.status == "NOT APPLICABLE") {
-      tc.skipped = c.status + ": " + c.reason;
+    } else if (c.status == Verdict::NotCovered || c.status == Verdict::NotApplicable) {
+      tc.skipped = status + ": " + c.reason;
     }
     suite.cases.push_back(std::move(tc));
   }
@@ -86,7 +86,8 @@ void write_json(const std::string& path, const Params& p, const std::vector<Clau
     j["capabilities"] = p.capabilities;
   }
   for (const auto& c : table) {
-    nlohmann::json cj{{"id", c.id}, {"title", c.title}, {"status", c.status}, {"cases", c.cases}, {"checks", c.checks}};
+    nlohmann::json cj{{"id", spec::name(c.id)}, {"title", c.title}, {"status", to_string(c.status)}, {"cases", c.cases},
+                      {"checks", c.checks}};
     if (!c.reason.empty()) cj["reason"] = c.reason;
     j["clauses"].push_back(cj);
   }
@@ -94,7 +95,7 @@ void write_json(const std::string& path, const Params& p, const std::vector<Clau
     nlohmann::json cj{{"name", r.name}, {"scope", r.scope}, {"cases", r.cases}, {"seconds", r.seconds}, {"notes", r.notes},
                       {"passed", !r.failure.has_value()}};
     if (r.failure) {
-      cj["failure"] = {{"clause", r.failure->clause}, {"description", r.failure->description},
+      cj["failure"] = {{"clause", r.failure->clause.name()}, {"description", r.failure->description},
                        {"counterexample", r.failure->counterexample}, {"replay", r.failure->replay}};
       if (!r.picture_html.empty()) cj["failure"]["picture"] = r.picture_html;
     }
@@ -151,7 +152,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (list_clauses) {
-    for (const auto& c : spec_clauses()) std::printf("%-15s %s\n", c.id, c.title);
+    for (const auto& c : spec_clauses()) std::printf("%-15s %s\n", std::string(memlink::spec::name(c.id)).c_str(), c.title);
     return 0;
   }
   if (*driver_opt && app.count("--adapter") > 0) {
@@ -252,14 +253,13 @@ int main(int argc, char** argv) {
     CheckResult r = run_check(def, params);
     // A sanitizer report during the check fails it (scripts/conformance --tsan).
     if (const auto reports = sanitizer_reports(); reports.size() > reports_before && !r.failure) {
-      Failure f;
-      f.clause = "S-PUBLISH";
-      f.description = "[S-PUBLISH] a sanitizer reported " + std::to_string(reports.size() - reports_before) +
-                      " problem(s) while the check ran; the first: " + reports[reports_before] +
-                      " (a data race on shared memory means a release/acquire pair is missing; the full report is on stderr)";
-      f.counterexample.assign(reports.begin() + static_cast<std::ptrdiff_t>(reports_before), reports.end());
-      f.replay = "scripts/conformance --tsan --only " + std::string(def.name) + " --seed " + std::to_string(params.seed);
-      r.failure = std::move(f);
+      r.failure = Failure::of(
+          Violation{ClauseId::S_PUBLISH, "a sanitizer reported " + std::to_string(reports.size() - reports_before) +
+                                             " problem(s) while the check ran; the first: " + reports[reports_before] +
+                                             " (a data race on shared memory means a release/acquire pair is missing; "
+                                             "the full report is on stderr)"},
+          {reports.begin() + static_cast<std::ptrdiff_t>(reports_before), reports.end()},
+          "scripts/conformance --tsan --only " + std::string(def.name) + " --seed " + std::to_string(params.seed));
     }
     std::fprintf(stderr, " %s, %d cases, %.1f s%s%s\n", r.failure ? "FAILED" : "ok", r.cases, r.seconds,
                  r.notes.empty() ? "" : "; ", r.notes.c_str());
@@ -272,19 +272,20 @@ int main(int argc, char** argv) {
   for (const auto& c : table) {
     std::string by;
     for (const auto& n : c.checks) by += (by.empty() ? "" : ",") + n;
-    std::printf("%-14s %-15s %-48s %10llu  %s\n", c.status.c_str(), c.id.c_str(), c.title.c_str(),
+    std::printf("%-14s %-15s %-48s %10llu  %s\n", std::string(to_string(c.status)).c_str(),
+                std::string(memlink::spec::name(c.id)).c_str(), c.title.c_str(),
                 static_cast<unsigned long long>(c.cases), by.c_str());
-    pass += c.status == "PASS";
-    fail += c.status == "FAIL";
-    uncovered += c.status == "NOT COVERED";
-    not_applicable += c.status == "NOT APPLICABLE";
+    pass += c.status == Verdict::Pass;
+    fail += c.status == Verdict::Fail;
+    uncovered += c.status == Verdict::NotCovered;
+    not_applicable += c.status == Verdict::NotApplicable;
   }
   bool ok = true;
   for (auto& r : results) {
     if (!r.failure) continue;
     ok = false;
     std::printf("\nFAILED check '%s' (%s), clause %s:\n%s", r.name.c_str(), r.scope.c_str(),
-                r.failure->clause.empty() ? "(none named)" : r.failure->clause.c_str(), failure_text(*r.failure).c_str());
+                std::string(r.failure->clause.name()).c_str(), failure_text(*r.failure).c_str());
     if (!r.picture_html.empty()) {
       const std::string path = write_picture(artifacts, r.name + "-seed" + std::to_string(params.seed), r.picture_html);
       std::printf(path.empty() ? "picture: could not write it under %s\n" : "picture: %s\n",
@@ -300,8 +301,9 @@ int main(int argc, char** argv) {
                 params.adapter.c_str(), names.c_str());
   }
   for (const auto& c : table)
-    if (c.status == "NOT APPLICABLE" || (c.status == "NOT COVERED" && !params.driver.empty()))
-      std::printf("%s %s: %s\n", c.status.c_str(), c.id.c_str(), c.reason.c_str());
+    if (c.status == Verdict::NotApplicable || (c.status == Verdict::NotCovered && !params.driver.empty()))
+      std::printf("%s %s: %s\n", std::string(to_string(c.status)).c_str(), std::string(memlink::spec::name(c.id)).c_str(),
+                  c.reason.c_str());
   std::printf("\nconformance: %d clauses pass, %d fail, %d not applicable, %d not covered (of %zu); %s%s: %s\n", pass,
               fail, not_applicable, uncovered, table.size(), params.driver.empty() ? "adapter " : "",
               params.adapter.c_str(), ok ? "CONFORMS where covered" : "DOES NOT CONFORM");

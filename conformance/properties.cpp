@@ -37,21 +37,21 @@ CheckResult run_geometry(const Params& params) {
     const auto n = model::slots_per_direction(c.segment_size, c.slot_size);
     auto adapter = adapter_for(params);
     const auto created = adapter->create(c);
-    record_clause("G-FIT");
-    record_clause("G-STRIDE");
-    record_clause("G-PLACE");
+    params.record(ClauseId::G_FIT);
+    params.record(ClauseId::G_STRIDE);
+    params.record(ClauseId::G_PLACE);
     if (!n) {
       if (created.ok())
-        fail_case("[G-FIT] a " + std::to_string(c.segment_size) + "-byte segment cannot hold one slot of " +
+        fail_case(ClauseId::G_FIT, "a " + std::to_string(c.segment_size) + "-byte segment cannot hold one slot of " +
                 std::to_string(c.slot_size) + " bytes per priority and direction, yet creation succeeded");
       if (created.code() != shm::ErrorCode::InvalidArgument)
-        fail_case("[G-FIT] too-small segment refused with " + created.error().message() + ", not InvalidArgument");
+        fail_case(ClauseId::G_FIT, "too-small segment refused with " + created.error().message() + ", not InvalidArgument");
       return;
     }
     if (!created)
-      fail_case("[G-FIT] creating a valid segment (" + std::to_string(c.segment_size) + " bytes, slot " +
+      fail_case(ClauseId::G_FIT, "creating a valid segment (" + std::to_string(c.segment_size) + " bytes, slot " +
               std::to_string(c.slot_size) + ") failed: " + created.error().message());
-    compare_geometry(model::Model::create(c)->view(), adapter->observe());
+    compare_geometry(params, model::Model::create(c)->view(), adapter->observe());
   });
 }
 
@@ -65,15 +65,15 @@ CheckResult run_bounds(const Params& params) {
     });
     const std::uint64_t off = *edge, len = *edge, size = *edge;
     using u128 = unsigned __int128;
-    record_clause("V-BOUNDS");
+    params.record(ClauseId::V_BOUNDS);
     const bool want = u128{off} + len <= size;
     if (shm::safety::range_in_bounds(off, len, size) != want)
-      fail_case("[V-BOUNDS] range_in_bounds(" + std::to_string(off) + ", " + std::to_string(len) + ", " +
+      fail_case(ClauseId::V_BOUNDS, "range_in_bounds(" + std::to_string(off) + ", " + std::to_string(len) + ", " +
               std::to_string(size) + ") is wrong");
     const bool add_ok = u128{off} + len <= UINT64_MAX;
-    if (shm::safety::checked_add(off, len).has_value() != add_ok) fail_case("[V-BOUNDS] checked_add overflow");
+    if (shm::safety::checked_add(off, len).has_value() != add_ok) fail_case(ClauseId::V_BOUNDS, "checked_add overflow");
     const bool mul_ok = u128{off} * len <= UINT64_MAX;
-    if (shm::safety::checked_mul(off, len).has_value() != mul_ok) fail_case("[V-BOUNDS] checked_mul overflow");
+    if (shm::safety::checked_mul(off, len).has_value() != mul_ok) fail_case(ClauseId::V_BOUNDS, "checked_mul overflow");
   });
 }
 
@@ -81,9 +81,9 @@ CheckResult run_bounds(const Params& params) {
 CheckResult run_checksum(const Params& params) {
   return rc_check("checksum", params, depth_budget(params, 100, 1000, 10000), 4096, [&] {
     const auto data = *rc::gen::container<std::vector<std::uint8_t>>(rc::gen::arbitrary<std::uint8_t>());
-    record_clause("S-CHECKSUM");
+    params.record(ClauseId::S_CHECKSUM);
     if (shm::crc32c(data.data(), data.size()) != crc32c_by_definition(data))
-      fail_case("[S-CHECKSUM] crc32c of " + std::to_string(data.size()) + " bytes differs from the definition");
+      fail_case(ClauseId::S_CHECKSUM, "crc32c of " + std::to_string(data.size()) + " bytes differs from the definition");
   });
 }
 

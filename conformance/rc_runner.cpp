@@ -60,17 +60,23 @@ int shrink_budget(const Params& params) { return depth_budget(params, 150, 400, 
 
 const char* depth_name(Depth d) { return d == Depth::Quick ? "quick" : d == Depth::Default ? "default" : "deep"; }
 
-std::optional<std::pair<std::size_t, std::size_t>> find_clause_tag(const std::string& text) {
-  for (std::size_t open = text.find('['); open != std::string::npos; open = text.find('[', open + 1)) {
-    const std::size_t close = text.find(']', open);
-    if (close == std::string::npos) return std::nullopt;
-    const std::string id = text.substr(open + 1, close - open - 1);
-    const bool looks_like_clause = id.size() >= 3 && std::isupper(static_cast<unsigned char>(id[0])) && id[1] == '-' &&
-                                   id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ-") == std::string::npos;
-    if (looks_like_clause) return std::pair{open, close};
-  }
-  return std::nullopt;
+namespace {
+thread_local std::optional<Violation> t_last_violation;
+}  // namespace
+
+void fail_case(Violation v) {
+  const std::string text = v.describe();
+  t_last_violation = std::move(v);
+  throw rc::detail::CaseResult(rc::detail::CaseResult::Type::Failure, text);
 }
+
+std::optional<Violation> take_last_violation() {
+  auto v = std::move(t_last_violation);
+  t_last_violation.reset();
+  return v;
+}
+
+void clear_last_violation() { t_last_violation.reset(); }
 
 void fill_result(CheckResult& result, const RcOutcome& rc, const Params& params) {
   result.cases = rc.cases;
@@ -78,11 +84,9 @@ void fill_result(CheckResult& result, const RcOutcome& rc, const Params& params)
     result.notes = "the replayed case (--reproduce) passes on this build: the failure it recorded is gone";
   if (rc.passed) return;
   Failure f;
-  if (const auto tag = find_clause_tag(rc.description)) {
-    f.clause = rc.description.substr(tag->first + 1, tag->second - tag->first - 1);
-    f.description = rc.description.substr(tag->first);  // drop RapidCheck's file:line
-    while (!f.description.empty() && (f.description.back() == '\n' || f.description.back() == ' '))
-      f.description.pop_back();
+  if (rc.violation) {
+    f.clause = rc.violation->clause;
+    f.description = rc.violation->describe();
   } else {
     f.description = rc.description;
   }

@@ -22,12 +22,15 @@
 
 namespace memlink::conformance {
 
-// Fails the running case with `message` as it is. (RC_FAIL would put the
-// source text of its argument in front of it, and a clause tag written in
-// that source would be found there: "[G-FIT] creating ... " + std::to_string(...).)
-[[noreturn]] inline void fail_case(const std::string& message) {
-  throw rc::detail::CaseResult(rc::detail::CaseResult::Type::Failure, message);
-}
+// Fails the running case with a violation: its clause travels beside the
+// text (the last violation a thread raised is the shrunk case's: every
+// shrink RapidCheck keeps fails, every one it drops passes), never parsed
+// back out of a message.
+[[noreturn]] void fail_case(Violation v);
+[[noreturn]] inline void fail_case(Citation clause, std::string text) { fail_case(Violation{clause, std::move(text)}); }
+// The violation the failing case raised on this thread (run_rc reads it).
+std::optional<Violation> take_last_violation();
+void clear_last_violation();
 
 // Hex of RapidCheck's own serialisation of a Reproduce.
 std::string encode_reproduce(const rc::detail::Reproduce& r);
@@ -65,6 +68,7 @@ RcOutcome run_rc(const std::string& check, const Params& params, int max_success
     void onTestFinished(const rc::detail::TestMetadata&, const rc::detail::TestResult&) override {}
   } quiet;
   quiet.budget = shrink_budget(params);
+  clear_last_violation();
   auto bounded = [&quiet, &testable] {
     if (quiet.shrinks >= quiet.budget) return;
     testable();
@@ -81,6 +85,7 @@ RcOutcome run_rc(const std::string& check, const Params& params, int max_success
   } else if (result.match(failure)) {
     out.passed = false;
     out.cases = failure.numSuccess + 1;
+    out.violation = take_last_violation();
     out.description = failure.description;
     for (const auto& [type, value] : failure.counterExample) {
       std::istringstream lines(value);
@@ -104,16 +109,14 @@ RcOutcome run_rc(const std::string& check, const Params& params, int max_success
   return out;
 }
 
-// The position of "[" and "]" around the first clause id ("[R-ORDER]") in text.
-std::optional<std::pair<std::size_t, std::size_t>> find_clause_tag(const std::string& text);
-
 // The case budget for a depth.
 inline int depth_budget(const Params& p, int quick, int normal, int deep) {
   return p.depth == Depth::Quick ? quick : p.depth == Depth::Default ? normal : deep;
 }
 
-// Fills a CheckResult from a RapidCheck outcome; the failing clause is the
-// "[X-NAME]" tag the check put at the start of its failure message.
+// Fills a CheckResult from a RapidCheck outcome: the failing clause is the
+// violation the failing case raised (none if it failed otherwise, an
+// RC_ASSERT or a thrown exception).
 void fill_result(CheckResult& result, const RcOutcome& rc, const Params& params);
 
 // A whole RapidCheck-based check: runs `testable` as check `name` and

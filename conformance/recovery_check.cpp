@@ -44,7 +44,7 @@ int priority_of(const Cluster& c, std::uint64_t id) {
 std::set<std::uint64_t> write_all(Cluster& c, DriverProcess& client, std::uint64_t from, std::uint64_t to, bool priorities) {
   std::set<std::uint64_t> acked;
   for (std::uint64_t id = from; id < to; ++id) {
-    c.must(client, write_request(id, priorities ? priority_of(c, id) : 2), "T-KILLED");
+    c.must(client, write_request(id, priorities ? priority_of(c, id) : 2), ClauseId::T_KILLED);
     acked.insert(id);
   }
   c.step(client.role() + ": wrote and was acknowledged m" + std::to_string(from) + "..m" + std::to_string(to - 1));
@@ -63,14 +63,14 @@ std::map<std::uint64_t, int> read_until(Cluster& c, DriverProcess& reader, const
     if (r.ok()) {
       const auto data = driver::from_hex(r.body.value("data", std::string()));
       const auto id = data ? message_id(*data) : std::nullopt;
-      if (!id) scenario_fail("V-SLOT", reader.role() + " delivered bytes no writer wrote: " + r.body.value("data", std::string()).substr(0, 80));
+      if (!id) scenario_fail(ClauseId::V_SLOT, reader.role() + " delivered bytes no writer wrote: " + r.body.value("data", std::string()).substr(0, 80));
       ++got[*id];
       quiet_since = std::chrono::steady_clock::now();
       continue;
     }
     const auto code = r.error().code;
     if (code != shm::ErrorCode::Empty && code != shm::ErrorCode::InvalidState && code != shm::ErrorCode::CorruptSegment)
-      scenario_fail("K-STALE", reader.role() + "'s read failed with " + r.error().message());
+      scenario_fail(ClauseId::K_STALE, reader.role() + "'s read failed with " + r.error().message());
     if (std::chrono::steady_clock::now() - quiet_since > patience) break;
     std::this_thread::sleep_for(2ms);
   }
@@ -81,7 +81,7 @@ std::map<std::uint64_t, int> read_until(Cluster& c, DriverProcess& reader, const
 }
 
 void expect_delivered(const std::set<std::uint64_t>& acked, const std::map<std::uint64_t, int>& got,
-                      const std::string& clause, const std::string& context, std::optional<std::uint64_t> may_repeat) {
+                      ClauseId clause, const std::string& context, std::optional<std::uint64_t> may_repeat) {
   std::string lost;
   int n = 0;
   for (auto id : acked)
@@ -107,13 +107,13 @@ Reply take_over(Cluster& c, std::unique_ptr<DriverProcess>& out, const std::stri
     const Reply r = c.start_daemon(out, role, placement);
     if (r.ok()) return r;
     if (r.error().code != shm::ErrorCode::AlreadyExists || std::chrono::steady_clock::now() >= give_up)
-      scenario_fail("K-TAKEOVER", role + " could not take the segment over: " + r.error().message());
+      scenario_fail(ClauseId::K_TAKEOVER, role + " could not take the segment over: " + r.error().message());
     std::this_thread::sleep_for(20ms);
   }
 }
 
 void expect_death(Cluster& c, DriverProcess& p, const std::string& point, const json& request) {
-  c.must(p, {{"op", "arm"}, {"point", point}, {"occurrence", 1}, {"action", "crash"}}, "K-CRASH");
+  c.must(p, {{"op", "arm"}, {"point", point}, {"occurrence", 1}, {"action", "crash"}}, ClauseId::K_CRASH);
   p.send(request);
   if (!p.wait_exit(10s)) {
     Reply r;
@@ -121,20 +121,20 @@ void expect_death(Cluster& c, DriverProcess& p, const std::string& point, const 
       r = p.receive(1s);
     } catch (const driver::DriverFailure&) {
     }
-    scenario_fail("K-CRASH", p.role() + " armed at " + point + " did not die there (its " + request.value("op", std::string()) +
+    scenario_fail(ClauseId::K_CRASH, p.role() + " armed at " + point + " did not die there (its " + request.value("op", std::string()) +
                                  " answered " + (r.body.is_null() ? std::string("nothing") : r.body.dump()) + ")");
   }
   c.step(p.role() + " died at " + point + " (" + p.describe_exit() + ")");
-  record_clause("K-CRASH");
+  c.record(ClauseId::K_CRASH);
 }
 
 void expect_stop(Cluster& c, DriverProcess& p, const std::string& point, const json& request) {
-  c.must(p, {{"op", "arm"}, {"point", point}, {"occurrence", 1}, {"action", "stop"}}, "K-CRASH");
+  c.must(p, {{"op", "arm"}, {"point", point}, {"occurrence", 1}, {"action", "stop"}}, ClauseId::K_CRASH);
   p.send(request);
   if (!p.wait_stopped(10s))
-    scenario_fail("K-CRASH", p.role() + " armed to stop at " + point + " did not stop there (" + p.describe_exit() + ")");
+    scenario_fail(ClauseId::K_CRASH, p.role() + " armed to stop at " + point + " did not stop there (" + p.describe_exit() + ")");
   c.step(p.role() + " stopped at " + point + " (SIGSTOP, its " + request.value("op", std::string()) + " pending)");
-  record_clause("K-CRASH");
+  c.record(ClauseId::K_CRASH);
 }
 
 Cluster::Options patient_options() {
@@ -155,45 +155,45 @@ namespace {
 void daemon_killed(Cluster& c) {
   const bool prio = c.params().claims("priorities");
   if (!c.start_daemon(c.daemon, "daemon", Placement::OwnProcess).ok())
-    scenario_fail("G-FIT", "the driver could not create a segment");
+    scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   if (c.params().claims("spec_layout")) {
     std::ifstream pid_file(c.path() + ".pid");
     long pid = 0;
     pid_file >> pid;
-    record_clause("K-PIDFILE");
+    c.record(ClauseId::K_PIDFILE);
     if (pid != c.daemon->pid())
-      scenario_fail("K-PIDFILE", c.path() + ".pid says " + std::to_string(pid) + ", the daemon's pid is " + std::to_string(c.daemon->pid()));
+      scenario_fail(ClauseId::K_PIDFILE, c.path() + ".pid says " + std::to_string(pid) + ", the daemon's pid is " + std::to_string(c.daemon->pid()));
   }
   std::unique_ptr<DriverProcess> second;
   const Reply refused = c.start_daemon(second, "second daemon");
   c.give_back(std::move(second));
-  record_clause("K-LOCK");
+  c.record(ClauseId::K_LOCK);
   if (refused.ok() || refused.error().code != shm::ErrorCode::AlreadyExists)
-    scenario_fail("K-LOCK", "a second daemon's create while the first lives answered " +
+    scenario_fail(ClauseId::K_LOCK, "a second daemon's create while the first lives answered " +
                                 (refused.ok() ? std::string("Ok") : refused.error().message()) + ", not AlreadyExists");
   DriverProcess& client = c.add_client("client");
   auto acked = write_all(c, client, 0, 6, prio);
   c.daemon->kill9();
   c.step("daemon killed (SIGKILL)");
   acked.merge(write_all(c, client, 6, 8, prio));  // T-KILLED: room left, so writes go on
-  record_clause("T-KILLED");
+  c.record(ClauseId::T_KILLED);
   if (c.params().claims("wait")) {
     const Reply w = client.call({{"op", "wait"}, {"timeout_ms", 20000}}, 30s);
     c.step("client: wait -> " + (w.ok() ? std::string("Ok") : w.error().message()));
-    record_clause("K-HEARTBEAT");
+    c.record(ClauseId::K_HEARTBEAT);
     if (w.ok() || w.error().code != shm::ErrorCode::Disconnected)
-      scenario_fail("K-HEARTBEAT", "a client waiting on a killed daemon's segment got " +
+      scenario_fail(ClauseId::K_HEARTBEAT, "a client waiting on a killed daemon's segment got " +
                                        (w.ok() ? std::string("Ok") : w.error().message()) + ", not Disconnected");
   }
   std::unique_ptr<DriverProcess> next;
   const Reply taken = take_over(c, next, "daemon 2");
-  record_clause("K-TAKEOVER");
+  c.record(ClauseId::K_TAKEOVER);
   if (taken.body.value("started", std::string("takeover")) != "takeover")
-    scenario_fail("K-TAKEOVER", "the daemon that replaced a killed one says it started '" +
+    scenario_fail(ClauseId::K_TAKEOVER, "the daemon that replaced a killed one says it started '" +
                                     taken.body.value("started", std::string()) + "', not 'takeover'");
   const auto got = read_until(c, *next, acked);
-  record_clause("K-STALE");
-  expect_delivered(acked, got, "K-TAKEOVER", "after the daemon was killed and replaced");
+  c.record(ClauseId::K_STALE);
+  expect_delivered(acked, got, ClauseId::K_TAKEOVER, "after the daemon was killed and replaced");
   c.daemon = std::move(next);
 }
 
@@ -208,7 +208,7 @@ void daemon_killed(Cluster& c) {
 // a mutex held by the dead) blocks the writer here.
 void consumer_killed_mid_traffic(Cluster& c, bool daemon_consumes, std::uint64_t seed) {
   const Placement daemon_at = daemon_consumes ? Placement::OwnProcess : Placement::Any;
-  if (!c.start_daemon(c.daemon, "daemon", daemon_at).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+  if (!c.start_daemon(c.daemon, "daemon", daemon_at).ok()) scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& client = c.add_client("client", daemon_consumes ? Placement::Any : Placement::OwnProcess);
   DriverProcess& consumer = daemon_consumes ? *c.daemon : client;
   DriverProcess& writer = daemon_consumes ? client : *c.daemon;
@@ -239,11 +239,11 @@ void consumer_killed_mid_traffic(Cluster& c, bool daemon_consumes, std::uint64_t
       const Reply r = writer.call(write_request(id, priority_of(c, id)));
       if (r.ok()) acked.insert(id);
       else if (r.error().code != shm::ErrorCode::Full)
-        scenario_fail("T-KILLED", writer.role() + "'s write failed with " + r.error().message());
+        scenario_fail(ClauseId::T_KILLED, writer.role() + "'s write failed with " + r.error().message());
     } catch (const driver::DriverFailure& e) {
       ::kill(consumer_pid, SIGKILL);
       loop.join();
-      scenario_fail("T-KILLED", "after " + consumer.role() + " was killed in the middle of traffic, " + writer.role() +
+      scenario_fail(ClauseId::T_KILLED, "after " + consumer.role() + " was killed in the middle of traffic, " + writer.role() +
                                     "'s write never returned: the transport blocked it on the dead consumer (" +
                                     std::string(e.what()).substr(0, 300) + ")");
     }
@@ -254,13 +254,13 @@ void consumer_killed_mid_traffic(Cluster& c, bool daemon_consumes, std::uint64_t
   c.step(consumer.role() + " killed (SIGKILL) after " + std::to_string(before_kill) + " writes, in the middle of its loop");
   for (int i = 0; i < 20; ++i) write(900 + static_cast<std::uint64_t>(i));
   c.step(writer.role() + ": wrote 20 more after the kill; every write returned");
-  record_clause("T-KILLED");
+  c.record(ClauseId::T_KILLED);
   std::unique_ptr<DriverProcess> next;
   if (daemon_consumes) {
     take_over(c, next, "daemon 2");
   } else {
     next = c.start_owned("client 2");
-    c.must(*next, c.connect_request(), "T-ENDPOINTS");
+    c.must(*next, c.connect_request(), ClauseId::T_ENDPOINTS);
   }
   std::set<std::uint64_t> rest;
   for (auto id : acked)
@@ -269,7 +269,7 @@ void consumer_killed_mid_traffic(Cluster& c, bool daemon_consumes, std::uint64_t
   try {
     later = read_until(c, *next, rest, 1s);
   } catch (const driver::DriverFailure& e) {
-    scenario_fail("K-STALE", "after " + consumer.role() + " was killed in the middle of traffic, its successor's read never "
+    scenario_fail(ClauseId::K_STALE, "after " + consumer.role() + " was killed in the middle of traffic, its successor's read never "
                              "returned (" + std::string(e.what()).substr(0, 300) + ")");
   }
   int lost = 0;
@@ -281,16 +281,16 @@ void consumer_killed_mid_traffic(Cluster& c, bool daemon_consumes, std::uint64_t
     }
   // K-CLIENTS: the killed client does not stay counted once another connects.
   if (!daemon_consumes && c.params().claims("observe")) {
-    record_clause("K-CLIENTS");
-    const Reply v = c.must(*c.daemon, {{"op", "observe"}}, "K-CLIENTS");
+    c.record(ClauseId::K_CLIENTS);
+    const Reply v = c.must(*c.daemon, {{"op", "observe"}}, ClauseId::K_CLIENTS);
     const auto count = v.body.at("view").value("client_count", 0u);
     if (count != 1)
-      scenario_fail("K-CLIENTS", "a client was killed with kill -9 and another connected: client_count is " +
+      scenario_fail(ClauseId::K_CLIENTS, "a client was killed with kill -9 and another connected: client_count is " +
                                      std::to_string(count) + ", not 1");
   }
-  record_clause("K-STALE");
+  c.record(ClauseId::K_STALE);
   if (lost > 1)
-    scenario_fail("K-STALE", std::to_string(lost) + " acknowledged writes were never delivered to the other process after " +
+    scenario_fail(ClauseId::K_STALE, std::to_string(lost) + " acknowledged writes were never delivered to the other process after " +
                                  consumer.role() + " was killed in the middle of traffic (at most the one inside its read may be):" +
                                  which);
   if (daemon_consumes) c.daemon = std::move(next);
@@ -299,39 +299,39 @@ void consumer_killed_mid_traffic(Cluster& c, bool daemon_consumes, std::uint64_t
 
 // A writer killed right after its writes were acknowledged: all delivered.
 void writer_killed(Cluster& c) {
-  if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& w = c.add_client("writer", Placement::OwnProcess);
   const auto acked = write_all(c, w, 100, 105, c.params().claims("priorities"));
   w.kill9();
   c.step("writer killed (SIGKILL)");
   const auto got = read_until(c, *c.daemon, acked);
-  record_clause("S-PUBLISH");
-  expect_delivered(acked, got, "S-PUBLISH", "after the writer was killed");
+  c.record(ClauseId::S_PUBLISH);
+  expect_delivered(acked, got, ClauseId::S_PUBLISH, "after the writer was killed");
 }
 
 // A client killed between take and finish: the next reader gets it again.
 void reader_killed_mid_take(Cluster& c) {
-  if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& r1 = c.add_client("reader 1", Placement::OwnProcess);
   const auto acked = write_all(c, *c.daemon, 200, 203, c.params().claims("priorities"));
-  const Reply t = c.must(r1, {{"op", "take"}}, "K-TWO-STEP");
+  const Reply t = c.must(r1, {{"op", "take"}}, ClauseId::K_TWO_STEP);
   const auto data = driver::from_hex(t.body.value("data", std::string()));
   const auto held = data ? message_id(*data) : std::nullopt;
-  if (!held) scenario_fail("V-SLOT", "take delivered bytes no writer wrote");
+  if (!held) scenario_fail(ClauseId::V_SLOT, "take delivered bytes no writer wrote");
   c.step("reader 1: take -> m" + std::to_string(*held) + "; killed before finish");
   r1.kill9();
   DriverProcess& r2 = c.add_client("reader 2");
   const auto got = read_until(c, r2, acked);
-  record_clause("K-TWO-STEP");
-  record_clause("K-READING");
-  expect_delivered(acked, got, "K-READING", "after a reader died between take and finish", held);
+  c.record(ClauseId::K_TWO_STEP);
+  c.record(ClauseId::K_READING);
+  expect_delivered(acked, got, ClauseId::K_READING, "after a reader died between take and finish", held);
 }
 
 // K-CLIENTS: two clients killed with kill -9 (one idle, one in the middle
 // of its writes) must not stay counted: the next client counts itself and
 // the live ones only.
 void killed_clients(Cluster& c) {
-  if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& idle = c.add_client("idle client", Placement::OwnProcess);
   DriverProcess& busy = c.add_client("busy client", Placement::OwnProcess);
   const pid_t busy_pid = busy.pid();
@@ -348,18 +348,18 @@ void killed_clients(Cluster& c) {
   c.step("an idle client and a busy one killed (SIGKILL)");
   DriverProcess& late = c.add_client("late client");
   (void)late;
-  record_clause("K-CLIENTS");
-  const Reply v = c.must(*c.daemon, {{"op", "observe"}}, "K-CLIENTS");
+  c.record(ClauseId::K_CLIENTS);
+  const Reply v = c.must(*c.daemon, {{"op", "observe"}}, ClauseId::K_CLIENTS);
   const auto count = v.body.at("view").value("client_count", 0u);
   if (count != 1)
-    scenario_fail("K-CLIENTS", "two clients were killed with kill -9 and one connected: client_count is " +
+    scenario_fail(ClauseId::K_CLIENTS, "two clients were killed with kill -9 and one connected: client_count is " +
                                    std::to_string(count) + ", not 1 (a killed client stays counted forever)");
 }
 
 // A daemon that stops stamping (SIGSTOP) is replaced and, resumed, fenced.
 void silent_daemon(Cluster& c) {
   if (!c.start_daemon(c.daemon, "daemon", Placement::OwnProcess).ok())
-    scenario_fail("G-FIT", "the driver could not create a segment");
+    scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& client = c.add_client("client");
   const auto acked = write_all(c, client, 300, 304, c.params().claims("priorities"));
   c.daemon->stop();
@@ -369,10 +369,10 @@ void silent_daemon(Cluster& c) {
     // unresponsive once its heartbeat is daemon_timeout_ms old.
     const Reply w = client.call({{"op", "wait"}, {"timeout_ms", 20000}}, 30s);
     c.step("client: wait -> " + (w.ok() ? std::string("Ok") : w.error().message()));
-    record_clause("K-HEARTBEAT");
+    c.record(ClauseId::K_HEARTBEAT);
     if (w.ok() || w.error().code != shm::ErrorCode::Disconnected) {
       c.daemon->resume();
-      scenario_fail("K-HEARTBEAT", "a client waiting on a daemon stopped with SIGSTOP got " +
+      scenario_fail(ClauseId::K_HEARTBEAT, "a client waiting on a daemon stopped with SIGSTOP got " +
                                        (w.ok() ? std::string("Ok") : w.error().message()) + " after 20 s, not Disconnected: "
                                        "its daemon_timeout_ms is " + std::to_string(c.options().daemon_timeout_ms));
     }
@@ -388,12 +388,12 @@ void silent_daemon(Cluster& c) {
   c.step("old daemon resumed (SIGCONT)");
   const Reply old = c.daemon->call({{"op", "read"}}, 20s);
   c.step("old daemon: read -> " + (old.ok() ? std::string("a message") : old.error().message()));
-  record_clause("K-FENCE");
+  c.record(ClauseId::K_FENCE);
   if (old.ok() || old.error().code != shm::ErrorCode::Disconnected)
-    scenario_fail("K-FENCE", "a replaced daemon, resumed, read " +
+    scenario_fail(ClauseId::K_FENCE, "a replaced daemon, resumed, read " +
                                  (old.ok() ? "a message" : "and got " + old.error().message()) + " instead of Disconnected");
   const auto got = read_until(c, *next, acked);
-  expect_delivered(acked, got, "K-TAKEOVER", "after a silent daemon was replaced");
+  expect_delivered(acked, got, ClauseId::K_TAKEOVER, "after a silent daemon was replaced");
   c.daemon = std::move(next);
 }
 
@@ -401,7 +401,7 @@ void silent_daemon(Cluster& c) {
 // on a full ring, while the daemon reads): it is alive, so its clients stay
 // connected and a starter is refused (K-HEARTBEAT, K-LOCK).
 void busy_daemon(Cluster& c) {
-  if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& client = c.add_client("client");
   std::atomic<bool> stop{false};
   std::thread reads([&] {
@@ -428,41 +428,41 @@ void busy_daemon(Cluster& c) {
   stop.store(true);
   reads.join();
   c.step("client wrote " + std::to_string(sent) + " messages over three heartbeat timeouts while the daemon read");
-  record_clause("K-HEARTBEAT");
-  record_clause("K-LOCK");
+  c.record(ClauseId::K_HEARTBEAT);
+  c.record(ClauseId::K_LOCK);
   if (!disconnected.empty())
-    scenario_fail("K-HEARTBEAT", "a client called a daemon that was busy serving it unresponsive: " + disconnected);
-  if (!started.empty()) scenario_fail("K-LOCK", "a second daemon's create while a busy daemon served answered: " + started);
+    scenario_fail(ClauseId::K_HEARTBEAT, "a client called a daemon that was busy serving it unresponsive: " + disconnected);
+  if (!started.empty()) scenario_fail(ClauseId::K_LOCK, "a second daemon's create while a busy daemon served answered: " + started);
 }
 
 // cleanup removes what a dead daemon left; refuses a live one's.
 void cleanup(Cluster& c) {
   if (!c.start_daemon(c.daemon, "daemon", Placement::OwnProcess).ok())
-    scenario_fail("G-FIT", "the driver could not create a segment");
+    scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& tool = c.start("cleanup");
   const Reply live = tool.call({{"op", "cleanup"}, {"segment", c.path()}});
-  record_clause("K-ORPHAN");
+  c.record(ClauseId::K_ORPHAN);
   if (live.ok() || live.error().code != shm::ErrorCode::AlreadyExists)
-    scenario_fail("K-ORPHAN", "cleanup of a live daemon's segment answered " +
+    scenario_fail(ClauseId::K_ORPHAN, "cleanup of a live daemon's segment answered " +
                                   (live.ok() ? std::string("Ok (it removed a live segment)") : live.error().message()) +
                                   ", not AlreadyExists");
   c.daemon->kill9();
   c.step("daemon killed; cleanup");
-  c.must(tool, {{"op", "cleanup"}, {"segment", c.path()}}, "K-ORPHAN");
+  c.must(tool, {{"op", "cleanup"}, {"segment", c.path()}}, ClauseId::K_ORPHAN);
   const Reply again = tool.call({{"op", "cleanup"}, {"segment", c.path()}});
   if (again.ok() || again.error().code != shm::ErrorCode::NotFound)
-    scenario_fail("K-ORPHAN", "a second cleanup answered " + (again.ok() ? std::string("Ok") : again.error().message()) +
+    scenario_fail(ClauseId::K_ORPHAN, "a second cleanup answered " + (again.ok() ? std::string("Ok") : again.error().message()) +
                                   ", not NotFound: the first left something behind");
   DriverProcess& late = c.start("late client");
   const Reply r = late.call(c.connect_request());
   if (r.ok() || r.error().code != shm::ErrorCode::NotFound)
-    scenario_fail("K-ORPHAN", "after cleanup a connect answered " + (r.ok() ? std::string("Ok") : r.error().message()) + ", not NotFound");
+    scenario_fail(ClauseId::K_ORPHAN, "after cleanup a connect answered " + (r.ok() ? std::string("Ok") : r.error().message()) + ", not NotFound");
 }
 
 // Before any crash: a message written is delivered. A transport that never
 // delivers fails here as S-PUBLISH, not as a takeover that lost messages.
 void baseline(Cluster& c) {
-  if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   expect_delivery(c, c.add_client("client"), *c.daemon);
 }
 

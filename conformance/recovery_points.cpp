@@ -38,7 +38,7 @@ int times(const std::map<std::uint64_t, int>& got, std::uint64_t id) {
   const auto it = got.find(id);
   return it == got.end() ? 0 : it->second;
 }
-void expect_times(const std::map<std::uint64_t, int>& got, std::uint64_t id, int want, const std::string& clause,
+void expect_times(const std::map<std::uint64_t, int>& got, std::uint64_t id, int want, ClauseId clause,
                   const std::string& what) {
   if (times(got, id) != want)
     scenario_fail(clause, what + ": m" + std::to_string(id) + " was delivered " + std::to_string(times(got, id)) +
@@ -52,7 +52,7 @@ std::map<std::uint64_t, int>& merge(std::map<std::uint64_t, int>& into, const st
 // A writer dies at `point`: every message acknowledged before and after it
 // is delivered; its own, half written, never (after publish: once).
 void crash_writer_at(Cluster& c, const std::string& point) {
-  if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& steady = c.add_client("writer");
   DriverProcess& doomed = c.add_client("doomed writer", Placement::OwnProcess);
   auto acked = write_all(c, steady, 400, 402, false);
@@ -62,61 +62,61 @@ void crash_writer_at(Cluster& c, const std::string& point) {
   const bool published = point == "write.after-publish";
   if (published) expect.insert(499);
   const auto got = read_until(c, *c.daemon, expect);
-  const char* clause = point == "write.after-claim" ? "K-CLAIMED" : "K-WRITING";
-  record_clause(clause);
+  const ClauseId clause = point == "write.after-claim" ? ClauseId::K_CLAIMED : ClauseId::K_WRITING;
+  c.record(clause);
   expect_delivered(acked, got, clause, "a writer died at " + point);
-  if (known(point)) expect_times(got, 499, published ? 1 : 0, published ? "S-PUBLISH" : clause, "its writer died at " + point);
-  else if (times(got, 499) > 1) expect_times(got, 499, 1, "V-ONCE", "its writer died at " + point);
+  if (known(point)) expect_times(got, 499, published ? 1 : 0, published ? ClauseId::S_PUBLISH : clause, "its writer died at " + point);
+  else if (times(got, 499) > 1) expect_times(got, 499, 1, ClauseId::V_ONCE, "its writer died at " + point);
 }
 
 // A writer is held at `point` (it stops there, alive) while another writes
 // behind it and the consumer reads for five claim timeouts.
 void hold_writer_at(Cluster& c, const std::string& point) {
-  if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& steady = c.add_client("writer");
   DriverProcess& held = c.add_client("held writer", Placement::OwnProcess);
   expect_stop(c, held, point, write_request(1500, 1));
-  c.must(steady, write_request(1501, 1), "T-KILLED");
+  c.must(steady, write_request(1501, 1), ClauseId::T_KILLED);
   c.step("writer: wrote m1501 behind the held one");
   auto early = read_until(c, *c.daemon, {1500, 1501}, std::chrono::milliseconds(5 * c.options().claim_timeout_ms));
   const bool claimed_only = point == "write.after-claim", published = point == "write.after-publish";
   if (known(point)) {
-    record_clause(claimed_only ? "K-CLAIMED" : "K-STALE");
+    c.record(claimed_only ? ClauseId::K_CLAIMED : ClauseId::K_STALE);
     if (claimed_only && (times(early, 1501) != 1 || times(early, 1500) != 0))
-      scenario_fail("K-CLAIMED", "a writer held between claiming its position and entering Writing for 5 claim timeouts: the "
+      scenario_fail(ClauseId::K_CLAIMED, "a writer held between claiming its position and entering Writing for 5 claim timeouts: the "
                                  "consumer did not reclaim the position and read the message behind it");
     if (published && (times(early, 1500) != 1 || times(early, 1501) != 1))
-      scenario_fail("R-FIFO", "a writer held after publishing: its message and the one behind it were not both read");
+      scenario_fail(ClauseId::R_FIFO, "a writer held after publishing: its message and the one behind it were not both read");
     if (!claimed_only && !published && !early.empty())
-      scenario_fail("K-STALE", "the slot of a live writer (held at " + point + ") was taken from it, or read past: " +
+      scenario_fail(ClauseId::K_STALE, "the slot of a live writer (held at " + point + ") was taken from it, or read past: " +
                                    std::to_string(early.size()) + " messages read while it was held");
     if (!claimed_only && !published && c.params().claims("observe")) {
-      const Reply v = c.must(*c.daemon, {{"op", "observe"}}, "K-STALE");
+      const Reply v = c.must(*c.daemon, {{"op", "observe"}}, ClauseId::K_STALE);
       const auto reclaimed = v.body.at("view").at("rings").at(0).at(1).value("reclaimed", 0ull);
-      if (reclaimed != 0) scenario_fail("K-STALE", "the slot of a live writer (held at " + point + ") was reclaimed");
+      if (reclaimed != 0) scenario_fail(ClauseId::K_STALE, "the slot of a live writer (held at " + point + ") was reclaimed");
     }
   }
   held.resume();
   const Reply w = held.receive(20s);
   c.step("held writer resumed: its write -> " + (w.ok() ? std::string("Ok") : w.error().message()));
   if (known(point) && claimed_only && (w.ok() || w.error().code != shm::ErrorCode::InvalidState))
-    scenario_fail("K-CLAIMED", "a writer whose claimed position was reclaimed while it was held answered " +
+    scenario_fail(ClauseId::K_CLAIMED, "a writer whose claimed position was reclaimed while it was held answered " +
                                    (w.ok() ? std::string("Ok") : w.error().message()) + ", not InvalidState (not sent)");
   if (known(point) && !claimed_only && !w.ok())
-    scenario_fail("S-PUBLISH", "a writer held at " + point + " and resumed failed: " + w.error().message());
+    scenario_fail(ClauseId::S_PUBLISH, "a writer held at " + point + " and resumed failed: " + w.error().message());
   std::set<std::uint64_t> expect{1501};
   if (w.ok()) expect.insert(1500);
   auto late = read_until(c, *c.daemon, expect, 1s);
   merge(early, late);
-  expect_delivered(expect, early, "S-PUBLISH", "a writer held at " + point);
-  if (!w.ok()) expect_times(early, 1500, 0, "S-PUBLISH", "its write was not sent");
+  expect_delivered(expect, early, ClauseId::S_PUBLISH, "a writer held at " + point);
+  if (!w.ok()) expect_times(early, 1500, 0, ClauseId::S_PUBLISH, "its write was not sent");
 }
 
 // The daemon dies at a read point; its successor delivers every message,
 // the one it held again unless it had finished with it.
 void crash_reader_at(Cluster& c, const std::string& point) {
   if (!c.start_daemon(c.daemon, "daemon", Placement::OwnProcess).ok())
-    scenario_fail("G-FIT", "the driver could not create a segment");
+    scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& client = c.add_client("client");
   auto acked = write_all(c, client, 500, 503, false);
   expect_death(c, *c.daemon, point, {{"op", "read"}});
@@ -125,8 +125,8 @@ void crash_reader_at(Cluster& c, const std::string& point) {
   const bool consumed = point == "read.after-done" || point == "read.after-release";
   if (consumed) acked.erase(500);  // lost to the dead process only (SPEC K-TWO-STEP: read = take + finish)
   const auto got = read_until(c, *next, acked);
-  const char* clause = point == "read.after-done" ? "K-DONE" : "K-READING";
-  record_clause(clause);
+  const ClauseId clause = point == "read.after-done" ? ClauseId::K_DONE : ClauseId::K_READING;
+  c.record(clause);
   expect_delivered(acked, got, clause, "the daemon died at " + point, 500);
   if (known(point) && consumed) expect_times(got, 500, 0, clause, "the daemon died at " + point + ", after finishing it");
   c.daemon = std::move(next);
@@ -136,38 +136,38 @@ void crash_reader_at(Cluster& c, const std::string& point) {
 // over; the old one, resumed, may finish that one message and is fenced.
 void hold_reader_at(Cluster& c, const std::string& point) {
   if (!c.start_daemon(c.daemon, "daemon", Placement::OwnProcess).ok())
-    scenario_fail("G-FIT", "the driver could not create a segment");
+    scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& client = c.add_client("client");
-  c.must(client, write_request(1600, 1), "T-KILLED");
+  c.must(client, write_request(1600, 1), ClauseId::T_KILLED);
   expect_stop(c, *c.daemon, point, {{"op", "read"}});
   std::unique_ptr<DriverProcess> next;
   take_over(c, next, "daemon 2", Placement::Any, 20s);
-  c.must(client, write_request(1601, 1), "T-KILLED");
+  c.must(client, write_request(1601, 1), ClauseId::T_KILLED);
   c.daemon->resume();
   std::map<std::uint64_t, int> got;
   const Reply held = c.daemon->receive(20s);
   if (held.ok()) {
     const auto data = driver::from_hex(held.body.value("data", std::string()));
     const auto id = data ? message_id(*data) : std::nullopt;
-    if (!id) scenario_fail("V-SLOT", "the resumed daemon delivered bytes no writer wrote");
+    if (!id) scenario_fail(ClauseId::V_SLOT, "the resumed daemon delivered bytes no writer wrote");
     ++got[*id];
   }
   c.step("old daemon resumed: its read -> " + (held.ok() ? std::string("a message") : held.error().message()));
   const Reply after = c.daemon->call({{"op", "read"}}, 20s);
   c.step("old daemon: read -> " + (after.ok() ? std::string("a message") : after.error().message()));
-  record_clause("K-FENCE");
+  c.record(ClauseId::K_FENCE);
   if (after.ok() || after.error().code != shm::ErrorCode::Disconnected)
-    scenario_fail("K-FENCE", "a daemon replaced while held at " + point + ", resumed, read " +
+    scenario_fail(ClauseId::K_FENCE, "a daemon replaced while held at " + point + ", resumed, read " +
                                  (after.ok() ? "a message" : "and got " + after.error().message()) + " instead of Disconnected");
   const bool finishes = point == "read.after-take" || point == "read.before-done" || point == "read.after-done" ||
                         point == "read.after-release";
   if (known(point) && finishes != held.ok())
-    scenario_fail("K-FENCE", "a daemon held at " + point + " and resumed after its successor took over " +
+    scenario_fail(ClauseId::K_FENCE, "a daemon held at " + point + " and resumed after its successor took over " +
                                  (held.ok() ? "delivered the message it had not yet taken" : "did not finish the message it held") +
                                  " (" + (held.ok() ? "Ok" : held.error().message()) + ")");
   merge(got, read_until(c, *next, got.count(1600) ? std::set<std::uint64_t>{1601} : std::set<std::uint64_t>{1600, 1601}));
-  record_clause("K-TAKEOVER");
-  expect_delivered({1600, 1601}, got, "K-TAKEOVER", "a daemon was held at " + point + " and replaced");
+  c.record(ClauseId::K_TAKEOVER);
+  expect_delivered({1600, 1601}, got, ClauseId::K_TAKEOVER, "a daemon was held at " + point + " and replaced");
   c.daemon = std::move(next);
 }
 
@@ -176,7 +176,7 @@ void hold_reader_at(Cluster& c, const std::string& point) {
 // every message, the held one again (K-IDEMPOTENT).
 void crash_recovery_at(Cluster& c, const std::string& point) {
   if (!c.start_daemon(c.daemon, "daemon", Placement::OwnProcess).ok())
-    scenario_fail("G-FIT", "the driver could not create a segment");
+    scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& client = c.add_client("client");
   const auto acked = write_all(c, client, 600, 604, false);
   expect_death(c, *c.daemon, "read.after-take", {{"op", "read"}});
@@ -188,8 +188,8 @@ void crash_recovery_at(Cluster& c, const std::string& point) {
   std::unique_ptr<DriverProcess> d3;
   take_over(c, d3, "daemon 3");
   const auto got = read_until(c, *d3, acked);
-  record_clause("K-IDEMPOTENT");
-  expect_delivered(acked, got, "K-IDEMPOTENT", "daemon 2 died at " + point + " while taking over", 600);
+  c.record(ClauseId::K_IDEMPOTENT);
+  expect_delivered(acked, got, ClauseId::K_IDEMPOTENT, "daemon 2 died at " + point + " while taking over", 600);
   c.daemon = std::move(d3);
 }
 
@@ -197,18 +197,18 @@ void crash_recovery_at(Cluster& c, const std::string& point) {
 // it); a new daemon takes over with every message.
 void crash_heartbeat_at(Cluster& c, const std::string& point) {
   if (!c.start_daemon(c.daemon, "daemon", Placement::OwnProcess).ok())
-    scenario_fail("G-FIT", "the driver could not create a segment");
+    scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& client = c.add_client("client");
-  c.must(*c.daemon, {{"op", "arm"}, {"point", point}, {"occurrence", 3}, {"action", "crash"}}, "K-CRASH");
-  if (!c.daemon->wait_exit(10s)) scenario_fail("K-CRASH", "the daemon armed at " + point + " did not die there");
+  c.must(*c.daemon, {{"op", "arm"}, {"point", point}, {"occurrence", 3}, {"action", "crash"}}, ClauseId::K_CRASH);
+  if (!c.daemon->wait_exit(10s)) scenario_fail(ClauseId::K_CRASH, "the daemon armed at " + point + " did not die there");
   c.step("daemon died at " + point + " (" + c.daemon->describe_exit() + ")");
-  record_clause("K-CRASH");
+  c.record(ClauseId::K_CRASH);
   auto acked = write_all(c, client, 1700, 1702, false);
   std::unique_ptr<DriverProcess> next;
   take_over(c, next, "daemon 2");
   const auto got = read_until(c, *next, acked);
-  record_clause("K-TAKEOVER");
-  expect_delivered(acked, got, "K-TAKEOVER", "the daemon died at " + point);
+  c.record(ClauseId::K_TAKEOVER);
+  expect_delivered(acked, got, ClauseId::K_TAKEOVER, "the daemon died at " + point);
   c.daemon = std::move(next);
 }
 
@@ -217,25 +217,25 @@ void crash_heartbeat_at(Cluster& c, const std::string& point) {
 // operation (K-FENCE).
 void hold_heartbeat_at(Cluster& c, const std::string& point) {
   if (!c.start_daemon(c.daemon, "daemon", Placement::OwnProcess).ok())
-    scenario_fail("G-FIT", "the driver could not create a segment");
+    scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& client = c.add_client("client");
-  c.must(*c.daemon, {{"op", "arm"}, {"point", point}, {"occurrence", 3}, {"action", "hold"}}, "K-CRASH");
-  c.must(client, write_request(1800, 1), "T-KILLED");
+  c.must(*c.daemon, {{"op", "arm"}, {"point", point}, {"occurrence", 3}, {"action", "hold"}}, ClauseId::K_CRASH);
+  c.must(client, write_request(1800, 1), ClauseId::T_KILLED);
   std::map<std::uint64_t, int> got = read_until(c, *c.daemon, {1800});
   std::unique_ptr<DriverProcess> next;
   take_over(c, next, "daemon 2", Placement::Any, 20s);
-  record_clause("K-CRASH");
-  c.must(client, write_request(1801, 1), "T-KILLED");
+  c.record(ClauseId::K_CRASH);
+  c.must(client, write_request(1801, 1), ClauseId::T_KILLED);
   const Reply old = c.daemon->call({{"op", "read"}}, 20s);
   c.step("old daemon (serving, its heartbeat held): read -> " + (old.ok() ? std::string("a message") : old.error().message()));
   (void)c.daemon->call({{"op", "release"}});
-  record_clause("K-FENCE");
+  c.record(ClauseId::K_FENCE);
   if (old.ok() || old.error().code != shm::ErrorCode::Disconnected)
-    scenario_fail("K-FENCE", "a daemon that kept serving while its heartbeat thread was held, once replaced, read " +
+    scenario_fail(ClauseId::K_FENCE, "a daemon that kept serving while its heartbeat thread was held, once replaced, read " +
                                  (old.ok() ? "a message of the new epoch" : "and got " + old.error().message()) +
                                  " instead of Disconnected");
   merge(got, read_until(c, *next, {1801}));
-  expect_delivered({1800, 1801}, got, "K-TAKEOVER", "a daemon whose heartbeat thread was held at " + point + " was replaced");
+  expect_delivered({1800, 1801}, got, ClauseId::K_TAKEOVER, "a daemon whose heartbeat thread was held at " + point + " was replaced");
   c.daemon = std::move(next);
 }
 

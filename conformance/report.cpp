@@ -36,30 +36,30 @@ std::string missing_capability(const CheckDef& check, const Params& params) {
   return "";
 }
 
-std::string capability_for_clause(const std::string& clause) {
+std::string capability_for_clause(ClauseId clause) {
   // The capability (DRIVER.md D-CAPS) without which no check can reach the
   // clause through a driver.
-  static const std::map<std::string, std::string> needs = {
-      {"L-CONST", "spec_layout"},     {"M-NAME", "spec_layout"},       {"M-CREATE", "spec_layout"},
-      {"M-OPEN", "spec_layout"},      {"M-PERSIST", "observe"},        {"G-STRIDE", "spec_layout"},
-      {"G-DIST", "observe"},          {"G-PLACE", "spec_layout"},      {"G-FIT", "observe"},
-      {"C-LAYOUT", "spec_layout"},    {"C-LINES", "spec_layout"},      {"C-INIT", "spec_layout"},
-      {"C-FLAGS", "spec_layout"},     {"C-BACKPRESSURE", "backpressure"}, {"R-LAYOUT", "spec_layout"},
-      {"R-POSITIONS", "spec_layout"}, {"R-HELD", "stops"},             {"R-PEEK", "peek"},
-      {"S-LAYOUT", "spec_layout"},     {"S-STATES", "spec_layout"},
-      {"S-TRANSITIONS", "observe"},   {"S-OWNER", "spec_layout"},      {"S-WORD", "spec_layout"},      {"S-CHECKSUM", "spec_layout"},
-      {"V-ONCE", "spec_layout"},      {"V-SLOT", "stops"},             {"V-BOUNDS", "spec_layout"},
-      {"V-CONNECT", "spec_layout"},   {"T-SEQ", "sequences"},          {"T-COUNTERS", "observe"},
-      {"T-BLOCKING", "write_blocking"}, {"T-WAIT", "wait"},            {"F-WORDS", "wait"},
-      {"F-WAKE", "wait"},             {"K-LOCK", "crash_recovery"},       {"K-PIDFILE", "spec_layout"},
-      {"K-HEARTBEAT", "crash_recovery"}, {"K-TAKEOVER", "crash_recovery"}, {"K-FENCE", "takeover"},
-      {"K-STALE", "crash_recovery"},  {"K-WRITING", "stops"},          {"K-CLAIMED", "crash_points"},
-      {"K-READING", "two_step"},      {"K-DONE", "stops"},             {"K-TWO-STEP", "two_step"},
-      {"K-IDEMPOTENT", "crash_points"}, {"K-ORPHAN", "cleanup"},       {"K-CRASH", "crash_points"},
-      {"T-KILLED", "crash_recovery"},
+  static const std::map<ClauseId, std::string> needs = {
+      {ClauseId::L_CONST, "spec_layout"},     {ClauseId::M_NAME, "spec_layout"},       {ClauseId::M_CREATE, "spec_layout"},
+      {ClauseId::M_OPEN, "spec_layout"},      {ClauseId::M_PERSIST, "observe"},        {ClauseId::G_STRIDE, "spec_layout"},
+      {ClauseId::G_DIST, "observe"},          {ClauseId::G_PLACE, "spec_layout"},      {ClauseId::G_FIT, "observe"},
+      {ClauseId::C_LAYOUT, "spec_layout"},    {ClauseId::C_LINES, "spec_layout"},      {ClauseId::C_INIT, "spec_layout"},
+      {ClauseId::C_FLAGS, "spec_layout"},     {ClauseId::C_BACKPRESSURE, "backpressure"}, {ClauseId::R_LAYOUT, "spec_layout"},
+      {ClauseId::R_POSITIONS, "spec_layout"}, {ClauseId::R_HELD, "stops"},             {ClauseId::R_PEEK, "peek"},
+      {ClauseId::S_LAYOUT, "spec_layout"},     {ClauseId::S_STATES, "spec_layout"},
+      {ClauseId::S_TRANSITIONS, "observe"},   {ClauseId::S_OWNER, "spec_layout"},      {ClauseId::S_WORD, "spec_layout"},      {ClauseId::S_CHECKSUM, "spec_layout"},
+      {ClauseId::V_ONCE, "spec_layout"},      {ClauseId::V_SLOT, "stops"},             {ClauseId::V_BOUNDS, "spec_layout"},
+      {ClauseId::V_CONNECT, "spec_layout"},   {ClauseId::T_SEQ, "sequences"},          {ClauseId::T_COUNTERS, "observe"},
+      {ClauseId::T_BLOCKING, "write_blocking"}, {ClauseId::T_WAIT, "wait"},            {ClauseId::F_WORDS, "wait"},
+      {ClauseId::F_WAKE, "wait"},             {ClauseId::K_LOCK, "crash_recovery"},       {ClauseId::K_PIDFILE, "spec_layout"},
+      {ClauseId::K_HEARTBEAT, "crash_recovery"}, {ClauseId::K_TAKEOVER, "crash_recovery"}, {ClauseId::K_FENCE, "takeover"},
+      {ClauseId::K_STALE, "crash_recovery"},  {ClauseId::K_WRITING, "stops"},          {ClauseId::K_CLAIMED, "crash_points"},
+      {ClauseId::K_READING, "two_step"},      {ClauseId::K_DONE, "stops"},             {ClauseId::K_TWO_STEP, "two_step"},
+      {ClauseId::K_IDEMPOTENT, "crash_points"}, {ClauseId::K_ORPHAN, "cleanup"},       {ClauseId::K_CRASH, "crash_points"},
+      {ClauseId::T_KILLED, "crash_recovery"},
       // The suite truncates or chowns the file named by `segment`; K-CLIENTS
       // reads client_count after a client was killed.
-      {"M-TRUNCATE", "spec_layout"},  {"M-OWNER", "spec_layout"},      {"K-CLIENTS", "observe"},
+      {ClauseId::M_TRUNCATE, "spec_layout"},  {ClauseId::M_OWNER, "spec_layout"},      {ClauseId::K_CLIENTS, "observe"},
   };
   const auto it = needs.find(clause);
   return it == needs.end() ? "" : it->second;
@@ -67,11 +67,16 @@ std::string capability_for_clause(const std::string& clause) {
 
 std::vector<ClauseStatus> clause_table(const std::vector<CheckResult>& results, const std::string& target,
                                        const std::vector<std::string>& not_reaching, const Params& params) {
-  std::string left_out;
+  std::string left_out, failed_first;
   for (const auto& n : not_reaching) left_out += (left_out.empty() ? "" : ", ") + n;
+  for (const auto& r : results)
+    if (r.failure) failed_first += (failed_first.empty() ? "" : ", ") + r.name;
+  // Why no check saw a clause: the checks that could have stopped at their
+  // first failure, or never ran here.
+  const std::string stopped = failed_first.empty() ? "" : "; " + failed_first + " stopped at a failure first";
   std::vector<ClauseStatus> table;
   for (const Clause& c : spec_clauses()) {
-    ClauseStatus s{c.id, c.title, "NOT COVERED", 0, {}, ""};
+    ClauseStatus s{c.id, c.title, Verdict::NotCovered, 0, {}, ""};
     bool failed = false;
     for (const CheckResult& r : results) {
       auto it = r.clauses.find(c.id);
@@ -79,31 +84,29 @@ std::vector<ClauseStatus> clause_table(const std::vector<CheckResult>& results, 
         s.cases += it->second;
         s.checks.push_back(r.name);
       }
-      if (r.failure && r.failure->clause == c.id) failed = true;
+      if (r.failure && r.failure->clause.is(c.id)) failed = true;
     }
-    s.status = failed ? "FAIL" : s.cases > 0 ? "PASS" : "NOT COVERED";
-    if (s.status != "NOT COVERED") {
+    s.status = failed ? Verdict::Fail : s.cases > 0 ? Verdict::Pass : Verdict::NotCovered;
+    if (s.status != Verdict::NotCovered) {
       table.push_back(std::move(s));
       continue;
     }
     const std::string cap = params.driver.empty() ? "" : capability_for_clause(c.id);
-    if (!params.driver.empty() && std::string(c.id) == "T-LOAN") {
+    if (!params.driver.empty() && c.id == ClauseId::T_LOAN) {
       // An API of the reference library, not of the segment (SPEC T-LOAN):
       // the suite checks it in process, where its adapter uses it.
-      s.status = "NOT APPLICABLE";
+      s.status = Verdict::NotApplicable;
       s.reason = "the reference library's zero-copy API, checked in process (adapter 'reference'), not through a driver";
     } else if (!cap.empty() && !params.claims(cap)) {
-      s.status = "NOT APPLICABLE";
+      s.status = Verdict::NotApplicable;
       s.reason = "the driver does not claim capability '" + cap + "' (DRIVER.md D-CAPS)";
     } else if (!params.driver.empty()) {
-      s.reason = left_out.empty() ? "no check that ran exercises this clause"
-                                  : "no check that ran through the driver exercises this clause (left out: " +
-                                        left_out + ")";
+      s.reason = "no check that ran through the driver saw this clause's behaviour" + stopped +
+                 (left_out.empty() ? "" : " (left out here: " + left_out + ")");
     } else {
-      s.reason = left_out.empty()
-                     ? "no check that ran exercises this clause"
-                     : "no check that reaches adapter '" + target + "' exercises this clause (" + left_out +
-                           " run only on the reference, in process or through its driver)";
+      s.reason = "no check that reaches adapter '" + target + "' saw this clause's behaviour" + stopped +
+                 (left_out.empty() ? ""
+                                   : " (" + left_out + " run only on the reference, in process or through its driver)");
     }
     table.push_back(std::move(s));
   }

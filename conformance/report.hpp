@@ -26,10 +26,12 @@ bool check_reaches(const CheckDef& check, const Params& params);
 // not claim ("" if none, or if it cannot run through a driver at all).
 std::string missing_capability(const CheckDef& check, const Params& params);
 // The capability a clause needs through a driver, or "" (every transport).
-std::string capability_for_clause(const std::string& clause);
+std::string capability_for_clause(ClauseId clause);
 
 struct ClauseStatus {
-  std::string id, title, status;  // PASS, FAIL, NOT APPLICABLE or NOT COVERED
+  ClauseId id;
+  std::string title;
+  Verdict status = Verdict::NotCovered;
   std::uint64_t cases = 0;
   std::vector<std::string> checks;  // the checks that exercised it
   std::string reason;               // NOT APPLICABLE, NOT COVERED: why

@@ -11,63 +11,50 @@
 
 namespace memlink::conformance {
 
-void set_clause_sink(std::map<std::string, std::uint64_t>* sink);
 
 namespace {
 
 // A driver that crashed, hung or printed garbage fails the check with the
-// DRIVER.md clause its message names (D-TIME, D-FRAME; D-PROC otherwise).
-Failure driver_failure(const CheckDef& def, const Params& params, const std::string& what) {
-  const auto open = what.find("[D-");
+// DRIVER.md rule it broke (D-TIME, D-FRAME, D-PROC, ...).
+Failure driver_failure(const CheckDef& def, const Params& params, const driver::DriverFailure& e) {
   Failure f;
-  f.clause = open == std::string::npos ? "D-PROC" : what.substr(open + 1, what.find(']', open) - open - 1);
-  f.description = what;
+  f.clause = e.rule;
+  f.description = e.what();
   f.replay = "scripts/conformance " +
              (params.driver.empty() ? "--adapter " + params.adapter : "--driver '" + params.driver + "'") +
-             " --only " + def.name + " --seed " + std::to_string(params.seed);
+             " --only " + def.name + " --seed " + std::to_string(params.seed) + " --depth " + depth_name(params.depth);
   return f;
 }
-
-// Records clauses into one map while it lives, and stops recording however
-// the check ends.
-class ClauseSink {
- public:
-  explicit ClauseSink(std::map<std::string, std::uint64_t>& sink) { set_clause_sink(&sink); }
-  ~ClauseSink() { set_clause_sink(nullptr); }
-  ClauseSink(const ClauseSink&) = delete;
-  ClauseSink& operator=(const ClauseSink&) = delete;
-};
 
 }  // namespace
 
 CheckResult run_check(const CheckDef& def, const Params& params) {
-  std::map<std::string, std::uint64_t> clauses;
+  ClauseCounter counter;
   const auto t0 = std::chrono::steady_clock::now();
   CheckResult r;
-  {
-    ClauseSink sink(clauses);
-    try {
-      // One launcher for the whole check, so that its cases reuse processes.
-      Params with_launcher = params;
-      if (def.scope != Scope::Reference && !with_launcher.launcher) with_launcher.launcher = launcher_for(params);
-      // What the transport accepts is what its driver's hello says (the
-      // reference's too, in process: a fault may change it).
-      if (with_launcher.launcher) with_launcher.limits = with_launcher.launcher->hello().limits;
-      const std::uint64_t zero_copy_before = reference_ops::zero_copy_count();
-      r = def.run(with_launcher);
-      // T-LOAN: the in-process reference driver took loans and views (its
-      // code runs here, so the suite can count them), and the check judged
-      // what they carried. Through a separate process nothing shows it.
-      if (params.driver.empty() && !r.failure)
-        if (const std::uint64_t n = reference_ops::zero_copy_count() - zero_copy_before; n > 0)
-          clauses["T-LOAN"] += n;
-    } catch (const driver::DriverFailure& e) {
-      r.failure = driver_failure(def, params, e.what());
-    }
+  try {
+    // One launcher for the whole check, so that its cases reuse processes.
+    Params p = params;
+    p.counter = &counter;
+    if (def.scope != Scope::Reference && !p.launcher) p.launcher = launcher_for(params);
+    // What the transport accepts is what its driver's hello says (the
+    // reference's too, in process: a fault may change it).
+    if (p.launcher) p.limits = p.launcher->hello().limits;
+    const std::uint64_t zero_copy_before = reference_ops::zero_copy_count();
+    r = def.run(p);
+    // T-LOAN: the in-process reference driver took loans and views (its
+    // code runs here, so the suite can count them), and the check judged
+    // what they carried. Through a separate process nothing shows it.
+    if (params.driver.empty() && !r.failure)
+      if (const std::uint64_t n = reference_ops::zero_copy_count() - zero_copy_before; n > 0)
+        counter.record(ClauseId::T_LOAN, n);
+  } catch (const driver::DriverFailure& e) {
+    r.failure = driver_failure(def, params, e);
   }
   r.name = def.name;
   r.scope = params.driver.empty() ? scope_name(def.scope) : "driver";
-  r.clauses = std::move(clauses);
+  for (const Clause& c : spec_clauses())
+    if (const std::uint64_t n = counter.count(c.id); n > 0) r.clauses[c.id] = n;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

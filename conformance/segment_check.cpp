@@ -24,17 +24,17 @@ using driver::DriverProcess;
 using driver::Reply;
 using nlohmann::json;
 
-void expect_file(const std::string& file, std::size_t size) {
+void expect_file(const Cluster& c, const std::string& file, std::size_t size) {
   struct stat st {};
-  record_clause("M-NAME");
-  record_clause("M-CREATE");
-  if (::stat(file.c_str(), &st) != 0) scenario_fail("M-NAME", "create did not make " + file);
+  c.record(ClauseId::M_NAME);
+  c.record(ClauseId::M_CREATE);
+  if (::stat(file.c_str(), &st) != 0) scenario_fail(ClauseId::M_NAME, "create did not make " + file);
   if ((st.st_mode & 0777) != 0600)
-    scenario_fail("M-CREATE", file + " has mode " + std::to_string(st.st_mode & 0777) + " (octal " +
+    scenario_fail(ClauseId::M_CREATE, file + " has mode " + std::to_string(st.st_mode & 0777) + " (octal " +
                                   std::to_string((st.st_mode >> 6) & 7) + std::to_string((st.st_mode >> 3) & 7) +
                                   std::to_string(st.st_mode & 7) + "), not 0600");
   if (static_cast<std::size_t>(st.st_size) != size)
-    scenario_fail("M-CREATE", file + " has " + std::to_string(st.st_size) + " bytes, not the " + std::to_string(size) + " asked for");
+    scenario_fail(ClauseId::M_CREATE, file + " has " + std::to_string(st.st_size) + " bytes, not the " + std::to_string(size) + " asked for");
 }
 
 Reply connect_to(Cluster& c, const std::string& segment, const std::string& role) {
@@ -52,8 +52,8 @@ void check_segments(Cluster& c, int& cases) {
     mode_t m;
     ~Restore() { ::umask(m); }
   } restore{old_umask};
-  if (!c.start_daemon(c.daemon).ok()) scenario_fail("M-CREATE", "the driver could not create " + c.path());
-  expect_file(c.path(), c.options().segment_size);
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail(ClauseId::M_CREATE, "the driver could not create " + c.path());
+  expect_file(c, c.path(), c.options().segment_size);
   ++cases;
   // A bare name (M-NAME): the POSIX shared-memory object /dev/shm/<name>.
   const std::string bare = "memlink-drv-seg-" + std::to_string(::getpid()) + "-" + std::to_string(cases);
@@ -63,19 +63,19 @@ void check_segments(Cluster& c, int& cases) {
     req["segment"] = bare;
     const Reply r = d->call(req);
     c.step("daemon: create '" + bare + "' -> " + (r.ok() ? "ok" : r.error().message()));
-    if (!r.ok()) scenario_fail("M-NAME", "create with the bare name '" + bare + "' failed: " + r.error().message());
-    expect_file("/dev/shm/" + bare, c.options().segment_size);
+    if (!r.ok()) scenario_fail(ClauseId::M_NAME, "create with the bare name '" + bare + "' failed: " + r.error().message());
+    expect_file(c, "/dev/shm/" + bare, c.options().segment_size);
     (void)d->call({{"op", "shutdown"}});
     c.give_back(std::move(d));
     for (const char* suffix : {"", ".lock", ".pid", ".takeover"}) ::unlink(("/dev/shm/" + bare + suffix).c_str());
     ++cases;
   }
   // M-OPEN: a missing segment, a 9-byte file.
-  record_clause("M-OPEN");
+  c.record(ClauseId::M_OPEN);
   const std::string missing = c.path() + "-missing";
   const Reply none = connect_to(c, missing, "client of a missing segment");
   if (none.ok() || none.error().code != shm::ErrorCode::NotFound)
-    scenario_fail("M-OPEN", "connecting to a missing segment answered " + (none.ok() ? std::string("Ok") : none.error().message()) +
+    scenario_fail(ClauseId::M_OPEN, "connecting to a missing segment answered " + (none.ok() ? std::string("Ok") : none.error().message()) +
                                 ", not NotFound");
   const std::string small = c.path() + "-small";
   if (std::FILE* f = std::fopen(small.c_str(), "wb")) {
@@ -85,7 +85,7 @@ void check_segments(Cluster& c, int& cases) {
   const Reply tiny = connect_to(c, small, "client of a 9-byte file");
   ::unlink(small.c_str());
   if (tiny.ok() || tiny.error().code != shm::ErrorCode::CorruptSegment)
-    scenario_fail("M-OPEN", "connecting to a 9-byte file answered " + (tiny.ok() ? std::string("Ok") : tiny.error().message()) +
+    scenario_fail(ClauseId::M_OPEN, "connecting to a 9-byte file answered " + (tiny.ok() ? std::string("Ok") : tiny.error().message()) +
                                 ", not CorruptSegment");
   cases += 2;
   // M-CREATE: sizes no segment can have (and, where the driver's limits
@@ -102,7 +102,7 @@ void check_segments(Cluster& c, int& cases) {
     c.give_back(std::move(d));
     for (const char* suffix : {"-bad", "-bad.lock", "-bad.pid", "-bad.takeover"}) ::unlink((c.path() + suffix).c_str());
     if (r.ok() || r.error().code != shm::ErrorCode::InvalidArgument)
-      scenario_fail("M-CREATE", "creating a segment of " + std::to_string(bad) + " bytes answered " +
+      scenario_fail(ClauseId::M_CREATE, "creating a segment of " + std::to_string(bad) + " bytes answered " +
                                     (r.ok() ? std::string("Ok") : r.error().message()) + ", not InvalidArgument");
     ++cases;
   }
@@ -112,15 +112,15 @@ void check_segments(Cluster& c, int& cases) {
 // refused to a client that was not told to trust that user.
 void check_owner(Cluster& c, int& cases) {
   if (::geteuid() != 0) return;  // cannot give a file away: M-OWNER stays NOT COVERED
-  record_clause("M-OWNER");
+  c.record(ClauseId::M_OWNER);
   if (::chown(c.path().c_str(), 65534, 65534) != 0)
-    scenario_fail("M-OWNER", "the suite could not chown " + c.path() + ": " + std::strerror(errno));
+    scenario_fail(ClauseId::M_OWNER, "the suite could not chown " + c.path() + ": " + std::strerror(errno));
   c.step("chown " + c.path() + " to uid 65534");
   const Reply r = connect_to(c, c.path(), "client of a segment uid 65534 owns");
   (void)::chown(c.path().c_str(), ::geteuid(), ::getegid());
   c.step(std::string("client: connect -> ") + (r.ok() ? "ok" : r.error().message()));
   if (r.ok() || r.error().code != shm::ErrorCode::PermissionDenied)
-    scenario_fail("M-OWNER", "a client running as uid 0 connected to a segment uid 65534 owns (" +
+    scenario_fail(ClauseId::M_OWNER, "a client running as uid 0 connected to a segment uid 65534 owns (" +
                                  (r.ok() ? std::string("Ok") : r.error().message()) +
                                  "): that user can truncate or rewrite it at any time; it must be PermissionDenied unless asked for");
   ++cases;
@@ -133,13 +133,13 @@ void check_owner(Cluster& c, int& cases) {
 // never Ok into pages that are gone, and every operation answers
 // CorruptSegment.
 void check_truncation(Cluster& c, int& cases) {
-  record_clause("M-TRUNCATE");
+  c.record(ClauseId::M_TRUNCATE);
   driver::DriverProcess& client = c.add_client("client of a segment about to be truncated");
   expect_delivery(c, client, *c.daemon);  // both mid-use
   for (const off_t to : {off_t{4096}, off_t{0}}) {
     c.step("truncate " + c.path() + " to " + std::to_string(to) + " bytes");
     if (::truncate(c.path().c_str(), to) != 0)
-      scenario_fail("M-TRUNCATE", "the suite could not truncate " + c.path() + ": " + std::strerror(errno));
+      scenario_fail(ClauseId::M_TRUNCATE, "the suite could not truncate " + c.path() + ": " + std::strerror(errno));
     for (auto* p : {&client, c.daemon.get()}) {
       const std::string who = p == &client ? "the client" : "the daemon";
       try {
@@ -149,15 +149,15 @@ void check_truncation(Cluster& c, int& cases) {
         c.step(who + ": write -> " + (w.ok() ? std::string("ok") : w.error().message()) + ", read -> " +
                (r.ok() ? std::string("a message") : r.error().message()));
         if (w.ok())
-          scenario_fail("M-TRUNCATE", who + " acknowledged a write after its segment was truncated to " + std::to_string(to) +
+          scenario_fail(ClauseId::M_TRUNCATE, who + " acknowledged a write after its segment was truncated to " + std::to_string(to) +
                                           " bytes (the message is in no segment anyone can read)");
         for (const Reply* x : {&w, &r})
           if (x->ok() || x->error().code != shm::ErrorCode::CorruptSegment)
-            scenario_fail("M-TRUNCATE", who + "'s " + (x == &w ? "write" : "read") + " after its segment was truncated to " +
+            scenario_fail(ClauseId::M_TRUNCATE, who + "'s " + (x == &w ? "write" : "read") + " after its segment was truncated to " +
                                             std::to_string(to) + " bytes answered " +
                                             (x->ok() ? std::string("a message") : x->error().message()) + ", not CorruptSegment");
       } catch (const driver::DriverFailure& e) {
-        scenario_fail("M-TRUNCATE", who + "'s driver did not survive the truncation of its segment: " + std::string(e.what()));
+        scenario_fail(ClauseId::M_TRUNCATE, who + "'s driver did not survive the truncation of its segment: " + std::string(e.what()));
       }
       ++cases;
     }

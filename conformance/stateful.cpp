@@ -91,7 +91,7 @@ std::string prio_name(Priority p) { return std::string(shm::to_string(p)); }
 void name_undelivered(const std::string& what, Direction d, const Model& m, const model::Outcome& want, const Got& got) {
   if (!want.message || got.error != shm::ErrorCode::Empty) return;
   const std::size_t n = acknowledged_pending(m, d);
-  fail_case("[S-PUBLISH] " + what + ": Empty, but " + std::to_string(n) + " acknowledged write" + (n == 1 ? " was" : "s were") +
+  fail_case(ClauseId::S_PUBLISH, what + ": Empty, but " + std::to_string(n) + " acknowledged write" + (n == 1 ? " was" : "s were") +
             " never delivered to the other process (the spec delivers the " + std::string(shm::to_string(want.message->priority)) +
             " message, sequence " + std::to_string(want.message->sequence) + ")");
 }
@@ -107,8 +107,8 @@ void step(const std::string& what, StepFacts facts, const Model& m, Adapter& a, 
   compare_outcome(what, want, got);
   facts.observed = claims("observe");
   facts.sequences = claims("sequences");
-  if (facts.observed) compare_views(next.view(), a.observe());
-  for (const auto& clause : clauses_seen(facts, m, next, want)) record_clause(clause);
+  if (facts.observed) compare_views(*g_params, next.view(), a.observe());
+  for (const ClauseId clause : clauses_seen(facts, m, next, want)) g_params->record(clause);
 }
 StepFacts facts(StepKind kind, Direction d = Direction::ClientToDaemon, Priority p = Priority::Low) {
   StepFacts f;
@@ -315,11 +315,11 @@ struct Recover : Cmd {
     compare_outcome("stopped processes die; consumer recovers", want, got_from(a.recover(d)));
     const auto& r = next.last_recovery();
     // The clause a difference breaks: what recovery did in this direction.
-    const char* clause = r.reading > 0 ? "K-READING" : r.writing > 0 ? "K-WRITING" : r.done > 0 ? "K-DONE" : "K-STALE";
-    if (r.writing > 0) record_clause("K-WRITING");
-    if (r.reading > 0) record_clause("K-READING");
-    if (r.done > 0) record_clause("K-DONE");
-    if (r.writing + r.reading + r.done > 0) record_clause("K-STALE");  // a dead holder's slot, recovered
+    const ClauseId clause = r.reading > 0 ? ClauseId::K_READING : r.writing > 0 ? ClauseId::K_WRITING : r.done > 0 ? ClauseId::K_DONE : ClauseId::K_STALE;
+    if (r.writing > 0) g_params->record(ClauseId::K_WRITING);
+    if (r.reading > 0) g_params->record(ClauseId::K_READING);
+    if (r.done > 0) g_params->record(ClauseId::K_DONE);
+    if (r.writing + r.reading + r.done > 0) g_params->record(ClauseId::K_STALE);  // a dead holder's slot, recovered
     const model::View w = next.view();
     const model::View g = a.observe();
     const auto di = static_cast<std::size_t>(d);
@@ -327,11 +327,11 @@ struct Recover : Cmd {
       const auto& wr = w.rings[di][static_cast<std::size_t>(p)];
       const auto& gr = g.rings[di][static_cast<std::size_t>(p)];
       if (wr.tail != gr.tail || wr.slots != gr.slots)
-        fail_case(std::string("[") + clause + "] after recovery of " + dir_name(d) + " " + prio_name(p) +
+        fail_case(clause, std::string("after recovery of ") + dir_name(d) + " " + prio_name(p) +
                 ": the spec requires tail " + std::to_string(wr.tail) + ", the implementation has tail " +
                 std::to_string(gr.tail) + (wr.slots != gr.slots ? " (slot states differ)" : ""));
     }
-    compare_views(w, g);
+    compare_views(*g_params, w, g);
   }
   void show(std::ostream& os) const override { os << "stopped processes die, " << dir_name(d) << " consumer recovers"; }
 };
@@ -414,7 +414,7 @@ CheckResult run_stateful(const Params& params) {
     auto adapter = adapter_for(params);
     RC_ASSERT(adapter != nullptr);
     if (auto s = adapter->create(config); !s)
-      fail_case("[G-FIT] creating a segment of " + std::to_string(config.segment_size) + " bytes, slot size " +
+      fail_case(ClauseId::G_FIT, "creating a segment of " + std::to_string(config.segment_size) + " bytes, slot size " +
               std::to_string(config.slot_size) + " failed: " + s.error().message());
     // Without the SPEC layout G-DIST does not bind: the model takes the
     // capacities the implementation reported (and R-CAPACITY holds it to
@@ -425,7 +425,7 @@ CheckResult run_stateful(const Params& params) {
     }
     auto m = Model::create(config);
     RC_ASSERT(m.has_value());
-    if (claims("observe")) compare_geometry(m->view(), adapter->observe());
+    if (claims("observe")) compare_geometry(params, m->view(), adapter->observe());
     compare_sequences(claims("sequences"));
     compare_outcome("connect", m->connect(config.protocol_version), got_from(adapter->connect(config.protocol_version)));
     rc::state::check(*m, *adapter,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "driver_process.hpp"
+#include "verdict.hpp"
 
 namespace memlink::conformance {
 
@@ -17,14 +18,16 @@ namespace driver {
 class Launcher;
 }
 
-// Every clause id of SPEC.md, in order (a test keeps this in step with it).
+// Every clause of SPEC.md, in its order, with a title for the report.
 struct Clause {
-  const char* id;
+  ClauseId id;
   const char* title;
 };
 const std::vector<Clause>& spec_clauses();
+const char* title_of(ClauseId id);
 
 enum class Depth { Quick, Default, Deep };
+const char* depth_name(Depth d);  // "quick", "default", "deep"
 
 struct Params {
   std::string adapter = "reference";
@@ -44,28 +47,35 @@ struct Params {
   // Where the check's driver processes come from (launcher.hpp); run_check
   // sets it for the check's duration, so that its processes are reused.
   std::shared_ptr<driver::Launcher> launcher;
+  // The running check's clause counter, handed to it by run_check: a check
+  // records a clause where it saw the clause's behaviour (the report's
+  // "checks run" column; nothing is PASS that no check saw).
+  ClauseCounter* counter = nullptr;
+  void record(ClauseId c, std::uint64_t n = 1) const {
+    if (counter != nullptr) counter->record(c, n);
+  }
 };
 
 struct Failure {
-  std::string clause;       // the clause the failure cites
-  std::string description;  // what differed
+  Citation clause;          // the clause (or driver rule) the failure cites
+  std::string description;  // "[CLAUSE] what differed"
   std::vector<std::string> counterexample;  // shrunk, one step per line
   std::string replay;       // the command that replays it
+  static Failure of(const Violation& v, std::vector<std::string> counterexample = {}, std::string replay = {}) {
+    return Failure{v.clause, v.describe(), std::move(counterexample), std::move(replay)};
+  }
 };
 
 struct CheckResult {
   std::string name;
-  std::string scope;  // "adapter" or "reference library"
+  std::string scope;  // "adapter", "driver protocol", "reference library" or "driver"
   int cases = 0;
-  std::map<std::string, std::uint64_t> clauses;  // clause -> times exercised
+  std::map<ClauseId, std::uint64_t> clauses;  // clause -> times exercised
   std::optional<Failure> failure;
   double seconds = 0;
   std::string notes;  // what the check saw, for the progress line and reports
   std::string picture_html;  // failed: a timeline of the failing history (timeline.hpp), if it has one
 };
-
-// Records which clauses a check exercised (the report's "cases" column).
-void record_clause(const std::string& id);
 
 // What a check runs on, and so which implementations it can say anything about.
 enum class Scope {
@@ -113,6 +123,7 @@ void set_exploration_reproduce(const std::string& s);
 struct RcOutcome {
   bool passed = true;
   int cases = 0;
+  std::optional<Violation> violation;  // what the failing case broke, if it said (fail_case)
   std::string description;
   std::vector<std::string> counterexample;
   std::string reproduce;  // RapidCheck's reproduce string, if it gave one

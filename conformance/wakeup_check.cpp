@@ -62,13 +62,13 @@ void wake_round(Cluster& c, DriverProcess& sleeper, DriverProcess& waker, const 
                 std::mt19937_64& rng) {
   sleeper.send({{"op", "wait"}, {"timeout_ms", kWaitMs}});
   std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));  // asleep or not: both must work
-  const Reply done = c.must(waker, act, "T-WAIT");
+  const Reply done = c.must(waker, act, ClauseId::T_WAIT);
   const Reply woke = sleeper.receive(std::chrono::milliseconds(kWaitMs + 10000));
   if (!woke.ok())
-    scenario_fail(woke.error().code == shm::ErrorCode::Timeout ? "F-WAKE" : "T-WAIT",
+    scenario_fail(woke.error().code == shm::ErrorCode::Timeout ? ClauseId::F_WAKE : ClauseId::T_WAIT,
                   what + ": the sleeper's wait ended with " + woke.error().message() + " instead of a wake-up");
   if (after(woke, done) > kLostAfterNs)
-    scenario_fail("F-WAKE", what + ": the sleeper woke " + std::to_string(ms(after(woke, done))) + " ms after it; its sleep slice is " +
+    scenario_fail(ClauseId::F_WAKE, what + ": the sleeper woke " + std::to_string(ms(after(woke, done))) + " ms after it; its sleep slice is " +
                                 std::to_string(kSliceMs) + " ms, so the wake-up was lost and only the slice ended the sleep");
 }
 
@@ -76,19 +76,19 @@ void drain(DriverProcess& reader) {
   for (;;) {
     const Reply r = reader.call({{"op", "read"}});
     if (!r.ok()) {
-      if (r.error().code != shm::ErrorCode::Empty) scenario_fail("T-WAIT", "draining: read failed with " + r.error().message());
+      if (r.error().code != shm::ErrorCode::Empty) scenario_fail(ClauseId::T_WAIT, "draining: read failed with " + r.error().message());
       return;
     }
   }
 }
 
 // Writes to `writer`'s low ring until it says Full; how many it took.
-int fill(DriverProcess& writer, std::uint64_t first_id, const std::string& clause) {
+int fill(DriverProcess& writer, std::uint64_t first_id, ClauseId clause) {
   for (int filled = 0;; ++filled) {
     const Reply r = writer.call(write_request(first_id + static_cast<std::uint64_t>(filled), 2));
     if (!r.ok() && r.error().code == shm::ErrorCode::Full) return filled;
     if (!r.ok()) scenario_fail(clause, "filling the ring: " + r.error().message());
-    if (filled > 100000) scenario_fail("R-CAPACITY", "the low ring took 100000 messages and never said Full");
+    if (filled > 100000) scenario_fail(ClauseId::R_CAPACITY, "the low ring took 100000 messages and never said Full");
   }
 }
 
@@ -107,9 +107,9 @@ std::uint64_t wake_rounds(Cluster& c, DriverProcess& client, int rounds, std::mt
     slowest = std::max<std::uint64_t>(
         slowest, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
     drain(sleeper);
-    record_clause("F-WAKE");
-    record_clause("F-WORDS");  // the wait and the wake are in two endpoints
-    record_clause("T-WAIT");
+    c.record(ClauseId::F_WAKE);
+    c.record(ClauseId::F_WORDS);  // the wait and the wake are in two endpoints
+    c.record(ClauseId::T_WAIT);
   }
   return slowest;
 }
@@ -117,23 +117,23 @@ std::uint64_t wake_rounds(Cluster& c, DriverProcess& client, int rounds, std::mt
 // 2. A wait with nothing to read ends with Timeout, not Ok (T-WAIT).
 void idle_wait(Cluster& c) {
   const Reply idle = c.daemon->call({{"op", "wait"}, {"timeout_ms", 30}}, 10s);
-  if (idle.ok()) scenario_fail("T-WAIT", "the daemon's wait returned Ok with nothing to read");
+  if (idle.ok()) scenario_fail(ClauseId::T_WAIT, "the daemon's wait returned Ok with nothing to read");
   if (idle.error().code != shm::ErrorCode::Timeout)
-    scenario_fail("T-WAIT", "a wait with nothing to read ended with " + idle.error().message() + ", not Timeout");
+    scenario_fail(ClauseId::T_WAIT, "a wait with nothing to read ended with " + idle.error().message() + ", not Timeout");
 }
 
 // 3. A writer asleep on a full ring is woken when the reader frees a slot.
 void space_wake(Cluster& c, DriverProcess& client) {
-  fill(client, 1000, "T-BLOCKING");
+  fill(client, 1000, ClauseId::T_BLOCKING);
   client.send({{"op", "write_blocking"}, {"priority", 2}, {"data", driver::to_hex(message_payload(9999, 16))}, {"timeout_ms", kWaitMs}});
   std::this_thread::sleep_for(2ms);
-  const Reply freed = c.must(*c.daemon, {{"op", "read"}}, "T-BLOCKING");
+  const Reply freed = c.must(*c.daemon, {{"op", "read"}}, ClauseId::T_BLOCKING);
   const Reply wrote = client.receive(std::chrono::milliseconds(kWaitMs + 10000));
-  if (!wrote.ok()) scenario_fail("T-BLOCKING", "a blocking write on a ring with a freed slot ended with " + wrote.error().message());
+  if (!wrote.ok()) scenario_fail(ClauseId::T_BLOCKING, "a blocking write on a ring with a freed slot ended with " + wrote.error().message());
   if (after(wrote, freed) > kLostAfterNs)
-    scenario_fail("F-WAKE", "a writer asleep on a full ring woke " + std::to_string(ms(after(wrote, freed))) +
+    scenario_fail(ClauseId::F_WAKE, "a writer asleep on a full ring woke " + std::to_string(ms(after(wrote, freed))) +
                                 " ms after a slot was freed: the space wake-up was lost");
-  record_clause("T-BLOCKING");
+  c.record(ClauseId::T_BLOCKING);
   drain(*c.daemon);
 }
 
@@ -202,10 +202,10 @@ std::string burst(Cluster& c, DriverProcess& writer, DriverProcess& reader) {
   w.join();
   echo.join();
   thrown.rethrow();
-  if (!failure.empty()) scenario_fail("T-BLOCKING", failure);
-  if (!writer_error.empty()) scenario_fail("T-BLOCKING", writer_error);
-  if (!echo_error.empty()) scenario_fail("T-BLOCKING", echo_error);
-  record_clause("T-BLOCKING");
+  if (!failure.empty()) scenario_fail(ClauseId::T_BLOCKING, failure);
+  if (!writer_error.empty()) scenario_fail(ClauseId::T_BLOCKING, writer_error);
+  if (!echo_error.empty()) scenario_fail(ClauseId::T_BLOCKING, echo_error);
+  c.record(ClauseId::T_BLOCKING);
   return "a " + std::to_string(kBurst) + "-message burst through full rings in both directions (longest gap " +
          std::to_string(static_cast<long>(ms(longest))) + " ms)";
 }
@@ -215,11 +215,11 @@ std::string burst(Cluster& c, DriverProcess& writer, DriverProcess& reader) {
 // wait that receives the message into a private stash reads it second.
 void wait_leaves_the_message(Cluster& c, DriverProcess& client, std::mt19937_64& rng) {
   wake_round(c, *c.daemon, client, write_request(5000, 2), "a low message", rng);
-  c.must(client, write_request(5001, 0), "R-ORDER");
-  const Reply first = c.must(*c.daemon, {{"op", "read"}}, "R-ORDER");
-  record_clause("R-ORDER");
+  c.must(client, write_request(5001, 0), ClauseId::R_ORDER);
+  const Reply first = c.must(*c.daemon, {{"op", "read"}}, ClauseId::R_ORDER);
+  c.record(ClauseId::R_ORDER);
   if (id_of(first) != std::optional<std::uint64_t>(5001))
-    scenario_fail("R-ORDER", "after a wait returned for a low message, a critical one was written; the next read returned " +
+    scenario_fail(ClauseId::R_ORDER, "after a wait returned for a low message, a critical one was written; the next read returned " +
                                  std::string(id_of(first) == std::optional<std::uint64_t>(5000)
                                                  ? "the low one: the wait took the message it waited for"
                                                  : "something else") +
@@ -233,14 +233,14 @@ void after_shutdown(Cluster& c, DriverProcess& client) {
   const Reply w = client.call(write_request(4000, 2));
   c.step("client: write after the shutdown -> " + (w.ok() ? std::string("Ok") : w.error().message()));
   if (w.ok() || w.error().code != shm::ErrorCode::Disconnected)
-    scenario_fail("T-SHUTDOWN", "a client's write after the daemon's shutdown answered " +
+    scenario_fail(ClauseId::T_SHUTDOWN, "a client's write after the daemon's shutdown answered " +
                                     (w.ok() ? std::string("Ok (acknowledged, though no daemon will read it)") : w.error().message()) +
                                     ", not Disconnected");
   DriverProcess& late = c.start("client after the shutdown");
   const Reply r = late.call(c.connect_request());
   c.step("new client: connect after the shutdown -> " + (r.ok() ? std::string("Ok") : r.error().message()));
   if (r.ok() || (r.error().code != shm::ErrorCode::Disconnected && r.error().code != shm::ErrorCode::NotFound))
-    scenario_fail("T-SHUTDOWN", "a new client's connect after the daemon's shutdown answered " +
+    scenario_fail(ClauseId::T_SHUTDOWN, "a new client's connect after the daemon's shutdown answered " +
                                     (r.ok() ? std::string("Ok") : r.error().message()) + ", not Disconnected (or NotFound)");
 }
 
@@ -252,7 +252,7 @@ std::string shutdown_wakes_all(Cluster& c, DriverProcess& client) {
   if (c.params().claims("write_blocking")) {
     DriverProcess& a = c.add_client("blocked writer 1");
     DriverProcess& b = c.add_client("blocked writer 2");
-    fill(a, 3000, "T-SHUTDOWN");
+    fill(a, 3000, ClauseId::T_SHUTDOWN);
     for (DriverProcess* p : {&a, &b}) {
       p->send({{"op", "write_blocking"}, {"priority", 2}, {"data", driver::to_hex(message_payload(3999, 16))}, {"timeout_ms", kWaitMs}});
       sleepers.push_back(p);
@@ -260,20 +260,20 @@ std::string shutdown_wakes_all(Cluster& c, DriverProcess& client) {
     }
   }
   std::this_thread::sleep_for(100ms);  // asleep or not, each must learn of it
-  const Reply down = c.must(*c.daemon, {{"op", "shutdown"}}, "T-SHUTDOWN");
+  const Reply down = c.must(*c.daemon, {{"op", "shutdown"}}, ClauseId::T_SHUTDOWN);
   std::uint64_t last = 0;
   for (std::size_t i = 0; i < sleepers.size(); ++i) {
     const Reply woke = sleepers[i]->receive(std::chrono::milliseconds(kWaitMs + 10000));
     if (woke.ok() || woke.error().code != shm::ErrorCode::Disconnected)
-      scenario_fail("T-SHUTDOWN", what[i] + " saw the daemon's shutdown as " +
+      scenario_fail(ClauseId::T_SHUTDOWN, what[i] + " saw the daemon's shutdown as " +
                                       (woke.ok() ? std::string("Ok") : woke.error().message()) + ", not Disconnected");
     if (after(woke, down) > kLostAfterNs)
-      scenario_fail("T-SHUTDOWN", what[i] + " learned of the shutdown only " + std::to_string(ms(after(woke, down))) +
+      scenario_fail(ClauseId::T_SHUTDOWN, what[i] + " learned of the shutdown only " + std::to_string(ms(after(woke, down))) +
                                       " ms later, when its sleep slice ran out: shutdown must wake every sleeper");
     last = std::max(last, after(woke, down));
   }
   after_shutdown(c, client);
-  record_clause("T-SHUTDOWN");
+  c.record(ClauseId::T_SHUTDOWN);
   return std::to_string(sleepers.size()) + " sleepers woken by the shutdown within " +
          std::to_string(static_cast<long>(ms(last))) + " ms, then a write and a connect refused";
 }
@@ -291,16 +291,16 @@ void daemon_killed(Cluster& c) {
     }
   } steps{k, c};
   if (!k.start_daemon(k.daemon, "daemon", Placement::OwnProcess).ok())
-    scenario_fail("T-KILLED", "the driver could not create a segment");
+    scenario_fail(ClauseId::T_KILLED, "the driver could not create a segment");
   DriverProcess& client = k.add_client("client");
   k.daemon->kill9();
   k.step("daemon killed (SIGKILL)");
   const Reply w = client.call(write_request(8000, 2));
-  record_clause("T-KILLED");
-  if (!w.ok()) scenario_fail("T-KILLED", "a client's write after the daemon died answered " + w.error().message() + ", not Ok");
+  c.record(ClauseId::T_KILLED);
+  if (!w.ok()) scenario_fail(ClauseId::T_KILLED, "a client's write after the daemon died answered " + w.error().message() + ", not Ok");
   const Reply wait = client.call({{"op", "wait"}, {"timeout_ms", kWaitMs}}, std::chrono::milliseconds(kWaitMs + 10000));
   if (wait.ok() || wait.error().code != shm::ErrorCode::Disconnected)
-    scenario_fail("T-WAIT", "a client waiting on a killed daemon's segment got " +
+    scenario_fail(ClauseId::T_WAIT, "a client waiting on a killed daemon's segment got " +
                                 (wait.ok() ? std::string("Ok") : wait.error().message()) + ", not Disconnected");
 }
 
@@ -367,7 +367,7 @@ CheckResult run_wakeup(const Params& params) {
   std::mt19937_64 rng(params.seed);
   std::vector<std::string> notes;
   try {
-    if (!c.start_daemon(c.daemon).ok()) scenario_fail("G-FIT", "the driver could not create a segment");
+    if (!c.start_daemon(c.daemon).ok()) scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
     DriverProcess& client = c.add_client("client");
     expect_delivery(c, client, *c.daemon);
     for (const auto& phase : phases(rounds)) {

@@ -11,7 +11,7 @@ die() { log "error: $*"; exit 2; }
 # Debian packages, by what needs them: each script installs only its own.
 MEMLINK_BUILD_PACKAGES=(cmake ninja-build g++ ccache)
 # The suite, the chaos runner and the reference driver (scripts/conformance, scripts/chaos).
-MEMLINK_CONFORMANCE_PACKAGES=("${MEMLINK_BUILD_PACKAGES[@]}" librapidcheck-dev libcli11-dev nlohmann-json3-dev)
+MEMLINK_CONFORMANCE_PACKAGES=("${MEMLINK_BUILD_PACKAGES[@]}" python3 librapidcheck-dev libcli11-dev nlohmann-json3-dev)
 # The benchmarks and their peers (scripts/bench): Boost.Interprocess, ZeroMQ, iceoryx.
 MEMLINK_BENCH_PACKAGES=("${MEMLINK_CONFORMANCE_PACKAGES[@]}" libgtest-dev libbenchmark-dev libboost-dev libzmq3-dev
                         python3-matplotlib iceoryx libiceoryx-posh-dev)

@@ -107,10 +107,12 @@ void produce(ThreadApi& api, RunRecord& rec, const Config& c, bool blocking_mode
       } else if (err->code == ErrorCode::InvalidState) {
         W.result = Result::NotSent;
         W.error = err->detail;
+        W.error_code = err->code;
         W.claim_ns = api.point_time("write.after-claim");
       } else {
         W.result = Result::Error;
         W.error = std::string(shm::to_string(err->code)) + ": " + err->detail;
+        W.error_code = err->code;
         if (!rec.corruption) return;
         api.spin();
       }
@@ -123,6 +125,14 @@ bool producers_done(const ThreadApi& api, int n) {
   for (int t = 0; t < n; ++t)
     if (!api.finished(t) && !api.is_dead(t)) return false;
   return true;
+}
+
+// SPEC E-CODES: CorruptSegment's detail starts with the failing field's
+// name, "ring[c2d/high].slot[3].checksum: ..." -> "checksum".
+std::string named_field(const std::string& detail) {
+  const std::string name = detail.substr(0, detail.find(':'));
+  const auto dot = name.rfind('.');
+  return dot == std::string::npos ? name : name.substr(dot + 1);
 }
 
 ReadRecord read_record(ThreadApi& api, const shm::Result<shm::MessageInfo>& m, std::span<const std::byte> buf,
@@ -142,6 +152,7 @@ ReadRecord read_record(ThreadApi& api, const shm::Result<shm::MessageInfo>& m, s
     r.take_ns = api.point_time("read.after-take-cas");
   } else if (m.code() != ErrorCode::Empty) {
     r.error = std::string(shm::to_string(m.code())) + ": " + m.error().text();
+    if (m.code() == ErrorCode::CorruptSegment) r.corrupt_field = named_field(m.error().detail);
   }
   return r;
 }
@@ -460,7 +471,7 @@ class SegmentScenario : public Scenario {
       if (api.tearing_down()) return;
       if (!s && s.code() == ErrorCode::Disconnected) return;
       if (!s && s.code() != ErrorCode::Timeout)
-        record.violations.push_back("[T-WAIT] the daemon's wait failed: " + s.error().message());
+        record.violations.push_back(Violation{ClauseId::T_WAIT, "the daemon's wait failed: " + s.error().message()});
     }
   }
   Config c_;
@@ -517,7 +528,7 @@ class TakeoverScenario final : public SegmentScenario {
         break;
       }
       if (d.code() != ErrorCode::AlreadyExists)
-        record.violations.push_back("[K-TAKEOVER] daemon B could not start: " + d.error().message());
+        record.violations.push_back(Violation{ClauseId::K_TAKEOVER, "daemon B could not start: " + d.error().message()});
       for (int i = 0; i < 4; ++i) api.spin();
     }
     if (!successor_) return;
@@ -578,26 +589,28 @@ shm::Result<std::unique_ptr<Scenario>> make_scenario(const Config& c) {
   return std::unique_ptr<Scenario>(std::move(s));
 }
 
-std::vector<const char*> clauses_of(const Config& c) {
+std::vector<ClauseId> clauses_of(const Config& c) {
+  using C = ClauseId;
   if (c.scenario == "ring")
-    return {"R-CLAIM", "R-RELEASE", "R-FIFO", "R-CAPACITY", "R-VISIBLE", "S-TRANSITIONS", "S-PUBLISH",
-            "K-STALE", "K-WRITING", "K-CLAIMED", "T-LOAN"};
+    return {C::R_CLAIM, C::R_RELEASE, C::R_FIFO, C::R_CAPACITY, C::R_VISIBLE, C::S_TRANSITIONS, C::S_PUBLISH,
+            C::K_STALE, C::K_WRITING, C::K_CLAIMED, C::T_LOAN};
   if (c.scenario == "transport")
-    return {"R-CLAIM", "R-RELEASE", "R-FIFO", "R-ORDER", "R-CAPACITY", "R-VISIBLE", "S-PUBLISH", "T-SEQ",
-            "T-WAIT", "T-BLOCKING", "T-COUNTERS", "F-WAKE", "K-STALE", "K-WRITING", "K-CLAIMED", "T-LOAN"};
+    return {C::R_CLAIM, C::R_RELEASE, C::R_FIFO,     C::R_ORDER,    C::R_CAPACITY, C::R_VISIBLE, C::S_PUBLISH, C::T_SEQ,
+            C::T_WAIT,  C::T_BLOCKING, C::T_COUNTERS, C::F_WAKE,    C::K_STALE,    C::K_WRITING, C::K_CLAIMED, C::T_LOAN};
   if (c.scenario == "takeover")
-    return {"K-TAKEOVER", "K-FENCE", "K-TWO-STEP", "K-LOCK", "R-FIFO", "R-ORDER", "F-WAKE", "T-SEQ", "T-COUNTERS",
-            "T-LOAN"};
-  return {"V-SLOT", "V-ONCE", "S-CHECKSUM"};
+    return {C::K_TAKEOVER, C::K_FENCE, C::K_TWO_STEP, C::K_LOCK, C::R_FIFO, C::R_ORDER, C::F_WAKE, C::T_SEQ, C::T_COUNTERS,
+            C::T_LOAN};
+  return {C::V_SLOT, C::V_ONCE, C::S_CHECKSUM};
 }
 
 // ------------------------------------------------------------------ checks
 
-std::vector<std::string> check_run(const Config& c, const RunRecord& r, const Execution& e) {
-  std::vector<std::string> v;
+std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Execution& e) {
+  std::vector<Violation> v;
+  // The scheduler's own findings (a run that never ends, a thread that
+  // never returns): with a death in the run, recovery's; else a wait's.
   const bool deaths = !e.died.empty();
-  for (const std::string& s : e.violations)
-    v.push_back(s.rfind("[", 0) == 0 ? s : (deaths ? "[K-STALE] " : "[T-WAIT] ") + s);
+  for (const std::string& s : e.violations) v.push_back(Violation{deaths ? ClauseId::K_STALE : ClauseId::T_WAIT, s});
   v.insert(v.end(), r.violations.begin(), r.violations.end());
 
   std::map<std::uint64_t, const WriteRecord*> by_id;
@@ -606,53 +619,57 @@ std::vector<std::string> check_run(const Config& c, const RunRecord& r, const Ex
   for (const ReadRecord& rd : r.reads) {
     if (!rd.ok) {
       if (!rd.error.empty() && !r.corruption)
-        v.push_back(std::string(rd.error.find("checksum") != std::string::npos ||
-                                        rd.error.find("length") != std::string::npos
-                                    ? "[S-PUBLISH]"
-                                    : "[V-SLOT]") +
-                    " a read on a healthy ring failed: " + rd.error);
+        // A slot a healthy writer published whose length or checksum does not
+        // hold was published before it was filled (S-PUBLISH); another field
+        // refused is the reader's validation gone wrong (V-SLOT). The field
+        // is the one CorruptSegment names (SPEC E-CODES).
+        v.push_back(Violation{rd.corrupt_field == "checksum" || rd.corrupt_field == "length" ? ClauseId::S_PUBLISH
+                                                                                            : ClauseId::V_SLOT,
+                              "a read on a healthy ring failed: " + rd.error});
       continue;
     }
     ++delivered[rd.id];
     auto it = by_id.find(rd.id);
     if (it == by_id.end()) {
-      v.push_back("[V-SLOT] delivered a message nobody wrote (id " + std::to_string(rd.id) + ", " +
-                  std::to_string(rd.length) + " bytes)");
+      v.push_back(Violation{ClauseId::V_SLOT, "delivered a message nobody wrote (id " + std::to_string(rd.id) + ", " +
+                  std::to_string(rd.length) + " bytes)"});
       continue;
     }
     const WriteRecord& w = *it->second;
     if (!rd.intact || rd.length != w.length)
-      v.push_back(std::string(r.corruption ? "[V-ONCE]" : "[S-PUBLISH]") + " delivered message #" + std::to_string(rd.id) +
-                  " differs from what was written (" + std::to_string(rd.length) + " bytes delivered, " +
-                  std::to_string(w.length) + " written" + (rd.intact ? "" : ", payload bytes differ") + ")");
+      v.push_back(Violation{r.corruption ? ClauseId::V_ONCE : ClauseId::S_PUBLISH,
+                            "delivered message #" + std::to_string(rd.id) + " differs from what was written (" +
+                                std::to_string(rd.length) + " bytes delivered, " + std::to_string(w.length) + " written" +
+                                (rd.intact ? "" : ", payload bytes differ") + ")"});
     if (rd.priority != w.priority)
-      v.push_back("[R-ORDER] message #" + std::to_string(rd.id) + " was written " + std::string(shm::to_string(w.priority)) +
-                  " and delivered " + std::string(shm::to_string(rd.priority)));
+      v.push_back(Violation{ClauseId::R_ORDER, "message #" + std::to_string(rd.id) + " was written " + std::string(shm::to_string(w.priority)) +
+                  " and delivered " + std::string(shm::to_string(rd.priority))});
     if (w.result != Result::Ok && w.result != Result::Pending)
-      v.push_back(std::string(w.result == Result::NotSent ? "[K-CLAIMED]" : "[R-CAPACITY]") + " message #" +
-                  std::to_string(rd.id) + " was delivered although its write returned " + result_name(w.result));
+      v.push_back(Violation{w.result == Result::NotSent ? ClauseId::K_CLAIMED : ClauseId::R_CAPACITY,
+                            "message #" + std::to_string(rd.id) + " was delivered although its write returned " +
+                                result_name(w.result)});
   }
   for (const WriteRecord& w : r.writes) {
     const int n = delivered.count(w.id) ? delivered.at(w.id) : 0;
     if (n > 1)
-      v.push_back("[K-READING] message #" + std::to_string(w.id) + " was delivered " + std::to_string(n) +
-                  " times; no consumer died, so once is the most");
+      v.push_back(Violation{ClauseId::K_READING, "message #" + std::to_string(w.id) + " was delivered " + std::to_string(n) +
+                  " times; no consumer died, so once is the most"});
     if (w.result == Result::Ok && n == 0 && !r.corruption)
-      v.push_back("[S-PUBLISH] message #" + std::to_string(w.id) + " was acknowledged (" + std::string(shm::to_string(w.priority)) +
-                  ", step " + std::to_string(w.response) + ") and never delivered");
+      v.push_back(Violation{ClauseId::S_PUBLISH, "message #" + std::to_string(w.id) + " was acknowledged (" + std::string(shm::to_string(w.priority)) +
+                  ", step " + std::to_string(w.response) + ") and never delivered"});
     if (w.result == Result::Error && !r.corruption)
-      v.push_back(std::string(w.error.find("Disconnected") != std::string::npos ? "[K-FENCE]" : "[R-RELEASE]") +
-                  " a write on a healthy segment failed: " + w.error);
+      v.push_back(Violation{w.error_code == shm::ErrorCode::Disconnected ? ClauseId::K_FENCE : ClauseId::R_RELEASE,
+                            "a write on a healthy segment failed: " + w.error});
     if (w.result == Result::NotSent && w.response_ns - w.claim_ns < r.claim_timeout_ns)
-      v.push_back("[K-CLAIMED] write #" + std::to_string(w.id) + " was told its position was reclaimed after it stalled " +
+      v.push_back(Violation{ClauseId::K_CLAIMED, "write #" + std::to_string(w.id) + " was told its position was reclaimed after it stalled " +
                   std::to_string((w.response_ns - w.claim_ns) / 1000) + " us, less than the claim timeout of " +
-                  std::to_string(r.claim_timeout_ns / 1000) + " us");
+                  std::to_string(r.claim_timeout_ns / 1000) + " us"});
     if (w.result == Result::Timeout) {
       const std::uint64_t took = w.response_ns - w.invoke_ns;
       const std::uint64_t stalled = e.stalled_ns[static_cast<std::size_t>(w.thread)];  // off its CPU
       if (took < r.blocking_timeout_ns || took > r.blocking_timeout_ns + 2 * r.sleep_slice_ns + stalled)
-        v.push_back("[T-BLOCKING] write_blocking with a " + std::to_string(r.blocking_timeout_ns / 1000) +
-                    " us timeout returned Timeout after " + std::to_string(took / 1000) + " us");
+        v.push_back(Violation{ClauseId::T_BLOCKING, "write_blocking with a " + std::to_string(r.blocking_timeout_ns / 1000) +
+                    " us timeout returned Timeout after " + std::to_string(took / 1000) + " us"});
     }
   }
   // T-SEQ: a message's number is its position in its ring: unique per
@@ -665,9 +682,9 @@ std::vector<std::string> check_run(const Config& c, const RunRecord& r, const Ex
       if (!rd.ok || !by_id.count(rd.id)) continue;
       auto [it, fresh] = seq_owner.emplace(std::pair{rd.priority, rd.sequence}, rd.id);
       if (!fresh && it->second != rd.id)
-        v.push_back("[T-SEQ] messages #" + std::to_string(it->second) + " and #" + std::to_string(rd.id) +
+        v.push_back(Violation{ClauseId::T_SEQ, "messages #" + std::to_string(it->second) + " and #" + std::to_string(rd.id) +
                     " both carry sequence number " + std::to_string(rd.sequence) + " in the " +
-                    std::string(shm::to_string(rd.priority)) + " ring");
+                    std::string(shm::to_string(rd.priority)) + " ring"});
       const WriteRecord& w = *by_id.at(rd.id);
       per_writer[{w.thread, rd.priority}].push_back({w.invoke, rd.sequence});
     }
@@ -676,8 +693,8 @@ std::vector<std::string> check_run(const Config& c, const RunRecord& r, const Ex
       std::sort(seqs.begin(), seqs.end());
       for (std::size_t i = 1; i < seqs.size(); ++i)
         if (seqs[i].second <= seqs[i - 1].second)
-          v.push_back("[T-SEQ] writer-" + std::to_string(writer) + "'s sequence numbers do not increase in its write order (" +
-                      std::to_string(seqs[i - 1].second) + " then " + std::to_string(seqs[i].second) + ")");
+          v.push_back(Violation{ClauseId::T_SEQ, "writer-" + std::to_string(writer) + "'s sequence numbers do not increase in its write order (" +
+                      std::to_string(seqs[i - 1].second) + " then " + std::to_string(seqs[i].second) + ")"});
     }
     // Dense only for a single writer: another writer may fill the ring
     // between one writer's Full check and its claim (T-SEQ).
@@ -694,9 +711,9 @@ std::vector<std::string> check_run(const Config& c, const RunRecord& r, const Ex
     }
     for (const auto& [p, count_highest] : per_ring)
       if (clean && count_highest.second + 1 != count_highest.first)
-        v.push_back("[T-SEQ] " + std::to_string(count_highest.first) + " messages were delivered from the " +
+        v.push_back(Violation{ClauseId::T_SEQ, "" + std::to_string(count_highest.first) + " messages were delivered from the " +
                     std::string(shm::to_string(p)) + " ring but their sequence numbers run up to " +
-                    std::to_string(count_highest.second) + ": a refused write took a number, or a number was skipped");
+                    std::to_string(count_highest.second) + ": a refused write took a number, or a number was skipped"});
   }
   // T-COUNTERS: client_head counts the c2d messages published (a write that
   // died may or may not have counted), daemon_tail those delivered.
@@ -708,18 +725,18 @@ std::vector<std::string> check_run(const Config& c, const RunRecord& r, const Ex
     }
     for (const ReadRecord& rd : r.reads) reads += rd.ok;
     if (*r.client_head < ok || *r.client_head > ok + pending)
-      v.push_back("[T-COUNTERS] client_head is " + std::to_string(*r.client_head) + " after " + std::to_string(ok) +
-                  " acknowledged writes (and " + std::to_string(pending) + " that died)");
+      v.push_back(Violation{ClauseId::T_COUNTERS, "client_head is " + std::to_string(*r.client_head) + " after " + std::to_string(ok) +
+                  " acknowledged writes (and " + std::to_string(pending) + " that died)"});
     if (r.daemon_tail && *r.daemon_tail != reads)
-      v.push_back("[T-COUNTERS] daemon_tail is " + std::to_string(*r.daemon_tail) + " after " + std::to_string(reads) +
-                  " deliveries to the daemon");
+      v.push_back(Violation{ClauseId::T_COUNTERS, "daemon_tail is " + std::to_string(*r.daemon_tail) + " after " + std::to_string(reads) +
+                  " deliveries to the daemon"});
   }
   // K-FENCE: the replaced daemon took nothing after the new epoch began.
   if (r.takeover_thread >= 0 && r.takeover_ns > 0)
     for (const ReadRecord& rd : r.reads)
       if (rd.ok && rd.thread == r.fenced_thread && rd.take_ns > r.takeover_ns)
-        v.push_back("[K-FENCE] the replaced daemon took message #" + std::to_string(rd.id) + " " +
-                    std::to_string((rd.take_ns - r.takeover_ns) / 1000) + " us after its successor began a new epoch");
+        v.push_back(Violation{ClauseId::K_FENCE, "the replaced daemon took message #" + std::to_string(rd.id) + " " +
+                    std::to_string((rd.take_ns - r.takeover_ns) / 1000) + " us after its successor began a new epoch"});
   // Linearizability against the queue specification (R-FIFO, R-ORDER,
   // R-CAPACITY, R-VISIBLE), over the operations whose outcome is known.
   if (!r.corruption && v.empty()) {
@@ -766,19 +783,19 @@ std::vector<std::string> check_run(const Config& c, const RunRecord& r, const Ex
                    b.invoke < a.response;
     if (!overlap) {
       const auto lin = check_linearizable(h, r.capacity);
-      if (!lin.linearizable)
-        v.push_back("[R-FIFO] the history is not linearizable against R-CAPACITY, R-FIFO, R-ORDER and R-VISIBLE: " +
-                    lin.explanation);
+      if (lin.decided && !lin.linearizable)
+        v.push_back(Violation{ClauseId::R_FIFO, "the history is not linearizable against R-CAPACITY, R-FIFO, R-ORDER and R-VISIBLE: " +
+                    lin.explanation});
     } else {
       for (Priority p : shm::kAllPriorities) {
         std::vector<HistoryOp> ring;
         for (const HistoryOp& op : h)
           if (op.priority == p && (op.kind == HistoryOp::Kind::Write || op.ok)) ring.push_back(op);
         const auto lin = check_linearizable(ring, r.capacity);
-        if (!lin.linearizable)
-          v.push_back("[R-FIFO] the " + std::string(shm::to_string(p)) +
+        if (lin.decided && !lin.linearizable)
+          v.push_back(Violation{ClauseId::R_FIFO, "the " + std::string(shm::to_string(p)) +
                       " ring's history (a replaced daemon's read overlapped its successor's) is not linearizable "
-                      "against R-CAPACITY, R-FIFO and R-VISIBLE: " + lin.explanation);
+                      "against R-CAPACITY, R-FIFO and R-VISIBLE: " + lin.explanation});
       }
     }
   }
@@ -823,10 +840,11 @@ std::vector<std::string> describe_run(const Config& c, const RunRecord& r) {
 namespace memlink::conformance::explore {
 
 Timeline run_timeline(const Config& c, const RunRecord& r, const Execution& e, const std::vector<std::string>& names,
-                      const std::string& violation, const std::string& replay) {
+                      const Violation& broken, const std::string& replay) {
+  const std::string violation = broken.describe();
   Timeline t;
   t.title = "memlink-conformance: exploration, scenario " + c.text();
-  t.clause = violation.size() > 2 && violation[0] == '[' ? violation.substr(1, violation.find(']') - 1) : "";
+  t.clause = std::string(broken.clause.name());
   t.explanation = violation;
   t.replay = replay;
   t.unit = "steps";

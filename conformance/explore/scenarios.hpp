@@ -17,6 +17,10 @@
 //             was written
 #pragma once
 
+#include <optional>
+
+#include "../verdict.hpp"
+
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -55,6 +59,7 @@ struct WriteRecord {
   std::uint32_t length = 0;
   Result result = Result::Pending;  // Pending at the end: its thread died during the call
   std::string error;
+  std::optional<shm::ErrorCode> error_code;  // Error, NotSent: the code
   bool blocking = false;
   std::uint64_t invoke = 0, response = 0;         // steps
   std::uint64_t invoke_ns = 0, response_ns = 0;   // virtual time
@@ -70,6 +75,7 @@ struct ReadRecord {
   std::uint32_t length = 0;
   bool intact = true;      // payload bytes are exactly what was written for `id`
   std::string error;       // a failed read's error, if not Empty
+  std::string corrupt_field;  // CorruptSegment: the field its detail names (SPEC E-CODES)
   std::uint64_t invoke = 0, response = 0;
   std::uint64_t take_ns = 0;  // when the take CAS happened (read.after-take-cas)
 };
@@ -77,7 +83,7 @@ struct ReadRecord {
 struct RunRecord {
   std::vector<WriteRecord> writes;
   std::vector<ReadRecord> reads;
-  std::vector<std::string> violations;  // seen by a thread as it happened
+  std::vector<Violation> violations;  // seen by a thread as it happened
   std::array<std::uint32_t, shm::kPriorityCount> capacity{};
   std::uint64_t claim_timeout_ns = 0;
   std::uint64_t blocking_timeout_ns = 0;
@@ -108,21 +114,20 @@ class Scenario {
 // Sets up memory (or a segment) for one run of `c`; an error if it cannot.
 shm::Result<std::unique_ptr<Scenario>> make_scenario(const Config& c);
 
-// Every violation of the run, each starting with the clause it breaks
-// ("[R-FIFO] ..."): the scheduler's, the threads', and the history's.
-std::vector<std::string> check_run(const Config& c, const RunRecord& r, const Execution& e);
+// Every violation of the run: the scheduler's, the threads', and the history's.
+std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Execution& e);
 
 // The run as text, for a counterexample: operations in step order.
 std::vector<std::string> describe_run(const Config& c, const RunRecord& r);
 
 // The clauses a run of this scenario exercises.
-std::vector<const char*> clauses_of(const Config& c);
+std::vector<ClauseId> clauses_of(const Config& c);
 
 // A failing run as a picture (timeline.hpp): one lane per thread (a process
 // of its own), writes and reads as bars over scheduler steps, deaths and
 // stalls marked, the operations on the messages the first violation names
 // highlighted.
 Timeline run_timeline(const Config& c, const RunRecord& r, const Execution& e, const std::vector<std::string>& names,
-                      const std::string& violation, const std::string& replay);
+                      const Violation& violation, const std::string& replay);
 
 }  // namespace memlink::conformance::explore

@@ -43,7 +43,7 @@ int run_suite_on(const std::string& adapter) {
     const CheckResult r = run_check(def, params);
     ++ran;
     std::printf("%s on %s: %s", def.name, adapter.c_str(), r.failure ? "FAIL" : "pass");
-    if (r.failure) std::printf(" (clause %s)", r.failure->clause.c_str());
+    if (r.failure) std::printf(" (clause %s)", std::string(r.failure->clause.name()).c_str());
     std::printf(", %d cases\n", r.cases);
     failed += r.failure.has_value();
   }

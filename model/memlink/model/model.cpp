@@ -8,8 +8,8 @@
 namespace memlink::model {
 namespace {
 
-Outcome ok(std::string clause) { return Outcome{std::nullopt, std::move(clause), {}, 0, 0}; }
-Outcome fail(ErrorCode code, std::string clause) { return Outcome{code, std::move(clause), {}, 0, 0}; }
+Outcome ok(ClauseId clause) { return Outcome{std::nullopt, clause, {}, 0, 0}; }
+Outcome fail(ErrorCode code, ClauseId clause) { return Outcome{code, clause, {}, 0, 0}; }
 
 bool has_writer(Direction d) { return d == Direction::ClientToDaemon; }  // c2d is written by clients
 
@@ -63,9 +63,9 @@ Model::Model(const Config& config, std::uint32_t n) : config_(config) {
 
 // T-SHUTDOWN, T-TOO-LARGE, R-CAPACITY: the reasons a write changes nothing.
 std::optional<Outcome> Model::refuse_write(Direction d, Priority p, std::size_t size) const {
-  if (shutdown_) return fail(ErrorCode::Disconnected, "T-SHUTDOWN");
-  if (size > config_.slot_size) return fail(ErrorCode::MessageTooLarge, "T-TOO-LARGE");
-  if (ring(d, p).entries.size() == ring(d, p).capacity) return fail(ErrorCode::Full, "R-CAPACITY");
+  if (shutdown_) return fail(ErrorCode::Disconnected, ClauseId::T_SHUTDOWN);
+  if (size > config_.slot_size) return fail(ErrorCode::MessageTooLarge, ClauseId::T_TOO_LARGE);
+  if (ring(d, p).entries.size() == ring(d, p).capacity) return fail(ErrorCode::Full, ClauseId::R_CAPACITY);
   return std::nullopt;
 }
 
@@ -84,14 +84,14 @@ Outcome Model::write(Direction d, Priority p, std::span<const std::byte> payload
   r.entries.push_back(Entry{r.head, SlotState::Ready, Message{p, seq, {payload.begin(), payload.end()}}, false, false, false, std::nullopt});
   ++r.head;                                 // R-CLAIM
   if (has_writer(d)) ++client_head_;        // T-COUNTERS
-  Outcome o = ok("S-PUBLISH");              // acknowledged once Ready
+  Outcome o = ok(ClauseId::S_PUBLISH);              // acknowledged once Ready
   o.sequence = seq;
   return o;
 }
 
 Outcome Model::write_blocking(Direction d, Priority p, std::span<const std::byte> payload) {
   Outcome o = write(d, p, payload);
-  if (o.error == ErrorCode::Full) return fail(ErrorCode::Timeout, "T-BLOCKING");
+  if (o.error == ErrorCode::Full) return fail(ErrorCode::Timeout, ClauseId::T_BLOCKING);
   return o;
 }
 
@@ -149,22 +149,22 @@ Outcome Model::recover(Direction d) {
     for (Entry& e : ring(d, p).entries)
       if (e.state != SlotState::Ready) e.holder_dead = true;
   recover_tails(d);
-  return ok("K-STALE");
+  return ok(ClauseId::K_STALE);
 }
 
 Outcome Model::read_once(Direction d) {
   const auto p = ring_to_read(d);
-  if (!p) return fail(ErrorCode::Empty, "R-VISIBLE");
+  if (!p) return fail(ErrorCode::Empty, ClauseId::R_VISIBLE);
   Ring& r = ring(d, *p);
   Entry& oldest = r.entries.front();
-  if (oldest.state != SlotState::Ready) return fail(ErrorCode::InvalidState, "R-HELD");
+  if (oldest.state != SlotState::Ready) return fail(ErrorCode::InvalidState, ClauseId::R_HELD);
   if (oldest.corrupt) {  // V-SLOT: never delivered; dropped and counted
     r.entries.pop_front();
     ++r.tail;
     ++r.corrupt_skipped;
-    return fail(ErrorCode::CorruptSegment, "V-SLOT");
+    return fail(ErrorCode::CorruptSegment, ClauseId::V_SLOT);
   }
-  Outcome o = ok("R-ORDER");
+  Outcome o = ok(ClauseId::R_ORDER);
   o.message = std::move(oldest.message);
   r.entries.pop_front();
   ++r.tail;  // R-RELEASE
@@ -175,42 +175,42 @@ Outcome Model::read_once(Direction d) {
 // R-PEEK: what read() would return next, unconsumed; no checksum check.
 Outcome Model::peek(Direction d) const {
   const auto p = ring_to_read(d);
-  if (!p) return fail(ErrorCode::Empty, "R-PEEK");
+  if (!p) return fail(ErrorCode::Empty, ClauseId::R_PEEK);
   const Entry& oldest = ring(d, *p).entries.front();
-  if (oldest.state != SlotState::Ready) return fail(ErrorCode::InvalidState, "R-HELD");
-  if (oldest.peek_fails) return fail(ErrorCode::CorruptSegment, "V-SLOT");
-  Outcome o = ok("R-PEEK");
+  if (oldest.state != SlotState::Ready) return fail(ErrorCode::InvalidState, ClauseId::R_HELD);
+  if (oldest.peek_fails) return fail(ErrorCode::CorruptSegment, ClauseId::V_SLOT);
+  Outcome o = ok(ClauseId::R_PEEK);
   o.message = Message{oldest.message.priority, oldest.message.sequence, {}};
   o.length = static_cast<std::uint32_t>(oldest.message.payload.size());
   return o;
 }
 
 Outcome Model::set_backpressure(std::uint32_t permille) {
-  if (shutdown_) return fail(ErrorCode::Disconnected, "T-SHUTDOWN");
-  if (permille > shm::BACKPRESSURE_MAX) return fail(ErrorCode::InvalidArgument, "C-BACKPRESSURE");
+  if (shutdown_) return fail(ErrorCode::Disconnected, ClauseId::T_SHUTDOWN);
+  if (permille > shm::BACKPRESSURE_MAX) return fail(ErrorCode::InvalidArgument, ClauseId::C_BACKPRESSURE);
   backpressure_ = permille;
-  return ok("C-BACKPRESSURE");
+  return ok(ClauseId::C_BACKPRESSURE);
 }
 
 // V-CONNECT (the checks after validation), T-ENDPOINTS.
 Outcome Model::connect(std::uint16_t version) {
-  if (version != config_.protocol_version) return fail(ErrorCode::ProtocolMismatch, "V-CONNECT");
-  if (shutdown_) return fail(ErrorCode::Disconnected, "V-CONNECT");
+  if (version != config_.protocol_version) return fail(ErrorCode::ProtocolMismatch, ClauseId::V_CONNECT);
+  if (shutdown_) return fail(ErrorCode::Disconnected, ClauseId::V_CONNECT);
   ++client_count_;
-  return ok("T-ENDPOINTS");
+  return ok(ClauseId::T_ENDPOINTS);
 }
 
 Outcome Model::disconnect() {
   if (client_count_ > 0) --client_count_;
-  return ok("T-ENDPOINTS");
+  return ok(ClauseId::T_ENDPOINTS);
 }
 
 // M-PERSIST: a client unmaps and maps again; nothing in the segment changes.
-Outcome Model::reopen() { return ok("M-PERSIST"); }
+Outcome Model::reopen() { return ok(ClauseId::M_PERSIST); }
 
 Outcome Model::shutdown() {
   shutdown_ = true;
-  return ok("T-SHUTDOWN");
+  return ok(ClauseId::T_SHUTDOWN);
 }
 
 // S-TRANSITIONS: a writer that stops after claiming (or filling) leaves its
@@ -222,7 +222,7 @@ Outcome Model::stop_writer(Direction d, Priority p, WriterStop, std::span<const 
   const std::uint64_t seq = r.head;  // T-SEQ
   r.entries.push_back(Entry{r.head, SlotState::Writing, Message{p, seq, {payload.begin(), payload.end()}}, false, false, false, std::nullopt});
   ++r.head;
-  Outcome o = ok("S-TRANSITIONS");
+  Outcome o = ok(ClauseId::S_TRANSITIONS);
   o.sequence = seq;
   return o;
 }
@@ -231,12 +231,12 @@ Outcome Model::stop_writer(Direction d, Priority p, WriterStop, std::span<const 
 // (Done) the message it would read next; the slot keeps its position.
 Outcome Model::stop_reader(Direction d, ReaderStop where) {
   const auto p = ring_to_read(d);
-  if (!p) return fail(ErrorCode::Empty, "R-VISIBLE");
+  if (!p) return fail(ErrorCode::Empty, ClauseId::R_VISIBLE);
   Entry& oldest = ring(d, *p).entries.front();
-  if (oldest.state != SlotState::Ready) return fail(ErrorCode::InvalidState, "R-HELD");
+  if (oldest.state != SlotState::Ready) return fail(ErrorCode::InvalidState, ClauseId::R_HELD);
   if (oldest.corrupt) return read(d);  // the take drops it, as read() does
   oldest.state = where == ReaderStop::AfterTake ? SlotState::Reading : SlotState::Done;
-  Outcome o = ok("S-TRANSITIONS");
+  Outcome o = ok(ClauseId::S_TRANSITIONS);
   o.message = oldest.message;
   return o;
 }
@@ -263,7 +263,7 @@ bool Model::oldest_is_corruptible(Direction d, Priority p, Corruption c) const {
 }
 
 Outcome Model::corrupt_oldest(Direction d, Priority p, Corruption c) {
-  if (!oldest_is_corruptible(d, p, c)) return fail(ErrorCode::InvalidState, "V-SLOT");
+  if (!oldest_is_corruptible(d, p, c)) return fail(ErrorCode::InvalidState, ClauseId::V_SLOT);
   Entry& e = ring(d, p).entries.front();
   e.tampered = true;
   switch (c) {
@@ -288,7 +288,7 @@ Outcome Model::corrupt_oldest(Direction d, Priority p, Corruption c) {
     default:  // lengths past the slot, priority, position, sequence
       e.corrupt = e.peek_fails = true;
   }
-  return ok("V-SLOT");
+  return ok(ClauseId::V_SLOT);
 }
 
 bool Model::oldest_is_ready(Direction d, Priority p) const {

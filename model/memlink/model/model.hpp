@@ -19,13 +19,16 @@
 #include <vector>
 
 #include "memlink/shm/layout.hpp"
+#include "memlink/spec/clause_ids.hpp"
 #include "memlink/shm/priority.hpp"
 #include "memlink/shm/result.hpp"
 #include "memlink/shm/slot.hpp"
 
 namespace memlink::model {
 
-// Vocabulary shared with the reference (enums only; no behaviour).
+// Vocabulary shared with the reference (enums only; no behaviour), and the
+// clause ids of SPEC.md (generated from it at build time).
+using spec::ClauseId;
 using shm::Direction;
 using shm::ErrorCode;
 using shm::Priority;
@@ -59,7 +62,7 @@ struct Message {
 // The result the spec requires of one operation.
 struct Outcome {
   std::optional<ErrorCode> error;  // nullopt: Ok
-  std::string clause;              // the clause that decides this outcome
+  ClauseId clause = ClauseId::E_CODES;  // the clause that decides this outcome
   std::optional<Message> message;  // read and peek (peek: payload left empty)
   std::uint64_t sequence = 0;      // write: the sequence number taken
   std::uint32_t length = 0;        // peek: the payload length
