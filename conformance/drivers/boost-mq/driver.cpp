@@ -1,11 +1,13 @@
 // memlink conformance driver for Boost.Interprocess message_queue.
 //
-// Speaks conformance/DRIVER.md, protocol 1: one JSON request per line on
-// stdin, one JSON response per line on stdout. The suite starts one process
-// per role; this one becomes the daemon on `create` and a client on
-// `connect`. README.md in this folder explains the mapping and what Boost's
-// queue cannot promise (sequence numbers, two-step reads, and surviving a
-// process killed while it holds the queue's mutex).
+// Speaks conformance/DRIVER.md, protocol 2 (and protocol 1, which the suite
+// falls back to): one JSON request per line on stdin, one JSON response per
+// line on stdout. The suite starts one process per role; this one becomes
+// the daemon on `create` and a client on `connect`, and is fresh again after
+// `reset` (or a client's `disconnect`). README.md in this folder explains the
+// mapping and what Boost's queue cannot promise (sequence numbers, two-step
+// reads, and surviving a process killed while it holds the queue's mutex).
+// It includes nothing from the memlink tree: it builds alone (README.md).
 //
 // Build: g++ -std=c++20 -Wall -Wextra -O2 driver.cpp -lpthread -lrt
 // Usage: memlink-driver-boost-mq [--poll-ms N]
@@ -37,11 +39,10 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "memlink/shm/version.hpp"
 
 namespace bip = boost::interprocess;
 using json = nlohmann::ordered_json;  // ordered: responses read "id", "ok", then results
@@ -52,7 +53,18 @@ static_assert(std::endian::native == std::endian::little, "D-RECORD and D-PAYLOA
 
 namespace {
 
-constexpr int kProtocol = 1;
+// This driver's own version (--version; README.md says what changed).
+constexpr const char* kDriverVersion = "1.1";
+// DRIVER.md D-VERSION: the suite asks for 2 first, then falls back to 1.
+constexpr int kProtocol = 2;
+constexpr int kOldestProtocol = 1;
+// D-LIMITS: what `create` accepts, and refuses (InvalidArgument) outside.
+// segment_size only sizes the queues (see create), so SPEC's own range;
+// slot_size is Boost's max_msg_size, kept to SPEC's largest payload.
+constexpr std::uint64_t kMinSegmentSize = 4097;
+constexpr std::uint64_t kMaxSegmentSize = 268439552;
+constexpr std::uint64_t kMinSlotSize = 1;
+constexpr std::uint64_t kMaxSlotSize = 4096;
 constexpr std::size_t kMaxQueueMessages = 64;
 // Blocking calls (write_blocking, wait) sleep in slices this long and look at
 // the daemon between slices, like SPEC T-WAIT's sliced sleeps. A slice ending
@@ -105,6 +117,12 @@ Bytes from_hex(const std::string& s) {
   Bytes b(s.size() / 2);
   for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<std::uint8_t>(nibble(s[2 * i]) << 4 | nibble(s[2 * i + 1]));
   return b;
+}
+
+// Boost copies from this pointer; an empty message still needs a valid one.
+const void* bytes_of(const Bytes& b) {
+  static const std::uint8_t kNothing = 0;
+  return b.empty() ? &kNothing : b.data();
 }
 
 std::uint64_t monotonic_ns() {
@@ -363,9 +381,15 @@ class Driver {
 
   json dispatch(const json& req);
   json hello(const json& req);
+  json reset();
   json create(const json& req);
   json connect(const json& req);
   json disconnect();
+  // Drops this process's endpoint (mappings, stash, role) as its exit would.
+  void forget_endpoint();
+  // `{"sequence":0}` under protocol 1 (where it was required), else nothing:
+  // Boost has no sequence numbers (DRIVER.md D-IO, T-SEQ).
+  json sequence_field() const { return protocol_ == 1 ? json{{"sequence", 0}} : json::object(); }
   json write(const json& req, bool blocking);
   json read();
   json wait(const json& req);
@@ -388,6 +412,7 @@ class Driver {
   void consumer_loop(const Workload& w);
 
   const std::chrono::milliseconds poll_;
+  int protocol_ = kProtocol;  // what hello agreed on
   Role role_ = Role::None;
   std::string segment_;
   std::unique_ptr<Queue> c2d_, d2c_;
@@ -431,9 +456,35 @@ json Driver::serve(const std::string& line) {
   }
 }
 
+// DRIVER.md D-LIFECYCLE: hello, cleanup, arm, release and reset are valid in
+// every state; every other op of the protocol needs the role that performs
+// it (InvalidState otherwise) before it is looked at, or found Unsupported.
 json Driver::dispatch(const json& req) {
   const std::string op = string_field(req, "op");
   if (op == "hello") return hello(req);
+  if (op == "cleanup") return cleanup(req);
+  if (op == "reset") return reset();
+  if (op == "arm" || op == "release")
+    fail("Unsupported", "no crash or pause points: Boost's steps cannot be stopped between (no crash_points, pause_points)");
+
+  static const std::set<std::string> kOps = {
+      "create", "connect", "disconnect", "write",   "write_blocking", "read",        "peek",
+      "take",   "finish",  "wait",       "shutdown", "set_backpressure", "observe", "workload",
+      "stop_writer", "stop_reader", "recover", "corrupt"};
+  if (kOps.count(op) == 0) fail("Unsupported", "unknown op '" + op + "'");  // D-ERRORS: an op a driver does not know
+  const char* const role = role_ == Role::Daemon ? "the daemon" : "a client";
+  if (op == "create" || op == "connect") {
+    if (role_ != Role::None)
+      fail("InvalidState", std::string("this process is already ") + role + " of " + segment_ + "; " + op +
+                               (role_ == Role::Client ? " after disconnect or reset" : " after reset"));
+  } else if (role_ == Role::None) {
+    fail("InvalidState", op + " before create or connect (this process is fresh)");
+  } else if (op == "disconnect" && role_ != Role::Client) {
+    fail("InvalidState", "the daemon does not disconnect (shutdown, or reset)");
+  } else if ((op == "shutdown" || op == "set_backpressure") && role_ != Role::Daemon) {
+    fail("InvalidState", "a client cannot " + op + "; only the daemon can");
+  }
+
   if (op == "create") return create(req);
   if (op == "connect") return connect(req);
   if (op == "disconnect") return disconnect();
@@ -443,32 +494,81 @@ json Driver::dispatch(const json& req) {
   if (op == "wait") return wait(req);
   if (op == "shutdown") return shutdown();
   if (op == "workload") return workload(req);
-  if (op == "cleanup") return cleanup(req);
   if (op == "peek") fail("Unsupported", "Boost's message_queue cannot look at a message without receiving it");
   if (op == "take" || op == "finish")
     fail("Unsupported", "Boost's receive is destructive: there is no claimed-but-unfinished state (no two_step)");
-  fail("Unsupported", "unknown op '" + op + "'");  // DRIVER.md D-ERRORS: an op a driver does not know is Unsupported
+  if (op == "set_backpressure") fail("Unsupported", "Boost's message_queue has no backpressure word");
+  if (op == "observe") fail("Unsupported", "Boost's message_queue has no SPEC-observable state (no head, tail, slots)");
+  fail("Unsupported", op + ": Boost's steps cannot be stopped between or corrupted one field at a time (no stops)");
 }
 
 json Driver::hello(const json& req) {
   const std::uint64_t protocol = uint_field(req, "protocol");
-  if (protocol != kProtocol)
-    fail("ProtocolMismatch", "driver speaks protocol " + std::to_string(kProtocol) + ", suite asked for " +
-                                 std::to_string(protocol));
+  if (protocol != kProtocol && protocol != kOldestProtocol)
+    fail("ProtocolMismatch", "driver speaks protocols " + std::to_string(kOldestProtocol) + " and " +
+                                 std::to_string(kProtocol) + ", suite asked for " + std::to_string(protocol));
+  protocol_ = static_cast<int>(protocol);
+  json caps = {"priorities", "daemon_writes", "write_blocking", "wait", "crash_recovery", "workload", "cleanup"};
+  if (protocol_ == 1)  // exactly as before protocol 2
+    return {{"protocol", 1}, {"name", "boost-mq"}, {"version", BOOST_LIB_VERSION}, {"capabilities", caps}};
+  caps.push_back("reset");
   return {{"protocol", kProtocol},
           {"name", "boost-mq"},
           {"version", BOOST_LIB_VERSION},
-          {"capabilities", {"priorities", "daemon_writes", "write_blocking", "wait", "crash_recovery", "workload", "cleanup"}}};
+          {"capabilities", caps},
+          {"limits",
+           {{"segment_size", {{"min", kMinSegmentSize}, {"max", kMaxSegmentSize}}},
+            {"slot_size", {{"min", kMinSlotSize}, {"max", kMaxSlotSize}}}}}};
+}
+
+void Driver::forget_endpoint() {
+  stash_.reset();
+  c2d_.reset();
+  d2c_.reset();
+  role_ = Role::None;
+  segment_.clear();
+  instance_ = 0;
+  epoch_ = 0;
+  takeover_ = false;
+  shut_down_ = false;
+}
+
+// DRIVER.md D-RESET: ends the endpoint as this process's exit would, and
+// leaves it fresh. A daemon does not shut down: its queues and every message
+// in them stay, and its daemon file stays too, with pid 0 in place of ours,
+// so that everyone now judges it dead as they would once we exited (the
+// next create takes over, epoch + 1; clients write on, T-KILLED; cleanup may
+// remove it). A client just goes, and a message its `wait` took is lost, as
+// on exit.
+json Driver::reset() {
+  if (protocol_ == 1) fail("Unsupported", "protocol 1 has no reset (DRIVER.md D-VERSION)");
+  if (role_ == Role::Daemon && !shut_down_) {
+    const std::string file = daemon_file_path(segment_);
+    if (auto f = read_daemon_file(file); f && f->pid == ::getpid()) {
+      f->pid = 0;
+      write_daemon_file(file, *f);
+    }
+  }
+  if (stash_)
+    std::fprintf(stderr, "boost-mq driver pid %ld: reset drops the message wait took, as exit would\n",
+                 static_cast<long>(::getpid()));
+  forget_endpoint();
+  return json::object();
 }
 
 json Driver::create(const json& req) {
-  if (role_ == Role::Client) fail("InvalidState", "this process is a client of " + segment_ + "; disconnect first");
-  if (role_ == Role::Daemon && !shut_down_) fail("InvalidState", "this process already serves " + segment_);
   const std::string segment = string_field(req, "segment");
   const std::uint64_t segment_size = uint_field(req, "segment_size");
   const std::uint64_t slot_size = uint_field(req, "slot_size");
   const std::uint64_t version = uint_field(req, "protocol_version");
-  if (slot_size == 0) fail("InvalidArgument", "slot_size must be at least 1");
+  if (segment.empty()) fail("InvalidArgument", "create needs a segment");
+  // D-LIMITS: the hello's limits, enforced.
+  if (segment_size < kMinSegmentSize || segment_size > kMaxSegmentSize)
+    fail("InvalidArgument", "segment_size " + std::to_string(segment_size) + " is outside " +
+                                std::to_string(kMinSegmentSize) + ".." + std::to_string(kMaxSegmentSize));
+  if (slot_size < kMinSlotSize || slot_size > kMaxSlotSize)
+    fail("InvalidArgument", "slot_size " + std::to_string(slot_size) + " is outside " + std::to_string(kMinSlotSize) +
+                                ".." + std::to_string(kMaxSlotSize));
   // Roughly the SPEC's geometry: a slot costs slot_size plus a header, and
   // the segment is split over 2 directions x 3 priorities. Boost's queue has
   // one capacity for all three priorities of a direction.
@@ -510,12 +610,18 @@ json Driver::create(const json& req) {
   takeover_ = takeover;
   shut_down_ = false;
   stash_.reset();
-  const auto n = c2d_->get_max_msg();
-  return {{"epoch", epoch}, {"started", takeover ? "takeover" : "fresh"}, {"capacity", {n, n, n}}};
+  // D-CREATE. One capacity for all three priorities (README.md); a takeover
+  // serves the queues as they were created, so their sizes, not the ones
+  // asked for, are the answer.
+  const auto n = std::min(c2d_->get_max_msg(), d2c_->get_max_msg());
+  const auto largest = std::min(c2d_->get_max_msg_size(), d2c_->get_max_msg_size());
+  return {{"started", takeover ? "takeover" : "fresh"},
+          {"capacity", {n, n, n}},
+          {"slot_size", largest},
+          {"epoch", epoch}};
 }
 
 json Driver::connect(const json& req) {
-  if (role_ != Role::None) fail("InvalidState", "this process already serves or uses " + segment_);
   const std::string segment = string_field(req, "segment");
   const std::uint64_t version = uint_field(req, "protocol_version");
   const std::string c2d_name = queue_name(segment, "c2d"), d2c_name = queue_name(segment, "d2c");
@@ -541,15 +647,12 @@ json Driver::connect(const json& req) {
 }
 
 json Driver::disconnect() {
-  if (role_ != Role::Client) fail("InvalidState", "not a client");
-  // A message `wait` took goes back to d2c (behind the others of its
-  // priority) rather than be lost.
-  if (stash_ && !send_now(stash_->priority, stash_->data))
+  // A message `wait` took goes back to d2c, the queue it came from (behind
+  // the others of its priority), rather than be lost. (Driver 1.0 sent it to
+  // c2d, the client's outbound queue: the daemon read its own message back.)
+  if (stash_ && !inbound().try_send(bytes_of(stash_->data), stash_->data.size(), boost_priority(stash_->priority)))
     std::fprintf(stderr, "boost-mq driver: d2c is full; the message wait took is lost\n");
-  stash_.reset();
-  c2d_.reset();
-  d2c_.reset();
-  role_ = Role::None;
+  forget_endpoint();  // fresh: may connect anew (D-LIFECYCLE)
   return json::object();
 }
 
@@ -565,7 +668,9 @@ void Driver::check_peer(bool dead_is_gone) const {
   const auto daemon = read_daemon_file(daemon_file_path(segment_));
   if (!daemon || daemon->instance != instance_) fail("Disconnected", "the daemon of " + segment_ + " has shut down");
   if (dead_is_gone && !process_alive(daemon->pid))
-    fail("Disconnected", "daemon pid " + std::to_string(daemon->pid) + " of " + segment_ + " is not running");
+    fail("Disconnected", daemon->pid == 0 ? "the daemon of " + segment_ + " was reset (gone, as if it exited)"
+                                          : "daemon pid " + std::to_string(daemon->pid) + " of " + segment_ +
+                                                " is not running");
 }
 
 // SPEC T-SHUTDOWN: after a shutdown every write is Disconnected. A killed
@@ -573,12 +678,6 @@ void Driver::check_peer(bool dead_is_gone) const {
 void Driver::check_writable() const {
   if (role_ == Role::Daemon && shut_down_) fail("Disconnected", "this daemon has shut down");
   check_peer(/*dead_is_gone=*/false);
-}
-
-// Boost copies from this pointer; an empty message still needs a valid one.
-const void* bytes_of(const Bytes& b) {
-  static const std::uint8_t kNothing = 0;
-  return b.empty() ? &kNothing : b.data();
 }
 
 bool Driver::send_now(int priority, const Bytes& data) {
@@ -640,8 +739,8 @@ json Driver::write(const json& req, bool blocking) {
   if (data.size() > max)
     fail("MessageTooLarge", std::to_string(data.size()) + " bytes; " + outbound_name() + " takes at most " +
                                 std::to_string(max));
-  // Boost has no sequence numbers (SPEC T-SEQ cannot be honoured): always 0.
-  const json ok = {{"sequence", 0}};
+  // Boost has no sequence numbers (SPEC T-SEQ cannot be honoured).
+  const json ok = sequence_field();
   if (send_now(priority, data)) return ok;
   auto full = [&] {
     return outbound_name() + " holds " + std::to_string(outbound().get_num_msg()) + " of " +
@@ -663,7 +762,9 @@ json Driver::read() {
   need_endpoint();
   auto m = take(std::nullopt);
   if (!m) fail("Empty", inbound_name() + " is empty");
-  return {{"priority", m->priority}, {"sequence", 0}, {"data", to_hex(m->data)}};
+  json out = {{"priority", m->priority}, {"data", to_hex(m->data)}};
+  out.update(sequence_field());
+  return out;
 }
 
 json Driver::wait(const json& req) {
@@ -689,7 +790,6 @@ json Driver::wait(const json& req) {
 }
 
 json Driver::shutdown() {
-  if (role_ != Role::Daemon) fail("InvalidState", "only the daemon shuts down");
   if (!shut_down_) {
     // Clients learn of the shutdown from the missing daemon file; removing
     // the queue names leaves the mappings clients hold readable (SPEC
@@ -880,7 +980,7 @@ int main(int argc, char** argv) {
           argv[0]);
       return 0;
     } else if (arg == "--version" || arg == "-V") {
-      std::printf("memlink-driver-boost-mq %s (driver protocol 1, Boost %s)\n", MEMLINK_SHM_VERSION, BOOST_LIB_VERSION);
+      std::printf("memlink-driver-boost-mq %s (driver protocol %d, Boost %s)\n", kDriverVersion, kProtocol, BOOST_LIB_VERSION);
       return 0;
     } else {
       std::fprintf(stderr, "usage: %s [--poll-ms N]\n", argv[0]);

@@ -1,6 +1,8 @@
 /*
  * memlink-driver-posix-mq: a conformance driver (conformance/DRIVER.md,
- * protocol 1) for POSIX message queues, in plain C11.
+ * protocol 2, and protocol 1 for older suites) for POSIX message queues, in
+ * plain C11. It includes nothing from the memlink repository: copy this
+ * directory anywhere and build it alone (README.md).
  *
  * It exists to show that the driver protocol is language-neutral and to be
  * copied: one process, one endpoint, JSON lines in on stdin, JSON lines out
@@ -17,12 +19,21 @@
  *                  else the low one. (One queue with mq's own priorities
  *                  would share its depth among them, and SPEC R-CAPACITY
  *                  gives each priority a capacity of its own.)
- *   sequence       always 0: mq has no counter shared by the writers, so
- *                  SPEC T-SEQ cannot be met (D-RECORD allows 0).
+ *   sequence       none: mq has no counter shared by the writers, so SPEC
+ *                  T-SEQ cannot be met. Protocol 2 answers leave it out
+ *                  (no `sequences`); protocol 1 ones and D-RECORDs say 0.
  *   wait           mq_notify(3) with a signal, so that waiting does not take
  *                  the message out of the queue (mq has no peek).
+ *   limits         slot_size 1 .. /proc/sys/fs/mqueue/msgsize_max (a
+ *                  queue's largest message); segment_size 1 .. SPEC's
+ *                  largest (it only sizes the queues' depth, which msg_max
+ *                  caps long before).
+ *   reset          the endpoint ends as the process's exit would end it
+ *                  (a daemon's queues, messages and state file stay, its
+ *                  lock goes), and the process is fresh again.
  *
  * Build: gcc -std=c11 -Wall -Wextra -O2 -o memlink-driver-posix-mq driver.c -lrt
+ * (or CMake, alone: README.md).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* flock, getline, sigtimedwait, PATH_MAX */
@@ -45,11 +56,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "memlink/shm/version.hpp" /* MEMLINK_SHM_VERSION, for --version */
-
 #define DRIVER_NAME "posix-mq"
-#define DRIVER_VERSION "1.0"
-#define PROTOCOL 1
+#define DRIVER_VERSION "1.1" /* this driver's own version: hello and --version */
+#define PROTOCOL 2           /* DRIVER.md's version; PROTOCOL_OLD is still spoken */
+#define PROTOCOL_OLD 1
+
+/* D-LIMITS: the segment_size values create accepts. The size only sets the
+ * queues' depth (a sixth of it per queue, in slots), which msg_max caps long
+ * before the largest; that largest is SPEC's (268435456 + 4096). */
+#define MIN_SEGMENT_SIZE 1LL
+#define MAX_SEGMENT_SIZE 268439552LL
 
 /* How long a blocking op sleeps before it looks at the daemon again
  * (SPEC T-WAIT's sleep slice), and the workload loops' wait. */
@@ -368,6 +384,7 @@ enum role { ROLE_NONE, ROLE_DAEMON, ROLE_CLIENT };
 
 static struct {
   bool greeted; /* hello answered */
+  int protocol; /* the version the last hello agreed on: PROTOCOL or PROTOCOL_OLD */
   enum role role;
   bool shut_down; /* the daemon ran shutdown: its endpoint is spent */
   char segment[PATH_MAX];
@@ -617,18 +634,55 @@ static bool need_endpoint(long long id) {
   return true;
 }
 
+/* create and connect: only a fresh process (D-LIFECYCLE). A daemon that
+ * shut down is still the daemon until reset; protocol 1 (no reset) let it
+ * start again, and still does. */
 static bool need_free(long long id) {
-  if (g.role != ROLE_NONE && !g.shut_down) {
-    reply_error(id, "InvalidState", "this process already serves a %s endpoint",
-                g.role == ROLE_DAEMON ? "daemon" : "client");
-    return false;
-  }
-  if (g.shut_down) { /* a spent daemon may start again */
+  if (g.shut_down && g.protocol == PROTOCOL_OLD) {
     close_queues();
     g.role = ROLE_NONE;
     g.shut_down = false;
   }
+  if (g.role != ROLE_NONE) {
+    reply_error(id, "InvalidState", "this process already serves a %s endpoint%s (reset it first)",
+                g.role == ROLE_DAEMON ? "daemon" : "client", g.shut_down ? " that shut down" : "");
+    return false;
+  }
   return true;
+}
+
+/* Ends this process's endpoint the way its exit would (D-RESET): a daemon
+ * without shutdown, so its queues, their messages and its state file stay
+ * (a later create takes them over, as after a crash), and its lock goes, as
+ * the kernel drops it at exit; a client's queues are closed, as at exit.
+ * Closing a queue also drops this process's mq_notify registration on it;
+ * notifications already queued are collected here. Afterwards the process
+ * is fresh, as after hello. */
+static void end_endpoint(void) {
+  close_queues();
+  if (g.lock_fd >= 0) close(g.lock_fd);
+  g.lock_fd = -1;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, NOTIFY_SIGNAL);
+  const struct timespec zero = {0, 0};
+  while (sigtimedwait(&set, NULL, &zero) > 0) {
+  }
+  g.role = ROLE_NONE;
+  g.shut_down = false;
+  g.segment[0] = g.state_path[0] = '\0';
+  memset(g.queue_name, 0, sizeof g.queue_name);
+  g.msgsize = g.depth = 0;
+  g.epoch = g.queue_id = 0;
+  g.takeover = false;
+}
+
+static void op_reset(const struct request *rq) {
+  const enum role was = g.role;
+  end_endpoint();
+  if (was != ROLE_NONE)
+    fprintf(stderr, "posix-mq pid %ld: reset (was a %s)\n", (long)getpid(), was == ROLE_DAEMON ? "daemon" : "client");
+  reply_ok(rq->id, "");
 }
 
 static void op_hello(const struct request *rq) {
@@ -637,19 +691,34 @@ static void op_hello(const struct request *rq) {
     reply_error(rq->id, "InvalidArgument", "hello needs \"protocol\"");
     return;
   }
-  if (protocol != PROTOCOL) {
-    reply_error(rq->id, "ProtocolMismatch", "this driver speaks protocol %d, the suite %lld", PROTOCOL, protocol);
+  if (protocol != PROTOCOL && protocol != PROTOCOL_OLD) {
+    reply_error(rq->id, "ProtocolMismatch", "this driver speaks driver protocols %d and %d, not %lld", PROTOCOL,
+                PROTOCOL_OLD, protocol);
     return;
   }
   g.greeted = true;
+  g.protocol = (int)protocol;
+  const long msgsize_max = mqueue_limit("msgsize_max", 8192);
   /* Not claimed: two_step (mq_receive is destructive), takeover (no
    * heartbeat; a SIGSTOPped daemon keeps its lock), spec_layout, observe,
-   * stops, crash_points, backpressure (no SPEC segment: the kernel keeps
-   * the messages, and shows only their count), sequences (no T-SEQ). */
+   * stops, crash_points, pause_points, backpressure, peek (no SPEC segment:
+   * the kernel keeps the messages, and shows only their count), sequences
+   * (no T-SEQ). */
+  if (protocol == PROTOCOL_OLD) { /* as driver 1.0 answered it: no reset, max_payload */
+    reply_ok(rq->id,
+             ",\"protocol\":%d,\"name\":\"%s\",\"version\":\"%s\",\"capabilities\":[\"priorities\","
+             "\"daemon_writes\",\"write_blocking\",\"wait\",\"crash_recovery\",\"workload\",\"cleanup\"],"
+             "\"max_payload\":%ld",
+             PROTOCOL_OLD, DRIVER_NAME, DRIVER_VERSION, msgsize_max);
+    return;
+  }
+  /* D-LIMITS: what create accepts. No capacity: the depth follows the
+   * segment size (create answers it). */
   reply_ok(rq->id,
            ",\"protocol\":%d,\"name\":\"%s\",\"version\":\"%s\",\"capabilities\":[\"priorities\","
-           "\"daemon_writes\",\"write_blocking\",\"wait\",\"crash_recovery\",\"workload\",\"cleanup\"],\"max_payload\":%ld",
-           PROTOCOL, DRIVER_NAME, DRIVER_VERSION, mqueue_limit("msgsize_max", 8192));
+           "\"daemon_writes\",\"write_blocking\",\"wait\",\"crash_recovery\",\"workload\",\"cleanup\",\"reset\"],"
+           "\"limits\":{\"segment_size\":{\"min\":%lld,\"max\":%lld},\"slot_size\":{\"min\":1,\"max\":%ld}}",
+           PROTOCOL, DRIVER_NAME, DRIVER_VERSION, MIN_SEGMENT_SIZE, MAX_SEGMENT_SIZE, msgsize_max);
 }
 
 /* Opens one queue, creating it if it does not exist; *created says which. */
@@ -675,8 +744,9 @@ static void op_create(const struct request *rq) {
                 slot_size, msgsize_max);
     return;
   }
-  if (segment_size < 1) {
-    reply_error(rq->id, "InvalidArgument", "segment_size %lld", segment_size);
+  if (segment_size < MIN_SEGMENT_SIZE || segment_size > MAX_SEGMENT_SIZE) {
+    reply_error(rq->id, "InvalidArgument", "segment_size %lld is outside [%lld, %lld] (hello's limits)", segment_size,
+                MIN_SEGMENT_SIZE, MAX_SEGMENT_SIZE);
     return;
   }
   if (!need_free(rq->id)) return;
@@ -734,8 +804,14 @@ static void op_create(const struct request *rq) {
   g.role = ROLE_DAEMON;
   fprintf(stderr, "posix-mq daemon pid %ld: %s epoch %" PRIu64 " on %s (depth %ld, msgsize %ld)\n", (long)getpid(),
           g.takeover ? "took over" : "created", g.epoch, path, g.depth, g.msgsize);
-  reply_ok(rq->id, ",\"epoch\":%" PRIu64 ",\"started\":\"%s\",\"capacity\":[%ld,%ld,%ld]", g.epoch,
-           g.takeover ? "takeover" : "fresh", g.depth, g.depth, g.depth);
+  /* D-CREATE: the capacities and slot size of the queues as they are (a
+   * takeover keeps the geometry the dead daemon's queues were made with). */
+  if (g.protocol == PROTOCOL_OLD)
+    reply_ok(rq->id, ",\"epoch\":%" PRIu64 ",\"started\":\"%s\",\"capacity\":[%ld,%ld,%ld]", g.epoch,
+             g.takeover ? "takeover" : "fresh", g.depth, g.depth, g.depth);
+  else
+    reply_ok(rq->id, ",\"started\":\"%s\",\"capacity\":[%ld,%ld,%ld],\"slot_size\":%ld,\"epoch\":%" PRIu64,
+             g.takeover ? "takeover" : "fresh", g.depth, g.depth, g.depth, g.msgsize, g.epoch);
 }
 
 static void op_connect(const struct request *rq) {
@@ -795,6 +871,10 @@ static void op_disconnect(const struct request *rq) {
   g.role = ROLE_NONE;
   reply_ok(rq->id, "");
 }
+
+/* mq has no sequence numbers. Protocol 1 wanted one in every write and read
+ * answer (0 here); protocol 2 wants none without `sequences` (D-IO). */
+static const char *no_sequence(void) { return g.protocol == PROTOCOL_OLD ? ",\"sequence\":0" : ""; }
 
 /* Checks priority and data of a write; fills `buf` (malloc'ed) and `len`. */
 static bool write_args(const struct request *rq, int *priority, uint8_t **buf, size_t *len) {
@@ -860,7 +940,7 @@ static void op_write(const struct request *rq) {
   if (!need_endpoint(rq->id) || !write_args(rq, &p, &buf, &len)) return;
   if (client_may_write(rq->id)) {
     if (mq_send(g.q[outbound()][p], (const char *)buf, len, 0) == 0)
-      reply_ok(rq->id, ",\"sequence\":0"); /* mq has no sequence numbers */
+      reply_ok(rq->id, "%s", no_sequence()); /* mq has no sequence numbers */
     else
       reply_send_error(rq->id, p, errno);
   }
@@ -892,7 +972,7 @@ static void op_write_blocking(const struct request *rq) {
     if (slice > SLICE_MS * 1000000u) slice = SLICE_MS * 1000000u;
     const struct timespec until = realtime_in(slice);
     if (mq_timedsend(q, (const char *)buf, len, 0, &until) == 0) {
-      reply_ok(rq->id, ",\"sequence\":0");
+      reply_ok(rq->id, "%s", no_sequence());
       break;
     }
     const int e = errno;
@@ -938,7 +1018,7 @@ static void op_read(const struct request *rq) {
     hex[2 * i + 1] = digits[(uint8_t)buf[i] & 15];
   }
   hex[2 * n] = '\0';
-  reply_ok(rq->id, ",\"priority\":%d,\"sequence\":0,\"data\":\"%s\"", p, hex);
+  reply_ok(rq->id, ",\"priority\":%d%s,\"data\":\"%s\"", p, no_sequence(), hex);
   free(hex);
   free(buf);
 }
@@ -1319,6 +1399,12 @@ static void op_workload(const struct request *rq) {
 
 /* ---------------------------------------------------------------------- main */
 
+static bool op_is(const char *op, const char *const *names) {
+  for (; *names; ++names)
+    if (strcmp(op, *names) == 0) return true;
+  return false;
+}
+
 static void dispatch(const struct request *rq) {
   const char *op = req_str(rq, "op");
   if (!op) {
@@ -1332,6 +1418,34 @@ static void dispatch(const struct request *rq) {
   if (!g.greeted) {
     reply_error(rq->id, "InvalidState", "hello must come first");
     return;
+  }
+
+  /* D-LIFECYCLE. Valid in every state: hello, cleanup, arm, release, reset
+   * (arm and release are Unsupported here: no crash or pause points). Every
+   * other op of the protocol needs an endpoint, and some a role; what the
+   * state refuses is InvalidState before anything is Unsupported. */
+  static const char *const any_state[] = {"cleanup", "arm", "release", "reset", NULL};
+  static const char *const fresh_only[] = {"create", "connect", NULL};
+  static const char *const daemon_only[] = {"shutdown", "set_backpressure", NULL};
+  static const char *const client_only[] = {"disconnect", NULL};
+  static const char *const endpoint_ops[] = {"write",       "write_blocking", "read",      "peek",    "take",
+                                             "finish",      "wait",           "observe",   "workload", "stop_writer",
+                                             "stop_reader", "recover",        "corrupt",   NULL};
+  const bool known = op_is(op, any_state) || op_is(op, fresh_only) || op_is(op, daemon_only) ||
+                     op_is(op, client_only) || op_is(op, endpoint_ops);
+  if (known && !op_is(op, any_state) && !op_is(op, fresh_only)) {
+    if (g.role == ROLE_NONE) {
+      reply_error(rq->id, "InvalidState", "%s needs an endpoint: create or connect first", op);
+      return;
+    }
+    if (op_is(op, daemon_only) && g.role != ROLE_DAEMON) {
+      reply_error(rq->id, "InvalidState", "a client cannot %s: only the daemon may", op);
+      return;
+    }
+    if (op_is(op, client_only) && g.role != ROLE_CLIENT) {
+      reply_error(rq->id, "InvalidState", "the daemon cannot %s: only a client may (reset ends a daemon)", op);
+      return;
+    }
   }
 
   static const struct {
@@ -1348,6 +1462,7 @@ static void dispatch(const struct request *rq) {
       {"shutdown", op_shutdown},
       {"workload", op_workload},
       {"cleanup", op_cleanup},
+      {"reset", op_reset},
   };
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; ++i)
     if (strcmp(op, ops[i].name) == 0) {
@@ -1369,13 +1484,14 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; ++i) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       printf(
-          "usage: %s\n\nPOSIX message queues as a conformance driver: speaks conformance/DRIVER.md\n"
-          "(one JSON request per line on stdin, one answer per line on stdout).\n",
-          argv[0]);
+          "usage: %s\n\nPOSIX message queues as a conformance driver: speaks conformance/DRIVER.md,\n"
+          "driver protocol %d (and %d), one JSON request per line on stdin, one answer per\n"
+          "line on stdout.\n",
+          argv[0], PROTOCOL, PROTOCOL_OLD);
       return 0;
     }
     if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
-      printf("memlink-driver-posix-mq %s (driver protocol 1)\n", MEMLINK_SHM_VERSION);
+      printf("memlink-driver-posix-mq %s (driver protocol %d)\n", DRIVER_VERSION, PROTOCOL);
       return 0;
     }
     fprintf(stderr, "%s: unknown argument '%s' (see --help)\n", argv[0], argv[i]);
