@@ -1,5 +1,7 @@
 #include "history.hpp"
 
+#include "memlink/model/rules.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <fstream>
@@ -264,7 +266,7 @@ void check_fifo_per_writer_priority(const HistoryIndex& h, const CheckOptions&, 
     const MessageId id = d.rec->id();
     auto key = std::make_tuple(id.stream, id.writer, id.priority);
     auto it = last_n.find(key);
-    if (it != last_n.end() && id.n <= it->second) {
+    if (it != last_n.end() && !model::rules::fifo_allows(it->second, id.n)) {
       ++v.fifo_violations;
       note(v, "FIFO: " + to_string(id) + " delivered after #" + std::to_string(it->second) + " of the same writer");
     }
@@ -287,17 +289,27 @@ void check_priority_order(const HistoryIndex& h, const CheckOptions& options, Ve
   for (const HistoryIndex::Delivery& d : h.first_deliveries) {
     const Record& r = *d.rec;
     const MessageId id = r.id();
-    for (std::uint8_t p = 0; p < id.priority; ++p) {
+    // A more urgent ring was readable when this take began if its next
+    // position (after the highest first taken there) had been acknowledged
+    // before and not taken yet; where that position was never acknowledged
+    // or was taken, the check cannot decide and counts nothing.
+    auto next_of = [&](std::uint8_t p) {
       auto mp = max_pos.find({id.stream, p});
-      const std::uint64_t z = mp == max_pos.end() ? 0 : static_cast<std::uint64_t>(mp->second + 1);
-      auto w = acked_at.find({id.stream, p, z});
-      if (w == acked_at.end() || taken.count({id.stream, p, z})) continue;
+      return mp == max_pos.end() ? std::uint64_t{0} : static_cast<std::uint64_t>(mp->second + 1);
+    };
+    auto readable = [&](shm::Priority prio) {
+      const auto p = static_cast<std::uint8_t>(prio);
+      if (p >= id.priority) return false;
+      auto w = acked_at.find({id.stream, p, next_of(p)});
+      if (w == acked_at.end() || taken.count({id.stream, p, next_of(p)})) return false;
       ++v.priority_checked;
-      if (w->second->t_ack < r.t_ns) {
-        ++v.priority_violations;
-        note(v, "priority: " + to_string(id) + " delivered while priority " + std::to_string(p) + " position " +
-                    std::to_string(z) + " was acknowledged and next in its ring");
-      }
+      return w->second->t_ack < r.t_ns;
+    };
+    if (const auto p = model::rules::ring_to_read(readable)) {  // R-ORDER: it should have been taken first
+      ++v.priority_violations;
+      const auto pn = static_cast<std::uint8_t>(*p);
+      note(v, "priority: " + to_string(id) + " delivered while priority " + std::to_string(pn) + " position " +
+                  std::to_string(next_of(pn)) + " was acknowledged and next in its ring");
     }
     taken.insert({id.stream, id.priority, r.position});
     auto& m = max_pos.try_emplace({id.stream, id.priority}, -1).first->second;

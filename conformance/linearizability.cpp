@@ -1,5 +1,7 @@
 #include "linearizability.hpp"
 
+#include "memlink/model/queue_spec.hpp"
+
 #include <algorithm>
 #include <set>
 #include <map>
@@ -11,21 +13,25 @@ namespace memlink::conformance {
 namespace {
 
 using Kind = HistoryOp::Kind;
+using model::QueueSpec;
+using QueueState = QueueSpec::State;
 
-struct QueueState {
-  // Per priority: indices (into the history) of the writes whose messages
-  // are queued, oldest first.
-  std::array<std::deque<std::size_t>, shm::kPriorityCount> queued;
-};
+model::QueueOp queue_op(const HistoryOp& op) {
+  return model::QueueOp{op.kind == Kind::Write ? model::QueueOp::Kind::Write : model::QueueOp::Kind::Read, op.priority,
+                        op.id, op.ok, op.ghost};
+}
 
 // The search ran out of its budget of distinct states: it cannot say.
 struct OutOfBudget {};
 
+// Wing & Gong's search with Lowe's memoisation, over the model's queue
+// specification (model/queue_spec.hpp): the spec says whether an outcome is
+// allowed in a state; the search tries every order real time allows.
 class Search {
  public:
   Search(const std::vector<HistoryOp>& h, const std::array<std::uint32_t, shm::kPriorityCount>& cap,
          std::size_t max_states)
-      : h_(h), cap_(cap), done_(h.size(), false), max_states_(max_states) {}
+      : h_(h), spec_(cap), done_(h.size(), false), state_(spec_.init()), max_states_(max_states) {}
 
   bool run() { return dfs(0); }
   std::size_t states() const { return seen_.size(); }
@@ -34,41 +40,12 @@ class Search {
   const std::vector<bool>& best_prefix() const { return best_; }
 
  private:
-  // R-VISIBLE: the write at index w may be invisible to read r if it had not
-  // returned when r was invoked.
-  bool maybe_invisible(std::size_t w, const HistoryOp& r) const { return h_[w].response_ns > r.invoke_ns; }
-
-  // Applies op i to the state if the sequential spec allows its result.
-  // A ghost write is applied as "took a position" here; dfs() also tries
-  // it as "took none".
+  // Applies op i to the state if the spec allows its result. R-VISIBLE: a
+  // queued write may be invisible to the read if it had not returned when
+  // the read was invoked.
   bool apply(std::size_t i, QueueState& s) const {
     const HistoryOp& op = h_[i];
-    if (op.kind == Kind::Write && op.ghost) {
-      auto& q = s.queued[std::size_t(op.priority)];
-      if (q.size() >= cap_[std::size_t(op.priority)]) return false;
-      q.push_back(i);
-      return true;
-    }
-    if (op.kind == Kind::Write) {
-      auto& q = s.queued[std::size_t(op.priority)];
-      const bool full = q.size() >= cap_[std::size_t(op.priority)];
-      if (!op.ok) return full;  // Full is right only if the ring is full (R-CAPACITY)
-      if (full) return false;
-      q.push_back(i);
-      return true;
-    }
-    // A read: every ring above the one it takes from must look empty to it.
-    for (shm::Priority p : shm::kAllPriorities) {
-      auto& q = s.queued[std::size_t(p)];
-      const bool ghost_front = !q.empty() && h_[q.front()].ghost;  // the ring looks empty (R-VISIBLE)
-      if (op.ok && p == op.priority) {
-        if (q.empty() || ghost_front || h_[q.front()].id != op.id) return false;  // R-FIFO
-        q.pop_front();
-        return true;
-      }
-      if (!q.empty() && !ghost_front && !maybe_invisible(q.front(), op)) return false;  // R-ORDER
-    }
-    return !op.ok;  // Empty: nothing visible anywhere
+    return spec_.step(s, queue_op(op), i, [&](std::size_t w) { return h_[w].response_ns > op.invoke_ns; });
   }
 
   // The exact search state (no hash: a collision would prune a valid order).
@@ -78,7 +55,7 @@ class Search {
       if (done_[i]) key[i] = '1';
     for (const auto& q : s.queued) {
       key += '|';
-      for (std::size_t w : q) key += std::to_string(w) + ',';
+      for (const QueueSpec::Entry& e : q) key += std::to_string(e.write) + ',';
     }
     return key;
   }
@@ -111,18 +88,17 @@ class Search {
       }
     }
     // Recovery reclaims a ghost that holds the oldest position of its ring.
-    for (auto& q : state_.queued) {
-      if (q.empty() || !h_[q.front()].ghost) continue;
-      const std::size_t g = q.front();
-      q.pop_front();
+    for (shm::Priority p : shm::kAllPriorities) {
+      QueueState saved = state_;
+      if (!spec_.reclaim_ghost(state_, p)) continue;
       if (dfs(placed)) return true;
-      q.push_front(g);
+      state_ = saved;
     }
     return false;
   }
 
   const std::vector<HistoryOp>& h_;
-  std::array<std::uint32_t, shm::kPriorityCount> cap_;
+  QueueSpec spec_;
   std::vector<bool> done_;
   QueueState state_;
   std::unordered_set<std::string> seen_;

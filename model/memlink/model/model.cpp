@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <ostream>
 
+#include "memlink/model/rules.hpp"
 #include "memlink/shm/checksum.hpp"
 
 namespace memlink::model {
@@ -65,7 +66,7 @@ Model::Model(const Config& config, std::uint32_t n) : config_(config) {
 std::optional<Outcome> Model::refuse_write(Direction d, Priority p, std::size_t size) const {
   if (shutdown_) return fail(ErrorCode::Disconnected, ClauseId::T_SHUTDOWN);
   if (size > config_.slot_size) return fail(ErrorCode::MessageTooLarge, ClauseId::T_TOO_LARGE);
-  if (ring(d, p).entries.size() == ring(d, p).capacity) return fail(ErrorCode::Full, ClauseId::R_CAPACITY);
+  if (rules::full(ring(d, p).entries.size(), ring(d, p).capacity)) return fail(ErrorCode::Full, ClauseId::R_CAPACITY);
   return std::nullopt;
 }
 
@@ -73,7 +74,7 @@ std::vector<ErrorCode> Model::write_refusals(Direction d, Priority p, std::size_
   std::vector<ErrorCode> out;
   if (shutdown_) out.push_back(ErrorCode::Disconnected);
   if (size > config_.slot_size) out.push_back(ErrorCode::MessageTooLarge);
-  if (ring(d, p).entries.size() == ring(d, p).capacity) out.push_back(ErrorCode::Full);
+  if (rules::full(ring(d, p).entries.size(), ring(d, p).capacity)) out.push_back(ErrorCode::Full);
   return out;
 }
 
@@ -99,12 +100,10 @@ Outcome Model::write_blocking(Direction d, Priority p, std::span<const std::byte
 // R-VISIBLE: a ring whose oldest message is still Writing has nothing to
 // read yet, so the read moves on to the next priority.
 std::optional<Priority> Model::ring_to_read(Direction d) const {
-  for (Priority p : shm::kAllPriorities) {
+  return rules::ring_to_read([&](Priority p) {
     const Ring& r = ring(d, p);
-    if (r.entries.empty() || r.entries.front().state == SlotState::Writing) continue;
-    return p;
-  }
-  return std::nullopt;
+    return !r.entries.empty() && r.entries.front().state != SlotState::Writing;
+  });
 }
 
 // K-STALE: a read that finds nothing (Empty, or a held tail) recovers the
