@@ -733,7 +733,8 @@ void Runner::progress(bool force) {
     std::uint64_t records = 0;
     for (const Proc& p : procs_) {
       std::error_code ec;
-      records += std::filesystem::file_size(p.log_path, ec) / sizeof(Record);
+      const auto bytes = std::filesystem::file_size(p.log_path, ec);  // a log not written yet: an error, not a size
+      if (!ec) records += bytes / sizeof(Record);
     }
     std::fprintf(stderr, "memlink-chaos: %5.1f s, %" PRIu64 " faults, %u daemons, %" PRIu64 " records logged\n",
                  static_cast<double>(now - start_ns_) / 1e9, k, next_instance_[0], records);

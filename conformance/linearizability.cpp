@@ -301,8 +301,17 @@ HistoryVerdict judge_history(const std::vector<HistoryOp>& history, const Linear
     delivered += op.kind == HistoryOp::Kind::Read && op.ok;
   }
   HistoryVerdict v;
+  std::map<std::uint64_t, int> times;  // deliveries per message
+  for (const auto& op : history)
+    if (op.kind == HistoryOp::Kind::Read && op.ok) ++times[op.id];
+  const auto twice = std::find_if(times.begin(), times.end(), [](const auto& t) { return t.second > 1; });
   if (!unexpected.empty()) {
     v.violation = Violation{ClauseId::R_RELEASE, where + ": an operation on a healthy ring failed: " + unexpected};
+  } else if (twice != times.end()) {
+    // Nobody died here: a message delivered again was never released.
+    v.violation = Violation{ClauseId::R_RELEASE, where + ": message #" + std::to_string(twice->first) + " was delivered " +
+                                                     std::to_string(twice->second) +
+                                                     " times, though no reader died holding it"};
   } else if (acked > delivered) {
     v.violation = Violation{ClauseId::S_PUBLISH, where + ": " + std::to_string(acked - delivered) +
                                                      " acknowledged writes were never delivered to the other process (" +

@@ -15,6 +15,7 @@
 
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <sstream>
 #include <unordered_map>
 
@@ -73,9 +74,24 @@ RcOutcome run_rc(const std::string& check, const Params& params, int max_success
     if (quiet.shrinks >= quiet.budget) return;
     testable();
   };
-  const auto result = rc::detail::checkProperty(rc::detail::toProperty(bounded), md, tp, quiet, reproduce);
+  auto result = rc::detail::checkProperty(rc::detail::toProperty(bounded), md, tp, quiet, reproduce);
   RcOutcome out;
   out.shrink_budget_spent = quiet.shrinks >= quiet.budget;
+  rc::detail::FailureResult spent;
+  int passed_before = -1;
+  if (out.shrink_budget_spent && result.match(spent)) {
+    passed_before = spent.numSuccess;
+    // RapidCheck evaluates the smallest failing case once more to describe
+    // it, and that evaluation was skipped like every candidate after the
+    // budget: replay that one case for real (a replay does not shrink).
+    quiet.budget = std::numeric_limits<int>::max();
+    clear_last_violation();
+    std::unordered_map<std::string, rc::detail::Reproduce> last{{check, spent.reproduce}};
+    auto again = rc::detail::checkProperty(rc::detail::toProperty(bounded), md, tp, quiet, last);
+    rc::detail::FailureResult replayed;
+    if (again.match(replayed)) result = again;
+    else spent.description = "(the smallest failing case passed when replayed to describe it: the check is not deterministic)";
+  }
   rc::detail::SuccessResult success;
   rc::detail::FailureResult failure;
   rc::detail::GaveUpResult gave_up;
@@ -84,7 +100,7 @@ RcOutcome run_rc(const std::string& check, const Params& params, int max_success
     out.cases = success.numSuccess;
   } else if (result.match(failure)) {
     out.passed = false;
-    out.cases = failure.numSuccess + 1;
+    out.cases = (passed_before >= 0 ? passed_before : failure.numSuccess) + 1;
     out.violation = take_last_violation();
     out.description = failure.description;
     for (const auto& [type, value] : failure.counterExample) {

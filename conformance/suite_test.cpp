@@ -7,9 +7,11 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <numeric>
 #include <sstream>
 
 #include "adapter.hpp"
+#include "rc_runner.hpp"
 #include "report.hpp"
 #include "suite.hpp"
 
@@ -198,6 +200,34 @@ TEST(Report, ThroughADriverAClauseNeedingAnUnclaimedCapabilityIsNotApplicable) {
       EXPECT_TRUE(c.id == ClauseId::F_WAKE || c.id == ClauseId::T_WAIT) << c.id;
     }
   }
+}
+
+}  // namespace
+}  // namespace memlink::conformance
+
+namespace memlink::conformance {
+namespace {
+
+// A failing check whose shrinking runs past its budget still reports the
+// smallest failing case it found, with its clause and its counterexample
+// (RapidCheck describes the case by running it once more).
+TEST(RcRunner, ShrinkingPastItsBudgetStillDescribesTheSmallestCase) {
+  Params p;
+  p.depth = Depth::Quick;
+  const RcOutcome out = run_rc("budget-test", p, 10, 100, [] {
+    const auto v = *rc::gen::container<std::vector<int>>(400, rc::gen::inRange(1, 1000));
+    long sum = 0;
+    for (int x : v) sum += x;
+    // Fails from the first larger case on; shrinking each of 400 values
+    // while the sum stays large takes far more tries than the budget.
+    if (sum >= 40000) fail_case(ClauseId::R_FIFO, "a case of " + std::to_string(v.size()) + " values");
+  });
+  EXPECT_FALSE(out.passed);
+  EXPECT_TRUE(out.shrink_budget_spent);
+  ASSERT_TRUE(out.violation.has_value()) << out.description;
+  EXPECT_TRUE(out.violation->clause.is(ClauseId::R_FIFO));
+  EXPECT_NE(out.description.find("a case of 400 values"), std::string::npos) << out.description;
+  EXPECT_FALSE(out.counterexample.empty());
 }
 
 }  // namespace
