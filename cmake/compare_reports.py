@@ -29,8 +29,12 @@ def run(binary, target, fault, extra, d, name):
     env.pop("MEMLINK_DRIVER_FAULT", None)
     if fault:
         env["MEMLINK_DRIVER_FAULT"] = fault
-    subprocess.run([binary] + target + ["--depth", "quick", "--seed", "0", "--json", report] + extra, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [binary] + target + ["--depth", "quick", "--seed", "0", "--json", report] + extra
+    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if not os.path.exists(report):
+        tail = "\n".join(done.stdout.splitlines()[-40:])
+        raise SystemExit(f"compare_reports: {' '.join(cmd)}{' with MEMLINK_DRIVER_FAULT=' + fault if fault else ''} "
+                         f"exited with status {done.returncode} and wrote no report; its output ends:\n{tail}")
     with open(report) as f:
         return json.load(f)
 

@@ -33,7 +33,7 @@ class Search {
          std::size_t max_states)
       : h_(h), spec_(cap), done_(h.size(), false), state_(spec_.init()), max_states_(max_states) {}
 
-  bool run() { return dfs(0); }
+  bool run() { return search(); }
   std::size_t states() const { return seen_.size(); }
   std::size_t longest() const { return longest_; }
   // The operations of the longest valid prefix found (by index).
@@ -60,39 +60,88 @@ class Search {
     return key;
   }
 
-  bool dfs(std::size_t placed) {
+  // One node of the search: the state on entry and which of its children
+  // (2 per operation: applied, or a ghost skipped; then one reclaim per
+  // priority) is next. The search keeps these on a vector, not the call
+  // stack: a history of thousands of operations is as deep as it is long,
+  // and a sanitizer's frames would overflow the thread's stack.
+  struct Node {
+    std::size_t placed;
+    std::uint64_t first_return;  // ops invoked after this cannot come next
+    std::size_t next_child = 0;
+    QueueState entry;
+    std::size_t undo = SIZE_MAX;  // the op the child being tried placed
+  };
+  enum class Visit { Complete, Seen, Open };
+
+  // Records progress and the memo for the state reached with `placed` ops.
+  Visit visit(std::size_t placed) {
     if (placed > longest_ || best_.empty()) {
       longest_ = placed;
       best_ = done_;
     }
-    if (placed == h_.size()) return true;
-    if (!seen_.insert(fingerprint(state_)).second) return false;
+    if (placed == h_.size()) return Visit::Complete;
+    if (!seen_.insert(fingerprint(state_)).second) return Visit::Seen;
     if (seen_.size() > max_states_) throw OutOfBudget{};
+    return Visit::Open;
+  }
+
+  Node open(std::size_t placed) const {
     // Ops that may come next: invoked before every pending op has returned.
     std::uint64_t first_return = UINT64_MAX;
     for (std::size_t i = 0; i < h_.size(); ++i)
       if (!done_[i]) first_return = std::min(first_return, h_[i].response_ns);
-    for (std::size_t i = 0; i < h_.size(); ++i) {
-      if (done_[i] || h_[i].invoke_ns > first_return) continue;
-      QueueState saved = state_;
-      if (apply(i, state_)) {
+    return Node{placed, first_return, 0, state_, SIZE_MAX};
+  }
+
+  // Moves state_ and done_ to node's next child; false when none is left.
+  bool step_into_next_child(Node& n, std::size_t& child_placed) {
+    const std::size_t ops = 2 * h_.size();
+    while (n.next_child < ops + shm::kPriorityCount) {
+      const std::size_t c = n.next_child++;
+      if (c < ops) {
+        const std::size_t i = c / 2;
+        if (done_[i] || h_[i].invoke_ns > n.first_return) continue;
+        if (c % 2 == 0 && !apply(i, state_)) {
+          state_ = n.entry;
+          continue;
+        }
+        if (c % 2 == 1 && !h_[i].ghost) continue;  // only a ghost may take no position at all
         done_[i] = true;
-        if (dfs(placed + 1)) return true;
-        done_[i] = false;
+        n.undo = i;
+        child_placed = n.placed + 1;
+        return true;
       }
-      state_ = saved;
-      if (h_[i].ghost) {  // the ghost took no position at all
-        done_[i] = true;
-        if (dfs(placed + 1)) return true;
-        done_[i] = false;
-      }
+      // Recovery reclaims a ghost that holds the oldest position of its ring.
+      if (!spec_.reclaim_ghost(state_, shm::kAllPriorities[c - ops])) continue;
+      child_placed = n.placed;
+      return true;
     }
-    // Recovery reclaims a ghost that holds the oldest position of its ring.
-    for (shm::Priority p : shm::kAllPriorities) {
-      QueueState saved = state_;
-      if (!spec_.reclaim_ghost(state_, p)) continue;
-      if (dfs(placed)) return true;
-      state_ = saved;
+    return false;
+  }
+
+  void step_back(Node& n) {
+    if (n.undo != SIZE_MAX) done_[n.undo] = false;
+    n.undo = SIZE_MAX;
+    state_ = n.entry;
+  }
+
+  bool search() {
+    if (const Visit v = visit(0); v != Visit::Open) return v == Visit::Complete;
+    std::vector<Node> path;
+    path.push_back(open(0));
+    while (!path.empty()) {
+      Node& n = path.back();
+      std::size_t child = 0;
+      if (!step_into_next_child(n, child)) {
+        path.pop_back();
+        if (!path.empty()) step_back(path.back());
+        continue;
+      }
+      const Visit v = visit(child);
+      if (v == Visit::Complete) return true;
+      if (v == Visit::Seen) step_back(n);
+      else path.push_back(open(child));
     }
     return false;
   }

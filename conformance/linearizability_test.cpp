@@ -86,5 +86,25 @@ TEST(Linearizability, FormatShowsEveryOperation) {
   EXPECT_NE(text.find("Empty"), std::string::npos);
 }
 
+// The search is as deep as the history is long (exploration's schedules
+// record thousands of steps): it must not live on the call stack, where a
+// sanitizer's large frames overflowed it at about 1,400 operations.
+TEST(Linearizability, AHistoryOfThousandsOfOperationsIsDecided) {
+  std::vector<HistoryOp> ok, broken;
+  for (std::uint64_t k = 0; k < 1500; ++k) {
+    ok.push_back(w(P::Low, k + 1, 4 * k, 4 * k + 1));
+    ok.push_back(r(P::Low, k + 1, 4 * k + 2, 4 * k + 3));
+  }
+  broken = ok;
+  broken.back().id = 1;  // the last read returns the first message again
+  const auto good = check_linearizable(ok, kCap);
+  EXPECT_TRUE(good.decided);
+  EXPECT_TRUE(good.linearizable);
+  const auto bad = check_linearizable(broken, kCap);
+  EXPECT_TRUE(bad.decided);
+  EXPECT_FALSE(bad.linearizable);
+  EXPECT_EQ(bad.longest_prefix, broken.size() - 1);
+}
+
 }  // namespace
 }  // namespace memlink::conformance

@@ -9,6 +9,14 @@
 #include "memlink/shm/layout.hpp"
 #include "memlink/shm/platform.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+#endif
+#endif
+
 #if defined(_WIN32)
 #include <windows.h>
 #else
@@ -22,6 +30,22 @@ namespace memlink::shm {
 namespace {
 
 #if !defined(_WIN32)
+// A fresh mapping holds no object, so AddressSanitizer must see none of it
+// as poisoned. It may, in the child of a threaded fork: glibc moves the
+// parent's other thread stacks into its cache there and later unmaps them
+// with their stack red zones still marked in the shadow, and the next
+// mapping at that address inherits the marks (ASan in GCC 12 does not clear
+// shadow on munmap). Without this, the first store into a segment mapped
+// there is reported as a stack overflow that never happened.
+void forget_stale_poison(void* p, std::size_t size) {
+#if defined(ASAN_UNPOISON_MEMORY_REGION)
+  ASAN_UNPOISON_MEMORY_REGION(p, size);
+#else
+  (void)p;
+  (void)size;
+#endif
+}
+
 Error os_error(const std::string& what, const std::string& path) {
   const int e = errno;
   std::string text = what + " '" + path + "': " + platform::last_error_text();
@@ -153,6 +177,7 @@ Result<MmapSegment> MmapSegment::create(const std::string& path, std::size_t siz
     (void)remove(path);
     return e;
   }
+  forget_stale_poison(p, size);
   seg.data_ = static_cast<std::byte*>(p);
   seg.size_ = size;
   seg.guard_ = fault_guard::register_mapping(p, size, true);
@@ -186,6 +211,7 @@ Result<MmapSegment> MmapSegment::open(const std::string& path, Access access, Ow
   const int prot = access == Access::ReadWrite ? (PROT_READ | PROT_WRITE) : PROT_READ;
   void* p = ::mmap(nullptr, size, prot, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) return os_error("cannot map segment", path);
+  forget_stale_poison(p, size);
   seg.data_ = static_cast<std::byte*>(p);
   seg.size_ = size;
   // Guarded before anything reads it: the file may shrink between fstat and
