@@ -1,13 +1,13 @@
 #include "history.hpp"
 
-#include "memlink/model/rules.hpp"
-
 #include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <optional>
 #include <set>
 #include <tuple>
+
+#include "memlink/model/rules.hpp"
 
 namespace memlink::chaos {
 namespace {

@@ -72,7 +72,8 @@ void add_gates(std::vector<CapabilityUse>& out, const char* check, const Gates& 
 std::vector<CapabilityUse> capability_uses() {
   std::vector<CapabilityUse> out;
   add_gates(out, "every check", launcher_gates());
-  out.push_back({"workload", "memlink-chaos --driver", "its writer, reader and daemon processes (without it chaos refuses the driver)"});
+  out.push_back({"workload", "memlink-chaos --driver",
+                 "its writer, reader and daemon processes (without it chaos refuses the driver)"});
   add_gates(out, "stateful", stateful_gates());
   add_gates(out, "linearizability", linearizability_gates());
   add_gates(out, "wakeup", wakeup_gates());
@@ -86,18 +87,20 @@ std::string capability_map_markdown() {
   for (const auto& def : all_checks())
     for (const auto& all_of : split(def.needs, ','))
       for (const auto& cap : split(all_of, '|'))
-        checks[cap].push_back(std::string(def.name) +
-                              (all_of.find('|') != std::string::npos ? " (either of " + joined(split(all_of, '|'), ", ") + ")" : ""));
+        checks[cap].push_back(std::string(def.name) + (all_of.find('|') != std::string::npos
+                                                           ? " (either of " + joined(split(all_of, '|'), ", ") + ")"
+                                                           : ""));
   for (const auto& c : spec_clauses())
-    if (const std::string cap = capability_for_clause(c.id); !cap.empty()) clauses[cap].push_back(std::string(spec::name(c.id)));
+    if (const std::string cap = capability_for_clause(c.id); !cap.empty())
+      clauses[cap].push_back(std::string(spec::name(c.id)));
   for (const auto& u : capability_uses()) uses[u.capability].push_back(u.check + ": " + u.what);
   std::string md =
       "| capability | the driver promises | checks that need it | clauses only it reaches | what else it turns on |\n"
       "|---|---|---|---|---|\n";
   for (const auto& c : capability_list()) {
     auto cell = [](const std::vector<std::string>& v) { return v.empty() ? std::string("—") : joined(v, "; "); };
-    md += std::string("| `") + c.name + "` | " + c.promise + " | " + cell(checks[c.name]) + " | " + cell(clauses[c.name]) +
-          " | " + cell(uses[c.name]) + " |\n";
+    md += std::string("| `") + c.name + "` | " + c.promise + " | " + cell(checks[c.name]) + " | " +
+          cell(clauses[c.name]) + " | " + cell(uses[c.name]) + " |\n";
   }
   return md;
 }

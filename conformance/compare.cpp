@@ -22,8 +22,8 @@ std::string ring_name(std::size_t d, std::size_t p) {
 // Compares one field; records the clause only if `seen`: a value the
 // behaviour in question made (a head that moved, a count above zero), not a
 // field still at its initial value.
-void expect_equal(const Params& params, ClauseId clause, const std::string& field, std::uint64_t want, std::uint64_t got,
-                  bool seen = true) {
+void expect_equal(const Params& params, ClauseId clause, const std::string& field, std::uint64_t want,
+                  std::uint64_t got, bool seen = true) {
   if (seen) params.record(clause);
   if (want != got)
     fail(clause, field + ": the spec requires " + std::to_string(want) + ", the implementation has " +
@@ -81,9 +81,9 @@ void compare_outcome(const std::string& operation, const model::Outcome& want, c
     // the clause about when a ring refuses, whatever the operation was for.
     const bool capacity = want.error == shm::ErrorCode::Full || got.error == shm::ErrorCode::Full ||
                           (want.clause == ClauseId::T_BLOCKING && got.error == shm::ErrorCode::Timeout);
-    fail(capacity ? ClauseId::R_CAPACITY : want.clause,
-         operation + ": the spec requires " + describe(want.error) + ", the implementation returned " + describe(got.error) +
-             (got.detail.empty() ? "" : " (" + got.detail + ")"));
+    fail(capacity ? ClauseId::R_CAPACITY : want.clause, operation + ": the spec requires " + describe(want.error) +
+                                                            ", the implementation returned " + describe(got.error) +
+                                                            (got.detail.empty() ? "" : " (" + got.detail + ")"));
   }
   if (!want.ok()) return;
   if (want.message) {
@@ -92,24 +92,24 @@ void compare_outcome(const std::string& operation, const model::Outcome& want, c
     const model::Message& g = *got.message;
     if (w.priority != g.priority)
       fail(ClauseId::R_ORDER, operation + ": the spec requires the " + std::string(shm::to_string(w.priority)) +
-                          " message (sequence " + std::to_string(w.sequence) + "), the implementation returned a " +
-                          std::string(shm::to_string(g.priority)) + " one (sequence " +
-                          std::to_string(g.sequence) + ")");
+                                  " message (sequence " + std::to_string(w.sequence) +
+                                  "), the implementation returned a " + std::string(shm::to_string(g.priority)) +
+                                  " one (sequence " + std::to_string(g.sequence) + ")");
     if (g_compare_sequences && w.sequence != g.sequence)
       fail(ClauseId::R_FIFO, operation + ": the spec requires sequence " + std::to_string(w.sequence) +
-                         ", the implementation returned " + std::to_string(g.sequence));
+                                 ", the implementation returned " + std::to_string(g.sequence));
     if (want.clause == ClauseId::R_PEEK) {
       if (want.length != got.length)
         fail(ClauseId::R_PEEK, operation + ": length " + std::to_string(got.length) + ", the spec requires " +
-                           std::to_string(want.length));
+                                   std::to_string(want.length));
     } else {
       // Delivered bytes must be the bytes written; a difference is a corrupt
       // slot delivered (V-SLOT). Not counted as exercising V-SLOT: that takes
       // a hostile peer (the CorruptOldest command, the hostile-reads check).
       if (w.payload != g.payload)
         fail(ClauseId::V_SLOT, operation + ": delivered " + std::to_string(g.payload.size()) +
-                           " bytes that differ from the " + std::to_string(w.payload.size()) +
-                           " bytes written (a corrupt slot was delivered)");
+                                   " bytes that differ from the " + std::to_string(w.payload.size()) +
+                                   " bytes written (a corrupt slot was delivered)");
     }
   } else if (g_compare_sequences && (want.clause == ClauseId::S_PUBLISH || want.clause == ClauseId::S_TRANSITIONS)) {
     // (T-SEQ is recorded where a ring's second number was compared: evidence.cpp.)
@@ -139,9 +139,9 @@ void compare_views(const Params& params, const model::View& want, const model::V
       // reached the ring (S-PUBLISH), whatever else differs.
       if (g.head < w.head && g.head >= g.tail)
         fail(ClauseId::S_PUBLISH, name + ": " + std::to_string(w.head - g.head) + " acknowledged write" +
-                              (w.head - g.head == 1 ? " is" : "s are") + " not in the ring (its head is " +
-                              std::to_string(g.head) + ", the spec requires " + std::to_string(w.head) +
-                              "): acknowledged writes that can never be delivered to the other process");
+                                      (w.head - g.head == 1 ? " is" : "s are") + " not in the ring (its head is " +
+                                      std::to_string(g.head) + ", the spec requires " + std::to_string(w.head) +
+                                      "): acknowledged writes that can never be delivered to the other process");
       expect_equal(params, ClauseId::R_CLAIM, name + " head", w.head, g.head, w.head > 0);
       expect_equal(params, ClauseId::R_RELEASE, name + " tail", w.tail, g.tail, w.tail > 0);
       bool any_held = false;
@@ -149,16 +149,19 @@ void compare_views(const Params& params, const model::View& want, const model::V
         any_held = any_held || w.slots[i] != model::SlotState::Empty;
         if (w.slots[i] != g.slots[i])
           fail(ClauseId::S_TRANSITIONS, name + " slot " + std::to_string(i) + ": the spec requires " +
-                                    std::string(shm::to_string(w.slots[i])) + ", the implementation has " +
-                                    std::string(shm::to_string(g.slots[i])));
+                                            std::string(shm::to_string(w.slots[i])) + ", the implementation has " +
+                                            std::string(shm::to_string(g.slots[i])));
       }
       if (any_held) params.record(ClauseId::S_TRANSITIONS);
-      expect_equal(params, ClauseId::V_SLOT, name + " corrupt_skipped", w.corrupt_skipped, g.corrupt_skipped, w.corrupt_skipped > 0);
+      expect_equal(params, ClauseId::V_SLOT, name + " corrupt_skipped", w.corrupt_skipped, g.corrupt_skipped,
+                   w.corrupt_skipped > 0);
       expect_equal(params, ClauseId::K_WRITING, name + " reclaimed", w.reclaimed, g.reclaimed, w.reclaimed > 0);
     }
   }
-  expect_equal(params, ClauseId::C_BACKPRESSURE, "backpressure", want.backpressure, got.backpressure, want.backpressure > 0);
-  expect_equal(params, ClauseId::T_ENDPOINTS, "client_count", want.client_count, got.client_count, want.client_count > 0);
+  expect_equal(params, ClauseId::C_BACKPRESSURE, "backpressure", want.backpressure, got.backpressure,
+               want.backpressure > 0);
+  expect_equal(params, ClauseId::T_ENDPOINTS, "client_count", want.client_count, got.client_count,
+               want.client_count > 0);
   expect_equal(params, ClauseId::T_COUNTERS, "client_head", want.client_head, got.client_head, want.client_head > 0);
   expect_equal(params, ClauseId::T_COUNTERS, "daemon_tail", want.daemon_tail, got.daemon_tail, want.daemon_tail > 0);
   expect_equal(params, ClauseId::T_SHUTDOWN, "flags.SHUTDOWN", want.shutdown, got.shutdown, want.shutdown);

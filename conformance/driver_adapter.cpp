@@ -4,10 +4,10 @@
 
 #include <atomic>
 #include <cstring>
-#include <map>
-#include <mutex>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <mutex>
 
 #include "driver_json.hpp"
 #include "launcher.hpp"
@@ -56,15 +56,16 @@ class DriverAdapter final : public Adapter {
     // stale_after_ms 0: the model's recover() means the stopped holders died
     // long ago, so a consumer judges their slots stale at first sight
     // (DRIVER.md D-STOPS), also at a read after recover that first meets one.
-    const Reply r = create_fitted(*daemon_, {{"op", "create"},
-                                             {"segment", path_},
-                                             {"segment_size", config.segment_size},
-                                             {"slot_size", config.slot_size},
-                                             {"protocol_version", config.protocol_version},
-                                             {"heartbeat_ms", 100},
-                                             {"heartbeat_timeout_ms", 60000},
-                                             {"daemon_timeout_ms", 60000},
-                                             {"stale_after_ms", 0}},
+    const Reply r = create_fitted(*daemon_,
+                                  {{"op", "create"},
+                                   {"segment", path_},
+                                   {"segment_size", config.segment_size},
+                                   {"slot_size", config.slot_size},
+                                   {"protocol_version", config.protocol_version},
+                                   {"heartbeat_ms", 100},
+                                   {"heartbeat_timeout_ms", 60000},
+                                   {"daemon_timeout_ms", 60000},
+                                   {"stale_after_ms", 0}},
                                   params_);
     if (r.ok() && r.body.contains("capacity")) {
       std::array<std::uint32_t, 3> c{};
@@ -171,12 +172,15 @@ class DriverAdapter final : public Adapter {
 
   model::View observe() override {
     const Reply r = daemon_->call({{"op", "observe"}});
-    if (!r.ok()) throw driver::DriverFailure("driver '" + launcher_->name() + "' (daemon): observe failed: " + r.error().message());
+    if (!r.ok())
+      throw driver::DriverFailure("driver '" + launcher_->name() +
+                                  "' (daemon): observe failed: " + r.error().message());
     try {
       return driver::view_from_json(r.body.at("view"));
     } catch (const json::exception& e) {
-      throw driver::DriverFailure("driver '" + launcher_->name() + "' (daemon): [D-CONTROL] observe's view is malformed: " + e.what(),
-                                  spec::DriverRule::D_CONTROL);
+      throw driver::DriverFailure(
+          "driver '" + launcher_->name() + "' (daemon): [D-CONTROL] observe's view is malformed: " + e.what(),
+          spec::DriverRule::D_CONTROL);
     }
   }
 
@@ -213,7 +217,10 @@ class DriverAdapter final : public Adapter {
     // stale_after_ms 0: the model's recover() means the stopped holders died
     // long ago, so a consumer judges their slots stale at first sight
     // (DRIVER.md D-STOPS), also at a read after recover that first meets one.
-    return {{"op", "connect"}, {"segment", path}, {"protocol_version", version}, {"daemon_timeout_ms", 60000},
+    return {{"op", "connect"},
+            {"segment", path},
+            {"protocol_version", version},
+            {"daemon_timeout_ms", 60000},
             {"stale_after_ms", 0}};
   }
 
@@ -234,7 +241,9 @@ class DriverAdapter final : public Adapter {
   static shm::Result<model::Message> message_of(const Reply& r) {
     if (!r.ok()) return r.error();
     const auto data = driver::from_hex(r.body.value("data", std::string()));
-    if (!data) throw driver::DriverFailure("[D-BYTES] the driver's \"data\" is not hex: " + r.body.dump(), spec::DriverRule::D_BYTES);
+    if (!data)
+      throw driver::DriverFailure("[D-BYTES] the driver's \"data\" is not hex: " + r.body.dump(),
+                                  spec::DriverRule::D_BYTES);
     return model::Message{static_cast<Priority>(r.body.at("priority").get<int>()),
                           r.body.value("sequence", std::uint64_t{0}), *data};
   }

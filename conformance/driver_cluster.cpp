@@ -1,14 +1,13 @@
 #include "driver_cluster.hpp"
 
-#include "reference_ops.hpp"
-
 #include <unistd.h>
 
 #include <cstring>
 #include <thread>
 
-namespace memlink::conformance {
+#include "reference_ops.hpp"
 
+namespace memlink::conformance {
 
 using driver::DriverProcess;
 using driver::Reply;
@@ -108,7 +107,8 @@ Reply Cluster::must(DriverProcess& p, json request, ClauseId clause, std::chrono
 void expect_delivery(Cluster& c, DriverProcess& writer, DriverProcess& reader, int n) {
   constexpr std::uint64_t kFirst = 90000;
   for (int i = 0; i < n; ++i)
-    c.must(writer, {{"op", "write"}, {"priority", 2}, {"data", driver::to_hex(message_payload(kFirst + i, 16))}}, ClauseId::S_PUBLISH);
+    c.must(writer, {{"op", "write"}, {"priority", 2}, {"data", driver::to_hex(message_payload(kFirst + i, 16))}},
+           ClauseId::S_PUBLISH);
   int got = 0;
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(3);
   while (got < n && std::chrono::steady_clock::now() < give_up) {
@@ -116,8 +116,9 @@ void expect_delivery(Cluster& c, DriverProcess& writer, DriverProcess& reader, i
     if (r.ok()) {
       const auto data = driver::from_hex(r.body.value("data", std::string()));
       if (!data || message_id(*data) != std::optional<std::uint64_t>(kFirst + static_cast<std::uint64_t>(got)))
-        scenario_fail(ClauseId::V_ONCE, reader.role() + " delivered something other than the first messages written to it: " +
-                                    r.body.value("data", std::string()).substr(0, 64));
+        scenario_fail(ClauseId::V_ONCE, reader.role() +
+                                            " delivered something other than the first messages written to it: " +
+                                            r.body.value("data", std::string()).substr(0, 64));
       ++got;
     } else if (r.error().code != shm::ErrorCode::Empty) {
       scenario_fail(ClauseId::S_PUBLISH, reader.role() + "'s read failed with " + r.error().message());
@@ -129,9 +130,10 @@ void expect_delivery(Cluster& c, DriverProcess& writer, DriverProcess& reader, i
          std::to_string(got));
   if (got < n)
     scenario_fail(ClauseId::S_PUBLISH, std::to_string(n - got) + " of " + std::to_string(n) +
-                                   " acknowledged writes were never delivered to the other process (" + writer.role() +
-                                   " wrote them, " + reader.role() + " read for 3 s and found " +
-                                   (got == 0 ? "nothing" : std::to_string(got)) + "), with nothing else going on");
+                                           " acknowledged writes were never delivered to the other process (" +
+                                           writer.role() + " wrote them, " + reader.role() +
+                                           " read for 3 s and found " + (got == 0 ? "nothing" : std::to_string(got)) +
+                                           "), with nothing else going on");
   c.record(ClauseId::S_PUBLISH);
 }
 

@@ -8,10 +8,10 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <mutex>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "driver_json.hpp"
@@ -128,9 +128,9 @@ Hello parse_hello(const nlohmann::json& r) {
     throw DriverFailure(std::string("its hello answer is malformed: ") + e.what(), spec::DriverRule::D_HELLO);
   }
   if (h.limits.min_segment > h.limits.max_segment || h.limits.min_slot > h.limits.max_slot || h.limits.min_slot == 0)
-    throw DriverFailure("its limits are empty ranges: segment_size " + std::to_string(h.limits.min_segment) +
-                        ".." + std::to_string(h.limits.max_segment) + ", slot_size " +
-                        std::to_string(h.limits.min_slot) + ".." + std::to_string(h.limits.max_slot),
+    throw DriverFailure("its limits are empty ranges: segment_size " + std::to_string(h.limits.min_segment) + ".." +
+                            std::to_string(h.limits.max_segment) + ", slot_size " + std::to_string(h.limits.min_slot) +
+                            ".." + std::to_string(h.limits.max_slot),
                         spec::DriverRule::D_LIMITS);
   return h;
 }
@@ -193,7 +193,8 @@ std::unique_ptr<DriverProcess> DriverProcess::start_thread(Server server, const 
 std::unique_ptr<DriverProcess> DriverProcess::start_forked(Server server, const std::string& name,
                                                            const std::string& role, std::chrono::milliseconds timeout) {
   if (!forking_allowed())
-    throw DriverFailure("driver '" + name + "': a forked process is not available under ThreadSanitizer (its "
+    throw DriverFailure("driver '" + name +
+                        "': a forked process is not available under ThreadSanitizer (its "
                         "runtime forbids threads in the child of a threaded parent)");
   ignore_sigpipe();
   std::unique_ptr<DriverProcess> p(new DriverProcess());
@@ -224,7 +225,8 @@ std::unique_ptr<DriverProcess> DriverProcess::start_forked(Server server, const 
 
 // D-HELLO, D-VERSION: protocol 2 first; a driver that refuses it with
 // ProtocolMismatch is asked for protocol 1, which this suite still runs.
-std::unique_ptr<DriverProcess> DriverProcess::greet(std::unique_ptr<DriverProcess> p, std::chrono::milliseconds timeout) {
+std::unique_ptr<DriverProcess> DriverProcess::greet(std::unique_ptr<DriverProcess> p,
+                                                    std::chrono::milliseconds timeout) {
   nlohmann::json hello{{"op", "hello"}, {"protocol", kProtocolVersion}};
   Reply r = p->call(hello, timeout);
   if (!r.ok() && r.error().code == shm::ErrorCode::ProtocolMismatch) {
@@ -232,8 +234,9 @@ std::unique_ptr<DriverProcess> DriverProcess::greet(std::unique_ptr<DriverProces
     hello["protocol"] = kOldestProtocolVersion;
     r = p->call(hello, timeout);
     if (!r.ok())
-      p->fail(spec::DriverRule::D_VERSION, "it refused both protocol " + std::to_string(kProtocolVersion) + " (" + refused +
-                  ") and protocol " + std::to_string(kOldestProtocolVersion) + " (" + r.error().message() +
+      p->fail(spec::DriverRule::D_VERSION,
+              "it refused both protocol " + std::to_string(kProtocolVersion) + " (" + refused + ") and protocol " +
+                  std::to_string(kOldestProtocolVersion) + " (" + r.error().message() +
                   "); this suite speaks those two",
               hello);
   }
@@ -245,7 +248,8 @@ std::unique_ptr<DriverProcess> DriverProcess::greet(std::unique_ptr<DriverProces
     p->fail(e.rule, e.what(), hello);
   }
   if (p->hello_.protocol != asked)
-    p->fail(spec::DriverRule::D_VERSION, "asked for protocol " + std::to_string(asked) + ", it answered protocol " +
+    p->fail(spec::DriverRule::D_VERSION,
+            "asked for protocol " + std::to_string(asked) + ", it answered protocol " +
                 std::to_string(p->hello_.protocol) + "; this suite speaks protocols " +
                 std::to_string(kOldestProtocolVersion) + " and " + std::to_string(kProtocolVersion),
             hello);
@@ -260,8 +264,10 @@ DriverProcess::~DriverProcess() {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (!thread_done_->load() && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    if (thread_done_->load()) thread_.join();
-    else thread_.detach();
+    if (thread_done_->load())
+      thread_.join();
+    else
+      thread_.detach();
   } else if (pid_ > 0 && !exited_ && reaps_) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (!reap(false) && std::chrono::steady_clock::now() < deadline)
@@ -294,8 +300,9 @@ bool DriverProcess::reap(bool block) {
 
 void DriverProcess::require_killable(const char* what) const {
   if (threaded_)
-    throw std::logic_error(std::string("driver '") + command_ + "' (" + role_ + "): cannot " + what +
-                           " a driver hosted on a thread of the suite; the check must start it as a process of its own");
+    throw std::logic_error(
+        std::string("driver '") + command_ + "' (" + role_ + "): cannot " + what +
+        " a driver hosted on a thread of the suite; the check must start it as a process of its own");
 }
 
 std::string DriverProcess::describe_exit() const {
@@ -314,11 +321,12 @@ std::string DriverProcess::stderr_tail(std::size_t max_bytes) const {
 }
 
 void DriverProcess::fail(spec::DriverRule broke, const std::string& what, const nlohmann::json& request) {
-  if (threaded_) close_stdin();
-  else kill9();
+  if (threaded_)
+    close_stdin();
+  else
+    kill9();
   std::string m = "driver '" + command_ + "' (" + role_ + ", pid " + std::to_string(pid_) + "): [" +
-                  std::string(spec::name(broke)) + "] " + what +
-                  "\n  request: " + clip(request.dump()) +
+                  std::string(spec::name(broke)) + "] " + what + "\n  request: " + clip(request.dump()) +
                   "\n  last line it printed: " + (last_line_.empty() ? "(none)" : clip(last_line_)) +
                   "\n  process: " + describe_exit();
   const std::string err = stderr_tail();
@@ -343,7 +351,8 @@ void DriverProcess::send(nlohmann::json request) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       reap(false);
-      fail(spec::DriverRule::D_PROC, "writing the request failed (" + std::string(std::strerror(errno)) + "): the driver is gone", request);
+      fail(spec::DriverRule::D_PROC,
+           "writing the request failed (" + std::string(std::strerror(errno)) + "): the driver is gone", request);
     }
     done += static_cast<std::size_t>(n);
   }
@@ -369,10 +378,12 @@ Reply DriverProcess::receive(std::chrono::milliseconds timeout) {
       if (!r.body.is_object() || !r.body.contains("ok") || !r.body["ok"].is_boolean())
         fail(spec::DriverRule::D_FRAME, "its answer has no boolean \"ok\"", pending_);
       if (r.body.value("id", std::int64_t{-2}) != pending_.value("id", std::int64_t{-1}))
-        fail(spec::DriverRule::D_FRAME, "its answer carries id " + r.body.value("id", nlohmann::json()).dump() + ", the request had " +
+        fail(spec::DriverRule::D_FRAME,
+             "its answer carries id " + r.body.value("id", nlohmann::json()).dump() + ", the request had " +
                  pending_["id"].dump(),
              pending_);
-      if (!r.ok() && !r.body.contains("error")) fail(spec::DriverRule::D_ERRORS, "a failed answer names no \"error\"", pending_);
+      if (!r.ok() && !r.body.contains("error"))
+        fail(spec::DriverRule::D_ERRORS, "a failed answer names no \"error\"", pending_);
       return r;
     }
     const auto now = std::chrono::steady_clock::now();
@@ -382,7 +393,8 @@ Reply DriverProcess::receive(std::chrono::milliseconds timeout) {
         100, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1));
     pollfd pfd{out_fd_, POLLIN, 0};
     const int pr = ::poll(&pfd, 1, wait_ms);
-    if (pr < 0 && errno != EINTR) fail(spec::DriverRule::D_PROC, std::string("poll: ") + std::strerror(errno), pending_);
+    if (pr < 0 && errno != EINTR)
+      fail(spec::DriverRule::D_PROC, std::string("poll: ") + std::strerror(errno), pending_);
     if (pr <= 0) continue;
     char chunk[65536];
     const ssize_t n = ::read(out_fd_, chunk, sizeof chunk);

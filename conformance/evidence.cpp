@@ -56,7 +56,7 @@ void read_seen(const StepFacts& s, const Model& before, const model::Outcome& wa
 }  // namespace
 
 std::vector<ClauseId> clauses_seen(const StepFacts& s, const Model& before, const Model& after,
-                                      const model::Outcome& want) {
+                                   const model::Outcome& want) {
   std::vector<ClauseId> out;
   if (want.error) out.push_back(ClauseId::E_CODES);  // an error the implementation also gave, with a detail
   switch (s.kind) {
@@ -84,7 +84,8 @@ std::vector<ClauseId> clauses_seen(const StepFacts& s, const Model& before, cons
       break;
     case StepKind::Disconnect: out.push_back(ClauseId::T_ENDPOINTS); break;
     case StepKind::Reopen:
-      if (s.observed && (before.deliverable(Direction::ClientToDaemon) + before.deliverable(Direction::DaemonToClient)) > 0)
+      if (s.observed &&
+          (before.deliverable(Direction::ClientToDaemon) + before.deliverable(Direction::DaemonToClient)) > 0)
         out.push_back(ClauseId::M_PERSIST);  // the state, messages and all, compared after mapping again
       break;
     case StepKind::StopWriter:

@@ -40,7 +40,7 @@ struct StepFacts {
 };
 
 std::vector<ClauseId> clauses_seen(const StepFacts& step, const model::Model& before, const model::Model& after,
-                                      const model::Outcome& want);
+                                   const model::Outcome& want);
 
 // Acknowledged messages of direction d the model holds, ready or not yet
 // read: what a read that finds nothing failed to deliver.

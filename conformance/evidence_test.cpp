@@ -77,7 +77,9 @@ HistoryOp w(P p, std::uint64_t id, std::uint64_t a, std::uint64_t b, bool ok = t
 HistoryOp r(P p, std::uint64_t id, std::uint64_t a, std::uint64_t b) {
   return HistoryOp{HistoryOp::Kind::Read, 0, p, id, true, a, b};
 }
-HistoryOp empty(std::uint64_t a, std::uint64_t b) { return HistoryOp{HistoryOp::Kind::Read, 0, P::Low, 0, false, a, b}; }
+HistoryOp empty(std::uint64_t a, std::uint64_t b) {
+  return HistoryOp{HistoryOp::Kind::Read, 0, P::Low, 0, false, a, b};
+}
 
 TEST(HistoryEvidence, NothingDeliveredShowsNoOrderingClause) {
   // Acknowledged writes and Empty reads only: what a transport that
@@ -95,8 +97,8 @@ TEST(HistoryEvidence, EachClauseNeedsItsOwnBehaviour) {
   EXPECT_FALSE(seen.count(ClauseId::R_CAPACITY));
   EXPECT_FALSE(seen.count(ClauseId::R_ORDER));
   // A low message read while a critical one, written before, waited: ORDER.
-  seen = clauses_seen({w(P::Low, 1, 0, 1), w(P::Critical, 2, 2, 3, true, 2), r(P::Critical, 2, 4, 5), r(P::Low, 1, 6, 7)},
-                      false);
+  seen = clauses_seen(
+      {w(P::Low, 1, 0, 1), w(P::Critical, 2, 2, 3, true, 2), r(P::Critical, 2, 4, 5), r(P::Low, 1, 6, 7)}, false);
   EXPECT_TRUE(seen.count(ClauseId::R_ORDER));
   EXPECT_TRUE(seen.count(ClauseId::R_ROLES) == 0);  // one message per ring
   EXPECT_FALSE(seen.count(ClauseId::T_SEQ));        // not claimed

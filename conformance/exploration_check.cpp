@@ -102,7 +102,8 @@ struct Explorer {
   bool run_once(const Config& c, explore::Strategy& strategy) {
     auto scenario = explore::make_scenario(c);
     if (!scenario) {
-      result.failure = Failure{{}, "exploration: cannot set up " + c.text() + ": " + scenario.error().message(), {}, ""};
+      result.failure =
+          Failure{{}, "exploration: cannot set up " + c.text() + ": " + scenario.error().message(), {}, ""};
       return false;
     }
     explore::Scheduler sched;
@@ -127,7 +128,8 @@ struct Explorer {
     const Violation& first = violations.front();
     Failure f = Failure::of(first);
     f.description += " (exploration run " + std::to_string(runs) + ", scenario " + c.text() + ")";
-    for (std::size_t i = 1; i < violations.size() && i < 6; ++i) f.counterexample.push_back("also: " + violations[i].describe());
+    for (std::size_t i = 1; i < violations.size() && i < 6; ++i)
+      f.counterexample.push_back("also: " + violations[i].describe());
     for (auto& line : explore::describe_run(c, (*scenario)->record)) f.counterexample.push_back(line);
     f.counterexample.push_back("schedule (thread switches, deaths, timeouts):");
     std::size_t start = 0, lines = 0;

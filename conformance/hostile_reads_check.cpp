@@ -77,7 +77,8 @@ class Flipper {
         const std::uint8_t flipped = was ^ static_cast<std::uint8_t>(1u << (rng_() % 8));
         std::uint8_t expected = was;
         if (!byte->compare_exchange_strong(expected, flipped, std::memory_order_relaxed)) continue;
-        for (int spin = static_cast<int>(rng_() % 2000); spin > 0; --spin) std::atomic_signal_fence(std::memory_order_seq_cst);
+        for (int spin = static_cast<int>(rng_() % 2000); spin > 0; --spin)
+          std::atomic_signal_fence(std::memory_order_seq_cst);
         expected = flipped;
         byte->compare_exchange_strong(expected, was, std::memory_order_relaxed);
         ++flips_;
@@ -134,20 +135,23 @@ void forge_ready_at_head(Cluster& c, DriverProcess& writer, const shm::Geometry&
     const Reply forged = c.daemon->call({{"op", "read"}});
     if (forged.ok())
       scenario_fail(ClauseId::V_SLOT, "the reader delivered a Ready slot forged at the unclaimed head of ring " +
-                                  std::string(shm::to_string(p)) + " (its position field names another lap)");
+                                          std::string(shm::to_string(p)) + " (its position field names another lap)");
     const std::vector<std::byte> payload = message_payload(id, 16);
-    const Reply w = writer.call({{"op", "write"}, {"priority", static_cast<int>(p)}, {"data", driver::to_hex(payload)}});
+    const Reply w =
+        writer.call({{"op", "write"}, {"priority", static_cast<int>(p)}, {"data", driver::to_hex(payload)}});
     if (!w.ok())
       scenario_fail(ClauseId::R_POSITIONS, "after a Ready word was forged at the unclaimed head of ring " +
-                                       std::string(shm::to_string(p)) + " and read, a write failed with " +
-                                       w.error().message() + " (did the reader move its tail past head?)");
+                                               std::string(shm::to_string(p)) + " and read, a write failed with " +
+                                               w.error().message() + " (did the reader move its tail past head?)");
     Reply r = c.daemon->call({{"op", "read"}});
-    for (int k = 0; k < 4 && !r.ok() && r.error().code == shm::ErrorCode::Empty; ++k) r = c.daemon->call({{"op", "read"}});
+    for (int k = 0; k < 4 && !r.ok() && r.error().code == shm::ErrorCode::Empty; ++k)
+      r = c.daemon->call({{"op", "read"}});
     const auto data = r.ok() ? driver::from_hex(r.body.value("data", std::string())) : std::nullopt;
     if (!data || message_id(*data) != std::optional<std::uint64_t>(id))
       scenario_fail(ClauseId::R_POSITIONS, "after a Ready word was forged at the unclaimed head of ring " +
-                                       std::string(shm::to_string(p)) + ", the next message written there was not read back (" +
-                                       (r.ok() ? "other bytes" : r.error().message()) + ")");
+                                               std::string(shm::to_string(p)) +
+                                               ", the next message written there was not read back (" +
+                                               (r.ok() ? "other bytes" : r.error().message()) + ")");
     c.record(ClauseId::R_POSITIONS);
     c.record(ClauseId::V_SLOT);
     ++id;
@@ -171,30 +175,40 @@ CheckResult run_hostile_reads(const Params& params) {
   std::uint64_t delivered = 0, dropped = 0, full = 0;
   try {
     if (!c.start_daemon(c.daemon).ok())
-      scenario_fail(ClauseId::G_FIT, "the driver could not create a segment of " + std::to_string(c.options().segment_size) + " bytes");
+      scenario_fail(ClauseId::G_FIT,
+                    "the driver could not create a segment of " + std::to_string(c.options().segment_size) + " bytes");
     DriverProcess& writer = c.add_client("writer");
     expect_delivery(c, writer, *c.daemon);
     const auto geometry = shm::compute_geometry(c.options().segment_size, c.options().slot_size);
-    if (!geometry) scenario_fail(ClauseId::G_FIT, "no SPEC geometry for a segment of " + std::to_string(c.options().segment_size) + " bytes");
+    if (!geometry)
+      scenario_fail(ClauseId::G_FIT,
+                    "no SPEC geometry for a segment of " + std::to_string(c.options().segment_size) + " bytes");
     Flipper flipper(c.path(), params.seed);
-    if (!flipper.mapped()) scenario_fail(ClauseId::M_NAME, "the segment file " + c.path() + " could not be mapped (spec_layout)");
+    if (!flipper.mapped())
+      scenario_fail(ClauseId::M_NAME, "the segment file " + c.path() + " could not be mapped (spec_layout)");
     flipper.start(*geometry);
     std::mt19937_64 rng(params.seed);
     std::map<std::uint64_t, bool> written;  // id -> delivered
     for (int i = 0; i < messages; ++i) {
       const std::uint64_t id = static_cast<std::uint64_t>(i);
-      const Reply w = writer.call({{"op", "write"}, {"priority", static_cast<int>(rng() % 3)},
-                                   {"data", driver::to_hex(message_payload(id, 8 + rng() % (c.options().slot_size - 7)))}});
-      if (w.ok()) written[id] = false;
-      else if (w.error().code == shm::ErrorCode::Full) ++full;
+      const Reply w =
+          writer.call({{"op", "write"},
+                       {"priority", static_cast<int>(rng() % 3)},
+                       {"data", driver::to_hex(message_payload(id, 8 + rng() % (c.options().slot_size - 7)))}});
+      if (w.ok())
+        written[id] = false;
+      else if (w.error().code == shm::ErrorCode::Full)
+        ++full;
       else if (w.error().code != shm::ErrorCode::CorruptSegment)
         scenario_fail(ClauseId::V_SLOT, "a write failed under a hostile peer with " + w.error().message());
       for (int k = 0; k < 2; ++k) {  // read as fast as it writes, and catch up
         const Reply r = c.daemon->call({{"op", "read"}});
         if (!r.ok()) {
-          if (r.error().code == shm::ErrorCode::CorruptSegment) ++dropped;
+          if (r.error().code == shm::ErrorCode::CorruptSegment)
+            ++dropped;
           else if (r.error().code != shm::ErrorCode::Empty)
-            scenario_fail(ClauseId::V_SLOT, "a read failed with " + r.error().message() + " (only Empty or CorruptSegment may come)");
+            scenario_fail(ClauseId::V_SLOT,
+                          "a read failed with " + r.error().message() + " (only Empty or CorruptSegment may come)");
           if (r.error().code == shm::ErrorCode::Empty) break;
           continue;
         }
@@ -204,10 +218,11 @@ CheckResult run_hostile_reads(const Params& params) {
         c.record(ClauseId::V_SLOT);
         const std::uint64_t id = got.value_or(~0ULL);
         if (!got || !written.count(id))
-          scenario_fail(ClauseId::V_ONCE, "the reader delivered " + std::to_string(data ? data->size() : 0) +
-                                      " bytes that no writer wrote, while a peer changed slot fields during reads: " +
-                                      "it used a value other than the one it validated (" +
-                                      r.body.value("data", std::string()).substr(0, 64) + "...)");
+          scenario_fail(ClauseId::V_ONCE,
+                        "the reader delivered " + std::to_string(data ? data->size() : 0) +
+                            " bytes that no writer wrote, while a peer changed slot fields during reads: " +
+                            "it used a value other than the one it validated (" +
+                            r.body.value("data", std::string()).substr(0, 64) + "...)");
         if (written[id]) scenario_fail(ClauseId::V_ONCE, "message " + std::to_string(id) + " was delivered twice");
         written[id] = true;
         ++delivered;

@@ -66,7 +66,8 @@ class CommandLauncher final : public Launcher {
   std::string target_args() const override { return "--driver '" + command_ + "'"; }
 
  protected:
-  std::unique_ptr<DriverProcess> launch(const std::string& role, Placement, std::chrono::milliseconds timeout) override {
+  std::unique_ptr<DriverProcess> launch(const std::string& role, Placement,
+                                        std::chrono::milliseconds timeout) override {
     return DriverProcess::start(command_, role, timeout);
   }
 
@@ -81,8 +82,9 @@ class ReferenceLauncher final : public Launcher {
     if (!reference_driver::fault_from_env(fault_, error)) throw DriverFailure("in-process reference driver: " + error);
     // A thread of the suite cannot exit or give up its SIGBUS guard alone.
     if (fault_.exit_at || fault_.no_fault_guard || fault_.hang_at)
-      throw DriverFailure("in-process reference driver: MEMLINK_DRIVER_FAULT exit-at, hang-at and no-fault-guard apply to "
-                          "memlink-shm-driver only (run --driver build/release/memlink-shm-driver)");
+      throw DriverFailure(
+          "in-process reference driver: MEMLINK_DRIVER_FAULT exit-at, hang-at and no-fault-guard apply to "
+          "memlink-shm-driver only (run --driver build/release/memlink-shm-driver)");
   }
   bool can_place(Placement p) const override { return p == Placement::Any || forking_allowed(); }
   std::string name() const override { return "the in-process reference driver"; }

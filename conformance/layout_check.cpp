@@ -43,8 +43,8 @@ Offsets offsets_of(const Model& m, std::uint32_t slot_size) {  // G-PLACE
 template <class T>
 T at(std::span<const std::byte> bytes, std::size_t offset, const char* what) {
   if (offset + sizeof(T) > bytes.size())
-    fail_case(ClauseId::G_PLACE, std::string() + what + " at offset " + std::to_string(offset) + " lies past the segment's " +
-            std::to_string(bytes.size()) + " bytes");
+    fail_case(ClauseId::G_PLACE, std::string() + what + " at offset " + std::to_string(offset) +
+                                     " lies past the segment's " + std::to_string(bytes.size()) + " bytes");
   T v;
   std::memcpy(&v, bytes.data() + offset, sizeof v);
   return v;
@@ -56,8 +56,8 @@ void expect_field(const Params& params, ClauseId clause, const std::string& what
                   bool seen = true) {
   if (seen) params.record(clause);
   if (want != got)
-    fail_case(clause, what + ": the spec requires " + std::to_string(want) +
-            ", the segment has " + std::to_string(got));
+    fail_case(clause,
+              what + ": the spec requires " + std::to_string(want) + ", the segment has " + std::to_string(got));
 }
 
 std::uint32_t crc32c_by_definition(const std::byte* p, std::size_t n) {
@@ -74,8 +74,9 @@ model::Config gen_small_config(const driver::Limits& limits) {
   model::Config c;
   c.slot_size = limits.slot(*rc::gen::element<std::uint32_t>(1u, 16u, 64u, 200u, 4096u));
   const auto n = *rc::gen::inRange<std::uint32_t>(1, 12);
-  c.segment_size = limits.segment(kControlSize + 2 * (3 * kRingHeader + model::distribution(n).total() * stride_of(c.slot_size)) +
-                                  *rc::gen::inRange<std::size_t>(0, 200));
+  c.segment_size =
+      limits.segment(kControlSize + 2 * (3 * kRingHeader + model::distribution(n).total() * stride_of(c.slot_size)) +
+                     *rc::gen::inRange<std::size_t>(0, 200));
   c.protocol_version = *rc::gen::arbitrary<std::uint16_t>();
   return c;
 }
@@ -117,10 +118,12 @@ void expect_published(const model::View& v, const Offsets& o, std::span<const st
       const auto tail = at<std::uint64_t>(bytes, o.ring[d][p] + 128, "tail");
       const std::uint64_t want = v.rings[d][p].head;
       if (head < want && head >= tail)
-        fail_case(ClauseId::S_PUBLISH, "ring[" + std::string(d == 0 ? "c2d/" : "d2c/") + std::string(shm::to_string(static_cast<Priority>(p))) +
-                  "]: " + std::to_string(want - head) + " acknowledged write(s) never reached the segment (head " +
-                  std::to_string(head) + ", the spec requires " + std::to_string(want) +
-                  "): acknowledged writes that can never be delivered to the other process");
+        fail_case(ClauseId::S_PUBLISH, "ring[" + std::string(d == 0 ? "c2d/" : "d2c/") +
+                                           std::string(shm::to_string(static_cast<Priority>(p))) +
+                                           "]: " + std::to_string(want - head) +
+                                           " acknowledged write(s) never reached the segment (head " +
+                                           std::to_string(head) + ", the spec requires " + std::to_string(want) +
+                                           "): acknowledged writes that can never be delivered to the other process");
     }
 }
 
@@ -162,18 +165,26 @@ CheckResult run_layout(const Params& params) {
     expect_field(params, ClauseId::L_CONST, "control.magic", kMagic, at<std::uint64_t>(bytes, 0, "magic"));
     params.record(ClauseId::C_INIT);
     expect_field(params, ClauseId::L_CONST, "control.layout_version", 2, at<std::uint32_t>(bytes, 8, "layout_version"));
-    expect_field(params, ClauseId::C_LAYOUT, "control.protocol_version", config.protocol_version, at<std::uint16_t>(bytes, 12, "protocol_version"));
-    expect_field(params, ClauseId::C_LAYOUT, "control.segment_size", config.segment_size, at<std::uint64_t>(bytes, 16, "segment_size"));
-    expect_field(params, ClauseId::C_LAYOUT, "control.slot_size", config.slot_size, at<std::uint32_t>(bytes, 24, "slot_size"));
-    expect_field(params, ClauseId::G_STRIDE, "control.slot_stride", o.stride, at<std::uint32_t>(bytes, 28, "slot_stride"));
+    expect_field(params, ClauseId::C_LAYOUT, "control.protocol_version", config.protocol_version,
+                 at<std::uint16_t>(bytes, 12, "protocol_version"));
+    expect_field(params, ClauseId::C_LAYOUT, "control.segment_size", config.segment_size,
+                 at<std::uint64_t>(bytes, 16, "segment_size"));
+    expect_field(params, ClauseId::C_LAYOUT, "control.slot_size", config.slot_size,
+                 at<std::uint32_t>(bytes, 24, "slot_size"));
+    expect_field(params, ClauseId::G_STRIDE, "control.slot_stride", o.stride,
+                 at<std::uint32_t>(bytes, 28, "slot_stride"));
     expect_field(params, ClauseId::C_LAYOUT, "control.slots_per_direction",
-                 *model::slots_per_direction(config.segment_size, config.slot_size), at<std::uint32_t>(bytes, 32, "slots_per_direction"));
+                 *model::slots_per_direction(config.segment_size, config.slot_size),
+                 at<std::uint32_t>(bytes, 32, "slots_per_direction"));
     for (int d = 0; d < 2; ++d)
       for (int p = 0; p < 3; ++p)
-        expect_field(params, ClauseId::C_LAYOUT, "control.slot_count", v.rings[d][p].capacity, at<std::uint32_t>(bytes, 36 + 4 * (3 * d + p), "slot_count"));
+        expect_field(params, ClauseId::C_LAYOUT, "control.slot_count", v.rings[d][p].capacity,
+                     at<std::uint32_t>(bytes, 36 + 4 * (3 * d + p), "slot_count"));
     expect_field(params, ClauseId::C_FLAGS, "control.flags", v.shutdown ? 1 : 0, at<std::uint32_t>(bytes, 60, "flags"));
-    expect_field(params, ClauseId::C_LAYOUT, "control.backpressure", v.backpressure, at<std::uint32_t>(bytes, 88, "backpressure"), v.backpressure > 0);
-    expect_field(params, ClauseId::C_LAYOUT, "control.client_count", v.client_count, at<std::uint32_t>(bytes, 128, "client_count"), v.client_count > 0);
+    expect_field(params, ClauseId::C_LAYOUT, "control.backpressure", v.backpressure,
+                 at<std::uint32_t>(bytes, 88, "backpressure"), v.backpressure > 0);
+    expect_field(params, ClauseId::C_LAYOUT, "control.client_count", v.client_count,
+                 at<std::uint32_t>(bytes, 128, "client_count"), v.client_count > 0);
     // C-LINES: the offsets checked here put the daemon's fields (64..127),
     // client_count (128), the clients' counters (192..), the daemon's (256..)
     // and each futex word (320, 384, 448, 512) on lines of their own.
@@ -183,8 +194,10 @@ CheckResult run_layout(const Params& params) {
     std::uint64_t published = at<std::uint64_t>(bytes, 192, "client_head");
     for (std::size_t k = 0; k < shm::CLIENT_TABLE_SIZE; ++k)
       published += at<std::uint64_t>(bytes, 1088 + 8 * k, "client_published");
-    expect_field(params, ClauseId::C_LAYOUT, "control.client_head + client_published", v.client_head, published, v.client_head > 0);
-    expect_field(params, ClauseId::C_LAYOUT, "control.daemon_tail", v.daemon_tail, at<std::uint64_t>(bytes, 256, "daemon_tail"), v.daemon_tail > 0);
+    expect_field(params, ClauseId::C_LAYOUT, "control.client_head + client_published", v.client_head, published,
+                 v.client_head > 0);
+    expect_field(params, ClauseId::C_LAYOUT, "control.daemon_tail", v.daemon_tail,
+                 at<std::uint64_t>(bytes, 256, "daemon_tail"), v.daemon_tail > 0);
 
     for (int d = 0; d < 2; ++d) {
       for (int p = 0; p < 3; ++p) {
@@ -195,20 +208,29 @@ CheckResult run_layout(const Params& params) {
         // R-LAYOUT is recorded where head or tail, at their offsets, was
         // seen moved (the static fields alone cannot show a ring in use).
         params.record(ClauseId::G_PLACE);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".ring_magic", kRingMagic, at<std::uint32_t>(bytes, r, "ring_magic"), false);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".capacity", rv.capacity, at<std::uint32_t>(bytes, r + 4, "capacity"), false);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".slot_size", config.slot_size, at<std::uint32_t>(bytes, r + 8, "slot_size"), false);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".slot_stride", o.stride, at<std::uint32_t>(bytes, r + 12, "slot_stride"), false);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".direction", d, at<std::uint8_t>(bytes, r + 16, "direction"), false);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".priority", p, at<std::uint8_t>(bytes, r + 17, "priority"), false);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".ring_magic", kRingMagic,
+                     at<std::uint32_t>(bytes, r, "ring_magic"), false);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".capacity", rv.capacity,
+                     at<std::uint32_t>(bytes, r + 4, "capacity"), false);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".slot_size", config.slot_size,
+                     at<std::uint32_t>(bytes, r + 8, "slot_size"), false);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".slot_stride", o.stride,
+                     at<std::uint32_t>(bytes, r + 12, "slot_stride"), false);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".direction", d, at<std::uint8_t>(bytes, r + 16, "direction"),
+                     false);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".priority", p, at<std::uint8_t>(bytes, r + 17, "priority"),
+                     false);
         const auto head = at<std::uint64_t>(bytes, r + 64, "head");
         const auto tail = at<std::uint64_t>(bytes, r + 128, "tail");
         expect_field(params, ClauseId::R_LAYOUT, name + ".head", rv.head, head, rv.head > 0);
         expect_field(params, ClauseId::R_LAYOUT, name + ".tail", rv.tail, tail, rv.tail > 0);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".corrupt_skipped", rv.corrupt_skipped, at<std::uint64_t>(bytes, r + 136, "corrupt_skipped"), rv.corrupt_skipped > 0);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".reclaimed", rv.reclaimed, at<std::uint64_t>(bytes, r + 144, "reclaimed"), rv.reclaimed > 0);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".corrupt_skipped", rv.corrupt_skipped,
+                     at<std::uint64_t>(bytes, r + 136, "corrupt_skipped"), rv.corrupt_skipped > 0);
+        expect_field(params, ClauseId::R_LAYOUT, name + ".reclaimed", rv.reclaimed,
+                     at<std::uint64_t>(bytes, r + 144, "reclaimed"), rv.reclaimed > 0);
         if (rv.head > 0) params.record(ClauseId::R_POSITIONS);
-        if (!(tail <= head && head - tail <= rv.capacity)) fail_case(ClauseId::R_POSITIONS, "" + name + " head/tail out of range");
+        if (!(tail <= head && head - tail <= rv.capacity))
+          fail_case(ClauseId::R_POSITIONS, "" + name + " head/tail out of range");
         for (std::uint32_t i = 0; i < rv.capacity; ++i) {
           const std::size_t s = r + kRingHeader + i * o.stride;
           const std::string slot = name + ".slot[" + std::to_string(i) + "]";
@@ -224,7 +246,8 @@ CheckResult run_layout(const Params& params) {
                        static_cast<std::uint32_t>(word >> 40));
           const auto owner = static_cast<std::uint32_t>(word >> 8);
           if (st == model::SlotState::Writing || st == model::SlotState::Reading) {
-            expect_field(params, ClauseId::S_OWNER, slot + ".word.owner_pid", a->owner_pid(static_cast<Direction>(d), st == model::SlotState::Writing), owner);
+            expect_field(params, ClauseId::S_OWNER, slot + ".word.owner_pid",
+                         a->owner_pid(static_cast<Direction>(d), st == model::SlotState::Writing), owner);
           } else if (st == model::SlotState::Empty || st == model::SlotState::Ready) {
             expect_field(params, ClauseId::S_WORD, slot + ".word.owner_pid", 0u, owner);
           }
@@ -232,16 +255,20 @@ CheckResult run_layout(const Params& params) {
           if (!msg || st == model::SlotState::Empty) continue;
           // Writing after fill, Ready, Reading, Done: the header describes the message.
           expect_field(params, ClauseId::S_LAYOUT, slot + ".priority", p, at<std::uint8_t>(bytes, s + 24, "priority"));
-          expect_field(params, ClauseId::S_LAYOUT, slot + ".length", msg->payload.size(), at<std::uint32_t>(bytes, s + 16, "length"));
-          expect_field(params, ClauseId::S_LAYOUT, slot + ".sequence", msg->sequence, at<std::uint64_t>(bytes, s + 8, "sequence"));
+          expect_field(params, ClauseId::S_LAYOUT, slot + ".length", msg->payload.size(),
+                       at<std::uint32_t>(bytes, s + 16, "length"));
+          expect_field(params, ClauseId::S_LAYOUT, slot + ".sequence", msg->sequence,
+                       at<std::uint64_t>(bytes, s + 8, "sequence"));
           const auto position = at<std::uint64_t>(bytes, s + 32, "position");
           expect_field(params, ClauseId::S_LAYOUT, slot + ".position % capacity", i, position % rv.capacity);
-          if (s + kSlotHeader + msg->payload.size() > bytes.size()) fail_case(ClauseId::G_PLACE, "" + slot + " payload past the end");
+          if (s + kSlotHeader + msg->payload.size() > bytes.size())
+            fail_case(ClauseId::G_PLACE, "" + slot + " payload past the end");
           const std::byte* payload = bytes.data() + s + kSlotHeader;
           params.record(ClauseId::S_LAYOUT);
           if (!msg->payload.empty() && std::memcmp(payload, msg->payload.data(), msg->payload.size()) != 0)
             fail_case(ClauseId::S_LAYOUT, "" + slot + ": payload bytes at offset 64 are not the message written");
-          expect_field(params, ClauseId::S_CHECKSUM, slot + ".checksum", crc32c_by_definition(payload, msg->payload.size()),
+          expect_field(params, ClauseId::S_CHECKSUM, slot + ".checksum",
+                       crc32c_by_definition(payload, msg->payload.size()),
                        at<std::uint32_t>(bytes, s + 20, "checksum"));
         }
       }
@@ -319,8 +346,14 @@ Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets
     case 6: set("slot_stride", 28, other32(static_cast<std::uint32_t>(o.stride))); break;
     case 7: set("slots_per_direction", 32, *rc::gen::element<std::uint32_t>(0u, UINT32_MAX, static_cast<std::uint32_t>(config.segment_size / o.stride + 1))); break;
     case 8: set("slot_count", 36 + 4 * (3 * d + p), other32(m.capacity(static_cast<Priority>(p)))); break;
-    case 9: set("flags", 60, std::uint32_t{1} << *rc::gen::inRange(2, 32)); mu.clause = ClauseId::C_FLAGS; break;
-    case 10: set("backpressure", 88, *rc::gen::inRange<std::uint32_t>(1001, UINT32_MAX)); mu.clause = ClauseId::C_BACKPRESSURE; break;
+    case 9:
+      set("flags", 60, std::uint32_t{1} << *rc::gen::inRange(2, 32));
+      mu.clause = ClauseId::C_FLAGS;
+      break;
+    case 10:
+      set("backpressure", 88, *rc::gen::inRange<std::uint32_t>(1001, UINT32_MAX));
+      mu.clause = ClauseId::C_BACKPRESSURE;
+      break;
     case 11: {
       static const char* names[] = {"ring_magic", "capacity", "slot_size", "slot_stride"};
       const int f = *rc::gen::inRange(0, 4);

@@ -1,13 +1,13 @@
 #include "linearizability.hpp"
 
-#include "memlink/model/queue_spec.hpp"
-
 #include <algorithm>
-#include <set>
-#include <map>
 #include <deque>
 #include <functional>
+#include <map>
+#include <set>
 #include <unordered_set>
+
+#include "memlink/model/queue_spec.hpp"
 
 namespace memlink::conformance {
 namespace {
@@ -140,8 +140,10 @@ class Search {
       }
       const Visit v = visit(child);
       if (v == Visit::Complete) return true;
-      if (v == Visit::Seen) step_back(n);
-      else path.push_back(open(child));
+      if (v == Visit::Seen)
+        step_back(n);
+      else
+        path.push_back(open(child));
     }
     return false;
   }
@@ -274,13 +276,15 @@ std::string sequence_violation(const std::vector<HistoryOp>& history) {
   // growing per writer and ring.
   using Ring = shm::Priority;
   std::map<std::pair<Ring, std::uint64_t>, std::uint64_t> owner;  // (ring, sequence) -> id
-  std::map<std::pair<std::uint64_t, Ring>, std::vector<std::pair<std::uint64_t, std::uint64_t>>> per_writer;  // invoke, sequence
+  std::map<std::pair<std::uint64_t, Ring>, std::vector<std::pair<std::uint64_t, std::uint64_t>>>
+      per_writer;  // invoke, sequence
   for (const auto& op : history) {
     if (op.kind != HistoryOp::Kind::Read || !op.ok) continue;
     auto [it, fresh] = owner.emplace(std::pair{op.priority, op.sequence}, op.id);
     if (!fresh && it->second != op.id)
-      return "messages #" + std::to_string(it->second) + " and #" + std::to_string(op.id) + " carry the same sequence number " +
-             std::to_string(op.sequence) + " in the " + std::string(shm::to_string(op.priority)) + " ring";
+      return "messages #" + std::to_string(it->second) + " and #" + std::to_string(op.id) +
+             " carry the same sequence number " + std::to_string(op.sequence) + " in the " +
+             std::string(shm::to_string(op.priority)) + " ring";
     if (writer_of.count(op.id)) per_writer[{writer_of[op.id], op.priority}].push_back({invoked[op.id], op.sequence});
   }
   for (auto& [writer_ring, seqs] : per_writer) {
@@ -288,8 +292,8 @@ std::string sequence_violation(const std::vector<HistoryOp>& history) {
     std::sort(seqs.begin(), seqs.end());
     for (std::size_t i = 1; i < seqs.size(); ++i)
       if (seqs[i].second <= seqs[i - 1].second)
-        return "writer p" + std::to_string(writer) + " wrote sequence " + std::to_string(seqs[i - 1].second) + " and then " +
-               std::to_string(seqs[i].second);
+        return "writer p" + std::to_string(writer) + " wrote sequence " + std::to_string(seqs[i - 1].second) +
+               " and then " + std::to_string(seqs[i].second);
   }
   return "";
 }
@@ -358,21 +362,22 @@ HistoryVerdict judge_history(const std::vector<HistoryOp>& history, const Linear
     v.violation = Violation{ClauseId::R_RELEASE, where + ": an operation on a healthy ring failed: " + unexpected};
   } else if (twice != times.end()) {
     // Nobody died here: a message delivered again was never released.
-    v.violation = Violation{ClauseId::R_RELEASE, where + ": message #" + std::to_string(twice->first) + " was delivered " +
-                                                     std::to_string(twice->second) +
-                                                     " times, though no reader died holding it"};
+    v.violation =
+        Violation{ClauseId::R_RELEASE, where + ": message #" + std::to_string(twice->first) + " was delivered " +
+                                           std::to_string(twice->second) + " times, though no reader died holding it"};
   } else if (acked > delivered) {
-    v.violation = Violation{ClauseId::S_PUBLISH, where + ": " + std::to_string(acked - delivered) +
-                                                     " acknowledged writes were never delivered to the other process (" +
-                                                     std::to_string(acked) + " acknowledged, " + std::to_string(delivered) +
-                                                     " delivered)"};
+    v.violation = Violation{ClauseId::S_PUBLISH,
+                            where + ": " + std::to_string(acked - delivered) +
+                                " acknowledged writes were never delivered to the other process (" +
+                                std::to_string(acked) + " acknowledged, " + std::to_string(delivered) + " delivered)"};
   } else if (!seq.empty()) {
     v.violation = Violation{ClauseId::T_SEQ, where + ": " + seq};
   } else if (!lin.decided) {
     return v;  // undecided: neither a pass nor a failure (the check counts it)
   } else if (!lin.linearizable) {
-    v.violation = Violation{ClauseId::R_VISIBLE, where + " is not linearizable against R-CAPACITY, R-FIFO, R-ORDER and R-VISIBLE: " +
-                                                     lin.explanation};
+    v.violation =
+        Violation{ClauseId::R_VISIBLE,
+                  where + " is not linearizable against R-CAPACITY, R-FIFO, R-ORDER and R-VISIBLE: " + lin.explanation};
   } else {
     return v;
   }

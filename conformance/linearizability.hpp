@@ -46,7 +46,7 @@ struct LinearizabilityResult {
   // False: the search met its budget before deciding (Unknown); then
   // `linearizable` is false and means nothing.
   bool decided = true;
-  std::size_t states = 0;  // distinct search states it visited
+  std::size_t states = 0;          // distinct search states it visited
   std::size_t longest_prefix = 0;  // most operations any candidate order placed
   std::string explanation;
   // Not linearizable: the operations of the longest valid prefix, and those

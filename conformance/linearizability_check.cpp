@@ -65,7 +65,8 @@ std::vector<HistoryOp> write_history(DriverProcess& p, int process, std::uint64_
     op.priority = priorities ? static_cast<shm::Priority>(rng() % 3) : shm::Priority::Low;
     op.id = (std::uint64_t(process) << 32) | std::uint64_t(k);
     const std::size_t length = 8 + rng() % (std::max<std::uint32_t>(slot_size, 8) - 7);
-    const Reply r = p.call({{"op", "write"}, {"priority", static_cast<int>(op.priority)},
+    const Reply r = p.call({{"op", "write"},
+                            {"priority", static_cast<int>(op.priority)},
                             {"data", driver::to_hex(message_payload(op.id, length))}});
     op.invoke_ns = r.invoke_ns;
     op.response_ns = r.response_ns;
@@ -95,7 +96,8 @@ std::vector<HistoryOp> read_history(DriverProcess& p, const std::atomic<int>& wr
       const auto data = driver::from_hex(r.body.value("data", std::string()));
       const auto id = data ? message_id(*data) : std::nullopt;
       if (!id) {
-        unexpected = "the daemon delivered a payload no writer wrote: " + r.body.value("data", std::string()).substr(0, 80);
+        unexpected =
+            "the daemon delivered a payload no writer wrote: " + r.body.value("data", std::string()).substr(0, 80);
         return ops;
       }
       op.ok = true;
@@ -127,7 +129,8 @@ std::vector<HistoryOp> run_history(Cluster& c, std::uint64_t seed, int writes, s
   std::vector<std::thread> threads;
   for (int w = 0; w < kWriters; ++w)
     threads.emplace_back([&, w] {
-      thrown.run([&] { per[w + 1] = write_history(*c.clients[w], w + 1, seed + w, priorities, slot, writes, odd[w + 1]); });
+      thrown.run(
+          [&] { per[w + 1] = write_history(*c.clients[w], w + 1, seed + w, priorities, slot, writes, odd[w + 1]); });
       done.fetch_add(1);
     });
   thrown.run([&] { per[0] = read_history(*c.daemon, done, odd[0]); });
@@ -145,8 +148,10 @@ struct Tally {
   std::size_t histories = 0, ops = 0, full = 0, empty = 0, largest = 0, forked = 0, undecided = 0;
   int started_before = 0, reused_before = 0;  // the launcher's counts when the check began
   std::string note(const driver::Launcher& l, bool in_process) const {
-    return std::to_string(histories) + " histories of " + std::to_string(kWriters) + " writers (4 to 16 writes each) and a reader" +
-           (in_process ? " (" + std::to_string(forked) + " in forked processes, the rest on threads)" : " in processes") +
+    return std::to_string(histories) + " histories of " + std::to_string(kWriters) +
+           " writers (4 to 16 writes each) and a reader" +
+           (in_process ? " (" + std::to_string(forked) + " in forked processes, the rest on threads)"
+                       : " in processes") +
            ", " + std::to_string(ops) + " operations (" + std::to_string(full) + " Full, " + std::to_string(empty) +
            " Empty), largest " + std::to_string(largest) + "; " + std::to_string(l.started() - started_before) +
            " processes started, " + std::to_string(l.reused() - reused_before) + " reused" +
@@ -194,12 +199,12 @@ CheckResult run_linearizability(const Params& params) {
     tally.forked += placement == Placement::OwnProcess;
     const Reply created = c.start_daemon(c.daemon, "daemon", placement);
     if (!created.ok()) {
-      result.failure = Failure::of(Violation{ClauseId::G_FIT, "the driver could not create a segment of " +
-                                                                  std::to_string(o.segment_size) + " bytes (fitted to its limits: " +
-                                                                  std::to_string(c.options().segment_size) + "), slot size " +
-                                                                  std::to_string(c.options().slot_size) + ": " +
-                                                                  created.error().message()},
-                                   c.steps(), driver_replay(params, "linearizability"));
+      result.failure = Failure::of(
+          Violation{ClauseId::G_FIT, "the driver could not create a segment of " + std::to_string(o.segment_size) +
+                                         " bytes (fitted to its limits: " + std::to_string(c.options().segment_size) +
+                                         "), slot size " + std::to_string(c.options().slot_size) + ": " +
+                                         created.error().message()},
+          c.steps(), driver_replay(params, "linearizability"));
       return result;
     }
     try {

@@ -86,7 +86,10 @@ void write_json(const std::string& path, const Params& p, const std::vector<Clau
     j["capabilities"] = p.capabilities;
   }
   for (const auto& c : table) {
-    nlohmann::json cj{{"id", spec::name(c.id)}, {"title", c.title}, {"status", to_string(c.status)}, {"cases", c.cases},
+    nlohmann::json cj{{"id", spec::name(c.id)},
+                      {"title", c.title},
+                      {"status", to_string(c.status)},
+                      {"cases", c.cases},
                       {"checks", c.checks}};
     if (!c.reason.empty()) cj["reason"] = c.reason;
     j["clauses"].push_back(cj);
@@ -95,8 +98,10 @@ void write_json(const std::string& path, const Params& p, const std::vector<Clau
     nlohmann::json cj{{"name", r.name}, {"scope", r.scope}, {"cases", r.cases}, {"seconds", r.seconds}, {"notes", r.notes},
                       {"passed", !r.failure.has_value()}};
     if (r.failure) {
-      cj["failure"] = {{"clause", r.failure->clause.name()}, {"description", r.failure->description},
-                       {"counterexample", r.failure->counterexample}, {"replay", r.failure->replay}};
+      cj["failure"] = {{"clause", r.failure->clause.name()},
+                       {"description", r.failure->description},
+                       {"counterexample", r.failure->counterexample},
+                       {"replay", r.failure->replay}};
       if (!r.picture_html.empty()) cj["failure"]["picture"] = r.picture_html;
     }
     j["checks"].push_back(cj);
@@ -152,7 +157,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (list_clauses) {
-    for (const auto& c : spec_clauses()) std::printf("%-15s %s\n", std::string(memlink::spec::name(c.id)).c_str(), c.title);
+    for (const auto& c : spec_clauses())
+      std::printf("%-15s %s\n", std::string(memlink::spec::name(c.id)).c_str(), c.title);
     return 0;
   }
   if (*driver_opt && app.count("--adapter") > 0) {
@@ -203,7 +209,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "memlink-conformance: check '%s' needs capability '%s', which the driver does not claim\n",
                      name.c_str(), cap.c_str());
       else if (!params.driver.empty())
-        std::fprintf(stderr, "memlink-conformance: check '%s' runs on the reference library's own code; it cannot run through a driver\n", name.c_str());
+        std::fprintf(stderr,
+                     "memlink-conformance: check '%s' runs on the reference library's own code; it cannot run through "
+                     "a driver\n",
+                     name.c_str());
       else
         std::fprintf(stderr, "memlink-conformance: check '%s' (%s) cannot check adapter '%s'\n", name.c_str(),
                      scope_name(def->scope), params.adapter.c_str());
@@ -240,14 +249,16 @@ int main(int argc, char** argv) {
       if (!cap.empty())
         std::fprintf(stderr, "  left out %-15s: it needs capability '%s', which the driver does not claim\n", def.name, cap.c_str());
       else if (!params.driver.empty())
-        std::fprintf(stderr, "  left out %-15s (%s): it cannot run through a driver\n", def.name, scope_name(def.scope));
+        std::fprintf(stderr, "  left out %-15s (%s): it cannot run through a driver\n", def.name,
+                     scope_name(def.scope));
       else
         std::fprintf(stderr, "  left out %-15s (%s): it does not go through adapter '%s'\n", def.name,
                      scope_name(def.scope), params.adapter.c_str());
       not_reaching.push_back(def.name);
       continue;
     }
-    std::fprintf(stderr, "  running %-16s (%s) ...", def.name, params.driver.empty() ? scope_name(def.scope) : "driver");
+    std::fprintf(stderr, "  running %-16s (%s) ...", def.name,
+                 params.driver.empty() ? scope_name(def.scope) : "driver");
     std::fflush(stderr);
     const std::size_t reports_before = sanitizer_reports().size();
     CheckResult r = run_check(def, params);
@@ -296,14 +307,16 @@ int main(int argc, char** argv) {
   if (!not_reaching.empty() && params.driver.empty()) {
     std::string names;
     for (const auto& n : not_reaching) names += (names.empty() ? "" : ", ") + n;
-    std::printf("\nleft out, because they run on the reference (its library, or its driver in process) and not through adapter '%s': %s.\n"
-                "A clause only they exercise is NOT COVERED for this adapter, never PASS.\n",
-                params.adapter.c_str(), names.c_str());
+    std::printf(
+        "\nleft out, because they run on the reference (its library, or its driver in process) and not through adapter "
+        "'%s': %s.\n"
+        "A clause only they exercise is NOT COVERED for this adapter, never PASS.\n",
+        params.adapter.c_str(), names.c_str());
   }
   for (const auto& c : table)
     if (c.status == Verdict::NotApplicable || (c.status == Verdict::NotCovered && !params.driver.empty()))
-      std::printf("%s %s: %s\n", std::string(to_string(c.status)).c_str(), std::string(memlink::spec::name(c.id)).c_str(),
-                  c.reason.c_str());
+      std::printf("%s %s: %s\n", std::string(to_string(c.status)).c_str(),
+                  std::string(memlink::spec::name(c.id)).c_str(), c.reason.c_str());
   std::printf("\nconformance: %d clauses pass, %d fail, %d not applicable, %d not covered (of %zu); %s%s: %s\n", pass,
               fail, not_applicable, uncovered, table.size(), params.driver.empty() ? "adapter " : "",
               params.adapter.c_str(), ok ? "CONFORMS where covered" : "DOES NOT CONFORM");

@@ -43,14 +43,16 @@ CheckResult run_geometry(const Params& params) {
     if (!n) {
       if (created.ok())
         fail_case(ClauseId::G_FIT, "a " + std::to_string(c.segment_size) + "-byte segment cannot hold one slot of " +
-                std::to_string(c.slot_size) + " bytes per priority and direction, yet creation succeeded");
+                                       std::to_string(c.slot_size) +
+                                       " bytes per priority and direction, yet creation succeeded");
       if (created.code() != shm::ErrorCode::InvalidArgument)
-        fail_case(ClauseId::G_FIT, "too-small segment refused with " + created.error().message() + ", not InvalidArgument");
+        fail_case(ClauseId::G_FIT,
+                  "too-small segment refused with " + created.error().message() + ", not InvalidArgument");
       return;
     }
     if (!created)
       fail_case(ClauseId::G_FIT, "creating a valid segment (" + std::to_string(c.segment_size) + " bytes, slot " +
-              std::to_string(c.slot_size) + ") failed: " + created.error().message());
+                                     std::to_string(c.slot_size) + ") failed: " + created.error().message());
     compare_geometry(params, model::Model::create(c)->view(), adapter->observe());
   });
 }
@@ -69,7 +71,7 @@ CheckResult run_bounds(const Params& params) {
     const bool want = u128{off} + len <= size;
     if (shm::safety::range_in_bounds(off, len, size) != want)
       fail_case(ClauseId::V_BOUNDS, "range_in_bounds(" + std::to_string(off) + ", " + std::to_string(len) + ", " +
-              std::to_string(size) + ") is wrong");
+                                        std::to_string(size) + ") is wrong");
     const bool add_ok = u128{off} + len <= UINT64_MAX;
     if (shm::safety::checked_add(off, len).has_value() != add_ok) fail_case(ClauseId::V_BOUNDS, "checked_add overflow");
     const bool mul_ok = u128{off} * len <= UINT64_MAX;
@@ -83,7 +85,8 @@ CheckResult run_checksum(const Params& params) {
     const auto data = *rc::gen::container<std::vector<std::uint8_t>>(rc::gen::arbitrary<std::uint8_t>());
     params.record(ClauseId::S_CHECKSUM);
     if (shm::crc32c(data.data(), data.size()) != crc32c_by_definition(data))
-      fail_case(ClauseId::S_CHECKSUM, "crc32c of " + std::to_string(data.size()) + " bytes differs from the definition");
+      fail_case(ClauseId::S_CHECKSUM,
+                "crc32c of " + std::to_string(data.size()) + " bytes differs from the definition");
   });
 }
 

@@ -89,8 +89,11 @@ RcOutcome run_rc(const std::string& check, const Params& params, int max_success
     std::unordered_map<std::string, rc::detail::Reproduce> last{{check, spent.reproduce}};
     auto again = rc::detail::checkProperty(rc::detail::toProperty(bounded), md, tp, quiet, last);
     rc::detail::FailureResult replayed;
-    if (again.match(replayed)) result = again;
-    else spent.description = "(the smallest failing case passed when replayed to describe it: the check is not deterministic)";
+    if (again.match(replayed))
+      result = again;
+    else
+      spent.description =
+          "(the smallest failing case passed when replayed to describe it: the check is not deterministic)";
   }
   rc::detail::SuccessResult success;
   rc::detail::FailureResult failure;

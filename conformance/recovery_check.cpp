@@ -16,8 +16,6 @@
 //   busy-daemon          K-HEARTBEAT, K-LOCK: a daemon busy serving is alive (takeover)
 //   cleanup              K-ORPHAN                                            (cleanup)
 //   every crash and pause point (recovery_points.cpp)     (crash_points, pause_points)
-#include "recovery_scenarios.hpp"
-
 #include <signal.h>
 
 #include <fstream>
@@ -29,6 +27,7 @@
 #include "capabilities.hpp"
 #include "memlink/shm/crash_point.hpp"
 #include "rc_runner.hpp"
+#include "recovery_scenarios.hpp"
 
 namespace memlink::conformance {
 namespace recovery {
@@ -41,7 +40,8 @@ int priority_of(const Cluster& c, std::uint64_t id) {
   return c.params().claims("priorities") ? static_cast<int>(id % 3) : 2;
 }
 
-std::set<std::uint64_t> write_all(Cluster& c, DriverProcess& client, std::uint64_t from, std::uint64_t to, bool priorities) {
+std::set<std::uint64_t> write_all(Cluster& c, DriverProcess& client, std::uint64_t from, std::uint64_t to,
+                                  bool priorities) {
   std::set<std::uint64_t> acked;
   for (std::uint64_t id = from; id < to; ++id) {
     c.must(client, write_request(id, priorities ? priority_of(c, id) : 2), ClauseId::T_KILLED);
@@ -63,7 +63,9 @@ std::map<std::uint64_t, int> read_until(Cluster& c, DriverProcess& reader, const
     if (r.ok()) {
       const auto data = driver::from_hex(r.body.value("data", std::string()));
       const auto id = data ? message_id(*data) : std::nullopt;
-      if (!id) scenario_fail(ClauseId::V_SLOT, reader.role() + " delivered bytes no writer wrote: " + r.body.value("data", std::string()).substr(0, 80));
+      if (!id)
+        scenario_fail(ClauseId::V_SLOT, reader.role() + " delivered bytes no writer wrote: " +
+                                            r.body.value("data", std::string()).substr(0, 80));
       ++got[*id];
       quiet_since = std::chrono::steady_clock::now();
       continue;
@@ -80,8 +82,8 @@ std::map<std::uint64_t, int> read_until(Cluster& c, DriverProcess& reader, const
   return got;
 }
 
-void expect_delivered(const std::set<std::uint64_t>& acked, const std::map<std::uint64_t, int>& got,
-                      ClauseId clause, const std::string& context, std::optional<std::uint64_t> may_repeat) {
+void expect_delivered(const std::set<std::uint64_t>& acked, const std::map<std::uint64_t, int>& got, ClauseId clause,
+                      const std::string& context, std::optional<std::uint64_t> may_repeat) {
   std::string lost;
   int n = 0;
   for (auto id : acked)
@@ -91,7 +93,8 @@ void expect_delivered(const std::set<std::uint64_t>& acked, const std::map<std::
     }
   if (n > 0)
     scenario_fail(clause, context + ": " + std::to_string(n) + " acknowledged write" + (n == 1 ? " was" : "s were") +
-                              " never delivered to the other process (of " + std::to_string(acked.size()) + "):" + lost);
+                              " never delivered to the other process (of " + std::to_string(acked.size()) +
+                              "):" + lost);
   for (auto id : acked) {
     const int times = got.at(id);
     if (times > 1 && may_repeat != id)
@@ -121,8 +124,9 @@ void expect_death(Cluster& c, DriverProcess& p, const std::string& point, const 
       r = p.receive(1s);
     } catch (const driver::DriverFailure&) {
     }
-    scenario_fail(ClauseId::K_CRASH, p.role() + " armed at " + point + " did not die there (its " + request.value("op", std::string()) +
-                                 " answered " + (r.body.is_null() ? std::string("nothing") : r.body.dump()) + ")");
+    scenario_fail(ClauseId::K_CRASH, p.role() + " armed at " + point + " did not die there (its " +
+                                         request.value("op", std::string()) + " answered " +
+                                         (r.body.is_null() ? std::string("nothing") : r.body.dump()) + ")");
   }
   c.step(p.role() + " died at " + point + " (" + p.describe_exit() + ")");
   c.record(ClauseId::K_CRASH);
@@ -132,7 +136,8 @@ void expect_stop(Cluster& c, DriverProcess& p, const std::string& point, const j
   c.must(p, {{"op", "arm"}, {"point", point}, {"occurrence", 1}, {"action", "stop"}}, ClauseId::K_CRASH);
   p.send(request);
   if (!p.wait_stopped(10s))
-    scenario_fail(ClauseId::K_CRASH, p.role() + " armed to stop at " + point + " did not stop there (" + p.describe_exit() + ")");
+    scenario_fail(ClauseId::K_CRASH,
+                  p.role() + " armed to stop at " + point + " did not stop there (" + p.describe_exit() + ")");
   c.step(p.role() + " stopped at " + point + " (SIGSTOP, its " + request.value("op", std::string()) + " pending)");
   c.record(ClauseId::K_CRASH);
 }
@@ -162,7 +167,8 @@ void daemon_killed(Cluster& c) {
     pid_file >> pid;
     c.record(ClauseId::K_PIDFILE);
     if (pid != c.daemon->pid())
-      scenario_fail(ClauseId::K_PIDFILE, c.path() + ".pid says " + std::to_string(pid) + ", the daemon's pid is " + std::to_string(c.daemon->pid()));
+      scenario_fail(ClauseId::K_PIDFILE, c.path() + ".pid says " + std::to_string(pid) + ", the daemon's pid is " +
+                                             std::to_string(c.daemon->pid()));
   }
   std::unique_ptr<DriverProcess> second;
   const Reply refused = c.start_daemon(second, "second daemon");
@@ -170,7 +176,8 @@ void daemon_killed(Cluster& c) {
   c.record(ClauseId::K_LOCK);
   if (refused.ok() || refused.error().code != shm::ErrorCode::AlreadyExists)
     scenario_fail(ClauseId::K_LOCK, "a second daemon's create while the first lives answered " +
-                                (refused.ok() ? std::string("Ok") : refused.error().message()) + ", not AlreadyExists");
+                                        (refused.ok() ? std::string("Ok") : refused.error().message()) +
+                                        ", not AlreadyExists");
   DriverProcess& client = c.add_client("client");
   auto acked = write_all(c, client, 0, 6, prio);
   c.daemon->kill9();
@@ -183,14 +190,15 @@ void daemon_killed(Cluster& c) {
     c.record(ClauseId::K_HEARTBEAT);
     if (w.ok() || w.error().code != shm::ErrorCode::Disconnected)
       scenario_fail(ClauseId::K_HEARTBEAT, "a client waiting on a killed daemon's segment got " +
-                                       (w.ok() ? std::string("Ok") : w.error().message()) + ", not Disconnected");
+                                               (w.ok() ? std::string("Ok") : w.error().message()) +
+                                               ", not Disconnected");
   }
   std::unique_ptr<DriverProcess> next;
   const Reply taken = take_over(c, next, "daemon 2");
   c.record(ClauseId::K_TAKEOVER);
   if (taken.body.value("started", std::string("takeover")) != "takeover")
     scenario_fail(ClauseId::K_TAKEOVER, "the daemon that replaced a killed one says it started '" +
-                                    taken.body.value("started", std::string()) + "', not 'takeover'");
+                                            taken.body.value("started", std::string()) + "', not 'takeover'");
   const auto got = read_until(c, *next, acked);
   c.record(ClauseId::K_STALE);
   expect_delivered(acked, got, ClauseId::K_TAKEOVER, "after the daemon was killed and replaced");
@@ -208,7 +216,8 @@ void daemon_killed(Cluster& c) {
 // a mutex held by the dead) blocks the writer here.
 void consumer_killed_mid_traffic(Cluster& c, bool daemon_consumes, std::uint64_t seed) {
   const Placement daemon_at = daemon_consumes ? Placement::OwnProcess : Placement::Any;
-  if (!c.start_daemon(c.daemon, "daemon", daemon_at).ok()) scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
+  if (!c.start_daemon(c.daemon, "daemon", daemon_at).ok())
+    scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& client = c.add_client("client", daemon_consumes ? Placement::Any : Placement::OwnProcess);
   DriverProcess& consumer = daemon_consumes ? *c.daemon : client;
   DriverProcess& writer = daemon_consumes ? client : *c.daemon;
@@ -237,21 +246,24 @@ void consumer_killed_mid_traffic(Cluster& c, bool daemon_consumes, std::uint64_t
   auto write = [&](std::uint64_t id) {
     try {
       const Reply r = writer.call(write_request(id, priority_of(c, id)));
-      if (r.ok()) acked.insert(id);
+      if (r.ok())
+        acked.insert(id);
       else if (r.error().code != shm::ErrorCode::Full)
         scenario_fail(ClauseId::T_KILLED, writer.role() + "'s write failed with " + r.error().message());
     } catch (const driver::DriverFailure& e) {
       ::kill(consumer_pid, SIGKILL);
       loop.join();
-      scenario_fail(ClauseId::T_KILLED, "after " + consumer.role() + " was killed in the middle of traffic, " + writer.role() +
-                                    "'s write never returned: the transport blocked it on the dead consumer (" +
-                                    std::string(e.what()).substr(0, 300) + ")");
+      scenario_fail(ClauseId::T_KILLED, "after " + consumer.role() + " was killed in the middle of traffic, " +
+                                            writer.role() +
+                                            "'s write never returned: the transport blocked it on the dead consumer (" +
+                                            std::string(e.what()).substr(0, 300) + ")");
     }
   };
   for (int i = 0; i < before_kill; ++i) write(800 + static_cast<std::uint64_t>(i));
   ::kill(consumer_pid, SIGKILL);  // wherever it is; the loop's pending call then fails and it ends
   loop.join();
-  c.step(consumer.role() + " killed (SIGKILL) after " + std::to_string(before_kill) + " writes, in the middle of its loop");
+  c.step(consumer.role() + " killed (SIGKILL) after " + std::to_string(before_kill) +
+         " writes, in the middle of its loop");
   for (int i = 0; i < 20; ++i) write(900 + static_cast<std::uint64_t>(i));
   c.step(writer.role() + ": wrote 20 more after the kill; every write returned");
   c.record(ClauseId::T_KILLED);
@@ -269,8 +281,10 @@ void consumer_killed_mid_traffic(Cluster& c, bool daemon_consumes, std::uint64_t
   try {
     later = read_until(c, *next, rest, 1s);
   } catch (const driver::DriverFailure& e) {
-    scenario_fail(ClauseId::K_STALE, "after " + consumer.role() + " was killed in the middle of traffic, its successor's read never "
-                             "returned (" + std::string(e.what()).substr(0, 300) + ")");
+    scenario_fail(ClauseId::K_STALE, "after " + consumer.role() +
+                                         " was killed in the middle of traffic, its successor's read never "
+                                         "returned (" +
+                                         std::string(e.what()).substr(0, 300) + ")");
   }
   int lost = 0;
   std::string which;
@@ -286,15 +300,18 @@ void consumer_killed_mid_traffic(Cluster& c, bool daemon_consumes, std::uint64_t
     const auto count = v.body.at("view").value("client_count", 0u);
     if (count != 1)
       scenario_fail(ClauseId::K_CLIENTS, "a client was killed with kill -9 and another connected: client_count is " +
-                                     std::to_string(count) + ", not 1");
+                                             std::to_string(count) + ", not 1");
   }
   c.record(ClauseId::K_STALE);
   if (lost > 1)
-    scenario_fail(ClauseId::K_STALE, std::to_string(lost) + " acknowledged writes were never delivered to the other process after " +
-                                 consumer.role() + " was killed in the middle of traffic (at most the one inside its read may be):" +
-                                 which);
-  if (daemon_consumes) c.daemon = std::move(next);
-  else c.give_back(std::move(next));
+    scenario_fail(ClauseId::K_STALE,
+                  std::to_string(lost) + " acknowledged writes were never delivered to the other process after " +
+                      consumer.role() +
+                      " was killed in the middle of traffic (at most the one inside its read may be):" + which);
+  if (daemon_consumes)
+    c.daemon = std::move(next);
+  else
+    c.give_back(std::move(next));
 }
 
 // A writer killed right after its writes were acknowledged: all delivered.
@@ -353,7 +370,7 @@ void killed_clients(Cluster& c) {
   const auto count = v.body.at("view").value("client_count", 0u);
   if (count != 1)
     scenario_fail(ClauseId::K_CLIENTS, "two clients were killed with kill -9 and one connected: client_count is " +
-                                   std::to_string(count) + ", not 1 (a killed client stays counted forever)");
+                                           std::to_string(count) + ", not 1 (a killed client stays counted forever)");
 }
 
 // A daemon that stops stamping (SIGSTOP) is replaced and, resumed, fenced.
@@ -373,8 +390,10 @@ void silent_daemon(Cluster& c) {
     if (w.ok() || w.error().code != shm::ErrorCode::Disconnected) {
       c.daemon->resume();
       scenario_fail(ClauseId::K_HEARTBEAT, "a client waiting on a daemon stopped with SIGSTOP got " +
-                                       (w.ok() ? std::string("Ok") : w.error().message()) + " after 20 s, not Disconnected: "
-                                       "its daemon_timeout_ms is " + std::to_string(c.options().daemon_timeout_ms));
+                                               (w.ok() ? std::string("Ok") : w.error().message()) +
+                                               " after 20 s, not Disconnected: "
+                                               "its daemon_timeout_ms is " +
+                                               std::to_string(c.options().daemon_timeout_ms));
     }
   }
   std::unique_ptr<DriverProcess> next;
@@ -391,7 +410,8 @@ void silent_daemon(Cluster& c) {
   c.record(ClauseId::K_FENCE);
   if (old.ok() || old.error().code != shm::ErrorCode::Disconnected)
     scenario_fail(ClauseId::K_FENCE, "a replaced daemon, resumed, read " +
-                                 (old.ok() ? "a message" : "and got " + old.error().message()) + " instead of Disconnected");
+                                         (old.ok() ? "a message" : "and got " + old.error().message()) +
+                                         " instead of Disconnected");
   const auto got = read_until(c, *next, acked);
   expect_delivered(acked, got, ClauseId::K_TAKEOVER, "after a silent daemon was replaced");
   c.daemon = std::move(next);
@@ -431,8 +451,10 @@ void busy_daemon(Cluster& c) {
   c.record(ClauseId::K_HEARTBEAT);
   c.record(ClauseId::K_LOCK);
   if (!disconnected.empty())
-    scenario_fail(ClauseId::K_HEARTBEAT, "a client called a daemon that was busy serving it unresponsive: " + disconnected);
-  if (!started.empty()) scenario_fail(ClauseId::K_LOCK, "a second daemon's create while a busy daemon served answered: " + started);
+    scenario_fail(ClauseId::K_HEARTBEAT,
+                  "a client called a daemon that was busy serving it unresponsive: " + disconnected);
+  if (!started.empty())
+    scenario_fail(ClauseId::K_LOCK, "a second daemon's create while a busy daemon served answered: " + started);
 }
 
 // cleanup removes what a dead daemon left; refuses a live one's.
@@ -443,20 +465,23 @@ void cleanup(Cluster& c) {
   const Reply live = tool.call({{"op", "cleanup"}, {"segment", c.path()}});
   c.record(ClauseId::K_ORPHAN);
   if (live.ok() || live.error().code != shm::ErrorCode::AlreadyExists)
-    scenario_fail(ClauseId::K_ORPHAN, "cleanup of a live daemon's segment answered " +
-                                  (live.ok() ? std::string("Ok (it removed a live segment)") : live.error().message()) +
-                                  ", not AlreadyExists");
+    scenario_fail(ClauseId::K_ORPHAN,
+                  "cleanup of a live daemon's segment answered " +
+                      (live.ok() ? std::string("Ok (it removed a live segment)") : live.error().message()) +
+                      ", not AlreadyExists");
   c.daemon->kill9();
   c.step("daemon killed; cleanup");
   c.must(tool, {{"op", "cleanup"}, {"segment", c.path()}}, ClauseId::K_ORPHAN);
   const Reply again = tool.call({{"op", "cleanup"}, {"segment", c.path()}});
   if (again.ok() || again.error().code != shm::ErrorCode::NotFound)
-    scenario_fail(ClauseId::K_ORPHAN, "a second cleanup answered " + (again.ok() ? std::string("Ok") : again.error().message()) +
-                                  ", not NotFound: the first left something behind");
+    scenario_fail(ClauseId::K_ORPHAN, "a second cleanup answered " +
+                                          (again.ok() ? std::string("Ok") : again.error().message()) +
+                                          ", not NotFound: the first left something behind");
   DriverProcess& late = c.start("late client");
   const Reply r = late.call(c.connect_request());
   if (r.ok() || r.error().code != shm::ErrorCode::NotFound)
-    scenario_fail(ClauseId::K_ORPHAN, "after cleanup a connect answered " + (r.ok() ? std::string("Ok") : r.error().message()) + ", not NotFound");
+    scenario_fail(ClauseId::K_ORPHAN, "after cleanup a connect answered " +
+                                          (r.ok() ? std::string("Ok") : r.error().message()) + ", not NotFound");
 }
 
 // Before any crash: a message written is delivered. A transport that never
@@ -481,9 +506,11 @@ std::vector<Scenario> all_scenarios(std::uint64_t seed_base, const std::vector<s
                             {"writer-killed", writer_killed, {}}};
   for (int k = 0; k < 4; ++k) {
     const std::uint64_t seed = seed_base * 31 + static_cast<std::uint64_t>(k);
-    out.push_back({"daemon-killed-mid-traffic", [seed](Cluster& c) { consumer_killed_mid_traffic(c, true, seed); },
+    out.push_back({"daemon-killed-mid-traffic",
+                   [seed](Cluster& c) { consumer_killed_mid_traffic(c, true, seed); },
                    {"crash_recovery", "wait"}});
-    out.push_back({"reader-killed-mid-traffic", [seed](Cluster& c) { consumer_killed_mid_traffic(c, false, seed); },
+    out.push_back({"reader-killed-mid-traffic",
+                   [seed](Cluster& c) { consumer_killed_mid_traffic(c, false, seed); },
                    {"crash_recovery", "wait", "daemon_writes"}});
   }
   out.push_back({"reader-killed-mid-take", reader_killed_mid_take, {"two_step", "daemon_writes"}});
@@ -547,7 +574,8 @@ CheckResult run_recovery(const Params& params) {
         return result;
       }
     }
-  result.notes = std::to_string(rounds) + " rounds of " + std::to_string(scenarios.size()) + " scenarios (kill -9 of daemon, writer and reader processes" +
+  result.notes = std::to_string(rounds) + " rounds of " + std::to_string(scenarios.size()) +
+                 " scenarios (kill -9 of daemon, writer and reader processes" +
                  (params.claims("takeover") ? ", a silent daemon replaced and fenced, a busy one kept" : "") +
                  (params.claims("crash_points") ? ", every crash point the driver names" : "") +
                  (params.claims("pause_points") ? ", every pause point" : "") + ")";

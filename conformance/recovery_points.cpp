@@ -65,8 +65,10 @@ void crash_writer_at(Cluster& c, const std::string& point) {
   const ClauseId clause = point == "write.after-claim" ? ClauseId::K_CLAIMED : ClauseId::K_WRITING;
   c.record(clause);
   expect_delivered(acked, got, clause, "a writer died at " + point);
-  if (known(point)) expect_times(got, 499, published ? 1 : 0, published ? ClauseId::S_PUBLISH : clause, "its writer died at " + point);
-  else if (times(got, 499) > 1) expect_times(got, 499, 1, ClauseId::V_ONCE, "its writer died at " + point);
+  if (known(point))
+    expect_times(got, 499, published ? 1 : 0, published ? ClauseId::S_PUBLISH : clause, "its writer died at " + point);
+  else if (times(got, 499) > 1)
+    expect_times(got, 499, 1, ClauseId::V_ONCE, "its writer died at " + point);
 }
 
 // A writer is held at `point` (it stops there, alive) while another writes
@@ -83,17 +85,21 @@ void hold_writer_at(Cluster& c, const std::string& point) {
   if (known(point)) {
     c.record(claimed_only ? ClauseId::K_CLAIMED : ClauseId::K_STALE);
     if (claimed_only && (times(early, 1501) != 1 || times(early, 1500) != 0))
-      scenario_fail(ClauseId::K_CLAIMED, "a writer held between claiming its position and entering Writing for 5 claim timeouts: the "
-                                 "consumer did not reclaim the position and read the message behind it");
+      scenario_fail(ClauseId::K_CLAIMED,
+                    "a writer held between claiming its position and entering Writing for 5 claim timeouts: the "
+                    "consumer did not reclaim the position and read the message behind it");
     if (published && (times(early, 1500) != 1 || times(early, 1501) != 1))
-      scenario_fail(ClauseId::R_FIFO, "a writer held after publishing: its message and the one behind it were not both read");
+      scenario_fail(ClauseId::R_FIFO,
+                    "a writer held after publishing: its message and the one behind it were not both read");
     if (!claimed_only && !published && !early.empty())
-      scenario_fail(ClauseId::K_STALE, "the slot of a live writer (held at " + point + ") was taken from it, or read past: " +
-                                   std::to_string(early.size()) + " messages read while it was held");
+      scenario_fail(ClauseId::K_STALE, "the slot of a live writer (held at " + point +
+                                           ") was taken from it, or read past: " + std::to_string(early.size()) +
+                                           " messages read while it was held");
     if (!claimed_only && !published && c.params().claims("observe")) {
       const Reply v = c.must(*c.daemon, {{"op", "observe"}}, ClauseId::K_STALE);
       const auto reclaimed = v.body.at("view").at("rings").at(0).at(1).value("reclaimed", 0ull);
-      if (reclaimed != 0) scenario_fail(ClauseId::K_STALE, "the slot of a live writer (held at " + point + ") was reclaimed");
+      if (reclaimed != 0)
+        scenario_fail(ClauseId::K_STALE, "the slot of a live writer (held at " + point + ") was reclaimed");
     }
   }
   held.resume();
@@ -101,7 +107,8 @@ void hold_writer_at(Cluster& c, const std::string& point) {
   c.step("held writer resumed: its write -> " + (w.ok() ? std::string("Ok") : w.error().message()));
   if (known(point) && claimed_only && (w.ok() || w.error().code != shm::ErrorCode::InvalidState))
     scenario_fail(ClauseId::K_CLAIMED, "a writer whose claimed position was reclaimed while it was held answered " +
-                                   (w.ok() ? std::string("Ok") : w.error().message()) + ", not InvalidState (not sent)");
+                                           (w.ok() ? std::string("Ok") : w.error().message()) +
+                                           ", not InvalidState (not sent)");
   if (known(point) && !claimed_only && !w.ok())
     scenario_fail(ClauseId::S_PUBLISH, "a writer held at " + point + " and resumed failed: " + w.error().message());
   std::set<std::uint64_t> expect{1501};
@@ -128,7 +135,8 @@ void crash_reader_at(Cluster& c, const std::string& point) {
   const ClauseId clause = point == "read.after-done" ? ClauseId::K_DONE : ClauseId::K_READING;
   c.record(clause);
   expect_delivered(acked, got, clause, "the daemon died at " + point, 500);
-  if (known(point) && consumed) expect_times(got, 500, 0, clause, "the daemon died at " + point + ", after finishing it");
+  if (known(point) && consumed)
+    expect_times(got, 500, 0, clause, "the daemon died at " + point + ", after finishing it");
   c.daemon = std::move(next);
 }
 
@@ -158,14 +166,17 @@ void hold_reader_at(Cluster& c, const std::string& point) {
   c.record(ClauseId::K_FENCE);
   if (after.ok() || after.error().code != shm::ErrorCode::Disconnected)
     scenario_fail(ClauseId::K_FENCE, "a daemon replaced while held at " + point + ", resumed, read " +
-                                 (after.ok() ? "a message" : "and got " + after.error().message()) + " instead of Disconnected");
+                                         (after.ok() ? "a message" : "and got " + after.error().message()) +
+                                         " instead of Disconnected");
   const bool finishes = point == "read.after-take" || point == "read.before-done" || point == "read.after-done" ||
                         point == "read.after-release";
   if (known(point) && finishes != held.ok())
     scenario_fail(ClauseId::K_FENCE, "a daemon held at " + point + " and resumed after its successor took over " +
-                                 (held.ok() ? "delivered the message it had not yet taken" : "did not finish the message it held") +
-                                 " (" + (held.ok() ? "Ok" : held.error().message()) + ")");
-  merge(got, read_until(c, *next, got.count(1600) ? std::set<std::uint64_t>{1601} : std::set<std::uint64_t>{1600, 1601}));
+                                         (held.ok() ? "delivered the message it had not yet taken"
+                                                    : "did not finish the message it held") +
+                                         " (" + (held.ok() ? "Ok" : held.error().message()) + ")");
+  merge(got,
+        read_until(c, *next, got.count(1600) ? std::set<std::uint64_t>{1601} : std::set<std::uint64_t>{1600, 1601}));
   c.record(ClauseId::K_TAKEOVER);
   expect_delivered({1600, 1601}, got, ClauseId::K_TAKEOVER, "a daemon was held at " + point + " and replaced");
   c.daemon = std::move(next);
@@ -200,7 +211,8 @@ void crash_heartbeat_at(Cluster& c, const std::string& point) {
     scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
   DriverProcess& client = c.add_client("client");
   c.must(*c.daemon, {{"op", "arm"}, {"point", point}, {"occurrence", 3}, {"action", "crash"}}, ClauseId::K_CRASH);
-  if (!c.daemon->wait_exit(10s)) scenario_fail(ClauseId::K_CRASH, "the daemon armed at " + point + " did not die there");
+  if (!c.daemon->wait_exit(10s))
+    scenario_fail(ClauseId::K_CRASH, "the daemon armed at " + point + " did not die there");
   c.step("daemon died at " + point + " (" + c.daemon->describe_exit() + ")");
   c.record(ClauseId::K_CRASH);
   auto acked = write_all(c, client, 1700, 1702, false);
@@ -227,15 +239,18 @@ void hold_heartbeat_at(Cluster& c, const std::string& point) {
   c.record(ClauseId::K_CRASH);
   c.must(client, write_request(1801, 1), ClauseId::T_KILLED);
   const Reply old = c.daemon->call({{"op", "read"}}, 20s);
-  c.step("old daemon (serving, its heartbeat held): read -> " + (old.ok() ? std::string("a message") : old.error().message()));
+  c.step("old daemon (serving, its heartbeat held): read -> " +
+         (old.ok() ? std::string("a message") : old.error().message()));
   (void)c.daemon->call({{"op", "release"}});
   c.record(ClauseId::K_FENCE);
   if (old.ok() || old.error().code != shm::ErrorCode::Disconnected)
-    scenario_fail(ClauseId::K_FENCE, "a daemon that kept serving while its heartbeat thread was held, once replaced, read " +
-                                 (old.ok() ? "a message of the new epoch" : "and got " + old.error().message()) +
-                                 " instead of Disconnected");
+    scenario_fail(ClauseId::K_FENCE,
+                  "a daemon that kept serving while its heartbeat thread was held, once replaced, read " +
+                      (old.ok() ? "a message of the new epoch" : "and got " + old.error().message()) +
+                      " instead of Disconnected");
   merge(got, read_until(c, *next, {1801}));
-  expect_delivered({1800, 1801}, got, ClauseId::K_TAKEOVER, "a daemon whose heartbeat thread was held at " + point + " was replaced");
+  expect_delivered({1800, 1801}, got, ClauseId::K_TAKEOVER,
+                   "a daemon whose heartbeat thread was held at " + point + " was replaced");
   c.daemon = std::move(next);
 }
 

@@ -56,9 +56,8 @@ std::map<std::uint64_t, int> read_until(Cluster& c, DriverProcess& reader, const
 
 // Every acknowledged message delivered: "N acknowledged writes were never
 // delivered" citing `clause`; exactly once unless it is `may_repeat`.
-void expect_delivered(const std::set<std::uint64_t>& acked, const std::map<std::uint64_t, int>& got,
-                      ClauseId clause, const std::string& context,
-                      std::optional<std::uint64_t> may_repeat = {});
+void expect_delivered(const std::set<std::uint64_t>& acked, const std::map<std::uint64_t, int>& got, ClauseId clause,
+                      const std::string& context, std::optional<std::uint64_t> may_repeat = {});
 
 // A daemon that must take the segment over (K-TAKEOVER), retried while the
 // one before it still looks alive (AlreadyExists) for up to `patience`.

@@ -122,7 +122,9 @@ shm::Result<std::uint64_t> ReferenceAdapter::write_by_loan(shm::Endpoint& ep, Pr
   return reference_ops::write_by_loan(ep, p, data, slot_size_);
 }
 
-shm::Result<model::Message> ReferenceAdapter::read_by_view(shm::Endpoint& ep) { return reference_ops::read_by_view(ep); }
+shm::Result<model::Message> ReferenceAdapter::read_by_view(shm::Endpoint& ep) {
+  return reference_ops::read_by_view(ep);
+}
 
 shm::Result<std::uint64_t> ReferenceAdapter::write(Direction d, Priority p, std::span<const std::byte> data) {
   shm::Endpoint* ep = writer(d);

@@ -40,26 +40,60 @@ std::string capability_for_clause(ClauseId clause) {
   // The capability (DRIVER.md D-CAPS) without which no check can reach the
   // clause through a driver.
   static const std::map<ClauseId, std::string> needs = {
-      {ClauseId::L_CONST, "spec_layout"},     {ClauseId::M_NAME, "spec_layout"},       {ClauseId::M_CREATE, "spec_layout"},
-      {ClauseId::M_OPEN, "spec_layout"},      {ClauseId::M_PERSIST, "observe"},        {ClauseId::G_STRIDE, "spec_layout"},
-      {ClauseId::G_DIST, "observe"},          {ClauseId::G_PLACE, "spec_layout"},      {ClauseId::G_FIT, "observe"},
-      {ClauseId::C_LAYOUT, "spec_layout"},    {ClauseId::C_LINES, "spec_layout"},      {ClauseId::C_INIT, "spec_layout"},
-      {ClauseId::C_FLAGS, "spec_layout"},     {ClauseId::C_BACKPRESSURE, "backpressure"}, {ClauseId::R_LAYOUT, "spec_layout"},
-      {ClauseId::R_POSITIONS, "spec_layout"}, {ClauseId::R_HELD, "stops"},             {ClauseId::R_PEEK, "peek"},
-      {ClauseId::S_LAYOUT, "spec_layout"},     {ClauseId::S_STATES, "spec_layout"},
-      {ClauseId::S_TRANSITIONS, "observe"},   {ClauseId::S_OWNER, "spec_layout"},      {ClauseId::S_WORD, "spec_layout"},      {ClauseId::S_CHECKSUM, "spec_layout"},
-      {ClauseId::V_ONCE, "spec_layout"},      {ClauseId::V_SLOT, "stops"},             {ClauseId::V_BOUNDS, "spec_layout"},
-      {ClauseId::V_CONNECT, "spec_layout"},   {ClauseId::T_SEQ, "sequences"},          {ClauseId::T_COUNTERS, "observe"},
-      {ClauseId::T_BLOCKING, "write_blocking"}, {ClauseId::T_WAIT, "wait"},            {ClauseId::F_WORDS, "wait"},
-      {ClauseId::F_WAKE, "wait"},             {ClauseId::K_LOCK, "crash_recovery"},       {ClauseId::K_PIDFILE, "spec_layout"},
-      {ClauseId::K_HEARTBEAT, "crash_recovery"}, {ClauseId::K_TAKEOVER, "crash_recovery"}, {ClauseId::K_FENCE, "takeover"},
-      {ClauseId::K_STALE, "crash_recovery"},  {ClauseId::K_WRITING, "stops"},          {ClauseId::K_CLAIMED, "crash_points"},
-      {ClauseId::K_READING, "two_step"},      {ClauseId::K_DONE, "stops"},             {ClauseId::K_TWO_STEP, "two_step"},
-      {ClauseId::K_IDEMPOTENT, "crash_points"}, {ClauseId::K_ORPHAN, "cleanup"},       {ClauseId::K_CRASH, "crash_points"},
+      {ClauseId::L_CONST, "spec_layout"},
+      {ClauseId::M_NAME, "spec_layout"},
+      {ClauseId::M_CREATE, "spec_layout"},
+      {ClauseId::M_OPEN, "spec_layout"},
+      {ClauseId::M_PERSIST, "observe"},
+      {ClauseId::G_STRIDE, "spec_layout"},
+      {ClauseId::G_DIST, "observe"},
+      {ClauseId::G_PLACE, "spec_layout"},
+      {ClauseId::G_FIT, "observe"},
+      {ClauseId::C_LAYOUT, "spec_layout"},
+      {ClauseId::C_LINES, "spec_layout"},
+      {ClauseId::C_INIT, "spec_layout"},
+      {ClauseId::C_FLAGS, "spec_layout"},
+      {ClauseId::C_BACKPRESSURE, "backpressure"},
+      {ClauseId::R_LAYOUT, "spec_layout"},
+      {ClauseId::R_POSITIONS, "spec_layout"},
+      {ClauseId::R_HELD, "stops"},
+      {ClauseId::R_PEEK, "peek"},
+      {ClauseId::S_LAYOUT, "spec_layout"},
+      {ClauseId::S_STATES, "spec_layout"},
+      {ClauseId::S_TRANSITIONS, "observe"},
+      {ClauseId::S_OWNER, "spec_layout"},
+      {ClauseId::S_WORD, "spec_layout"},
+      {ClauseId::S_CHECKSUM, "spec_layout"},
+      {ClauseId::V_ONCE, "spec_layout"},
+      {ClauseId::V_SLOT, "stops"},
+      {ClauseId::V_BOUNDS, "spec_layout"},
+      {ClauseId::V_CONNECT, "spec_layout"},
+      {ClauseId::T_SEQ, "sequences"},
+      {ClauseId::T_COUNTERS, "observe"},
+      {ClauseId::T_BLOCKING, "write_blocking"},
+      {ClauseId::T_WAIT, "wait"},
+      {ClauseId::F_WORDS, "wait"},
+      {ClauseId::F_WAKE, "wait"},
+      {ClauseId::K_LOCK, "crash_recovery"},
+      {ClauseId::K_PIDFILE, "spec_layout"},
+      {ClauseId::K_HEARTBEAT, "crash_recovery"},
+      {ClauseId::K_TAKEOVER, "crash_recovery"},
+      {ClauseId::K_FENCE, "takeover"},
+      {ClauseId::K_STALE, "crash_recovery"},
+      {ClauseId::K_WRITING, "stops"},
+      {ClauseId::K_CLAIMED, "crash_points"},
+      {ClauseId::K_READING, "two_step"},
+      {ClauseId::K_DONE, "stops"},
+      {ClauseId::K_TWO_STEP, "two_step"},
+      {ClauseId::K_IDEMPOTENT, "crash_points"},
+      {ClauseId::K_ORPHAN, "cleanup"},
+      {ClauseId::K_CRASH, "crash_points"},
       {ClauseId::T_KILLED, "crash_recovery"},
       // The suite truncates or chowns the file named by `segment`; K-CLIENTS
       // reads client_count after a client was killed.
-      {ClauseId::M_TRUNCATE, "spec_layout"},  {ClauseId::M_OWNER, "spec_layout"},      {ClauseId::K_CLIENTS, "observe"},
+      {ClauseId::M_TRUNCATE, "spec_layout"},
+      {ClauseId::M_OWNER, "spec_layout"},
+      {ClauseId::K_CLIENTS, "observe"},
   };
   const auto it = needs.find(clause);
   return it == needs.end() ? "" : it->second;
@@ -104,9 +138,9 @@ std::vector<ClauseStatus> clause_table(const std::vector<CheckResult>& results, 
       s.reason = "no check that ran through the driver saw this clause's behaviour" + stopped +
                  (left_out.empty() ? "" : " (left out here: " + left_out + ")");
     } else {
-      s.reason = "no check that reaches adapter '" + target + "' saw this clause's behaviour" + stopped +
-                 (left_out.empty() ? ""
-                                   : " (" + left_out + " run only on the reference, in process or through its driver)");
+      s.reason =
+          "no check that reaches adapter '" + target + "' saw this clause's behaviour" + stopped +
+          (left_out.empty() ? "" : " (" + left_out + " run only on the reference, in process or through its driver)");
     }
     table.push_back(std::move(s));
   }

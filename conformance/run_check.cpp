@@ -11,7 +11,6 @@
 
 namespace memlink::conformance {
 
-
 namespace {
 
 // A driver that crashed, hung or printed garbage fails the check with the
@@ -21,8 +20,8 @@ Failure driver_failure(const CheckDef& def, const Params& params, const driver::
   f.clause = e.rule;
   f.description = e.what();
   f.replay = "scripts/conformance " +
-             (params.driver.empty() ? "--adapter " + params.adapter : "--driver '" + params.driver + "'") +
-             " --only " + def.name + " --seed " + std::to_string(params.seed) + " --depth " + depth_name(params.depth);
+             (params.driver.empty() ? "--adapter " + params.adapter : "--driver '" + params.driver + "'") + " --only " +
+             def.name + " --seed " + std::to_string(params.seed) + " --depth " + depth_name(params.depth);
   return f;
 }
 

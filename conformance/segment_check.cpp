@@ -31,10 +31,12 @@ void expect_file(const Cluster& c, const std::string& file, std::size_t size) {
   if (::stat(file.c_str(), &st) != 0) scenario_fail(ClauseId::M_NAME, "create did not make " + file);
   if ((st.st_mode & 0777) != 0600)
     scenario_fail(ClauseId::M_CREATE, file + " has mode " + std::to_string(st.st_mode & 0777) + " (octal " +
-                                  std::to_string((st.st_mode >> 6) & 7) + std::to_string((st.st_mode >> 3) & 7) +
-                                  std::to_string(st.st_mode & 7) + "), not 0600");
+                                          std::to_string((st.st_mode >> 6) & 7) +
+                                          std::to_string((st.st_mode >> 3) & 7) + std::to_string(st.st_mode & 7) +
+                                          "), not 0600");
   if (static_cast<std::size_t>(st.st_size) != size)
-    scenario_fail(ClauseId::M_CREATE, file + " has " + std::to_string(st.st_size) + " bytes, not the " + std::to_string(size) + " asked for");
+    scenario_fail(ClauseId::M_CREATE, file + " has " + std::to_string(st.st_size) + " bytes, not the " +
+                                          std::to_string(size) + " asked for");
 }
 
 Reply connect_to(Cluster& c, const std::string& segment, const std::string& role) {
@@ -63,7 +65,8 @@ void check_segments(Cluster& c, int& cases) {
     req["segment"] = bare;
     const Reply r = d->call(req);
     c.step("daemon: create '" + bare + "' -> " + (r.ok() ? "ok" : r.error().message()));
-    if (!r.ok()) scenario_fail(ClauseId::M_NAME, "create with the bare name '" + bare + "' failed: " + r.error().message());
+    if (!r.ok())
+      scenario_fail(ClauseId::M_NAME, "create with the bare name '" + bare + "' failed: " + r.error().message());
     expect_file(c, "/dev/shm/" + bare, c.options().segment_size);
     (void)d->call({{"op", "shutdown"}});
     c.give_back(std::move(d));
@@ -75,8 +78,8 @@ void check_segments(Cluster& c, int& cases) {
   const std::string missing = c.path() + "-missing";
   const Reply none = connect_to(c, missing, "client of a missing segment");
   if (none.ok() || none.error().code != shm::ErrorCode::NotFound)
-    scenario_fail(ClauseId::M_OPEN, "connecting to a missing segment answered " + (none.ok() ? std::string("Ok") : none.error().message()) +
-                                ", not NotFound");
+    scenario_fail(ClauseId::M_OPEN, "connecting to a missing segment answered " +
+                                        (none.ok() ? std::string("Ok") : none.error().message()) + ", not NotFound");
   const std::string small = c.path() + "-small";
   if (std::FILE* f = std::fopen(small.c_str(), "wb")) {
     std::fputs("too small", f);
@@ -85,8 +88,9 @@ void check_segments(Cluster& c, int& cases) {
   const Reply tiny = connect_to(c, small, "client of a 9-byte file");
   ::unlink(small.c_str());
   if (tiny.ok() || tiny.error().code != shm::ErrorCode::CorruptSegment)
-    scenario_fail(ClauseId::M_OPEN, "connecting to a 9-byte file answered " + (tiny.ok() ? std::string("Ok") : tiny.error().message()) +
-                                ", not CorruptSegment");
+    scenario_fail(ClauseId::M_OPEN, "connecting to a 9-byte file answered " +
+                                        (tiny.ok() ? std::string("Ok") : tiny.error().message()) +
+                                        ", not CorruptSegment");
   cases += 2;
   // M-CREATE: sizes no segment can have (and, where the driver's limits
   // are SPEC's, one byte past either end).
@@ -103,7 +107,8 @@ void check_segments(Cluster& c, int& cases) {
     for (const char* suffix : {"-bad", "-bad.lock", "-bad.pid", "-bad.takeover"}) ::unlink((c.path() + suffix).c_str());
     if (r.ok() || r.error().code != shm::ErrorCode::InvalidArgument)
       scenario_fail(ClauseId::M_CREATE, "creating a segment of " + std::to_string(bad) + " bytes answered " +
-                                    (r.ok() ? std::string("Ok") : r.error().message()) + ", not InvalidArgument");
+                                            (r.ok() ? std::string("Ok") : r.error().message()) +
+                                            ", not InvalidArgument");
     ++cases;
   }
 }
@@ -120,9 +125,11 @@ void check_owner(Cluster& c, int& cases) {
   (void)::chown(c.path().c_str(), ::geteuid(), ::getegid());
   c.step(std::string("client: connect -> ") + (r.ok() ? "ok" : r.error().message()));
   if (r.ok() || r.error().code != shm::ErrorCode::PermissionDenied)
-    scenario_fail(ClauseId::M_OWNER, "a client running as uid 0 connected to a segment uid 65534 owns (" +
-                                 (r.ok() ? std::string("Ok") : r.error().message()) +
-                                 "): that user can truncate or rewrite it at any time; it must be PermissionDenied unless asked for");
+    scenario_fail(
+        ClauseId::M_OWNER,
+        "a client running as uid 0 connected to a segment uid 65534 owns (" +
+            (r.ok() ? std::string("Ok") : r.error().message()) +
+            "): that user can truncate or rewrite it at any time; it must be PermissionDenied unless asked for");
   ++cases;
 }
 
@@ -144,20 +151,24 @@ void check_truncation(Cluster& c, int& cases) {
       const std::string who = p == &client ? "the client" : "the daemon";
       try {
         if (c.params().claims("wait")) (void)p->call({{"op", "wait"}, {"timeout_ms", 300}}, std::chrono::seconds(10));
-        const Reply w = p->call({{"op", "write"}, {"priority", 2}, {"data", driver::to_hex(std::vector<std::byte>(16))}});
+        const Reply w =
+            p->call({{"op", "write"}, {"priority", 2}, {"data", driver::to_hex(std::vector<std::byte>(16))}});
         const Reply r = p->call({{"op", "read"}});
         c.step(who + ": write -> " + (w.ok() ? std::string("ok") : w.error().message()) + ", read -> " +
                (r.ok() ? std::string("a message") : r.error().message()));
         if (w.ok())
-          scenario_fail(ClauseId::M_TRUNCATE, who + " acknowledged a write after its segment was truncated to " + std::to_string(to) +
-                                          " bytes (the message is in no segment anyone can read)");
+          scenario_fail(ClauseId::M_TRUNCATE, who + " acknowledged a write after its segment was truncated to " +
+                                                  std::to_string(to) +
+                                                  " bytes (the message is in no segment anyone can read)");
         for (const Reply* x : {&w, &r})
           if (x->ok() || x->error().code != shm::ErrorCode::CorruptSegment)
-            scenario_fail(ClauseId::M_TRUNCATE, who + "'s " + (x == &w ? "write" : "read") + " after its segment was truncated to " +
-                                            std::to_string(to) + " bytes answered " +
-                                            (x->ok() ? std::string("a message") : x->error().message()) + ", not CorruptSegment");
+            scenario_fail(ClauseId::M_TRUNCATE,
+                          who + "'s " + (x == &w ? "write" : "read") + " after its segment was truncated to " +
+                              std::to_string(to) + " bytes answered " +
+                              (x->ok() ? std::string("a message") : x->error().message()) + ", not CorruptSegment");
       } catch (const driver::DriverFailure& e) {
-        scenario_fail(ClauseId::M_TRUNCATE, who + "'s driver did not survive the truncation of its segment: " + std::string(e.what()));
+        scenario_fail(ClauseId::M_TRUNCATE,
+                      who + "'s driver did not survive the truncation of its segment: " + std::string(e.what()));
       }
       ++cases;
     }

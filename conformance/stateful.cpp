@@ -9,8 +9,8 @@
 #include "adapter.hpp"
 #include "capabilities.hpp"
 #include "compare.hpp"
-#include "evidence.hpp"
 #include "driver_adapter.hpp"
+#include "evidence.hpp"
 #include "rc_runner.hpp"
 
 namespace memlink::conformance {
@@ -88,18 +88,22 @@ std::string prio_name(Priority p) { return std::string(shm::to_string(p)); }
 // A read that finds nothing where the spec delivers a message: the defect
 // that matters is that acknowledged writes never arrive (S-PUBLISH), not the
 // order they would have come in.
-void name_undelivered(const std::string& what, Direction d, const Model& m, const model::Outcome& want, const Got& got) {
+void name_undelivered(const std::string& what, Direction d, const Model& m, const model::Outcome& want,
+                      const Got& got) {
   if (!want.message || got.error != shm::ErrorCode::Empty) return;
   const std::size_t n = acknowledged_pending(m, d);
-  fail_case(ClauseId::S_PUBLISH, what + ": Empty, but " + std::to_string(n) + " acknowledged write" + (n == 1 ? " was" : "s were") +
-            " never delivered to the other process (the spec delivers the " + std::string(shm::to_string(want.message->priority)) +
-            " message, sequence " + std::to_string(want.message->sequence) + ")");
+  fail_case(ClauseId::S_PUBLISH, what + ": Empty, but " + std::to_string(n) + " acknowledged write" +
+                                     (n == 1 ? " was" : "s were") +
+                                     " never delivered to the other process (the spec delivers the " +
+                                     std::string(shm::to_string(want.message->priority)) + " message, sequence " +
+                                     std::to_string(want.message->sequence) + ")");
 }
 
 // Runs op on a copy of the model and on the adapter, compares, checks the
 // whole observable state after it, and records what the step showed.
 template <class ModelOp, class AdapterOp>
-void step(const std::string& what, StepFacts facts, const Model& m, Adapter& a, ModelOp model_op, AdapterOp adapter_op) {
+void step(const std::string& what, StepFacts facts, const Model& m, Adapter& a, ModelOp model_op,
+          AdapterOp adapter_op) {
   Model next = m;
   const model::Outcome want = model_op(next);
   const Got got = adapter_op();
@@ -132,8 +136,9 @@ struct Write : Cmd {
   void apply(Model& m) const override { m.write(d, p, payload(seed, size)); }
   void run(const Model& m, Adapter& a) const override {
     const auto data = payload(seed, size);
-    step("write", facts(StepKind::Write, d, p), m, a, [&](Model& x) { return x.write(d, p, data); },
-         [&] { return any_refusal(m, d, p, data.size(), got_from(a.write(d, p, data))); });
+    step(
+        "write", facts(StepKind::Write, d, p), m, a, [&](Model& x) { return x.write(d, p, data); },
+        [&] { return any_refusal(m, d, p, data.size(), got_from(a.write(d, p, data))); });
   }
   void show(std::ostream& os) const override {
     os << "write " << dir_name(d) << " " << prio_name(p) << " " << size << " bytes";
@@ -155,8 +160,10 @@ struct WriteBlocking : Cmd {
   void apply(Model& m) const override { m.write_blocking(d, p, payload(seed, size)); }
   void run(const Model& m, Adapter& a) const override {
     const auto data = payload(seed, size);
-    step("write_blocking(2 ms)", facts(StepKind::WriteBlocking, d, p), m, a, [&](Model& x) { return x.write_blocking(d, p, data); },
-         [&] { return any_refusal(m, d, p, data.size(), got_from(a.write_blocking(d, p, data, 2ms)), true); });
+    step(
+        "write_blocking(2 ms)", facts(StepKind::WriteBlocking, d, p), m, a,
+        [&](Model& x) { return x.write_blocking(d, p, data); },
+        [&] { return any_refusal(m, d, p, data.size(), got_from(a.write_blocking(d, p, data, 2ms)), true); });
   }
   void show(std::ostream& os) const override {
     os << "write_blocking " << dir_name(d) << " " << prio_name(p) << " " << size << " bytes, 2 ms";
@@ -172,7 +179,9 @@ struct Read : Cmd {
   }
   void apply(Model& m) const override { m.read(d); }
   void run(const Model& m, Adapter& a) const override {
-    step("read " + std::string(dir_name(d)), facts(StepKind::Read, d), m, a, [&](Model& x) { return x.read(d); }, [&] { return got_from(a.read(d)); });
+    step(
+        "read " + std::string(dir_name(d)), facts(StepKind::Read, d), m, a, [&](Model& x) { return x.read(d); },
+        [&] { return got_from(a.read(d)); });
   }
   void show(std::ostream& os) const override { os << "read " << dir_name(d); }
 };
@@ -187,7 +196,9 @@ struct Peek : Cmd {
   }
   void apply(Model&) const override {}
   void run(const Model& m, Adapter& a) const override {
-    step("peek", facts(StepKind::Peek, d), m, a, [&](Model& x) { return x.peek(d); }, [&] { return got_from(a.peek(d)); });
+    step(
+        "peek", facts(StepKind::Peek, d), m, a, [&](Model& x) { return x.peek(d); },
+        [&] { return got_from(a.peek(d)); });
   }
   void show(std::ostream& os) const override { os << "peek " << dir_name(d); }
 };
@@ -201,8 +212,9 @@ struct SetBackpressure : Cmd {
   }
   void apply(Model& m) const override { m.set_backpressure(value); }
   void run(const Model& m, Adapter& a) const override {
-    step("set_backpressure", facts(StepKind::SetBackpressure), m, a, [&](Model& x) { return x.set_backpressure(value); },
-         [&] { return got_from(a.set_backpressure(value)); });
+    step(
+        "set_backpressure", facts(StepKind::SetBackpressure), m, a, [&](Model& x) { return x.set_backpressure(value); },
+        [&] { return got_from(a.set_backpressure(value)); });
   }
   void show(std::ostream& os) const override { os << "set_backpressure " << value; }
 };
@@ -215,15 +227,17 @@ struct Connect : Cmd {
   void checkPreconditions(const Model& m) const override { RC_PRE(m.client_count() < 4); }
   void apply(Model& m) const override { m.connect(version); }
   void run(const Model& m, Adapter& a) const override {
-    step("connect", facts(StepKind::Connect), m, a, [&](Model& x) { return x.connect(version); }, [&] {
-      Got g = got_from(a.connect(version));
-      // T-SHUTDOWN: a daemon that shut down may remove the segment's name;
-      // a connect then finds nothing, NotFound, which the spec allows too.
-      Model x = m;
-      const auto want = x.connect(version);
-      if (m.is_shut_down() && g.error == shm::ErrorCode::NotFound && want.error) g.error = want.error;
-      return g;
-    });
+    step(
+        "connect", facts(StepKind::Connect), m, a, [&](Model& x) { return x.connect(version); },
+        [&] {
+          Got g = got_from(a.connect(version));
+          // T-SHUTDOWN: a daemon that shut down may remove the segment's name;
+          // a connect then finds nothing, NotFound, which the spec allows too.
+          Model x = m;
+          const auto want = x.connect(version);
+          if (m.is_shut_down() && g.error == shm::ErrorCode::NotFound && want.error) g.error = want.error;
+          return g;
+        });
   }
   void show(std::ostream& os) const override { os << "connect protocol " << version; }
 };
@@ -232,10 +246,12 @@ struct Disconnect : Cmd {
   void checkPreconditions(const Model& m) const override { RC_PRE(m.client_count() > 0); }
   void apply(Model& m) const override { m.disconnect(); }
   void run(const Model& m, Adapter& a) const override {
-    step("disconnect", facts(StepKind::Disconnect), m, a, [&](Model& x) { return x.disconnect(); }, [&] {
-      a.disconnect();
-      return Got{};
-    });
+    step(
+        "disconnect", facts(StepKind::Disconnect), m, a, [&](Model& x) { return x.disconnect(); },
+        [&] {
+          a.disconnect();
+          return Got{};
+        });
   }
   void show(std::ostream& os) const override { os << "disconnect"; }
 };
@@ -246,7 +262,9 @@ struct Reopen : Cmd {
   }
   void apply(Model& m) const override { m.reopen(); }
   void run(const Model& m, Adapter& a) const override {
-    step("unmap and reopen", facts(StepKind::Reopen), m, a, [&](Model& x) { return x.reopen(); }, [&] { return got_from(a.reopen()); });
+    step(
+        "unmap and reopen", facts(StepKind::Reopen), m, a, [&](Model& x) { return x.reopen(); },
+        [&] { return got_from(a.reopen()); });
   }
   void show(std::ostream& os) const override { os << "unmap and reopen the segment"; }
 };
@@ -268,8 +286,10 @@ struct StopWriter : Cmd {
   void apply(Model& m) const override { m.stop_writer(d, p, where, payload(seed, size)); }
   void run(const Model& m, Adapter& a) const override {
     const auto data = payload(seed, size);
-    step("writer stops", facts(StepKind::StopWriter, d, p), m, a, [&](Model& x) { return x.stop_writer(d, p, where, data); },
-         [&] { return got_from(a.stop_writer(d, p, where, data)); });
+    step(
+        "writer stops", facts(StepKind::StopWriter, d, p), m, a,
+        [&](Model& x) { return x.stop_writer(d, p, where, data); },
+        [&] { return got_from(a.stop_writer(d, p, where, data)); });
   }
   void show(std::ostream& os) const override {
     os << "writer stops after " << (where == model::WriterStop::AfterClaim ? "claim" : "fill") << " "
@@ -289,8 +309,9 @@ struct StopReader : Cmd {
   }
   void apply(Model& m) const override { m.stop_reader(d, where); }
   void run(const Model& m, Adapter& a) const override {
-    step("reader stops", facts(StepKind::StopReader, d), m, a, [&](Model& x) { return x.stop_reader(d, where); },
-         [&] { return got_from(a.stop_reader(d, where)); });
+    step(
+        "reader stops", facts(StepKind::StopReader, d), m, a, [&](Model& x) { return x.stop_reader(d, where); },
+        [&] { return got_from(a.stop_reader(d, where)); });
   }
   void show(std::ostream& os) const override {
     os << "reader stops after " << (where == model::ReaderStop::AfterTake ? "take" : "complete") << " "
@@ -315,7 +336,10 @@ struct Recover : Cmd {
     compare_outcome("stopped processes die; consumer recovers", want, got_from(a.recover(d)));
     const auto& r = next.last_recovery();
     // The clause a difference breaks: what recovery did in this direction.
-    const ClauseId clause = r.reading > 0 ? ClauseId::K_READING : r.writing > 0 ? ClauseId::K_WRITING : r.done > 0 ? ClauseId::K_DONE : ClauseId::K_STALE;
+    const ClauseId clause = r.reading > 0   ? ClauseId::K_READING
+                            : r.writing > 0 ? ClauseId::K_WRITING
+                            : r.done > 0    ? ClauseId::K_DONE
+                                            : ClauseId::K_STALE;
     if (r.writing > 0) g_params->record(ClauseId::K_WRITING);
     if (r.reading > 0) g_params->record(ClauseId::K_READING);
     if (r.done > 0) g_params->record(ClauseId::K_DONE);
@@ -328,8 +352,8 @@ struct Recover : Cmd {
       const auto& gr = g.rings[di][static_cast<std::size_t>(p)];
       if (wr.tail != gr.tail || wr.slots != gr.slots)
         fail_case(clause, std::string("after recovery of ") + dir_name(d) + " " + prio_name(p) +
-                ": the spec requires tail " + std::to_string(wr.tail) + ", the implementation has tail " +
-                std::to_string(gr.tail) + (wr.slots != gr.slots ? " (slot states differ)" : ""));
+                              ": the spec requires tail " + std::to_string(wr.tail) + ", the implementation has tail " +
+                              std::to_string(gr.tail) + (wr.slots != gr.slots ? " (slot states differ)" : ""));
     }
     compare_views(*g_params, w, g);
   }
@@ -350,8 +374,9 @@ struct CorruptOldest : Cmd {
   }
   void apply(Model& m) const override { m.corrupt_oldest(d, p, what); }
   void run(const Model& m, Adapter& a) const override {
-    step("peer corrupts the oldest message", facts(StepKind::Corrupt, d, p), m, a, [&](Model& x) { return x.corrupt_oldest(d, p, what); },
-         [&] { return got_from(a.corrupt_oldest(d, p, what)); });
+    step(
+        "peer corrupts the oldest message", facts(StepKind::Corrupt, d, p), m, a,
+        [&](Model& x) { return x.corrupt_oldest(d, p, what); }, [&] { return got_from(a.corrupt_oldest(d, p, what)); });
   }
   void show(std::ostream& os) const override {
     os << "hostile peer changes " << model::to_string(what) << " of the oldest " << dir_name(d) << " " << prio_name(p)
@@ -364,7 +389,9 @@ struct Shutdown : Cmd {
   void checkPreconditions(const Model& m) const override { RC_PRE(rare == 0 && !m.is_shut_down()); }
   void apply(Model& m) const override { m.shutdown(); }
   void run(const Model& m, Adapter& a) const override {
-    step("daemon shutdown", facts(StepKind::Shutdown), m, a, [&](Model& x) { return x.shutdown(); }, [&] { return got_from(a.shutdown()); });
+    step(
+        "daemon shutdown", facts(StepKind::Shutdown), m, a, [&](Model& x) { return x.shutdown(); },
+        [&] { return got_from(a.shutdown()); });
   }
   void show(std::ostream& os) const override { os << "daemon shuts down"; }
 };
@@ -415,7 +442,7 @@ CheckResult run_stateful(const Params& params) {
     RC_ASSERT(adapter != nullptr);
     if (auto s = adapter->create(config); !s)
       fail_case(ClauseId::G_FIT, "creating a segment of " + std::to_string(config.segment_size) + " bytes, slot size " +
-              std::to_string(config.slot_size) + " failed: " + s.error().message());
+                                     std::to_string(config.slot_size) + " failed: " + s.error().message());
     // Without the SPEC layout G-DIST does not bind: the model takes the
     // capacities the implementation reported (and R-CAPACITY holds it to
     // them), and the slot size it reported, if it did.

@@ -57,8 +57,8 @@ struct Params {
 };
 
 struct Failure {
-  Citation clause;          // the clause (or driver rule) the failure cites
-  std::string description;  // "[CLAUSE] what differed"
+  Citation clause;                          // the clause (or driver rule) the failure cites
+  std::string description;                  // "[CLAUSE] what differed"
   std::vector<std::string> counterexample;  // shrunk, one step per line
   std::string replay;       // the command that replays it
   static Failure of(const Violation& v, std::vector<std::string> counterexample = {}, std::string replay = {}) {
@@ -103,18 +103,18 @@ const std::vector<CheckDef>& all_checks();
 CheckResult run_check(const CheckDef& def, const Params& params);
 
 // The individual checks.
-CheckResult run_stateful(const Params& params);        // stateful.cpp
-CheckResult run_geometry(const Params& params);        // properties.cpp
-CheckResult run_bounds(const Params& params);          // properties.cpp
-CheckResult run_checksum(const Params& params);        // properties.cpp
-CheckResult run_layout(const Params& params);          // layout_check.cpp
+CheckResult run_stateful(const Params& params);            // stateful.cpp
+CheckResult run_geometry(const Params& params);            // properties.cpp
+CheckResult run_bounds(const Params& params);              // properties.cpp
+CheckResult run_checksum(const Params& params);            // properties.cpp
+CheckResult run_layout(const Params& params);              // layout_check.cpp
 CheckResult run_connect_validation(const Params& params);  // layout_check.cpp
-CheckResult run_linearizability(const Params& params);  // linearizability_check.cpp
-CheckResult run_hostile_reads(const Params& params);    // hostile_reads_check.cpp
-CheckResult run_wakeup(const Params& params);           // wakeup_check.cpp
-CheckResult run_recovery(const Params& params);         // recovery_check.cpp
-CheckResult run_segment(const Params& params);          // segment_check.cpp
-CheckResult run_exploration(const Params& params);      // exploration_check.cpp
+CheckResult run_linearizability(const Params& params);     // linearizability_check.cpp
+CheckResult run_hostile_reads(const Params& params);       // hostile_reads_check.cpp
+CheckResult run_wakeup(const Params& params);              // wakeup_check.cpp
+CheckResult run_recovery(const Params& params);            // recovery_check.cpp
+CheckResult run_segment(const Params& params);             // segment_check.cpp
+CheckResult run_exploration(const Params& params);         // exploration_check.cpp
 // --reproduce for the exploration check: "<scenario config>@<decisions>".
 bool valid_exploration_reproduce(const std::string& s);
 void set_exploration_reproduce(const std::string& s);
@@ -127,7 +127,7 @@ struct RcOutcome {
   std::string description;
   std::vector<std::string> counterexample;
   std::string reproduce;  // RapidCheck's reproduce string, if it gave one
-  bool replayed_passes = false;  // --reproduce: the replayed case passed
+  bool replayed_passes = false;      // --reproduce: the replayed case passed
   bool shrink_budget_spent = false;  // shrinking stopped at its budget (not minimal)
 };
 

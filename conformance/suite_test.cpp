@@ -1,19 +1,20 @@
 // The suite must be able to fail: each deliberately broken adapter is caught,
 // naming the clause it breaks; the reference passes; the clause list is
 // SPEC.md's.
+#include "suite.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <fstream>
 #include <map>
-#include <set>
 #include <numeric>
+#include <set>
 #include <sstream>
 
 #include "adapter.hpp"
 #include "rc_runner.hpp"
 #include "report.hpp"
-#include "suite.hpp"
 
 namespace memlink::conformance {
 namespace {
@@ -62,10 +63,14 @@ INSTANTIATE_TEST_SUITE_P(
                       Broken{"broken-oversize", run_stateful, {ClauseId::T_TOO_LARGE}},
                       Broken{"broken-checksum", run_stateful, {ClauseId::V_SLOT}},
                       // Accepting a corrupt segment violates whichever clause the field belongs to.
-                      Broken{"broken-trusts-segment", run_connect_validation,
-                             {ClauseId::V_CONNECT, ClauseId::L_CONST, ClauseId::M_OPEN, ClauseId::C_FLAGS, ClauseId::C_BACKPRESSURE, ClauseId::R_POSITIONS, ClauseId::T_SHUTDOWN}},
+                      Broken{"broken-trusts-segment",
+                             run_connect_validation,
+                             {ClauseId::V_CONNECT, ClauseId::L_CONST, ClauseId::M_OPEN, ClauseId::C_FLAGS,
+                              ClauseId::C_BACKPRESSURE, ClauseId::R_POSITIONS, ClauseId::T_SHUTDOWN}},
                       Broken{"broken-layout", run_layout, {ClauseId::R_LAYOUT}},
-                      Broken{"broken-recovery", run_stateful, {ClauseId::K_READING, ClauseId::S_TRANSITIONS, ClauseId::R_ORDER, ClauseId::R_RELEASE}}),
+                      Broken{"broken-recovery",
+                             run_stateful,
+                             {ClauseId::K_READING, ClauseId::S_TRANSITIONS, ClauseId::R_ORDER, ClauseId::R_RELEASE}}),
     [](const auto& info) {
       std::string n = info.param.adapter;
       for (char& c : n)
@@ -121,7 +126,8 @@ TEST(Suite, OtherChecksPassOnTheReference) {
 TEST(Report, AClauseIsPassOnlyWhereACheckReachedTheAdapter) {
   for (const auto& name : adapter_names(true))
     for (const auto& def : all_checks())
-      EXPECT_EQ(check_reaches(def, name), name == "reference" || def.scope == Scope::Adapter) << def.name << " for " << name;
+      EXPECT_EQ(check_reaches(def, name), name == "reference" || def.scope == Scope::Adapter)
+          << def.name << " for " << name;
   std::vector<CheckResult> results;
   std::vector<std::string> left_out;
   for (const auto& def : all_checks()) {

@@ -29,8 +29,8 @@ using spec::DriverRule;
 class Citation {
  public:
   Citation() = default;
-  Citation(ClauseId c) : id_(c) {}     // NOLINT(google-explicit-constructor): a clause is a citation
-  Citation(DriverRule r) : id_(r) {}   // NOLINT(google-explicit-constructor)
+  Citation(ClauseId c) : id_(c) {}    // NOLINT(google-explicit-constructor): a clause is a citation
+  Citation(DriverRule r) : id_(r) {}  // NOLINT(google-explicit-constructor)
   std::string_view name() const;
   bool is(ClauseId c) const { return std::holds_alternative<ClauseId>(id_) && std::get<ClauseId>(id_) == c; }
   const ClauseId* clause() const { return std::get_if<ClauseId>(&id_); }

@@ -68,15 +68,17 @@ void wake_round(Cluster& c, DriverProcess& sleeper, DriverProcess& waker, const 
     scenario_fail(woke.error().code == shm::ErrorCode::Timeout ? ClauseId::F_WAKE : ClauseId::T_WAIT,
                   what + ": the sleeper's wait ended with " + woke.error().message() + " instead of a wake-up");
   if (after(woke, done) > kLostAfterNs)
-    scenario_fail(ClauseId::F_WAKE, what + ": the sleeper woke " + std::to_string(ms(after(woke, done))) + " ms after it; its sleep slice is " +
-                                std::to_string(kSliceMs) + " ms, so the wake-up was lost and only the slice ended the sleep");
+    scenario_fail(ClauseId::F_WAKE, what + ": the sleeper woke " + std::to_string(ms(after(woke, done))) +
+                                        " ms after it; its sleep slice is " + std::to_string(kSliceMs) +
+                                        " ms, so the wake-up was lost and only the slice ended the sleep");
 }
 
 void drain(DriverProcess& reader) {
   for (;;) {
     const Reply r = reader.call({{"op", "read"}});
     if (!r.ok()) {
-      if (r.error().code != shm::ErrorCode::Empty) scenario_fail(ClauseId::T_WAIT, "draining: read failed with " + r.error().message());
+      if (r.error().code != shm::ErrorCode::Empty)
+        scenario_fail(ClauseId::T_WAIT, "draining: read failed with " + r.error().message());
       return;
     }
   }
@@ -119,20 +121,26 @@ void idle_wait(Cluster& c) {
   const Reply idle = c.daemon->call({{"op", "wait"}, {"timeout_ms", 30}}, 10s);
   if (idle.ok()) scenario_fail(ClauseId::T_WAIT, "the daemon's wait returned Ok with nothing to read");
   if (idle.error().code != shm::ErrorCode::Timeout)
-    scenario_fail(ClauseId::T_WAIT, "a wait with nothing to read ended with " + idle.error().message() + ", not Timeout");
+    scenario_fail(ClauseId::T_WAIT,
+                  "a wait with nothing to read ended with " + idle.error().message() + ", not Timeout");
 }
 
 // 3. A writer asleep on a full ring is woken when the reader frees a slot.
 void space_wake(Cluster& c, DriverProcess& client) {
   fill(client, 1000, ClauseId::T_BLOCKING);
-  client.send({{"op", "write_blocking"}, {"priority", 2}, {"data", driver::to_hex(message_payload(9999, 16))}, {"timeout_ms", kWaitMs}});
+  client.send({{"op", "write_blocking"},
+               {"priority", 2},
+               {"data", driver::to_hex(message_payload(9999, 16))},
+               {"timeout_ms", kWaitMs}});
   std::this_thread::sleep_for(2ms);
   const Reply freed = c.must(*c.daemon, {{"op", "read"}}, ClauseId::T_BLOCKING);
   const Reply wrote = client.receive(std::chrono::milliseconds(kWaitMs + 10000));
-  if (!wrote.ok()) scenario_fail(ClauseId::T_BLOCKING, "a blocking write on a ring with a freed slot ended with " + wrote.error().message());
+  if (!wrote.ok())
+    scenario_fail(ClauseId::T_BLOCKING,
+                  "a blocking write on a ring with a freed slot ended with " + wrote.error().message());
   if (after(wrote, freed) > kLostAfterNs)
     scenario_fail(ClauseId::F_WAKE, "a writer asleep on a full ring woke " + std::to_string(ms(after(wrote, freed))) +
-                                " ms after a slot was freed: the space wake-up was lost");
+                                        " ms after a slot was freed: the space wake-up was lost");
   c.record(ClauseId::T_BLOCKING);
   drain(*c.daemon);
 }
@@ -148,8 +156,11 @@ std::string burst(Cluster& c, DriverProcess& writer, DriverProcess& reader) {
   std::thread w([&] {
     thrown.run([&] {
       for (std::uint64_t i = 0; i < kBurst && !stop(); ++i) {
-        const Reply r = writer.call({{"op", "write_blocking"}, {"priority", 1}, {"data", driver::to_hex(message_payload(7000 + i, 16))},
-                                     {"timeout_ms", kWaitMs}}, std::chrono::milliseconds(kWaitMs + 10000));
+        const Reply r = writer.call({{"op", "write_blocking"},
+                                     {"priority", 1},
+                                     {"data", driver::to_hex(message_payload(7000 + i, 16))},
+                                     {"timeout_ms", kWaitMs}},
+                                    std::chrono::milliseconds(kWaitMs + 10000));
         if (!r.ok()) {
           writer_error = "blocking write " + std::to_string(i) + ": " + r.error().message();
           return;
@@ -162,14 +173,22 @@ std::string burst(Cluster& c, DriverProcess& writer, DriverProcess& reader) {
       for (std::uint64_t n = 0; n < kBurst && !stop();) {
         const Reply m = c.daemon->call({{"op", "read"}});
         if (!m.ok()) {
-          if (m.error().code != shm::ErrorCode::Empty) { echo_error = "daemon read: " + m.error().message(); return; }
+          if (m.error().code != shm::ErrorCode::Empty) {
+            echo_error = "daemon read: " + m.error().message();
+            return;
+          }
           (void)c.daemon->call({{"op", "wait"}, {"timeout_ms", 1000}}, std::chrono::milliseconds(11000));
           continue;
         }
-        const Reply e = c.daemon->call({{"op", "write_blocking"}, {"priority", m.body.at("priority")},
-                                        {"data", m.body.at("data")}, {"timeout_ms", kWaitMs}},
+        const Reply e = c.daemon->call({{"op", "write_blocking"},
+                                        {"priority", m.body.at("priority")},
+                                        {"data", m.body.at("data")},
+                                        {"timeout_ms", kWaitMs}},
                                        std::chrono::milliseconds(kWaitMs + 10000));
-        if (!e.ok()) { echo_error = "daemon's blocking echo: " + e.error().message(); return; }
+        if (!e.ok()) {
+          echo_error = "daemon's blocking echo: " + e.error().message();
+          return;
+        }
         ++n;
       }
     });
@@ -182,14 +201,16 @@ std::string burst(Cluster& c, DriverProcess& writer, DriverProcess& reader) {
     for (;;) {  // the reader sleeps for each message
       got = reader.call({{"op", "read"}});
       if (got.ok() || got.error().code != shm::ErrorCode::Empty) break;
-      const Reply waited = reader.call({{"op", "wait"}, {"timeout_ms", kWaitMs}}, std::chrono::milliseconds(kWaitMs + 10000));
+      const Reply waited =
+          reader.call({{"op", "wait"}, {"timeout_ms", kWaitMs}}, std::chrono::milliseconds(kWaitMs + 10000));
       if (!waited.ok()) {
         failure = "burst message " + std::to_string(i) + " never came (wait: " + waited.error().message() + ")";
         break;
       }
     }
     if (!failure.empty()) break;
-    if (!got.ok()) failure = "burst message " + std::to_string(i) + ": read failed with " + got.error().message();
+    if (!got.ok())
+      failure = "burst message " + std::to_string(i) + ": read failed with " + got.error().message();
     else if (id_of(got) != std::optional<std::uint64_t>(7000 + i))
       failure = "burst message " + std::to_string(i) + " carries the wrong payload (R-FIFO through two rings)";
     else if (last_ns != 0 && got.response_ns - last_ns > kLostAfterNs)
@@ -219,11 +240,12 @@ void wait_leaves_the_message(Cluster& c, DriverProcess& client, std::mt19937_64&
   const Reply first = c.must(*c.daemon, {{"op", "read"}}, ClauseId::R_ORDER);
   c.record(ClauseId::R_ORDER);
   if (id_of(first) != std::optional<std::uint64_t>(5001))
-    scenario_fail(ClauseId::R_ORDER, "after a wait returned for a low message, a critical one was written; the next read returned " +
-                                 std::string(id_of(first) == std::optional<std::uint64_t>(5000)
-                                                 ? "the low one: the wait took the message it waited for"
-                                                 : "something else") +
-                                 " (a wait must leave the message where every reader's priority order sees it)");
+    scenario_fail(ClauseId::R_ORDER,
+                  "after a wait returned for a low message, a critical one was written; the next read returned " +
+                      std::string(id_of(first) == std::optional<std::uint64_t>(5000)
+                                      ? "the low one: the wait took the message it waited for"
+                                      : "something else") +
+                      " (a wait must leave the message where every reader's priority order sees it)");
   drain(*c.daemon);
 }
 
@@ -233,15 +255,17 @@ void after_shutdown(Cluster& c, DriverProcess& client) {
   const Reply w = client.call(write_request(4000, 2));
   c.step("client: write after the shutdown -> " + (w.ok() ? std::string("Ok") : w.error().message()));
   if (w.ok() || w.error().code != shm::ErrorCode::Disconnected)
-    scenario_fail(ClauseId::T_SHUTDOWN, "a client's write after the daemon's shutdown answered " +
-                                    (w.ok() ? std::string("Ok (acknowledged, though no daemon will read it)") : w.error().message()) +
-                                    ", not Disconnected");
+    scenario_fail(ClauseId::T_SHUTDOWN,
+                  "a client's write after the daemon's shutdown answered " +
+                      (w.ok() ? std::string("Ok (acknowledged, though no daemon will read it)") : w.error().message()) +
+                      ", not Disconnected");
   DriverProcess& late = c.start("client after the shutdown");
   const Reply r = late.call(c.connect_request());
   c.step("new client: connect after the shutdown -> " + (r.ok() ? std::string("Ok") : r.error().message()));
   if (r.ok() || (r.error().code != shm::ErrorCode::Disconnected && r.error().code != shm::ErrorCode::NotFound))
     scenario_fail(ClauseId::T_SHUTDOWN, "a new client's connect after the daemon's shutdown answered " +
-                                    (r.ok() ? std::string("Ok") : r.error().message()) + ", not Disconnected (or NotFound)");
+                                            (r.ok() ? std::string("Ok") : r.error().message()) +
+                                            ", not Disconnected (or NotFound)");
 }
 
 // 6. Shutdown wakes every sleeper at once.
@@ -254,7 +278,10 @@ std::string shutdown_wakes_all(Cluster& c, DriverProcess& client) {
     DriverProcess& b = c.add_client("blocked writer 2");
     fill(a, 3000, ClauseId::T_SHUTDOWN);
     for (DriverProcess* p : {&a, &b}) {
-      p->send({{"op", "write_blocking"}, {"priority", 2}, {"data", driver::to_hex(message_payload(3999, 16))}, {"timeout_ms", kWaitMs}});
+      p->send({{"op", "write_blocking"},
+               {"priority", 2},
+               {"data", driver::to_hex(message_payload(3999, 16))},
+               {"timeout_ms", kWaitMs}});
       sleepers.push_back(p);
       what.push_back(p->role() + ", asleep on a full ring,");
     }
@@ -266,10 +293,12 @@ std::string shutdown_wakes_all(Cluster& c, DriverProcess& client) {
     const Reply woke = sleepers[i]->receive(std::chrono::milliseconds(kWaitMs + 10000));
     if (woke.ok() || woke.error().code != shm::ErrorCode::Disconnected)
       scenario_fail(ClauseId::T_SHUTDOWN, what[i] + " saw the daemon's shutdown as " +
-                                      (woke.ok() ? std::string("Ok") : woke.error().message()) + ", not Disconnected");
+                                              (woke.ok() ? std::string("Ok") : woke.error().message()) +
+                                              ", not Disconnected");
     if (after(woke, down) > kLostAfterNs)
-      scenario_fail(ClauseId::T_SHUTDOWN, what[i] + " learned of the shutdown only " + std::to_string(ms(after(woke, down))) +
-                                      " ms later, when its sleep slice ran out: shutdown must wake every sleeper");
+      scenario_fail(ClauseId::T_SHUTDOWN,
+                    what[i] + " learned of the shutdown only " + std::to_string(ms(after(woke, down))) +
+                        " ms later, when its sleep slice ran out: shutdown must wake every sleeper");
     last = std::max(last, after(woke, down));
   }
   after_shutdown(c, client);
@@ -297,11 +326,14 @@ void daemon_killed(Cluster& c) {
   k.step("daemon killed (SIGKILL)");
   const Reply w = client.call(write_request(8000, 2));
   c.record(ClauseId::T_KILLED);
-  if (!w.ok()) scenario_fail(ClauseId::T_KILLED, "a client's write after the daemon died answered " + w.error().message() + ", not Ok");
+  if (!w.ok())
+    scenario_fail(ClauseId::T_KILLED,
+                  "a client's write after the daemon died answered " + w.error().message() + ", not Ok");
   const Reply wait = client.call({{"op", "wait"}, {"timeout_ms", kWaitMs}}, std::chrono::milliseconds(kWaitMs + 10000));
   if (wait.ok() || wait.error().code != shm::ErrorCode::Disconnected)
     scenario_fail(ClauseId::T_WAIT, "a client waiting on a killed daemon's segment got " +
-                                (wait.ok() ? std::string("Ok") : wait.error().message()) + ", not Disconnected");
+                                        (wait.ok() ? std::string("Ok") : wait.error().message()) +
+                                        ", not Disconnected");
 }
 
 // One phase of the check, on the shared cluster: what it runs (its note for
@@ -315,28 +347,42 @@ struct Phase {
 
 std::vector<Phase> phases(int rounds) {
   return {
-      {"wake rounds", {}, [rounds](Cluster& c, DriverProcess& client, std::mt19937_64& rng) {
+      {"wake rounds",
+       {},
+       [rounds](Cluster& c, DriverProcess& client, std::mt19937_64& rng) {
          const std::uint64_t slowest = wake_rounds(c, client, rounds, rng);
-         return std::to_string(rounds) + " wake-ups across endpoints (slowest round " + std::to_string(slowest) + " ms; " +
-                std::to_string(kSliceMs) + " ms sleep slices, so a lost wake-up shows)";
+         return std::to_string(rounds) + " wake-ups across endpoints (slowest round " + std::to_string(slowest) +
+                " ms; " + std::to_string(kSliceMs) + " ms sleep slices, so a lost wake-up shows)";
        }},
-      {"an idle wait", {}, [](Cluster& c, DriverProcess&, std::mt19937_64&) {
+      {"an idle wait",
+       {},
+       [](Cluster& c, DriverProcess&, std::mt19937_64&) {
          idle_wait(c);
          return std::string("an idle wait");
        }},
-      {"a writer asleep on a full ring", {"write_blocking"}, [](Cluster& c, DriverProcess& client, std::mt19937_64&) {
+      {"a writer asleep on a full ring",
+       {"write_blocking"},
+       [](Cluster& c, DriverProcess& client, std::mt19937_64&) {
          space_wake(c, client);
          return std::string("a writer asleep on a full ring");
        }},
-      {"a burst through full rings both ways", {"write_blocking", "daemon_writes"},
-       [](Cluster& c, DriverProcess& client, std::mt19937_64&) { return burst(c, c.add_client("burst writer"), client); }},
-      {"a wait leaves its message for priority order", {"priorities"}, [](Cluster& c, DriverProcess& client, std::mt19937_64& rng) {
+      {"a burst through full rings both ways",
+       {"write_blocking", "daemon_writes"},
+       [](Cluster& c, DriverProcess& client, std::mt19937_64&) {
+         return burst(c, c.add_client("burst writer"), client);
+       }},
+      {"a wait leaves its message for priority order",
+       {"priorities"},
+       [](Cluster& c, DriverProcess& client, std::mt19937_64& rng) {
          wait_leaves_the_message(c, client, rng);
          return std::string("a wait that must leave its message for priority order");
        }},
-      {"shutdown wakes every sleeper (with write_blocking: two writers asleep on a full ring too)", {},
+      {"shutdown wakes every sleeper (with write_blocking: two writers asleep on a full ring too)",
+       {},
        [](Cluster& c, DriverProcess& client, std::mt19937_64&) { return shutdown_wakes_all(c, client); }},
-      {"kill -9 of the daemon", {}, [](Cluster& c, DriverProcess&, std::mt19937_64&) {
+      {"kill -9 of the daemon",
+       {},
+       [](Cluster& c, DriverProcess&, std::mt19937_64&) {
          try {
            daemon_killed(c);
            return std::string("kill -9 of the daemon");

@@ -32,7 +32,9 @@ std::optional<shm::ErrorCode> code_of(const R& r) {
 
 void same_code(int step, const char* op, const model::Outcome& want, std::optional<shm::ErrorCode> got) {
   if (want.error != got)
-    differ(step, op, "model says " + code_name(want.error) + " (" + std::string(spec::name(want.clause)) + "), reference says " + code_name(got));
+    differ(step, op,
+           "model says " + code_name(want.error) + " (" + std::string(spec::name(want.clause)) + "), reference says " +
+               code_name(got));
 }
 
 }  // namespace

@@ -528,7 +528,8 @@ class TakeoverScenario final : public SegmentScenario {
         break;
       }
       if (d.code() != ErrorCode::AlreadyExists)
-        record.violations.push_back(Violation{ClauseId::K_TAKEOVER, "daemon B could not start: " + d.error().message()});
+        record.violations.push_back(
+            Violation{ClauseId::K_TAKEOVER, "daemon B could not start: " + d.error().message()});
       for (int i = 0; i < 4; ++i) api.spin();
     }
     if (!successor_) return;
@@ -592,14 +593,14 @@ shm::Result<std::unique_ptr<Scenario>> make_scenario(const Config& c) {
 std::vector<ClauseId> clauses_of(const Config& c) {
   using C = ClauseId;
   if (c.scenario == "ring")
-    return {C::R_CLAIM, C::R_RELEASE, C::R_FIFO, C::R_CAPACITY, C::R_VISIBLE, C::S_TRANSITIONS, C::S_PUBLISH,
-            C::K_STALE, C::K_WRITING, C::K_CLAIMED, C::T_LOAN};
+    return {C::R_CLAIM,   C::R_RELEASE, C::R_FIFO,    C::R_CAPACITY, C::R_VISIBLE, C::S_TRANSITIONS,
+            C::S_PUBLISH, C::K_STALE,   C::K_WRITING, C::K_CLAIMED,  C::T_LOAN};
   if (c.scenario == "transport")
-    return {C::R_CLAIM, C::R_RELEASE, C::R_FIFO,     C::R_ORDER,    C::R_CAPACITY, C::R_VISIBLE, C::S_PUBLISH, C::T_SEQ,
-            C::T_WAIT,  C::T_BLOCKING, C::T_COUNTERS, C::F_WAKE,    C::K_STALE,    C::K_WRITING, C::K_CLAIMED, C::T_LOAN};
+    return {C::R_CLAIM, C::R_RELEASE,  C::R_FIFO,     C::R_ORDER, C::R_CAPACITY, C::R_VISIBLE, C::S_PUBLISH, C::T_SEQ,
+            C::T_WAIT,  C::T_BLOCKING, C::T_COUNTERS, C::F_WAKE,  C::K_STALE,    C::K_WRITING, C::K_CLAIMED, C::T_LOAN};
   if (c.scenario == "takeover")
-    return {C::K_TAKEOVER, C::K_FENCE, C::K_TWO_STEP, C::K_LOCK, C::R_FIFO, C::R_ORDER, C::F_WAKE, C::T_SEQ, C::T_COUNTERS,
-            C::T_LOAN};
+    return {C::K_TAKEOVER, C::K_FENCE, C::K_TWO_STEP, C::K_LOCK,     C::R_FIFO,
+            C::R_ORDER,    C::F_WAKE,  C::T_SEQ,      C::T_COUNTERS, C::T_LOAN};
   return {C::V_SLOT, C::V_ONCE, C::S_CHECKSUM};
 }
 
@@ -623,53 +624,59 @@ std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Exec
         // hold was published before it was filled (S-PUBLISH); another field
         // refused is the reader's validation gone wrong (V-SLOT). The field
         // is the one CorruptSegment names (SPEC E-CODES).
-        v.push_back(Violation{rd.corrupt_field == "checksum" || rd.corrupt_field == "length" ? ClauseId::S_PUBLISH
-                                                                                            : ClauseId::V_SLOT,
-                              "a read on a healthy ring failed: " + rd.error});
+        v.push_back(Violation{
+            rd.corrupt_field == "checksum" || rd.corrupt_field == "length" ? ClauseId::S_PUBLISH : ClauseId::V_SLOT,
+            "a read on a healthy ring failed: " + rd.error});
       continue;
     }
     ++delivered[rd.id];
     auto it = by_id.find(rd.id);
     if (it == by_id.end()) {
       v.push_back(Violation{ClauseId::V_SLOT, "delivered a message nobody wrote (id " + std::to_string(rd.id) + ", " +
-                  std::to_string(rd.length) + " bytes)"});
+                                                  std::to_string(rd.length) + " bytes)"});
       continue;
     }
     const WriteRecord& w = *it->second;
     if (!rd.intact || rd.length != w.length)
       v.push_back(Violation{r.corruption ? ClauseId::V_ONCE : ClauseId::S_PUBLISH,
                             "delivered message #" + std::to_string(rd.id) + " differs from what was written (" +
-                                std::to_string(rd.length) + " bytes delivered, " + std::to_string(w.length) + " written" +
-                                (rd.intact ? "" : ", payload bytes differ") + ")"});
+                                std::to_string(rd.length) + " bytes delivered, " + std::to_string(w.length) +
+                                " written" + (rd.intact ? "" : ", payload bytes differ") + ")"});
     if (rd.priority != w.priority)
-      v.push_back(Violation{ClauseId::R_ORDER, "message #" + std::to_string(rd.id) + " was written " + std::string(shm::to_string(w.priority)) +
-                  " and delivered " + std::string(shm::to_string(rd.priority))});
+      v.push_back(Violation{ClauseId::R_ORDER, "message #" + std::to_string(rd.id) + " was written " +
+                                                   std::string(shm::to_string(w.priority)) + " and delivered " +
+                                                   std::string(shm::to_string(rd.priority))});
     if (w.result != Result::Ok && w.result != Result::Pending)
-      v.push_back(Violation{w.result == Result::NotSent ? ClauseId::K_CLAIMED : ClauseId::R_CAPACITY,
-                            "message #" + std::to_string(rd.id) + " was delivered although its write returned " +
-                                result_name(w.result)});
+      v.push_back(Violation{
+          w.result == Result::NotSent ? ClauseId::K_CLAIMED : ClauseId::R_CAPACITY,
+          "message #" + std::to_string(rd.id) + " was delivered although its write returned " + result_name(w.result)});
   }
   for (const WriteRecord& w : r.writes) {
     const int n = delivered.count(w.id) ? delivered.at(w.id) : 0;
     if (n > 1)
-      v.push_back(Violation{ClauseId::K_READING, "message #" + std::to_string(w.id) + " was delivered " + std::to_string(n) +
-                  " times; no consumer died, so once is the most"});
+      v.push_back(Violation{ClauseId::K_READING, "message #" + std::to_string(w.id) + " was delivered " +
+                                                     std::to_string(n) +
+                                                     " times; no consumer died, so once is the most"});
     if (w.result == Result::Ok && n == 0 && !r.corruption)
-      v.push_back(Violation{ClauseId::S_PUBLISH, "message #" + std::to_string(w.id) + " was acknowledged (" + std::string(shm::to_string(w.priority)) +
-                  ", step " + std::to_string(w.response) + ") and never delivered"});
+      v.push_back(Violation{ClauseId::S_PUBLISH, "message #" + std::to_string(w.id) + " was acknowledged (" +
+                                                     std::string(shm::to_string(w.priority)) + ", step " +
+                                                     std::to_string(w.response) + ") and never delivered"});
     if (w.result == Result::Error && !r.corruption)
       v.push_back(Violation{w.error_code == shm::ErrorCode::Disconnected ? ClauseId::K_FENCE : ClauseId::R_RELEASE,
                             "a write on a healthy segment failed: " + w.error});
     if (w.result == Result::NotSent && w.response_ns - w.claim_ns < r.claim_timeout_ns)
-      v.push_back(Violation{ClauseId::K_CLAIMED, "write #" + std::to_string(w.id) + " was told its position was reclaimed after it stalled " +
-                  std::to_string((w.response_ns - w.claim_ns) / 1000) + " us, less than the claim timeout of " +
-                  std::to_string(r.claim_timeout_ns / 1000) + " us"});
+      v.push_back(Violation{ClauseId::K_CLAIMED, "write #" + std::to_string(w.id) +
+                                                     " was told its position was reclaimed after it stalled " +
+                                                     std::to_string((w.response_ns - w.claim_ns) / 1000) +
+                                                     " us, less than the claim timeout of " +
+                                                     std::to_string(r.claim_timeout_ns / 1000) + " us"});
     if (w.result == Result::Timeout) {
       const std::uint64_t took = w.response_ns - w.invoke_ns;
       const std::uint64_t stalled = e.stalled_ns[static_cast<std::size_t>(w.thread)];  // off its CPU
       if (took < r.blocking_timeout_ns || took > r.blocking_timeout_ns + 2 * r.sleep_slice_ns + stalled)
-        v.push_back(Violation{ClauseId::T_BLOCKING, "write_blocking with a " + std::to_string(r.blocking_timeout_ns / 1000) +
-                    " us timeout returned Timeout after " + std::to_string(took / 1000) + " us"});
+        v.push_back(Violation{ClauseId::T_BLOCKING,
+                              "write_blocking with a " + std::to_string(r.blocking_timeout_ns / 1000) +
+                                  " us timeout returned Timeout after " + std::to_string(took / 1000) + " us"});
     }
   }
   // T-SEQ: a message's number is its position in its ring: unique per
@@ -682,9 +689,10 @@ std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Exec
       if (!rd.ok || !by_id.count(rd.id)) continue;
       auto [it, fresh] = seq_owner.emplace(std::pair{rd.priority, rd.sequence}, rd.id);
       if (!fresh && it->second != rd.id)
-        v.push_back(Violation{ClauseId::T_SEQ, "messages #" + std::to_string(it->second) + " and #" + std::to_string(rd.id) +
-                    " both carry sequence number " + std::to_string(rd.sequence) + " in the " +
-                    std::string(shm::to_string(rd.priority)) + " ring"});
+        v.push_back(Violation{ClauseId::T_SEQ, "messages #" + std::to_string(it->second) + " and #" +
+                                                   std::to_string(rd.id) + " both carry sequence number " +
+                                                   std::to_string(rd.sequence) + " in the " +
+                                                   std::string(shm::to_string(rd.priority)) + " ring"});
       const WriteRecord& w = *by_id.at(rd.id);
       per_writer[{w.thread, rd.priority}].push_back({w.invoke, rd.sequence});
     }
@@ -693,8 +701,10 @@ std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Exec
       std::sort(seqs.begin(), seqs.end());
       for (std::size_t i = 1; i < seqs.size(); ++i)
         if (seqs[i].second <= seqs[i - 1].second)
-          v.push_back(Violation{ClauseId::T_SEQ, "writer-" + std::to_string(writer) + "'s sequence numbers do not increase in its write order (" +
-                      std::to_string(seqs[i - 1].second) + " then " + std::to_string(seqs[i].second) + ")"});
+          v.push_back(Violation{ClauseId::T_SEQ, "writer-" + std::to_string(writer) +
+                                                     "'s sequence numbers do not increase in its write order (" +
+                                                     std::to_string(seqs[i - 1].second) + " then " +
+                                                     std::to_string(seqs[i].second) + ")"});
     }
     // Dense only for a single writer: another writer may fill the ring
     // between one writer's Full check and its claim (T-SEQ).
@@ -711,9 +721,11 @@ std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Exec
     }
     for (const auto& [p, count_highest] : per_ring)
       if (clean && count_highest.second + 1 != count_highest.first)
-        v.push_back(Violation{ClauseId::T_SEQ, "" + std::to_string(count_highest.first) + " messages were delivered from the " +
-                    std::string(shm::to_string(p)) + " ring but their sequence numbers run up to " +
-                    std::to_string(count_highest.second) + ": a refused write took a number, or a number was skipped"});
+        v.push_back(Violation{ClauseId::T_SEQ,
+                              "" + std::to_string(count_highest.first) + " messages were delivered from the " +
+                                  std::string(shm::to_string(p)) + " ring but their sequence numbers run up to " +
+                                  std::to_string(count_highest.second) +
+                                  ": a refused write took a number, or a number was skipped"});
   }
   // T-COUNTERS: client_head counts the c2d messages published (a write that
   // died may or may not have counted), daemon_tail those delivered.
@@ -725,18 +737,20 @@ std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Exec
     }
     for (const ReadRecord& rd : r.reads) reads += rd.ok;
     if (*r.client_head < ok || *r.client_head > ok + pending)
-      v.push_back(Violation{ClauseId::T_COUNTERS, "client_head is " + std::to_string(*r.client_head) + " after " + std::to_string(ok) +
-                  " acknowledged writes (and " + std::to_string(pending) + " that died)"});
+      v.push_back(Violation{ClauseId::T_COUNTERS, "client_head is " + std::to_string(*r.client_head) + " after " +
+                                                      std::to_string(ok) + " acknowledged writes (and " +
+                                                      std::to_string(pending) + " that died)"});
     if (r.daemon_tail && *r.daemon_tail != reads)
-      v.push_back(Violation{ClauseId::T_COUNTERS, "daemon_tail is " + std::to_string(*r.daemon_tail) + " after " + std::to_string(reads) +
-                  " deliveries to the daemon"});
+      v.push_back(Violation{ClauseId::T_COUNTERS, "daemon_tail is " + std::to_string(*r.daemon_tail) + " after " +
+                                                      std::to_string(reads) + " deliveries to the daemon"});
   }
   // K-FENCE: the replaced daemon took nothing after the new epoch began.
   if (r.takeover_thread >= 0 && r.takeover_ns > 0)
     for (const ReadRecord& rd : r.reads)
       if (rd.ok && rd.thread == r.fenced_thread && rd.take_ns > r.takeover_ns)
         v.push_back(Violation{ClauseId::K_FENCE, "the replaced daemon took message #" + std::to_string(rd.id) + " " +
-                    std::to_string((rd.take_ns - r.takeover_ns) / 1000) + " us after its successor began a new epoch"});
+                                                     std::to_string((rd.take_ns - r.takeover_ns) / 1000) +
+                                                     " us after its successor began a new epoch"});
   // Linearizability against the queue specification (R-FIFO, R-ORDER,
   // R-CAPACITY, R-VISIBLE), over the operations whose outcome is known.
   if (!r.corruption && v.empty()) {
@@ -784,8 +798,9 @@ std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Exec
     if (!overlap) {
       const auto lin = check_linearizable(h, r.capacity);
       if (lin.decided && !lin.linearizable)
-        v.push_back(Violation{ClauseId::R_FIFO, "the history is not linearizable against R-CAPACITY, R-FIFO, R-ORDER and R-VISIBLE: " +
-                    lin.explanation});
+        v.push_back(Violation{
+            ClauseId::R_FIFO,
+            "the history is not linearizable against R-CAPACITY, R-FIFO, R-ORDER and R-VISIBLE: " + lin.explanation});
     } else {
       for (Priority p : shm::kAllPriorities) {
         std::vector<HistoryOp> ring;
@@ -793,9 +808,12 @@ std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Exec
           if (op.priority == p && (op.kind == HistoryOp::Kind::Write || op.ok)) ring.push_back(op);
         const auto lin = check_linearizable(ring, r.capacity);
         if (lin.decided && !lin.linearizable)
-          v.push_back(Violation{ClauseId::R_FIFO, "the " + std::string(shm::to_string(p)) +
-                      " ring's history (a replaced daemon's read overlapped its successor's) is not linearizable "
-                      "against R-CAPACITY, R-FIFO and R-VISIBLE: " + lin.explanation});
+          v.push_back(
+              Violation{ClauseId::R_FIFO,
+                        "the " + std::string(shm::to_string(p)) +
+                            " ring's history (a replaced daemon's read overlapped its successor's) is not linearizable "
+                            "against R-CAPACITY, R-FIFO and R-VISIBLE: " +
+                            lin.explanation});
       }
     }
   }

@@ -17,10 +17,6 @@
 //             was written
 #pragma once
 
-#include <optional>
-
-#include "../verdict.hpp"
-
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -28,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "../verdict.hpp"
 #include "memlink/shm/priority.hpp"
 #include "memlink/shm/result.hpp"
 #include "scheduler.hpp"

@@ -465,12 +465,13 @@ json Driver::dispatch(const json& req) {
   if (op == "cleanup") return cleanup(req);
   if (op == "reset") return reset();
   if (op == "arm" || op == "release")
-    fail("Unsupported", "no crash or pause points: Boost's steps cannot be stopped between (no crash_points, pause_points)");
+    fail("Unsupported",
+         "no crash or pause points: Boost's steps cannot be stopped between (no crash_points, pause_points)");
 
   static const std::set<std::string> kOps = {
-      "create", "connect", "disconnect", "write",   "write_blocking", "read",        "peek",
-      "take",   "finish",  "wait",       "shutdown", "set_backpressure", "observe", "workload",
-      "stop_writer", "stop_reader", "recover", "corrupt"};
+      "create",  "connect",  "disconnect",  "write",       "write_blocking", "read",
+      "peek",    "take",     "finish",      "wait",        "shutdown",       "set_backpressure",
+      "observe", "workload", "stop_writer", "stop_reader", "recover",        "corrupt"};
   if (kOps.count(op) == 0) fail("Unsupported", "unknown op '" + op + "'");  // D-ERRORS: an op a driver does not know
   const char* const role = role_ == Role::Daemon ? "the daemon" : "a client";
   if (op == "create" || op == "connect") {
@@ -615,10 +616,8 @@ json Driver::create(const json& req) {
   // asked for, are the answer.
   const auto n = std::min(c2d_->get_max_msg(), d2c_->get_max_msg());
   const auto largest = std::min(c2d_->get_max_msg_size(), d2c_->get_max_msg_size());
-  return {{"started", takeover ? "takeover" : "fresh"},
-          {"capacity", {n, n, n}},
-          {"slot_size", largest},
-          {"epoch", epoch}};
+  return {
+      {"started", takeover ? "takeover" : "fresh"}, {"capacity", {n, n, n}}, {"slot_size", largest}, {"epoch", epoch}};
 }
 
 json Driver::connect(const json& req) {
@@ -668,9 +667,9 @@ void Driver::check_peer(bool dead_is_gone) const {
   const auto daemon = read_daemon_file(daemon_file_path(segment_));
   if (!daemon || daemon->instance != instance_) fail("Disconnected", "the daemon of " + segment_ + " has shut down");
   if (dead_is_gone && !process_alive(daemon->pid))
-    fail("Disconnected", daemon->pid == 0 ? "the daemon of " + segment_ + " was reset (gone, as if it exited)"
-                                          : "daemon pid " + std::to_string(daemon->pid) + " of " + segment_ +
-                                                " is not running");
+    fail("Disconnected", daemon->pid == 0
+                             ? "the daemon of " + segment_ + " was reset (gone, as if it exited)"
+                             : "daemon pid " + std::to_string(daemon->pid) + " of " + segment_ + " is not running");
 }
 
 // SPEC T-SHUTDOWN: after a shutdown every write is Disconnected. A killed
@@ -980,7 +979,8 @@ int main(int argc, char** argv) {
           argv[0]);
       return 0;
     } else if (arg == "--version" || arg == "-V") {
-      std::printf("memlink-driver-boost-mq %s (driver protocol %d, Boost %s)\n", kDriverVersion, kProtocol, BOOST_LIB_VERSION);
+      std::printf("memlink-driver-boost-mq %s (driver protocol %d, Boost %s)\n", kDriverVersion, kProtocol,
+                  BOOST_LIB_VERSION);
       return 0;
     } else {
       std::fprintf(stderr, "usage: %s [--poll-ms N]\n", argv[0]);

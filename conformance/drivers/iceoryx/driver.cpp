@@ -19,6 +19,7 @@
 // iceoryx's runtime (which would otherwise wait for RouDi for 60 s and then
 // abort) and answers IoError when it is not there.
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -37,7 +38,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -108,7 +108,8 @@ Bytes from_hex(const std::string& s) {
   };
   if (s.size() % 2 != 0) fail("InvalidArgument", "data has an odd number of hex digits");
   Bytes b(s.size() / 2);
-  for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<std::uint8_t>(nibble(s[2 * i]) << 4 | nibble(s[2 * i + 1]));
+  for (std::size_t i = 0; i < b.size(); ++i)
+    b[i] = static_cast<std::uint8_t>(nibble(s[2 * i]) << 4 | nibble(s[2 * i + 1]));
   return b;
 }
 
@@ -133,7 +134,8 @@ std::uint64_t uint_field_or(const json& req, const char* name, std::uint64_t fal
 
 std::string string_field(const json& req, const char* name) {
   auto it = req.find(name);
-  if (it == req.end() || !it->is_string()) fail("InvalidArgument", std::string("field '") + name + "' must be a string");
+  if (it == req.end() || !it->is_string())
+    fail("InvalidArgument", std::string("field '") + name + "' must be a string");
   return it->get<std::string>();
 }
 
@@ -201,7 +203,8 @@ struct State {
 std::optional<State> read_state(const std::string& segment) {
   std::ifstream in(state_path(segment));
   State s;
-  if (!(in >> s.pid >> s.epoch >> s.version >> s.capacity >> s.slot_size >> std::hex >> s.instance >> std::dec >> s.shutdown))
+  if (!(in >> s.pid >> s.epoch >> s.version >> s.capacity >> s.slot_size >> std::hex >> s.instance >> std::dec >>
+        s.shutdown))
     return std::nullopt;
   return s;
 }
@@ -230,9 +233,11 @@ int lock_exclusive(const std::string& path, int wait_ms) {
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   for (;;) {
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) fail(errno == EACCES ? "PermissionDenied" : "IoError", "cannot open " + path + ": " + std::strerror(errno));
+    if (fd < 0)
+      fail(errno == EACCES ? "PermissionDenied" : "IoError", "cannot open " + path + ": " + std::strerror(errno));
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
-      struct stat a {}, b {};
+      struct stat a {
+      }, b{};
       if (::fstat(fd, &a) == 0 && ::stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
         return fd;
       ::close(fd);  // the name now names another file: lock that one
@@ -266,7 +271,9 @@ std::uint64_t random_u64() {
 // iceoryx 2.0 applications reach RouDi through the UNIX datagram socket
 // IOX_UDS_SOCKET_PATH_PREFIX + "roudi" (/tmp/roudi). A socket file nobody
 // listens on (RouDi killed) refuses the connect.
-std::string roudi_socket() { return std::string(iox::platform::IOX_UDS_SOCKET_PATH_PREFIX) + iox::roudi::IPC_CHANNEL_ROUDI_NAME; }
+std::string roudi_socket() {
+  return std::string(iox::platform::IOX_UDS_SOCKET_PATH_PREFIX) + iox::roudi::IPC_CHANNEL_ROUDI_NAME;
+}
 
 bool roudi_running(std::string& why) {
   const std::string path = roudi_socket();
@@ -314,7 +321,8 @@ void ensure_runtime() {
   }
   registered = roudi_identity();
   // Warnings and errors only, on stderr (file descriptor 1 is stderr too).
-  iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn, iox::log::LogLevelOutput::kHideLogLevel);
+  iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn,
+                                                           iox::log::LogLevelOutput::kHideLogLevel);
   const std::string name = "memlink-driver-iceoryx-" + std::to_string(::getpid());
   iox::runtime::PoshRuntime::initRuntime(iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name.c_str()));
   done = true;
@@ -470,8 +478,8 @@ struct Workload {
 // ---------------------------------------------------------------- driver --
 
 struct Options {
-  bool discard = false;        // --discard: DISCARD_OLDEST_DATA on both sides
-  std::uint64_t history = 0;   // --history N
+  bool discard = false;       // --discard: DISCARD_OLDEST_DATA on both sides
+  std::uint64_t history = 0;  // --history N
 };
 
 struct Message {
@@ -535,10 +543,10 @@ class Driver {
   std::array<std::optional<Publisher>, 3> pub_;
   std::array<std::optional<iox::popo::UntypedSubscriber>, 3> sub_;
   std::optional<iox::popo::WaitSet<>> waitset_;
-  std::optional<Publisher> ctl_pub_;                    // daemon: d2c-ctl
+  std::optional<Publisher> ctl_pub_;                     // daemon: d2c-ctl
   std::optional<iox::popo::UntypedSubscriber> ctl_sub_;  // reading client: d2c-ctl
-  int lock_fd_ = -1;    // daemon: PATH.iox-lock
-  int reader_fd_ = -1;  // client reading d2c: PATH.iox-d2c
+  int lock_fd_ = -1;                                     // daemon: PATH.iox-lock
+  int reader_fd_ = -1;                                   // client reading d2c: PATH.iox-d2c
   // Daemon only.
   std::uint64_t epoch_ = 0;
   bool takeover_ = false;
@@ -554,9 +562,12 @@ json Driver::serve(const std::string& line) {
     res["detail"] = detail.empty() ? code : detail;
     return res;
   };
-  if (req.is_discarded() || !req.is_object()) return failed("InvalidArgument", "not a JSON object: " + line.substr(0, 200));
-  if (auto id = req.find("id"); id != req.end() && id->is_number_integer()) res["id"] = *id;
-  else return failed("InvalidArgument", "request without an integer \"id\"");
+  if (req.is_discarded() || !req.is_object())
+    return failed("InvalidArgument", "not a JSON object: " + line.substr(0, 200));
+  if (auto id = req.find("id"); id != req.end() && id->is_number_integer())
+    res["id"] = *id;
+  else
+    return failed("InvalidArgument", "request without an integer \"id\"");
   try {
     json out = dispatch(req);
     res["ok"] = true;
@@ -595,9 +606,10 @@ json Driver::dispatch(const json& req) {
 json Driver::hello(const json& req) {
   const std::uint64_t protocol = uint_field(req, "protocol");
   if (protocol != kProtocol)
-    fail("ProtocolMismatch", "driver speaks protocol " + std::to_string(kProtocol) + " only, suite asked for " +
-                                 std::to_string(protocol));
-  json caps = {"priorities", "daemon_writes", "write_blocking", "wait", "crash_recovery", "cleanup", "workload", "reset"};
+    fail("ProtocolMismatch",
+         "driver speaks protocol " + std::to_string(kProtocol) + " only, suite asked for " + std::to_string(protocol));
+  json caps = {"priorities",     "daemon_writes", "write_blocking", "wait",
+               "crash_recovery", "cleanup",       "workload",       "reset"};
   return {{"protocol", kProtocol},
           {"name", "iceoryx"},
           {"version", std::string(MEMLINK_IOX_DRIVER_VERSION) + " (iceoryx " + ICEORYX_LATEST_RELEASE_VERSION + ", " +
@@ -609,8 +621,8 @@ json Driver::hello(const json& req) {
 iox::popo::PublisherOptions Driver::publisher_options() const {
   iox::popo::PublisherOptions p;
   p.historyCapacity = o_.history;
-  p.subscriberTooSlowPolicy =
-      o_.discard ? iox::popo::ConsumerTooSlowPolicy::DISCARD_OLDEST_DATA : iox::popo::ConsumerTooSlowPolicy::WAIT_FOR_CONSUMER;
+  p.subscriberTooSlowPolicy = o_.discard ? iox::popo::ConsumerTooSlowPolicy::DISCARD_OLDEST_DATA
+                                         : iox::popo::ConsumerTooSlowPolicy::WAIT_FOR_CONSUMER;
   return p;
 }
 
@@ -618,7 +630,8 @@ iox::popo::SubscriberOptions Driver::subscriber_options(std::uint64_t capacity) 
   iox::popo::SubscriberOptions s;
   s.queueCapacity = capacity;
   s.historyRequest = o_.history;
-  s.queueFullPolicy = o_.discard ? iox::popo::QueueFullPolicy::DISCARD_OLDEST_DATA : iox::popo::QueueFullPolicy::BLOCK_PRODUCER;
+  s.queueFullPolicy =
+      o_.discard ? iox::popo::QueueFullPolicy::DISCARD_OLDEST_DATA : iox::popo::QueueFullPolicy::BLOCK_PRODUCER;
   return s;
 }
 
@@ -638,7 +651,8 @@ void Driver::make_subscribers(const char* direction, std::uint64_t capacity) {
     o.queueFullPolicy = iox::popo::QueueFullPolicy::DISCARD_OLDEST_DATA;  // never holds the daemon up
     ctl_sub_.emplace(topic(segment_, kControl), o);
     if (waitset_->attachState(*ctl_sub_, iox::popo::SubscriberState::HAS_DATA).has_error())
-      fail("IoError", "iceoryx: cannot attach subscriber memlink/" + hash_of(segment_) + "/" + kControl + " to a WaitSet");
+      fail("IoError",
+           "iceoryx: cannot attach subscriber memlink/" + hash_of(segment_) + "/" + kControl + " to a WaitSet");
   }
 }
 
@@ -722,8 +736,11 @@ json Driver::create(const json& req) {
   const int fd = lock_exclusive(lock_path(segment), 20);
   if (fd < 0) {
     const auto live = read_state(segment);
-    fail("AlreadyExists", "a live daemon" + (live ? " (pid " + std::to_string(live->pid) + ", epoch " + std::to_string(live->epoch) + ")" : std::string()) +
-                              " holds " + lock_path(segment));
+    fail("AlreadyExists",
+         "a live daemon" +
+             (live ? " (pid " + std::to_string(live->pid) + ", epoch " + std::to_string(live->epoch) + ")"
+                   : std::string()) +
+             " holds " + lock_path(segment));
   }
   const auto previous = read_state(segment);
   role_ = Role::Daemon;
@@ -804,7 +821,8 @@ json Driver::connect(const json& req) {
 }
 
 json Driver::disconnect() {
-  if (role_ != Role::Client) fail("InvalidState", role_ == Role::Daemon ? "the daemon does not disconnect" : "not connected");
+  if (role_ != Role::Client)
+    fail("InvalidState", role_ == Role::Daemon ? "the daemon does not disconnect" : "not connected");
   end_endpoint();
   return json::object();
 }
@@ -870,7 +888,8 @@ bool Driver::publish(int priority, const Bytes& data, std::string& full) {
   auto chunk = pub.loan(static_cast<std::uint32_t>(data.size()));
   if (chunk.has_error()) {
     const auto e = chunk.get_error();
-    if (e == iox::popo::AllocationError::RUNNING_OUT_OF_CHUNKS || e == iox::popo::AllocationError::TOO_MANY_CHUNKS_ALLOCATED_IN_PARALLEL) {
+    if (e == iox::popo::AllocationError::RUNNING_OUT_OF_CHUNKS ||
+        e == iox::popo::AllocationError::TOO_MANY_CHUNKS_ALLOCATED_IN_PARALLEL) {
       full = std::string("iceoryx cannot loan a chunk: ") + iox::popo::asStringLiteral(e);
       return false;
     }
@@ -889,7 +908,8 @@ json Driver::write(const json& req, bool blocking) {
   const std::uint64_t timeout_ms = blocking ? uint_field(req, "timeout_ms") : 0;
   check_writable();
   if (data.size() > slot_size_)
-    fail("MessageTooLarge", std::to_string(data.size()) + " bytes; " + segment_ + " takes at most " + std::to_string(slot_size_));
+    fail("MessageTooLarge",
+         std::to_string(data.size()) + " bytes; " + segment_ + " takes at most " + std::to_string(slot_size_));
   std::string full;
   if (publish(priority, data, full)) return json::object();
   if (!blocking) fail("Full", full);
@@ -899,7 +919,8 @@ json Driver::write(const json& req, bool blocking) {
   for (;;) {
     std::string why;
     if (peer_gone(why)) fail("Disconnected", why);
-    if (std::chrono::steady_clock::now() >= deadline) fail("Timeout", full + " for " + std::to_string(timeout_ms) + " ms");
+    if (std::chrono::steady_clock::now() >= deadline)
+      fail("Timeout", full + " for " + std::to_string(timeout_ms) + " ms");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
     if (publish(priority, data, full)) return json::object();
   }
@@ -952,11 +973,14 @@ json Driver::wait(const json& req) {
     if (peer_gone(why)) fail("Disconnected", why);
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline)
-      fail("Timeout", std::string("nothing arrived in ") + in_dir() + " of " + segment_ + " within " + std::to_string(timeout_ms) + " ms");
+      fail("Timeout", std::string("nothing arrived in ") + in_dir() + " of " + segment_ + " within " +
+                          std::to_string(timeout_ms) + " ms");
     // iceoryx's WaitSet sleeps on the subscribers' condition variable and a
     // publish wakes it; the slices only let us look at the daemon.
-    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(std::min<std::chrono::nanoseconds>(deadline - now, slice_));
-    (void)waitset_->timedWait(iox::units::Duration::fromMicroseconds(static_cast<unsigned long long>(std::max<long long>(1, left.count()))));
+    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::min<std::chrono::nanoseconds>(deadline - now, slice_));
+    (void)waitset_->timedWait(
+        iox::units::Duration::fromMicroseconds(static_cast<unsigned long long>(std::max<long long>(1, left.count()))));
     if (any_data()) return json::object();
     drain_control();  // the daemon said it shuts down: peer_gone tells
   }
@@ -990,16 +1014,19 @@ json Driver::cleanup(const json& req) {
   if (segment.empty()) fail("InvalidArgument", "cleanup needs a segment");
   if (held(lock_path(segment))) {
     const auto live = read_state(segment);
-    fail("AlreadyExists", "a live daemon" + (live ? " (pid " + std::to_string(live->pid) + ")" : std::string()) + " holds " +
-                              lock_path(segment));
+    fail("AlreadyExists", "a live daemon" + (live ? " (pid " + std::to_string(live->pid) + ")" : std::string()) +
+                              " holds " + lock_path(segment));
   }
   int removed = 0;
   for (const std::string& f : {state_path(segment), lock_path(segment), reader_path(segment)}) {
-    if (::unlink(f.c_str()) == 0) ++removed;
+    if (::unlink(f.c_str()) == 0)
+      ++removed;
     else if (errno != ENOENT)
-      fail(errno == EACCES || errno == EPERM ? "PermissionDenied" : "IoError", "cleanup: unlink " + f + ": " + std::strerror(errno));
+      fail(errno == EACCES || errno == EPERM ? "PermissionDenied" : "IoError",
+           "cleanup: unlink " + f + ": " + std::strerror(errno));
   }
-  const std::string dir_name = segment.find('/') == std::string::npos ? "./" : segment.substr(0, segment.rfind('/') + 1);
+  const std::string dir_name =
+      segment.find('/') == std::string::npos ? "./" : segment.substr(0, segment.rfind('/') + 1);
   const std::string base = segment.substr(segment.rfind('/') + 1);
   const std::string prefix = base + ".iox-daemon.tmp.";
   if (DIR* dir = ::opendir(dir_name.c_str())) {
@@ -1034,7 +1061,8 @@ json Driver::workload(const json& req) {
   }
   if (w.slot_size < kMinPayload) fail("InvalidArgument", "slot_size below " + std::to_string(kMinPayload));
   if (w.role != "reader" && w.slot_size > slot_size_)
-    fail("InvalidArgument", "slot_size " + std::to_string(w.slot_size) + " exceeds the segment's " + std::to_string(slot_size_));
+    fail("InvalidArgument",
+         "slot_size " + std::to_string(w.slot_size) + " exceeds the segment's " + std::to_string(slot_size_));
   // A writer never reads: it gives d2c up for the reader.
   if (w.role == "writer") drop_reader();
   w.fd = ::open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -1051,10 +1079,13 @@ void Driver::run_workload() {
   ::sigaction(SIGTERM, &sa, nullptr);
   int status = 0;
   try {
-    if (workload_->role == "writer") writer_loop(*workload_);
-    else consumer_loop(*workload_);
+    if (workload_->role == "writer")
+      writer_loop(*workload_);
+    else
+      consumer_loop(*workload_);
   } catch (const Failure& f) {
-    std::fprintf(stderr, "iceoryx driver: %s workload: %s: %s\n", workload_->role.c_str(), f.code.c_str(), f.detail.c_str());
+    std::fprintf(stderr, "iceoryx driver: %s workload: %s: %s\n", workload_->role.c_str(), f.code.c_str(),
+                 f.detail.c_str());
     status = 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "iceoryx driver: %s workload: %s\n", workload_->role.c_str(), e.what());

@@ -1428,9 +1428,9 @@ static void dispatch(const struct request *rq) {
   static const char *const fresh_only[] = {"create", "connect", NULL};
   static const char *const daemon_only[] = {"shutdown", "set_backpressure", NULL};
   static const char *const client_only[] = {"disconnect", NULL};
-  static const char *const endpoint_ops[] = {"write",       "write_blocking", "read",      "peek",    "take",
-                                             "finish",      "wait",           "observe",   "workload", "stop_writer",
-                                             "stop_reader", "recover",        "corrupt",   NULL};
+  static const char *const endpoint_ops[] = {"write",       "write_blocking", "read",    "peek",     "take",
+                                             "finish",      "wait",           "observe", "workload", "stop_writer",
+                                             "stop_reader", "recover",        "corrupt", NULL};
   const bool known = op_is(op, any_state) || op_is(op, fresh_only) || op_is(op, daemon_only) ||
                      op_is(op, client_only) || op_is(op, endpoint_ops);
   if (known && !op_is(op, any_state) && !op_is(op, fresh_only)) {

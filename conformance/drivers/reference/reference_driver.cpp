@@ -62,7 +62,9 @@ bool fault_from_env(Fault& f, std::string& error) {
   const char* e = std::getenv("MEMLINK_DRIVER_FAULT");
   if (e == nullptr || *e == '\0') return true;
   const std::string s = e;
-  auto at = [&](const std::string& prefix) { return s.rfind(prefix, 0) == 0 ? std::atol(s.c_str() + prefix.size()) : 0; };
+  auto at = [&](const std::string& prefix) {
+    return s.rfind(prefix, 0) == 0 ? std::atol(s.c_str() + prefix.size()) : 0;
+  };
   f.reorder = s == "reorder-priorities";
   f.lose_on_kill = s == "lose-on-kill";
   f.no_wake = s == "no-wake";
@@ -158,9 +160,9 @@ struct ReferenceDriver::State {
     protocol = asked;
     json points = json::array();
     for (auto p : shm::kCrashPoints) points.push_back(std::string(p));
-    json caps = {"priorities",   "daemon_writes", "write_blocking", "wait",    "peek",  "two_step",
-                 "crash_recovery", "takeover",    "spec_layout",    "observe", "stops", "crash_points",
-                 "backpressure", "cleanup",       "sequences"};
+    json caps = {"priorities", "daemon_writes",  "write_blocking", "wait",        "peek",
+                 "two_step",   "crash_recovery", "takeover",       "spec_layout", "observe",
+                 "stops",      "crash_points",   "backpressure",   "cleanup",     "sequences"};
     if (run_workload) caps.push_back("workload");
     json out{{"ok", true},
              {"protocol", protocol},
@@ -170,8 +172,8 @@ struct ReferenceDriver::State {
     if (protocol >= 2) {
       caps.push_back("reset");
       caps.push_back("pause_points");
-      out["limits"] = {{"segment_size", {{"min", std::max(shm::MIN_SEGMENT_SIZE, fault.min_segment)},
-                                         {"max", shm::MAX_SEGMENT_SIZE}}},
+      out["limits"] = {{"segment_size",
+                        {{"min", std::max(shm::MIN_SEGMENT_SIZE, fault.min_segment)}, {"max", shm::MAX_SEGMENT_SIZE}}},
                        {"slot_size", {{"min", 1}, {"max", shm::MAX_SLOT_SIZE}}}};
     } else {
       out["max_payload"] = shm::MAX_SLOT_SIZE;
@@ -187,10 +189,13 @@ struct ReferenceDriver::State {
     o.wait_strategy = shm::WaitStrategy::Block;
     o.sleep_slice = std::chrono::milliseconds(req.value("sleep_slice_ms", 100));
     slice = o.sleep_slice;
-    if (req.contains("daemon_timeout_ms")) o.daemon_timeout = std::chrono::milliseconds(req["daemon_timeout_ms"].get<int>());
-    if (req.contains("stale_after_ms")) o.recovery.stale_after = std::chrono::milliseconds(req["stale_after_ms"].get<int>());
+    if (req.contains("daemon_timeout_ms"))
+      o.daemon_timeout = std::chrono::milliseconds(req["daemon_timeout_ms"].get<int>());
+    if (req.contains("stale_after_ms"))
+      o.recovery.stale_after = std::chrono::milliseconds(req["stale_after_ms"].get<int>());
     stale_after = o.recovery.stale_after;
-    if (req.contains("claim_timeout_ms")) o.recovery.claim_timeout = std::chrono::milliseconds(req["claim_timeout_ms"].get<int>());
+    if (req.contains("claim_timeout_ms"))
+      o.recovery.claim_timeout = std::chrono::milliseconds(req["claim_timeout_ms"].get<int>());
     return o;
   }
 
@@ -198,8 +203,8 @@ struct ReferenceDriver::State {
     if (daemon || client) return fail(shm::ErrorCode::InvalidState, "this process already serves an endpoint");
     const auto size = req.at("segment_size").get<std::size_t>();
     if (size < fault.min_segment)
-      return fail(shm::ErrorCode::InvalidArgument, "segments under " + std::to_string(fault.min_segment) +
-                                                       " bytes are refused (min-segment fault)");
+      return fail(shm::ErrorCode::InvalidArgument,
+                  "segments under " + std::to_string(fault.min_segment) + " bytes are refused (min-segment fault)");
     shm::DaemonOptions o;
     o.endpoint = endpoint_options(req);
     o.slot_size = req.at("slot_size").get<std::uint32_t>();
@@ -288,7 +293,9 @@ struct ReferenceDriver::State {
     return {{"ok", true}, {"was_holding", was}};
   }
 
-  static std::optional<std::vector<std::byte>> data_of(const json& req) { return from_hex(req.value("data", std::string())); }
+  static std::optional<std::vector<std::byte>> data_of(const json& req) {
+    return from_hex(req.value("data", std::string()));
+  }
 
   json write(const json& req, bool blocking) {
     const int pn = req.at("priority").get<int>();
@@ -361,7 +368,8 @@ struct ReferenceDriver::State {
     const auto token = req.at("token").get<std::uint64_t>();
     if (fault.reorder && token == 0) return {{"ok", true}};
     const auto it = taken.find(token);
-    if (it == taken.end()) return fail(shm::ErrorCode::InvalidArgument, "no message taken with token " + std::to_string(token));
+    if (it == taken.end())
+      return fail(shm::ErrorCode::InvalidArgument, "no message taken with token " + std::to_string(token));
     auto s = ep().finish(it->second);
     taken.erase(it);
     if (!s) return fail(s.error());
@@ -371,7 +379,8 @@ struct ReferenceDriver::State {
   json peek() {
     auto r = ep().peek();
     if (!r) return fail(r.error());
-    return {{"ok", true}, {"priority", static_cast<int>(r->priority)}, {"sequence", r->sequence}, {"length", r->length}};
+    return {
+        {"ok", true}, {"priority", static_cast<int>(r->priority)}, {"sequence", r->sequence}, {"length", r->length}};
   }
 
   json wait(const json& req) {
@@ -389,7 +398,8 @@ struct ReferenceDriver::State {
     for (;;) {
       if (ep().peek().ok()) return {{"ok", true}};
       if (std::chrono::steady_clock::now() >= deadline) return fail(shm::ErrorCode::Timeout, "no message");
-      std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(slice, deadline - std::chrono::steady_clock::now()));
+      std::this_thread::sleep_for(
+          std::min<std::chrono::nanoseconds>(slice, deadline - std::chrono::steady_clock::now()));
     }
   }
 
@@ -409,17 +419,22 @@ struct ReferenceDriver::State {
   json stop_writer(const json& req) {
     const auto data = data_of(req);
     if (!data) return fail(shm::ErrorCode::InvalidArgument, "data is not hex");
-    const auto where = req.at("where").get<std::string>() == "claim" ? model::WriterStop::AfterClaim : model::WriterStop::AfterFill;
+    const auto where =
+        req.at("where").get<std::string>() == "claim" ? model::WriterStop::AfterClaim : model::WriterStop::AfterFill;
     auto r = ops::stop_writer(ep(), static_cast<shm::Priority>(req.at("priority").get<int>()), where, *data);
     if (!r) return fail(r.error());
     return {{"ok", true}, {"sequence", *r}};
   }
 
   json stop_reader(const json& req) {
-    const auto where = req.at("where").get<std::string>() == "take" ? model::ReaderStop::AfterTake : model::ReaderStop::AfterComplete;
+    const auto where =
+        req.at("where").get<std::string>() == "take" ? model::ReaderStop::AfterTake : model::ReaderStop::AfterComplete;
     auto r = ops::stop_reader(ep(), where, slot_size);
     if (!r) return fail(r.error());
-    return {{"ok", true}, {"priority", static_cast<int>(r->priority)}, {"sequence", r->sequence}, {"data", to_hex(r->payload)}};
+    return {{"ok", true},
+            {"priority", static_cast<int>(r->priority)},
+            {"sequence", r->sequence},
+            {"data", to_hex(r->payload)}};
   }
 
   json recover() {
@@ -444,7 +459,8 @@ struct ReferenceDriver::State {
     const auto d = direction_from_name(req.at("direction").get<std::string>());
     const auto what = corruption_from_name(req.at("what").get<std::string>());
     if (!d || !what) return fail(shm::ErrorCode::InvalidArgument, "unknown direction or corruption");
-    ops::corrupt_oldest(ops::ring_of(ep(), is_daemon(), *d, static_cast<shm::Priority>(req.at("priority").get<int>())), *what);
+    ops::corrupt_oldest(ops::ring_of(ep(), is_daemon(), *d, static_cast<shm::Priority>(req.at("priority").get<int>())),
+                        *what);
     return {{"ok", true}};
   }
 
@@ -460,7 +476,8 @@ struct ReferenceDriver::State {
   }
 };
 
-ReferenceDriver::ReferenceDriver(Fault fault, LineWriter write_line, Workload workload) : s_(std::make_unique<State>()) {
+ReferenceDriver::ReferenceDriver(Fault fault, LineWriter write_line, Workload workload)
+    : s_(std::make_unique<State>()) {
   s_->fault = fault;
   s_->write_line = std::move(write_line);
   s_->run_workload = std::move(workload);
@@ -494,7 +511,8 @@ void write_all(int fd, const std::string& line) {
 }  // namespace
 
 int serve_lines(int in_fd, int out_fd, const Fault& fault, const Workload& workload) {
-  ReferenceDriver driver(fault, [out_fd](const std::string& line) { write_all(out_fd, line + "\n"); }, workload);
+  ReferenceDriver driver(
+      fault, [out_fd](const std::string& line) { write_all(out_fd, line + "\n"); }, workload);
   std::string buffer;
   long n = 0;
   char chunk[65536];
@@ -514,7 +532,12 @@ int serve_lines(int in_fd, int out_fd, const Fault& fault, const Workload& workl
     try {
       req = json::parse(line);
     } catch (const json::exception& e) {
-      write_all(out_fd, json{{"id", -1}, {"ok", false}, {"error", "InvalidArgument"}, {"detail", std::string("not JSON: ") + e.what()}}.dump() + "\n");
+      write_all(
+          out_fd,
+          json{
+              {"id", -1}, {"ok", false}, {"error", "InvalidArgument"}, {"detail", std::string("not JSON: ") + e.what()}}
+                  .dump() +
+              "\n");
       continue;
     }
     if (fault.exit_at == n) std::_Exit(1);
@@ -524,8 +547,9 @@ int serve_lines(int in_fd, int out_fd, const Fault& fault, const Workload& workl
       write_all(out_fd, "this is not JSON\n");
       continue;
     }
-    resp = req.is_object() && req.contains("op") ? driver.handle(req)
-                                                 : fail(shm::ErrorCode::InvalidArgument, "a request is an object with \"op\"");
+    resp = req.is_object() && req.contains("op")
+               ? driver.handle(req)
+               : fail(shm::ErrorCode::InvalidArgument, "a request is an object with \"op\"");
     resp["id"] = req.is_object() ? req.value("id", json(-1)) : json(-1);
     write_all(out_fd, resp.dump() + "\n");
   }

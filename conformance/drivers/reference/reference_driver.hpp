@@ -10,10 +10,10 @@
 // points are live (D-ARM).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <cstdint>
 #include <string>
 
 namespace memlink::shm {
@@ -47,8 +47,8 @@ struct Fault {
   long hang_at = 0, garbage_at = 0, exit_at = 0;
   std::size_t min_segment = 0;
   bool any() const {
-    return reorder || lose_on_kill || no_wake || no_fault_guard || deliver_nothing || protocol1 || hang_at || garbage_at ||
-           exit_at || min_segment;
+    return reorder || lose_on_kill || no_wake || no_fault_guard || deliver_nothing || protocol1 || hang_at ||
+           garbage_at || exit_at || min_segment;
   }
 };
 // The fault MEMLINK_DRIVER_FAULT names (none if unset); false if it names
@@ -66,7 +66,8 @@ struct WorkloadContext {
   std::uint32_t slot_size = 0;
 };
 using LineWriter = std::function<void(const std::string&)>;
-using Workload = std::function<nlohmann::json(const WorkloadContext&, const nlohmann::json& request, const LineWriter&)>;
+using Workload =
+    std::function<nlohmann::json(const WorkloadContext&, const nlohmann::json& request, const LineWriter&)>;
 
 class ReferenceDriver {
  public:

@@ -85,7 +85,7 @@ Outcome Model::write(Direction d, Priority p, std::span<const std::byte> payload
   r.entries.push_back(Entry{r.head, SlotState::Ready, Message{p, seq, {payload.begin(), payload.end()}}, false, false, false, std::nullopt});
   ++r.head;                                 // R-CLAIM
   if (has_writer(d)) ++client_head_;        // T-COUNTERS
-  Outcome o = ok(ClauseId::S_PUBLISH);              // acknowledged once Ready
+  Outcome o = ok(ClauseId::S_PUBLISH);      // acknowledged once Ready
   o.sequence = seq;
   return o;
 }

@@ -8,8 +8,8 @@
 // for the differential fuzzer and the chaos checker too.
 #pragma once
 
-#include <cstddef>
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <iosfwd>
@@ -19,20 +19,20 @@
 #include <vector>
 
 #include "memlink/shm/layout.hpp"
-#include "memlink/spec/clause_ids.hpp"
 #include "memlink/shm/priority.hpp"
 #include "memlink/shm/result.hpp"
 #include "memlink/shm/slot.hpp"
+#include "memlink/spec/clause_ids.hpp"
 
 namespace memlink::model {
 
 // Vocabulary shared with the reference (enums only; no behaviour), and the
 // clause ids of SPEC.md (generated from it at build time).
-using spec::ClauseId;
 using shm::Direction;
 using shm::ErrorCode;
 using shm::Priority;
 using shm::SlotState;
+using spec::ClauseId;
 
 struct Config {
   std::size_t segment_size = 0;
