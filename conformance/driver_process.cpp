@@ -191,7 +191,8 @@ std::unique_ptr<DriverProcess> DriverProcess::start_thread(Server server, const 
 }
 
 std::unique_ptr<DriverProcess> DriverProcess::start_forked(Server server, const std::string& name,
-                                                           const std::string& role, std::chrono::milliseconds timeout) {
+                                                           const std::string& role, std::chrono::milliseconds timeout,
+                                                           const std::string& exec_path) {
   if (!forking_allowed())
     throw DriverFailure("driver '" + name +
                         "': a forked process is not available under ThreadSanitizer (its "
@@ -202,6 +203,7 @@ std::unique_ptr<DriverProcess> DriverProcess::start_forked(Server server, const 
   p->role_ = role;
   p->stderr_path_ = temporary_stderr_path();
   Pipes pipes = make_pipes(name);
+  char* const exec_argv[] = {const_cast<char*>(exec_path.c_str()), nullptr};  // before the fork: no allocation after it
   const pid_t pid = ::fork();
   if (pid < 0) throw DriverFailure("driver '" + name + "': fork failed: " + std::strerror(errno));
   if (pid == 0) {
@@ -213,6 +215,10 @@ std::unique_ptr<DriverProcess> DriverProcess::start_forked(Server server, const 
     const int err = ::open(p->stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (err >= 0) ::dup2(err, 2);
     ::closefrom(3);
+    if (!exec_path.empty()) {
+      ::execv(exec_argv[0], exec_argv);
+      ::_exit(127);
+    }
     ::_exit(server(0, 1));
   }
   p->pid_ = pid;

@@ -113,9 +113,15 @@ class DriverProcess {
   static std::unique_ptr<DriverProcess> start_thread(Server server, const std::string& name, const std::string& role,
                                                      std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // `server` in a forked child of this process (not under ThreadSanitizer,
-  // whose runtime forbids threads in the child of a threaded parent).
+  // whose runtime forbids threads in the child of a threaded parent). With
+  // `exec_path`, the child instead executes that program (no arguments; it
+  // serves the same protocol on stdin and stdout): a child of a threaded
+  // parent inherits every lock another thread held at the fork (the
+  // allocator's, a stream's) and may hang at its first allocation, while a
+  // fresh program inherits none.
   static std::unique_ptr<DriverProcess> start_forked(Server server, const std::string& name, const std::string& role,
-                                                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
+                                                     std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                                                     const std::string& exec_path = {});
   ~DriverProcess();  // closes stdin; kills it if it does not exit within 2 s
   DriverProcess(const DriverProcess&) = delete;
   DriverProcess& operator=(const DriverProcess&) = delete;

@@ -1,5 +1,9 @@
 #include "launcher.hpp"
 
+#include <unistd.h>
+
+#include <filesystem>
+
 #include "capabilities.hpp"
 #include "drivers/reference/reference_driver.hpp"
 #include "suite.hpp"
@@ -95,12 +99,25 @@ class ReferenceLauncher final : public Launcher {
                                         std::chrono::milliseconds timeout) override {
     const reference_driver::Fault fault = fault_;
     Server server = [fault](int in, int out) { return reference_driver::serve_lines(in, out, fault); };
-    if (placement == Placement::OwnProcess) return DriverProcess::start_forked(server, name(), role, timeout);
+    if (placement == Placement::OwnProcess)
+      return DriverProcess::start_forked(server, name(), role, timeout, sibling_driver_);
     return DriverProcess::start_thread(server, name(), role, timeout);
   }
 
  private:
+  // memlink-shm-driver beside this program (the build directory, the
+  // installed bin/): a process of its own runs the same driver code freshly
+  // executed (start_forked says why); without it, the forked child serves.
+  static std::string sibling_driver() {
+    std::error_code ec;
+    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec) return {};
+    const std::filesystem::path driver = self.parent_path() / "memlink-shm-driver";
+    return ::access(driver.c_str(), X_OK) == 0 ? driver.string() : std::string();
+  }
+
   reference_driver::Fault fault_;
+  std::string sibling_driver_ = sibling_driver();
 };
 
 }  // namespace
