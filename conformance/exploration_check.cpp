@@ -25,8 +25,9 @@ std::string& reproduce_string() {
   return s;
 }
 
-Config cfg(const char* scenario, int size, int producers, int messages, int slot, int mode) {
+Config cfg(const char* scenario, int size, int producers, int messages, int slot, int mode, bool weak = false) {
   Config c;
+  c.weak = weak;
   c.scenario = scenario;
   c.size = size;
   c.producers = producers;
@@ -49,6 +50,13 @@ std::vector<Config> pct_configs() {
   v.push_back(cfg("takeover", 1, 1, 3, 40, 2));
   for (int target = 0; target < 6; ++target)  // each field the hostile peer toggles
     v.push_back(cfg("hostile", 1 + target % 2, 1, 3, target % 2 ? 24 : 40, target));
+  // Each again with weak memory: loads may read older stores (PCT picks a
+  // few of them per run).
+  const std::size_t sc = v.size();
+  for (std::size_t i = 0; i < sc; ++i) {
+    v.push_back(v[i]);
+    v.back().weak = true;
+  }
   return v;
 }
 
@@ -61,9 +69,16 @@ struct Exhaustive {
   int deaths;
   int stalls = 0;
   int stall_kind = 0;  // kStallNs
+  int stale_reads = 0;  // weak memory: loads that may read an older store
 };
 std::vector<Exhaustive> exhaustive_configs(Depth d) {
-  if (d == Depth::Quick) return {{cfg("ring", 1, 2, 1, 40, 0), 1, 0}, {cfg("transport", 1, 1, 2, 40, 1), 1, 0}};
+  // Weak memory (the last field: stale reads): every hand-off of one
+  // message, and the wake protocol, with up to two loads reading an older
+  // store than the newest.
+  if (d == Depth::Quick)
+    return {{cfg("ring", 1, 2, 1, 40, 0), 1, 0},
+            {cfg("transport", 1, 1, 2, 40, 1), 1, 0},
+            {cfg("ring", 1, 1, 2, 40, 0, true), 0, 0, 0, 0, 1}};
   std::vector<Exhaustive> v = {{cfg("ring", 1, 2, 1, 40, 0), 1, 1},
                                {cfg("ring", 2, 2, 2, 40, 0), 1, 1},
                                {cfg("transport", 1, 2, 1, 40, 0), 1, 0},
@@ -78,7 +93,10 @@ std::vector<Exhaustive> exhaustive_configs(Depth d) {
                                // early resume counts as one): the windows between a check and
                                // the CAS it guards.
                                {cfg("takeover", 1, 1, 1, 40, 2), 0, 0, 1, 2},
-                               {cfg("ring", 1, 1, 1, 40, 0), 1, 0, 1, 0}};
+                               {cfg("ring", 1, 1, 1, 40, 0), 1, 0, 1, 0},
+                               {cfg("ring", 1, 1, 2, 40, 0, true), 1, 0, 0, 0, 2},
+                               {cfg("transport", 1, 1, 1, 40, 1, true), 1, 0, 0, 0, 2},
+                               {cfg("takeover", 1, 1, 1, 40, 0, true), 1, 0, 0, 0, 1}};
   if (d == Depth::Deep) {
     v.push_back({cfg("ring", 1, 2, 1, 40, 0), 2, 1});
     v.push_back({cfg("ring", 2, 2, 1, 40, 0), 2, 0});
@@ -106,7 +124,9 @@ struct Explorer {
           Failure{{}, "exploration: cannot set up " + c.text() + ": " + scenario.error().message(), {}, ""};
       return false;
     }
-    explore::Scheduler sched;
+    explore::SchedulerOptions options;
+    options.weak_memory = c.weak;
+    explore::Scheduler sched(options);
     Scenario& sc = **scenario;
     auto specs = sc.threads();
     std::vector<std::string> names;
@@ -184,7 +204,7 @@ CheckResult run_exploration(const Params& params) {
   // 1. Every schedule of the tiny configurations.
   std::string exhaustive_note;
   for (const auto& ex : exhaustive_configs(params.depth)) {
-    auto dfs = explore::make_exhaustive(ex.preemptions, ex.deaths, ex.stalls, ex.stall_kind);
+    auto dfs = explore::make_exhaustive(ex.preemptions, ex.deaths, ex.stalls, ex.stall_kind, ex.stale_reads);
     std::uint64_t n = 0;
     do {
       ++n;
@@ -194,7 +214,11 @@ CheckResult run_exploration(const Params& params) {
       }
     } while (dfs->next() && n < (params.depth == Depth::Deep ? 5'000'000u : 200'000u));
     exhaustive_note += (exhaustive_note.empty() ? "" : ", ") + ex.config.text() + " all " + std::to_string(n) +
-                       " (<=" + std::to_string(ex.preemptions) + " preemptions" + (ex.deaths ? ", a death" : "") + (ex.stalls ? ", a " + std::to_string(explore::kStallNs[ex.stall_kind] / 1000000) + " ms stall" : std::string()) + ")";
+                       " (<=" + std::to_string(ex.preemptions) + " preemptions" + (ex.deaths ? ", a death" : "") +
+                       (ex.stalls ? ", a " + std::to_string(explore::kStallNs[ex.stall_kind] / 1000000) + " ms stall"
+                                  : std::string()) +
+                       (ex.stale_reads ? ", <=" + std::to_string(ex.stale_reads) + " stale reads" : std::string()) +
+                       ")";
   }
 
   // 2. PCT over small configurations, seeded from --seed.

@@ -42,7 +42,10 @@ struct Config {
   // takeover: bit 0 the old daemon sleeps between messages, bit 1 the new
   // one is slow to start serving; hostile: which field the peer toggles
   int mode = 0;
-  std::string text() const;  // "ring/c2/p2/m2/s40/x0"
+  // Loads may read older stores where the C++ memory model lets them
+  // (memory_model.hpp); "/w1" in the text.
+  bool weak = false;
+  std::string text() const;  // "ring/c2/p2/m2/s40/x0", "ring/c2/p2/m2/s40/x0/w1"
   static std::optional<Config> parse(const std::string& s);
 };
 

@@ -55,9 +55,17 @@ class Pct final : public Strategy {
     stall_kind_ = static_cast<std::uint8_t>(rng_() % kStallKinds);
     resume_step_ = ~0ULL;
     spins_.assign(static_cast<std::size_t>(n), 0);
+    stale_budget_ = static_cast<int>(rng_() % 3);
   }
 
   Decision choose(const DecisionPoint& p) override {
+    if (p.stale_options > 0) {  // a load's value: now and then an older store
+      if (stale_budget_ > 0 && rng_() % 4 == 0) {
+        --stale_budget_;
+        return {Decision::Stale, static_cast<std::uint8_t>(1 + rng_() % static_cast<std::uint64_t>(p.stale_options))};
+      }
+      return {Decision::Run, static_cast<std::uint8_t>(p.current)};
+    }
     k_ = std::max(k_, p.step);
     if (p.current >= 0) {
       const auto c = static_cast<std::size_t>(p.current);
@@ -111,25 +119,39 @@ class Pct final : public Strategy {
   std::uint8_t stall_kind_ = 0;
   int patience_ = 1;
   std::vector<int> spins_;
+  int stale_budget_ = 0;
 };
 
 // ------------------------------------------------------------ exhaustive
 
 class Exhaustive final : public Strategy {
  public:
-  Exhaustive(int preemptions, int deaths, int stalls, int stall_kind)
-      : bound_(preemptions), death_bound_(deaths), stall_bound_(stalls), stall_kind_(static_cast<std::uint8_t>(stall_kind)) {}
+  Exhaustive(int preemptions, int deaths, int stalls, int stall_kind, int stale_reads)
+      : bound_(preemptions),
+        death_bound_(deaths),
+        stall_bound_(stalls),
+        stale_bound_(stale_reads),
+        stall_kind_(static_cast<std::uint8_t>(stall_kind)) {}
 
   void begin(int) override {
     pos_ = 0;
     preemptions_ = 0;
     deaths_ = 0;
     stalls_ = 0;
+    stales_ = 0;
   }
 
   Decision choose(const DecisionPoint& p) override {
     std::vector<Decision> options;
     auto run = [](int t) { return Decision{Decision::Run, static_cast<std::uint8_t>(t)}; };
+    if (p.stale_options > 0) {  // a load's value: the newest, or (within the bound) each older one
+      options.push_back(run(p.current));
+      if (stales_ < stale_bound_)
+        for (int k = 1; k <= p.stale_options; ++k) options.push_back({Decision::Stale, static_cast<std::uint8_t>(k)});
+      const Decision d = take(options);
+      if (d.kind == Decision::Stale) ++stales_;
+      return d;
+    }
     const bool cur_runnable =
         p.current >= 0 && std::find(p.runnable.begin(), p.runnable.end(), p.current) != p.runnable.end();
     if (!cur_runnable) {
@@ -162,15 +184,7 @@ class Exhaustive final : public Strategy {
       options.push_back({Decision::Stall, stall_kind_});
     if (preemptions_ < bound_)  // the OS gives a stalled thread its CPU back early
       for (int t : p.stalled) options.push_back(run(t));
-    if (pos_ == stack_.size()) stack_.push_back({options.size(), 0});
-    Frame& f = stack_[pos_++];
-    if (f.options != options.size()) {
-      std::fprintf(stderr, "exploration: the program is not deterministic under the scheduler (decision %zu had "
-                           "%zu options, now %zu)\n", pos_ - 1, f.options, options.size());
-      nondeterministic_ = true;
-      f.index = 0;
-    }
-    const Decision d = options[std::min(f.index, options.size() - 1)];
+    const Decision d = take(options);
     if (d.kind == Decision::Kill) ++deaths_;
     if (d.kind == Decision::Stall) ++stalls_;
     const bool resumes = d.kind == Decision::Run && std::find(p.stalled.begin(), p.stalled.end(), d.thread) != p.stalled.end();
@@ -179,6 +193,21 @@ class Exhaustive final : public Strategy {
                      (p.current_spinning && d.thread == p.current && schedules > 1))))
       ++preemptions_;
     return d;
+  }
+
+  // The option this run takes at the next frame of the depth-first search.
+  Decision take(const std::vector<Decision>& options) {
+    if (pos_ == stack_.size()) stack_.push_back({options.size(), 0});
+    Frame& f = stack_[pos_++];
+    if (f.options != options.size()) {
+      std::fprintf(stderr,
+                   "exploration: the program is not deterministic under the scheduler (decision %zu had "
+                   "%zu options, now %zu)\n",
+                   pos_ - 1, f.options, options.size());
+      nondeterministic_ = true;
+      f.index = 0;
+    }
+    return options[std::min(f.index, options.size() - 1)];
   }
 
   bool next() override {
@@ -195,11 +224,11 @@ class Exhaustive final : public Strategy {
     std::size_t options = 0;
     std::size_t index = 0;
   };
-  int bound_, death_bound_, stall_bound_;
+  int bound_, death_bound_, stall_bound_, stale_bound_;
   std::uint8_t stall_kind_;
   std::vector<Frame> stack_;
   std::size_t pos_ = 0;
-  int preemptions_ = 0, deaths_ = 0, stalls_ = 0;
+  int preemptions_ = 0, deaths_ = 0, stalls_ = 0, stales_ = 0;
   bool nondeterministic_ = false;
 };
 
@@ -221,6 +250,7 @@ class Replay final : public Strategy {
     // A faithful replay ends exactly where its record does (the record is
     // every decision of the run, never shrunk): one more is a divergence too.
     if (!diverged_) diverged_ = d_.size();
+    if (p.stale_options > 0) return {Decision::Run, static_cast<std::uint8_t>(p.current)};  // the newest value
     // Off the record, run fairly, so that a diverged replay cannot invent a
     // livelock by running a polling thread forever: the current thread
     // keeps its CPU until it polls, then the next runnable one gets it.
@@ -238,11 +268,15 @@ class Replay final : public Strategy {
   static bool fits(const Decision& d, const DecisionPoint& p) {
     const auto has = [](const std::vector<int>& v, int t) { return std::find(v.begin(), v.end(), t) != v.end(); };
     const bool cur_runnable = p.current >= 0 && has(p.runnable, p.current);
+    if (p.stale_options > 0)
+      return (d.kind == Decision::Run && d.thread == p.current) ||
+             (d.kind == Decision::Stale && d.thread >= 1 && d.thread <= p.stale_options);
     switch (d.kind) {
       case Decision::Run: return has(p.runnable, d.thread) || has(p.stalled, d.thread);
       case Decision::Kill: return cur_runnable && p.at_named_point && p.current_mortal && d.thread == p.current;
       case Decision::Stall: return cur_runnable && p.before_effect && d.thread < kStallKinds;
       case Decision::Timeout: return p.timeout_pending;
+      case Decision::Stale: return false;
     }
     return false;
   }
@@ -259,18 +293,25 @@ constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 std::unique_ptr<Strategy> make_pct(std::uint64_t seed, int depth, std::uint64_t steps_estimate) {
   return std::make_unique<Pct>(seed, depth, steps_estimate);
 }
-std::unique_ptr<Strategy> make_exhaustive(int preemptions, int deaths, int stalls, int stall_kind) {
-  return std::make_unique<Exhaustive>(preemptions, deaths, stalls, std::clamp(stall_kind, 0, kStallKinds - 1));
+std::unique_ptr<Strategy> make_exhaustive(int preemptions, int deaths, int stalls, int stall_kind, int stale_reads) {
+  return std::make_unique<Exhaustive>(preemptions, deaths, stalls, std::clamp(stall_kind, 0, kStallKinds - 1),
+                                      stale_reads);
 }
 std::unique_ptr<Strategy> make_replay(std::vector<Decision> decisions) {
   return std::make_unique<Replay>(std::move(decisions));
 }
 
-// One character per decision: 2 bits of kind, 4 of thread (16 threads at most).
+// One character per decision: 2 bits of kind, 4 of thread (16 threads at
+// most). A Stale(k) decision is written as a Timeout with thread k >= 1 (a
+// Timeout names no thread: its thread is always 0).
 std::string encode_decisions(const std::vector<Decision>& d) {
   std::string s;
   s.reserve(d.size());
-  for (const Decision& x : d) s += kB64[(static_cast<int>(x.kind) << 4) | (x.thread & 15)];
+  for (const Decision& x : d) {
+    const int kind = x.kind == Decision::Stale ? static_cast<int>(Decision::Timeout) : static_cast<int>(x.kind);
+    const int thread = x.kind == Decision::Timeout ? 0 : x.thread & 15;
+    s += kB64[(kind << 4) | thread];
+  }
   return s;
 }
 
@@ -280,7 +321,9 @@ std::optional<std::vector<Decision>> decode_decisions(const std::string& s) {
     const char* at = std::find(kB64, kB64 + 64, c);
     if (at == kB64 + 64) return std::nullopt;
     const int v = static_cast<int>(at - kB64);
-    d.push_back({static_cast<Decision::Kind>(v >> 4), static_cast<std::uint8_t>(v & 15)});
+    const auto kind = static_cast<Decision::Kind>(v >> 4);
+    const auto thread = static_cast<std::uint8_t>(v & 15);
+    d.push_back({kind == Decision::Timeout && thread > 0 ? Decision::Stale : kind, thread});
   }
   return d;
 }
@@ -290,9 +333,17 @@ std::optional<std::vector<Decision>> decode_decisions(const std::string& s) {
 std::uint32_t ThreadApi::pid() const { return Scheduler::kFirstPid + static_cast<std::uint32_t>(id_); }
 std::uint64_t ThreadApi::now() const { return s_->now_ns(); }
 std::uint64_t ThreadApi::step() const { return s_->exec_.steps; }
-bool ThreadApi::is_dead(int t) const { return s_->threads_[static_cast<std::size_t>(t)]->state == Scheduler::State::Dead; }
+// A thread that learns another ended has seen all it did (the scenario
+// waits for it through the scheduler, not through shared memory).
+bool ThreadApi::is_dead(int t) const {
+  const bool dead = s_->threads_[static_cast<std::size_t>(t)]->state == Scheduler::State::Dead;
+  if (dead) s_->memory_.synchronise(t, id_);
+  return dead;
+}
 bool ThreadApi::finished(int t) const {
-  return s_->threads_[static_cast<std::size_t>(t)]->state == Scheduler::State::Finished;
+  const bool done = s_->threads_[static_cast<std::size_t>(t)]->state == Scheduler::State::Finished;
+  if (done) s_->memory_.synchronise(t, id_);
+  return done;
 }
 bool ThreadApi::tearing_down() const { return s_->teardown_; }
 
@@ -379,6 +430,9 @@ Execution Scheduler::run(std::vector<ThreadSpec> specs, Strategy& strategy, cons
     t->api.id_ = static_cast<int>(i);
     threads_.push_back(std::move(t));
   }
+  std::vector<bool> hostile;
+  for (const auto& sp : specs) hostile.push_back(sp.hostile);
+  memory_.reset(static_cast<int>(threads_.size()), std::move(hostile));
   for (std::size_t i = 0; i < threads_.size(); ++i)
     threads_[i]->os = std::thread([this, i] { thread_main(static_cast<int>(i)); });
   strategy.begin(static_cast<int>(threads_.size()));
@@ -387,6 +441,7 @@ Execution Scheduler::run(std::vector<ThreadSpec> specs, Strategy& strategy, cons
   current_ = d.thread;
   threads_[current_]->go.release();
   end_.acquire();
+  exec_.stale_reads = memory_.stale_reads();
   if (at_end) at_end();
   // Teardown: every thread that has not ended runs on alone, with the hooks
   // passing through and time far in the future, so that it leaves every
@@ -477,10 +532,10 @@ bool Scheduler::fire_timeouts(bool quiescent) {
       const bool ready = t.wake_condition();
       --suppress_;
       if (ready)
-        exec_.violations.push_back("[F-WAKE] lost wake-up: " + t.name + " slept through " + t.wake_what +
-                                   "; nothing woke it, only its timeout ended the sleep (t=" +
-                                   std::to_string((now_ - start_ns_) / 1000) + " us, step " +
-                                   std::to_string(exec_.steps) + ")");
+        exec_.lost_wakeups.push_back(
+            "lost wake-up: " + t.name + " slept through " + t.wake_what +
+            "; nothing woke it, only its timeout ended the sleep (t=" + std::to_string((now_ - start_ns_) / 1000) +
+            " us, step " + std::to_string(exec_.steps) + ")");
     }
     if (exec_.schedule_text.size() < 20000)
       exec_.schedule_text += "  step " + std::to_string(exec_.steps) + ": " + t.name + "'s sleep times out" +
@@ -604,6 +659,14 @@ void Scheduler::block_current(std::string key, std::optional<std::uint64_t> dead
 // ------------------------------------------------------------ Interposer
 
 void Scheduler::on_access(Access kind, const void* address, bool after) noexcept {
+  if (kind == Access::Cas && after && modelling()) {  // the CAS validates (or discards) what this thread read
+    Thread& me = cur();
+    if (!me.cas_failed)
+      for (auto& r : me.unvalidated_races)
+        if (exec_.races.size() < 4) exec_.races.push_back(std::move(r));
+    me.unvalidated_races.clear();
+    me.cas_failed = false;
+  }
   if (trace_ && !teardown_ && t_self == current_ && suppress_ == 0)
     std::fprintf(stderr, "[explore] step %llu t%d %s %s %p\n", static_cast<unsigned long long>(exec_.steps + 1), t_self,
                  after ? "after" : "before", access_name(kind), address);
@@ -628,8 +691,11 @@ void Scheduler::on_point(std::string_view name) noexcept {
 std::uint32_t Scheduler::pid() noexcept { return kFirstPid + static_cast<std::uint32_t>(std::max(0, t_self)); }
 
 bool Scheduler::alive(std::uint32_t pid) noexcept {
-  if (pid >= kFirstPid && pid < kFirstPid + threads_.size())
-    return threads_[pid - kFirstPid]->state != State::Dead;
+  if (pid >= kFirstPid && pid < kFirstPid + threads_.size()) {
+    const bool dead = threads_[pid - kFirstPid]->state == State::Dead;
+    if (dead && modelling()) memory_.synchronise(static_cast<int>(pid - kFirstPid), t_self);
+    return !dead;
+  }
   return pid == static_cast<std::uint32_t>(::getpid());
 }
 
@@ -637,6 +703,7 @@ void Scheduler::sleep(std::chrono::nanoseconds d) noexcept {
   if (teardown_ || ended_ || t_self != current_) return;
   decide(false);
   if (teardown_ || ended_) return;
+  memory_.syscall(t_self);
   block_current("", now_ + static_cast<std::uint64_t>(std::max<std::int64_t>(0, d.count())));
 }
 
@@ -646,6 +713,7 @@ WaitResult Scheduler::futex_wait(std::string_view key, const void* word, std::ui
   decide(false);
   if (teardown_ || ended_) return WaitResult::TimedOut;
   // The value check and going to sleep are one step, as in the kernel.
+  memory_.syscall(t_self);
   if (static_cast<const std::atomic<std::uint32_t>*>(word)->load(std::memory_order_seq_cst) != expected)
     return WaitResult::ValueChanged;
   std::optional<std::uint64_t> deadline;
@@ -659,16 +727,78 @@ int Scheduler::futex_wake(std::string_view key, std::uint32_t count) noexcept {
   if (teardown_ || ended_ || t_self != current_) return 0;
   decide(false);
   if (teardown_ || ended_) return 0;
+  memory_.syscall(t_self);
   int woken = 0;
   for (auto& t : threads_) {
     if (woken >= static_cast<int>(count)) break;
     if (t->state == State::Blocked && !t->key.empty() && t->key == key) {
+      memory_.synchronise(t_self, static_cast<int>(&t - threads_.data()));
       t->state = State::Runnable;
       t->result = WaitResult::Woken;
       ++woken;
     }
   }
   return woken;
+}
+
+// ------------------------------------------------------------ weak memory
+
+bool Scheduler::modelling() const {
+  return !teardown_ && !ended_ && suppress_ == 0 && t_self == current_ && t_self >= 0;
+}
+
+std::uint64_t Scheduler::on_load_value(const void* address, std::uint64_t bits, std::memory_order mo,
+                                       bool newest_only) noexcept {
+  if (!modelling()) return bits;
+  if (newest_only) cur().cas_failed = true;
+  const std::memory_order as = newest_only ? std::memory_order_seq_cst : mo;  // seq_cst: the newest only
+  int options = memory_.stale_options(t_self, address, bits, o_.weak_memory ? as : std::memory_order_seq_cst, now_);
+  int older = 0;
+  if (options > 0) {
+    DecisionPoint p = point_for(current_);
+    p.stale_options = std::min(options, 15);
+    const Decision d = strategy_->choose(p);
+    exec_.decisions.push_back(d);
+    if (d.kind == Decision::Stale) {
+      older = d.thread;
+      if (exec_.schedule_text.size() < 20000)
+        exec_.schedule_text += "  step " + std::to_string(exec_.steps) + ": " + cur().name + " reads the " +
+                               std::to_string(older) +
+                               (older == 1   ? "st"
+                                : older == 2 ? "nd"
+                                             : "th") +
+                               " older store of a word (not yet visible to it: weak memory)\n";
+    }
+  }
+  return memory_.complete_load(t_self, address, older, mo);
+}
+
+void Scheduler::on_store_value(const void* address, std::uint64_t before, std::uint64_t bits, std::memory_order mo,
+                               bool rmw) noexcept {
+  if (modelling()) memory_.store(t_self, address, before, bits, mo, rmw, now_);
+}
+
+void Scheduler::on_fence(std::memory_order mo) noexcept {
+  if (modelling()) memory_.fence(t_self, mo);
+}
+
+// A race is a finding once its reader validated what it read (its next CAS
+// succeeded); two unordered writes are one at once.
+void Scheduler::on_plain(const void* address, bool write) noexcept {
+  if (!modelling()) return;
+  const auto race = memory_.plain(t_self, address, write);
+  if (!race) return;
+  std::string text = "data race on a slot header field: " + threads_[static_cast<std::size_t>(race->other)]->name +
+                     "'s " + (race->other_wrote ? "write" : "read") + " and " + cur().name + "'s " +
+                     (write ? "write" : "read") + " (step " + std::to_string(exec_.steps) +
+                     ") are not ordered by happens-before: nothing publishes the field from one to the other, "
+                     "so a weakly ordered CPU (or the compiler) may let the reader see a torn or stale value";
+  if (write && race->other_wrote) {
+    if (exec_.races.size() < 4) exec_.races.push_back(std::move(text));
+    return;
+  }
+  Thread& reader = *threads_[static_cast<std::size_t>(write ? race->other : t_self)];
+  if (reader.unvalidated_races.size() < 4) reader.unvalidated_races.push_back(std::move(text));
 }
 
 }  // namespace memlink::conformance::explore

@@ -24,6 +24,10 @@
 //    a decision point (it never runs again and its pid is dead), so that the
 //    survivors' recovery (SPEC K-*) runs against exactly what it left;
 //  - futex waits and wakes are virtual, with the kernel's semantics;
+//  - with weak memory on (SchedulerOptions::weak_memory), a relaxed or
+//    acquire load may read an older store of its word where the C++ memory
+//    model lets it (memory_model.hpp): a "stale" decision, bounded like
+//    preemptions; plain slot fields are race-checked in every run (S-PUBLISH);
 //  - a thread may stall just before it changes shared memory (the OS took
 //    its CPU): it stays off for one of kStallNs of virtual time, past the
 //    timeouts of the code under test, unless the strategy resumes it
@@ -49,6 +53,7 @@
 #include <vector>
 
 #include "memlink/shm/testing_hooks.hpp"
+#include "memory_model.hpp"
 
 namespace memlink::conformance::explore {
 
@@ -57,10 +62,11 @@ using shm::hooks::WaitResult;
 
 // One choice the scheduler made, as it is recorded and replayed.
 struct Decision {
-  enum Kind : std::uint8_t { Run = 0, Kill = 1, Timeout = 2, Stall = 3 };
+  enum Kind : std::uint8_t { Run = 0, Kill = 1, Timeout = 2, Stall = 3, Stale = 4 };
   Kind kind = Run;
   // Run: who runs next (a stalled thread: it resumes); Kill: the current
-  // thread; Stall: the current thread, for kStallNs[thread]
+  // thread; Stall: the current thread, for kStallNs[thread]; Stale: the
+  // load reads the thread-th older store of its word (1..15)
   std::uint8_t thread = 0;
 };
 
@@ -82,6 +88,9 @@ struct DecisionPoint {
   std::vector<int> runnable;        // ascending, the current thread included if runnable
   std::vector<bool> spinning;       // by thread: its last step was a spin (it polls, waiting for others)
   std::vector<int> stalled;         // threads in a stall, which a Run decision may resume early
+  // > 0: not a scheduling point but a load's value: Run(current) reads the
+  // newest store, Stale(k) the k-th older one, 1 <= k <= stale_options.
+  int stale_options = 0;
 };
 
 class Strategy {
@@ -109,9 +118,11 @@ std::unique_ptr<Strategy> make_pct(std::uint64_t seed, int depth, std::uint64_t 
 // Depth-first over all schedules with at most `preemptions` preemptions,
 // at most `deaths` deaths (only at named points) and at most `stalls`
 // stalls (only just before a store, CAS or read-modify-write); resuming a
-// stalled thread before its stall ends costs a preemption.
+// stalled thread before its stall ends costs a preemption; at most
+// `stale_reads` loads read an older store than the newest (weak memory).
 // `stall_kind` indexes kStallNs.
-std::unique_ptr<Strategy> make_exhaustive(int preemptions, int deaths, int stalls = 0, int stall_kind = 0);
+std::unique_ptr<Strategy> make_exhaustive(int preemptions, int deaths, int stalls = 0, int stall_kind = 0,
+                                          int stale_reads = 0);
 // Follows `decisions` while each fits the run (see diverged_at); off the
 // record it keeps the current thread running until it polls, then passes
 // to the next runnable one.
@@ -122,6 +133,9 @@ struct Execution {
   std::vector<Decision> decisions;
   std::uint64_t steps = 0;
   std::vector<std::string> violations;  // found by the scheduler itself: lost wake-ups, deadlocks, livelocks
+  std::vector<std::string> races;       // data races on plain slot fields (S-PUBLISH), the first few
+  std::vector<std::string> lost_wakeups;  // sleepers only their timeout woke, with the condition true (F-WAKE)
+  std::uint64_t stale_reads = 0;          // loads that read an older store than the newest
   std::vector<int> died;                // threads that died
   int stalls = 0;                       // stalls taken
   struct Event {
@@ -173,6 +187,7 @@ struct ThreadSpec {
   std::string name;
   bool mortal = false;  // may die (producers); the consumer and hostile peers do not
   std::function<void(ThreadApi&)> body;
+  bool hostile = false;  // scribbles on shared memory on purpose: its races are not findings
 };
 
 struct SchedulerOptions {
@@ -180,6 +195,7 @@ struct SchedulerOptions {
   std::uint64_t step_ns = 100;
   std::uint64_t spin_ns = 200'000;       // what one spin() costs in virtual time
   std::uint64_t start_ns = 1'000'000'000'000ULL;
+  bool weak_memory = false;  // loads may read older stores (memory_model.hpp)
 };
 
 class Scheduler final : public shm::hooks::Interposer {
@@ -203,6 +219,12 @@ class Scheduler final : public shm::hooks::Interposer {
   WaitResult futex_wait(std::string_view key, const void* word, std::uint32_t expected,
                         std::optional<std::chrono::nanoseconds> timeout) noexcept override;
   int futex_wake(std::string_view key, std::uint32_t count) noexcept override;
+  std::uint64_t on_load_value(const void* address, std::uint64_t bits, std::memory_order mo,
+                              bool newest_only) noexcept override;
+  void on_store_value(const void* address, std::uint64_t before, std::uint64_t bits, std::memory_order mo,
+                      bool rmw) noexcept override;
+  void on_fence(std::memory_order mo) noexcept override;
+  void on_plain(const void* address, bool write) noexcept override;
 
   static constexpr std::uint32_t kFirstPid = 70001;
 
@@ -226,6 +248,12 @@ class Scheduler final : public shm::hooks::Interposer {
     std::string wake_what;
     std::map<std::string, std::uint64_t, std::less<>> points;  // named point -> when its state arose
     std::uint64_t last_effect_ns = 0;  // when this thread's last store, CAS or RMW ran
+    // Races with this thread's reads, until it validates them: a reader that
+    // reads a slot optimistically and then fails its CAS used nothing it read
+    // (a replaced daemon's look at a slot that was recycled meanwhile); one
+    // whose CAS succeeds did.
+    std::vector<std::string> unvalidated_races;
+    bool cas_failed = false;  // its last CAS failed (on_load_value with newest_only)
     std::thread os;
   };
   static constexpr std::uint64_t kFarFuture = 1ULL << 62;
@@ -242,9 +270,11 @@ class Scheduler final : public shm::hooks::Interposer {
   std::vector<int> runnable() const;
   std::vector<bool> spinning() const;
   Thread& cur() { return *threads_[static_cast<std::size_t>(current_)]; }
+  bool modelling() const;  // the running thread's accesses are the model's (not teardown, probes, ...)
 
   SchedulerOptions o_;
   bool trace_ = false;
+  MemoryModel memory_;
   std::vector<std::unique_ptr<Thread>> threads_;
   Strategy* strategy_ = nullptr;
   Execution exec_;

@@ -283,7 +283,7 @@ TEST(Scheduler, ALostWakeUpIsReportedExactly) {
     p.wake = false;
     Scheduler s;
     const Execution e = s.run(p.threads(), *dfs);
-    for (const auto& v : e.violations) reported += v.find("[F-WAKE] lost wake-up") != std::string::npos;
+    reported += static_cast<int>(e.lost_wakeups.size());
     ++runs;
   } while (dfs->next() && runs < 1000);
   EXPECT_GT(reported, 0) << "a waker that never wakes went unnoticed in all " << runs << " schedules";
@@ -298,6 +298,7 @@ TEST(Scheduler, ACorrectWakeUpIsNeverReportedLost) {
     const Execution e = s.run(p.threads(), *dfs);
     EXPECT_TRUE(e.violations.empty()) << e.violations.front() << "\n" << e.schedule_text;
     EXPECT_TRUE(e.completed);
+    EXPECT_TRUE(e.lost_wakeups.empty()) << e.lost_wakeups.front() << "\n" << e.schedule_text;
     ++runs;
   } while (dfs->next() && runs < 5000);
   EXPECT_GT(runs, 3);
@@ -315,6 +316,7 @@ TEST(Scheduler, AStalledWakerIsNotALostWakeUp) {
     const Execution e = s.run(p.threads(), *dfs);
     EXPECT_TRUE(e.violations.empty()) << e.violations.front();
     stalled += e.stalls;
+    EXPECT_TRUE(e.lost_wakeups.empty()) << e.lost_wakeups.front();
     ++runs;
   } while (dfs->next() && runs < 20000);
   EXPECT_GT(stalled, 0);

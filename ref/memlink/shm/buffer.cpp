@@ -224,9 +224,32 @@ bool RingBuffer::positions_consistent() const noexcept {
   return h >= t && h - t <= capacity_;
 }
 
+// [R-POSITIONS.newest] The positions as they are now, not as this thread's
+// loads last saw them. A load may read an older value than the newest on a
+// weakly ordered CPU (the consumer's advance of the tail still in flight to
+// this core while another producer already claimed past it: a healthy ring
+// that looks broken); a read-modify-write always reads the newest value of
+// its word (C++ [atomics.order]: the last in its modification order), and
+// fetch_or(0) changes nothing. Only on the rare path that would otherwise
+// call the ring corrupt, and only by a producer or the consumer (a read-only
+// mapping, inspect's, cannot: it keeps positions_consistent's loads). Found
+// by the exploration's weak-memory search.
+bool RingBuffer::newest_positions(std::uint64_t& h, std::uint64_t& t) const noexcept {
+  t = hdr_->tail.fetch_or(0, std::memory_order_acq_rel);
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    h = hdr_->head.fetch_or(0, std::memory_order_acq_rel);
+    const std::uint64_t again = hdr_->tail.fetch_or(0, std::memory_order_acq_rel);
+    if (again == t) break;
+    t = again;
+  }
+  return h >= t && h - t <= capacity_;
+}
+
 Status RingBuffer::check_positions() const {
   if (positions_consistent()) return {};
-  return positions_error(head(), tail());
+  std::uint64_t h = 0, t = 0;
+  if (newest_positions(h, t)) return {};
+  return positions_error(h, t);
 }
 
 std::string RingBuffer::field(std::uint64_t position, const char* name) const {
@@ -291,13 +314,12 @@ Result<SlotId> RingBuffer::claim() {
     const bool full = full_at(head, &tail);
     if (head < tail || head - tail > capacity_) {
       // A stale head we loaded before another producer advanced it can look
-      // behind tail; reload once before calling the ring corrupt.
-      const std::uint64_t fresh = hdr_->head.load(std::memory_order_acquire);
-      if (fresh != head) {
-        head = fresh;
-        continue;
-      }
-      return positions_error(head, tail);
+      // behind tail, and a tail still in flight to us far behind head: ask
+      // for the newest positions before calling the ring corrupt.
+      std::uint64_t h = 0, t = 0;
+      if (!newest_positions(h, t)) return positions_error(h, t);
+      head = h;
+      continue;
     }
     if (full) {
       return fixed_error(ErrorCode::Full, full_text(direction_, priority_));

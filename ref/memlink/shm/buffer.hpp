@@ -230,6 +230,8 @@ class RingBuffer {
 
   // False when head/tail break head - capacity <= tail <= head.
   bool positions_consistent() const noexcept;
+  // Both positions by read-modify-writes (the newest values), consistent.
+  bool newest_positions(std::uint64_t& head, std::uint64_t& tail) const noexcept;
   // CorruptSegment naming the ring's head/tail when they are broken (SPEC
   // R-POSITIONS). take() does not read head in the common cases, so
   // an idle consumer asks this once per sleep slice.

@@ -20,8 +20,10 @@
 // run) see the plain library.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string_view>
 
@@ -49,6 +51,20 @@ class Interposer {
   virtual WaitResult futex_wait(std::string_view key, const void* word, std::uint32_t expected,
                                 std::optional<std::chrono::nanoseconds> timeout) noexcept = 0;
   virtual int futex_wake(std::string_view key, std::uint32_t count) noexcept = 0;
+  // Weak memory (conformance/explore/memory_model.hpp). After an atomic
+  // load ran: the bits it read, and what the thread is to see instead (an
+  // older store the C++ model lets it read); `newest_only` for a failed CAS.
+  // After a store or read-modify-write ran: the bits memory held before it
+  // and holds now. A
+  // fence. A plain field's access (SharedField), after its decision point.
+  virtual std::uint64_t on_load_value(const void*, std::uint64_t bits, std::memory_order,
+                                      bool /*newest_only*/) noexcept {
+    return bits;
+  }
+  virtual void on_store_value(const void*, std::uint64_t /*before*/, std::uint64_t /*bits*/, std::memory_order,
+                              bool /*rmw*/) noexcept {}
+  virtual void on_fence(std::memory_order) noexcept {}
+  virtual void on_plain(const void*, bool /*write*/) noexcept {}
 };
 
 #if defined(MEMLINK_TESTING_HOOKS)
@@ -57,6 +73,35 @@ Interposer* interposer() noexcept;
 void set_interposer(Interposer* i) noexcept;
 inline void access(Access kind, const void* address, bool after = false) noexcept {
   if (Interposer* i = interposer()) i->on_access(kind, address, after);
+}
+template <class T>
+inline T loaded(const void* address, T v, std::memory_order mo, bool newest_only = false) noexcept {
+  if constexpr (sizeof(T) <= 8) {
+    if (Interposer* i = interposer()) {
+      std::uint64_t bits = 0;
+      std::memcpy(&bits, &v, sizeof v);
+      bits = i->on_load_value(address, bits, mo, newest_only);
+      std::memcpy(&v, &bits, sizeof v);
+    }
+  }
+  return v;
+}
+template <class T>
+inline void stored(const void* address, T before, T v, std::memory_order mo, bool rmw) noexcept {
+  if constexpr (sizeof(T) <= 8) {
+    if (Interposer* i = interposer()) {
+      std::uint64_t old_bits = 0, bits = 0;
+      std::memcpy(&old_bits, &before, sizeof before);
+      std::memcpy(&bits, &v, sizeof v);
+      i->on_store_value(address, old_bits, bits, mo, rmw);
+    }
+  }
+}
+inline void fenced(std::memory_order mo) noexcept {
+  if (Interposer* i = interposer()) i->on_fence(mo);
+}
+inline void plain(const void* address, bool write) noexcept {
+  if (Interposer* i = interposer()) i->on_plain(address, write);
 }
 // In a function that asks the OS something the interposer virtualises:
 // returns the interposer's answer instead, when the thread has one.
@@ -68,6 +113,14 @@ inline void access(Access kind, const void* address, bool after = false) noexcep
 #else
 constexpr Interposer* interposer() noexcept { return nullptr; }
 inline void access(Access, const void*, bool = false) noexcept {}
+template <class T>
+constexpr T loaded(const void*, T v, std::memory_order, bool = false) noexcept {
+  return v;
+}
+template <class T>
+constexpr void stored(const void*, T, T, std::memory_order, bool) noexcept {}
+constexpr void fenced(std::memory_order) noexcept {}
+constexpr void plain(const void*, bool) noexcept {}
 #define MEMLINK_INTERPOSED(call) ((void)0)
 #endif
 

@@ -42,7 +42,7 @@ enum class Change {
 // how many sleep. Inline and allocation-free: every message pays it.
 inline std::uint32_t sleepers_after(FutexWord& fw, Change change) noexcept {
   if (change == Change::IsTheWord) fw.word.fetch_add(1, std::memory_order_release);
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // SPEC F-WAKE, the waker's half
+  shared_fence(std::memory_order_seq_cst);  // SPEC F-WAKE, the waker's half
   return fw.waiters.load(std::memory_order_relaxed);
 }
 
@@ -350,7 +350,7 @@ Status Endpoint::wait_until(Pred ready, FutexWord& fw, const Futex& fx,
       if (auto s = check_inbound_positions(); !s) return s;
     }
     fw.waiters.fetch_add(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    shared_fence(std::memory_order_seq_cst);
     const std::uint32_t seen = fw.word.load(std::memory_order_acquire);
     if (ready()) {
       fw.waiters.fetch_sub(1, std::memory_order_relaxed);
