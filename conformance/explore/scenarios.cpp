@@ -378,6 +378,10 @@ class SegmentScenario : public Scenario {
   void at_end() override {
     record.client_head = shm::c2d_published(client_->control());
     record.daemon_tail = client_->control().daemon_tail.raw().load();
+    const auto& ctl = client_->control();
+    record.waiters = std::array<std::uint32_t, 4>{
+        ctl.daemon_futex.waiters.raw().load(), ctl.client_futex.waiters.raw().load(),
+        ctl.c2d_space_futex.waiters.raw().load(), ctl.d2c_space_futex.waiters.raw().load()};
   }
   std::string snapshot() const override {
     std::string s;
@@ -618,6 +622,18 @@ std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Exec
   for (const std::string& s : e.violations) v.push_back(Violation{deaths ? ClauseId::K_STALE : ClauseId::T_WAIT, s});
   for (const std::string& s : e.races) v.push_back(Violation{ClauseId::S_PUBLISH, s});  // memory_model.hpp
   for (const std::string& s : e.lost_wakeups) v.push_back(Violation{ClauseId::F_WAKE, s});
+  // Cost as a property: when every thread ended (none died mid-wait), no
+  // sleeper is counted.
+  if (r.waiters && e.completed && e.died.empty()) {
+    static constexpr const char* kWords[] = {"daemon_futex", "client_futex", "c2d_space_futex", "d2c_space_futex"};
+    for (std::size_t i = 0; i < 4; ++i)
+      if ((*r.waiters)[i] != 0)
+        v.push_back(Violation{ClauseId::F_WAKE, std::string(kWords[i]) + ".waiters is " +
+                                                    std::to_string((*r.waiters)[i]) +
+                                                    " as the run ended, though every thread has returned and nobody "
+                                                    "sleeps: a sleeper count leaked, and every later publish pays a "
+                                                    "wake system call for nobody"});
+  }
   v.insert(v.end(), r.violations.begin(), r.violations.end());
 
   std::map<std::uint64_t, const WriteRecord*> by_id;

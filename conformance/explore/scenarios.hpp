@@ -96,6 +96,10 @@ struct RunRecord {
   int fenced_thread = -1;        // the daemon it replaced
   std::string final_state;       // Scenario::snapshot() as the run ended
   std::optional<std::uint64_t> client_head, daemon_tail;  // T-COUNTERS, as the run ended
+  // F-WAKE's sleeper counts as the run ended (daemon, client, c2d space,
+  // d2c space): 0 when nobody sleeps, or every later publish pays a wake
+  // system call for nobody.
+  std::optional<std::array<std::uint32_t, 4>> waiters;
 };
 
 class Scenario {
