@@ -86,7 +86,7 @@ std::vector<Record> read_log(const std::string& path) {
   return out;
 }
 
-HistoryIndex index_history(const std::vector<ProcessLog>& logs) {
+HistoryIndex index_history(const std::vector<ProcessLog>& logs, std::uint64_t first_epoch) {
   HistoryIndex h;
   h.logs = logs;
   h.last_deliver.assign(logs.size(), SIZE_MAX);
@@ -113,7 +113,8 @@ HistoryIndex index_history(const std::vector<ProcessLog>& logs) {
           break;
         case RecordType::Deliver: {
           // Readers deliver one after another; daemons in epoch order.
-          HistoryIndex::Delivery d{log.role == Role::Daemon ? r.epoch : 0, log.instance, i, li, &r};
+          HistoryIndex::Delivery d{log.role == Role::Daemon ? epoch_rank(r.epoch, first_epoch) : 0, log.instance, i, li,
+                                   &r};
           h.delivered[r.id()].push_back(d);
           h.order.push_back(d);
           h.last_deliver[li] = i;
@@ -321,18 +322,21 @@ void check_priority_order(const HistoryIndex& h, const CheckOptions& options, Ve
 // an older daemon epoch. Needs ring positions.
 void check_fence(const HistoryIndex& h, const CheckOptions& options, Verdict& v) {
   if (!options.positions) return;
-  std::map<std::uint8_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>>
-      pos_epoch;  // c2d priority -> (position, epoch)
+  struct Take {
+    std::uint64_t position, rank, epoch;  // rank: epoch_rank, the order epochs were served in
+    bool operator<(const Take& o) const { return position < o.position; }
+  };
+  std::map<std::uint8_t, std::vector<Take>> takes;  // c2d priority -> first takes
   for (const HistoryIndex::Delivery& d : h.first_deliveries)
-    if (d.rec->stream == Stream::C2D) pos_epoch[d.rec->priority].push_back({d.rec->position, d.rec->epoch});
-  for (auto& [priority, pe] : pos_epoch) {
+    if (d.rec->stream == Stream::C2D) takes[d.rec->priority].push_back({d.rec->position, d.epoch, d.rec->epoch});
+  for (auto& [priority, pe] : takes) {
     std::sort(pe.begin(), pe.end());
     for (std::size_t i = 1; i < pe.size(); ++i)
-      if (pe[i].second < pe[i - 1].second) {
+      if (pe[i].rank < pe[i - 1].rank) {
         ++v.fence_violations;
-        note(v, "fence: c2d priority " + std::to_string(priority) + " position " + std::to_string(pe[i].first) +
-                    " was taken in epoch " + std::to_string(pe[i].second) + " after position " +
-                    std::to_string(pe[i - 1].first) + " was taken in epoch " + std::to_string(pe[i - 1].second));
+        note(v, "fence: c2d priority " + std::to_string(priority) + " position " + std::to_string(pe[i].position) +
+                    " was taken in epoch " + std::to_string(pe[i].epoch) + " after position " +
+                    std::to_string(pe[i - 1].position) + " was taken in epoch " + std::to_string(pe[i - 1].epoch));
       }
   }
 }
@@ -356,7 +360,7 @@ std::span<const HistoryCheck> history_checks() {
 }
 
 Verdict check_history(const std::vector<ProcessLog>& logs, const CheckOptions& options) {
-  const HistoryIndex h = index_history(logs);
+  const HistoryIndex h = index_history(logs, options.first_epoch);
   Verdict v;
   for (const HistoryCheck& c : history_checks()) c.run(h, options, v);
   return v;

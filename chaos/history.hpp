@@ -134,7 +134,16 @@ struct CheckOptions {
   // finish in one call"). Then up to one lost message per killed consumer
   // of a stream is excused, and counted as such.
   bool consumer_kill_may_lose = false;
+  // The epoch the segment was created with (SPEC C-AGE: an aged segment
+  // starts at 2^64 - 1, and the first takeover wraps it to 1).
+  std::uint64_t first_epoch = 1;
 };
+
+// Daemon epochs in the order they were served: K-TAKEOVER's epoch goes from
+// 2^64 - 1 to 1, so epochs are ranked by their distance from the first.
+constexpr std::uint64_t epoch_rank(std::uint64_t epoch, std::uint64_t first_epoch) noexcept {
+  return epoch - first_epoch + 1;
+}
 
 // The history indexed once, in one pass over the logs, for the named checks
 // below. It points into the logs it was built from, which must outlive it.
@@ -145,7 +154,8 @@ struct HistoryIndex {
   };
   struct Delivery {
     // The global order: readers deliver one after another (epoch 0), daemons
-    // in epoch order; then the consumer's instance and the record's index.
+    // in epoch order (epoch_rank); then the consumer's instance and the
+    // record's index.
     std::uint64_t epoch = 0, instance = 0, index = 0;
     std::size_t log = 0;  // which process
     const Record* rec = nullptr;
@@ -163,8 +173,9 @@ struct HistoryIndex {
   std::vector<std::size_t> last_deliver;                 // per log: index of its last Deliver record, or SIZE_MAX
   std::vector<Corruption> corrupt;                       // Corrupt records, in log order
 };
-HistoryIndex index_history(const std::vector<ProcessLog>& logs);
-HistoryIndex index_history(std::vector<ProcessLog>&&) = delete;  // the index would point into a temporary
+HistoryIndex index_history(const std::vector<ProcessLog>& logs, std::uint64_t first_epoch = 1);
+HistoryIndex index_history(std::vector<ProcessLog>&&,
+                           std::uint64_t = 1) = delete;  // the index would point into a temporary
 
 // The named checks, Jepsen-style. Each reads the index and adds to its own
 // fields of the Verdict only (and to its readable violations), so a test can

@@ -114,6 +114,7 @@ void run_daemon(const ProcessConfig& c, int fd, const Arm& arm) {
   o.heartbeat_interval = std::chrono::milliseconds(c.heartbeat_ms);
   o.heartbeat_timeout = std::chrono::milliseconds(c.heartbeat_timeout_ms);
   o.endpoint = client_options(c);
+  o.age = c.age;
   std::optional<shm::Result<shm::Daemon>> created;
   for (int i = 0;; ++i) {
     created.emplace(shm::Daemon::create(c.segment, c.segment_size, 1, o));

@@ -22,6 +22,9 @@ struct ProcessConfig {
   std::uint32_t claim_timeout_ms = 300;
   std::uint64_t seed = 0;
   std::uint32_t rate = 1000;  // messages per second per writer (bursts on top)
+  // How old the daemon formats a new segment (SPEC C-AGE): lap-wrap puts
+  // every ring's generation and the epoch just before their wraps.
+  shm::SegmentAge age = shm::SegmentAge::Fresh;
 };
 
 // A crash point to arm in the child ("" for none), or with `pause` a pause

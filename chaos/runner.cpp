@@ -218,6 +218,7 @@ nlohmann::json Runner::endpoint_request(Role role) const {
     r["slot_size"] = c.slot_size;
     r["heartbeat_ms"] = c.heartbeat_ms;
     r["heartbeat_timeout_ms"] = c.heartbeat_timeout_ms;
+    if (c.age != shm::SegmentAge::Fresh) r["age"] = shm::to_string(c.age);
   } else {
     r["op"] = "connect";
   }
@@ -897,6 +898,7 @@ CheckOptions Runner::check_options() const {
     check.positions = o_.hello.has("spec_layout");
     check.consumer_kill_may_lose = !o_.hello.has("two_step");
   }
+  check.first_epoch = shm::first_epoch(o_.process.age);
   return check;
 }
 
@@ -1144,8 +1146,15 @@ int main(int argc, char** argv) {
   app.add_option("--driver", o.driver,
                  "Attack the transport this command drives (conformance/DRIVER.md, workload mode) instead of the "
                  "reference, e.g. --driver build/release/memlink-shm-driver");
+  std::string age = "fresh";
+  app.add_option("--age", age,
+                 "Format the segment aged (SPEC C-AGE): lap-wrap starts every ring's generation 2 messages before "
+                 "its wrap and the epoch at 2^64 - 1, so that the run crosses both")
+      ->check(CLI::IsMember({"fresh", "lap-wrap"}))
+      ->capture_default_str();
   memlink::cli::add_version_flag(app, "memlink-chaos");
   if (const auto status = memlink::cli::parse(app, argc, argv)) return *status;
+  o.process.age = *memlink::shm::parse_segment_age(age);
   if (!o.driver.empty()) {
     if (o.crash_walk || !o.broken_recovery.empty()) {
       std::fprintf(stderr, "memlink-chaos: --crash-walk and --broken-recovery attack the reference; not with --driver\n");
@@ -1158,7 +1167,9 @@ int main(int argc, char** argv) {
       return 2;
     }
     std::string missing;
-    for (const char* needed : {"workload", "crash_recovery"})
+    std::vector<const char*> needs = {"workload", "crash_recovery"};
+    if (o.process.age != memlink::shm::SegmentAge::Fresh) needs.push_back("aged");
+    for (const char* needed : needs)
       if (!o.hello.has(needed)) missing += std::string(missing.empty() ? "" : "' and '") + needed;
     if (!missing.empty()) {
       std::fprintf(stderr,

@@ -33,6 +33,9 @@ const std::vector<CapabilityInfo>& capability_list() {
        "the segment is the file named by `segment`, laid out exactly as SPEC.md says; the suite reads, writes, "
        "truncates and (as root) chowns it"},
       {"reset", "`reset` makes a process as new, so that it serves case after case (D-RESET)"},
+      {"aged",
+       "`create` with `age` formats the segment as if it had served for a long time: positions and epoch just "
+       "before their wraps (SPEC C-AGE)"},
       {"workload", "`workload` runs a chaos role (D-WORKLOAD)"},
   };
   return caps;

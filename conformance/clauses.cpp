@@ -23,6 +23,7 @@ const char* title(ClauseId id) {
     case ClauseId::C_LAYOUT: return "control region fields and offsets";
     case ClauseId::C_LINES: return "one cache line per writer";
     case ClauseId::C_INIT: return "magic stored last, with release";
+    case ClauseId::C_AGE: return "every clause holds at each counter's wrap";
     case ClauseId::C_FLAGS: return "flag bits";
     case ClauseId::C_BACKPRESSURE: return "backpressure 0..1000, advisory";
     case ClauseId::R_LAYOUT: return "ring header layout";

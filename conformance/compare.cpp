@@ -142,8 +142,9 @@ void compare_views(const Params& params, const model::View& want, const model::V
                                       (w.head - g.head == 1 ? " is" : "s are") + " not in the ring (its head is " +
                                       std::to_string(g.head) + ", the spec requires " + std::to_string(w.head) +
                                       "): acknowledged writes that can never be delivered to the other process");
-      expect_equal(params, ClauseId::R_CLAIM, name + " head", w.head, g.head, w.head > 0);
-      expect_equal(params, ClauseId::R_RELEASE, name + " tail", w.tail, g.tail, w.tail > 0);
+      // Evidence only where the ring moved (an aged ring starts far from 0).
+      expect_equal(params, ClauseId::R_CLAIM, name + " head", w.head, g.head, w.head != w.first);
+      expect_equal(params, ClauseId::R_RELEASE, name + " tail", w.tail, g.tail, w.tail != w.first);
       bool any_held = false;
       for (std::size_t i = 0; i < w.slots.size() && i < g.slots.size(); ++i) {
         any_held = any_held || w.slots[i] != model::SlotState::Empty;

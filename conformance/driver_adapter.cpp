@@ -56,17 +56,18 @@ class DriverAdapter final : public Adapter {
     // stale_after_ms 0: the model's recover() means the stopped holders died
     // long ago, so a consumer judges their slots stale at first sight
     // (DRIVER.md D-STOPS), also at a read after recover that first meets one.
-    const Reply r = create_fitted(*daemon_,
-                                  {{"op", "create"},
-                                   {"segment", path_},
-                                   {"segment_size", config.segment_size},
-                                   {"slot_size", config.slot_size},
-                                   {"protocol_version", config.protocol_version},
-                                   {"heartbeat_ms", 100},
-                                   {"heartbeat_timeout_ms", 60000},
-                                   {"daemon_timeout_ms", 60000},
-                                   {"stale_after_ms", 0}},
-                                  params_);
+    json request = {{"op", "create"},
+                    {"segment", path_},
+                    {"segment_size", config.segment_size},
+                    {"slot_size", config.slot_size},
+                    {"protocol_version", config.protocol_version},
+                    {"heartbeat_ms", 100},
+                    {"heartbeat_timeout_ms", 60000},
+                    {"daemon_timeout_ms", 60000},
+                    {"stale_after_ms", 0}};
+    // Only a driver that claims `aged` is asked for an aged segment (C-AGE).
+    if (config.age != shm::SegmentAge::Fresh) request["age"] = shm::to_string(config.age);
+    const Reply r = create_fitted(*daemon_, request, params_);
     if (r.ok() && r.body.contains("capacity")) {
       std::array<std::uint32_t, 3> c{};
       for (std::size_t p = 0; p < 3; ++p) c[p] = r.body["capacity"].at(p).get<std::uint32_t>();

@@ -37,6 +37,12 @@ Config cfg(const char* scenario, int size, int producers, int messages, int slot
   return c;
 }
 
+// `c` formatted aged (SPEC C-AGE): its counters pass their wraps in the run.
+Config aged(Config c, shm::SegmentAge age) {
+  c.age = age;
+  return c;
+}
+
 // The configurations PCT samples, cycled: capacities 1-3 so that every run
 // meets a full or nearly full ring, more producers than slots.
 std::vector<Config> pct_configs() {
@@ -56,6 +62,15 @@ std::vector<Config> pct_configs() {
   for (std::size_t i = 0; i < sc; ++i) {
     v.push_back(v[i]);
     v.back().weak = true;
+  }
+  // Some again from aged segments: generations wrap, positions run to
+  // their end, the takeover's epoch wraps. At most 2c + 1 messages a ring:
+  // position-end leaves no more before the ring is exhausted (Full for good,
+  // so a producer that kept trying would never finish).
+  for (auto age : {shm::SegmentAge::LapWrap, shm::SegmentAge::PositionEnd}) {
+    v.push_back(aged(cfg("ring", 2, 2, 2, 40, 0), age));
+    v.push_back(aged(cfg("transport", 1, 1, 3, 40, 1), age));
+    v.push_back(aged(cfg("takeover", 1, 1, 3, 40, 0), age));
   }
   return v;
 }
@@ -78,7 +93,8 @@ std::vector<Exhaustive> exhaustive_configs(Depth d) {
   if (d == Depth::Quick)
     return {{cfg("ring", 1, 2, 1, 40, 0), 1, 0},
             {cfg("transport", 1, 1, 2, 40, 1), 1, 0},
-            {cfg("ring", 1, 1, 2, 40, 0, true), 0, 0, 0, 0, 1}};
+            {cfg("ring", 1, 1, 2, 40, 0, true), 0, 0, 0, 0, 1},
+            {aged(cfg("ring", 1, 2, 1, 40, 0), shm::SegmentAge::LapWrap), 1, 0}};
   std::vector<Exhaustive> v = {{cfg("ring", 1, 2, 1, 40, 0), 1, 1},
                                {cfg("ring", 2, 2, 2, 40, 0), 1, 1},
                                {cfg("transport", 1, 2, 1, 40, 0), 1, 0},
@@ -96,7 +112,13 @@ std::vector<Exhaustive> exhaustive_configs(Depth d) {
                                {cfg("ring", 1, 1, 1, 40, 0), 1, 0, 1, 0},
                                {cfg("ring", 1, 1, 2, 40, 0, true), 1, 0, 0, 0, 2},
                                {cfg("transport", 1, 1, 1, 40, 1, true), 1, 0, 0, 0, 2},
-                               {cfg("takeover", 1, 1, 1, 40, 0, true), 1, 0, 0, 0, 1}};
+                               {cfg("takeover", 1, 1, 1, 40, 0, true), 1, 0, 0, 0, 1},
+                               // Every hand-off across the generation's wrap and into the
+                               // positions' end, and a takeover across the epoch's wrap.
+                               {aged(cfg("ring", 2, 2, 2, 40, 0), shm::SegmentAge::LapWrap), 1, 1},
+                               {aged(cfg("ring", 2, 2, 2, 40, 0), shm::SegmentAge::PositionEnd), 1, 0},
+                               {aged(cfg("transport", 1, 2, 1, 40, 1), shm::SegmentAge::LapWrap), 1, 0},
+                               {aged(cfg("takeover", 1, 1, 2, 40, 0), shm::SegmentAge::LapWrap), 1, 0}};
   if (d == Depth::Deep) {
     v.push_back({cfg("ring", 1, 2, 1, 40, 0), 2, 1});
     v.push_back({cfg("ring", 2, 2, 1, 40, 0), 2, 0});

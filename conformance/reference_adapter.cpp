@@ -52,6 +52,7 @@ shm::Status ReferenceAdapter::create(const model::Config& config) {
   // The model's recover() means "the holders died long ago": a consumer
   // times a held slot on its own clock (SPEC K-STALE), so no wait here.
   o.endpoint.recovery.stale_after = std::chrono::nanoseconds(0);
+  o.age = config.age;
   auto d = shm::Daemon::create(path_, config.segment_size, config.protocol_version, o);
   if (!d) return d.error();
   daemon_.emplace(std::move(d.value()));

@@ -52,6 +52,7 @@ std::string capability_for_clause(ClauseId clause) {
       {ClauseId::C_LAYOUT, "spec_layout"},
       {ClauseId::C_LINES, "spec_layout"},
       {ClauseId::C_INIT, "spec_layout"},
+      {ClauseId::C_AGE, "aged"},
       {ClauseId::C_FLAGS, "spec_layout"},
       {ClauseId::C_BACKPRESSURE, "backpressure"},
       {ClauseId::R_LAYOUT, "spec_layout"},

@@ -400,8 +400,14 @@ struct Shutdown : Cmd {
 // slot sizes at the edges; both fitted to what the transport accepts
 // (D-LIMITS): a transport with a floor on segment sizes gets its floor, one
 // with a fixed slot size that size.
-model::Config gen_config(const driver::Limits& limits) {
+// A transport that can format aged segments (C-AGE) gets them in half of
+// its cases: every counter then passes its wrap within a few messages.
+model::Config gen_config(const driver::Limits& limits, bool aged) {
   model::Config c;
+  if (aged)
+    c.age = *rc::gen::weightedOneOf<shm::SegmentAge>({{2, rc::gen::just(shm::SegmentAge::Fresh)},
+                                                      {1, rc::gen::just(shm::SegmentAge::LapWrap)},
+                                                      {1, rc::gen::just(shm::SegmentAge::PositionEnd)}});
   c.slot_size = limits.slot(*rc::gen::element<std::uint32_t>(1u, 8u, 64u, 100u, 1000u, 4096u));
   const auto n = *rc::gen::inRange<std::uint32_t>(1, 10);
   const std::size_t stride = shm::slot_stride_for(c.slot_size);
@@ -425,6 +431,7 @@ Gates stateful_gates() {
       {"the whole observable state compared after every step", {"observe"}},
       {"sequence numbers compared (T-SEQ; R-FIFO by number, else by payload)", {"sequences"}},
       {"G-DIST's ring capacities (else the capacities create answered)", {"spec_layout"}},
+      {"segments formatted aged: positions, generations and epoch at their wraps (C-AGE)", {"aged"}},
   };
 }
 
@@ -437,7 +444,7 @@ CheckResult run_stateful(const Params& params) {
   // runs as many cases as in process.
   const int cases = depth_budget(params, 100, 2000, 20000);
   return rc_check("stateful", params, cases, depth_budget(params, 80, 150, 300), [&] {
-    model::Config config = *rc::gen::exec([&] { return gen_config(params.limits); });
+    model::Config config = *rc::gen::exec([&] { return gen_config(params.limits, claims("aged")); });
     auto adapter = adapter_for(params);
     RC_ASSERT(adapter != nullptr);
     if (auto s = adapter->create(config); !s)
@@ -453,6 +460,9 @@ CheckResult run_stateful(const Params& params) {
     auto m = Model::create(config);
     RC_ASSERT(m.has_value());
     if (claims("observe")) compare_geometry(params, m->view(), adapter->observe());
+    // C-AGE is seen where an aged segment's case runs; a failure in it names
+    // the clause that broke at the wrap.
+    if (config.age != shm::SegmentAge::Fresh) params.record(ClauseId::C_AGE);
     compare_sequences(claims("sequences"));
     compare_outcome("connect", m->connect(config.protocol_version), got_from(adapter->connect(config.protocol_version)));
     rc::state::check(*m, *adapter,

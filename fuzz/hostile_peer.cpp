@@ -168,7 +168,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint32_t slot_size = kSlotSizes[first % 4];
   const std::uint32_t n = 1 + in.take<std::uint8_t>() % 8;
   const std::size_t seg_size = shm::layout_for(0, slot_size, n).used_bytes + in.take<std::uint8_t>() % 64;
-  auto seg = fuzz::MemorySegment::create(seg_size, slot_size);
+  // Bits 2-3: the counters' age (C-AGE), so that attacks meet wraps too.
+  const auto age = shm::kAllSegmentAges[((first >> 2) & 3) % 3];
+  auto seg = fuzz::MemorySegment::create(seg_size, slot_size, age);
   if (!seg) return 0;
   std::vector<std::byte> out(kOutBuffer);
   std::uint64_t seq = 0;

@@ -43,7 +43,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FuzzInput in(data, size);
   static const std::uint32_t kSlotSizes[] = {1, 16, 64, 4096};
   model::Config config;
-  config.slot_size = kSlotSizes[in.take<std::uint8_t>() % 4];
+  const auto first = in.take<std::uint8_t>();
+  config.slot_size = kSlotSizes[first % 4];
+  // Bits 2-3: the counters' age (C-AGE): positions and laps at their wraps.
+  config.age = shm::kAllSegmentAges[((first >> 2) & 3) % 3];
   const std::uint32_t n = 1 + in.take<std::uint8_t>() % 6;
   config.segment_size = shm::layout_for(0, config.slot_size, n).used_bytes + in.take<std::uint8_t>() % 128;
   config.protocol_version = 3;

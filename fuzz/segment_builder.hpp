@@ -9,6 +9,7 @@
 
 #include "memlink/shm/control.hpp"
 #include "memlink/shm/pring.hpp"
+#include "memlink/shm/segment_age.hpp"
 
 namespace memlink::fuzz {
 
@@ -23,16 +24,18 @@ struct MemorySegment {
   std::byte* data() const { return memory.get(); }
   std::size_t size() const { return geometry.segment_size; }
 
-  static std::optional<MemorySegment> create(std::size_t size, std::uint32_t slot_size) {
+  // `age`: counters formatted just before their wraps (SPEC C-AGE).
+  static std::optional<MemorySegment> create(std::size_t size, std::uint32_t slot_size,
+                                             shm::SegmentAge age = shm::SegmentAge::Fresh) {
     auto g = shm::compute_geometry(size, slot_size);
     if (!g) return std::nullopt;
     MemorySegment s;
     s.geometry = *g;
     s.memory.reset(static_cast<std::byte*>(std::aligned_alloc(64, shm::align_up(size, 64))));
     std::memset(s.memory.get(), 0, shm::align_up(size, 64));
-    shm::format_control(s.data(), *g, 1, 1, 1);
-    auto c2d = shm::PriorityRingBuffer::format(s.data(), size, *g, shm::Direction::ClientToDaemon);
-    auto d2c = shm::PriorityRingBuffer::format(s.data(), size, *g, shm::Direction::DaemonToClient);
+    shm::format_control(s.data(), *g, 1, 1, 1, shm::first_epoch(age));
+    auto c2d = shm::PriorityRingBuffer::format(s.data(), size, *g, shm::Direction::ClientToDaemon, age);
+    auto d2c = shm::PriorityRingBuffer::format(s.data(), size, *g, shm::Direction::DaemonToClient, age);
     if (!c2d || !d2c) return std::nullopt;
     shm::publish_control(s.data());
     s.c2d = std::move(c2d.value());

@@ -220,10 +220,12 @@ class RingScenario final : public Scenario {
     const auto cap = static_cast<std::uint32_t>(c.size);
     const std::size_t bytes = shm::RingBuffer::bytes_for(cap, static_cast<std::uint32_t>(c.slot));
     mem_ = static_cast<std::byte*>(aligned(bytes));
+    const std::uint64_t first = shm::first_position(c.age, cap);
     auto r = shm::RingBuffer::format(mem_, bytes, cap, static_cast<std::uint32_t>(c.slot),
-                                     shm::Direction::ClientToDaemon, Priority::Low);
+                                     shm::Direction::ClientToDaemon, Priority::Low, first);
     if (r) ring_ = std::move(r.value());
     record.capacity = {cap, cap, cap};
+    record.first_position = {first, first, first};
     record.claim_timeout_ns = kClaimTimeoutNs;
     record.corruption = c.scenario == "hostile";
   }
@@ -332,8 +334,9 @@ std::size_t segment_size(int n, int slot) {
          2 * (3 * shm::RING_HEADER_SIZE + shm::calculate_slot_distribution(static_cast<std::uint32_t>(n)).total() * stride);
 }
 
-shm::DaemonOptions daemon_options(int slot) {
+shm::DaemonOptions daemon_options(int slot, shm::SegmentAge age) {
   shm::DaemonOptions o;
+  o.age = age;
   o.slot_size = static_cast<std::uint32_t>(slot);
   o.heartbeat_interval = 0ns;  // stamped on every sleep slice; no thread of its own
   o.heartbeat_timeout = 1ms;
@@ -355,7 +358,7 @@ shm::EndpointOptions client_options() {
 class SegmentScenario : public Scenario {
  public:
   SegmentScenario(const Config& c, const char* tag) : c_(c), path_(fresh_path(tag)) {
-    auto d = shm::Daemon::create(path_, segment_size(c.size, c.slot), 1, daemon_options(c.slot));
+    auto d = shm::Daemon::create(path_, segment_size(c.size, c.slot), 1, daemon_options(c.slot, c.age));
     if (!d) {
       error_ = d.error();
       return;
@@ -369,6 +372,8 @@ class SegmentScenario : public Scenario {
     client_.emplace(std::move(cl.value()));
     const auto dist = shm::calculate_slot_distribution(static_cast<std::uint32_t>(c.size));
     record.capacity = {dist.critical, dist.high, dist.low};
+    for (std::size_t p = 0; p < shm::kPriorityCount; ++p)
+      record.first_position[p] = shm::first_position(c.age, record.capacity[p]);
     record.claim_timeout_ns = kClaimTimeoutNs;
     record.blocking_timeout_ns = kBlockingTimeoutNs;
     record.sleep_slice_ns = kSliceNs;
@@ -517,11 +522,22 @@ class TakeoverScenario final : public SegmentScenario {
   }
 
  private:
+  // K-TAKEOVER: one takeover moves the epoch on by one, past 0 at its wrap
+  // (an aged segment starts at 2^64 - 1: C-AGE).
+  void check_new_epoch(std::uint64_t got) {
+    const std::uint64_t from = shm::first_epoch(c_.age), want = shm::next_epoch(from);
+    if (got != want)
+      record.violations.push_back(
+          Violation{ClauseId::K_TAKEOVER, "daemon B serves epoch " + std::to_string(got) + " after taking over epoch " +
+                                              std::to_string(from) + "; the next epoch is " + std::to_string(want) +
+                                              (got == 0 ? " (0 is what a lost segment reads)" : "")});
+  }
+
   void take_over(ThreadApi& api) {
     for (int attempt = 0; attempt < 3 && !successor_; ++attempt) {
       if (api.tearing_down()) return;
       if (producers_done(api, c_.producers) && api.finished(a_)) return;  // nothing left to take over
-      auto d = shm::Daemon::create(path_, segment_size(c_.size, c_.slot), 1, daemon_options(c_.slot));
+      auto d = shm::Daemon::create(path_, segment_size(c_.size, c_.slot), 1, daemon_options(c_.slot, c_.age));
       if (api.tearing_down()) return;
       if (d) {
         successor_.emplace(std::move(d.value()));
@@ -529,6 +545,7 @@ class TakeoverScenario final : public SegmentScenario {
         record.fenced_thread = a_;
         record.takeover_ns = api.point_time("recovery.after-epoch");
         record.takeover_step = api.step();
+        check_new_epoch(successor_->start_info().epoch);
         break;
       }
       if (d.code() != ErrorCode::AlreadyExists)
@@ -552,7 +569,8 @@ class TakeoverScenario final : public SegmentScenario {
 
 std::string Config::text() const {
   return scenario + "/c" + std::to_string(size) + "/p" + std::to_string(producers) + "/m" + std::to_string(messages) +
-         "/s" + std::to_string(slot) + "/x" + std::to_string(mode) + (weak ? "/w1" : "");
+         "/s" + std::to_string(slot) + "/x" + std::to_string(mode) + (weak ? "/w1" : "") +
+         (age == shm::SegmentAge::Fresh ? "" : "/a" + std::to_string(static_cast<int>(age)));
 }
 
 std::optional<Config> Config::parse(const std::string& s) {
@@ -560,6 +578,10 @@ std::optional<Config> Config::parse(const std::string& s) {
   std::vector<std::string> parts;
   std::stringstream in(s);
   for (std::string p; std::getline(in, p, '/');) parts.push_back(p);
+  if (parts.size() >= 7 && (parts.back() == "a1" || parts.back() == "a2")) {
+    c.age = parts.back() == "a1" ? shm::SegmentAge::LapWrap : shm::SegmentAge::PositionEnd;
+    parts.pop_back();
+  }
   if (parts.size() == 7 && parts[6] == "w1") {
     c.weak = true;
     parts.pop_back();
@@ -742,10 +764,11 @@ std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Exec
       highest = std::max(highest, ring_seq.second);
     }
     for (const auto& [p, count_highest] : per_ring)
-      if (clean && count_highest.second + 1 != count_highest.first)
+      if (clean && count_highest.second + 1 - r.first_position[static_cast<std::size_t>(p)] != count_highest.first)
         v.push_back(Violation{ClauseId::T_SEQ,
                               "" + std::to_string(count_highest.first) + " messages were delivered from the " +
-                                  std::string(shm::to_string(p)) + " ring but their sequence numbers run up to " +
+                                  std::string(shm::to_string(p)) + " ring but their sequence numbers run from " +
+                                  std::to_string(r.first_position[static_cast<std::size_t>(p)]) + " up to " +
                                   std::to_string(count_highest.second) +
                                   ": a refused write took a number, or a number was skipped"});
   }

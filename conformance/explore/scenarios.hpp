@@ -27,6 +27,7 @@
 #include "../verdict.hpp"
 #include "memlink/shm/priority.hpp"
 #include "memlink/shm/result.hpp"
+#include "memlink/shm/segment_age.hpp"
 #include "scheduler.hpp"
 #include "timeline.hpp"
 
@@ -45,7 +46,10 @@ struct Config {
   // Loads may read older stores where the C++ memory model lets them
   // (memory_model.hpp); "/w1" in the text.
   bool weak = false;
-  std::string text() const;  // "ring/c2/p2/m2/s40/x0", "ring/c2/p2/m2/s40/x0/w1"
+  // How old the ring or segment is formatted (SPEC C-AGE): "/a1" lap-wrap,
+  // "/a2" position-end in the text; its counters pass their wraps in the run.
+  shm::SegmentAge age = shm::SegmentAge::Fresh;
+  std::string text() const;  // "ring/c2/p2/m2/s40/x0", "ring/c2/p2/m2/s40/x0/w1/a1"
   static std::optional<Config> parse(const std::string& s);
 };
 
@@ -85,6 +89,7 @@ struct RunRecord {
   std::vector<ReadRecord> reads;
   std::vector<Violation> violations;  // seen by a thread as it happened
   std::array<std::uint32_t, shm::kPriorityCount> capacity{};
+  std::array<std::uint64_t, shm::kPriorityCount> first_position{};  // where each ring started (C-AGE)
   std::uint64_t claim_timeout_ns = 0;
   std::uint64_t blocking_timeout_ns = 0;
   std::uint64_t sleep_slice_ns = 0;

@@ -172,6 +172,7 @@ struct ReferenceDriver::State {
     if (protocol >= 2) {
       caps.push_back("reset");
       caps.push_back("pause_points");
+      caps.push_back("aged");
       out["limits"] = {{"segment_size",
                         {{"min", std::max(shm::MIN_SEGMENT_SIZE, fault.min_segment)}, {"max", shm::MAX_SEGMENT_SIZE}}},
                        {"slot_size", {{"min", 1}, {"max", shm::MAX_SLOT_SIZE}}}};
@@ -211,6 +212,11 @@ struct ReferenceDriver::State {
     o.remove_on_shutdown = false;  // the segment outlives shutdown so connect can see SHUTDOWN
     o.heartbeat_interval = std::chrono::milliseconds(req.value("heartbeat_ms", 100));
     o.heartbeat_timeout = std::chrono::milliseconds(req.value("heartbeat_timeout_ms", 1000));
+    if (req.contains("age")) {
+      const auto age = shm::parse_segment_age(req["age"].get<std::string>());
+      if (!age) return fail(shm::ErrorCode::InvalidArgument, "unknown age " + req["age"].dump() + " (D-CREATE)");
+      o.age = *age;
+    }
     slot_size = o.slot_size;
     segment = req.at("segment").get<std::string>();
     auto d = shm::Daemon::create(segment, size, req.at("protocol_version").get<std::uint16_t>(), o);

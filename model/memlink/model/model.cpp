@@ -22,6 +22,7 @@ void showValue(const Config& c, std::ostream& os) {
   if (c.capacity)
     os << ", the implementation's own ring capacities " << (*c.capacity)[0] << "/" << (*c.capacity)[1] << "/"
        << (*c.capacity)[2];
+  if (c.age != shm::SegmentAge::Fresh) os << ", formatted " << shm::to_string(c.age);
 }
 
 // G-DIST: critical = max(1, ceil(0.2 n)), high = max(1, ceil(0.5 n)),
@@ -58,8 +59,11 @@ std::optional<Model> Model::create(const Config& config) {
 Model::Model(const Config& config, std::uint32_t n) : config_(config) {
   const auto dist = distribution(n);
   for (auto& direction : rings_)
-    for (Priority p : shm::kAllPriorities)
-      direction[std::size_t(p)].capacity = config.capacity ? (*config.capacity)[std::size_t(p)] : dist.of(p);
+    for (Priority p : shm::kAllPriorities) {
+      Ring& r = direction[std::size_t(p)];
+      r.capacity = config.capacity ? (*config.capacity)[std::size_t(p)] : dist.of(p);
+      r.head = r.tail = shm::first_position(config.age, r.capacity);  // C-AGE
+    }
 }
 
 // T-SHUTDOWN, T-TOO-LARGE, R-CAPACITY: the reasons a write changes nothing.
@@ -67,6 +71,7 @@ std::optional<Outcome> Model::refuse_write(Direction d, Priority p, std::size_t 
   if (shutdown_) return fail(ErrorCode::Disconnected, ClauseId::T_SHUTDOWN);
   if (size > config_.slot_size) return fail(ErrorCode::MessageTooLarge, ClauseId::T_TOO_LARGE);
   if (rules::full(ring(d, p).entries.size(), ring(d, p).capacity)) return fail(ErrorCode::Full, ClauseId::R_CAPACITY);
+  if (ring(d, p).head == shm::kLastPosition) return fail(ErrorCode::Full, ClauseId::R_POSITIONS);
   return std::nullopt;
 }
 
@@ -74,7 +79,8 @@ std::vector<ErrorCode> Model::write_refusals(Direction d, Priority p, std::size_
   std::vector<ErrorCode> out;
   if (shutdown_) out.push_back(ErrorCode::Disconnected);
   if (size > config_.slot_size) out.push_back(ErrorCode::MessageTooLarge);
-  if (rules::full(ring(d, p).entries.size(), ring(d, p).capacity)) out.push_back(ErrorCode::Full);
+  if (rules::full(ring(d, p).entries.size(), ring(d, p).capacity) || ring(d, p).head == shm::kLastPosition)
+    out.push_back(ErrorCode::Full);
   return out;
 }
 
@@ -324,6 +330,7 @@ View Model::view() const {
       rv.capacity = r.capacity;
       rv.head = r.head;
       rv.tail = r.tail;
+      rv.first = shm::first_position(config_.age, r.capacity);
       rv.corrupt_skipped = r.corrupt_skipped;
       rv.reclaimed = r.reclaimed;
       rv.slots.assign(r.capacity, SlotState::Empty);

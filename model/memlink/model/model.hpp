@@ -21,6 +21,7 @@
 #include "memlink/shm/layout.hpp"
 #include "memlink/shm/priority.hpp"
 #include "memlink/shm/result.hpp"
+#include "memlink/shm/segment_age.hpp"
 #include "memlink/shm/slot.hpp"
 #include "memlink/spec/clause_ids.hpp"
 
@@ -42,6 +43,8 @@ struct Config {
   // spec_layout) is not bound by G-DIST: its own ring capacities, per
   // priority, as it reported them. Unset: G-FIT and G-DIST decide.
   std::optional<std::array<std::uint32_t, shm::kPriorityCount>> capacity;
+  // How old the segment is formatted (SPEC C-AGE): where positions start.
+  shm::SegmentAge age = shm::SegmentAge::Fresh;
 };
 // For counterexamples (RapidCheck finds it by argument-dependent lookup).
 void showValue(const Config& c, std::ostream& os);
@@ -100,7 +103,13 @@ struct RingView {
   std::vector<SlotState> slots;  // by slot index
   std::uint64_t corrupt_skipped = 0;
   std::uint64_t reclaimed = 0;  // K-WRITING
-  friend bool operator==(const RingView&, const RingView&) = default;
+  // Where head and tail started (SPEC C-AGE): the model's own bookkeeping,
+  // not observable, and left out of the comparison.
+  std::uint64_t first = 0;
+  friend bool operator==(const RingView& a, const RingView& b) {
+    return a.capacity == b.capacity && a.head == b.head && a.tail == b.tail && a.slots == b.slots &&
+           a.corrupt_skipped == b.corrupt_skipped && a.reclaimed == b.reclaimed;
+  }
 };
 
 // Everything the suite compares after each command.

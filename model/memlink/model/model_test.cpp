@@ -85,5 +85,29 @@ TEST(Model, ConnectShutdownAndBackpressure) {
   EXPECT_EQ(m.view().client_count, 1u);
 }
 
+// SPEC C-AGE: an aged segment's rings start where a long life left them,
+// sequence numbers are their positions, and a ring at 2^64 - 1 is Full.
+TEST(Model, AgedSegmentStartsLateAndExhaustsItsRings) {
+  const std::size_t stride = (64 + 64 + 63) / 64 * 64;
+  Config c{4096 + 2 * (3 * 192 + 4 * stride), 64, 7};
+  c.age = shm::SegmentAge::PositionEnd;
+  auto m = Model::create(c);
+  ASSERT_TRUE(m.has_value());
+  const std::uint32_t cap = m->capacity(Priority::High);
+  const std::uint64_t first = shm::first_position(c.age, cap);
+  EXPECT_EQ(m->view().rings[0][1].head, first);
+  for (std::uint64_t i = 0; i < 2 * cap + 1; ++i) {
+    auto w = m->write(Direction::ClientToDaemon, Priority::High, bytes(4));
+    ASSERT_TRUE(w.ok()) << i;
+    EXPECT_EQ(w.sequence, first + i);
+    ASSERT_TRUE(m->read(Direction::ClientToDaemon).ok()) << i;
+  }
+  auto w = m->write(Direction::ClientToDaemon, Priority::High, bytes(4));
+  EXPECT_EQ(w.error, ErrorCode::Full);
+  EXPECT_EQ(w.clause, ClauseId::R_POSITIONS);
+  EXPECT_EQ(m->view().rings[0][1].head, shm::kLastPosition);
+  EXPECT_TRUE(m->write(Direction::ClientToDaemon, Priority::Low, bytes(4)).ok());  // other rings go on
+}
+
 }  // namespace
 }  // namespace memlink::model

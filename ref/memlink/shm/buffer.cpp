@@ -10,6 +10,7 @@
 #include "memlink/shm/checksum.hpp"
 #include "memlink/shm/crash_point.hpp"
 #include "memlink/shm/safety.hpp"
+#include "memlink/shm/segment_age.hpp"
 
 namespace memlink::shm {
 namespace {
@@ -94,8 +95,8 @@ RingBuffer::RingBuffer(RingHeader* hdr, std::uint32_t capacity, std::uint32_t sl
       priority_(priority) {}
 
 Result<RingBuffer> RingBuffer::format(std::byte* mem, std::size_t bytes, std::uint32_t capacity,
-                                      std::uint32_t slot_size, Direction direction,
-                                      Priority priority) {
+                                      std::uint32_t slot_size, Direction direction, Priority priority,
+                                      std::uint64_t first) {
   if (auto s = check_geometry(mem, bytes, capacity, slot_size); !s) return s.error();
   auto* hdr = new (mem) RingHeader{};
   hdr->ring_magic = RING_MAGIC;
@@ -104,14 +105,15 @@ Result<RingBuffer> RingBuffer::format(std::byte* mem, std::size_t bytes, std::ui
   hdr->slot_stride = static_cast<std::uint32_t>(slot_stride_for(slot_size));
   hdr->direction = static_cast<std::uint8_t>(direction);
   hdr->priority = static_cast<std::uint8_t>(priority);
-  hdr->head.store(0, std::memory_order_relaxed);
-  hdr->tail.store(0, std::memory_order_relaxed);
+  hdr->head.store(first, std::memory_order_relaxed);
+  hdr->tail.store(first, std::memory_order_relaxed);
   hdr->corrupt_skipped.store(0, std::memory_order_relaxed);
   hdr->reclaimed.store(0, std::memory_order_relaxed);
   RingBuffer ring(hdr, capacity, slot_size, direction, priority);
   for (std::uint32_t i = 0; i < capacity; ++i) {
     auto* slot = new (&ring.slot_header(i)) SlotHeader{};
-    slot->word.store(slot_word(SlotState::Empty, 0, 0), std::memory_order_relaxed);  // lap 0
+    // Lap 0 when fresh; aged, the lap of the next position it serves (C-AGE).
+    slot->word.store(slot_word(SlotState::Empty, 0, first_generation(first, capacity, i)), std::memory_order_relaxed);
   }
   // Publication of the formatted ring to other processes is the creator's
   // job (the control region's magic is stored with release after this).
@@ -321,7 +323,8 @@ Result<SlotId> RingBuffer::claim() {
       head = h;
       continue;
     }
-    if (full) {
+    // R-POSITIONS: positions never wrap; an exhausted ring is Full for good.
+    if (full || head == kLastPosition) {
       return fixed_error(ErrorCode::Full, full_text(direction_, priority_));
     }
     // Relaxed is enough: the claim publishes nothing; the state CAS does.

@@ -117,9 +117,10 @@ class TailHint {
 
 class RingBuffer {
  public:
-  // Writes a fresh ring header and `capacity` Empty slots into `mem`.
-  static Result<RingBuffer> format(std::byte* mem, std::size_t bytes, std::uint32_t capacity,
-                                   std::uint32_t slot_size, Direction direction, Priority priority);
+  // Writes a fresh ring header and `capacity` Empty slots into `mem`, head
+  // and tail at `first` (0, or an aged start: SPEC C-AGE, segment_age.hpp).
+  static Result<RingBuffer> format(std::byte* mem, std::size_t bytes, std::uint32_t capacity, std::uint32_t slot_size,
+                                   Direction direction, Priority priority, std::uint64_t first = 0);
 
   // Attaches to a ring formatted by another process, checking its header
   // against the geometry the caller expects (from the validated control region).

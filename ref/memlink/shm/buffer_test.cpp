@@ -2,11 +2,12 @@
 
 #include <gtest/gtest.h>
 
-#include <cstring>
-#include <vector>
 #include <atomic>
+#include <cstring>
 #include <thread>
+#include <vector>
 
+#include "memlink/shm/segment_age.hpp"
 #include "test_support.hpp"
 
 namespace memlink::shm {
@@ -319,6 +320,66 @@ TEST(RingBuffer, APeerFlippingPayloadBytesNeverGetsUncheckedBytesDelivered) {
   RecordProperty("dropped_as_corrupt", dropped);
 }
 #endif
+
+// SPEC C-AGE: a ring formatted aged passes its generation's wrap (2^24
+// laps) and runs into the end of its positions within a few messages.
+RingBuffer aged_ring(std::vector<std::byte>& mem, std::uint32_t capacity, SegmentAge age) {
+  mem.assign(RingBuffer::bytes_for(capacity, 64) + 64, std::byte{0});
+  auto* at = reinterpret_cast<std::byte*>((reinterpret_cast<std::uintptr_t>(mem.data()) + 63) / 64 * 64);
+  auto r = RingBuffer::format(at, RingBuffer::bytes_for(capacity, 64), capacity, 64, Direction::ClientToDaemon,
+                              Priority::High, first_position(age, capacity));
+  EXPECT_TRUE(r.ok()) << r.error().message();
+  return std::move(r.value());
+}
+
+TEST(RingBuffer, AgedRingCrossesTheGenerationWrap) {
+  for (std::uint32_t capacity : {1u, 3u, 4u}) {
+    std::vector<std::byte> mem;
+    RingBuffer ring = aged_ring(mem, capacity, SegmentAge::LapWrap);
+    const std::uint64_t first = first_position(SegmentAge::LapWrap, capacity);
+    EXPECT_EQ(ring.head(), first);
+    std::vector<std::byte> out(64);
+    // Three laps: the generation goes 2^24 - 1 -> 0 -> 1 for every slot.
+    for (std::uint64_t i = 0; i < 3 * capacity + 2; ++i) {
+      auto id = ring.write_slot(pattern_payload(i, 8));
+      ASSERT_TRUE(id.ok()) << "capacity " << capacity << " message " << i << ": " << id.error().message();
+      EXPECT_EQ(id->generation, generation_of(first + i, capacity));
+      auto info = ring.read_slot(out);
+      ASSERT_TRUE(info.ok()) << "capacity " << capacity << " message " << i << ": " << info.error().message();
+      EXPECT_EQ(info->sequence, first + i);
+      EXPECT_TRUE(pattern_matches(std::span(out.data(), info->length), i));
+    }
+  }
+}
+
+TEST(RingBuffer, ExhaustedRingIsFullForGood) {
+  const std::uint32_t capacity = 2;
+  std::vector<std::byte> mem;
+  RingBuffer ring = aged_ring(mem, capacity, SegmentAge::PositionEnd);
+  std::vector<std::byte> out(64);
+  // 2c + 1 messages fit; the tail passes 2^64 - c on the way, where a room
+  // check by `tail + capacity` would overflow.
+  for (std::uint64_t i = 0; i < 2 * capacity + 1; ++i) {
+    ASSERT_TRUE(ring.write_slot(pattern_payload(i, 8)).ok()) << "message " << i;
+    ASSERT_TRUE(ring.read_slot(out).ok()) << "message " << i;
+  }
+  EXPECT_EQ(ring.head(), kLastPosition);
+  EXPECT_EQ(ring.write_slot(pattern_payload(9, 8)).code(), ErrorCode::Full);  // R-POSITIONS
+  EXPECT_EQ(ring.head(), kLastPosition);
+  EXPECT_EQ(ring.read_slot(out).code(), ErrorCode::Empty);
+  EXPECT_TRUE(ring.positions_consistent());
+}
+
+TEST(SegmentAge, EpochSkipsZeroAndAgesParse) {
+  EXPECT_EQ(next_epoch(1), 2u);
+  EXPECT_EQ(next_epoch(first_epoch(SegmentAge::LapWrap)), 1u);
+  EXPECT_EQ(next_epoch(first_epoch(SegmentAge::PositionEnd)), ~std::uint64_t{0});
+  for (SegmentAge a : kAllSegmentAges) EXPECT_EQ(parse_segment_age(to_string(a)), a);
+  EXPECT_FALSE(parse_segment_age("old").has_value());
+  // Slot i of a ring starting at P is Empty of the lap of the first position >= P it serves.
+  EXPECT_EQ(first_generation(first_position(SegmentAge::LapWrap, 4), 4, 3), kGenerationMask);
+  EXPECT_EQ(first_generation(first_position(SegmentAge::LapWrap, 4), 4, 0), 0u);
+}
 
 }  // namespace
 }  // namespace memlink::shm

@@ -19,8 +19,8 @@ Error corrupt(const std::string& field, const std::string& what) {
 
 }  // namespace
 
-void format_control(std::byte* base, const Geometry& g, std::uint16_t protocol_version,
-                    std::uint32_t daemon_pid, std::uint64_t now_ns) noexcept {
+void format_control(std::byte* base, const Geometry& g, std::uint16_t protocol_version, std::uint32_t daemon_pid,
+                    std::uint64_t now_ns, std::uint64_t epoch) noexcept {
   auto* c = new (base) ControlRegion{};
   c->magic.store(0, std::memory_order_relaxed);
   c->layout_version = LAYOUT_VERSION;
@@ -36,7 +36,7 @@ void format_control(std::byte* base, const Geometry& g, std::uint16_t protocol_v
   c->daemon_alive.store(1, std::memory_order_relaxed);
   c->daemon_pid.store(daemon_pid, std::memory_order_relaxed);
   c->heartbeat_ns.store(now_ns, std::memory_order_relaxed);
-  c->epoch.store(1, std::memory_order_relaxed);
+  c->epoch.store(epoch, std::memory_order_relaxed);
   c->backpressure.store(0, std::memory_order_relaxed);
   c->d2c_consumer_pid.store(0, std::memory_order_relaxed);
   c->client_count.store(0, std::memory_order_relaxed);

@@ -20,8 +20,9 @@ inline const ControlRegion* control_of(const std::byte* base) noexcept {
 
 // Writes every field but the magic (SPEC C-INIT). The segment is not valid to
 // other processes until publish_control() stores the magic.
-void format_control(std::byte* base, const Geometry& g, std::uint16_t protocol_version,
-                    std::uint32_t daemon_pid, std::uint64_t now_ns) noexcept;
+// `epoch` is 1, or an aged start (SPEC C-AGE).
+void format_control(std::byte* base, const Geometry& g, std::uint16_t protocol_version, std::uint32_t daemon_pid,
+                    std::uint64_t now_ns, std::uint64_t epoch = 1) noexcept;
 
 // Stores the magic with release: every write before it is visible to a
 // process that loads the magic with acquire.

@@ -26,9 +26,13 @@ Result<PriorityRingBuffer> build(std::byte* base, std::size_t size, const Geomet
 
 }  // namespace
 
-Result<PriorityRingBuffer> PriorityRingBuffer::format(std::byte* base, std::size_t size,
-                                                      const Geometry& g, Direction d) {
-  return build(base, size, g, d, RingBuffer::format);
+Result<PriorityRingBuffer> PriorityRingBuffer::format(std::byte* base, std::size_t size, const Geometry& g, Direction d,
+                                                      SegmentAge age) {
+  return build(base, size, g, d,
+               [age](std::byte* mem, std::size_t bytes, std::uint32_t capacity, std::uint32_t slot_size, Direction dir,
+                     Priority p) {
+                 return RingBuffer::format(mem, bytes, capacity, slot_size, dir, p, first_position(age, capacity));
+               });
 }
 
 Result<PriorityRingBuffer> PriorityRingBuffer::attach(std::byte* base, std::size_t size,

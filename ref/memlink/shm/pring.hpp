@@ -8,6 +8,7 @@
 #include <span>
 
 #include "memlink/shm/buffer.hpp"
+#include "memlink/shm/segment_age.hpp"
 
 namespace memlink::shm {
 
@@ -17,9 +18,10 @@ class PriorityRingBuffer {
   explicit PriorityRingBuffer(std::array<RingBuffer, kPriorityCount> rings) noexcept
       : rings_(std::move(rings)) {}
 
-  // Formats / attaches the three rings of direction `d` per `g`.
-  static Result<PriorityRingBuffer> format(std::byte* base, std::size_t size, const Geometry& g,
-                                           Direction d);
+  // Formats / attaches the three rings of direction `d` per `g` (formats
+  // them as old as `age` says: SPEC C-AGE).
+  static Result<PriorityRingBuffer> format(std::byte* base, std::size_t size, const Geometry& g, Direction d,
+                                           SegmentAge age = SegmentAge::Fresh);
   static Result<PriorityRingBuffer> attach(std::byte* base, std::size_t size, const Geometry& g,
                                            Direction d);
 

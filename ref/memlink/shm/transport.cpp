@@ -466,9 +466,9 @@ Result<Daemon> Daemon::create_fresh(const std::string& path, const Geometry& geo
   auto seg = MmapSegment::create(path, geometry.segment_size);
   if (!seg) return seg.error();
   std::byte* base = seg->data();
-  format_control(base, geometry, version, platform::current_pid(), platform::monotonic_ns());
+  format_control(base, geometry, version, platform::current_pid(), platform::monotonic_ns(), first_epoch(options.age));
   for (Direction d : {Direction::ClientToDaemon, Direction::DaemonToClient}) {
-    auto rings = PriorityRingBuffer::format(base, seg->size(), geometry, d);
+    auto rings = PriorityRingBuffer::format(base, seg->size(), geometry, d, options.age);
     if (!rings) {
       (void)MmapSegment::remove(path);
       return rings.error();
@@ -490,6 +490,22 @@ Result<Daemon> Daemon::create_fresh(const std::string& path, const Geometry& geo
   publish_control(base);  // release: the segment is now valid to others
   return daemon;
 }
+
+namespace {
+
+// SPEC K-TAKEOVER: the epoch moves on by one, skipping 0 at its wrap (a lost
+// segment reads 0, and no daemon may serve it). seq_cst: one half of the
+// fencing pattern (RingBuffer::take has the other). The CAS only races a
+// takeover nobody can run beside ours (we hold the lock).
+std::uint64_t advance_epoch(ControlRegion& ctl) {
+  std::uint64_t seen = ctl.epoch.load(std::memory_order_relaxed);
+  while (
+      !ctl.epoch.compare_exchange_weak(seen, next_epoch(seen), std::memory_order_seq_cst, std::memory_order_relaxed)) {
+  }
+  return next_epoch(seen);
+}
+
+}  // namespace
 
 // SPEC K-TAKEOVER: keep every message, increment the epoch (which fences the
 // previous daemon if it still runs), recover the inbound tails.
@@ -516,8 +532,7 @@ Result<Daemon> Daemon::take_over(const std::string& path, std::uint16_t version,
   daemon.shut_down_ = true;  // until it serves: a failure must not flag SHUTDOWN
   if (auto s = daemon.attach_rings(); !s) return s.error();
   daemon.start_.previous_pid = ctl->daemon_pid.load(std::memory_order_relaxed);
-  // seq_cst: one half of the fencing pattern (RingBuffer::take has the other).
-  daemon.start_.epoch = ctl->epoch.fetch_add(1, std::memory_order_seq_cst) + 1;
+  daemon.start_.epoch = advance_epoch(*ctl);
   MEMLINK_CRASH_POINT("recovery.after-epoch");
   ctl->daemon_pid.store(platform::current_pid(), std::memory_order_relaxed);
   ctl->heartbeat_interval_ns.store(static_cast<std::uint64_t>(options.heartbeat_interval.count()),

@@ -17,8 +17,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <memory>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -30,6 +30,7 @@
 #include "memlink/shm/mmap.hpp"
 #include "memlink/shm/pring.hpp"
 #include "memlink/shm/recovery.hpp"
+#include "memlink/shm/segment_age.hpp"
 
 namespace memlink::shm {
 
@@ -77,6 +78,10 @@ struct DaemonOptions {
   // Take over a segment left by a dead or unresponsive daemon (keeping its
   // messages). If false, such a segment is AlreadyExists.
   bool take_over = true;
+  // A fresh segment is formatted as if it had served for a long time, its
+  // positions and epoch just before their wraps (SPEC C-AGE): for tests
+  // that must reach a counter's wrap in a few messages.
+  SegmentAge age = SegmentAge::Fresh;
 };
 
 // How a daemon came to serve its segment.
