@@ -8,7 +8,7 @@
 // machine takes milliseconds, not seconds). No bound here is a latency
 // claim.
 //   1. wake rounds: a sleeper waits, another endpoint writes (c2d and d2c);
-//   2. an idle wait ends with Timeout;
+//   2. an idle wait ends with Timeout and costs almost no CPU;
 //   3. a writer asleep on a full ring is woken when the reader frees a slot;
 //   4. a burst through full rings: a client writes faster than the daemon
 //      echoes and another client reads, so writers block on full rings in
@@ -19,10 +19,14 @@
 //      and a client asleep in wait all learn of it at once (T-SHUTDOWN);
 //   7. kill -9 of the daemon: writes still land (T-KILLED) and wait reports
 //      Disconnected (T-WAIT).
+#include <unistd.h>
+
 #include <atomic>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "capabilities.hpp"
@@ -116,13 +120,47 @@ std::uint64_t wake_rounds(Cluster& c, DriverProcess& client, int rounds, std::mt
   return slowest;
 }
 
-// 2. A wait with nothing to read ends with Timeout, not Ok (T-WAIT).
-void idle_wait(Cluster& c) {
-  const Reply idle = c.daemon->call({{"op", "wait"}, {"timeout_ms", 30}}, 10s);
+// The CPU time (user + system) process `pid` has used, from /proc (Linux);
+// nullopt where there is no /proc.
+std::optional<std::uint64_t> process_cpu_ms(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return std::nullopt;
+  // Fields after the command name (which may hold spaces): state is field 3,
+  // utime and stime fields 14 and 15, in clock ticks.
+  std::istringstream rest(stat.substr(stat.rfind(')') + 1));
+  std::string field;
+  std::uint64_t utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  const long ticks = sysconf(_SC_CLK_TCK);
+  return ticks > 0 ? std::optional((utime + stime) * 1000 / static_cast<std::uint64_t>(ticks)) : std::nullopt;
+}
+
+// 2. A wait with nothing to read ends with Timeout, not Ok, and costs
+// almost no CPU (T-WAIT: block and adaptive sleep after their spin budget).
+// A waiter that spins uses the whole second; one that sleeps uses a few
+// milliseconds; the line between them is drawn at a tenth, far from both,
+// so that a loaded machine (a spinner gets less CPU) cannot blur it.
+std::string idle_wait(Cluster& c) {
+  constexpr int kIdleMs = 1000;
+  const auto before = process_cpu_ms(c.daemon->pid());
+  const Reply idle = c.daemon->call({{"op", "wait"}, {"timeout_ms", kIdleMs}}, 20s);
+  const auto after = process_cpu_ms(c.daemon->pid());
   if (idle.ok()) scenario_fail(ClauseId::T_WAIT, "the daemon's wait returned Ok with nothing to read");
   if (idle.error().code != shm::ErrorCode::Timeout)
     scenario_fail(ClauseId::T_WAIT,
                   "a wait with nothing to read ended with " + idle.error().message() + ", not Timeout");
+  if (!before || !after) return "an idle wait (its CPU cost not measured: no /proc here)";
+  const std::uint64_t used = *after - *before;
+  if (used * 10 > kIdleMs)
+    scenario_fail(ClauseId::T_WAIT, "the daemon's process used " + std::to_string(used) + " ms of CPU time during a " +
+                                        std::to_string(kIdleMs) +
+                                        " ms wait with nothing to read: an idle waiter spins instead of sleeping "
+                                        "(a sleeping one uses a few ms)");
+  return "an idle wait (" + std::to_string(used) + " ms of CPU in " + std::to_string(kIdleMs) + " ms)";
 }
 
 // 3. A writer asleep on a full ring is woken when the reader frees a slot.
@@ -354,12 +392,7 @@ std::vector<Phase> phases(int rounds) {
          return std::to_string(rounds) + " wake-ups across endpoints (slowest round " + std::to_string(slowest) +
                 " ms; " + std::to_string(kSliceMs) + " ms sleep slices, so a lost wake-up shows)";
        }},
-      {"an idle wait",
-       {},
-       [](Cluster& c, DriverProcess&, std::mt19937_64&) {
-         idle_wait(c);
-         return std::string("an idle wait");
-       }},
+      {"an idle wait, and its CPU cost", {}, [](Cluster& c, DriverProcess&, std::mt19937_64&) { return idle_wait(c); }},
       {"a writer asleep on a full ring",
        {"write_blocking"},
        [](Cluster& c, DriverProcess& client, std::mt19937_64&) {
