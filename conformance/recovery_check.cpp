@@ -18,8 +18,10 @@
 //   every crash and pause point (recovery_points.cpp)     (crash_points, pause_points)
 #include <signal.h>
 
+#include <cstring>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -28,6 +30,7 @@
 #include "memlink/shm/crash_point.hpp"
 #include "rc_runner.hpp"
 #include "recovery_scenarios.hpp"
+#include "segment_fields.hpp"
 
 namespace memlink::conformance {
 namespace recovery {
@@ -373,6 +376,72 @@ void killed_clients(Cluster& c) {
                                            std::to_string(count) + ", not 1 (a killed client stays counted forever)");
 }
 
+std::vector<std::byte> segment_image(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> out(bytes.size());
+  std::memcpy(out.data(), bytes.data(), bytes.size());
+  return out;
+}
+
+// K-FENCE: a fenced daemon changes nothing of its successor's segment.
+// While the successor is stopped (SIGSTOP) and the clients are idle nobody
+// else may write it, so every byte that moves while the fenced daemon runs
+// (idle, its heartbeat due many times; then asked to read, write and shut
+// down) is a stray write. SPEC lets one heartbeat stamp already past its
+// epoch check land late: heartbeat_ns may move once.
+class FenceWatch {
+ public:
+  FenceWatch(Cluster& c, DriverProcess& successor, bool on) : c_(c), successor_(successor), on_(on) {
+    if (!on_) return;
+    successor_.stop();
+    c_.step("new daemon stopped (SIGSTOP), so that the fenced one is the only writer left");
+    images_.push_back(segment_image(c_.path()));
+  }
+  ~FenceWatch() {
+    if (on_) successor_.resume();
+  }
+  FenceWatch(const FenceWatch&) = delete;
+  FenceWatch& operator=(const FenceWatch&) = delete;
+
+  // The fenced daemon, resumed, left alone for ten heartbeat intervals.
+  void idle() {
+    if (!on_) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10 * c_.options().heartbeat_ms));
+    images_.push_back(segment_image(c_.path()));
+  }
+  // Then asked to write, read and shut down; the successor resumes.
+  void busy_then_check() {
+    if (!on_) return;
+    (void)c_.daemon->call({{"op", "write"}, {"priority", 2}, {"data", "66656e636564"}}, 20s);
+    (void)c_.daemon->call({{"op", "read"}}, 20s);
+    (void)c_.daemon->call({{"op", "shutdown"}}, 20s);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10 * c_.options().heartbeat_ms));
+    images_.push_back(segment_image(c_.path()));
+    on_ = false;
+    successor_.resume();
+    c_.step("new daemon resumed (SIGCONT)");
+    c_.record(ClauseId::K_FENCE);
+    std::string stray;
+    int stamps = 0;
+    for (std::size_t i = 1; i < images_.size(); ++i)
+      for (const auto& f : changed_fields(images_[i - 1], images_[i]))
+        if (f != "control.heartbeat_ns" || ++stamps > 1) stray += (stray.empty() ? "" : ", ") + f;
+    if (!stray.empty())
+      scenario_fail(ClauseId::K_FENCE,
+                    "a replaced daemon, fenced, wrote its successor's segment while the "
+                    "successor was stopped and the clients idle (left alone, then asked to "
+                    "write, read and shut down): " +
+                        stray + (stamps > 1 ? " (heartbeat_ns more than once)" : ""));
+  }
+
+ private:
+  Cluster& c_;
+  DriverProcess& successor_;
+  bool on_;
+  std::vector<std::vector<std::byte>> images_;
+};
+
 // A daemon that stops stamping (SIGSTOP) is replaced and, resumed, fenced.
 void silent_daemon(Cluster& c) {
   if (!c.start_daemon(c.daemon, "daemon", Placement::OwnProcess).ok())
@@ -398,13 +467,16 @@ void silent_daemon(Cluster& c) {
   }
   std::unique_ptr<DriverProcess> next;
   try {
-    take_over(c, next, "daemon 2", Placement::Any, 20s);
+    // Its own process: FenceWatch stops it.
+    take_over(c, next, "daemon 2", Placement::OwnProcess, 20s);
   } catch (const ScenarioFailure&) {
     c.daemon->resume();
     throw;
   }
+  FenceWatch watch(c, *next, c.params().claims("spec_layout"));
   c.daemon->resume();
   c.step("old daemon resumed (SIGCONT)");
+  watch.idle();
   const Reply old = c.daemon->call({{"op", "read"}}, 20s);
   c.step("old daemon: read -> " + (old.ok() ? std::string("a message") : old.error().message()));
   c.record(ClauseId::K_FENCE);
@@ -412,6 +484,7 @@ void silent_daemon(Cluster& c) {
     scenario_fail(ClauseId::K_FENCE, "a replaced daemon, resumed, read " +
                                          (old.ok() ? "a message" : "and got " + old.error().message()) +
                                          " instead of Disconnected");
+  watch.busy_then_check();
   const auto got = read_until(c, *next, acked);
   expect_delivered(acked, got, ClauseId::K_TAKEOVER, "after a silent daemon was replaced");
   c.daemon = std::move(next);
