@@ -22,6 +22,12 @@ MEMLINK_PACKAGES=("${MEMLINK_BENCH_PACKAGES[@]}" clang libfmt-dev pkg-config cla
 # threads), Wine, and GoogleTest's sources (to build it for Windows).
 MEMLINK_WINDOWS_PACKAGES=(cmake ninja-build ccache g++-mingw-w64-x86-64-posix wine64 googletest)
 
+# What scripts/test-aarch64 adds: the aarch64 cross compiler, qemu-user, and
+# Debian's arm64 GoogleTest and RapidCheck (multiarch; the script adds the
+# arm64 architecture to dpkg first), plus what the native runner needs.
+MEMLINK_AARCH64_PACKAGES=("${MEMLINK_CONFORMANCE_PACKAGES[@]}" g++-aarch64-linux-gnu qemu-user
+                          libgtest-dev:arm64 librapidcheck-dev:arm64)
+
 # The release version (ref/memlink/shm/version.hpp), for every script's --version.
 memlink_version() { sed -n 's/^#define MEMLINK_SHM_VERSION "\(.*\)"$/\1/p' ref/memlink/shm/version.hpp; }
 print_version() { echo "scripts/$(basename "$0") $(memlink_version)"; }
