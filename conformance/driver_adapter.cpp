@@ -12,6 +12,7 @@
 #include "driver_json.hpp"
 #include "launcher.hpp"
 #include "reference_ops.hpp"
+#include "segment_fields.hpp"
 
 namespace memlink::conformance {
 namespace {
@@ -187,10 +188,11 @@ class DriverAdapter final : public Adapter {
 
   // spec_layout: the segment is the file at path_; the suite reads it itself.
   std::span<const std::byte> segment_bytes() override {
-    std::ifstream in(path_, std::ios::binary);
-    const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    bytes_.resize(all.size());
-    std::memcpy(bytes_.data(), all.data(), all.size());
+    // Copied into the buffer in place: a span handed out before stays valid
+    // while the size is unchanged (a check may hold one across a re-read).
+    const std::vector<std::byte> now = read_segment_file(path_);
+    bytes_.resize(now.size());
+    std::copy(now.begin(), now.end(), bytes_.begin());
     return bytes_;
   }
 

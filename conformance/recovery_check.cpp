@@ -376,14 +376,6 @@ void killed_clients(Cluster& c) {
                                            std::to_string(count) + ", not 1 (a killed client stays counted forever)");
 }
 
-std::vector<std::byte> segment_image(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::byte> out(bytes.size());
-  std::memcpy(out.data(), bytes.data(), bytes.size());
-  return out;
-}
-
 // K-FENCE: a fenced daemon changes nothing of its successor's segment.
 // While the successor is stopped (SIGSTOP) and the clients are idle nobody
 // else may write it, so every byte that moves while the fenced daemon runs
@@ -396,7 +388,7 @@ class FenceWatch {
     if (!on_) return;
     successor_.stop();
     c_.step("new daemon stopped (SIGSTOP), so that the fenced one is the only writer left");
-    images_.push_back(segment_image(c_.path()));
+    images_.push_back(read_segment_file(c_.path()));
   }
   ~FenceWatch() {
     if (on_) successor_.resume();
@@ -411,7 +403,7 @@ class FenceWatch {
     if (!on_) return;
     for (int i = 0; i < 3; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5 * c_.options().heartbeat_ms));
-      images_.push_back(segment_image(c_.path()));
+      images_.push_back(read_segment_file(c_.path()));
     }
   }
   // Then asked to write, read and shut down; the successor resumes.
@@ -421,7 +413,7 @@ class FenceWatch {
     (void)c_.daemon->call({{"op", "read"}}, 20s);
     (void)c_.daemon->call({{"op", "shutdown"}}, 20s);
     std::this_thread::sleep_for(std::chrono::milliseconds(10 * c_.options().heartbeat_ms));
-    images_.push_back(segment_image(c_.path()));
+    images_.push_back(read_segment_file(c_.path()));
     on_ = false;
     successor_.resume();
     c_.step("new daemon resumed (SIGCONT)");

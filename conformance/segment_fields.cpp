@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include "memlink/shm/layout.hpp"
 
@@ -96,6 +98,14 @@ std::string segment_field(std::span<const std::byte> segment, std::size_t offset
       return ring + ".slot[" + std::to_string(slot) + "]." + (at >= 64 ? "payload" : name_in(kSlot, at, "reserved"));
     }
   return "byte " + std::to_string(offset) + " (past the rings)";
+}
+
+std::vector<std::byte> read_segment_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> out(all.size());
+  std::memcpy(out.data(), all.data(), all.size());
+  return out;
 }
 
 std::vector<std::string> changed_fields(std::span<const std::byte> before, std::span<const std::byte> after) {
