@@ -387,8 +387,13 @@ class FenceWatch {
   FenceWatch(Cluster& c, DriverProcess& successor, bool on) : c_(c), successor_(successor), on_(on) {
     if (!on_) return;
     successor_.stop();
+    // kill(2) only sends the signal: the image must wait until every thread
+    // of the successor has stopped, or a stamp of its own lands after it.
+    if (!successor_.wait_stopped(10s))
+      scenario_fail(ClauseId::K_FENCE, "the new daemon (pid " + std::to_string(successor_.pid()) +
+                                           ") did not stop within 10 s of SIGSTOP");
     c_.step("new daemon stopped (SIGSTOP), so that the fenced one is the only writer left");
-    images_.push_back(read_segment_file(c_.path()));
+    take("with the successor stopped");
   }
   ~FenceWatch() {
     if (on_) successor_.resume();
@@ -401,9 +406,9 @@ class FenceWatch {
   // every two images, the one late stamp SPEC allows between two only.
   void idle() {
     if (!on_) return;
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 1; i <= 3; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5 * c_.options().heartbeat_ms));
-      images_.push_back(read_segment_file(c_.path()));
+      take("idle for " + std::to_string(5 * i) + " heartbeat intervals");
     }
   }
   // Then asked to write, read and shut down; the successor resumes.
@@ -413,7 +418,7 @@ class FenceWatch {
     (void)c_.daemon->call({{"op", "read"}}, 20s);
     (void)c_.daemon->call({{"op", "shutdown"}}, 20s);
     std::this_thread::sleep_for(std::chrono::milliseconds(10 * c_.options().heartbeat_ms));
-    images_.push_back(read_segment_file(c_.path()));
+    take("after its write, read and shutdown");
     on_ = false;
     successor_.resume();
     c_.step("new daemon resumed (SIGCONT)");
@@ -422,7 +427,9 @@ class FenceWatch {
     int stamps = 0;
     for (std::size_t i = 1; i < images_.size(); ++i)
       for (const auto& f : changed_fields(images_[i - 1], images_[i]))
-        if (f != "control.heartbeat_ns" || ++stamps > 1) stray += (stray.empty() ? "" : ", ") + f;
+        if (f != "control.heartbeat_ns" || ++stamps > 1)
+          stray += (stray.empty() ? "" : "; ") + f + " (between the image " + labels_[i - 1] + " and the one " +
+                   labels_[i] + ")";
     if (!stray.empty())
       scenario_fail(ClauseId::K_FENCE,
                     "a replaced daemon, fenced, wrote its successor's segment while the "
@@ -432,10 +439,16 @@ class FenceWatch {
   }
 
  private:
+  void take(std::string label) {
+    images_.push_back(read_segment_file(c_.path()));
+    labels_.push_back(std::move(label));
+  }
+
   Cluster& c_;
   DriverProcess& successor_;
   bool on_;
   std::vector<std::vector<std::byte>> images_;
+  std::vector<std::string> labels_;
 };
 
 // A daemon that stops stamping (SIGSTOP) is replaced and, resumed, fenced.
@@ -484,6 +497,51 @@ void silent_daemon(Cluster& c) {
   const auto got = read_until(c, *next, acked);
   expect_delivered(acked, got, ClauseId::K_TAKEOVER, "after a silent daemon was replaced");
   c.daemon = std::move(next);
+}
+
+// A second client's read of d2c: refused while the first client process
+// holds the reader's place (R-ROLES), whoever serves the segment.
+void expect_refused_reader(Cluster& c, DriverProcess& second, pid_t holder, const std::string& when) {
+  const Reply r = second.call({{"op", "read"}});
+  c.step(second.role() + ": read " + when + " -> " + (r.ok() ? std::string("a message") : r.error().message()));
+  c.record(ClauseId::R_ROLES);
+  if (r.ok() || r.error().code != shm::ErrorCode::InvalidState)
+    scenario_fail(ClauseId::R_ROLES, "a second client process read the daemon-to-client rings " + when + " and got " +
+                                         (r.ok() ? std::string("a message") : r.error().message()) +
+                                         ", not InvalidState, while client pid " + std::to_string(holder) +
+                                         " still held the reader's place: two consumers on one ring");
+}
+
+// A takeover while a live client process holds the d2c reader's place: the
+// new daemon must leave it to that client (K-TAKEOVER releases only a dead
+// holder's), so a second client process is still refused and the first
+// goes on reading what the new daemon writes. In-process clients share one
+// pid and could not show a second consumer: both clients are processes.
+void takeover_keeps_the_reader(Cluster& c) {
+  if (!c.start_daemon(c.daemon, "daemon", Placement::OwnProcess).ok())
+    scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
+  DriverProcess& reader = c.add_client("reader", Placement::OwnProcess);
+  DriverProcess& second = c.add_client("second client", Placement::OwnProcess);
+  const auto before = write_all(c, *c.daemon, 1500, 1502, c.params().claims("priorities"));
+  expect_delivered(before, read_until(c, reader, before), ClauseId::S_PUBLISH, "before the takeover");
+  expect_refused_reader(c, second, reader.pid(), "before the takeover");
+  c.daemon->stop();
+  c.step("daemon stopped (SIGSTOP)");
+  std::unique_ptr<DriverProcess> next;
+  try {
+    take_over(c, next, "daemon 2", Placement::Any, 20s);
+  } catch (const ScenarioFailure&) {
+    c.daemon->resume();
+    throw;
+  }
+  c.daemon->kill9();
+  c.step("old daemon killed (SIGKILL)");
+  c.daemon = std::move(next);
+  expect_refused_reader(c, second, reader.pid(), "after the takeover");
+  const auto after = write_all(c, *c.daemon, 1502, 1505, c.params().claims("priorities"));
+  c.record(ClauseId::K_TAKEOVER);
+  expect_delivered(after, read_until(c, reader, after), ClauseId::K_TAKEOVER,
+                   "to the client that held the reader's place through a takeover");
 }
 
 // A daemon kept busy for three heartbeat timeouts (a client writes, blocking
@@ -585,6 +643,7 @@ std::vector<Scenario> all_scenarios(std::uint64_t seed_base, const std::vector<s
   out.push_back({"reader-killed-mid-take", reader_killed_mid_take, {"two_step", "daemon_writes"}});
   out.push_back({"killed-clients", killed_clients, {"observe"}});
   out.push_back({"silent-daemon", silent_daemon, {"takeover"}, stale_soon});
+  out.push_back({"takeover-keeps-the-reader", takeover_keeps_the_reader, {"takeover", "daemon_writes"}, stale_soon});
   out.push_back({"busy-daemon", busy_daemon, {"takeover"}, busy});
   out.push_back({"cleanup", cleanup, {"cleanup"}});
   for (auto& s : point_scenarios(points)) out.push_back(std::move(s));

@@ -54,10 +54,11 @@ struct Search {
   int runs = 0;
 };
 
-// Every schedule with at most 4 preemptions and `stale` stale reads.
-Search explore_all(const Program& program, int stale = 2, int preemptions = 4) {
+// Every schedule with at most 4 preemptions and `stale` stale reads (with
+// `focus`, make_exhaustive's focused search on that thread, a 500 ms stall).
+Search explore_all(const Program& program, int stale = 2, int preemptions = 4, int focus = -1) {
   Search s;
-  auto dfs = make_exhaustive(preemptions, 0, 0, 0, stale);
+  auto dfs = make_exhaustive(preemptions, 0, focus >= 0 ? 1 : 0, focus >= 0 ? 2 : 0, stale, focus);
   do {
     Memory m;
     SchedulerOptions o;
@@ -339,6 +340,45 @@ Program slot_reuse(std::memory_order cas) {
 TEST(MemoryModel, AClaimByARelaxedCasRacesWithThePreviousLapsReader) {
   EXPECT_GT(explore_all(slot_reuse(memory_order_relaxed)).races, 0u);
   EXPECT_EQ(explore_all(slot_reuse(memory_order_acquire)).races, 0u);
+}
+
+// K-FENCE's shape: a consumer takes the slot by a seq_cst CAS, then checks
+// the epoch; a successor bumps the epoch by a seq_cst read-modify-write, then
+// looks at the slot (and goes on working). The consumer was descheduled just
+// before its CAS and resumed while the bump was still in flight. With the
+// check relaxed both may miss each other (r0 = 0: old epoch, r1 = 0: the slot
+// still free); seq_cst on both sides forbids it. The focused search reaches
+// it in a few dozen schedules.
+Program check_after_cas(std::memory_order check) {
+  return [=](Memory& m) {
+    return std::vector<ThreadSpec>{thread("consumer",
+                                          [&m, check] {
+                                            std::uint32_t free = 0;
+                                            (void)m.x().compare_exchange_strong(free, 1, memory_order_seq_cst,
+                                                                                memory_order_seq_cst);
+                                            m.r[0] = static_cast<int>(m.y().load(check));
+                                          }),
+                                   {"successor", false, [&m](ThreadApi& api) {
+                                      (void)m.y().fetch_add(1, memory_order_seq_cst);
+                                      m.r[1] = static_cast<int>(m.x().load(memory_order_seq_cst));
+                                      api.yield();  // it works on: a point to resume the consumer at
+                                    }}};
+  };
+}
+// The focused search (make_exhaustive): thread 0 stalls before any of its
+// effects and is resumed at any later step of the other, one stale read.
+Search explore_focused(const Program& program) {
+  Search s = explore_all(program, 1, 1, /*focus=*/0);
+  EXPECT_LT(s.runs, 100) << "the focused search is meant to be small";
+  return s;
+}
+
+TEST(MemoryModel, FocusedSearchFindsACheckAfterACasThatMissesTheSuccessor) {
+  EXPECT_TRUE(explore_focused(check_after_cas(memory_order_relaxed)).outcomes.count(kSbWeak));
+  EXPECT_TRUE(explore_focused(check_after_cas(memory_order_acquire)).outcomes.count(kSbWeak));
+  const Search sc = explore_focused(check_after_cas(memory_order_seq_cst));
+  EXPECT_FALSE(sc.outcomes.count(kSbWeak));
+  EXPECT_TRUE(sc.outcomes.count({1, 0, -1, -1})) << "the consumer resumed after the successor's look: it sees the bump";
 }
 
 // Without weak memory on, no load reads an older store (the exploration's

@@ -126,12 +126,13 @@ class Pct final : public Strategy {
 
 class Exhaustive final : public Strategy {
  public:
-  Exhaustive(int preemptions, int deaths, int stalls, int stall_kind, int stale_reads)
+  Exhaustive(int preemptions, int deaths, int stalls, int stall_kind, int stale_reads, int focus)
       : bound_(preemptions),
         death_bound_(deaths),
         stall_bound_(stalls),
         stale_bound_(stale_reads),
-        stall_kind_(static_cast<std::uint8_t>(stall_kind)) {}
+        stall_kind_(static_cast<std::uint8_t>(stall_kind)),
+        focus_(focus) {}
 
   void begin(int) override {
     pos_ = 0;
@@ -142,11 +143,12 @@ class Exhaustive final : public Strategy {
   }
 
   Decision choose(const DecisionPoint& p) override {
+    if (focus_ >= 0 && p.stale_options == 0) return choose_focused(p);
     std::vector<Decision> options;
     auto run = [](int t) { return Decision{Decision::Run, static_cast<std::uint8_t>(t)}; };
     if (p.stale_options > 0) {  // a load's value: the newest, or (within the bound) each older one
       options.push_back(run(p.current));
-      if (stales_ < stale_bound_)
+      if (stales_ < stale_bound_ && (focus_ < 0 || p.current == focus_))
         for (int k = 1; k <= p.stale_options; ++k) options.push_back({Decision::Stale, static_cast<std::uint8_t>(k)});
       const Decision d = take(options);
       if (d.kind == Decision::Stale) ++stales_;
@@ -195,6 +197,36 @@ class Exhaustive final : public Strategy {
     return d;
   }
 
+  // The focused search (make_exhaustive, `focus`): the threads run in the
+  // fair order, except that the focus thread may stall before any of its
+  // stores, CASes or read-modify-writes and the preemption budget only
+  // resumes it early, at any later decision of the others.
+  Decision choose_focused(const DecisionPoint& p) {
+    std::vector<Decision> options;
+    const bool cur_runnable =
+        p.current >= 0 && std::find(p.runnable.begin(), p.runnable.end(), p.current) != p.runnable.end();
+    if (cur_runnable && !p.current_spinning) {
+      options.push_back({Decision::Run, static_cast<std::uint8_t>(p.current)});
+    } else if (!p.runnable.empty()) {  // blocked, ended or polling: the next runnable one, round-robin
+      int next = p.runnable.front();
+      for (int t : p.runnable)
+        if (t > p.current) {
+          next = t;
+          break;
+        }
+      options.push_back({Decision::Run, static_cast<std::uint8_t>(next)});
+    }
+    if (cur_runnable && p.current == focus_ && p.before_effect && stalls_ < stall_bound_)
+      options.push_back({Decision::Stall, stall_kind_});
+    const bool stalled = std::find(p.stalled.begin(), p.stalled.end(), focus_) != p.stalled.end();
+    if (stalled && preemptions_ < bound_) options.push_back({Decision::Run, static_cast<std::uint8_t>(focus_)});
+    if (options.empty()) return {Decision::Run, static_cast<std::uint8_t>(p.current < 0 ? 0 : p.current)};
+    const Decision d = take(options);
+    if (d.kind == Decision::Stall) ++stalls_;
+    if (stalled && d.kind == Decision::Run && d.thread == focus_) ++preemptions_;
+    return d;
+  }
+
   // The option this run takes at the next frame of the depth-first search.
   Decision take(const std::vector<Decision>& options) {
     if (pos_ == stack_.size()) stack_.push_back({options.size(), 0});
@@ -226,6 +258,7 @@ class Exhaustive final : public Strategy {
   };
   int bound_, death_bound_, stall_bound_, stale_bound_;
   std::uint8_t stall_kind_;
+  int focus_ = -1;
   std::vector<Frame> stack_;
   std::size_t pos_ = 0;
   int preemptions_ = 0, deaths_ = 0, stalls_ = 0, stales_ = 0;
@@ -293,9 +326,10 @@ constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 std::unique_ptr<Strategy> make_pct(std::uint64_t seed, int depth, std::uint64_t steps_estimate) {
   return std::make_unique<Pct>(seed, depth, steps_estimate);
 }
-std::unique_ptr<Strategy> make_exhaustive(int preemptions, int deaths, int stalls, int stall_kind, int stale_reads) {
+std::unique_ptr<Strategy> make_exhaustive(int preemptions, int deaths, int stalls, int stall_kind, int stale_reads,
+                                          int focus) {
   return std::make_unique<Exhaustive>(preemptions, deaths, stalls, std::clamp(stall_kind, 0, kStallKinds - 1),
-                                      stale_reads);
+                                      stale_reads, focus);
 }
 std::unique_ptr<Strategy> make_replay(std::vector<Decision> decisions) {
   return std::make_unique<Replay>(std::move(decisions));

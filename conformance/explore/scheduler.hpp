@@ -121,8 +121,16 @@ std::unique_ptr<Strategy> make_pct(std::uint64_t seed, int depth, std::uint64_t 
 // stalled thread before its stall ends costs a preemption; at most
 // `stale_reads` loads read an older store than the newest (weak memory).
 // `stall_kind` indexes kStallNs.
+//
+// With `focus` >= 0 the search is about one thread descheduled in a window
+// and resumed while the others' stores are still in flight: the threads run
+// in a fixed fair order (each until it blocks or polls), only `focus` may
+// stall and read older stores, and the preemption budget is spent only on
+// resuming it early. Every stall point of that thread times every resume
+// point times every stale read: a store-buffering race of a check after a
+// CAS (SPEC K-FENCE), which the unfocused bounds reach only among millions.
 std::unique_ptr<Strategy> make_exhaustive(int preemptions, int deaths, int stalls = 0, int stall_kind = 0,
-                                          int stale_reads = 0);
+                                          int stale_reads = 0, int focus = -1);
 // Follows `decisions` while each fits the run (see diverged_at); off the
 // record it keeps the current thread running until it polls, then passes
 // to the next runnable one.

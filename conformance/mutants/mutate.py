@@ -204,8 +204,8 @@ class Layers:
         self.args, self.release, self.tsan, self.work = args, release, tsan, work
 
     def targets(self, layer: str) -> tuple[Path, list[str]]:
-        if layer == "conformance":
-            return self.release, ["memlink-conformance"]
+        if layer == "conformance":  # and the driver it runs for processes of their own (launcher.cpp)
+            return self.release, ["memlink-conformance", "memlink-shm-driver"]
         if layer == "chaos":
             return self.release, ["memlink-chaos"]
         if layer == "ctest":
