@@ -86,6 +86,7 @@ void produce(ThreadApi& api, RunRecord& rec, const Config& c, bool blocking_mode
       w.length = length_of(w.id, c.slot);
       w.priority = with_priorities ? static_cast<Priority>(mix(w.id ^ 0x5eed) % 3) : Priority::Low;
       w.blocking = blocking_mode && (c.mode == 1 || m % 2 == 1);
+      api.begin_operation();
       w.invoke = api.step();
       w.invoke_ns = api.now();
       rec.writes.push_back(w);
@@ -263,6 +264,7 @@ class RingScenario final : public Scenario {
     std::uint64_t reads = 0;
     for (;;) {
       if (api.tearing_down()) return;
+      api.begin_operation();
       const std::uint64_t invoke = api.step();
       const bool view = !record.corruption && (++reads & 1) == 0;
       auto m = view ? copy_view(buf, [&] { return ring_.take_view(); }) : ring_.read_slot(buf);
@@ -434,6 +436,7 @@ class SegmentScenario : public Scenario {
     std::uint64_t takes = 0;
     for (;;) {
       if (api.tearing_down()) return;
+      api.begin_operation();
       const std::uint64_t invoke = api.step();
       auto m = (++takes & 1) == 0 ? copy_view(buf, [&] { return d.take_view(); }) : d.take(buf);
       ReadRecord r = read_record(api, m, buf, invoke);
@@ -646,6 +649,12 @@ std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Exec
   for (const std::string& s : e.violations) v.push_back(Violation{deaths ? ClauseId::K_STALE : ClauseId::T_WAIT, s});
   for (const std::string& s : e.races) v.push_back(Violation{ClauseId::S_PUBLISH, s});  // memory_model.hpp
   for (const std::string& s : e.lost_wakeups) v.push_back(Violation{ClauseId::F_WAKE, s});
+  for (const std::string& s : e.idle_wakes)
+    v.push_back(Violation{ClauseId::F_WAKE, s +
+                                                (e.idle_wake_count > 1 ? " (" + std::to_string(e.idle_wake_count) +
+                                                                             " such wakes in the run)"
+                                                                       : std::string()) +
+                                                ": a waker pays no system call when nobody sleeps"});
   // Cost as a property: when every thread ended (none died mid-wait), no
   // sleeper is counted.
   if (r.waiters && e.completed && e.died.empty()) {

@@ -397,7 +397,14 @@ void ThreadApi::expect_wake(std::function<bool()> condition, std::string what) {
   t.wake_what = std::move(what);
 }
 
-void ThreadApi::clear_wake() { s_->threads_[static_cast<std::size_t>(id_)]->wake_condition = nullptr; }
+void ThreadApi::clear_wake() {
+  auto& t = *s_->threads_[static_cast<std::size_t>(id_)];
+  t.wake_condition = nullptr;
+  t.episode_end = s_->exec_.steps;
+  t.episode_end_ns = s_->now_;
+}
+
+void ThreadApi::begin_operation() { s_->threads_[static_cast<std::size_t>(id_)]->operation_begin = s_->exec_.steps; }
 
 std::uint64_t ThreadApi::point_time(const std::string& point) const {
   const auto& pts = s_->threads_[static_cast<std::size_t>(id_)]->points;
@@ -757,11 +764,37 @@ WaitResult Scheduler::futex_wait(std::string_view key, const void* word, std::ui
   return cur().result;
 }
 
+// SPEC F-WAKE: a waker pays no system call when nobody sleeps. Who may be
+// asleep is known without the transport's own count (which is what a leak
+// corrupts): a thread between its expect_wake and clear_wake is in a call
+// that may sleep (wait, write_blocking), one that died there stays so, and
+// a thread blocked on the key sleeps. The waker decides on its load of the
+// count, a few steps before its system call, so a sleeper whose call ended
+// since the waker's operation began (ThreadApi::begin_operation) still
+// justifies it; under weak memory so does one whose unregistering store is
+// still within the visibility window (the waker's relaxed load of the
+// count may read the registration: memory_model.hpp, rule 2). A wake that
+// none of these justifies is a system call for nobody.
+void Scheduler::note_idle_wake(std::string_view key) {
+  const std::uint64_t since = cur().operation_begin;
+  for (const auto& t : threads_)
+    if (t.get() != &cur() &&
+        (t->wake_condition || t->episode_end >= since || (t->state == State::Blocked && t->key == key) ||
+         (o_.weak_memory && t->episode_end_ns + kVisibilityWindowNs >= now_)))
+      return;
+  if (exec_.idle_wakes.size() < 4)
+    exec_.idle_wakes.push_back("step " + std::to_string(exec_.steps) + ": " + cur().name +
+                               " made a futex wake system call (" + std::string(key) +
+                               ") while no other thread was in a call that sleeps");
+  ++exec_.idle_wake_count;
+}
+
 int Scheduler::futex_wake(std::string_view key, std::uint32_t count) noexcept {
   if (teardown_ || ended_ || t_self != current_) return 0;
   decide(false);
   if (teardown_ || ended_) return 0;
   memory_.syscall(t_self);
+  note_idle_wake(key);
   int woken = 0;
   for (auto& t : threads_) {
     if (woken >= static_cast<int>(count)) break;

@@ -144,6 +144,10 @@ struct Execution {
   std::vector<std::string> races;       // data races on plain slot fields (S-PUBLISH), the first few
   std::vector<std::string> lost_wakeups;  // sleepers only their timeout woke, with the condition true (F-WAKE)
   std::uint64_t stale_reads = 0;          // loads that read an older store than the newest
+  // Futex wakes made while no other thread was in a call that sleeps (SPEC
+  // F-WAKE: a waker pays no system call when nobody sleeps), the first few.
+  std::vector<std::string> idle_wakes;
+  std::uint64_t idle_wake_count = 0;
   std::vector<int> died;                // threads that died
   int stalls = 0;                       // stalls taken
   struct Event {
@@ -177,6 +181,9 @@ class ThreadApi {
   // else could run, with `condition` true, is a lost wake-up naming `what`.
   void expect_wake(std::function<bool()> condition, std::string what);
   void clear_wake();
+  // The thread begins an operation of the scenario (a write, a read, a
+  // wait): a futex wake it makes is judged against the sleepers since then.
+  void begin_operation();
   // When the state named by this thread's last visit to a named point arose
   // (the time its last store, CAS or read-modify-write before the point
   // ran), or 0 if it never reached the point.
@@ -253,6 +260,9 @@ class Scheduler final : public shm::hooks::Interposer {
     std::uint64_t deadline = 0;
     WaitResult result = WaitResult::Woken;
     std::function<bool()> wake_condition;
+    std::uint64_t episode_end = 0;      // the step its last expect_wake ... clear_wake ended at
+    std::uint64_t episode_end_ns = 0;   // and the virtual time
+    std::uint64_t operation_begin = 0;  // the step its current operation began at (begin_operation)
     std::string wake_what;
     std::map<std::string, std::uint64_t, std::less<>> points;  // named point -> when its state arose
     std::uint64_t last_effect_ns = 0;  // when this thread's last store, CAS or RMW ran
@@ -272,6 +282,7 @@ class Scheduler final : public shm::hooks::Interposer {
   void block_current(std::string key, std::optional<std::uint64_t> deadline);
   void switch_to(int next);                      // hand the baton over; returns when we run again
   bool fire_timeouts(bool quiescent);            // wakes the earliest sleepers
+  void note_idle_wake(std::string_view key);     // a wake with nobody in a call that sleeps (F-WAKE)
   void wake_expired();                           // wakes sleepers whose deadline has passed
   void end_run(const std::string& violation = {});
   void thread_main(int id);

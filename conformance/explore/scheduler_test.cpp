@@ -275,6 +275,82 @@ struct WakeProgram {
   }
 };
 
+// F-WAKE's protocol in small: the sleeper registers in `waiters`, fences,
+// rechecks, sleeps, unregisters; the waker publishes twice (two operations),
+// fences and wakes only when it sees a sleeper. `leak`: the recheck path
+// returns without unregistering (the catalog's sleeper-count-leaks).
+struct CountedWake {
+  shm::SharedAtomic<std::uint32_t> flag, word, waiters;
+  bool leak = false;
+  CountedWake() {
+    flag.raw().store(0);
+    word.raw().store(0);
+    waiters.raw().store(0);
+  }
+  void publish(ThreadApi& api, std::uint32_t value) {
+    api.begin_operation();
+    flag.store(value, std::memory_order_relaxed);
+    shm::shared_fence(std::memory_order_seq_cst);
+    if (waiters.load(std::memory_order_relaxed) == 0) return;
+    word.fetch_add(1, std::memory_order_release);
+    shm::Futex fx(&word.raw(), "toy");
+    (void)fx.wake(1);
+  }
+  std::vector<ThreadSpec> threads() {
+    return {{"sleeper", false,
+             [this](ThreadApi& api) {
+               shm::Futex fx(&word.raw(), "toy");
+               api.begin_operation();
+               api.expect_wake([this] { return flag.raw().load() != 0; }, "the flag");
+               while (flag.load(std::memory_order_relaxed) == 0 && !api.tearing_down()) {
+                 waiters.fetch_add(1, std::memory_order_relaxed);
+                 shm::shared_fence(std::memory_order_seq_cst);
+                 const std::uint32_t seen = word.load(std::memory_order_relaxed);
+                 if (flag.load(std::memory_order_relaxed) != 0) {
+                   if (!leak) waiters.fetch_sub(1, std::memory_order_relaxed);
+                   break;
+                 }
+                 (void)fx.wait(seen, std::chrono::milliseconds(100));
+                 waiters.fetch_sub(1, std::memory_order_relaxed);
+               }
+               api.clear_wake();
+             }},
+            {"waker", false, [this](ThreadApi& api) {
+               publish(api, 1);
+               for (int i = 0; i < 3; ++i) api.spin();  // long after: nobody is in a call that sleeps
+               publish(api, 2);
+             }}};
+  }
+};
+
+std::uint64_t idle_wakes_in_every_schedule(bool leak, bool weak) {
+  auto dfs = make_exhaustive(2, 0, 0, 0, weak ? 1 : 0);
+  std::uint64_t idle = 0;
+  int runs = 0;
+  do {
+    CountedWake p;
+    p.leak = leak;
+    SchedulerOptions o;
+    o.weak_memory = weak;
+    Scheduler s(o);
+    const Execution e = s.run(p.threads(), *dfs);
+    EXPECT_TRUE(e.lost_wakeups.empty()) << e.lost_wakeups.front();
+    idle += e.idle_wake_count;
+    ++runs;
+  } while (dfs->next() && runs < 20000);
+  EXPECT_LT(runs, 20000) << "the search did not finish";
+  return idle;
+}
+
+TEST(Scheduler, AWakerThatSeesASleeperIsNeverChargedForAnIdleWake) {
+  EXPECT_EQ(idle_wakes_in_every_schedule(false, false), 0u);
+  EXPECT_EQ(idle_wakes_in_every_schedule(false, true), 0u) << "a stale read of the count is the waker's right";
+}
+
+TEST(Scheduler, ALeakedSleeperCountMakesIdleWakesThatAreCounted) {
+  EXPECT_GT(idle_wakes_in_every_schedule(true, false), 0u);
+}
+
 TEST(Scheduler, ALostWakeUpIsReportedExactly) {
   auto dfs = make_exhaustive(1, 0);
   int runs = 0, reported = 0;
