@@ -97,6 +97,15 @@ struct Exhaustive {
 // that x86's locked CAS hides and ARM does not. 1,141 schedules.
 const Exhaustive kFencedDaemonResumes{cfg("takeover", 1, 1, 1, 40, 2, true), 1, 0, 1, 2, 1, /*focus: daemon A*/ 1};
 
+// A hostile peer at a full ring with a producer waiting for the next lap
+// (a focused search on the consumer, thread 2): the peer attacks the slot,
+// gives way to the consumer once at any of its steps, and the consumer,
+// dropping the slot, stalls before any of its stores and is resumed at any
+// step of the others; the producer claims the next lap meanwhile. The
+// oracle excuses no writer error there (the peer never touches a word,
+// head or tail). `field` is the config's mode: the field the peer toggles.
+Exhaustive hostile_at_a_full_ring(int field) { return {cfg("hostile", 1, 1, 2, 40, field), 1, 0, 1, 0, 0, 2}; }
+
 std::vector<Exhaustive> exhaustive_configs(Depth d) {
   // Weak memory (the last field: stale reads): every hand-off of one
   // message, and the wake protocol, with up to two loads reading an older
@@ -106,7 +115,8 @@ std::vector<Exhaustive> exhaustive_configs(Depth d) {
             {cfg("transport", 1, 1, 2, 40, 1), 1, 0},
             {cfg("ring", 1, 1, 2, 40, 0, true), 0, 0, 0, 0, 1},
             {aged(cfg("ring", 1, 2, 1, 40, 0), shm::SegmentAge::LapWrap), 1, 0},
-            kFencedDaemonResumes};
+            kFencedDaemonResumes,
+            hostile_at_a_full_ring(0)};
   std::vector<Exhaustive> v = {{cfg("ring", 1, 2, 1, 40, 0), 1, 1},
                                {cfg("ring", 2, 2, 2, 40, 0), 1, 1},
                                {cfg("transport", 1, 2, 1, 40, 0), 1, 0},
@@ -132,7 +142,10 @@ std::vector<Exhaustive> exhaustive_configs(Depth d) {
                                {aged(cfg("transport", 1, 2, 1, 40, 1), shm::SegmentAge::LapWrap), 1, 0},
                                {aged(cfg("takeover", 1, 1, 2, 40, 0), shm::SegmentAge::LapWrap), 1, 0},
                                kFencedDaemonResumes,
-                               {cfg("takeover", 1, 1, 2, 40, 2, true), 1, 0, 1, 2, 1, /*focus: daemon A*/ 1}};
+                               {cfg("takeover", 1, 1, 2, 40, 2, true), 1, 0, 1, 2, 1, /*focus: daemon A*/ 1},
+                               hostile_at_a_full_ring(0),   // length
+                               hostile_at_a_full_ring(3),   // position
+                               hostile_at_a_full_ring(4)};  // a payload byte
   if (d == Depth::Deep) {
     v.push_back({cfg("ring", 1, 2, 1, 40, 0), 2, 1});
     v.push_back({cfg("ring", 2, 2, 1, 40, 0), 2, 0});

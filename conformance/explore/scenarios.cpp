@@ -243,8 +243,11 @@ class RingScenario final : public Scenario {
                                return r ? std::optional<shm::Error>() : std::optional<shm::Error>(r.error());
                              });
                    }});
-    t.push_back({"consumer", false, [this](ThreadApi& api) { consume(api); }});
+    // The peer before the consumer: in a fair order (the focused search's)
+    // it attacks the slot a waiting producer has filled before the consumer
+    // reads it.
     if (record.corruption) t.push_back({"hostile-peer", false, [this](ThreadApi& api) { attack(api); }, true});
+    t.push_back({"consumer", false, [this](ThreadApi& api) { consume(api); }});
     return t;
   }
   void cleanup() override {}
@@ -716,9 +719,16 @@ std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Exec
       v.push_back(Violation{ClauseId::S_PUBLISH, "message #" + std::to_string(w.id) + " was acknowledged (" +
                                                      std::string(shm::to_string(w.priority)) + ", step " +
                                                      std::to_string(w.response) + ") and never delivered"});
-    if (w.result == Result::Error && !r.corruption)
+    // No hostility excuses a writer's error: the hostile peer changes slot
+    // header fields and payload bytes only, never a slot word or a ring's
+    // head or tail, which are all a writer reads (a dropped message is its
+    // doing; a writer's CorruptSegment is not).
+    if (w.result == Result::Error)
       v.push_back(Violation{w.error_code == shm::ErrorCode::Disconnected ? ClauseId::K_FENCE : ClauseId::R_RELEASE,
-                            "a write on a healthy segment failed: " + w.error});
+                            (r.corruption ? "a write failed where a peer corrupted only slot headers and payloads "
+                                            "(nothing a writer reads): "
+                                          : "a write on a healthy segment failed: ") +
+                                w.error});
     if (w.result == Result::NotSent && w.response_ns - w.claim_ns < r.claim_timeout_ns)
       v.push_back(Violation{ClauseId::K_CLAIMED, "write #" + std::to_string(w.id) +
                                                      " was told its position was reclaimed after it stalled " +

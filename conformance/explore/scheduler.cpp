@@ -140,6 +140,7 @@ class Exhaustive final : public Strategy {
     deaths_ = 0;
     stalls_ = 0;
     stales_ = 0;
+    gave_way_ = 0;
   }
 
   Decision choose(const DecisionPoint& p) override {
@@ -205,7 +206,11 @@ class Exhaustive final : public Strategy {
     std::vector<Decision> options;
     const bool cur_runnable =
         p.current >= 0 && std::find(p.runnable.begin(), p.runnable.end(), p.current) != p.runnable.end();
-    if (cur_runnable && !p.current_spinning) {
+    if (cur_runnable && p.current_hostile && gave_way_ == 0) {  // it goes on, or gives way once to the focus
+      options.push_back({Decision::Run, static_cast<std::uint8_t>(p.current)});
+      if (std::find(p.runnable.begin(), p.runnable.end(), focus_) != p.runnable.end())
+        options.push_back({Decision::Run, static_cast<std::uint8_t>(focus_)});
+    } else if (cur_runnable && !p.current_spinning) {
       options.push_back({Decision::Run, static_cast<std::uint8_t>(p.current)});
     } else if (!p.runnable.empty()) {  // blocked, ended or polling: the next runnable one, round-robin
       int next = p.runnable.front();
@@ -224,6 +229,7 @@ class Exhaustive final : public Strategy {
     const Decision d = take(options);
     if (d.kind == Decision::Stall) ++stalls_;
     if (stalled && d.kind == Decision::Run && d.thread == focus_) ++preemptions_;
+    if (cur_runnable && p.current_hostile && d.kind == Decision::Run && d.thread != p.current) ++gave_way_;
     return d;
   }
 
@@ -259,6 +265,7 @@ class Exhaustive final : public Strategy {
   int bound_, death_bound_, stall_bound_, stale_bound_;
   std::uint8_t stall_kind_;
   int focus_ = -1;
+  int gave_way_ = 0;  // the focused search: times a hostile peer gave way to the focus thread
   std::vector<Frame> stack_;
   std::size_t pos_ = 0;
   int preemptions_ = 0, deaths_ = 0, stalls_ = 0, stales_ = 0;
@@ -466,6 +473,7 @@ Execution Scheduler::run(std::vector<ThreadSpec> specs, Strategy& strategy, cons
     auto t = std::make_unique<Thread>();
     t->name = specs[i].name;
     t->mortal = specs[i].mortal;
+    t->hostile = specs[i].hostile;
     t->body = std::move(specs[i].body);
     t->api.s_ = this;
     t->api.id_ = static_cast<int>(i);
@@ -614,6 +622,7 @@ void Scheduler::decide(bool named_point, bool before_effect) {
     p.before_effect = before_effect;
     p.at_named_point = named_point;
     p.current_mortal = cur().mortal;
+    p.current_hostile = cur().hostile;
     for (auto& t : threads_) p.timeout_pending |= t->state == State::Blocked && !t->stalled && t->deadline < kFarFuture;
     const Decision d = strategy_->choose(p);
     exec_.decisions.push_back(d);

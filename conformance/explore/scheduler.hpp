@@ -83,6 +83,7 @@ struct DecisionPoint {
   bool current_spinning = false;    // it polls without progress (ThreadApi::spin)
   bool at_named_point = false;      // a crash point (kCrashPoints) rather than an access
   bool current_mortal = false;      // the current thread may die here
+  bool current_hostile = false;     // the current thread is a hostile peer (ThreadSpec::hostile)
   bool before_effect = false;       // the current thread is about to store, CAS or read-modify-write
   bool timeout_pending = false;     // some sleeper has a finite timeout
   std::vector<int> runnable;        // ascending, the current thread included if runnable
@@ -124,7 +125,9 @@ std::unique_ptr<Strategy> make_pct(std::uint64_t seed, int depth, std::uint64_t 
 //
 // With `focus` >= 0 the search is about one thread descheduled in a window
 // and resumed while the others' stores are still in flight: the threads run
-// in a fixed fair order (each until it blocks or polls), only `focus` may
+// in a fixed fair order (each until it blocks or polls), except that a
+// hostile peer may give way to `focus` once, at any of its steps (the
+// consumer reads a slot the peer has half-attacked), only `focus` may
 // stall and read older stores, and the preemption budget is spent only on
 // resuming it early. Every stall point of that thread times every resume
 // point times every stale read: a store-buffering race of a check after a
@@ -249,6 +252,7 @@ class Scheduler final : public shm::hooks::Interposer {
   struct Thread {
     std::string name;
     bool mortal = false;
+    bool hostile = false;
     std::function<void(ThreadApi&)> body;
     ThreadApi api;
     std::binary_semaphore go{0};
