@@ -451,6 +451,19 @@ class FenceWatch {
   std::vector<std::string> labels_;
 };
 
+// "daemon 2", which must take the segment over from the stopped (SIGSTOP)
+// c.daemon; if it cannot, c.daemon is resumed before the failure goes up.
+std::unique_ptr<DriverProcess> replace_stopped_daemon(Cluster& c, Placement placement) {
+  std::unique_ptr<DriverProcess> next;
+  try {
+    take_over(c, next, "daemon 2", placement, 20s);
+  } catch (const ScenarioFailure&) {
+    c.daemon->resume();
+    throw;
+  }
+  return next;
+}
+
 // A daemon that stops stamping (SIGSTOP) is replaced and, resumed, fenced.
 void silent_daemon(Cluster& c) {
   if (!c.start_daemon(c.daemon, "daemon", Placement::OwnProcess).ok())
@@ -474,14 +487,8 @@ void silent_daemon(Cluster& c) {
                                                std::to_string(c.options().daemon_timeout_ms));
     }
   }
-  std::unique_ptr<DriverProcess> next;
-  try {
-    // Its own process: FenceWatch stops it.
-    take_over(c, next, "daemon 2", Placement::OwnProcess, 20s);
-  } catch (const ScenarioFailure&) {
-    c.daemon->resume();
-    throw;
-  }
+  // Its own process: FenceWatch stops it.
+  std::unique_ptr<DriverProcess> next = replace_stopped_daemon(c, Placement::OwnProcess);
   FenceWatch watch(c, *next, c.params().claims("spec_layout"));
   c.daemon->resume();
   c.step("old daemon resumed (SIGCONT)");
@@ -527,13 +534,7 @@ void takeover_keeps_the_reader(Cluster& c) {
   expect_refused_reader(c, second, reader.pid(), "before the takeover");
   c.daemon->stop();
   c.step("daemon stopped (SIGSTOP)");
-  std::unique_ptr<DriverProcess> next;
-  try {
-    take_over(c, next, "daemon 2", Placement::Any, 20s);
-  } catch (const ScenarioFailure&) {
-    c.daemon->resume();
-    throw;
-  }
+  std::unique_ptr<DriverProcess> next = replace_stopped_daemon(c, Placement::Any);
   c.daemon->kill9();
   c.step("old daemon killed (SIGKILL)");
   c.daemon = std::move(next);

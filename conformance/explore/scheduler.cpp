@@ -166,13 +166,7 @@ class Exhaustive final : public Strategy {
       // while others could run costs a preemption.
       for (int t : p.runnable)
         if (t != p.current && !p.spinning[static_cast<std::size_t>(t)]) options.push_back(run(t));
-      if (options.empty()) {
-        int next = p.current;
-        for (int t : p.runnable)
-          if (t > p.current) { next = t; break; }
-        if (next == p.current) next = p.runnable.front();
-        options.push_back(run(next));
-      }
+      if (options.empty()) options.push_back(run(next_round_robin(p)));
       if (preemptions_ < bound_ && options.front().thread != p.current) options.push_back(run(p.current));
     } else {
       options.push_back(run(p.current));
@@ -212,14 +206,8 @@ class Exhaustive final : public Strategy {
         options.push_back({Decision::Run, static_cast<std::uint8_t>(focus_)});
     } else if (cur_runnable && !p.current_spinning) {
       options.push_back({Decision::Run, static_cast<std::uint8_t>(p.current)});
-    } else if (!p.runnable.empty()) {  // blocked, ended or polling: the next runnable one, round-robin
-      int next = p.runnable.front();
-      for (int t : p.runnable)
-        if (t > p.current) {
-          next = t;
-          break;
-        }
-      options.push_back({Decision::Run, static_cast<std::uint8_t>(next)});
+    } else if (!p.runnable.empty()) {  // blocked, ended or polling: the next runnable one
+      options.push_back({Decision::Run, static_cast<std::uint8_t>(next_round_robin(p))});
     }
     if (cur_runnable && p.current == focus_ && p.before_effect && stalls_ < stall_bound_)
       options.push_back({Decision::Stall, stall_kind_});
@@ -231,6 +219,14 @@ class Exhaustive final : public Strategy {
     if (stalled && d.kind == Decision::Run && d.thread == focus_) ++preemptions_;
     if (cur_runnable && p.current_hostile && d.kind == Decision::Run && d.thread != p.current) ++gave_way_;
     return d;
+  }
+
+  // The runnable thread after the current one, round-robin (the first, if
+  // none comes after it).
+  static int next_round_robin(const DecisionPoint& p) {
+    for (int t : p.runnable)
+      if (t > p.current) return t;
+    return p.runnable.front();
   }
 
   // The option this run takes at the next frame of the depth-first search.
