@@ -41,7 +41,7 @@ if [ -d "$SRC/rapidcheck" ]; then
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-Wno-error" \
     -DRC_ENABLE_TESTS=OFF -DRC_ENABLE_EXAMPLES=OFF
   cmake --build "$WORK/deps-build/rapidcheck" --target rapidcheck -j "$jobs"
-  lib=$(find "$WORK/deps-build/rapidcheck" -maxdepth 2 -name 'librapidcheck.a' | head -1)
+  lib=$(find "$WORK/deps-build/rapidcheck" -maxdepth 2 -name 'librapidcheck.a' -print -quit)
   [ -n "$lib" ] || { echo "build.sh: librapidcheck.a was not built" >&2; exit 1; }
   # The target name the project links with (find_package(rapidcheck CONFIG)).
   mkdir -p "$deps/lib/cmake/rapidcheck"

@@ -11,6 +11,10 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/memlink-compare-test.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "compare_test: FAIL: $*" >&2; exit 1; }
 compare() { "$src/scripts/compare-latency" "$@" 2>&1; }
+# No `echo "$out" | grep -q` or `| head -1` here: under pipefail, a reader
+# that exits early makes bash's echo (one write per line) die of SIGPIPE now
+# and then, and the pipeline fails although the line is there.
+has_line() { grep -F -- "$1" <<<"$out" >/dev/null; }
 
 for run in a b; do
   "$bench" --smoke --json "$tmp/$run.json" >"$tmp/$run.txt" 2>&1 || { cat "$tmp/$run.txt" >&2; fail "bench run $run failed"; }
@@ -18,7 +22,7 @@ done
 
 out=$(compare "$tmp/a.json" "$tmp/b.json" --labels run1,run2) || fail "compare exited non-zero: $out"
 echo "$out"
-header=$(echo "$out" | head -1)
+header=$(sed -n 1p <<<"$out")
 for col in "run1 p50" "run1 p99" "run2 p50" "run2 p99" "run2 / run1"; do
   [[ $header == *"| $col |"* ]] || fail "no column '$col' in: $header"
 done
@@ -30,14 +34,15 @@ for i in 3 4 5 6; do
   [[ ${cells[$i]} =~ [0-9]+(\.[0-9]+)?\ (ns|us|ms) ]] || fail "cell $i of the floor_futex row is not a time: $floor"
 done
 [[ ${cells[7]} =~ [0-9]+\.[0-9]{2}x ]] || fail "no ratio in the floor_futex row: $floor"
-echo "$out" | grep -qF "| round_trip/memlink_futex_threads | - |" || fail "no threads row"
-echo "$out" | grep -qF "| wake_no_waiter/memlink_futex | - |" || fail "no wake row"
+has_line "| round_trip/memlink_futex_threads | - |" || fail "no threads row"
+has_line "| wake_no_waiter/memlink_futex | - |" || fail "no wake row"
 
 # Default labels come from the context (os and kernel release).
 out=$(compare "$tmp/a.json" "$tmp/b.json") || fail "compare without --labels exited non-zero: $out"
 os=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["context"]["os"])' "$tmp/a.json") ||
   fail "no context.os in the JSON"
-echo "$out" | head -1 | grep -qF "| $os" || fail "the default label has not the OS '$os': $(echo "$out" | head -1)"
+header=$(sed -n 1p <<<"$out")
+[[ $header == *"| $os"* ]] || fail "the default label has not the OS '$os': $header"
 
 # Beside a scripts/bench run: the floor rows match bench_roundtrip's, the
 # portable-only rows are rows of their own.
@@ -46,7 +51,7 @@ out=$(compare "$linux" "$tmp/a.json" --labels vm,portable) || fail "compare with
 echo "$out"
 floor=$(echo "$out" | grep -F "| floor_futex | 8 |") || fail "no floor_futex row beside $linux"
 [[ $floor =~ [0-9]\.[0-9]{2}x\ \|$ ]] || fail "floor_futex is not matched across the two programs: $floor"
-echo "$out" | grep -qF "| memlink_adaptive | 64 |" || fail "the bench_roundtrip rows are missing"
+has_line "| memlink_adaptive | 64 |" || fail "the bench_roundtrip rows are missing"
 threads=$(echo "$out" | grep -F "| round_trip/memlink_futex_threads | - |") || fail "no portable threads row"
 [[ $threads =~ \|\ -\ \|\ -\ \|\ [0-9] ]] || fail "the portable-only row is not its own: $threads"
 # The plot: portable runs alone have no payload series, so one bar per run

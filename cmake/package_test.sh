@@ -48,7 +48,7 @@ case $mode in
     if cmake -S "$work/wrong-version" -B "$work/wrong-version/build" -DCMAKE_PREFIX_PATH="$prefix" \
          >"$work/wrong-version.log" 2>&1; then
       fail "find_package(memlink-shm 0.1) accepted version $(sed -n 's/.*PACKAGE_VERSION "\(.*\)".*/\1/p' \
-        "$prefix/lib/cmake/memlink-shm/memlink-shmConfigVersion.cmake" | head -1)"
+        "$prefix/lib/cmake/memlink-shm/memlink-shmConfigVersion.cmake" | sed -n 1p)"
     fi
     grep -q "version" "$work/wrong-version.log" || fail "a wrong version was refused without naming the version"
     # pkg-config, for builds without CMake.
