@@ -92,7 +92,8 @@ std::vector<ClauseId> clauses_seen(const StepFacts& s, const Model& before, cons
     case StepKind::StopReader:
       if (want.ok() && s.observed) out.push_back(ClauseId::S_TRANSITIONS);
       break;
-    case StepKind::Corrupt: break;
+    case StepKind::Corrupt:
+    case StepKind::Recover: break;  // Recover records its own (K-WRITING, K-READING, K-DONE)
     case StepKind::Shutdown:
       if (s.observed) out.push_back(ClauseId::T_SHUTDOWN);
       break;

@@ -29,6 +29,7 @@ enum class StepKind {
   StopReader,
   Corrupt,  // a hostile peer changes a field; what it does shows at the next read
   Shutdown,
+  Recover,  // stopped processes die and the consumer recovers (K-STALE)
 };
 
 struct StepFacts {

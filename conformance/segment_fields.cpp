@@ -45,6 +45,8 @@ constexpr Field kControl[] = {
     {512, 4, "d2c_space_futex.word"},
     {516, 4, "d2c_space_futex.waiters"},
 };
+constexpr std::size_t kClientPids = 576;        // client_pids[128], u32 each
+constexpr std::size_t kClientPublished = 1088;  // client_published[128], u64 each
 // SPEC R-LAYOUT.
 constexpr Field kRingHeader[] = {
     {0, 4, "ring_magic"}, {4, 4, "capacity"}, {8, 4, "slot_size"}, {12, 4, "slot_stride"},      {16, 1, "direction"},
@@ -56,13 +58,6 @@ constexpr Field kSlot[] = {
     {20, 4, "checksum"}, {24, 1, "priority"}, {32, 8, "position"},
 };
 
-template <std::size_t N>
-std::string name_in(const Field (&table)[N], std::size_t off, const char* otherwise) {
-  for (const Field& f : table)
-    if (off >= f.offset && off < f.offset + f.size) return f.name;
-  return otherwise;
-}
-
 template <class T>
 T load(std::span<const std::byte> s, std::size_t off) {
   T v{};
@@ -70,34 +65,103 @@ T load(std::span<const std::byte> s, std::size_t off) {
   return v;
 }
 
-std::string control_field(std::size_t off) {
-  if (off >= 576 && off < 576 + 4 * shm::CLIENT_TABLE_SIZE)
-    return "client_pids[" + std::to_string((off - 576) / 4) + "]";
-  if (off >= 1088 && off < 1088 + 8 * shm::CLIENT_TABLE_SIZE)
-    return "client_published (byte " + std::to_string(off) + ")";
-  return name_in(kControl, off, ("reserved (byte " + std::to_string(off) + ")").c_str());
+// The entry of `table` holding byte `off`, as a place's field and extent.
+template <std::size_t N>
+void find_in(const Field (&table)[N], std::size_t off, std::size_t base, FieldPlace& out) {
+  for (const Field& f : table)
+    if (off >= f.offset && off < f.offset + f.size) {
+      out.field = f.name;
+      out.offset = base + f.offset;
+      out.size = f.size;
+      return;
+    }
+  out.field = "reserved";
+  out.offset = base + off;
+  out.size = 1;
 }
+
+FieldPlace locate_control(std::size_t off) {
+  FieldPlace out;
+  out.region = FieldPlace::Control;
+  if (off >= kClientPids && off < kClientPids + 4 * shm::CLIENT_TABLE_SIZE) {
+    out.field = "client_pids";
+    out.index = (off - kClientPids) / 4;
+    out.offset = kClientPids + 4 * out.index;
+    out.size = 4;
+  } else if (off >= kClientPublished && off < kClientPublished + 8 * shm::CLIENT_TABLE_SIZE) {
+    out.field = "client_published";
+    out.index = (off - kClientPublished) / 8;
+    out.offset = kClientPublished + 8 * out.index;
+    out.size = 8;
+  } else {
+    find_in(kControl, off, 0, out);
+  }
+  return out;
+}
+
+const char* direction_name(shm::Direction d) { return d == shm::Direction::ClientToDaemon ? "c2d" : "d2c"; }
 
 }  // namespace
 
-std::string segment_field(std::span<const std::byte> segment, std::size_t offset) {
-  if (offset < shm::CONTROL_REGION_SIZE) return "control." + control_field(offset);
+FieldPlace locate_field(std::span<const std::byte> segment, std::size_t offset) {
+  if (offset < shm::CONTROL_REGION_SIZE) return locate_control(offset);
+  FieldPlace out;
+  out.offset = offset;
   const auto g = shm::compute_geometry(load<std::uint64_t>(segment, 16), load<std::uint32_t>(segment, 24));
-  if (!g) return "byte " + std::to_string(offset) + " (the control region's geometry is not valid)";
+  if (!g) {
+    out.field = "byte " + std::to_string(offset) + " (the control region's geometry is not valid)";
+    return out;
+  }
   for (shm::Direction d : {shm::Direction::ClientToDaemon, shm::Direction::DaemonToClient})
     for (shm::Priority p : shm::kAllPriorities) {
       const std::size_t start = g->offset(d, p);
       const std::size_t end = start + shm::RING_HEADER_SIZE + std::size_t{g->capacity(p)} * g->slot_stride;
       if (offset < start || offset >= end) continue;
-      const std::string ring = std::string("ring[") + (d == shm::Direction::ClientToDaemon ? "c2d/" : "d2c/") +
-                               std::string(shm::to_string(p)) + "]";
+      out.direction = d;
+      out.priority = p;
       const std::size_t in = offset - start;
-      if (in < shm::RING_HEADER_SIZE) return ring + "." + name_in(kRingHeader, in, "reserved");
-      const std::size_t slot = (in - shm::RING_HEADER_SIZE) / g->slot_stride;
+      if (in < shm::RING_HEADER_SIZE) {
+        out.region = FieldPlace::RingHeader;
+        find_in(kRingHeader, in, start, out);
+        return out;
+      }
+      out.region = FieldPlace::Slot;
+      out.index = (in - shm::RING_HEADER_SIZE) / g->slot_stride;
+      const std::size_t slot_start = start + shm::RING_HEADER_SIZE + out.index * g->slot_stride;
       const std::size_t at = (in - shm::RING_HEADER_SIZE) % g->slot_stride;
-      return ring + ".slot[" + std::to_string(slot) + "]." + (at >= 64 ? "payload" : name_in(kSlot, at, "reserved"));
+      if (at >= 64) {
+        out.field = "payload";
+        out.offset = slot_start + 64;
+        out.size = g->slot_stride - 64;
+      } else {
+        find_in(kSlot, at, slot_start, out);
+      }
+      return out;
     }
-  return "byte " + std::to_string(offset) + " (past the rings)";
+  out.field = "byte " + std::to_string(offset) + " (past the rings)";
+  return out;
+}
+
+std::string FieldPlace::name() const {
+  switch (region) {
+    case Control:
+      if (field == "client_pids" || field == "client_published")
+        return "control." + field + "[" + std::to_string(index) + "]";
+      return "control." + (field == "reserved" ? "reserved (byte " + std::to_string(offset) + ")" : field);
+    case RingHeader:
+    case Slot: {
+      std::string ring =
+          std::string("ring[") + direction_name(direction) + "/" + std::string(shm::to_string(priority)) + "]";
+      if (region == RingHeader) return ring + "." + field;
+      return ring + ".slot[" + std::to_string(index) + "]." + field;
+    }
+    case Outside: break;
+  }
+  return field;
+}
+
+std::string segment_field(std::span<const std::byte> segment, std::size_t offset) {
+  return locate_field(segment, offset).name();
 }
 
 std::vector<std::byte> read_segment_file(const std::string& path) {

@@ -9,7 +9,29 @@
 #include <string>
 #include <vector>
 
+#include "memlink/shm/layout.hpp"
+#include "memlink/shm/priority.hpp"
+
 namespace memlink::conformance {
+
+// Where one byte of a SPEC-layout segment lies: which field, of which ring
+// and slot.
+struct FieldPlace {
+  enum Region { Control, RingHeader, Slot, Outside };
+  Region region = Outside;
+  std::string field;  // SPEC's name: "epoch", "client_pids", "head", "word", "payload", "reserved"
+  shm::Direction direction = shm::Direction::ClientToDaemon;  // RingHeader, Slot
+  shm::Priority priority = shm::Priority::Low;                // RingHeader, Slot
+  std::size_t index = 0;   // Slot: the slot; client_pids, client_published: the entry
+  std::size_t offset = 0;  // the field's first byte in the segment
+  std::size_t size = 0;    // its bytes
+  // "control.client_pids[3]", "ring[c2d/high].tail", "ring[d2c/low].slot[2].word"
+  std::string name() const;
+};
+
+// The field holding byte `offset` of `segment` (its geometry read from the
+// segment's own control region).
+FieldPlace locate_field(std::span<const std::byte> segment, std::size_t offset);
 
 // The field holding byte `offset` of `segment` (its geometry read from the
 // segment's own control region).

@@ -12,6 +12,7 @@
 #include "driver_adapter.hpp"
 #include "evidence.hpp"
 #include "rc_runner.hpp"
+#include "segment_frame.hpp"
 
 namespace memlink::conformance {
 namespace {
@@ -99,6 +100,38 @@ void name_undelivered(const std::string& what, Direction d, const Model& m, cons
                                      std::to_string(want.message->sequence) + ")");
 }
 
+// The segment's bytes before a step, where the suite can read them (a
+// SPEC-layout transport): what the step's writes are judged against.
+std::vector<std::byte> image_before(Adapter& a) {
+  if (!claims("spec_layout")) return {};
+  const auto now = a.segment_bytes();
+  return {now.begin(), now.end()};
+}
+
+// Every shared write predicted: after the step, every field that moved is
+// one the model lets this step write, and nobody is counted asleep.
+void check_frame(const StepFacts& facts, const std::string& what, const Model& m, const Model& next, Adapter& a,
+                 const std::vector<std::byte>& before) {
+  if (before.empty()) return;
+  const std::vector<std::byte> after = [&] {
+    const auto now = a.segment_bytes();
+    return std::vector<std::byte>(now.begin(), now.end());
+  }();
+  const model::View was = m.view(), now = next.view();
+  const FrameStep frame{facts.kind, facts.direction, facts.priority, &was, &now, what};
+  std::vector<Violation> v = unpredicted_writes(frame, before, after);
+  const std::vector<Violation> q = quiescent_violations(after, what);
+  v.insert(v.end(), q.begin(), q.end());
+  if (!v.empty()) {
+    if (v.size() > 1) v.front().text += " (and " + std::to_string(v.size() - 1) + " more such fields)";
+    fail_case(v.front());
+  }
+  if (after.empty()) return;
+  g_params->record(ClauseId::C_LAYOUT);
+  g_params->record(ClauseId::R_LAYOUT);
+  g_params->record(ClauseId::S_LAYOUT);
+}
+
 // Runs op on a copy of the model and on the adapter, compares, checks the
 // whole observable state after it, and records what the step showed.
 template <class ModelOp, class AdapterOp>
@@ -106,12 +139,14 @@ void step(const std::string& what, StepFacts facts, const Model& m, Adapter& a, 
           AdapterOp adapter_op) {
   Model next = m;
   const model::Outcome want = model_op(next);
+  const std::vector<std::byte> before = image_before(a);
   const Got got = adapter_op();
   if (facts.kind == StepKind::Read) name_undelivered(what, facts.direction, m, want, got);
   compare_outcome(what, want, got);
   facts.observed = claims("observe");
   facts.sequences = claims("sequences");
   if (facts.observed) compare_views(*g_params, next.view(), a.observe());
+  check_frame(facts, what, m, next, a, before);
   for (const ClauseId clause : clauses_seen(facts, m, next, want)) g_params->record(clause);
 }
 StepFacts facts(StepKind kind, Direction d = Direction::ClientToDaemon, Priority p = Priority::Low) {
@@ -333,6 +368,7 @@ struct Recover : Cmd {
   void run(const Model& m, Adapter& a) const override {
     Model next = m;
     const model::Outcome want = next.recover(d);
+    const std::vector<std::byte> before = image_before(a);
     compare_outcome("stopped processes die; consumer recovers", want, got_from(a.recover(d)));
     const auto& r = next.last_recovery();
     // The clause a difference breaks: what recovery did in this direction.
@@ -356,6 +392,7 @@ struct Recover : Cmd {
                               std::to_string(gr.tail) + (wr.slots != gr.slots ? " (slot states differ)" : ""));
     }
     compare_views(*g_params, w, g);
+    check_frame(facts(StepKind::Recover, d), "stopped processes die; consumer recovers", m, next, a, before);
   }
   void show(std::ostream& os) const override { os << "stopped processes die, " << dir_name(d) << " consumer recovers"; }
 };
@@ -431,6 +468,7 @@ Gates stateful_gates() {
       {"the whole observable state compared after every step", {"observe"}},
       {"sequence numbers compared (T-SEQ; R-FIFO by number, else by payload)", {"sequences"}},
       {"G-DIST's ring capacities (else the capacities create answered)", {"spec_layout"}},
+      {"every field each step writes predicted by the model; no sleeper counted between calls", {"spec_layout"}},
       {"segments formatted aged: positions, generations and epoch at their wraps (C-AGE)", {"aged"}},
   };
 }
