@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <cstring>
-#include <fstream>
 #include <iterator>
 #include <map>
 #include <mutex>
@@ -203,11 +202,7 @@ class DriverAdapter final : public Adapter {
 
   shm::Status connect_to_copy(std::span<const std::byte> bytes, std::uint16_t version) override {
     const std::string copy = path_ + ".copy";
-    {
-      std::ofstream out(copy, std::ios::binary | std::ios::trunc);
-      out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-      if (!out) return make_error(ErrorCode::IoError, "cannot write " + copy);
-    }
+    if (std::string error; !write_segment_copy(copy, bytes, error)) return make_error(ErrorCode::IoError, error);
     auto p = launcher_->start("client of a copy");
     const Reply r = p->call(connect_request(copy, version));
     launcher_->give_back(std::move(p));

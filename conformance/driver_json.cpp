@@ -1,5 +1,7 @@
 #include "driver_json.hpp"
 
+#include <algorithm>
+
 namespace memlink::conformance::driver {
 
 std::string to_hex(std::span<const std::byte> bytes) {
@@ -30,6 +32,46 @@ std::optional<std::vector<std::byte>> from_hex(const std::string& hex) {
     const int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) return std::nullopt;
     out[i] = static_cast<std::byte>(hi * 16 + lo);
+  }
+  return out;
+}
+
+std::size_t utf8_sequence(std::string_view s, std::size_t i, std::uint32_t* code_point) {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  std::size_t len = 0;
+  std::uint32_t cp = 0, min = 0;
+  if (b0 < 0x80) {
+    len = 1, cp = b0;
+  } else if (b0 >= 0xC2 && b0 <= 0xDF) {
+    len = 2, cp = b0 & 0x1Fu, min = 0x80;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    len = 3, cp = b0 & 0x0Fu, min = 0x800;  // min rules out overlong forms
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    len = 4, cp = b0 & 0x07u, min = 0x10000;
+  } else {
+    return 0;  // a continuation byte, an overlong lead (C0, C1) or beyond U+10FFFF
+  }
+  if (i + len > s.size()) return 0;
+  for (std::size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if ((b & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  if (code_point != nullptr) *code_point = cp;
+  return len;
+}
+
+std::string printable_utf8(std::string_view text, std::size_t max_bytes) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  std::string out;
+  out.reserve(std::min(text.size(), max_bytes == std::string_view::npos ? text.size() : max_bytes + 3));
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t n = utf8_sequence(text, i);
+    const std::string_view piece = n > 0 ? text.substr(i, n) : kReplacement;
+    if (max_bytes != std::string_view::npos && out.size() + piece.size() > max_bytes) return out + "...";
+    out += piece;
+    i += n > 0 ? n : 1;
   }
   return out;
 }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "memlink/model/model.hpp"
@@ -26,6 +27,18 @@ std::string to_hex(std::span<const std::byte> bytes);
 std::optional<std::vector<std::byte>> from_hex(const std::string& hex);
 
 std::optional<shm::ErrorCode> error_code_from_name(const std::string& name);
+
+// The length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no
+// overlong form, no surrogate, nothing past U+10FFFF), 0 if there is none;
+// its character in *code_point.
+std::size_t utf8_sequence(std::string_view s, std::size_t i, std::uint32_t* code_point = nullptr);
+
+// What a driver printed, made fit for a report (SPEC 9b: a driver is
+// untrusted input): each byte that does not begin a well-formed UTF-8
+// sequence becomes U+FFFD, and the text is cut to at most `max_bytes` on a
+// character boundary, "..." marking the cut. JSON and JUnit writers throw
+// on anything else.
+std::string printable_utf8(std::string_view text, std::size_t max_bytes = std::string_view::npos);
 
 nlohmann::json view_to_json(const model::View& v);
 // Throws nlohmann::json::exception if a field is missing or of the wrong type.

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <string_view>
 #include <thread>
 
 #include "driver_json.hpp"
@@ -25,10 +27,18 @@ namespace {
 
 using shm::platform::monotonic_ns;
 
-std::string clip(std::string s, std::size_t n = 300) {
-  if (s.size() > n) s = s.substr(0, n) + "...";
-  return s;
+// A driver's text in a message: valid UTF-8, cut on a character boundary.
+std::string clip(std::string_view s, std::size_t n = 300) { return printable_utf8(s, n); }
+
+// JSON a driver sent, shown in a message (its strings are valid UTF-8: the
+// parser refuses anything else).
+std::string shown(const nlohmann::json& j) {
+  return clip(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
+
+// The last answer line this thread received, clipped: what a type error in
+// a check's reading of an answer is shown with.
+thread_local std::string t_last_answer;
 
 // The suite must not die of SIGPIPE when a driver has exited.
 void ignore_sigpipe() {
@@ -39,9 +49,14 @@ void ignore_sigpipe() {
 }  // namespace
 
 shm::Error Reply::error() const {
-  const std::string name = body.value("error", std::string());
+  // receive() has checked both are strings where present (D-ERRORS).
+  const auto field = [&](const char* key) {
+    const auto it = body.find(key);
+    return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const std::string name = field("error");
   const auto code = error_code_from_name(name);
-  std::string detail = body.value("detail", std::string());
+  std::string detail = field("detail");
   if (!code) return shm::make_error(shm::ErrorCode::InvalidArgument, "the driver answered error '" + name + "': " + detail);
   return shm::make_error(*code, detail);
 }
@@ -60,14 +75,20 @@ Pipes make_pipes(const std::string& name) {
   return p;
 }
 
-std::string temporary_stderr_path() {
-  static std::atomic<int> counter{0};
-  return "/tmp/memlink-driver-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".stderr";
-}
+// A driver's stderr file, when its starter names one: created or emptied,
+// never through a link planted at the name. (Not O_CLOEXEC: it is the
+// child's fd 2 across its exec; closed there, the next file the driver
+// opens would become fd 2 and take its log lines.)
+constexpr int kStderrFileFlags = O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW;
 
 std::size_t clamp_size(std::size_t want, std::size_t lo, std::size_t hi) { return std::min(std::max(want, lo), hi); }
 
 }  // namespace
+
+std::string type_error_text(const nlohmann::json::exception& e) {
+  return std::string("an answer lacks a field the check needs, or has one of the wrong type (") + e.what() + ")" +
+         (t_last_answer.empty() ? std::string() : "; the last answer was: " + t_last_answer);
+}
 
 bool forking_allowed() {
 #if defined(__SANITIZE_THREAD__)
@@ -142,20 +163,25 @@ std::unique_ptr<DriverProcess> DriverProcess::start(const std::string& command, 
   p->command_ = command;
   p->role_ = role;
   p->reaps_ = options.reaps;
-  p->remove_stderr_ = options.stderr_path.empty();
-  p->stderr_path_ = options.stderr_path.empty() ? temporary_stderr_path() : options.stderr_path;
+  p->stderr_path_ = options.stderr_path;
   Pipes pipes = make_pipes(command);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, pipes.in[0], 0);
   posix_spawn_file_actions_adddup2(&fa, pipes.out[1], 1);
-  posix_spawn_file_actions_addopen(&fa, 2, p->stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (p->stderr_path_.empty()) {
+    p->stderr_ = p->make_stderr_tail();
+    posix_spawn_file_actions_adddup2(&fa, p->stderr_->write_end(), 2);
+  } else {
+    posix_spawn_file_actions_addopen(&fa, 2, p->stderr_path_.c_str(), kStderrFileFlags, 0600);
+  }
   const std::string exec_line = "exec " + command;
   const char* argv[] = {"/bin/sh", "-c", exec_line.c_str(), nullptr};
   const int rc = ::posix_spawn(&p->pid_, "/bin/sh", &fa, nullptr, const_cast<char**>(argv), environ);
   posix_spawn_file_actions_destroy(&fa);
   ::close(pipes.in[0]);
   ::close(pipes.out[1]);
+  if (p->stderr_) p->stderr_->start();
   p->in_fd_ = pipes.in[1];
   p->out_fd_ = pipes.out[0];
   if (rc != 0) {
@@ -175,8 +201,7 @@ std::unique_ptr<DriverProcess> DriverProcess::start_thread(Server server, const 
   p->command_ = name;
   p->role_ = role;
   p->threaded_ = true;
-  p->pid_ = ::getpid();
-  p->remove_stderr_ = false;  // it shares this process's stderr
+  p->pid_ = ::getpid();  // it shares this process's stderr
   Pipes pipes = make_pipes(name);
   p->in_fd_ = pipes.in[1];
   p->out_fd_ = pipes.out[0];
@@ -201,7 +226,8 @@ std::unique_ptr<DriverProcess> DriverProcess::start_forked(Server server, const 
   std::unique_ptr<DriverProcess> p(new DriverProcess());
   p->command_ = name;
   p->role_ = role;
-  p->stderr_path_ = temporary_stderr_path();
+  p->stderr_ = p->make_stderr_tail();
+  const int err = p->stderr_->write_end();
   Pipes pipes = make_pipes(name);
   char* const exec_argv[] = {const_cast<char*>(exec_path.c_str()), nullptr};  // before the fork: no allocation after it
   const pid_t pid = ::fork();
@@ -212,8 +238,7 @@ std::unique_ptr<DriverProcess> DriverProcess::start_forked(Server server, const 
     // that driver's end of file; a lock file's descriptor, its lock).
     ::dup2(pipes.in[0], 0);
     ::dup2(pipes.out[1], 1);
-    const int err = ::open(p->stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (err >= 0) ::dup2(err, 2);
+    ::dup2(err, 2);
     ::closefrom(3);
     if (!exec_path.empty()) {
       ::execv(exec_argv[0], exec_argv);
@@ -224,6 +249,7 @@ std::unique_ptr<DriverProcess> DriverProcess::start_forked(Server server, const 
   p->pid_ = pid;
   ::close(pipes.in[0]);
   ::close(pipes.out[1]);
+  p->stderr_->start();
   p->in_fd_ = pipes.in[1];
   p->out_fd_ = pipes.out[0];
   return greet(std::move(p), timeout);
@@ -281,7 +307,14 @@ DriverProcess::~DriverProcess() {
     if (!exited_) kill9();
   }
   if (out_fd_ >= 0) ::close(out_fd_);
-  if (remove_stderr_) ::unlink(stderr_path_.c_str());
+}
+
+std::unique_ptr<StderrTail> DriverProcess::make_stderr_tail() const {
+  try {
+    return std::make_unique<StderrTail>();
+  } catch (const std::runtime_error& e) {
+    throw DriverFailure("driver '" + command_ + "': " + e.what());
+  }
 }
 
 void DriverProcess::close_stdin() {
@@ -318,10 +351,42 @@ std::string DriverProcess::describe_exit() const {
   return "exited with status " + std::to_string(WEXITSTATUS(status_));
 }
 
+namespace {
+
+// The last bytes of a file, read from its end: a driver's log may be huge.
+std::string file_tail(const std::string& path, std::size_t max_bytes, bool& cut) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return {};
+  struct stat st {};
+  std::string out;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    const auto size = static_cast<std::size_t>(st.st_size);
+    const std::size_t from = size > max_bytes ? size - max_bytes : 0;
+    cut = from > 0;
+    out.resize(size - from);
+    const ssize_t n = ::pread(fd, out.data(), out.size(), static_cast<off_t>(from));
+    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace
+
 std::string DriverProcess::stderr_tail(std::size_t max_bytes) const {
-  std::ifstream in(stderr_path_, std::ios::binary);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (all.size() > max_bytes) all = "..." + all.substr(all.size() - max_bytes);
+  bool cut = false;
+  std::string all;
+  if (stderr_) {
+    all = stderr_->tail(max_bytes);
+    cut = stderr_->total_bytes() > all.size();
+  } else if (!stderr_path_.empty()) {
+    all = file_tail(stderr_path_, max_bytes, cut);
+  }
+  // Cut at the front: skip the pieces of a character the cut split.
+  std::size_t start = 0;
+  while (cut && start < all.size() && start < 3 && (static_cast<unsigned char>(all[start]) & 0xC0) == 0x80) ++start;
+  all = printable_utf8(std::string_view(all).substr(start));
+  if (cut) all = "..." + all;
   while (!all.empty() && (all.back() == '\n' || all.back() == '\r')) all.pop_back();
   return all;
 }
@@ -332,7 +397,7 @@ void DriverProcess::fail(spec::DriverRule broke, const std::string& what, const 
   else
     kill9();
   std::string m = "driver '" + command_ + "' (" + role_ + ", pid " + std::to_string(pid_) + "): [" +
-                  std::string(spec::name(broke)) + "] " + what + "\n  request: " + clip(request.dump()) +
+                  std::string(spec::name(broke)) + "] " + clip(what, 4000) + "\n  request: " + shown(request) +
                   "\n  last line it printed: " + (last_line_.empty() ? "(none)" : clip(last_line_)) +
                   "\n  process: " + describe_exit();
   const std::string err = stderr_tail();
@@ -368,11 +433,13 @@ Reply DriverProcess::receive(std::chrono::milliseconds timeout) {
   const std::uint64_t invoke = invoke_ns_;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
+    if (const auto nl = buffer_.find('\n', scanned_); nl != std::string::npos) {
       std::string line = buffer_.substr(0, nl);
       buffer_.erase(0, nl + 1);
+      scanned_ = 0;
       if (!line.empty() && line.back() == '\r') line.pop_back();
       last_line_ = line;
+      t_last_answer = clip(line);
       Reply r;
       r.invoke_ns = invoke;
       r.response_ns = monotonic_ns();
@@ -381,17 +448,13 @@ Reply DriverProcess::receive(std::chrono::milliseconds timeout) {
       } catch (const nlohmann::json::exception&) {
         fail(spec::DriverRule::D_FRAME, "it printed a line that is not JSON", pending_);
       }
-      if (!r.body.is_object() || !r.body.contains("ok") || !r.body["ok"].is_boolean())
-        fail(spec::DriverRule::D_FRAME, "its answer has no boolean \"ok\"", pending_);
-      if (r.body.value("id", std::int64_t{-2}) != pending_.value("id", std::int64_t{-1}))
-        fail(spec::DriverRule::D_FRAME,
-             "its answer carries id " + r.body.value("id", nlohmann::json()).dump() + ", the request had " +
-                 pending_["id"].dump(),
-             pending_);
-      if (!r.ok() && !r.body.contains("error"))
-        fail(spec::DriverRule::D_ERRORS, "a failed answer names no \"error\"", pending_);
+      check_frame(r.body);
       return r;
     }
+    scanned_ = buffer_.size();
+    if (buffer_.size() > kMaxLineBytes)
+      fail(spec::DriverRule::D_FRAME,
+           "it printed a line longer than " + std::to_string(kMaxLineBytes >> 20) + " MiB without ending it", pending_);
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline)
       fail(spec::DriverRule::D_TIME, "no answer within " + std::to_string(timeout.count()) + " ms", pending_);
@@ -409,8 +472,35 @@ Reply DriverProcess::receive(std::chrono::milliseconds timeout) {
       for (int i = 0; i < 200 && !reap(false); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
       fail(spec::DriverRule::D_PROC, "it closed its stdout without answering", pending_);
     }
+    // Grown by hand to at most the cap and a chunk: doubling past it would
+    // hold twice the longest line a driver may print.
+    if (buffer_.size() + static_cast<std::size_t>(n) > buffer_.capacity())
+      buffer_.reserve(std::min(2 * buffer_.capacity() + sizeof chunk, kMaxLineBytes + sizeof chunk));
     buffer_.append(chunk, static_cast<std::size_t>(n));
   }
+}
+
+// D-FRAME, D-ERRORS: the fields every answer shares, each of its type, so
+// that nothing a driver prints makes the suite throw a type error.
+void DriverProcess::check_frame(const nlohmann::json& body) {
+  if (!body.is_object()) fail(spec::DriverRule::D_FRAME, "its answer is not a JSON object", pending_);
+  const auto ok = body.find("ok");
+  if (ok == body.end() || !ok->is_boolean())
+    fail(spec::DriverRule::D_FRAME, "its answer has no boolean \"ok\"", pending_);
+  const auto id = body.find("id");
+  if (id == body.end() || !id->is_number_integer() || *id != pending_["id"])
+    fail(spec::DriverRule::D_FRAME,
+         "its answer carries id " + (id == body.end() ? std::string("(none)") : shown(*id)) +
+             (id != body.end() && !id->is_number_integer() ? " (not an integer)" : "") + ", the request had " +
+             shown(pending_["id"]),
+         pending_);
+  const auto error = body.find("error");
+  if (!ok->get<bool>() && error == body.end())
+    fail(spec::DriverRule::D_ERRORS, "a failed answer names no \"error\"", pending_);
+  if (error != body.end() && !error->is_string())
+    fail(spec::DriverRule::D_ERRORS, "its \"error\" is " + shown(*error) + ", not the name of an error code", pending_);
+  if (const auto detail = body.find("detail"); detail != body.end() && !detail->is_string())
+    fail(spec::DriverRule::D_ERRORS, "its \"detail\" is " + shown(*detail) + ", not a string", pending_);
 }
 
 Reply DriverProcess::call(nlohmann::json request, std::chrono::milliseconds timeout) {

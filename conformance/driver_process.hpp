@@ -36,6 +36,7 @@
 
 #include "memlink/shm/result.hpp"
 #include "memlink/spec/clause_ids.hpp"
+#include "stderr_tail.hpp"
 
 namespace memlink::conformance::driver {
 
@@ -72,6 +73,10 @@ struct Hello {
   Limits limits;
   bool has(const std::string& capability) const { return capabilities.count(capability) > 0; }
 };
+// What a check says when an answer lacks a field it needs or has one of the
+// wrong type: the parser's words and the last answer this thread received.
+std::string type_error_text(const nlohmann::json::exception& e);
+
 // Reads a hello answer; throws DriverFailure naming what is malformed.
 Hello parse_hello(const nlohmann::json& answer);
 
@@ -94,11 +99,19 @@ using Server = std::function<int(int in_fd, int out_fd)>;
 
 class DriverProcess {
  public:
+  // D-FRAME: the longest line a driver may print (an observe of the largest
+  // segment, 2 million slots of one byte, is about 4 MiB); a longer one
+  // fails instead of filling memory, in each of the drivers a check runs at
+  // once.
+  static constexpr std::size_t kMaxLineBytes = std::size_t{8} << 20;
+
   struct StartOptions {
     // false: never waitpid() it; whoever starts it reaps it (the chaos
     // runner reaps every child itself), and ~DriverProcess only closes pipes.
     bool reaps = true;
-    std::string stderr_path;  // where its stderr goes ("": a temporary file, removed with it)
+    // Where its stderr goes: a file (opened without following a link), or
+    // "": a pipe whose last 64 KiB the suite keeps in memory.
+    std::string stderr_path;
   };
   // Starts CMD in `role` (for messages: "daemon", "client 2", ...) and says
   // hello. Throws DriverFailure if it cannot start or its hello is wrong.
@@ -163,14 +176,18 @@ class DriverProcess {
   DriverProcess() = default;
   static std::unique_ptr<DriverProcess> greet(std::unique_ptr<DriverProcess> p, std::chrono::milliseconds timeout);
   [[noreturn]] void fail(spec::DriverRule broke, const std::string& what, const nlohmann::json& request);
+  void check_frame(const nlohmann::json& body);
+  std::unique_ptr<StderrTail> make_stderr_tail() const;
   bool reap(bool block);
   void require_killable(const char* what) const;
 
-  std::string command_, role_, stderr_path_;
-  bool reaps_ = true, remove_stderr_ = true;
+  std::string command_, role_, stderr_path_;  // stderr_path_: "" unless StartOptions named a file
+  std::unique_ptr<StderrTail> stderr_;        // otherwise its stderr, kept here
+  bool reaps_ = true;
   pid_t pid_ = -1;
   int in_fd_ = -1, out_fd_ = -1;
   std::string buffer_, last_line_;
+  std::size_t scanned_ = 0;  // bytes of buffer_ known to hold no newline (receive() scans each byte once)
   std::int64_t next_id_ = 1;
   nlohmann::json pending_;  // the request send() sent, for receive()'s messages
   std::uint64_t invoke_ns_ = 0;  // when send() began

@@ -4,34 +4,19 @@
 #include <cstdio>
 #include <fstream>
 
+#include "driver_json.hpp"
+
 namespace memlink::conformance::junit {
 namespace {
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
 
 // The length of the well-formed UTF-8 sequence at s[i] that encodes a
-// character XML 1.0 allows (not a surrogate, U+FFFE or U+FFFF), or 0.
+// character XML 1.0 allows (not U+FFFE or U+FFFF), or 0.
 std::size_t allowed_sequence(std::string_view s, std::size_t i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  std::size_t len = 0;
-  std::uint32_t cp = 0, min = 0;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2, cp = b0 & 0x1Fu, min = 0x80;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3, cp = b0 & 0x0Fu, min = 0x800;  // min rules out overlong forms
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4, cp = b0 & 0x07u, min = 0x10000;
-  } else {
-    return 0;  // a continuation byte, an overlong lead (C0, C1) or beyond U+10FFFF
-  }
-  if (i + len > s.size()) return 0;
-  for (std::size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  const bool ok = cp >= min && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF) && cp != 0xFFFE && cp != 0xFFFF;
-  return ok ? len : 0;
+  std::uint32_t cp = 0;
+  const std::size_t len = driver::utf8_sequence(s, i, &cp);
+  return len > 0 && cp != 0xFFFE && cp != 0xFFFF ? len : 0;
 }
 
 std::string escape(std::string_view s, bool attribute) {

@@ -106,7 +106,7 @@ void write_json(const std::string& path, const Params& p, const std::vector<Clau
     }
     j["checks"].push_back(cj);
   }
-  std::ofstream(path) << j.dump(2) << "\n";
+  std::ofstream(path) << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
 }
 
 }  // namespace

@@ -70,6 +70,12 @@ void fail_case(Violation v) {
   throw rc::detail::CaseResult(rc::detail::CaseResult::Type::Failure, text);
 }
 
+void fail_case_by_driver(const driver::DriverFailure& e) { fail_case(Violation{e.rule, e.what()}); }
+
+void fail_case_by_type_error(const nlohmann::json::exception& e) {
+  fail_case(Violation{spec::DriverRule::D_FRAME, driver::type_error_text(e)});
+}
+
 std::optional<Violation> take_last_violation() {
   auto v = std::move(t_last_violation);
   t_last_violation.reset();

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "driver_process.hpp"
 #include "suite.hpp"
 
 namespace memlink::conformance {
@@ -48,6 +49,22 @@ std::uint64_t check_seed(const Params& params, const std::string& check);
 // how long RapidCheck could go on shrinking.
 int shrink_budget(const Params& params);
 
+// A driver's failure inside a case fails the case under the DRIVER.md rule
+// it broke; an answer whose field has the wrong type is D-FRAME's, never an
+// exception that names no rule (SPEC 9b: a driver is untrusted input).
+[[noreturn]] void fail_case_by_driver(const driver::DriverFailure& e);
+[[noreturn]] void fail_case_by_type_error(const nlohmann::json::exception& e);
+template <class Testable>
+void run_case(Testable& testable) {
+  try {
+    testable();
+  } catch (const driver::DriverFailure& e) {
+    fail_case_by_driver(e);
+  } catch (const nlohmann::json::exception& e) {
+    fail_case_by_type_error(e);
+  }
+}
+
 template <class Testable>
 RcOutcome run_rc(const std::string& check, const Params& params, int max_success, int max_size,
                  Testable&& testable) {
@@ -72,7 +89,7 @@ RcOutcome run_rc(const std::string& check, const Params& params, int max_success
   clear_last_violation();
   auto bounded = [&quiet, &testable] {
     if (quiet.shrinks >= quiet.budget) return;
-    testable();
+    run_case(testable);
   };
   auto result = rc::detail::checkProperty(rc::detail::toProperty(bounded), md, tp, quiet, reproduce);
   RcOutcome out;

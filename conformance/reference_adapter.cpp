@@ -10,6 +10,7 @@
 
 #include "memlink/shm/platform.hpp"
 #include "reference_ops.hpp"
+#include "segment_fields.hpp"
 #include "suite.hpp"
 
 namespace memlink::conformance {
@@ -208,14 +209,7 @@ std::uint32_t ReferenceAdapter::owner_pid(Direction, bool) const { return shm::p
 
 shm::Status ReferenceAdapter::connect_to_copy(std::span<const std::byte> bytes, std::uint16_t version) {
   const std::string copy = path_ + ".copy";
-  (void)shm::MmapSegment::remove(copy);
-  {
-    std::FILE* f = std::fopen(copy.c_str(), "wb");
-    if (f == nullptr) return make_error(ErrorCode::IoError, "cannot write " + copy);
-    const bool written = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-    std::fclose(f);
-    if (!written) return make_error(ErrorCode::IoError, "cannot write " + copy);
-  }
+  if (std::string error; !write_segment_copy(copy, bytes, error)) return make_error(ErrorCode::IoError, error);
   auto c = shm::Client::connect(copy, version);
   (void)shm::MmapSegment::remove(copy);
   if (!c) return c.error();

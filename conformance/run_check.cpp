@@ -49,6 +49,9 @@ CheckResult run_check(const CheckDef& def, const Params& params) {
         counter.record(ClauseId::T_LOAN, n);
   } catch (const driver::DriverFailure& e) {
     r.failure = driver_failure(def, params, e);
+  } catch (const nlohmann::json::exception& e) {
+    r.failure =
+        driver_failure(def, params, driver::DriverFailure(driver::type_error_text(e), spec::DriverRule::D_FRAME));
   }
   r.name = def.name;
   r.scope = params.driver.empty() ? scope_name(def.scope) : "driver";

@@ -1,9 +1,12 @@
 #include "segment_fields.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "memlink/shm/layout.hpp"
 
@@ -165,11 +168,47 @@ std::string segment_field(std::span<const std::byte> segment, std::size_t offset
 }
 
 std::vector<std::byte> read_segment_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::byte> out(all.size());
-  std::memcpy(out.data(), all.data(), all.size());
+  // Not through a link, never blocking on a FIFO planted at the name.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return {};
+  std::vector<std::byte> out;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    out.resize(static_cast<std::size_t>(st.st_size));
+    std::size_t done = 0;
+    while (done < out.size()) {
+      const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    out.resize(done);
+  }
+  ::close(fd);
   return out;
+}
+
+bool write_segment_copy(const std::string& path, std::span<const std::byte> bytes, std::string& error) {
+  // A name in a shared directory: whatever another user put there is
+  // removed (a link itself, never its target) and the copy is created
+  // exclusively, so a link planted between the two fails the open.
+  ::unlink(path.c_str());
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    error = "cannot create " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  if (done == bytes.size()) return true;
+  error = "cannot write " + path + ": " + std::strerror(errno);
+  return false;
 }
 
 std::vector<std::string> changed_fields(std::span<const std::byte> before, std::span<const std::byte> after) {

@@ -39,7 +39,12 @@ std::string segment_field(std::span<const std::byte> segment, std::size_t offset
 
 // The bytes of the segment file at `path` as they are now (empty if it
 // cannot be read): how the suite sees a spec_layout segment for itself.
+// (A link or a FIFO at the name reads as empty.)
 std::vector<std::byte> read_segment_file(const std::string& path);
+
+// Writes `bytes` as a new file at `path` (mode 0600), never through a link
+// planted at the name; false and `error` if it cannot.
+bool write_segment_copy(const std::string& path, std::span<const std::byte> bytes, std::string& error);
 
 // Every field whose bytes differ between two images of one segment, each
 // once, in offset order ("size" if the two differ in length).

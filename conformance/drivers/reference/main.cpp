@@ -24,7 +24,8 @@ void usage() {
       "one JSON response per line out. Started by memlink-conformance --driver and memlink-chaos --driver.\n\n"
       "  --help      this text\n  --version   the version\n\n"
       "MEMLINK_DRIVER_FAULT=reorder-priorities|lose-on-kill|deliver-nothing|no-wake|no-fault-guard|\n"
-      "                     min-segment:N|protocol-1|hang-at:N|garbage-at:N|exit-at:N\n"
+      "                     min-segment:N|protocol-1|hang-at:N|garbage-at:N|exit-at:N|string-id-at:N|\n"
+      "                     numeric-error-at:N|invalid-utf8-at:N|cut-utf8-at:N|long-line-at:N|stderr-flood:MiB\n"
       "breaks it on purpose (for the suite's own tests; reference_driver.hpp says what each does).\n");
 }
 

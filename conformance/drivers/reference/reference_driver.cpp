@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "driver_json.hpp"
@@ -57,28 +58,49 @@ void stop_here(std::string_view, void*) { ::raise(SIGSTOP); }
 
 }  // namespace
 
+// One fault of MEMLINK_DRIVER_FAULT into f; false if it names none.
+bool add_fault(Fault& f, const std::string& s) {
+  bool known = false;
+  auto at = [&](const std::string& prefix, long& out) {
+    if (s.rfind(prefix, 0) != 0) return;
+    out = std::atol(s.c_str() + prefix.size());
+    known = out > 0;
+  };
+  for (const char* name :
+       {"reorder-priorities", "lose-on-kill", "no-wake", "no-fault-guard", "deliver-nothing", "protocol-1"})
+    known = known || s == name;
+  f.reorder |= s == "reorder-priorities";
+  f.lose_on_kill |= s == "lose-on-kill";
+  f.no_wake |= s == "no-wake";
+  f.no_fault_guard |= s == "no-fault-guard";
+  f.deliver_nothing |= s == "deliver-nothing";
+  f.protocol1 |= s == "protocol-1";
+  at("hang-at:", f.hang_at);
+  at("garbage-at:", f.garbage_at);
+  at("exit-at:", f.exit_at);
+  long min_segment = 0;
+  at("min-segment:", min_segment);
+  if (min_segment > 0) f.min_segment = static_cast<std::size_t>(min_segment);
+  at("string-id-at:", f.string_id_at);
+  at("numeric-error-at:", f.numeric_error_at);
+  at("invalid-utf8-at:", f.invalid_utf8_at);
+  at("cut-utf8-at:", f.cut_utf8_at);
+  at("long-line-at:", f.long_line_at);
+  at("stderr-flood:", f.stderr_flood_mib);
+  return known;
+}
+
+// MEMLINK_DRIVER_FAULT: one fault, or several separated by commas.
 bool fault_from_env(Fault& f, std::string& error) {
   f = Fault{};
   const char* e = std::getenv("MEMLINK_DRIVER_FAULT");
   if (e == nullptr || *e == '\0') return true;
-  const std::string s = e;
-  auto at = [&](const std::string& prefix) {
-    return s.rfind(prefix, 0) == 0 ? std::atol(s.c_str() + prefix.size()) : 0;
-  };
-  f.reorder = s == "reorder-priorities";
-  f.lose_on_kill = s == "lose-on-kill";
-  f.no_wake = s == "no-wake";
-  f.no_fault_guard = s == "no-fault-guard";
-  f.deliver_nothing = s == "deliver-nothing";
-  f.protocol1 = s == "protocol-1";
-  f.hang_at = at("hang-at:");
-  f.garbage_at = at("garbage-at:");
-  f.exit_at = at("exit-at:");
-  f.min_segment = static_cast<std::size_t>(at("min-segment:"));
-  if (!f.any()) {
-    error = "unknown MEMLINK_DRIVER_FAULT '" + s + "'";
-    return false;
-  }
+  std::istringstream all{std::string(e)};
+  for (std::string one; std::getline(all, one, ',');)
+    if (!add_fault(f, one)) {
+      error = "unknown MEMLINK_DRIVER_FAULT '" + one + "'";
+      return false;
+    }
   return true;
 }
 
@@ -516,7 +538,36 @@ void write_all(int fd, const std::string& line) {
 
 }  // namespace
 
+// The faults that break an answer's frame (D-FRAME, D-ERRORS) rather than
+// the transport: true if the N-th answer was one of them.
+bool answer_broken(int out_fd, const Fault& fault, long n, const json& req) {
+  const json id = req.is_object() ? req.value("id", json(-1)) : json(-1);
+  if (fault.string_id_at == n) {
+    write_all(out_fd, json{{"id", id.dump()}, {"ok", true}}.dump() + "\n");
+  } else if (fault.numeric_error_at == n) {
+    write_all(out_fd, json{{"id", id}, {"ok", false}, {"error", 5}, {"detail", "error code 5"}}.dump() + "\n");
+  } else if (fault.invalid_utf8_at == n) {
+    write_all(out_fd, "{\"id\":" + id.dump() + ",\"ok\":true,\"detail\":\"\xff\xfe\xc3\"}\n");
+  } else if (fault.cut_utf8_at == n) {
+    write_all(out_fd, std::string(299, 'x') + "\xc3\xa9 and more, not JSON\n");
+  } else if (fault.long_line_at == n) {
+    const std::string mib(std::size_t{1} << 20, 'x');
+    for (int i = 0; i < 48; ++i) write_all(out_fd, mib);
+    write_all(out_fd, "\n");
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// stderr-flood: a driver that logs far more than anyone reads.
+void flood_stderr(long mib) {
+  const std::string chunk(std::size_t{1} << 20, 'E');
+  for (long i = 0; i < mib; ++i) write_all(2, chunk);
+}
+
 int serve_lines(int in_fd, int out_fd, const Fault& fault, const Workload& workload) {
+  flood_stderr(fault.stderr_flood_mib);
   ReferenceDriver driver(
       fault, [out_fd](const std::string& line) { write_all(out_fd, line + "\n"); }, workload);
   std::string buffer;
@@ -553,6 +604,7 @@ int serve_lines(int in_fd, int out_fd, const Fault& fault, const Workload& workl
       write_all(out_fd, "this is not JSON\n");
       continue;
     }
+    if (answer_broken(out_fd, fault, n, req)) continue;
     resp = req.is_object() && req.contains("op")
                ? driver.handle(req)
                : fail(shm::ErrorCode::InvalidArgument, "a request is an object with \"op\"");

@@ -38,6 +38,13 @@ namespace memlink::conformance::reference_driver {
 //                       a driver written before protocol 2 meets the suite
 //   hang-at:N           the N-th request is never answered (D-TIME)
 //   garbage-at:N        the N-th request is answered with a line that is not JSON (D-FRAME)
+//   string-id-at:N      the N-th answer carries its id as a string, "3" (D-FRAME)
+//   numeric-error-at:N  the N-th request fails with "error": 5, a number (D-ERRORS)
+//   invalid-utf8-at:N   the N-th answer holds bytes that are not UTF-8 (D-FRAME)
+//   cut-utf8-at:N       the N-th answer is not JSON, with a two-byte character
+//                       at bytes 299-300, where a report clips it (D-FRAME)
+//   long-line-at:N      the N-th answer is a 48 MiB line (D-FRAME)
+//   stderr-flood:N      writes N MiB to its stderr before it serves
 //   exit-at:N           the process exits at the N-th request (D-PROC)
 //   no-fault-guard      SIGBUS back to its default action once the segment is
 //                       mapped, as in a transport without M-TRUNCATE's guard
@@ -45,10 +52,13 @@ struct Fault {
   bool reorder = false, lose_on_kill = false, no_wake = false, no_fault_guard = false, deliver_nothing = false,
        protocol1 = false;
   long hang_at = 0, garbage_at = 0, exit_at = 0;
+  long string_id_at = 0, numeric_error_at = 0, invalid_utf8_at = 0, cut_utf8_at = 0, long_line_at = 0,
+       stderr_flood_mib = 0;
   std::size_t min_segment = 0;
   bool any() const {
     return reorder || lose_on_kill || no_wake || no_fault_guard || deliver_nothing || protocol1 || hang_at ||
-           garbage_at || exit_at || min_segment;
+           garbage_at || exit_at || min_segment || string_id_at || numeric_error_at || invalid_utf8_at || cut_utf8_at ||
+           long_line_at || stderr_flood_mib;
   }
 };
 // The fault MEMLINK_DRIVER_FAULT names (none if unset); false if it names

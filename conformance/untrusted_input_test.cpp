@@ -1,0 +1,103 @@
+// SPEC 9b for the runner: what a driver prints and what another user plants
+// beside the suite's files. Text is made valid UTF-8 and cut on character
+// boundaries before it reaches a report; a driver's stderr is kept in memory,
+// bounded; segment files are read and copied without following a link or
+// blocking on a FIFO.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "driver_json.hpp"
+#include "segment_fields.hpp"
+#include "stderr_tail.hpp"
+
+namespace memlink::conformance {
+namespace {
+
+bool valid_utf8(const std::string& s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = driver::utf8_sequence(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+TEST(DriverText, BytesThatAreNotUtf8BecomeReplacementCharacters) {
+  const std::string bad = std::string("ok \xff\xfe ") + "\xc3" + " \xed\xa0\x80 \xc0\xaf end";
+  const std::string out = driver::printable_utf8(bad);
+  EXPECT_TRUE(valid_utf8(out)) << out;
+  EXPECT_EQ(out.rfind("ok ", 0), 0u);
+  EXPECT_NE(out.find(" end"), std::string::npos);
+  EXPECT_NE(out.find("\xEF\xBF\xBD"), std::string::npos);
+  EXPECT_EQ(driver::printable_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+}
+
+TEST(DriverText, AClipNeverSplitsACharacter) {
+  // A two-byte character at bytes 299-300, where a report clips at 300.
+  const std::string line = std::string(299, 'x') + "\xc3\xa9" + " and more";
+  const std::string out = driver::printable_utf8(line, 300);
+  EXPECT_TRUE(valid_utf8(out));
+  EXPECT_EQ(out, std::string(299, 'x') + "...");
+  EXPECT_EQ(driver::printable_utf8(line, 301), std::string(299, 'x') + "\xc3\xa9...");
+}
+
+TEST(DriverText, AStderrFloodKeepsOnlyItsLastBytes) {
+  driver::StderrTail tail(1024);
+  const int w = ::dup(tail.write_end());
+  tail.start();
+  const std::string chunk(4096, 'a');
+  for (int i = 0; i < 1024; ++i) ASSERT_EQ(::write(w, chunk.data(), chunk.size()), 4096);  // 4 MiB
+  ASSERT_EQ(::write(w, "the end\n", 8), 8);
+  ::close(w);
+  tail.wait_for_end();
+  EXPECT_EQ(tail.total_bytes(), 4u * 1024 * 1024 + 8);
+  const std::string last = tail.tail(1 << 20);
+  EXPECT_EQ(last.size(), 1024u);  // never more than its capacity
+  EXPECT_EQ(last.substr(last.size() - 8), "the end\n");
+}
+
+struct Dir {
+  std::string path;
+  Dir() {
+    char t[] = "/tmp/memlink-untrusted-XXXXXX";
+    path = ::mkdtemp(t);
+  }
+  ~Dir() { (void)std::system(("rm -rf '" + path + "'").c_str()); }
+};
+
+TEST(SegmentFiles, ACopyIsNeverWrittenThroughAPlantedLink) {
+  Dir d;
+  const std::string victim = d.path + "/victim", copy = d.path + "/seg.copy";
+  std::ofstream(victim) << "precious";
+  ASSERT_EQ(::symlink(victim.c_str(), copy.c_str()), 0);
+  const std::vector<std::byte> bytes(100, std::byte{7});
+  std::string error;
+  ASSERT_TRUE(write_segment_copy(copy, bytes, error)) << error;
+  std::ifstream in(victim);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "precious");
+  struct stat st {};
+  ASSERT_EQ(::lstat(copy.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(read_segment_file(copy), bytes);
+}
+
+TEST(SegmentFiles, ALinkOrAFifoReadsAsNothingWithoutBlocking) {
+  Dir d;
+  const std::string target = d.path + "/target", link = d.path + "/link", fifo = d.path + "/fifo";
+  std::ofstream(target) << "bytes";
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_TRUE(read_segment_file(link).empty());
+  EXPECT_TRUE(read_segment_file(fifo).empty());  // returns: nobody writes the FIFO
+  EXPECT_EQ(read_segment_file(target).size(), 5u);
+}
+
+}  // namespace
+}  // namespace memlink::conformance
