@@ -481,6 +481,111 @@ TEST(Cli, CleanupRemovesNothingButAMemlinkSegment) {  // issue 14
   std::filesystem::remove_all(dir);
 }
 
+// Issue 30, item 2: a FIFO planted at <seg>.pid hung inspect, cleanup and
+// a starting daemon for ever (the PID file was read with a blocking,
+// link-following stream), and a link there was read through. Now a PID file
+// is read only if it is a regular file of ours, never blocking.
+// A daemon a failed assertion leaves behind is killed, not left holding
+// the test's stdout.
+struct KillAtExit {
+  pid_t pid;
+  ~KillAtExit() {
+    if (pid > 0 && ::kill(pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
+  }
+};
+
+// The daemon writes its PID file once it serves, a moment after a client
+// can connect.
+bool wait_for_file(const std::string& path) {
+  for (int i = 0; i < 1000 && !std::filesystem::exists(path); ++i) std::this_thread::sleep_for(10ms);
+  return std::filesystem::exists(path);
+}
+
+TEST(Cli, AFifoOrALinkAtThePidFileHangsNothingAndIsNotReadThrough) {  // issue 30
+  test::TempSegmentPath path("clipidfifo");
+  const std::string pid = path.str() + ".pid", other = path.str() + ".other";
+  const pid_t d = start_daemon(path.str());
+  ASSERT_GT(d, 0);
+  KillAtExit guard{d};
+  ASSERT_TRUE(wait_for_file(pid));
+  ASSERT_EQ(::unlink(pid.c_str()), 0);
+  ASSERT_EQ(::mkfifo(pid.c_str(), 0600), 0);
+  for (const std::string& cmd :
+       {"inspect " + path.str(), "cleanup " + path.str(), "daemon " + path.str() + " --quiet"}) {
+    const auto r = run_tool(cmd, "timeout 20");  // a hang is exit 124
+    EXPECT_NE(r.status, 124) << cmd << " hung on a FIFO at " << pid;
+    if (cmd.rfind("inspect", 0) != 0)
+      EXPECT_NE(r.status, 0) << cmd << " (a live daemon holds the path)\n" << r.out << r.err;
+  }
+  ASSERT_EQ(::unlink(pid.c_str()), 0);
+  std::ofstream(other) << "4242\n";
+  ASSERT_EQ(::symlink(other.c_str(), pid.c_str()), 0);
+  const auto r = run_tool("inspect " + path.str() + " --json", "timeout 20");
+  EXPECT_EQ(r.out.find("4242"), std::string::npos) << "the PID file was read through a link:\n" << r.out;
+  stop(d, SIGTERM);
+  guard.pid = -1;
+  EXPECT_TRUE(std::filesystem::exists(other)) << "shutdown removed the target of a link";
+  std::filesystem::remove(pid);
+  std::filesystem::remove(other);
+}
+
+// Issue 30, item 3: a daemon's shutdown unlinked whatever was at its
+// segment, .pid and .lock names by then: a user's file moved there, or a
+// second daemon's live files after the first one's were removed by hand.
+TEST(Cli, ShutdownRemovesOnlyTheFilesItMade) {  // issue 30
+  test::TempSegmentPath path("clishutdownown");
+  const std::string notes = path.str() + ".notes";
+  pid_t a = start_daemon(path.str());
+  ASSERT_GT(a, 0);
+  KillAtExit guard_a{a};
+  std::ofstream(notes) << "the user's notes, 2 MB of them in the report\n";
+  ASSERT_EQ(::rename(notes.c_str(), path.str().c_str()), 0);
+  EXPECT_EQ(stop(a, SIGINT), 0);
+  guard_a.pid = -1;
+  EXPECT_EQ(slurp(path.str()), "the user's notes, 2 MB of them in the report\n") << "shutdown deleted the user's file";
+  std::filesystem::remove(path.str());
+
+  a = start_daemon(path.str());
+  ASSERT_GT(a, 0);
+  guard_a.pid = a;
+  ASSERT_TRUE(wait_for_file(path.str() + ".pid"));
+  for (const char* suffix : {"", ".pid", ".lock"}) ASSERT_EQ(::unlink((path.str() + suffix).c_str()), 0) << suffix;
+  const pid_t b = start_daemon(path.str());
+  ASSERT_GT(b, 0);
+  KillAtExit guard_b{b};
+  ASSERT_TRUE(wait_for_file(path.str() + ".pid"));
+  EXPECT_EQ(stop(a, SIGINT), 0);
+  guard_a.pid = -1;
+  for (const char* suffix : {"", ".pid", ".lock"})
+    EXPECT_TRUE(std::filesystem::exists(path.str() + suffix))
+        << "the first daemon's shutdown removed the second's " << suffix;
+  EXPECT_TRUE(Client::connect(path.str(), 1).ok());
+  const auto third = run_tool("daemon " + path.str() + " --quiet", "timeout 20");
+  EXPECT_NE(third.status, 0) << "a third daemon started beside a live one:\n" << third.out << third.err;
+  EXPECT_EQ(stop(b, SIGINT), 0);
+  guard_b.pid = -1;
+  EXPECT_FALSE(std::filesystem::exists(path.str())) << "the second daemon's own segment stayed";
+}
+
+// Issue 30, item 9: cleanup (root's included) removed another user's
+// regular files and FIFOs at <seg>.pid and <seg>.lock, and said it removed
+// the segment when there was none.
+TEST(Cli, CleanupLeavesSideFilesThatAreNotOurs) {  // issue 30
+  test::TempSegmentPath path("clicleanupside");
+  const std::string pid = path.str() + ".pid", lock = path.str() + ".lock";
+  ASSERT_EQ(::mkfifo(lock.c_str(), 0600), 0);
+  std::ofstream(pid) << "4242\n";
+  const bool root = ::geteuid() == 0;
+  if (root) ASSERT_EQ(::chown(pid.c_str(), 65534, 65534), 0);
+  const auto r = run_tool("cleanup " + path.str(), "timeout 20");
+  EXPECT_NE(r.status, 124);
+  EXPECT_TRUE(std::filesystem::exists(lock)) << "cleanup removed a FIFO at the lock's name";
+  if (root) EXPECT_TRUE(std::filesystem::exists(pid)) << "root's cleanup removed another user's file";
+  EXPECT_EQ(r.out.find("removed the segment"), std::string::npos) << "there was no segment:\n" << r.out;
+  std::filesystem::remove(pid);
+  std::filesystem::remove(lock);
+}
+
 TEST(Cli, CleanupRefusesWhileADaemonIsAlive) {
   test::TempSegmentPath path("clialive");
   const pid_t d = start_daemon(path.str());

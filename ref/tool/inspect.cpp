@@ -211,7 +211,7 @@ void print_table(const json& r) {
 int run_inspect(const std::string& path, bool as_json) {
   const json report = build_report(path);
   if (as_json) {
-    std::cout << report.dump(2) << "\n";
+    std::cout << report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     print_table(report);
   }

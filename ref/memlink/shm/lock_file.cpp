@@ -80,6 +80,14 @@ bool LockFile::is_held(const std::string& path) {
 
 bool LockFile::remove(const std::string& path) { return ::unlink(path.c_str()) == 0; }
 
+bool LockFile::remove_if_mine() const {
+  struct stat mine {
+  }, now{};
+  if (handle_ == kNone || ::fstat(static_cast<int>(handle_), &mine) != 0 || ::lstat(path_.c_str(), &now) != 0)
+    return false;
+  return now.st_dev == mine.st_dev && now.st_ino == mine.st_ino && ::unlink(path_.c_str()) == 0;
+}
+
 void LockFile::release() noexcept {
   if (handle_ != kNone) ::close(static_cast<int>(handle_));  // the kernel drops the lock
   handle_ = kNone;
@@ -161,6 +169,8 @@ bool LockFile::remove(const std::string& path) {
   (void)DeleteFileA(aside.c_str());
   return true;
 }
+
+bool LockFile::remove_if_mine() const { return held() && remove(path_); }  // (Windows: no inode to compare)
 
 void LockFile::release() noexcept {
   if (handle_ != kNone) CloseHandle(reinterpret_cast<HANDLE>(handle_));  // Windows drops the lock

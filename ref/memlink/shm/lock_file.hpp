@@ -41,6 +41,10 @@ class LockFile {
   ~LockFile() { release(); }
 
   bool held() const noexcept { return handle_ != kNone; }
+  // Removes the file at path() only while it is still the file this lock
+  // holds (same device and inode, looked at just before the unlink): a file
+  // put in its place — another daemon's lock included — is left alone.
+  bool remove_if_mine() const;
   const std::string& path() const noexcept { return path_; }
   // Closes the file, which drops the lock. Idempotent.
   void release() noexcept;

@@ -227,6 +227,20 @@ Status MmapSegment::remove(const std::string& path) {
   return {};
 }
 
+Status MmapSegment::remove_if_same() const {
+  // A POSIX shm object is the file of its name in /dev/shm.
+  const std::string file = is_posix_shm_name(path_) && !kBareNamesAreFiles ? "/dev/shm/" + path_ : file_of(path_);
+  struct stat mine {
+  }, now{};
+  if (fd_ < 0 || ::fstat(static_cast<int>(fd_), &mine) != 0)
+    return make_error(ErrorCode::InvalidState, "segment '" + path_ + "' is not open; not removing its name");
+  if (::lstat(file.c_str(), &now) != 0) return os_error("cannot remove segment", path_);
+  if (now.st_dev != mine.st_dev || now.st_ino != mine.st_ino)
+    return make_error(ErrorCode::InvalidState,
+                      "'" + path_ + "' names another file now (replaced under us): not removing it");
+  return remove(path_);
+}
+
 Status MmapSegment::flush() const {
   if (data_ == nullptr) return make_error(ErrorCode::InvalidState, "segment is not mapped");
   if (::msync(data_, size_, MS_SYNC) != 0) return os_error("cannot flush segment", path_);
@@ -357,6 +371,8 @@ Status MmapSegment::remove(const std::string& path) {
   (void)DeleteFileA(aside.c_str());
   return {};
 }
+
+Status MmapSegment::remove_if_same() const { return remove(path_); }  // (Windows: no inode to compare)
 
 Status MmapSegment::flush() const {
   if (data_ == nullptr) return make_error(ErrorCode::InvalidState, "segment is not mapped");

@@ -37,6 +37,11 @@ class MmapSegment {
 
   // Removes the name (file or POSIX shm object); mappings stay valid.
   static Status remove(const std::string& path);
+  // Removes this segment's name only while the name is still this segment
+  // (same device and inode, looked at just before the unlink): a file put
+  // in its place, another daemon's segment included, is left alone
+  // (InvalidState). SPEC 9b: a process deletes only what it created.
+  Status remove_if_same() const;
 
   // True for a bare name that means POSIX shared memory.
   static bool is_posix_shm_name(const std::string& path) noexcept;

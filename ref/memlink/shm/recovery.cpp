@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <random>
 #include <thread>
@@ -27,6 +28,50 @@ namespace memlink::shm {
 namespace {
 
 using std::chrono::nanoseconds;
+
+// A side file's text (<base>.pid), never through a link and never blocking
+// on a FIFO planted at the name: nullopt unless it is a regular file, and,
+// with `ours`, one this user owns (SPEC 9b, K-PIDFILE).
+std::optional<std::string> read_side_file(const std::string& path, bool ours) {
+#if defined(_WIN32)
+  (void)ours;
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+#else
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct stat st {};
+  std::optional<std::string> text;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (!ours || st.st_uid == ::geteuid())) {
+    char buf[32];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n >= 0) text = std::string(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return text;
+#endif
+}
+
+std::uint32_t pid_in(const std::optional<std::string>& text) {
+  if (!text) return 0;
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(text->c_str(), &end, 10);
+  return end != text->c_str() && v <= 0xFFFFFFFFull ? static_cast<std::uint32_t>(v) : 0;
+}
+
+// Removes a side file (<base>.pid, .lock) only if it is a regular file this
+// user owns: another user's file, a FIFO or a link planted at the name is
+// left alone, whoever runs the cleanup (root included).
+bool remove_own_side_file(const std::string& path) {
+#if defined(_WIN32)
+  return platform::remove_file(path);
+#else
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) return false;
+  return ::unlink(path.c_str()) == 0;
+#endif
+}
 
 // Stale (SPEC K-STALE): held by a process that is not us and is not alive,
 // and seen unchanged by this consumer for at least stale_after (so that a
@@ -350,19 +395,15 @@ Status RecoveryManager::write_pid_file(std::uint32_t pid) const {
     (void)platform::remove_file(tmp);
     return make_error(ErrorCode::IoError, "rename " + tmp + " -> " + pid_path_ + ": " + why);
   }
+  written_pid_ = pid;  // what release() may remove
   return {};
 }
 
-std::uint32_t RecoveryManager::recorded_pid() const {
-  std::ifstream in(pid_path_);
-  std::uint64_t pid = 0;
-  if (!(in >> pid) || pid > 0xFFFFFFFFu) return 0;
-  return static_cast<std::uint32_t>(pid);
-}
+std::uint32_t RecoveryManager::recorded_pid() const { return pid_in(read_side_file(pid_path_, true)); }
 
 bool RecoveryManager::is_already_running() const { return LockFile::is_held(lock_path_); }
 
-Status RecoveryManager::cleanup_orphaned_shm() {
+Status RecoveryManager::cleanup_orphaned_shm(CleanupReport* report) {
   if (segment_path_.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
   auto starting = LockFile::try_acquire(takeover_path_);
   if (!starting) return starting.error();
@@ -383,9 +424,10 @@ Status RecoveryManager::cleanup_orphaned_shm() {
     return make_error(seg.code(), "not removing '" + segment_path_ + "': " + seg.error().message());
   }
   const bool had_segment = MmapSegment::remove(segment_path_).ok();
-  const bool had_pid = platform::remove_file(pid_path_);
-  (void)LockFile::remove(lock_path_);
-  (void)LockFile::remove(takeover_path_);  // while holding it: see release()
+  const bool had_pid = remove_own_side_file(pid_path_);
+  (void)remove_own_side_file(lock_path_);
+  (void)starting->remove_if_mine();  // while holding it: see release()
+  if (report != nullptr) *report = CleanupReport{had_segment, had_pid};
   if (!had_segment && !had_pid)
     return make_error(ErrorCode::NotFound, "no segment or PID file for '" + segment_path_ + "'");
   return {};
@@ -394,13 +436,18 @@ Status RecoveryManager::cleanup_orphaned_shm() {
 void RecoveryManager::release() {
   if (!lock_.held()) return;
   // Remove while still holding the lock: a starter that opened the old file
-  // notices (try_acquire's same-file check) and retries on a new one.
-  (void)platform::remove_file(pid_path_);
-  (void)LockFile::remove(lock_path_);
+  // notices (try_acquire's same-file check) and retries on a new one. Only
+  // what is still ours (SPEC 9b): the PID file while it records this
+  // process, the lock while it is the file we hold. A daemon whose files
+  // were replaced (removed by hand, a successor started on the path) leaves
+  // its successor's alone.
+  if (written_pid_ != 0 && pid_in(read_side_file(pid_path_, true)) == written_pid_)
+    (void)remove_own_side_file(pid_path_);
+  (void)lock_.remove_if_mine();
   lock_.release();
   // The start lock too, but only while holding it, for the same reason.
   if (auto starting = LockFile::try_acquire(takeover_path_); starting && starting->held())
-    (void)LockFile::remove(takeover_path_);
+    (void)starting->remove_if_mine();
 }
 
 RecoveryReport RecoveryManager::recover_stale_slots(PriorityRingBuffer& inbound, const RecoveryPolicy& policy) {

@@ -116,9 +116,14 @@ class RecoveryManager {
 
   // True if some process (this one included) holds the daemon lock.
   bool is_already_running() const;
-  // Removes the segment, PID file and lock file of a dead daemon.
+  // Removes the segment, PID file and lock file of a dead daemon (side
+  // files only when they are regular files this user owns: SPEC 9b).
   // AlreadyExists if a daemon is alive; NotFound if there was nothing.
-  Status cleanup_orphaned_shm();
+  // `report`, if given, says what there was.
+  struct CleanupReport {
+    bool segment = false, pid_file = false;
+  };
+  Status cleanup_orphaned_shm(CleanupReport* report = nullptr);
   // A recovery pass over the rings this process consumes (SPEC K-TAKEOVER).
   RecoveryReport recover_stale_slots(PriorityRingBuffer& inbound, const RecoveryPolicy& policy);
 
@@ -140,6 +145,9 @@ class RecoveryManager {
   LockFile lock_;      // the daemon lock, for this daemon's life
   LockFile takeover_;  // the start lock, until startup_done()
   TailRecovery tails_;
+  // The pid write_pid_file() last wrote: release() removes the PID file only
+  // while it still records it (SPEC K-PIDFILE).
+  mutable std::uint32_t written_pid_ = 0;
 };
 
 }  // namespace memlink::shm

@@ -568,11 +568,13 @@ bool Daemon::fenced() const noexcept {
 
 Status Daemon::usable() const {
   if (ctl_ == nullptr || shut_down_) return make_error(ErrorCode::Disconnected, "daemon has shut down");
+  // A lost segment stays lost whatever its epoch reads (zero pages read 0,
+  // which no epoch is, K-TAKEOVER; but nothing a lost mapping holds is the
+  // segment any more): the truncation, not a successor.
+  if (segment_.lost()) return segment_.lost_error();
   const std::uint64_t now = ctl_->epoch.load(std::memory_order_seq_cst);
   if (now == start_.epoch) return {};
-  // A lost segment reads epoch 0 (epochs start at 1), whether it was lost
-  // before or by this load: it is the truncation, not a successor.
-  if (segment_.lost()) return segment_.lost_error();
+  if (segment_.lost()) return segment_.lost_error();  // lost by the load above
   return make_error(ErrorCode::Disconnected,
                       "fenced: daemon pid " + std::to_string(ctl_->daemon_pid.load(std::memory_order_relaxed)) +
                           " took over '" + path() + "' (epoch " + std::to_string(now) + "; this daemon served epoch " +
@@ -615,7 +617,7 @@ void Daemon::shutdown() {
   // inconsistent): keep it for 'memlink-shm inspect'; a successor refuses it
   // and 'cleanup' removes it (SPEC C-FLAGS).
   const bool poisoned = (ctl_->flags.load(std::memory_order_acquire) & FLAG_POISONED) != 0;
-  if (remove_on_shutdown_ && !poisoned) (void)MmapSegment::remove(segment_.path());
+  if (remove_on_shutdown_ && !poisoned) (void)segment_.remove_if_same();  // never what replaced it (SPEC 9b)
   if (recovery_) recovery_->release();
   recovery_.reset();
 }
