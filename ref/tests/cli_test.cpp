@@ -468,6 +468,8 @@ TEST(Cli, CleanupRemovesNothingButAMemlinkSegment) {  // issue 14
     const auto replace = run_tool("daemon " + dir + "/" + name + " --replace --quiet", "timeout 10");
     EXPECT_EQ(replace.status, 2) << name << ": " << replace.err;
     EXPECT_TRUE(std::filesystem::exists(dir + "/" + name)) << name << " was removed by --replace";
+    // Issue 30, item 12: nothing of ours stays beside the foreign file.
+    EXPECT_FALSE(std::filesystem::exists(dir + "/" + name + ".takeover")) << name << ": a refusal left .takeover";
   }
   // A live daemon's lock file named as if it were a segment.
   test::TempSegmentPath path("clilockname");

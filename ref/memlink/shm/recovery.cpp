@@ -409,6 +409,13 @@ Status RecoveryManager::cleanup_orphaned_shm(CleanupReport* report) {
   if (!starting) return starting.error();
   if (!starting->held())
     return make_error(ErrorCode::AlreadyExists, "a daemon is starting on '" + segment_path_ + "'");
+  // Whatever the outcome, the start lock we made goes (removed while we
+  // hold it, as release() does): a refused cleanup or --replace must not
+  // leave <name>.takeover beside somebody's file.
+  struct DropStartLock {
+    LockFile& lock;
+    ~DropStartLock() { (void)lock.remove_if_mine(); }
+  } drop_start_lock{*starting};
   if (is_already_running())
     return make_error(ErrorCode::AlreadyExists, "daemon pid " + std::to_string(recorded_pid()) + " holds " +
                                                     lock_path_ + "; not removing '" + segment_path_ + "'");
@@ -426,7 +433,6 @@ Status RecoveryManager::cleanup_orphaned_shm(CleanupReport* report) {
   const bool had_segment = MmapSegment::remove(segment_path_).ok();
   const bool had_pid = remove_own_side_file(pid_path_);
   (void)remove_own_side_file(lock_path_);
-  (void)starting->remove_if_mine();  // while holding it: see release()
   if (report != nullptr) *report = CleanupReport{had_segment, had_pid};
   if (!had_segment && !had_pid)
     return make_error(ErrorCode::NotFound, "no segment or PID file for '" + segment_path_ + "'");
