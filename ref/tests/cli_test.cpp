@@ -588,6 +588,29 @@ TEST(Cli, CleanupLeavesSideFilesThatAreNotOurs) {  // issue 30
   std::filesystem::remove(lock);
 }
 
+// Issue 30, item 12: zeroed pages under a live daemon (holes punched in the
+// file) were reported as "fenced: another daemon took over". No daemon
+// serves epoch 0 (K-TAKEOVER): the daemon stops naming the corruption.
+TEST(Cli, ZeroedPagesAreACorruptSegmentNotATakeover) {  // issue 30
+  test::TempSegmentPath path("clizeroed");
+  const std::string log = path.str() + ".daemon.log";
+  const pid_t d = start_small_daemon(path.str(), log);
+  ASSERT_GT(d, 0);
+  KillAtExit guard{d};
+  const int fd = ::open(path.str().c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  const std::vector<char> zeros(4096, 0);
+  ASSERT_EQ(::pwrite(fd, zeros.data(), zeros.size(), 0), 4096);  // the control region, as a punched hole reads
+  ::close(fd);
+  const int status = wait_exit(d, 60s);
+  guard.pid = -1;
+  const std::string text = slurp(log);
+  EXPECT_EQ(status, 2) << text;
+  EXPECT_NE(text.find("control.epoch"), std::string::npos) << text;
+  EXPECT_EQ(text.find("another daemon took over"), std::string::npos) << text;
+  std::remove(log.c_str());
+}
+
 TEST(Cli, CleanupRefusesWhileADaemonIsAlive) {
   test::TempSegmentPath path("clialive");
   const pid_t d = start_daemon(path.str());

@@ -563,7 +563,9 @@ bool Daemon::fenced() const noexcept {
   // A lost segment reads as zeros (epoch 0): that is not a successor. The
   // load comes first: it may be the access that faults and loses it.
   const std::uint64_t now = ctl_->epoch.load(std::memory_order_seq_cst);
-  return now != start_.epoch && !segment_.lost();
+  // No daemon serves epoch 0 (K-TAKEOVER skips it): zeroed pages (holes
+  // punched in the file, a peer's zeros) are a corrupt segment, not a successor.
+  return now != start_.epoch && now != 0 && !segment_.lost();
 }
 
 Status Daemon::usable() const {
@@ -575,6 +577,11 @@ Status Daemon::usable() const {
   const std::uint64_t now = ctl_->epoch.load(std::memory_order_seq_cst);
   if (now == start_.epoch) return {};
   if (segment_.lost()) return segment_.lost_error();  // lost by the load above
+  if (now == 0)
+    return make_error(ErrorCode::CorruptSegment,
+                      "control.epoch: reads 0, which no daemon serves (SPEC K-TAKEOVER): the segment's pages were "
+                      "zeroed under this daemon (epoch " +
+                          std::to_string(start_.epoch) + ")");
   return make_error(ErrorCode::Disconnected,
                       "fenced: daemon pid " + std::to_string(ctl_->daemon_pid.load(std::memory_order_relaxed)) +
                           " took over '" + path() + "' (epoch " + std::to_string(now) + "; this daemon served epoch " +
