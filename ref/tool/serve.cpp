@@ -123,6 +123,10 @@ int run_daemon(const DaemonArgs& args) {
   opts.heartbeat_interval = std::chrono::milliseconds(args.heartbeat_ms);
   opts.heartbeat_timeout = std::chrono::milliseconds(args.heartbeat_timeout_ms);
   opts.endpoint.allow_foreign_owner = args.allow_foreign_owner;
+  // Before the segment exists: a SIGINT or SIGTERM in the moment a client
+  // can already connect must still end in a clean shutdown (files removed),
+  // not kill the daemon outright.
+  install_stop_handlers();
   auto daemon = Daemon::create(args.path, args.size, args.version, opts);
   if (!daemon) {
     print_error("cannot serve '" + args.path + "'", daemon.error());
@@ -146,7 +150,6 @@ int run_daemon(const DaemonArgs& args) {
                 static_cast<unsigned long long>(st.recovered.requeued_reading),
                 static_cast<unsigned long long>(st.recovered.released_done));
   }
-  install_stop_handlers();
   const Geometry& g = daemon->geometry();
   if (!args.quiet) {
     std::printf("memlink-shm daemon: serving %s (pid %u, protocol %u, %zu bytes, slots per priority %u/%u/%u, wait %s)\n",
