@@ -570,13 +570,12 @@ bool Daemon::fenced() const noexcept {
 
 Status Daemon::usable() const {
   if (ctl_ == nullptr || shut_down_) return make_error(ErrorCode::Disconnected, "daemon has shut down");
-  // A lost segment stays lost whatever its epoch reads (zero pages read 0,
-  // which no epoch is, K-TAKEOVER; but nothing a lost mapping holds is the
-  // segment any more): the truncation, not a successor.
-  if (segment_.lost()) return segment_.lost_error();
   const std::uint64_t now = ctl_->epoch.load(std::memory_order_seq_cst);
+  // A lost mapping reads epoch 0, which no daemon serves (K-TAKEOVER skips
+  // it), so it never passes here: the loss is asked only off the hot path.
   if (now == start_.epoch) return {};
-  if (segment_.lost()) return segment_.lost_error();  // lost by the load above
+  // Lost before or by the load above: the truncation, not a successor.
+  if (segment_.lost()) return segment_.lost_error();
   if (now == 0)
     return make_error(ErrorCode::CorruptSegment,
                       "control.epoch: reads 0, which no daemon serves (SPEC K-TAKEOVER): the segment's pages were "
