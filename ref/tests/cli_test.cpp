@@ -16,7 +16,10 @@
 #include <sstream>
 #include <thread>
 
+#include "memlink/shm/control.hpp"
 #include "memlink/shm/layout.hpp"
+#include "memlink/shm/mmap.hpp"
+#include "memlink/shm/recovery.hpp"
 #include "memlink/shm/slot.hpp"
 #include "memlink/shm/transport.hpp"
 #include "memlink/shm/version.hpp"
@@ -608,6 +611,99 @@ TEST(Cli, ZeroedPagesAreACorruptSegmentNotATakeover) {  // issue 30
   EXPECT_EQ(status, 2) << text;
   EXPECT_NE(text.find("control.epoch"), std::string::npos) << text;
   EXPECT_EQ(text.find("another daemon took over"), std::string::npos) << text;
+  std::remove(log.c_str());
+}
+
+// Issue 30, item 4: a live daemon was taken over (and fenced) through a
+// symlink or a hard link to its segment: the lock's name came from the path
+// string. Every name of a segment now meets its identity lock (K-LOCK); a
+// refused start leaves no .lock or .takeover beside the name it tried.
+TEST(Cli, AnotherNameForALiveDaemonsSegmentDoesNotTakeItOver) {  // issue 30
+  test::TempSegmentPath path("clialias");
+  const pid_t d = start_daemon(path.str());
+  ASSERT_GT(d, 0);
+  KillAtExit guard{d};
+  const std::string identity = RecoveryManager::identity_lock_path(path.str());
+  ASSERT_FALSE(identity.empty());
+  EXPECT_TRUE(std::filesystem::exists(identity)) << identity;
+  const auto epoch = [&] {
+    auto seg = MmapSegment::open(path.str());
+    return seg ? control_of(seg->data())->epoch.load() : 0;
+  };
+  const std::uint64_t before = epoch();
+  const std::string sym = path.str() + ".alias", hard = path.str() + ".hard";
+  std::filesystem::create_symlink(path.str(), sym);
+  std::filesystem::create_hard_link(path.str(), hard);
+  for (const std::string& name : {sym, hard}) {
+    const auto r = run_tool("daemon " + name + " --quiet", "timeout 20");
+    EXPECT_EQ(r.status, 2) << name << ": a second daemon started\n" << r.out << r.err;
+    EXPECT_NE(r.err.find("under another name"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(name + ".lock")) << "the refused start left its lock file";
+    EXPECT_FALSE(std::filesystem::exists(name + ".takeover")) << "the refused start left its takeover file";
+    const auto c = run_tool("cleanup " + name, "timeout 20");
+    EXPECT_EQ(c.status, 2) << name << ": cleanup removed a live daemon's segment\n" << c.out << c.err;
+  }
+  EXPECT_EQ(epoch(), before) << "the live daemon was fenced";
+  EXPECT_TRUE(Client::connect(path.str(), 1).ok());
+  EXPECT_EQ(stop(d, SIGINT), 0);
+  guard.pid = -1;
+  EXPECT_FALSE(std::filesystem::exists(identity)) << "shutdown left the identity lock";
+  std::filesystem::remove(sym);
+  std::filesystem::remove(hard);
+}
+
+// Issue 30, item 12: a start that fails (here: not a segment at the name)
+// left <name>.lock and <name>.takeover; the file itself stays untouched.
+TEST(Cli, AFailedStartLeavesNoLockOrTakeoverFile) {  // issue 30
+  test::TempSegmentPath path("clifailedstart");
+  const std::string notes(65536, 'n');
+  std::ofstream(path.str()) << notes;
+  const auto r = run_tool("daemon " + path.str() + " --quiet", "timeout 20");
+  EXPECT_EQ(r.status, 2) << r.out << r.err;
+  for (const char* suffix : {".lock", ".takeover", ".pid"})
+    EXPECT_FALSE(std::filesystem::exists(path.str() + suffix)) << "the failed start left " << suffix;
+  EXPECT_EQ(slurp(path.str()), notes) << "the failed start changed the file";
+  EXPECT_TRUE(RecoveryManager::identity_lock_path(path.str()).empty() ||
+              !std::filesystem::exists(RecoveryManager::identity_lock_path(path.str())))
+      << "the failed start left the identity lock";
+}
+
+// Issue 30, item 5: a segment whose epoch was 2^64 - 1, taken over (the new
+// daemon then ran at epoch 0, what zeroed pages read) and truncated: the
+// daemon never stopped and logged millions of lines. The epoch skips 0 at
+// its wrap (K-TAKEOVER), and a lost segment stops the daemon (M-TRUNCATE).
+TEST(Cli, ATakeoverAtTheEpochsWrapStillStopsOnATruncation) {  // issue 30
+  test::TempSegmentPath path("cliepochwrap");
+  const std::string log = path.str() + ".daemon.log";
+  const pid_t first = start_small_daemon(path.str(), log);
+  ASSERT_GT(first, 0);
+  stop(first, SIGKILL);
+  {
+    const int fd = ::open(path.str().c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    const std::uint64_t last = ~std::uint64_t{0};
+    ASSERT_EQ(::pwrite(fd, &last, sizeof last, offsetof(ControlRegion, epoch)), 8);
+    ::close(fd);
+  }
+  // Not start_small_daemon: a client connects to the dead daemon's segment
+  // before the second daemon has taken it over.
+  const pid_t second = spawn_tool({"daemon", path.str(), "--size", "65536"}, log);
+  ASSERT_GT(second, 0);
+  KillAtExit guard{second};
+  std::uint64_t epoch = 0;
+  for (int i = 0; i < 1000 && epoch != 1; ++i) {
+    std::this_thread::sleep_for(10ms);
+    auto seg = MmapSegment::open(path.str());
+    const ControlRegion* ctl = seg ? control_of(seg->data()) : nullptr;
+    if (ctl != nullptr && ctl->daemon_pid.load() == static_cast<std::uint32_t>(second)) epoch = ctl->epoch.load();
+  }
+  ASSERT_EQ(epoch, 1u) << "the epoch after 2^64 - 1 is 1, never 0\n" << slurp(log);
+  ASSERT_EQ(::truncate(path.str().c_str(), 0), 0);
+  const int status = wait_exit(second, 20s);  // reaps it, whatever it did
+  guard.pid = -1;
+  ASSERT_LT(std::filesystem::file_size(log), 100000u) << "the daemon's log grew without bound";
+  EXPECT_EQ(status, 2) << slurp(log);
+  EXPECT_NE(slurp(log).find("M-TRUNCATE"), std::string::npos) << slurp(log);
   std::remove(log.c_str());
 }
 

@@ -281,7 +281,45 @@ RecoveryManager::RecoveryManager(std::string segment_path)
 }
 
 RecoveryManager::RecoveryManager(RecoveryManager&&) noexcept = default;
-RecoveryManager::~RecoveryManager() = default;  // the LockFiles drop their locks
+// A manager destroyed mid-start (refused, or its daemon failed to come up)
+// removes the files it made, while it still holds them; otherwise the
+// LockFiles just drop their locks.
+RecoveryManager::~RecoveryManager() {
+  if (takeover_.held()) release();
+}
+
+std::string RecoveryManager::identity_lock_path(const std::string& segment_path) {
+#if defined(_WIN32)
+  (void)segment_path;
+  return {};
+#else
+  struct stat st {};
+  if (segment_path.empty() || ::stat(base_path(segment_path).c_str(), &st) != 0) return {};
+  return platform::shm_directory() + "/memlink-inode-" + std::to_string(static_cast<std::uint64_t>(st.st_dev)) + "-" +
+         std::to_string(static_cast<std::uint64_t>(st.st_ino)) + ".lock";
+#endif
+}
+
+Result<bool> RecoveryManager::try_hold_identity() {
+  if (identity_.held()) return true;
+  const std::string path = identity_lock_path(segment_path_);
+  if (path.empty()) return true;
+  auto lock = LockFile::try_acquire(path);
+  if (!lock) return lock.error();
+  if (!lock->held()) return false;
+  identity_ = std::move(*lock);
+  return true;
+}
+
+Status RecoveryManager::hold_identity() {
+  auto ours = try_hold_identity();
+  if (!ours) return ours.error();
+  if (!*ours)
+    return make_error(
+        ErrorCode::AlreadyExists,
+        "a daemon serves '" + segment_path_ + "' under another name: it holds " + identity_lock_path(segment_path_));
+  return {};
+}
 
 namespace {
 
@@ -324,37 +362,63 @@ Result<DaemonStart> RecoveryManager::register_daemon(nanoseconds heartbeat_timeo
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   auto fail = [this](Error e) -> Result<DaemonStart> {
-    takeover_.release();
+    release();  // removes the start lock it made (and any lock taken)
     return e;
   };
-  // 2. The daemon lock: free means no live daemon.
+  // 2. The daemon lock, and the segment's identity lock (another name for
+  // the same segment meets the same one): both free means no live daemon.
   auto lock = LockFile::try_acquire(lock_path_);
   if (!lock) return fail(lock.error());
-  if (lock->held()) {
-    lock_ = std::move(*lock);
-    MEMLINK_CRASH_POINT("recovery.after-lock");
+  auto identity_free = try_hold_identity();
+  if (!identity_free) return fail(identity_free.error());
+  auto start = decide_start(std::move(*lock), *identity_free, heartbeat_timeout);
+  if (!start) return fail(start.error());
+  MEMLINK_CRASH_POINT("recovery.after-lock");
+  return start;
+}
+
+Result<DaemonStart> RecoveryManager::decide_start(LockFile lock, bool identity_free, nanoseconds heartbeat_timeout) {
+  if (lock.held() && identity_free) {
+    lock_ = std::move(lock);
     return segment_exists(segment_path_) ? DaemonStart::Orphaned : DaemonStart::Fresh;
   }
   // 3. Held: alive, unless it stopped heart-beating (stopped, or hung).
+  const std::string held_by =
+      lock.held() ? identity_lock_path(segment_path_) + " (it serves the segment under another name)" : lock_path_;
   std::uint32_t pid = 0;
   const auto age = heartbeat_age(segment_path_, static_cast<std::uint64_t>(heartbeat_timeout.count()), &pid);
   if (!age || *age <= static_cast<std::uint64_t>(heartbeat_timeout.count())) {
     const std::uint32_t holder = pid != 0 ? pid : recorded_pid();
-    return fail(make_error(ErrorCode::AlreadyExists,
-                           "a daemon (pid " + std::to_string(holder) + ") is running on '" + segment_path_ +
-                               "': it holds " + lock_path_ +
-                               (age ? " and its heartbeat is " + std::to_string(*age / 1000000) + " ms old"
-                                    : std::string(" (segment not readable yet)"))));
+    if (lock.held()) (void)lock.remove_if_mine();  // the lock file this refused start made
+    return make_error(ErrorCode::AlreadyExists,
+                      "a daemon (pid " + std::to_string(holder) + ") is running on '" + segment_path_ + "': it holds " +
+                          held_by +
+                          (age ? " and its heartbeat is " + std::to_string(*age / 1000000) + " ms old"
+                               : std::string(" (segment not readable yet)")));
   }
-  // Replace the lock file: the old daemon keeps a lock on a file nobody can
-  // open, and its epoch, which we are about to increment, fences it (K-FENCE).
-  (void)LockFile::remove(lock_path_);
-  auto fresh = LockFile::try_acquire(lock_path_);
-  if (!fresh) return fail(fresh.error());
-  if (!fresh->held()) return fail(make_error(ErrorCode::AlreadyExists, "lost the race for " + lock_path_));
-  lock_ = std::move(*fresh);
-  MEMLINK_CRASH_POINT("recovery.after-lock");
+  // Replace the held lock files: the old daemon keeps its locks on files
+  // nobody can open, and its epoch, which we are about to increment,
+  // fences it (K-FENCE).
+  if (!lock.held()) {
+    auto fresh = replace_lock(lock_path_);
+    if (!fresh) return fresh.error();
+    lock = std::move(*fresh);
+  }
+  if (!identity_free) {
+    auto fresh = replace_lock(identity_lock_path(segment_path_));
+    if (!fresh) return fresh.error();
+    identity_ = std::move(*fresh);
+  }
+  lock_ = std::move(lock);
   return DaemonStart::Unresponsive;
+}
+
+Result<LockFile> RecoveryManager::replace_lock(const std::string& path) {
+  (void)LockFile::remove(path);
+  auto fresh = LockFile::try_acquire(path);
+  if (!fresh) return fresh.error();
+  if (!fresh->held()) return make_error(ErrorCode::AlreadyExists, "lost the race for " + path);
+  return fresh;
 }
 
 void RecoveryManager::startup_done() { takeover_.release(); }
@@ -401,7 +465,11 @@ Status RecoveryManager::write_pid_file(std::uint32_t pid) const {
 
 std::uint32_t RecoveryManager::recorded_pid() const { return pid_in(read_side_file(pid_path_, true)); }
 
-bool RecoveryManager::is_already_running() const { return LockFile::is_held(lock_path_); }
+bool RecoveryManager::is_already_running() const {
+  if (LockFile::is_held(lock_path_)) return true;
+  const std::string identity = identity_lock_path(segment_path_);
+  return !identity.empty() && LockFile::is_held(identity);
+}
 
 Status RecoveryManager::cleanup_orphaned_shm(CleanupReport* report) {
   if (segment_path_.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
@@ -430,9 +498,11 @@ Status RecoveryManager::cleanup_orphaned_shm(CleanupReport* report) {
   } else if (seg.code() != ErrorCode::NotFound) {
     return make_error(seg.code(), "not removing '" + segment_path_ + "': " + seg.error().message());
   }
+  const std::string identity = identity_lock_path(segment_path_);
   const bool had_segment = MmapSegment::remove(segment_path_).ok();
   const bool had_pid = remove_own_side_file(pid_path_);
   (void)remove_own_side_file(lock_path_);
+  if (!identity.empty()) (void)remove_own_side_file(identity);
   if (report != nullptr) *report = CleanupReport{had_segment, had_pid};
   if (!had_segment && !had_pid)
     return make_error(ErrorCode::NotFound, "no segment or PID file for '" + segment_path_ + "'");
@@ -440,20 +510,26 @@ Status RecoveryManager::cleanup_orphaned_shm(CleanupReport* report) {
 }
 
 void RecoveryManager::release() {
-  if (!lock_.held()) return;
+  if (!lock_.held() && !takeover_.held()) return;  // never started (a tool's manager)
   // Remove while still holding the lock: a starter that opened the old file
   // notices (try_acquire's same-file check) and retries on a new one. Only
   // what is still ours (SPEC 9b): the PID file while it records this
-  // process, the lock while it is the file we hold. A daemon whose files
+  // process, a lock while it is the file we hold. A daemon whose files
   // were replaced (removed by hand, a successor started on the path) leaves
   // its successor's alone.
   if (written_pid_ != 0 && pid_in(read_side_file(pid_path_, true)) == written_pid_)
     (void)remove_own_side_file(pid_path_);
-  (void)lock_.remove_if_mine();
-  lock_.release();
+  for (LockFile* held : {&lock_, &identity_}) {
+    (void)held->remove_if_mine();
+    held->release();
+  }
   // The start lock too, but only while holding it, for the same reason.
-  if (auto starting = LockFile::try_acquire(takeover_path_); starting && starting->held())
+  if (takeover_.held()) {
+    (void)takeover_.remove_if_mine();
+    takeover_.release();
+  } else if (auto starting = LockFile::try_acquire(takeover_path_); starting && starting->held()) {
     (void)starting->remove_if_mine();
+  }
 }
 
 RecoveryReport RecoveryManager::recover_stale_slots(PriorityRingBuffer& inbound, const RecoveryPolicy& policy) {

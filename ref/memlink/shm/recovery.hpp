@@ -7,6 +7,11 @@
 //                    process dies, PIDs never decide
 //   <base>.pid       the daemon's pid, written atomically (for people)
 //   <base>.takeover  held only while a daemon starts, so starts are serialized
+//   <shm dir>/memlink-inode-<dev>-<ino>.lock
+//                    the segment's identity lock, held by its live daemon
+//                    beside <base>.lock: every name of one segment (a
+//                    symlink, a hard link) meets it, so a live daemon is
+//                    never taken over through another name (SPEC K-LOCK)
 //
 // <base> is the segment's path, or for a bare name /dev/shm/<name> (Linux),
 // %TEMP%\memlink-<name> (Windows), /tmp/memlink-<name> (macOS).
@@ -114,7 +119,11 @@ class RecoveryManager {
   // Pid recorded in <base>.pid, 0 if none or unreadable.
   std::uint32_t recorded_pid() const;
 
-  // True if some process (this one included) holds the daemon lock.
+  // Takes the identity lock of the segment now at the path (a daemon that
+  // created it calls this at once). AlreadyExists if a daemon holds it.
+  Status hold_identity();
+  // True if some process (this one included) holds the daemon lock, or the
+  // identity lock of the segment at the path.
   bool is_already_running() const;
   // Removes the segment, PID file and lock file of a dead daemon (side
   // files only when they are regular files this user owns: SPEC 9b).
@@ -127,7 +136,9 @@ class RecoveryManager {
   // A recovery pass over the rings this process consumes (SPEC K-TAKEOVER).
   RecoveryReport recover_stale_slots(PriorityRingBuffer& inbound, const RecoveryPolicy& policy);
 
-  // On clean shutdown: removes the PID file and lock file, releases the lock.
+  // On clean shutdown: removes the PID file and lock files, releases the
+  // locks. A manager destroyed before startup_done() (a failed start) does
+  // the same, so that a refused start leaves no .lock or .takeover behind.
   void release();
 
   const std::string& lock_path() const noexcept { return lock_path_; }
@@ -136,6 +147,10 @@ class RecoveryManager {
 
   // <base> for a segment path (see the header comment).
   static std::string base_path(const std::string& segment_path);
+  // The identity lock's path for the segment at `segment_path` (followed
+  // through links, as opening it is), or "" when there is none (no file,
+  // or Windows, which has no identity lock).
+  static std::string identity_lock_path(const std::string& segment_path);
 
  private:
   std::string segment_path_;
@@ -144,10 +159,19 @@ class RecoveryManager {
   std::string takeover_path_;
   LockFile lock_;      // the daemon lock, for this daemon's life
   LockFile takeover_;  // the start lock, until startup_done()
+  LockFile identity_;  // the identity lock, for this daemon's life
   TailRecovery tails_;
   // The pid write_pid_file() last wrote: release() removes the PID file only
   // while it still records it (SPEC K-PIDFILE).
   mutable std::uint32_t written_pid_ = 0;
+  // Whether the path lock (`lock`: free under this name, held() if so) and
+  // the identity lock leave the segment to us, the replaced holders' locks
+  // taken over (step 3 of register_daemon), or why not.
+  Result<DaemonStart> decide_start(LockFile lock, bool identity_free, std::chrono::nanoseconds heartbeat_timeout);
+  // Lock a replaced daemon still holds: its file removed, a fresh one taken.
+  static Result<LockFile> replace_lock(const std::string& path);
+  // Result: true when the identity lock is ours or there is no segment yet.
+  Result<bool> try_hold_identity();
 };
 
 }  // namespace memlink::shm

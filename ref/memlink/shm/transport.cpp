@@ -446,7 +446,10 @@ Result<Daemon> Daemon::create(const std::string& path, std::size_t size, std::ui
                                                     "'memlink-shm cleanup " + path + "'");
   auto daemon = *start == DaemonStart::Fresh ? create_fresh(path, *g, version, options)
                                              : take_over(path, version, options);
-  if (!daemon) return daemon;  // the manager's destructor drops the locks
+  if (!daemon) return daemon;  // the manager's destructor removes the locks it made
+  // A fresh segment's identity lock (K-LOCK), before anyone can have made
+  // another name for it; a takeover took it in register_daemon.
+  if (auto s = manager->hold_identity(); !s) return s.error();
   Daemon& d = *daemon;
   d.start_.kind = *start;
   d.fence_ = Fence{&d.ctl_->epoch, d.start_.epoch};
