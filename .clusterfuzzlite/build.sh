@@ -16,7 +16,7 @@ set -euo pipefail
 src=${MEMLINK_SRC:-$SRC/memlink-shm}
 build=${MEMLINK_BUILD_DIR:-$WORK/memlink-build}
 deps=$WORK/memlink-deps
-targets=(bounds segment_open hostile_peer ops_differential)
+targets=(bounds segment_open hostile_peer ops_differential driver_answer)
 jobs=$(nproc)
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)

@@ -16,7 +16,8 @@
                      and links planted at every name the runner once wrote its
                      drivers' stderr to (/tmp/memlink-driver-PID-N.stderr) must
                      leave their target untouched
-The JUnit report is written too, and both reports must parse.
+The JUnit report is written too, both reports must parse, and JUnit must show
+each failed check as a failure under the clause or driver rule it names.
 Exit 0 if every expectation holds, 1 (saying which did not) otherwise.
 """
 import argparse
@@ -99,12 +100,15 @@ def main():
         try:
             with open(report, encoding="utf-8") as f:
                 j = json.load(f)
-            ET.parse(junit)
+            cases = ET.parse(junit).getroot().iter("testcase")
+            junit_failed = {c.get("name", "").split(" ")[0] for c in cases if c.find("failure") is not None}
         except (ValueError, ET.ParseError, OSError) as e:
             print(f"expect_report: a report does not parse: {e}")
             return 1
     status = {c["id"]: c["status"] for c in j["clauses"]}
     failed = {c["name"]: c["failure"]["clause"] for c in j["checks"] if not c["passed"]}
+    wrong += [f"the JUnit report shows no failure under {c} (check {n})" for n, c in failed.items()
+              if c not in junit_failed]
     if args.every_failure_says:
         said = re.compile(args.every_failure_says, re.S)
         wrong += [f"check {c['name']} failed saying {c['failure']['description'][:400]!r}" for c in j["checks"]

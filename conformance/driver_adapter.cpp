@@ -70,10 +70,10 @@ class DriverAdapter final : public Adapter {
     const Reply r = create_fitted(*daemon_, request, params_);
     if (r.ok() && r.body.contains("capacity")) {
       std::array<std::uint32_t, 3> c{};
-      for (std::size_t p = 0; p < 3; ++p) c[p] = r.body["capacity"].at(p).get<std::uint32_t>();
+      for (std::size_t p = 0; p < 3; ++p) c[p] = driver::integer<std::uint32_t>(r.body["capacity"].at(p));
       capacity_ = c;
     }
-    if (r.ok() && r.body.contains("slot_size")) slot_size_ = r.body["slot_size"].get<std::uint32_t>();
+    if (r.ok() && r.body.contains("slot_size")) slot_size_ = driver::integer<std::uint32_t>(r.body, "slot_size");
     return status_of(r);
   }
 
@@ -137,8 +137,8 @@ class DriverAdapter final : public Adapter {
     if (r == nullptr) return no_client();
     const Reply reply = r->call({{"op", "peek"}});
     if (!reply.ok()) return reply.error();
-    return PeekInfo{static_cast<Priority>(reply.body.at("priority").get<int>()), reply.body.value("sequence", std::uint64_t{0}),
-                    reply.body.at("length").get<std::uint32_t>()};
+    return PeekInfo{driver::priority(reply.body), driver::integer_or<std::uint64_t>(reply.body, "sequence", 0),
+                    driver::integer<std::uint32_t>(reply.body, "length")};
   }
 
   shm::Status set_backpressure(std::uint32_t permille) override {
@@ -233,17 +233,17 @@ class DriverAdapter final : public Adapter {
 
   shm::Result<std::uint64_t> sequence_of(const Reply& r) const {
     if (!r.ok()) return r.error();
-    return r.body.value("sequence", std::uint64_t{0});
+    return driver::integer_or<std::uint64_t>(r.body, "sequence", 0);
   }
 
   static shm::Result<model::Message> message_of(const Reply& r) {
     if (!r.ok()) return r.error();
     const auto data = driver::from_hex(r.body.value("data", std::string()));
-    if (!data)
-      throw driver::DriverFailure("[D-BYTES] the driver's \"data\" is not hex: " + r.body.dump(),
-                                  spec::DriverRule::D_BYTES);
-    return model::Message{static_cast<Priority>(r.body.at("priority").get<int>()),
-                          r.body.value("sequence", std::uint64_t{0}), *data};
+    if (!data) {
+      const std::string what = "the driver's \"data\" is not hex: " + driver::shown(r.body);
+      throw driver::DriverFailure("[D-BYTES] " + what, spec::DriverRule::D_BYTES, what);
+    }
+    return model::Message{driver::priority(r.body), driver::integer_or<std::uint64_t>(r.body, "sequence", 0), *data};
   }
 
   void cleanup_files() { reference_ops::remove_segment_files(path_); }

@@ -102,6 +102,19 @@ nlohmann::json view_to_json(const model::View& v) {
           {"shutdown", v.shutdown}};
 }
 
+void throw_not_an_integer(const nlohmann::json& j, const std::string& range) {
+  const std::string text = j.is_primitive()
+                               ? printable_utf8(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 80)
+                               : std::string("a JSON ") + j.type_name();
+  throw nlohmann::json::type_error::create(302, "expected an integer in " + range + ", got " + text, &j);
+}
+
+shm::Priority priority(const nlohmann::json& j, const char* key) {
+  const auto p = integer<int>(j, key);
+  if (p < 0 || p >= static_cast<int>(shm::kPriorityCount)) throw_not_an_integer(j.at(key), "0..2 (a priority)");
+  return static_cast<shm::Priority>(p);
+}
+
 model::View view_from_json(const nlohmann::json& j) {
   model::View v;
   const auto& rings = j.at("rings");
@@ -109,19 +122,24 @@ model::View view_from_json(const nlohmann::json& j) {
     for (std::size_t p = 0; p < shm::kPriorityCount; ++p) {
       const auto& r = rings.at(d).at(p);
       model::RingView& rv = v.rings[d][p];
-      rv.capacity = r.at("capacity").get<std::uint32_t>();
-      rv.head = r.at("head").get<std::uint64_t>();
-      rv.tail = r.at("tail").get<std::uint64_t>();
-      rv.corrupt_skipped = r.at("corrupt_skipped").get<std::uint64_t>();
-      rv.reclaimed = r.at("reclaimed").get<std::uint64_t>();
-      for (const auto& s : r.at("slots")) rv.slots.push_back(static_cast<model::SlotState>(s.get<int>()));
+      rv.capacity = integer<std::uint32_t>(r, "capacity");
+      rv.head = integer<std::uint64_t>(r, "head");
+      rv.tail = integer<std::uint64_t>(r, "tail");
+      rv.corrupt_skipped = integer<std::uint64_t>(r, "corrupt_skipped");
+      rv.reclaimed = integer<std::uint64_t>(r, "reclaimed");
+      for (const auto& s : r.at("slots")) {
+        const auto state = integer<int>(s);
+        if (state < 0 || state > static_cast<int>(model::SlotState::Done))
+          throw_not_an_integer(s, "0..4 (a slot state)");
+        rv.slots.push_back(static_cast<model::SlotState>(state));
+      }
     }
-  v.backpressure = j.at("backpressure").get<std::uint32_t>();
-  v.client_count = j.at("client_count").get<std::uint32_t>();
+  v.backpressure = integer<std::uint32_t>(j, "backpressure");
+  v.client_count = integer<std::uint32_t>(j, "client_count");
   // `next_sequence`, which drivers written before T-SEQ numbered by position
   // still send, is ignored.
-  v.client_head = j.at("client_head").get<std::uint64_t>();
-  v.daemon_tail = j.at("daemon_tail").get<std::uint64_t>();
+  v.client_head = integer<std::uint64_t>(j, "client_head");
+  v.daemon_tail = integer<std::uint64_t>(j, "daemon_tail");
   v.shutdown = j.at("shutdown").get<bool>();
   return v;
 }

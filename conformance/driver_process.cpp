@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string_view>
 #include <thread>
+#include <variant>
 
 #include "driver_json.hpp"
 #include "memlink/shm/layout.hpp"
@@ -29,12 +30,6 @@ using shm::platform::monotonic_ns;
 
 // A driver's text in a message: valid UTF-8, cut on a character boundary.
 std::string clip(std::string_view s, std::size_t n = 300) { return printable_utf8(s, n); }
-
-// JSON a driver sent, shown in a message (its strings are valid UTF-8: the
-// parser refuses anything else).
-std::string shown(const nlohmann::json& j) {
-  return clip(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-}
 
 // The last answer line this thread received, clipped: what a type error in
 // a check's reading of an answer is shown with.
@@ -121,27 +116,27 @@ std::uint32_t Limits::slot(std::uint32_t want) const {
 Hello parse_hello(const nlohmann::json& r) {
   Hello h;
   try {
-    h.protocol = r.at("protocol").get<int>();
+    h.protocol = integer<int>(r, "protocol");
     h.name = r.value("name", std::string("?"));
     h.version = r.value("version", std::string("?"));
     for (const auto& c : r.at("capabilities")) h.capabilities.insert(c.get<std::string>());
     if (r.contains("crash_points"))
       for (const auto& c : r.at("crash_points")) h.crash_points.push_back(c.get<std::string>());
     h.limits = spec_limits();
-    if (h.protocol == 1 && r.contains("max_payload")) h.limits.max_slot = r.at("max_payload").get<std::uint32_t>();
+    if (h.protocol == 1 && r.contains("max_payload")) h.limits.max_slot = integer<std::uint32_t>(r, "max_payload");
     if (h.protocol >= 2 && r.contains("limits")) {
       const auto& l = r.at("limits");
       if (l.contains("segment_size")) {
-        h.limits.min_segment = l["segment_size"].value("min", h.limits.min_segment);
-        h.limits.max_segment = l["segment_size"].value("max", h.limits.max_segment);
+        h.limits.min_segment = integer_or(l["segment_size"], "min", h.limits.min_segment);
+        h.limits.max_segment = integer_or(l["segment_size"], "max", h.limits.max_segment);
       }
       if (l.contains("slot_size")) {
-        h.limits.min_slot = l["slot_size"].value("min", h.limits.min_slot);
-        h.limits.max_slot = l["slot_size"].value("max", h.limits.max_slot);
+        h.limits.min_slot = integer_or(l["slot_size"], "min", h.limits.min_slot);
+        h.limits.max_slot = integer_or(l["slot_size"], "max", h.limits.max_slot);
       }
       if (l.contains("capacity")) {
         std::array<std::uint32_t, 3> c{};
-        for (std::size_t p = 0; p < 3; ++p) c[p] = l["capacity"].at(p).get<std::uint32_t>();
+        for (std::size_t p = 0; p < 3; ++p) c[p] = integer<std::uint32_t>(l["capacity"].at(p));
         h.limits.capacity = c;
       }
     }
@@ -396,13 +391,13 @@ void DriverProcess::fail(spec::DriverRule broke, const std::string& what, const 
     close_stdin();
   else
     kill9();
-  std::string m = "driver '" + command_ + "' (" + role_ + ", pid " + std::to_string(pid_) + "): [" +
-                  std::string(spec::name(broke)) + "] " + clip(what, 4000) + "\n  request: " + shown(request) +
+  const std::string who = "driver '" + command_ + "' (" + role_ + ", pid " + std::to_string(pid_) + "): ";
+  std::string m = clip(what, 4000) + "\n  request: " + shown(request) +
                   "\n  last line it printed: " + (last_line_.empty() ? "(none)" : clip(last_line_)) +
                   "\n  process: " + describe_exit();
   const std::string err = stderr_tail();
   if (!err.empty()) m += "\n  its stderr ends: " + err;
-  throw DriverFailure(m, broke);
+  throw DriverFailure(who + "[" + std::string(spec::name(broke)) + "] " + m, broke, who + m);
 }
 
 void DriverProcess::send(nlohmann::json request) {
@@ -443,12 +438,9 @@ Reply DriverProcess::receive(std::chrono::milliseconds timeout) {
       Reply r;
       r.invoke_ns = invoke;
       r.response_ns = monotonic_ns();
-      try {
-        r.body = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception&) {
-        fail(spec::DriverRule::D_FRAME, "it printed a line that is not JSON", pending_);
-      }
-      check_frame(r.body);
+      auto answer = parse_answer(line, pending_["id"]);
+      if (const auto* fault = std::get_if<AnswerFault>(&answer)) fail(fault->rule, fault->what, pending_);
+      r.body = std::move(std::get<nlohmann::json>(answer));
       return r;
     }
     scanned_ = buffer_.size();
@@ -478,29 +470,6 @@ Reply DriverProcess::receive(std::chrono::milliseconds timeout) {
       buffer_.reserve(std::min(2 * buffer_.capacity() + sizeof chunk, kMaxLineBytes + sizeof chunk));
     buffer_.append(chunk, static_cast<std::size_t>(n));
   }
-}
-
-// D-FRAME, D-ERRORS: the fields every answer shares, each of its type, so
-// that nothing a driver prints makes the suite throw a type error.
-void DriverProcess::check_frame(const nlohmann::json& body) {
-  if (!body.is_object()) fail(spec::DriverRule::D_FRAME, "its answer is not a JSON object", pending_);
-  const auto ok = body.find("ok");
-  if (ok == body.end() || !ok->is_boolean())
-    fail(spec::DriverRule::D_FRAME, "its answer has no boolean \"ok\"", pending_);
-  const auto id = body.find("id");
-  if (id == body.end() || !id->is_number_integer() || *id != pending_["id"])
-    fail(spec::DriverRule::D_FRAME,
-         "its answer carries id " + (id == body.end() ? std::string("(none)") : shown(*id)) +
-             (id != body.end() && !id->is_number_integer() ? " (not an integer)" : "") + ", the request had " +
-             shown(pending_["id"]),
-         pending_);
-  const auto error = body.find("error");
-  if (!ok->get<bool>() && error == body.end())
-    fail(spec::DriverRule::D_ERRORS, "a failed answer names no \"error\"", pending_);
-  if (error != body.end() && !error->is_string())
-    fail(spec::DriverRule::D_ERRORS, "its \"error\" is " + shown(*error) + ", not the name of an error code", pending_);
-  if (const auto detail = body.find("detail"); detail != body.end() && !detail->is_string())
-    fail(spec::DriverRule::D_ERRORS, "its \"detail\" is " + shown(*detail) + ", not a string", pending_);
 }
 
 Reply DriverProcess::call(nlohmann::json request, std::chrono::milliseconds timeout) {

@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "driver_answer.hpp"
 #include "memlink/shm/result.hpp"
 #include "memlink/spec/clause_ids.hpp"
 #include "stderr_tail.hpp"
@@ -43,9 +44,16 @@ namespace memlink::conformance::driver {
 // A driver that broke the protocol: crashed, hung, printed garbage. Its
 // message names the rule of DRIVER.md it broke (D-TIME, D-FRAME, ...).
 struct DriverFailure : std::runtime_error {
-  explicit DriverFailure(const std::string& what, spec::DriverRule broke = spec::DriverRule::D_PROC)
-      : std::runtime_error(what), rule(broke) {}
+  explicit DriverFailure(const std::string& what, spec::DriverRule broke = spec::DriverRule::D_PROC,
+                         std::string untagged = {})
+      : std::runtime_error(what), rule(broke), untagged_(std::move(untagged)) {}
   spec::DriverRule rule;
+  // The message without its "[D-...]" tag, for a report that prints the
+  // rule beside it (what() carries the tag, for one that does not).
+  const char* text() const noexcept { return untagged_.empty() ? what() : untagged_.c_str(); }
+
+ private:
+  std::string untagged_;
 };
 
 // D-LIMITS: what the transport accepts, from its hello. Every check sizes its
@@ -176,7 +184,6 @@ class DriverProcess {
   DriverProcess() = default;
   static std::unique_ptr<DriverProcess> greet(std::unique_ptr<DriverProcess> p, std::chrono::milliseconds timeout);
   [[noreturn]] void fail(spec::DriverRule broke, const std::string& what, const nlohmann::json& request);
-  void check_frame(const nlohmann::json& body);
   std::unique_ptr<StderrTail> make_stderr_tail() const;
   bool reap(bool block);
   void require_killable(const char* what) const;

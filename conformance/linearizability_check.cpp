@@ -49,7 +49,8 @@ std::array<std::uint32_t, shm::kPriorityCount> capacities_of(const Reply& create
   const auto d = shm::calculate_slot_distribution(n);
   std::array<std::uint32_t, shm::kPriorityCount> cap{d.critical, d.high, d.low};
   if (created.body.contains("capacity"))  // the driver's own (D-CREATE), if it says
-    for (std::size_t p = 0; p < shm::kPriorityCount; ++p) cap[p] = created.body["capacity"].at(p).get<std::uint32_t>();
+    for (std::size_t p = 0; p < shm::kPriorityCount; ++p)
+      cap[p] = driver::integer<std::uint32_t>(created.body["capacity"].at(p));
   return cap;
 }
 
@@ -102,8 +103,8 @@ std::vector<HistoryOp> read_history(DriverProcess& p, const std::atomic<int>& wr
       }
       op.ok = true;
       op.id = *id;
-      op.priority = static_cast<shm::Priority>(r.body.at("priority").get<int>());
-      op.sequence = r.body.value("sequence", std::uint64_t{0});
+      op.priority = driver::priority(r.body);
+      op.sequence = driver::integer_or<std::uint64_t>(r.body, "sequence", 0);
       ops.push_back(op);
       continue;
     }

@@ -75,6 +75,15 @@ void write_junit(const std::string& path, const Params& p, const std::vector<Cla
     }
     suite.cases.push_back(std::move(tc));
   }
+  // A driver that broke DRIVER.md fails its check under the rule it broke,
+  // which is no clause of the table: one case each, so JUnit shows it too.
+  for (const auto& r : results)
+    if (r.failure && r.failure->clause.clause() == nullptr) {
+      junit::TestCase tc{
+          std::string(r.failure->clause.name()) + " " + r.name, "DRIVER", std::nullopt, {}, std::nullopt, ""};
+      tc.failures.push_back({r.failure->description, failure_text(*r.failure)});
+      suite.cases.push_back(std::move(tc));
+    }
   if (!junit::write(path, suite)) std::fprintf(stderr, "memlink-conformance: could not write %s\n", path.c_str());
 }
 
@@ -107,6 +116,25 @@ void write_json(const std::string& path, const Params& p, const std::vector<Clau
     j["checks"].push_back(cj);
   }
   std::ofstream(path) << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+}
+
+// A driver whose hello failed: nothing ran, every clause is NOT COVERED,
+// and the reports a CI job asked for still say why (D-HELLO, D-VERSION, ...).
+int report_unstartable_driver(Params& params, const driver::DriverFailure& e, const std::string& junit,
+                              const std::string& json) {
+  CheckResult hello;
+  hello.name = "hello";
+  hello.scope = "driver";
+  hello.failure = Failure{e.rule,
+                          "[" + std::string(spec::name(e.rule)) + "] " + e.text(),
+                          {},
+                          "scripts/conformance --driver '" + params.driver + "'"};
+  params.adapter = "driver (no hello)";
+  const std::vector<CheckResult> results{hello};
+  const auto table = clause_table(results, params.adapter, {}, params);
+  if (!junit.empty()) write_junit(junit, params, table, results);
+  if (!json.empty()) write_json(json, params, table, results, false);
+  return 1;
 }
 
 }  // namespace
@@ -180,7 +208,7 @@ int main(int argc, char** argv) {
                      hello.protocol, driver::kProtocolVersion, hello.protocol);
     } catch (const driver::DriverFailure& e) {
       std::fprintf(stderr, "memlink-conformance: cannot start the driver: %s\n", e.what());
-      return 1;
+      return report_unstartable_driver(params, e, junit, json);
     }
   } else if (params.adapter == "reference") {
     try {

@@ -70,7 +70,7 @@ void fail_case(Violation v) {
   throw rc::detail::CaseResult(rc::detail::CaseResult::Type::Failure, text);
 }
 
-void fail_case_by_driver(const driver::DriverFailure& e) { fail_case(Violation{e.rule, e.what()}); }
+void fail_case_by_driver(const driver::DriverFailure& e) { fail_case(Violation{e.rule, e.text()}); }
 
 void fail_case_by_type_error(const nlohmann::json::exception& e) {
   fail_case(Violation{spec::DriverRule::D_FRAME, driver::type_error_text(e)});

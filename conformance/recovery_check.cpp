@@ -129,7 +129,7 @@ void expect_death(Cluster& c, DriverProcess& p, const std::string& point, const 
     }
     scenario_fail(ClauseId::K_CRASH, p.role() + " armed at " + point + " did not die there (its " +
                                          request.value("op", std::string()) + " answered " +
-                                         (r.body.is_null() ? std::string("nothing") : r.body.dump()) + ")");
+                                         (r.body.is_null() ? std::string("nothing") : driver::shown(r.body)) + ")");
   }
   c.step(p.role() + " died at " + point + " (" + p.describe_exit() + ")");
   c.record(ClauseId::K_CRASH);
@@ -300,7 +300,7 @@ void consumer_killed_mid_traffic(Cluster& c, bool daemon_consumes, std::uint64_t
   if (!daemon_consumes && c.params().claims("observe")) {
     c.record(ClauseId::K_CLIENTS);
     const Reply v = c.must(*c.daemon, {{"op", "observe"}}, ClauseId::K_CLIENTS);
-    const auto count = v.body.at("view").value("client_count", 0u);
+    const auto count = driver::integer_or<unsigned>(v.body.at("view"), "client_count", 0u);
     if (count != 1)
       scenario_fail(ClauseId::K_CLIENTS, "a client was killed with kill -9 and another connected: client_count is " +
                                              std::to_string(count) + ", not 1");
@@ -370,7 +370,7 @@ void killed_clients(Cluster& c) {
   (void)late;
   c.record(ClauseId::K_CLIENTS);
   const Reply v = c.must(*c.daemon, {{"op", "observe"}}, ClauseId::K_CLIENTS);
-  const auto count = v.body.at("view").value("client_count", 0u);
+  const auto count = driver::integer_or<unsigned>(v.body.at("view"), "client_count", 0u);
   if (count != 1)
     scenario_fail(ClauseId::K_CLIENTS, "two clients were killed with kill -9 and one connected: client_count is " +
                                            std::to_string(count) + ", not 1 (a killed client stays counted forever)");

@@ -97,7 +97,8 @@ void hold_writer_at(Cluster& c, const std::string& point) {
                                            " messages read while it was held");
     if (!claimed_only && !published && c.params().claims("observe")) {
       const Reply v = c.must(*c.daemon, {{"op", "observe"}}, ClauseId::K_STALE);
-      const auto reclaimed = v.body.at("view").at("rings").at(0).at(1).value("reclaimed", 0ull);
+      const auto reclaimed =
+          driver::integer_or<std::uint64_t>(v.body.at("view").at("rings").at(0).at(1), "reclaimed", 0);
       if (reclaimed != 0)
         scenario_fail(ClauseId::K_STALE, "the slot of a live writer (held at " + point + ") was reclaimed");
     }

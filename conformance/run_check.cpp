@@ -18,7 +18,7 @@ namespace {
 Failure driver_failure(const CheckDef& def, const Params& params, const driver::DriverFailure& e) {
   Failure f;
   f.clause = e.rule;
-  f.description = e.what();
+  f.description = "[" + std::string(spec::name(e.rule)) + "] " + e.text();
   f.replay = "scripts/conformance " +
              (params.driver.empty() ? "--adapter " + params.adapter : "--driver '" + params.driver + "'") + " --only " +
              def.name + " --seed " + std::to_string(params.seed) + " --depth " + depth_name(params.depth);

@@ -10,8 +10,11 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <variant>
 
+#include "driver_answer.hpp"
 #include "driver_json.hpp"
+#include "driver_process.hpp"
 #include "segment_fields.hpp"
 #include "stderr_tail.hpp"
 
@@ -45,6 +48,61 @@ TEST(DriverText, AClipNeverSplitsACharacter) {
   EXPECT_TRUE(valid_utf8(out));
   EXPECT_EQ(out, std::string(299, 'x') + "...");
   EXPECT_EQ(driver::printable_utf8(line, 301), std::string(299, 'x') + "\xc3\xa9...");
+}
+
+// parse_answer: each way an answer line can break D-FRAME or D-ERRORS is
+// named with its rule; nothing throws (the runner used to abort on a type
+// error, issue 30 item 6).
+TEST(DriverAnswer, EachBrokenFrameIsNamedWithItsRule) {
+  using driver::AnswerFault;
+  const struct {
+    const char* line;
+    spec::DriverRule rule;
+    const char* says;
+  } cases[] = {
+      {"not json", spec::DriverRule::D_FRAME, "not JSON"},
+      {"{\"id\":1,\"ok\":true,\"x\":\"\xff\"}", spec::DriverRule::D_FRAME, "not JSON"},
+      {"[1,2]", spec::DriverRule::D_FRAME, "not a JSON object"},
+      {"{\"id\":1}", spec::DriverRule::D_FRAME, "boolean \"ok\""},
+      {"{\"id\":1,\"ok\":1}", spec::DriverRule::D_FRAME, "boolean \"ok\""},
+      {"{\"id\":\"1\",\"ok\":true}", spec::DriverRule::D_FRAME, "(not an integer)"},
+      {"{\"id\":2,\"ok\":true}", spec::DriverRule::D_FRAME, "the request had 1"},
+      {"{\"ok\":true}", spec::DriverRule::D_FRAME, "(none)"},
+      {"{\"id\":1,\"ok\":false}", spec::DriverRule::D_ERRORS, "names no \"error\""},
+      {"{\"id\":1,\"ok\":false,\"error\":5}", spec::DriverRule::D_ERRORS, "not the name of an error code"},
+      {"{\"id\":1,\"ok\":true,\"detail\":[1]}", spec::DriverRule::D_ERRORS, "not a string"},
+  };
+  for (const auto& c : cases) {
+    const auto answer = driver::parse_answer(c.line, 1);
+    const auto* fault = std::get_if<AnswerFault>(&answer);
+    ASSERT_NE(fault, nullptr) << c.line << " was accepted";
+    EXPECT_EQ(fault->rule, c.rule) << c.line;
+    EXPECT_NE(fault->what.find(c.says), std::string::npos) << c.line << ": " << fault->what;
+  }
+  const auto fine = driver::parse_answer("{\"id\":1,\"ok\":false,\"error\":\"Empty\",\"detail\":\"nothing\"}", 1);
+  ASSERT_NE(std::get_if<nlohmann::json>(&fine), nullptr);
+}
+
+// A value nested millions deep (a line of 8 MiB can) is described, not
+// dumped: nlohmann's serializer recurses once a level.
+TEST(DriverAnswer, AValueNestedMillionsDeepIsShownWithoutRecursing) {
+  const std::size_t depth = 1'000'000;
+  const std::string line = "{\"ok\":true,\"id\":" + std::string(depth, '[') + std::string(depth, ']') + "}";
+  const auto answer = driver::parse_answer(line, 1);
+  const auto* fault = std::get_if<driver::AnswerFault>(&answer);
+  ASSERT_NE(fault, nullptr);
+  EXPECT_NE(fault->what.find("nested deeper than"), std::string::npos) << fault->what;
+  EXPECT_LT(fault->what.size(), 400u);
+}
+
+// A driver failure reported beside its rule does not repeat it ("[D-FRAME]
+// driver ...: [D-FRAME] ..." before).
+TEST(DriverAnswer, AFailureTextCarriesItsRuleOnce) {
+  const driver::DriverFailure e("driver 'x': [D-FRAME] bad", spec::DriverRule::D_FRAME, "driver 'x': bad");
+  EXPECT_EQ(std::string(e.text()), "driver 'x': bad");
+  EXPECT_NE(std::string(e.what()).find("[D-FRAME]"), std::string::npos);
+  const driver::DriverFailure plain("no tag here", spec::DriverRule::D_PROC);
+  EXPECT_EQ(std::string(plain.text()), "no tag here");
 }
 
 TEST(DriverText, AStderrFloodKeepsOnlyItsLastBytes) {
