@@ -371,7 +371,19 @@ TEST(Cli, ASegmentOwnedByAnotherUserIsRefusedUnlessAskedFor) {  // issue 14
   const auto asked = run_tool("client " + path.str() + " --count 5 --allow-foreign-owner");
   EXPECT_EQ(asked.status, 0) << asked.out << asked.err;
   EXPECT_EQ(run_tool("inspect " + path.str()).status, 0);  // read-only inspection accepts any owner
-  EXPECT_EQ(stop(d), 0);
+  EXPECT_EQ(::kill(d, SIGKILL), 0);                        // a dead daemon's segment, still another user's
+  ::waitpid(d, nullptr, 0);
+  // Issue 30: cleanup (root's) removed another user's segment unasked.
+  const auto kept = run_tool("cleanup " + path.str());
+  EXPECT_EQ(kept.status, 2) << kept.out << kept.err;
+  EXPECT_NE(kept.err.find("--allow-foreign-owner"), std::string::npos) << kept.err;
+  EXPECT_TRUE(std::filesystem::exists(path.str())) << "cleanup removed another user's segment";
+  const auto replaced = run_tool("daemon " + path.str() + " --replace --quiet", "timeout 20");
+  EXPECT_EQ(replaced.status, 2) << replaced.out << replaced.err;
+  EXPECT_TRUE(std::filesystem::exists(path.str())) << "--replace removed another user's segment";
+  const auto removed = run_tool("cleanup " + path.str() + " --allow-foreign-owner");
+  EXPECT_EQ(removed.status, 0) << removed.out << removed.err;
+  EXPECT_FALSE(std::filesystem::exists(path.str()));
 }
 
 TEST(Cli, DaemonAndClientExchangeAcrossProcesses) {

@@ -44,6 +44,7 @@ struct ClientArgs {
 int run_daemon(const DaemonArgs& args);
 int run_client(const ClientArgs& args);
 int run_inspect(const std::string& path, bool json);
-int run_cleanup(const std::string& path);
+// Another user's segment only with `allow_foreign_owner` (SPEC M-OWNER).
+int run_cleanup(const std::string& path, bool allow_foreign_owner);
 
 }  // namespace memlink::shm::tool

@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
                      "A daemon silent this long may be replaced")->capture_default_str()->check(CLI::Range(2, 600000));
   daemon->add_flag("--quiet", d.quiet, "Print only errors");
   daemon->add_flag("--allow-foreign-owner", d.allow_foreign_owner,
-                   "Take over a segment another user owns (that user can rewrite or truncate it at any time)");
+                   "Take over (or, with --replace, remove) a segment another user owns (that user can rewrite or "
+                   "truncate it at any time)");
 
   tool::ClientArgs c;
   CLI::App* client = app.add_subcommand("client", "Connect, send requests across the priorities, check every answer, print round-trip times");
@@ -96,6 +97,8 @@ int main(int argc, char** argv) {
   CLI::App* cleanup = app.add_subcommand(
       "cleanup", "Remove the segment, PID file and lock file left at PATH by a dead daemon (refused while one is alive)");
   cleanup->add_option("PATH", cleanup_path, "Segment path or POSIX shm name")->required();
+  bool cleanup_foreign = false;
+  cleanup->add_flag("--allow-foreign-owner", cleanup_foreign, "Remove a segment another user owns");
 
   // Usage errors exit 2, as README says; --help and --version exit 0.
   if (const auto status = memlink::cli::parse(app, argc, argv)) return *status;
@@ -105,6 +108,6 @@ int main(int argc, char** argv) {
   if (*daemon) return tool::run_daemon(d);
   if (*client) return tool::run_client(c);
   if (*inspect) return tool::run_inspect(inspect_path, inspect_json);
-  if (*cleanup) return tool::run_cleanup(cleanup_path);
+  if (*cleanup) return tool::run_cleanup(cleanup_path, cleanup_foreign);
   return tool::kExitError;
 }

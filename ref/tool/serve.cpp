@@ -90,10 +90,10 @@ double percentile(const std::vector<double>& sorted, double p) { return memlink:
 
 }  // namespace
 
-int run_cleanup(const std::string& path) {
+int run_cleanup(const std::string& path, bool allow_foreign_owner) {
   RecoveryManager rm(path);
   RecoveryManager::CleanupReport removed;
-  auto s = rm.cleanup_orphaned_shm(&removed);
+  auto s = rm.cleanup_orphaned_shm(&removed, allow_foreign_owner);
   if (s.ok()) {
     std::printf("memlink-shm cleanup: removed %s of '%s'\n",
                 removed.segment ? "the segment and its side files" : "the PID file (there was no segment)",
@@ -111,7 +111,7 @@ int run_cleanup(const std::string& path) {
 int run_daemon(const DaemonArgs& args) {
   if (args.replace) {
     RecoveryManager rm(args.path);
-    if (auto s = rm.cleanup_orphaned_shm(); !s && s.code() != ErrorCode::NotFound) {
+    if (auto s = rm.cleanup_orphaned_shm(nullptr, args.allow_foreign_owner); !s && s.code() != ErrorCode::NotFound) {
       print_error("--replace '" + args.path + "'", s.error());
       return kExitError;
     }

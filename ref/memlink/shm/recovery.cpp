@@ -471,7 +471,7 @@ bool RecoveryManager::is_already_running() const {
   return !identity.empty() && LockFile::is_held(identity);
 }
 
-Status RecoveryManager::cleanup_orphaned_shm(CleanupReport* report) {
+Status RecoveryManager::cleanup_orphaned_shm(CleanupReport* report, bool allow_foreign_owner) {
   if (segment_path_.empty()) return make_error(ErrorCode::InvalidArgument, "segment path is empty");
   auto starting = LockFile::try_acquire(takeover_path_);
   if (!starting) return starting.error();
@@ -489,7 +489,9 @@ Status RecoveryManager::cleanup_orphaned_shm(CleanupReport* report) {
                                                     lock_path_ + "; not removing '" + segment_path_ + "'");
   // SPEC K-ORPHAN: only a memlink segment goes, never whatever else a name
   // (or a careless bare name, "foo.lock") points at.
-  if (auto seg = MmapSegment::open(segment_path_, MmapSegment::Access::ReadOnly, MmapSegment::Owner::Anyone); seg) {
+  // Nor another user's segment, unless asked (SPEC M-OWNER).
+  const auto owner = allow_foreign_owner ? MmapSegment::Owner::Anyone : MmapSegment::Owner::Me;
+  if (auto seg = MmapSegment::open(segment_path_, MmapSegment::Access::ReadOnly, owner); seg) {
     std::uint64_t magic = 0;
     std::memcpy(&magic, seg->data(), sizeof magic);
     if (magic != SEGMENT_MAGIC)

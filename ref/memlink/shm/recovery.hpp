@@ -126,13 +126,14 @@ class RecoveryManager {
   // identity lock of the segment at the path.
   bool is_already_running() const;
   // Removes the segment, PID file and lock file of a dead daemon (side
-  // files only when they are regular files this user owns: SPEC 9b).
-  // AlreadyExists if a daemon is alive; NotFound if there was nothing.
-  // `report`, if given, says what there was.
+  // files only when they are regular files this user owns: SPEC 9b; a
+  // segment another user owns only with `allow_foreign_owner`, else
+  // PermissionDenied). AlreadyExists if a daemon is alive; NotFound if
+  // there was nothing. `report`, if given, says what there was.
   struct CleanupReport {
     bool segment = false, pid_file = false;
   };
-  Status cleanup_orphaned_shm(CleanupReport* report = nullptr);
+  Status cleanup_orphaned_shm(CleanupReport* report = nullptr, bool allow_foreign_owner = false);
   // A recovery pass over the rings this process consumes (SPEC K-TAKEOVER).
   RecoveryReport recover_stale_slots(PriorityRingBuffer& inbound, const RecoveryPolicy& policy);
 
