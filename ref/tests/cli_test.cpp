@@ -719,6 +719,22 @@ TEST(Cli, ATakeoverAtTheEpochsWrapStillStopsOnATruncation) {  // issue 30
   std::remove(log.c_str());
 }
 
+// Issue 30, item 10: inspect --json aborted (an uncaught JSON exception) on
+// a path that is not UTF-8; the report now carries it with U+FFFD.
+TEST(Cli, InspectJsonOfAPathThatIsNotUtf8IsAReport) {  // issue 30
+  const std::string path = "/dev/shm/memlink-test-\xff\xfe-" + std::to_string(::getpid());
+  const pid_t d = start_daemon(path);
+  ASSERT_GT(d, 0);
+  KillAtExit guard{d};
+  const auto r = run_tool("inspect --json '" + path + "'");
+  EXPECT_EQ(r.status, 0) << r.err;
+  const auto report = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(report.is_discarded()) << r.out;
+  EXPECT_NE(report.value("path", std::string()).find("\xef\xbf\xbd"), std::string::npos) << r.out;
+  EXPECT_EQ(stop(d, SIGINT), 0);
+  guard.pid = -1;
+}
+
 TEST(Cli, CleanupRefusesWhileADaemonIsAlive) {
   test::TempSegmentPath path("clialive");
   const pid_t d = start_daemon(path.str());
