@@ -97,8 +97,8 @@ std::vector<std::string> adapter_names(bool include_broken);
 // Makes `name` known to make_adapter and adapter_names, so that
 // Params::adapter = name checks it: how a C++ user checks a transport of
 // their own in process, linking memlink::conformance from the installed
-// package instead of forking this repository (README, "The suite as a
-// library"). A name already taken (the reference's, a broken adapter's, or
+// package instead of forking this repository (docs/conformance.md, "The suite
+// as a library"). A name already taken (the reference's, a broken adapter's, or
 // one registered before) is refused: false.
 using AdapterFactory = std::function<std::unique_ptr<Adapter>()>;
 bool register_adapter(const std::string& name, AdapterFactory factory);

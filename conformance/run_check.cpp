@@ -1,5 +1,5 @@
 // One check run the way memlink-conformance runs it, for the runner and for
-// C++ users who run the suite as a library (README, "The suite as a library").
+// C++ users who run the suite as a library (docs/conformance.md, "The suite as a library").
 #include <chrono>
 #include <map>
 #include <string>

@@ -2,7 +2,7 @@
 # Every command-line program and script of the repository does the same:
 # --version prints "NAME VERSION" (the version of ref/memlink/shm/version.hpp)
 # and exits 0; --help exits 0; a nonsense flag exits 2 with a message on
-# stderr (README, "Exit status"). ctest cli-habits runs it on the build tree.
+# stderr (docs/cli.md). ctest cli-habits runs it on the build tree.
 # usage: ref/tests/cli_habits_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
 [ $# -eq 2 ] || { echo "usage: $0 SOURCE_DIR BUILD_DIR" >&2; exit 2; }
@@ -43,7 +43,7 @@ done
 # scripts/chaos hand unknown flags to the programs checked above, after a
 # build; their --version and --help are checked without one).
 for script in bench compare-latency flakiness-proof fuzz mutate test test-windows wine-run check-workflows lint \
-              check-clusterfuzzlite ci-debian-setup ci-latency-build ci-latency-run ci-latency-compare; do
+              check-clusterfuzzlite ci-debian-setup ci-latency-build ci-latency-run ci-latency-compare readme-figures; do
   [ -x "$src/scripts/$script" ] || { echo "no script: $script"; continue; }
   check "scripts/$script" "$src/scripts/$script"
 done

@@ -1,4 +1,4 @@
-// The one percentile every report of this repository uses (README,
+// The one percentile every report of this repository uses (docs/benchmarks.md,
 // "Percentiles"): nearest rank. The q-th percentile of n sorted samples is
 // the smallest sample with at least q*n samples at or below it, i.e. the
 // sample of rank ceil(q*n) (1-based), clamped to the first one. It is always
