@@ -88,8 +88,9 @@ void write_junit(const std::string& path, const Params& p, const std::vector<Cla
 }
 
 void write_json(const std::string& path, const Params& p, const std::vector<ClauseStatus>& table,
-                const std::vector<CheckResult>& results, bool ok) {
+                const std::vector<CheckResult>& results, bool ok, const std::vector<std::string>& not_run = {}) {
   nlohmann::json j{{"adapter", p.adapter}, {"seed", p.seed}, {"depth", depth_name(p.depth)}, {"ok", ok}};
+  if (!not_run.empty()) j["not_run"] = not_run;  // --fail-fast: checks left out after the first failure
   if (!p.driver.empty()) {
     j["driver"] = p.driver;
     j["capabilities"] = p.capabilities;
@@ -153,7 +154,7 @@ int main(int argc, char** argv) {
                "memlink-conformance"};
   Params params;
   std::string depth = "default", junit, json, reproduce, artifacts = "conformance-failures";
-  bool list_adapters = false, list_clauses = false, capability_map = false;
+  bool list_adapters = false, list_clauses = false, capability_map = false, fail_fast = false;
   app.add_option("--adapter", params.adapter, "Implementation to check, in process")->capture_default_str();
   auto* driver_opt = app.add_option("--driver", params.driver,
                                     "Check the transport this command drives (conformance/DRIVER.md), in processes "
@@ -168,6 +169,8 @@ int main(int argc, char** argv) {
   app.add_option("--json", json, "Write a JSON report");
   app.add_option("--artifacts", artifacts, "Where a failing concurrent history's timeline (HTML) goes")
       ->capture_default_str();
+  app.add_flag("--fail-fast", fail_fast,
+               "Stop after the first check that fails (the others are reported as not run; scripts/mutate)");
   app.add_flag("--list-adapters", list_adapters, "List the adapters and exit");
   app.add_flag("--list-clauses", list_clauses, "List the SPEC.md clauses and exit");
   app.add_flag("--capability-map", capability_map,
@@ -269,9 +272,13 @@ int main(int argc, char** argv) {
     std::printf("driver: %s\nclaims: %s\n", params.driver.c_str(), caps.c_str());
   }
   std::vector<CheckResult> results;
-  std::vector<std::string> not_reaching;
+  std::vector<std::string> not_reaching, not_run;
   for (const auto& def : all_checks()) {
     if (!only.empty() && !only.count(def.name)) continue;
+    if (fail_fast && std::any_of(results.begin(), results.end(), [](const CheckResult& r) { return r.failure; })) {
+      not_run.push_back(def.name);
+      continue;
+    }
     if (!check_reaches(def, params)) {
       const std::string cap = missing_capability(def, params);
       if (!cap.empty())
@@ -305,6 +312,11 @@ int main(int argc, char** argv) {
     results.push_back(std::move(r));
   }
 
+  if (!not_run.empty()) {
+    std::string names;
+    for (const auto& n : not_run) names += (names.empty() ? "" : ", ") + n;
+    std::fprintf(stderr, "  not run (--fail-fast, after the first failure): %s\n", names.c_str());
+  }
   const auto table = clause_table(results, params.adapter, not_reaching, params);
   int pass = 0, fail = 0, uncovered = 0, not_applicable = 0;
   std::printf("\n%-14s %-15s %-48s %10s  %s\n", "status", "clause", "", "checks run", "by");
@@ -349,6 +361,6 @@ int main(int argc, char** argv) {
               fail, not_applicable, uncovered, table.size(), params.driver.empty() ? "adapter " : "",
               params.adapter.c_str(), ok ? "CONFORMS where covered" : "DOES NOT CONFORM");
   if (!junit.empty()) write_junit(junit, params, table, results);
-  if (!json.empty()) write_json(json, params, table, results, ok);
+  if (!json.empty()) write_json(json, params, table, results, ok, not_run);
   return ok ? 0 : 1;
 }

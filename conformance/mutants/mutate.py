@@ -222,6 +222,8 @@ class Layers:
         report.unlink(missing_ok=True)
         cmd = [str(binary or self.release / "memlink-conformance"), "--depth", depth or self.args.depth,
                "--seed", str(self.args.seed), "--json", str(report)]
+        if not self.args.all_layers:  # one killer is enough: the rest of the suite would only cost time
+            cmd.append("--fail-fast")
         if only:
             cmd += ["--only", only]
         rc, out = run_with_timeout(cmd, self.args.layer_timeout, env=env)
@@ -383,7 +385,8 @@ def parse_args(argv):
     p.add_argument("--layers", default=DEFAULT_LAYERS,
                    help=f"comma-separated, in order: {','.join(LAYERS)} (default: %(default)s)")
     p.add_argument("--all-layers", action="store_true",
-                   help="run every layer on every mutant (a full kill matrix) instead of stopping at the first kill")
+                   help="run every layer, and every conformance check, on every mutant (a full kill matrix) "
+                        "instead of stopping at the first kill (memlink-conformance --fail-fast)")
     p.add_argument("--depth", default="default", choices=["quick", "default", "deep"],
                    help="conformance depth (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed for conformance and chaos (default: 0)")
