@@ -127,12 +127,9 @@ model::View view_from_json(const nlohmann::json& j) {
       rv.tail = integer<std::uint64_t>(r, "tail");
       rv.corrupt_skipped = integer<std::uint64_t>(r, "corrupt_skipped");
       rv.reclaimed = integer<std::uint64_t>(r, "reclaimed");
-      for (const auto& s : r.at("slots")) {
-        const auto state = integer<int>(s);
-        if (state < 0 || state > static_cast<int>(model::SlotState::Done))
-          throw_not_an_integer(s, "0..4 (a slot state)");
-        rv.slots.push_back(static_cast<model::SlotState>(state));
-      }
+      // A state byte, garbage included: a peer's corruption of a slot's
+      // word is part of the view (the model keeps the raw byte too).
+      for (const auto& s : r.at("slots")) rv.slots.push_back(static_cast<model::SlotState>(integer<std::uint8_t>(s)));
     }
   v.backpressure = integer<std::uint32_t>(j, "backpressure");
   v.client_count = integer<std::uint32_t>(j, "client_count");
