@@ -83,6 +83,25 @@ TEST(DriverAnswer, EachBrokenFrameIsNamedWithItsRule) {
   ASSERT_NE(std::get_if<nlohmann::json>(&fine), nullptr);
 }
 
+// Numbers a driver sends are integers its field can hold; a slot's state is
+// a byte, garbage included (a peer's corruption is part of the view: the
+// first range check, 0..4, failed correct code).
+TEST(DriverAnswer, NumbersAreCheckedAgainstTheirFieldNotTheHappyPath) {
+  auto view = driver::view_to_json(model::Model::create(model::Config{4096 + 2 * (3 * 192 + 4 * 128), 64, 1})->view());
+  view["rings"][0][0]["slots"] = {0, 238, 255};
+  EXPECT_EQ(static_cast<int>(driver::view_from_json(view).rings[0][0].slots[1]), 238);
+  for (const nlohmann::json bad : {nlohmann::json(256), nlohmann::json(-1), nlohmann::json(1.5), nlohmann::json("2")}) {
+    view["rings"][0][0]["slots"] = {bad};
+    EXPECT_THROW(driver::view_from_json(view), nlohmann::json::type_error) << bad.dump();
+  }
+  const nlohmann::json answer = {{"priority", 7}, {"sequence", -1}, {"length", 1e20}};
+  EXPECT_THROW(driver::priority(answer), nlohmann::json::type_error);
+  EXPECT_THROW(driver::integer_or<std::uint64_t>(answer, "sequence", 0), nlohmann::json::type_error);
+  EXPECT_THROW(driver::integer<std::uint32_t>(answer, "length"), nlohmann::json::type_error);
+  EXPECT_EQ(driver::integer_or<std::uint64_t>(answer, "absent", 9), 9u);
+  EXPECT_EQ(driver::priority({{"priority", 2}}), shm::Priority::Low);
+}
+
 // A value nested millions deep (a line of 8 MiB can) is described, not
 // dumped: nlohmann's serializer recurses once a level.
 TEST(DriverAnswer, AValueNestedMillionsDeepIsShownWithoutRecursing) {
