@@ -48,18 +48,20 @@ DriverProcess& Cluster::start(const std::string& role, Placement placement) {
 void Cluster::give_back(std::unique_ptr<DriverProcess> p) { launcher_->give_back(std::move(p)); }
 
 json Cluster::create_request() const {
-  return {{"op", "create"},
-          {"segment", path_},
-          {"segment_size", options_.segment_size},
-          {"slot_size", options_.slot_size},
-          {"protocol_version", 1},
-          {"heartbeat_ms", options_.heartbeat_ms},
-          {"heartbeat_timeout_ms", options_.heartbeat_timeout_ms},
-          {"sleep_slice_ms", options_.sleep_slice_ms},
-          {"daemon_timeout_ms", options_.daemon_timeout_ms},
-          {"stale_after_ms", options_.stale_after_ms},
-          {"claim_timeout_ms", options_.claim_timeout_ms},
-          {"trusts_peers", options_.trusts_peers}};
+  json r = {{"op", "create"},
+            {"segment", path_},
+            {"segment_size", options_.segment_size},
+            {"slot_size", options_.slot_size},
+            {"protocol_version", 1},
+            {"heartbeat_ms", options_.heartbeat_ms},
+            {"heartbeat_timeout_ms", options_.heartbeat_timeout_ms},
+            {"sleep_slice_ms", options_.sleep_slice_ms},
+            {"daemon_timeout_ms", options_.daemon_timeout_ms},
+            {"stale_after_ms", options_.stale_after_ms},
+            {"claim_timeout_ms", options_.claim_timeout_ms},
+            {"trusts_peers", options_.trusts_peers}};
+  if (options_.age != shm::SegmentAge::Fresh) r["age"] = shm::to_string(options_.age);
+  return r;
 }
 
 json Cluster::connect_request() const {

@@ -16,6 +16,7 @@
 #include "driver_json.hpp"
 #include "driver_process.hpp"
 #include "launcher.hpp"
+#include "memlink/shm/segment_age.hpp"
 #include "suite.hpp"
 
 namespace memlink::conformance {
@@ -51,6 +52,9 @@ class Cluster {
     // False where the suite itself plays a hostile peer (D-TUNING): a
     // transport with a zero-copy path then copies (SPEC 9b).
     bool trusts_peers = true;
+    // C-AGE: how old the segment looks when created (asked only of a
+    // driver that claims `aged`).
+    shm::SegmentAge age = shm::SegmentAge::Fresh;
   };
   Cluster(const Params& params, const std::string& tag, Options o);
   Cluster(const Params& params, const std::string& tag) : Cluster(params, tag, Options{}) {}

@@ -647,6 +647,13 @@ std::vector<Scenario> all_scenarios(std::uint64_t seed_base, const std::vector<s
   out.push_back({"takeover-keeps-the-reader", takeover_keeps_the_reader, {"takeover", "daemon_writes"}, stale_soon});
   out.push_back({"busy-daemon", busy_daemon, {"takeover"}, busy});
   out.push_back({"cleanup", cleanup, {"cleanup"}});
+  // C-AGE: the same from a segment aged to its wraps (epoch 2^64 - 1, every
+  // ring 2 messages before its laps' counter wraps): the takeover wraps the
+  // epoch, the traffic the rings' laps.
+  Cluster::Options aged = patient_options(), aged_stale_soon = stale_soon;
+  aged.age = aged_stale_soon.age = shm::SegmentAge::LapWrap;
+  out.push_back({"daemon-killed, aged", daemon_killed, {"crash_recovery", "aged"}, aged});
+  out.push_back({"silent-daemon, aged", silent_daemon, {"takeover", "aged"}, aged_stale_soon});
   for (auto& s : point_scenarios(points)) out.push_back(std::move(s));
   return out;
 }
@@ -694,6 +701,7 @@ CheckResult run_recovery(const Params& params) {
       Cluster c(params, "recovery", s.options);
       try {
         s.run(c);
+        if (s.options.age != shm::SegmentAge::Fresh) c.record(ClauseId::C_AGE);
         ++result.cases;
       } catch (const ScenarioUnavailable& u) {
         unavailable.insert(s.name + " (" + u.why + ")");
