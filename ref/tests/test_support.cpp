@@ -33,6 +33,10 @@ TempSegmentPath::TempSegmentPath(const std::string& tag, bool posix_name) {
 }
 
 TempSegmentPath::~TempSegmentPath() {
+  // The identity lock names the segment's inode: it goes first, while the
+  // segment is there to name it (a daemon killed with kill -9 left it).
+  if (const std::string identity = RecoveryManager::identity_lock_path(path_); !identity.empty())
+    (void)platform::remove_file(identity);
   (void)MmapSegment::remove(path_);
   // The daemon's lock, PID and start-lock files (SPEC K-LOCK), if any.
   const std::string base = RecoveryManager::base_path(path_);
