@@ -66,6 +66,7 @@ std::vector<Config> pct_configs() {
   v.push_back(cfg("transport", 2, 1, 3, 40, 1));
   for (int n : {1, 3}) v.push_back(cfg("takeover", n, n == 1 ? 1 : 2, 3, 40, 0));
   v.push_back(cfg("takeover", 1, 1, 3, 40, 2));
+  v.push_back(cfg("takeover", 2, 1, 3, 40, 4));  // a watching successor
   for (int target = 0; target < 6; ++target)  // each field the hostile peer toggles
     v.push_back(cfg("hostile", 1 + target % 2, 1, 3, target % 2 ? 24 : 40, target));
   // Each again with weak memory: loads may read older stores (PCT picks a
@@ -109,6 +110,19 @@ struct Exhaustive {
 // that x86's locked CAS hides and ARM does not. 1,141 schedules.
 const Exhaustive kFencedDaemonResumes{cfg("takeover", 1, 1, 1, 40, 2, true), 1, 0, 1, 2, 1, /*focus: daemon A*/ 1};
 
+// A fenced daemon's unfinished hand-off raced by a successor that serves
+// (a focused search, make_exhaustive): the old daemon stalls just before
+// any of its stores or CASes, past the heartbeat timeout; a watching
+// successor (mode bit 2) takes over and serves the rest, finishes
+// included; then the old daemon resumes where it stopped. Whatever the
+// two write to the same word (the slot's, the tail, daemon_tail: the
+// fenced daemon may still finish what it took, K-FENCE), nothing may be
+// lost, delivered twice or miscounted. `messages` 2: one the old daemon
+// takes, one its successor does.
+Exhaustive fenced_daemon_races_its_successor(Config c) {
+  return {c, 0, 0, 1, 2, c.weak ? 1 : 0, /*focus: daemon A*/ 1};
+}
+
 // A hostile peer at a full ring with a producer waiting for the next lap
 // (a focused search on the consumer, thread 2): the peer attacks the slot,
 // gives way to the consumer once at any of its steps, and the consumer,
@@ -128,36 +142,43 @@ std::vector<Exhaustive> exhaustive_configs(Depth d) {
             {cfg("ring", 1, 1, 2, 40, 0, true), 0, 0, 0, 0, 1},
             {aged(cfg("ring", 1, 2, 1, 40, 0), shm::SegmentAge::LapWrap), 1, 0},
             kFencedDaemonResumes,
+            fenced_daemon_races_its_successor(cfg("takeover", 1, 1, 2, 40, 4)),
             hostile_at_a_full_ring(0)};
-  std::vector<Exhaustive> v = {{cfg("ring", 1, 2, 1, 40, 0), 1, 1},
-                               {cfg("ring", 2, 2, 2, 40, 0), 1, 1},
-                               {cfg("transport", 1, 2, 1, 40, 0), 1, 0},
-                               {cfg("transport", 1, 2, 1, 40, 1), 1, 0},
-                               {cfg("takeover", 1, 1, 2, 40, 0), 1, 0},
-                               {cfg("hostile", 1, 1, 2, 40, 4), 1, 0},
-                               {cfg("hostile", 1, 1, 2, 40, 0), 1, 0},
-                               // Two preemptions around one read: the peer acts between the
-                               // take and the copy, and again before the check (V-ONCE).
-                               {cfg("hostile", 1, 1, 1, 40, 4), 2, 0},
-                               // A stall just before any store or CAS, with one preemption (an
-                               // early resume counts as one): the windows between a check and
-                               // the CAS it guards.
-                               {cfg("takeover", 1, 1, 1, 40, 2), 0, 0, 1, 2},
-                               {cfg("ring", 1, 1, 1, 40, 0), 1, 0, 1, 0},
-                               {cfg("ring", 1, 1, 2, 40, 0, true), 1, 0, 0, 0, 2},
-                               {cfg("transport", 1, 1, 1, 40, 1, true), 1, 0, 0, 0, 2},
-                               {cfg("takeover", 1, 1, 1, 40, 0, true), 1, 0, 0, 0, 1},
-                               // Every hand-off across the generation's wrap and into the
-                               // positions' end, and a takeover across the epoch's wrap.
-                               {aged(cfg("ring", 2, 2, 2, 40, 0), shm::SegmentAge::LapWrap), 1, 1},
-                               {aged(cfg("ring", 2, 2, 2, 40, 0), shm::SegmentAge::PositionEnd), 1, 0},
-                               {aged(cfg("transport", 1, 2, 1, 40, 1), shm::SegmentAge::LapWrap), 1, 0},
-                               {aged(cfg("takeover", 1, 1, 2, 40, 0), shm::SegmentAge::LapWrap), 1, 0},
-                               kFencedDaemonResumes,
-                               {cfg("takeover", 1, 1, 2, 40, 2, true), 1, 0, 1, 2, 1, /*focus: daemon A*/ 1},
-                               hostile_at_a_full_ring(0),   // length
-                               hostile_at_a_full_ring(3),   // position
-                               hostile_at_a_full_ring(4)};  // a payload byte
+  std::vector<Exhaustive> v = {
+      {cfg("ring", 1, 2, 1, 40, 0), 1, 1},
+      {cfg("ring", 2, 2, 2, 40, 0), 1, 1},
+      {cfg("transport", 1, 2, 1, 40, 0), 1, 0},
+      {cfg("transport", 1, 2, 1, 40, 1), 1, 0},
+      {cfg("takeover", 1, 1, 2, 40, 0), 1, 0},
+      {cfg("hostile", 1, 1, 2, 40, 4), 1, 0},
+      {cfg("hostile", 1, 1, 2, 40, 0), 1, 0},
+      // Two preemptions around one read: the peer acts between the
+      // take and the copy, and again before the check (V-ONCE).
+      {cfg("hostile", 1, 1, 1, 40, 4), 2, 0},
+      // A stall just before any store or CAS, with one preemption (an
+      // early resume counts as one): the windows between a check and
+      // the CAS it guards.
+      {cfg("takeover", 1, 1, 1, 40, 2), 0, 0, 1, 2},
+      {cfg("ring", 1, 1, 1, 40, 0), 1, 0, 1, 0},
+      {cfg("ring", 1, 1, 2, 40, 0, true), 1, 0, 0, 0, 2},
+      {cfg("transport", 1, 1, 1, 40, 1, true), 1, 0, 0, 0, 2},
+      {cfg("takeover", 1, 1, 1, 40, 0, true), 1, 0, 0, 0, 1},
+      // Every hand-off across the generation's wrap and into the
+      // positions' end, and a takeover across the epoch's wrap.
+      {aged(cfg("ring", 2, 2, 2, 40, 0), shm::SegmentAge::LapWrap), 1, 1},
+      {aged(cfg("ring", 2, 2, 2, 40, 0), shm::SegmentAge::PositionEnd), 1, 0},
+      {aged(cfg("transport", 1, 2, 1, 40, 1), shm::SegmentAge::LapWrap), 1, 0},
+      {aged(cfg("takeover", 1, 1, 2, 40, 0), shm::SegmentAge::LapWrap), 1, 0},
+      kFencedDaemonResumes,
+      {cfg("takeover", 1, 1, 2, 40, 2, true), 1, 0, 1, 2, 1, /*focus: daemon A*/ 1},
+      fenced_daemon_races_its_successor(cfg("takeover", 1, 1, 2, 40, 4)),
+      fenced_daemon_races_its_successor(cfg("takeover", 1, 1, 2, 40, 4, true)),
+      fenced_daemon_races_its_successor(cfg("takeover", 2, 1, 3, 40, 4)),
+      fenced_daemon_races_its_successor(cfg("takeover", 1, 1, 2, 40, 5)),
+      fenced_daemon_races_its_successor(aged(cfg("takeover", 1, 1, 2, 40, 4), shm::SegmentAge::LapWrap)),
+      hostile_at_a_full_ring(0),   // length
+      hostile_at_a_full_ring(3),   // position
+      hostile_at_a_full_ring(4)};  // a payload byte
   if (d == Depth::Deep) {
     v.push_back({cfg("ring", 1, 2, 1, 40, 0), 2, 1});
     v.push_back({cfg("ring", 2, 2, 1, 40, 0), 2, 0});

@@ -29,6 +29,7 @@ constexpr std::uint64_t kClaimTimeoutNs = 1'000'000;     // 1 ms virtual
 constexpr std::uint64_t kBlockingTimeoutNs = 5'000'000;  // write_blocking's timeout
 constexpr std::uint64_t kSliceNs = 100'000'000;          // SPEC T-WAIT's sleep slice
 constexpr std::uint64_t kSlowSuccessorNs = 1'000'000'000;  // takeover mode bit 1: > every kStallNs
+constexpr std::uint64_t kWatchNs = 2'000'000;              // takeover mode bit 2: > the 1 ms heartbeat timeout
 constexpr int kMaxEmptyReads = 24;                       // recorded (more run, unrecorded: sound)
 
 std::uint64_t mix(std::uint64_t x) {
@@ -542,7 +543,13 @@ class TakeoverScenario final : public SegmentScenario {
   }
 
   void take_over(ThreadApi& api) {
-    for (int attempt = 0; attempt < 3 && !successor_; ++attempt) {
+    for (int attempt = 0; !successor_; ++attempt) {
+      if (attempt >= 3) {
+        // A watching successor (mode bit 2) polls the old daemon's heartbeat
+        // until the run ends; another gives up after three tries.
+        if ((c_.mode & 4) == 0) return;
+        shm::platform::sleep_for(std::chrono::nanoseconds(kWatchNs));
+      }
       if (api.tearing_down()) return;
       if (producers_done(api, c_.producers) && api.finished(a_)) return;  // nothing left to take over
       auto d = shm::Daemon::create(path_, segment_size(c_.size, c_.slot), 1, daemon_options(c_.slot, c_.age));

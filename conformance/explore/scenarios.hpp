@@ -41,7 +41,9 @@ struct Config {
   int slot = 40;      // slot size (40 is not a multiple of 64: padding after the payload)
   // transport: 0 write, 1 write_blocking, 2 both and a pausing daemon;
   // takeover: bit 0 the old daemon sleeps between messages, bit 1 the new
-  // one is slow to start serving; hostile: which field the peer toggles
+  // one is slow to start serving, bit 2 the new one watches the old one's
+  // heartbeat until the run ends (else it gives up after three tries);
+  // hostile: which field the peer toggles
   int mode = 0;
   // Loads may read older stores where the C++ memory model lets them
   // (memory_model.hpp); "/w1" in the text.
