@@ -345,7 +345,35 @@ std::string shutdown_wakes_all(Cluster& c, DriverProcess& client) {
          std::to_string(static_cast<long>(ms(last))) + " ms, then a write and a connect refused";
 }
 
-// 7. kill -9 of the daemon: the client's writes go on while there is room
+// 7. From a segment aged to its laps' wrap (C-AGE; a driver that claims
+// `aged`): wake rounds on every ring, whose generation wraps at its third
+// message, and, with write_blocking, a writer asleep on the low ring filled
+// across its wrap. A sleeper's condition ("a message is there", "a slot is
+// free") read from positions or generations that wrap must still wake it.
+std::string aged_wake_ups(Cluster& c, std::mt19937_64& rng) {
+  Cluster::Options o = c.options();
+  o.age = shm::SegmentAge::LapWrap;
+  Cluster a(c.params(), "wake-aged", o);
+  struct Steps {  // a's steps join c's, which a failure shows
+    Cluster &from, &to;
+    ~Steps() {
+      for (const auto& s : from.steps()) to.step(s);
+    }
+  } steps{a, c};
+  if (!a.start_daemon(a.daemon).ok()) scenario_fail(ClauseId::C_AGE, "the driver could not create an aged segment");
+  DriverProcess& client = a.add_client("client");
+  // 6 rounds a ring on average (3 priorities, 2 directions): most rings
+  // pass their wrap; the filled low ring always does (capacity >= 3).
+  constexpr int kAgedRounds = 36;
+  wake_rounds(a, client, kAgedRounds, rng);
+  const bool blocking = c.params().claims("write_blocking");
+  if (blocking) space_wake(a, client);
+  c.record(ClauseId::C_AGE);
+  return std::to_string(kAgedRounds) + " wake rounds" + (blocking ? " and a writer asleep on a full ring" : "") +
+         " from a segment aged to its laps' wrap";
+}
+
+// 8. kill -9 of the daemon: the client's writes go on while there is room
 // (T-KILLED), and its wait reports Disconnected (T-WAIT).
 void daemon_killed(Cluster& c) {
   Cluster::Options o;
@@ -413,6 +441,9 @@ std::vector<Phase> phases(int rounds) {
       {"shutdown wakes every sleeper (with write_blocking: two writers asleep on a full ring too)",
        {},
        [](Cluster& c, DriverProcess& client, std::mt19937_64&) { return shutdown_wakes_all(c, client); }},
+      {"wake-ups from a segment aged to its laps' wrap",
+       {"aged"},
+       [](Cluster& c, DriverProcess&, std::mt19937_64& rng) { return aged_wake_ups(c, rng); }},
       {"kill -9 of the daemon",
        {},
        [](Cluster& c, DriverProcess&, std::mt19937_64&) {
