@@ -345,6 +345,18 @@ std::string shutdown_wakes_all(Cluster& c, DriverProcess& client) {
          std::to_string(static_cast<long>(ms(last))) + " ms, then a write and a connect refused";
 }
 
+// A scenario's own cluster: its steps join the shared cluster's when it
+// ends, so that a failure shows them.
+struct JoinSteps {
+  JoinSteps(Cluster& f, Cluster& t) : from(f), to(t) {}
+  JoinSteps(const JoinSteps&) = delete;
+  JoinSteps& operator=(const JoinSteps&) = delete;
+  ~JoinSteps() {
+    for (const auto& s : from.steps()) to.step(s);
+  }
+  Cluster &from, &to;
+};
+
 // 7. From a segment aged to its laps' wrap (C-AGE; a driver that claims
 // `aged`): wake rounds on every ring, whose generation wraps at its third
 // message, and, with write_blocking, a writer asleep on the low ring filled
@@ -354,12 +366,7 @@ std::string aged_wake_ups(Cluster& c, std::mt19937_64& rng) {
   Cluster::Options o = c.options();
   o.age = shm::SegmentAge::LapWrap;
   Cluster a(c.params(), "wake-aged", o);
-  struct Steps {  // a's steps join c's, which a failure shows
-    Cluster &from, &to;
-    ~Steps() {
-      for (const auto& s : from.steps()) to.step(s);
-    }
-  } steps{a, c};
+  const JoinSteps steps{a, c};
   if (!a.start_daemon(a.daemon).ok()) scenario_fail(ClauseId::C_AGE, "the driver could not create an aged segment");
   DriverProcess& client = a.add_client("client");
   // 6 rounds a ring on average (3 priorities, 2 directions): most rings
@@ -379,12 +386,7 @@ void daemon_killed(Cluster& c) {
   Cluster::Options o;
   o.sleep_slice_ms = 100;
   Cluster k(c.params(), "wake-kill", o);
-  struct Steps {  // k's steps join c's, which a failure shows
-    Cluster &from, &to;
-    ~Steps() {
-      for (const auto& s : from.steps()) to.step(s);
-    }
-  } steps{k, c};
+  const JoinSteps steps{k, c};
   if (!k.start_daemon(k.daemon, "daemon", Placement::OwnProcess).ok())
     scenario_fail(ClauseId::T_KILLED, "the driver could not create a segment");
   DriverProcess& client = k.add_client("client");
