@@ -125,8 +125,12 @@ class Scenario {
 // Sets up memory (or a segment) for one run of `c`; an error if it cannot.
 shm::Result<std::unique_ptr<Scenario>> make_scenario(const Config& c);
 
-// Every violation of the run: the scheduler's, the threads', and the history's.
+// Every violation of the run: the scheduler's, the threads', and the
+// history's (run_checks.hpp: the named checks it composes).
 std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Execution& e);
+
+// A write's result as a report names it.
+const char* result_name(WriteRecord::Result r);
 
 // The run as text, for a counterexample: operations in step order.
 std::vector<std::string> describe_run(const Config& c, const RunRecord& r);
