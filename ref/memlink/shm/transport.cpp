@@ -447,10 +447,12 @@ Result<Daemon> Daemon::create(const std::string& path, std::size_t size, std::ui
   auto daemon = *start == DaemonStart::Fresh ? create_fresh(path, *g, version, options)
                                              : take_over(path, version, options);
   if (!daemon) return daemon;  // the manager's destructor removes the locks it made
-  // A fresh segment's identity lock (K-LOCK), before anyone can have made
-  // another name for it; a takeover took it in register_daemon.
+  // A fresh segment's identity lock (K-LOCK), before its magic is out: a
+  // client that can connect, and anyone who can make another name for it,
+  // finds the lock held. A takeover took it in register_daemon.
   if (auto s = manager->hold_identity(); !s) return s.error();
   Daemon& d = *daemon;
+  if (*start == DaemonStart::Fresh) publish_control(d.segment_.data());  // release: valid to others now
   d.start_.kind = *start;
   d.fence_ = Fence{&d.ctl_->epoch, d.start_.epoch};
   (void)manager->write_pid_file(platform::current_pid());
@@ -490,8 +492,7 @@ Result<Daemon> Daemon::create_fresh(const std::string& path, const Geometry& geo
     return s.error();
   }
   daemon.start_.epoch = daemon.ctl_->epoch.load(std::memory_order_relaxed);
-  publish_control(base);  // release: the segment is now valid to others
-  return daemon;
+  return daemon;  // unpublished: create() stores the magic once it holds the identity lock
 }
 
 namespace {
