@@ -25,11 +25,20 @@ std::string encode_reproduce(const rc::detail::Reproduce& r) {
 }
 
 std::optional<rc::detail::Reproduce> decode_reproduce(const std::string& hex) {
-  if (hex.size() % 2 != 0) return std::nullopt;
+  // A replay string is hex digits in pairs; anything else is a usage error,
+  // not an exception (stoul threw on "zz" and read "1z" as 1).
+  const auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (hex.empty() || hex.size() % 2 != 0) return std::nullopt;
   std::vector<std::uint8_t> bytes;
   for (std::size_t i = 0; i < hex.size(); i += 2) {
-    const auto v = std::stoul(hex.substr(i, 2), nullptr, 16);
-    bytes.push_back(static_cast<std::uint8_t>(v));
+    const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    bytes.push_back(static_cast<std::uint8_t>(hi * 16 + lo));
   }
   rc::detail::Reproduce r;
   try {

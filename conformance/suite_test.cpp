@@ -236,5 +236,12 @@ TEST(RcRunner, ShrinkingPastItsBudgetStillDescribesTheSmallestCase) {
   EXPECT_FALSE(out.counterexample.empty());
 }
 
+// A replay string is hex digits in pairs; anything else is refused, never
+// thrown (--reproduce zz aborted the runner) nor half-read ("1z" as 0x01).
+TEST(Reproduce, AStringThatIsNotHexIsRefusedNotThrown) {
+  for (const char* bad : {"zz", "1z", "z1", "0", "", "0g", "  "})
+    EXPECT_FALSE(decode_reproduce(bad).has_value()) << bad;
+}
+
 }  // namespace
 }  // namespace memlink::conformance
