@@ -148,6 +148,141 @@ Fixture connected_fixture(const Params& params) {
   return f;
 }
 
+// The control region's fields against the model's view (L-CONST, C-INIT,
+// C-LAYOUT, G-STRIDE, C-FLAGS, C-LINES, T-COUNTERS' fields).
+void expect_control(const Params& params, const model::Config& config, const model::View& v, const Offsets& o,
+                    std::span<const std::byte> bytes) {
+  expect_field(params, ClauseId::L_CONST, "control.magic", kMagic, at<std::uint64_t>(bytes, 0, "magic"));
+  params.record(ClauseId::C_INIT);
+  expect_field(params, ClauseId::L_CONST, "control.layout_version", 2, at<std::uint32_t>(bytes, 8, "layout_version"));
+  expect_field(params, ClauseId::C_LAYOUT, "control.protocol_version", config.protocol_version,
+               at<std::uint16_t>(bytes, 12, "protocol_version"));
+  expect_field(params, ClauseId::C_LAYOUT, "control.segment_size", config.segment_size,
+               at<std::uint64_t>(bytes, 16, "segment_size"));
+  expect_field(params, ClauseId::C_LAYOUT, "control.slot_size", config.slot_size,
+               at<std::uint32_t>(bytes, 24, "slot_size"));
+  expect_field(params, ClauseId::G_STRIDE, "control.slot_stride", o.stride,
+               at<std::uint32_t>(bytes, 28, "slot_stride"));
+  expect_field(params, ClauseId::C_LAYOUT, "control.slots_per_direction",
+               *model::slots_per_direction(config.segment_size, config.slot_size),
+               at<std::uint32_t>(bytes, 32, "slots_per_direction"));
+  for (int d = 0; d < 2; ++d)
+    for (int p = 0; p < 3; ++p)
+      expect_field(params, ClauseId::C_LAYOUT, "control.slot_count", v.rings[d][p].capacity,
+                   at<std::uint32_t>(bytes, 36 + 4 * (3 * d + p), "slot_count"));
+  expect_field(params, ClauseId::C_FLAGS, "control.flags", v.shutdown ? 1 : 0, at<std::uint32_t>(bytes, 60, "flags"));
+  expect_field(params, ClauseId::C_LAYOUT, "control.backpressure", v.backpressure,
+               at<std::uint32_t>(bytes, 88, "backpressure"), v.backpressure > 0);
+  expect_field(params, ClauseId::C_LAYOUT, "control.client_count", v.client_count,
+               at<std::uint32_t>(bytes, 128, "client_count"), v.client_count > 0);
+  // C-LINES: the offsets checked here put the daemon's fields (64..127),
+  // client_count (128), the clients' counters (192..), the daemon's (256..)
+  // and each futex word (320, 384, 448, 512) on lines of their own.
+  params.record(ClauseId::C_LINES);
+  // T-COUNTERS: c2d published = client_head (clients that left) + each
+  // client table entry's own counter (client_published, 1088..2111).
+  std::uint64_t published = at<std::uint64_t>(bytes, 192, "client_head");
+  for (std::size_t k = 0; k < shm::CLIENT_TABLE_SIZE; ++k)
+    published += at<std::uint64_t>(bytes, 1088 + 8 * k, "client_published");
+  expect_field(params, ClauseId::C_LAYOUT, "control.client_head + client_published", v.client_head, published,
+               v.client_head > 0);
+  expect_field(params, ClauseId::C_LAYOUT, "control.daemon_tail", v.daemon_tail,
+               at<std::uint64_t>(bytes, 256, "daemon_tail"), v.daemon_tail > 0);
+}
+
+// One ring as SPEC lays it out: which ring, its header's offset, its view.
+struct RingAt {
+  int d = 0, p = 0;
+  std::size_t offset = 0;
+  const model::RingView& rv;
+  std::string name;  // "ring[c2d/high]"
+  std::uint64_t tail = 0;
+};
+
+// Slot `i` of ring `ring`: its word (S-STATES, S-WORD, S-OWNER) and, while
+// it holds a message, its header, payload and checksum (S-LAYOUT,
+// S-CHECKSUM).
+void expect_slot(const Params& params, const Model& m, Adapter& adapter, const Offsets& o,
+                 std::span<const std::byte> bytes, const RingAt& ring, std::uint32_t i) {
+  const int d = ring.d, p = ring.p;
+  const model::RingView& rv = ring.rv;
+  const std::string& name = ring.name;
+  const std::uint64_t tail = ring.tail;
+  const std::size_t r = ring.offset;
+  const std::size_t s = r + kRingHeader + i * o.stride;
+  const std::string slot = name + ".slot[" + std::to_string(i) + "]";
+  // SPEC S-WORD: state, holder and lap in the word at offset 0.
+  const auto word = at<std::uint64_t>(bytes, s, "word");
+  expect_field(params, ClauseId::S_STATES, slot + ".word.state", static_cast<std::uint8_t>(rv.slots[i]),
+               static_cast<std::uint8_t>(word & 0xFF));
+  const auto st = rv.slots[i];
+  // The slot serves the one position of [tail, tail + capacity) that
+  // maps to it; its word carries that position's lap.
+  const std::uint64_t served = tail + (i + rv.capacity - tail % rv.capacity) % rv.capacity;
+  expect_field(params, ClauseId::S_WORD, slot + ".word.generation", shm::generation_of(served, rv.capacity),
+               static_cast<std::uint32_t>(word >> 40));
+  const auto owner = static_cast<std::uint32_t>(word >> 8);
+  if (st == model::SlotState::Writing || st == model::SlotState::Reading) {
+    expect_field(params, ClauseId::S_OWNER, slot + ".word.owner_pid",
+                 adapter.owner_pid(static_cast<Direction>(d), st == model::SlotState::Writing), owner);
+  } else if (st == model::SlotState::Empty || st == model::SlotState::Ready) {
+    expect_field(params, ClauseId::S_WORD, slot + ".word.owner_pid", 0u, owner);
+  }
+  const auto msg = m.message_in_slot(static_cast<Direction>(d), static_cast<Priority>(p), i);
+  if (!msg || st == model::SlotState::Empty) return;
+  // Writing after fill, Ready, Reading, Done: the header describes the message.
+  expect_field(params, ClauseId::S_LAYOUT, slot + ".priority", p, at<std::uint8_t>(bytes, s + 24, "priority"));
+  expect_field(params, ClauseId::S_LAYOUT, slot + ".length", msg->payload.size(),
+               at<std::uint32_t>(bytes, s + 16, "length"));
+  expect_field(params, ClauseId::S_LAYOUT, slot + ".sequence", msg->sequence,
+               at<std::uint64_t>(bytes, s + 8, "sequence"));
+  const auto position = at<std::uint64_t>(bytes, s + 32, "position");
+  expect_field(params, ClauseId::S_LAYOUT, slot + ".position % capacity", i, position % rv.capacity);
+  if (s + kSlotHeader + msg->payload.size() > bytes.size())
+    fail_case(ClauseId::G_PLACE, "" + slot + " payload past the end");
+  const std::byte* payload = bytes.data() + s + kSlotHeader;
+  params.record(ClauseId::S_LAYOUT);
+  if (!msg->payload.empty() && std::memcmp(payload, msg->payload.data(), msg->payload.size()) != 0)
+    fail_case(ClauseId::S_LAYOUT, "" + slot + ": payload bytes at offset 64 are not the message written");
+  expect_field(params, ClauseId::S_CHECKSUM, slot + ".checksum", crc32c_by_definition(payload, msg->payload.size()),
+               at<std::uint32_t>(bytes, s + 20, "checksum"));
+}
+
+// Ring (d, p): its header (R-LAYOUT, R-POSITIONS) and every slot.
+void expect_ring(const Params& params, const Model& m, Adapter& adapter, const model::Config& config,
+                 const model::View& v, const Offsets& o, std::span<const std::byte> bytes, int d, int p) {
+  const model::RingView& rv = v.rings[d][p];
+  const std::size_t r = o.ring[d][p];
+  const std::string name =
+      std::string("ring[") + (d == 0 ? "c2d/" : "d2c/") + std::string(shm::to_string(static_cast<Priority>(p))) + "]";
+  // R-LAYOUT is recorded where head or tail, at their offsets, was
+  // seen moved (the static fields alone cannot show a ring in use).
+  params.record(ClauseId::G_PLACE);
+  expect_field(params, ClauseId::R_LAYOUT, name + ".ring_magic", kRingMagic, at<std::uint32_t>(bytes, r, "ring_magic"),
+               false);
+  expect_field(params, ClauseId::R_LAYOUT, name + ".capacity", rv.capacity, at<std::uint32_t>(bytes, r + 4, "capacity"),
+               false);
+  expect_field(params, ClauseId::R_LAYOUT, name + ".slot_size", config.slot_size,
+               at<std::uint32_t>(bytes, r + 8, "slot_size"), false);
+  expect_field(params, ClauseId::R_LAYOUT, name + ".slot_stride", o.stride,
+               at<std::uint32_t>(bytes, r + 12, "slot_stride"), false);
+  expect_field(params, ClauseId::R_LAYOUT, name + ".direction", d, at<std::uint8_t>(bytes, r + 16, "direction"), false);
+  expect_field(params, ClauseId::R_LAYOUT, name + ".priority", p, at<std::uint8_t>(bytes, r + 17, "priority"), false);
+  const auto head = at<std::uint64_t>(bytes, r + 64, "head");
+  const auto tail = at<std::uint64_t>(bytes, r + 128, "tail");
+  expect_field(params, ClauseId::R_LAYOUT, name + ".head", rv.head, head, rv.head > 0);
+  expect_field(params, ClauseId::R_LAYOUT, name + ".tail", rv.tail, tail, rv.tail > 0);
+  expect_field(params, ClauseId::R_LAYOUT, name + ".corrupt_skipped", rv.corrupt_skipped,
+               at<std::uint64_t>(bytes, r + 136, "corrupt_skipped"), rv.corrupt_skipped > 0);
+  expect_field(params, ClauseId::R_LAYOUT, name + ".reclaimed", rv.reclaimed,
+               at<std::uint64_t>(bytes, r + 144, "reclaimed"), rv.reclaimed > 0);
+  if (rv.head > 0) params.record(ClauseId::R_POSITIONS);
+  if (!(tail <= head && head - tail <= rv.capacity))
+    fail_case(ClauseId::R_POSITIONS, "" + name + " head/tail out of range");
+  const RingAt at_ring{d, p, r, rv, name, tail};
+  for (std::uint32_t i = 0; i < rv.capacity; ++i) expect_slot(params, m, adapter, o, bytes, at_ring, i);
+}
+
 }  // namespace
 
 CheckResult run_layout(const Params& params) {
@@ -162,117 +297,9 @@ CheckResult run_layout(const Params& params) {
     const Offsets o = offsets_of(*m, config.slot_size);
     if (acknowledged) expect_published(v, o, bytes);
 
-    expect_field(params, ClauseId::L_CONST, "control.magic", kMagic, at<std::uint64_t>(bytes, 0, "magic"));
-    params.record(ClauseId::C_INIT);
-    expect_field(params, ClauseId::L_CONST, "control.layout_version", 2, at<std::uint32_t>(bytes, 8, "layout_version"));
-    expect_field(params, ClauseId::C_LAYOUT, "control.protocol_version", config.protocol_version,
-                 at<std::uint16_t>(bytes, 12, "protocol_version"));
-    expect_field(params, ClauseId::C_LAYOUT, "control.segment_size", config.segment_size,
-                 at<std::uint64_t>(bytes, 16, "segment_size"));
-    expect_field(params, ClauseId::C_LAYOUT, "control.slot_size", config.slot_size,
-                 at<std::uint32_t>(bytes, 24, "slot_size"));
-    expect_field(params, ClauseId::G_STRIDE, "control.slot_stride", o.stride,
-                 at<std::uint32_t>(bytes, 28, "slot_stride"));
-    expect_field(params, ClauseId::C_LAYOUT, "control.slots_per_direction",
-                 *model::slots_per_direction(config.segment_size, config.slot_size),
-                 at<std::uint32_t>(bytes, 32, "slots_per_direction"));
+    expect_control(params, config, v, o, bytes);
     for (int d = 0; d < 2; ++d)
-      for (int p = 0; p < 3; ++p)
-        expect_field(params, ClauseId::C_LAYOUT, "control.slot_count", v.rings[d][p].capacity,
-                     at<std::uint32_t>(bytes, 36 + 4 * (3 * d + p), "slot_count"));
-    expect_field(params, ClauseId::C_FLAGS, "control.flags", v.shutdown ? 1 : 0, at<std::uint32_t>(bytes, 60, "flags"));
-    expect_field(params, ClauseId::C_LAYOUT, "control.backpressure", v.backpressure,
-                 at<std::uint32_t>(bytes, 88, "backpressure"), v.backpressure > 0);
-    expect_field(params, ClauseId::C_LAYOUT, "control.client_count", v.client_count,
-                 at<std::uint32_t>(bytes, 128, "client_count"), v.client_count > 0);
-    // C-LINES: the offsets checked here put the daemon's fields (64..127),
-    // client_count (128), the clients' counters (192..), the daemon's (256..)
-    // and each futex word (320, 384, 448, 512) on lines of their own.
-    params.record(ClauseId::C_LINES);
-    // T-COUNTERS: c2d published = client_head (clients that left) + each
-    // client table entry's own counter (client_published, 1088..2111).
-    std::uint64_t published = at<std::uint64_t>(bytes, 192, "client_head");
-    for (std::size_t k = 0; k < shm::CLIENT_TABLE_SIZE; ++k)
-      published += at<std::uint64_t>(bytes, 1088 + 8 * k, "client_published");
-    expect_field(params, ClauseId::C_LAYOUT, "control.client_head + client_published", v.client_head, published,
-                 v.client_head > 0);
-    expect_field(params, ClauseId::C_LAYOUT, "control.daemon_tail", v.daemon_tail,
-                 at<std::uint64_t>(bytes, 256, "daemon_tail"), v.daemon_tail > 0);
-
-    for (int d = 0; d < 2; ++d) {
-      for (int p = 0; p < 3; ++p) {
-        const model::RingView& rv = v.rings[d][p];
-        const std::size_t r = o.ring[d][p];
-        const std::string name = std::string("ring[") + (d == 0 ? "c2d/" : "d2c/") +
-                                 std::string(shm::to_string(static_cast<Priority>(p))) + "]";
-        // R-LAYOUT is recorded where head or tail, at their offsets, was
-        // seen moved (the static fields alone cannot show a ring in use).
-        params.record(ClauseId::G_PLACE);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".ring_magic", kRingMagic,
-                     at<std::uint32_t>(bytes, r, "ring_magic"), false);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".capacity", rv.capacity,
-                     at<std::uint32_t>(bytes, r + 4, "capacity"), false);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".slot_size", config.slot_size,
-                     at<std::uint32_t>(bytes, r + 8, "slot_size"), false);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".slot_stride", o.stride,
-                     at<std::uint32_t>(bytes, r + 12, "slot_stride"), false);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".direction", d, at<std::uint8_t>(bytes, r + 16, "direction"),
-                     false);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".priority", p, at<std::uint8_t>(bytes, r + 17, "priority"),
-                     false);
-        const auto head = at<std::uint64_t>(bytes, r + 64, "head");
-        const auto tail = at<std::uint64_t>(bytes, r + 128, "tail");
-        expect_field(params, ClauseId::R_LAYOUT, name + ".head", rv.head, head, rv.head > 0);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".tail", rv.tail, tail, rv.tail > 0);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".corrupt_skipped", rv.corrupt_skipped,
-                     at<std::uint64_t>(bytes, r + 136, "corrupt_skipped"), rv.corrupt_skipped > 0);
-        expect_field(params, ClauseId::R_LAYOUT, name + ".reclaimed", rv.reclaimed,
-                     at<std::uint64_t>(bytes, r + 144, "reclaimed"), rv.reclaimed > 0);
-        if (rv.head > 0) params.record(ClauseId::R_POSITIONS);
-        if (!(tail <= head && head - tail <= rv.capacity))
-          fail_case(ClauseId::R_POSITIONS, "" + name + " head/tail out of range");
-        for (std::uint32_t i = 0; i < rv.capacity; ++i) {
-          const std::size_t s = r + kRingHeader + i * o.stride;
-          const std::string slot = name + ".slot[" + std::to_string(i) + "]";
-          // SPEC S-WORD: state, holder and lap in the word at offset 0.
-          const auto word = at<std::uint64_t>(bytes, s, "word");
-          expect_field(params, ClauseId::S_STATES, slot + ".word.state", static_cast<std::uint8_t>(rv.slots[i]),
-                       static_cast<std::uint8_t>(word & 0xFF));
-          const auto st = rv.slots[i];
-          // The slot serves the one position of [tail, tail + capacity) that
-          // maps to it; its word carries that position's lap.
-          const std::uint64_t served = tail + (i + rv.capacity - tail % rv.capacity) % rv.capacity;
-          expect_field(params, ClauseId::S_WORD, slot + ".word.generation", shm::generation_of(served, rv.capacity),
-                       static_cast<std::uint32_t>(word >> 40));
-          const auto owner = static_cast<std::uint32_t>(word >> 8);
-          if (st == model::SlotState::Writing || st == model::SlotState::Reading) {
-            expect_field(params, ClauseId::S_OWNER, slot + ".word.owner_pid",
-                         a->owner_pid(static_cast<Direction>(d), st == model::SlotState::Writing), owner);
-          } else if (st == model::SlotState::Empty || st == model::SlotState::Ready) {
-            expect_field(params, ClauseId::S_WORD, slot + ".word.owner_pid", 0u, owner);
-          }
-          const auto msg = m->message_in_slot(static_cast<Direction>(d), static_cast<Priority>(p), i);
-          if (!msg || st == model::SlotState::Empty) continue;
-          // Writing after fill, Ready, Reading, Done: the header describes the message.
-          expect_field(params, ClauseId::S_LAYOUT, slot + ".priority", p, at<std::uint8_t>(bytes, s + 24, "priority"));
-          expect_field(params, ClauseId::S_LAYOUT, slot + ".length", msg->payload.size(),
-                       at<std::uint32_t>(bytes, s + 16, "length"));
-          expect_field(params, ClauseId::S_LAYOUT, slot + ".sequence", msg->sequence,
-                       at<std::uint64_t>(bytes, s + 8, "sequence"));
-          const auto position = at<std::uint64_t>(bytes, s + 32, "position");
-          expect_field(params, ClauseId::S_LAYOUT, slot + ".position % capacity", i, position % rv.capacity);
-          if (s + kSlotHeader + msg->payload.size() > bytes.size())
-            fail_case(ClauseId::G_PLACE, "" + slot + " payload past the end");
-          const std::byte* payload = bytes.data() + s + kSlotHeader;
-          params.record(ClauseId::S_LAYOUT);
-          if (!msg->payload.empty() && std::memcmp(payload, msg->payload.data(), msg->payload.size()) != 0)
-            fail_case(ClauseId::S_LAYOUT, "" + slot + ": payload bytes at offset 64 are not the message written");
-          expect_field(params, ClauseId::S_CHECKSUM, slot + ".checksum",
-                       crc32c_by_definition(payload, msg->payload.size()),
-                       at<std::uint32_t>(bytes, s + 20, "checksum"));
-        }
-      }
-    }
+      for (int p = 0; p < 3; ++p) expect_ring(params, *m, *a, config, v, o, bytes, d, p);
   });
 }
 
