@@ -44,7 +44,10 @@ std::string escape_markup(const std::string& s) {
   return out;
 }
 
-std::string render_timeline_html(const Timeline& whole) {
+namespace {
+
+// The part of `whole` within its window [from, to], if it has one.
+Timeline clipped(const Timeline& whole) {
   Timeline t = whole;
   if (t.to > t.from) {
     std::vector<Timeline::Bar> bars;
@@ -58,6 +61,17 @@ std::string render_timeline_html(const Timeline& whole) {
     t.bars = std::move(bars);
     std::erase_if(t.marks, [&](const Timeline::Mark& m) { return m.at < t.from || m.at > t.to; });
   }
+  return t;
+}
+
+// Where a time goes on the plot.
+struct Scale {
+  std::uint64_t t0 = 0;
+  double span = 1, plot = kWidth - kLeft - kRight;
+  double x(std::uint64_t v) const { return kLeft + plot * static_cast<double>(v - t0) / span; }
+};
+
+Scale scale_of(const Timeline& t) {
   std::uint64_t t0 = UINT64_MAX, t1 = 0;
   for (const auto& b : t.bars) {
     t0 = std::min(t0, b.start);
@@ -68,21 +82,28 @@ std::string render_timeline_html(const Timeline& whole) {
     t1 = std::max(t1, m.at);
   }
   if (t0 == UINT64_MAX) t0 = t1 = 0;
-  const double span = std::max<double>(1, static_cast<double>(t1 - t0));
-  const double plot = kWidth - kLeft - kRight;
-  auto x = [&](std::uint64_t v) { return kLeft + plot * static_cast<double>(v - t0) / span; };
-  const double height = kTop + kLane * static_cast<double>(t.lanes.size()) + 40;
+  Scale sc;
+  sc.t0 = t0;
+  sc.span = std::max<double>(1, static_cast<double>(t1 - t0));
+  return sc;
+}
 
-  std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(kWidth) + "\" height=\"" + num(height) +
-                    "\" font-family=\"sans-serif\" font-size=\"12\">\n";
-  // Lanes.
+// One shaded row, with its name, per lane.
+std::string svg_lanes(const Timeline& t) {
+  std::string svg;
   for (std::size_t i = 0; i < t.lanes.size(); ++i) {
     const double y = kTop + kLane * static_cast<double>(i);
     svg += "<rect x=\"0\" y=\"" + num(y) + "\" width=\"" + num(kWidth) + "\" height=\"" + num(kLane) + "\" fill=\"" +
            (i % 2 ? "#f7f7f7" : "#ffffff") + "\"/>\n";
     svg += "<text x=\"8\" y=\"" + num(y + kLane / 2 + 4) + "\" font-weight=\"bold\">" + escape_markup(t.lanes[i]) + "</text>\n";
   }
-  // Time axis: 6 ticks.
+  return svg;
+}
+
+// The time axis: 6 ticks.
+std::string svg_axis(const Timeline& t, const Scale& sc) {
+  const double span = sc.span, plot = sc.plot;
+  std::string svg;
   const double axis_y = kTop + kLane * static_cast<double>(t.lanes.size()) + 14;
   for (int k = 0; k <= 5; ++k) {
     const double v = span * k / 5;
@@ -93,7 +114,13 @@ std::string render_timeline_html(const Timeline& whole) {
            (t.scale == 1 ? std::to_string(static_cast<std::uint64_t>(v)) : num(v / t.scale)) + " " + escape_markup(t.unit) +
            "</text>\n";
   }
-  // Bars: the broken ones last, on top.
+  return svg;
+}
+
+// The operations' bars: the broken ones last, on top.
+std::string svg_bars(const Timeline& t, const Scale& sc) {
+  auto x = [&](std::uint64_t v) { return sc.x(v); };
+  std::string svg;
   std::vector<const Timeline::Bar*> order;
   for (const auto& b : t.bars) order.push_back(&b);
   auto layer = [](const Timeline::Bar* b) {
@@ -113,7 +140,13 @@ std::string render_timeline_html(const Timeline& whole) {
              (b->look == Timeline::Bar::Look::Alive ? "#555" : "#fff") + "\">" + escape_markup(b->label) + "</text>";
     svg += "</g>\n";
   }
-  // Kills and other events.
+  return svg;
+}
+
+// Kills and other events.
+std::string svg_marks(const Timeline& t, const Scale& sc) {
+  auto x = [&](std::uint64_t v) { return sc.x(v); };
+  std::string svg;
   for (const auto& m : t.marks) {
     const double xx = x(m.at), y = kTop + kLane * m.lane;
     if (m.kill)
@@ -128,8 +161,11 @@ std::string render_timeline_html(const Timeline& whole) {
     svg += "<text x=\"" + num(xx + 9) + "\" y=\"" + num(m.kill ? y + kLane - 2 : y + 8) + "\" fill=\"" + (m.kill ? "#c00" : "#b35900") +
            "\" font-size=\"11\">" + escape_markup(m.label) + "</text>\n";
   }
-  svg += "</svg>\n";
+  return svg;
+}
 
+// A key for each look the picture shows, the kill and the event marks.
+std::string legend_html(const Timeline& t) {
   std::set<Timeline::Bar::Look> used;
   for (const auto& b : t.bars) used.insert(b.look);
   std::string legend;
@@ -150,6 +186,19 @@ std::string render_timeline_html(const Timeline& whole) {
     legend += "<span class=\"key\"><span style=\"color:#f28e2b;font-weight:bold\">|</span> event (stall, takeover, "
               "start of service)</span>";
 
+  return legend;
+}
+
+}  // namespace
+
+std::string render_timeline_html(const Timeline& whole) {
+  const Timeline t = clipped(whole);
+  const Scale sc = scale_of(t);
+  const double height = kTop + kLane * static_cast<double>(t.lanes.size()) + 40;
+  const std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(kWidth) + "\" height=\"" +
+                          num(height) + "\" font-family=\"sans-serif\" font-size=\"12\">\n" + svg_lanes(t) +
+                          svg_axis(t, sc) + svg_bars(t, sc) + svg_marks(t, sc) + "</svg>\n";
+  const std::string legend = legend_html(t);
   return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + escape_markup(t.title) +
          "</title>\n<style>body{font-family:sans-serif;margin:20px;color:#222}"
          "code{background:#f2f2f2;padding:3px 6px;display:inline-block;word-break:break-all}"
