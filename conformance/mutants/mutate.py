@@ -243,6 +243,8 @@ class Layers:
         junit.unlink(missing_ok=True)
         cmd = ["ctest", "--test-dir", str(self.release), "-j", str(self.args.jobs), "-LE", "bench",
                "--timeout", "300", "--output-junit", str(junit)]
+        if not self.args.all_layers:  # as conformance's --fail-fast: the first failing test is the kill
+            cmd.append("--stop-on-failure")
         rc, out = run_with_timeout(cmd, self.args.layer_timeout * 2)
         killers = []
         if junit.is_file():
