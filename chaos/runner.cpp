@@ -111,6 +111,9 @@ class Runner {
   void random_fault();
   void crash_walk();
   void pause_walk();
+  bool pause_writer_at(const std::string& point);
+  bool pause_daemon_at(const std::string& point);
+  void hold_heartbeat_past_replacement(std::uint32_t inst, const std::string& dir);
   void stop_and_replace_daemon();
   void replace_stopped_daemon(pid_t old_pid, std::uint32_t old_instance, std::uint64_t t_stop);
   bool wait_stopped(const Proc& p, std::chrono::milliseconds limit);
@@ -562,100 +565,121 @@ bool Runner::wait_stopped(const Proc& p, std::chrono::milliseconds limit) {
 // Every pause point: the process (or, for the heartbeat, the thread) held
 // at the point while the others act, then resumed; the history checker
 // judges the whole run as for a crash.
+// Every pause point: the process (or, for the heartbeat, the thread) held
+// at the point while the others act, then resumed; the history checker
+// judges the whole run as for a crash.
 void Runner::pause_walk() {
   for (std::string_view sv : shm::kCrashPoints) {
     const std::string point(sv);
-    const bool writer = point.rfind("write.", 0) == 0, heartbeat = point.rfind("heartbeat.", 0) == 0;
-    const bool recovery = point.rfind("recovery.", 0) == 0;
-    if (writer) {
-      const std::uint32_t inst = spawn(Role::Writer, Arm{point, 2, true, {}}).instance;
-      Proc* w = find(Role::Writer, inst);
-      if (!wait_stopped(*w, 3000ms)) {
-        runner_violations_.push_back("pause walk: writer point " + point + " was not reached within 3 s");
-        continue;
-      }
-      ++pause_holds_[point];
-      // Held past the claim timeout: the daemon may reclaim a claimed,
-      // still Empty position, and must leave a live writer's slot alone.
-      std::this_thread::sleep_for(std::chrono::milliseconds(2 * o_.process.claim_timeout_ms));
-      ::kill(w->pid, SIGCONT);
-    } else {
-      if (Proc* d = current(Role::Daemon)) {
-        recoveries_.push_back({monotonic_ns(), next_instance_[0], false});
-        kill_proc(*d, "kill daemon");
-      }
-      if (recovery) {
-        // Give the takeover a slot to recover: a daemon killed holding one.
-        const std::uint32_t holder = restart_daemon(Arm{"read.after-take", 1}).instance;
-        if (wait_for([&] { return find(Role::Daemon, holder)->done; }, 3000ms)) {
-          recoveries_.push_back({monotonic_ns(), next_instance_[0], false});
-        } else {
-          kill_proc(*find(Role::Daemon, holder), "kill daemon");
-        }
-      }
-      std::string dir;
-      if (heartbeat) {
-        dir = o_.work_dir + "/pause-" + std::to_string(next_instance_[0]);
-        std::filesystem::create_directories(dir);
-      }
-      const std::uint32_t inst = restart_daemon(Arm{point, recovery ? 1 : heartbeat ? 3 : 2, true, dir}).instance;
-      Proc* d = find(Role::Daemon, inst);
-      const bool held = heartbeat ? wait_for([&] { return std::filesystem::exists(dir + "/paused") || d->done; }, 3000ms) && !d->done
-                                  : wait_stopped(*d, 3000ms);
-      if (!held) {
-        runner_violations_.push_back("pause walk: daemon point " + point + " was not reached within 3 s");
-        continue;
-      }
-      ++pause_holds_[point];
-      if (recovery) {
-        // A starter held mid-takeover: it holds the start lock; others wait.
-        std::this_thread::sleep_for(500ms);
-        ::kill(d->pid, SIGCONT);
-      } else if (heartbeat) {
-        // Only the heartbeat thread is held: the daemon keeps serving. It
-        // still stamps on every sleep slice of its waits, so a starter may
-        // find it alive (and give up), or, if it was busy, stale and replace
-        // it; then it must stop.
-        std::this_thread::sleep_for(std::chrono::milliseconds(o_.process.heartbeat_timeout_ms * 3 / 2));
-        const std::uint32_t next = restart_daemon().instance;
-        wait_for([&] { return has_served(*find(Role::Daemon, next)) || find(Role::Daemon, next)->done; }, 30000ms);
-        if (has_served(*find(Role::Daemon, next))) {
-          recoveries_.push_back({monotonic_ns(), next, true});
-          if (!wait_for([&] { return find(Role::Daemon, inst)->done; }, 30000ms)) {
-            runner_violations_.push_back("fence: daemon " + std::to_string(inst) +
-                                         " kept serving after it was replaced (its heartbeat thread was held)");
-            kill_proc(*find(Role::Daemon, inst), "kill daemon");
-          } else if (const Proc& p = *find(Role::Daemon, inst);
-                     !(WIFEXITED(p.status) && WEXITSTATUS(p.status) == kExitFenced)) {
-            runner_violations_.push_back("fence: daemon " + std::to_string(inst) +
-                                         " did not exit as fenced after it was replaced (status " + std::to_string(p.status) + ")");
-          }
-        } else if (find(Role::Daemon, inst)->done) {
-          runner_violations_.push_back("heartbeat: daemon " + std::to_string(inst) +
-                                       " stopped although no daemon replaced it");
-        }
-        std::ofstream(dir + "/resume").put('\n');
-      } else {
-        d->stopped = true;
-        ++kills_["stop"];
-        replace_stopped_daemon(d->pid, inst, monotonic_ns());
-      }
-      // The reading client at the same consumer points of d2c: held, resumed.
-      if (point.rfind("read.", 0) == 0) {
-        if (Proc* r = current(Role::Reader)) kill_proc(*r, "kill reader");
-        const std::uint32_t rinst = spawn(Role::Reader, Arm{point, 2, true, {}}).instance;
-        Proc* r = find(Role::Reader, rinst);
-        if (wait_stopped(*r, 3000ms)) {
-          ++pause_holds_[point];
-          std::this_thread::sleep_for(300ms);
-          ::kill(r->pid, SIGCONT);
-        }
-      }
-    }
+    const bool held = point.rfind("write.", 0) == 0 ? pause_writer_at(point) : pause_daemon_at(point);
+    if (!held) continue;
     keep_alive();
     std::this_thread::sleep_for(50ms);
     progress(false);
   }
+}
+
+// A writer held at `point` past the claim timeout, then resumed. False if
+// it never got there.
+bool Runner::pause_writer_at(const std::string& point) {
+  const std::uint32_t inst = spawn(Role::Writer, Arm{point, 2, true, {}}).instance;
+  Proc* w = find(Role::Writer, inst);
+  if (!wait_stopped(*w, 3000ms)) {
+    runner_violations_.push_back("pause walk: writer point " + point + " was not reached within 3 s");
+    return false;
+  }
+  ++pause_holds_[point];
+  // Held past the claim timeout: the daemon may reclaim a claimed,
+  // still Empty position, and must leave a live writer's slot alone.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2 * o_.process.claim_timeout_ms));
+  ::kill(w->pid, SIGCONT);
+  return true;
+}
+
+// A daemon held at `point` (a recovery point: mid-takeover; a heartbeat
+// point: only its heartbeat thread), then resumed or replaced; at a read
+// point the reading client too. False if it never got there.
+bool Runner::pause_daemon_at(const std::string& point) {
+  const bool heartbeat = point.rfind("heartbeat.", 0) == 0;
+  const bool recovery = point.rfind("recovery.", 0) == 0;
+  if (Proc* d = current(Role::Daemon)) {
+    recoveries_.push_back({monotonic_ns(), next_instance_[0], false});
+    kill_proc(*d, "kill daemon");
+  }
+  if (recovery) {
+    // Give the takeover a slot to recover: a daemon killed holding one.
+    const std::uint32_t holder = restart_daemon(Arm{"read.after-take", 1}).instance;
+    if (wait_for([&] { return find(Role::Daemon, holder)->done; }, 3000ms)) {
+      recoveries_.push_back({monotonic_ns(), next_instance_[0], false});
+    } else {
+      kill_proc(*find(Role::Daemon, holder), "kill daemon");
+    }
+  }
+  std::string dir;
+  if (heartbeat) {
+    dir = o_.work_dir + "/pause-" + std::to_string(next_instance_[0]);
+    std::filesystem::create_directories(dir);
+  }
+  const std::uint32_t inst = restart_daemon(Arm{point, recovery ? 1 : heartbeat ? 3 : 2, true, dir}).instance;
+  Proc* d = find(Role::Daemon, inst);
+  const bool held =
+      heartbeat ? wait_for([&] { return std::filesystem::exists(dir + "/paused") || d->done; }, 3000ms) && !d->done
+                : wait_stopped(*d, 3000ms);
+  if (!held) {
+    runner_violations_.push_back("pause walk: daemon point " + point + " was not reached within 3 s");
+    return false;
+  }
+  ++pause_holds_[point];
+  if (recovery) {
+    // A starter held mid-takeover: it holds the start lock; others wait.
+    std::this_thread::sleep_for(500ms);
+    ::kill(d->pid, SIGCONT);
+  } else if (heartbeat) {
+    hold_heartbeat_past_replacement(inst, dir);
+  } else {
+    d->stopped = true;
+    ++kills_["stop"];
+    replace_stopped_daemon(d->pid, inst, monotonic_ns());
+  }
+  // The reading client at the same consumer points of d2c: held, resumed.
+  if (point.rfind("read.", 0) == 0) {
+    if (Proc* r = current(Role::Reader)) kill_proc(*r, "kill reader");
+    const std::uint32_t rinst = spawn(Role::Reader, Arm{point, 2, true, {}}).instance;
+    Proc* r = find(Role::Reader, rinst);
+    if (wait_stopped(*r, 3000ms)) {
+      ++pause_holds_[point];
+      std::this_thread::sleep_for(300ms);
+      ::kill(r->pid, SIGCONT);
+    }
+  }
+  return true;
+}
+
+// Daemon `inst`'s heartbeat thread is held (its marker files in `dir`):
+// the daemon keeps serving and stamps on its waits' sleep slices, so a
+// starter may find it alive (and give up), or stale and replace it; then it
+// must stop, as fenced.
+void Runner::hold_heartbeat_past_replacement(std::uint32_t inst, const std::string& dir) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(o_.process.heartbeat_timeout_ms * 3 / 2));
+  const std::uint32_t next = restart_daemon().instance;
+  wait_for([&] { return has_served(*find(Role::Daemon, next)) || find(Role::Daemon, next)->done; }, 30000ms);
+  if (has_served(*find(Role::Daemon, next))) {
+    recoveries_.push_back({monotonic_ns(), next, true});
+    if (!wait_for([&] { return find(Role::Daemon, inst)->done; }, 30000ms)) {
+      runner_violations_.push_back("fence: daemon " + std::to_string(inst) +
+                                   " kept serving after it was replaced (its heartbeat thread was held)");
+      kill_proc(*find(Role::Daemon, inst), "kill daemon");
+    } else if (const Proc& p = *find(Role::Daemon, inst);
+               !(WIFEXITED(p.status) && WEXITSTATUS(p.status) == kExitFenced)) {
+      runner_violations_.push_back("fence: daemon " + std::to_string(inst) +
+                                   " did not exit as fenced after it was replaced (status " + std::to_string(p.status) +
+                                   ")");
+    }
+  } else if (find(Role::Daemon, inst)->done) {
+    runner_violations_.push_back("heartbeat: daemon " + std::to_string(inst) +
+                                 " stopped although no daemon replaced it");
+  }
+  std::ofstream(dir + "/resume").put('\n');
 }
 
 // No hang: while messages wait in c2d and a daemon is serving, the daemon's
