@@ -159,6 +159,11 @@ TEST(FaultGuardDeathTest, AFaultOutsideAGuardedMappingStillKills) {
         if (fd < 0 || ::ftruncate(fd, 8192) != 0) std::_Exit(3);
         auto* p = static_cast<volatile char*>(::mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
         if (p == MAP_FAILED || ::ftruncate(fd, 0) != 0) std::_Exit(4);
+        // The files go now, while their mappings stay: this process dies
+        // below, past every destructor (a death test's child runs the
+        // whole body again, under its own pid: its files were left behind).
+        ::unlink(path.str().c_str());
+        (void)MmapSegment::remove(path.str() + "-g");
         p[100] = 1;  // SIGBUS, and nothing may absorb it
         std::_Exit(0);
       },
