@@ -4,6 +4,8 @@
 // daemon each time, and at the end checks the whole history (history.hpp).
 // Exit status: 0 no violation, 1 a violation (the seed and the replay
 // command are printed), 2 the run could not be set up.
+#include "runner.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -56,7 +58,6 @@ struct Options {
   bool crash_walk = false;
   bool keep_logs = false;
   bool quiet = false;
-  std::string broken_recovery;
   double hang_timeout_s = 10;
   ProcessConfig process;
   // --driver: the transport a driver command drives (conformance/DRIVER.md),
@@ -850,7 +851,6 @@ void Runner::check_clients_reaped() {
 
 int Runner::run() {
   start_ns_ = last_progress_ns_ = monotonic_ns();
-  if (!o_.broken_recovery.empty()) ::setenv("MEMLINK_BROKEN_RECOVERY", o_.broken_recovery.c_str(), 1);
   if (!through_driver()) (void)shm::RecoveryManager(o_.process.segment).cleanup_orphaned_shm();
   spawn(Role::Daemon);
   if (through_driver() && (driver_broken_ || current(Role::Daemon) == nullptr)) {
@@ -977,8 +977,7 @@ std::string Runner::replay_command() const {
     std::snprintf(duration, sizeof duration, "%.3fs", o_.duration_s);
   return "scripts/chaos " + (through_driver() ? "--driver '" + o_.driver + "' " : std::string()) + "--seed " +
          std::to_string(o_.seed) + " --clients " + std::to_string(o_.clients) +
-         (o_.crash_walk ? std::string(" --crash-walk") : " --duration " + std::string(duration)) +
-         (o_.broken_recovery.empty() ? "" : " --broken-recovery " + o_.broken_recovery);
+         (o_.crash_walk ? std::string(" --crash-walk") : " --duration " + std::string(duration));
 }
 
 Runner::Figures Runner::gather_figures() const {
@@ -1070,7 +1069,6 @@ void Runner::write_json(const Figures& f) const {
                    {"duration_s", f.duration_s},
                    {"clients", o_.clients},
                    {"crash_walk", o_.crash_walk},
-                   {"broken_recovery", o_.broken_recovery},
                    {"kills", f.kills},
                    {"kills_by_kind", kills_},
                    {"crash_points_hit", crash_hits_},
@@ -1178,12 +1176,9 @@ void add_options(CLI::App& app, Options& o, std::string& age) {
   app.add_option("--rate", o.process.rate, "Messages per second per writer, between bursts")->capture_default_str();
   app.add_option("--json", o.json_path, "Write the summary as JSON to FILE");
   app.add_option("--junit", o.junit_path, "Write a JUnit XML report to FILE");
-  app.add_flag("--crash-walk", o.crash_walk, "Instead of random faults, hit every crash point once, in order, then "
-                                             "stop and replace the daemon once (deterministic, a few seconds)");
-  app.add_option("--broken-recovery", o.broken_recovery,
-                 "Run a deliberately broken recovery (drop-reading, deliver-writing, no-client-reaping): the run "
-                 "must FAIL")
-      ->check(CLI::IsMember({"drop-reading", "deliver-writing", "no-client-reaping"}));
+  app.add_flag("--crash-walk", o.crash_walk,
+               "Instead of random faults, hit every crash point once, in order, then "
+               "stop and replace the daemon once (deterministic, a few seconds)");
   app.add_option("--heartbeat-ms", o.process.heartbeat_ms, "Daemon heartbeat interval")->capture_default_str();
   app.add_option("--heartbeat-timeout-ms", o.process.heartbeat_timeout_ms, "Silence after which a daemon is replaced")
       ->capture_default_str();
@@ -1208,8 +1203,8 @@ void add_options(CLI::App& app, Options& o, std::string& age) {
 // --driver: what the driver said in its hello, and that it claims what
 // chaos needs. An exit status when it cannot be used.
 std::optional<int> open_driver(Options& o) {
-  if (o.crash_walk || !o.broken_recovery.empty()) {
-    std::fprintf(stderr, "memlink-chaos: --crash-walk and --broken-recovery attack the reference; not with --driver\n");
+  if (o.crash_walk) {
+    std::fprintf(stderr, "memlink-chaos: --crash-walk attacks the reference; not with --driver\n");
     return 2;
   }
   try {
@@ -1256,8 +1251,9 @@ std::optional<int> make_work_dir(Options& o) {
 }  // namespace
 }  // namespace memlink::chaos
 
-int main(int argc, char** argv) {
-  using namespace memlink::chaos;
+namespace memlink::chaos {
+
+int run_main(int argc, char** argv) {
   CLI::App app{
       "memlink-chaos: kill, stop and crash the daemon and clients of one segment, then check that nothing\n"
       "acknowledged was lost, nothing corrupt or unwritten was delivered, duplicates came only from\n"
@@ -1280,3 +1276,5 @@ int main(int argc, char** argv) {
   Runner runner(o);
   return runner.run();
 }
+
+}  // namespace memlink::chaos

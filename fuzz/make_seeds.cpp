@@ -146,7 +146,7 @@ int main(int argc, char** argv) {
   // length of 100 in a 64-byte slot, with a checksum that matches those 100
   // bytes, so only the length check stands between the reader and delivering
   // more than a slot. The correct build drops the slot; a build without the
-  // check (MEMLINK_FAULT_SKIP_LENGTH_CHECK) delivers it, and the target aborts.
+  // check (the mutant catalog's slot-length-trusted) delivers it, and the target aborts.
   {
     auto seg = fuzz::MemorySegment::create(shm::layout_for(0, 64, 1).used_bytes, 64);
     std::vector<std::byte> ten(10, std::byte{0});

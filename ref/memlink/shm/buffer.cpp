@@ -469,14 +469,9 @@ Status RingBuffer::inspect_ready(const SlotHeader& slot, const SlotId& at, Messa
   const std::uint8_t prio = slot.priority;
   const std::uint64_t position = slot.position;
   const std::uint64_t sequence = slot.sequence;
-#ifndef MEMLINK_FAULT_SKIP_LENGTH_CHECK
-  // (The macro exists only for fuzz/'s proof that hostile_peer catches a
-  // reader that trusts the length, the crate's defect. Never define it.)
   if (length > slot_size_)
-    return make_error(ErrorCode::CorruptSegment,
-                      field(tail, "length") + ": " + std::to_string(length) +
-                          " exceeds the slot size of " + std::to_string(slot_size_));
-#endif
+    return make_error(ErrorCode::CorruptSegment, field(tail, "length") + ": " + std::to_string(length) +
+                                                     " exceeds the slot size of " + std::to_string(slot_size_));
   if (prio != static_cast<std::uint8_t>(priority_))
     return make_error(ErrorCode::CorruptSegment, field(tail, "priority") + ": " +
                                                      std::to_string(prio) + " in the " +

@@ -22,15 +22,6 @@ extern "C" int __ulock_wake(uint32_t operation, void* addr, uint64_t wake_value)
 
 namespace memlink::shm {
 
-// MEMLINK_FAULT_PRIVATE_FUTEX (a test-only build of the library) brings back
-// the crate's defect, a futex that never wakes another process, so that the
-// two-process futex test can show it catches it.
-#if defined(MEMLINK_FAULT_PRIVATE_FUTEX)
-constexpr bool kPrivateFutex = true;
-#else
-constexpr bool kPrivateFutex = false;
-#endif
-
 Futex::Futex(std::atomic<std::uint32_t>* word, std::string name) noexcept
     : word_(word), name_(std::move(name)) {
 #if defined(_WIN32)
@@ -50,7 +41,7 @@ Futex::Futex(std::atomic<std::uint32_t>* word, std::string name) noexcept
   }
   const std::string n = "Local\\memlink-futex-" + key;
   // No name: a futex for the threads of this process only.
-  semaphore_ = CreateSemaphoreA(nullptr, 0, LONG_MAX, name_.empty() || kPrivateFutex ? nullptr : n.c_str());
+  semaphore_ = CreateSemaphoreA(nullptr, 0, LONG_MAX, name_.empty() ? nullptr : n.c_str());
 #endif
 }
 
@@ -94,8 +85,7 @@ Status Futex::os_wait(std::uint32_t expected, std::optional<std::chrono::nanosec
   }
   // FUTEX_WAIT, not FUTEX_WAIT_PRIVATE: the key is the physical page, so a
   // waker in another process that maps the same segment finds us.
-  const long r = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word_),
-                           kPrivateFutex ? FUTEX_WAIT_PRIVATE : FUTEX_WAIT, expected, tsp, nullptr, 0);
+  const long r = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word_), FUTEX_WAIT, expected, tsp, nullptr, 0);
   if (r == 0) return {};
   switch (errno) {
     case EAGAIN: return {};  // the word already differed
@@ -111,8 +101,7 @@ Result<int> Futex::os_wake(std::uint32_t count) const {
   if (word_ == nullptr) return make_error(ErrorCode::InvalidArgument, "futex word is null");
   if (count == 0) return 0;
   const int n = count > static_cast<std::uint32_t>(INT_MAX) ? INT_MAX : static_cast<int>(count);
-  const long r = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word_),
-                           kPrivateFutex ? FUTEX_WAKE_PRIVATE : FUTEX_WAKE, n, nullptr, nullptr, 0);
+  const long r = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word_), FUTEX_WAKE, n, nullptr, nullptr, 0);
   if (r >= 0) return static_cast<int>(r);
   if (errno == ENOSYS) return make_error(ErrorCode::Unsupported, "futex syscall not available");
   return make_error(ErrorCode::InvalidArgument, "futex wake: " + platform::last_error_text());

@@ -15,7 +15,6 @@
 #include <random>
 #include <thread>
 
-#include "memlink/shm/broken_recovery.hpp"
 #include "memlink/shm/control.hpp"
 #include "memlink/shm/crash_point.hpp"
 #include "memlink/shm/heartbeat.hpp"
@@ -108,9 +107,6 @@ void decrement_client_count(ControlRegion& ctl) noexcept {
 }
 
 std::uint32_t reap_dead_clients(ControlRegion& ctl) noexcept {
-#if defined(MEMLINK_TESTING_HOOKS)
-  if (broken::chosen() == broken::Recovery::NoClientReaping) return 0;  // broken on purpose (broken_recovery.hpp)
-#endif
   std::uint32_t freed = 0;
   for (auto& entry : ctl.client_pids) {
     std::uint32_t pid = entry.load(std::memory_order_acquire);
@@ -204,16 +200,6 @@ RecoveryReport TailRecovery::run(RingBuffer& ring, const RecoveryPolicy& policy)
       MEMLINK_CRASH_POINT("recovery.mid-slots");
       continue;
     }
-#if defined(MEMLINK_TESTING_HOOKS)
-    // The deliberately broken variants (broken_recovery.hpp), testing build only.
-    // (The head is read only when one is chosen: the correct build's reads stay as they are.)
-    if (broken::chosen() != broken::Recovery::None &&
-        broken::recover_tail(ring, v, *state, ring.claimed(v.tail) && is_stale(v, policy, held), report, moved)) {
-      if (!moved) break;
-      MEMLINK_CRASH_POINT("recovery.mid-slots");
-      continue;
-    }
-#endif
     switch (*state) {
       case SlotState::Ready:
         break;
