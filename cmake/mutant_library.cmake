@@ -65,3 +65,21 @@ function(memlink_mutant_library target mutant)
   endif()
   set(${target}_BUILT TRUE PARENT_SCOPE)
 endfunction()
+
+# memlink_mutant_program(<exe> <mutant> <source> <library>...)
+#
+# An executable of <source> that runs the reference with <mutant> compiled
+# in: memlink_mutant_library's library, linked whole and first, so that its
+# objects define every symbol of the reference and the memlink_shm_testing
+# that <library>... bring along contributes none. Sets <exe>_BUILT like
+# memlink_mutant_library (and builds <exe> once, however often it is named).
+function(memlink_mutant_program exe mutant source)
+  string(REPLACE "-" "_" id ${mutant})
+  memlink_mutant_library(memlink_shm_${id} ${mutant})
+  set(${exe}_BUILT ${memlink_shm_${id}_BUILT} PARENT_SCOPE)
+  if(NOT memlink_shm_${id}_BUILT OR TARGET ${exe})
+    return()
+  endif()
+  add_executable(${exe} ${source})
+  target_link_libraries(${exe} PRIVATE "$<LINK_LIBRARY:WHOLE_ARCHIVE,memlink_shm_${id}>" ${ARGN})
+endfunction()

@@ -88,18 +88,19 @@ class Adapter {
   virtual shm::Status connect_to_copy(std::span<const std::byte> bytes, std::uint16_t version) = 0;
 };
 
-// "reference", the adapters registered below, and, for the suite's own
-// tests, the six deliberately broken adapters (adapter_names(true) lists
-// them; nullptr for an unknown name).
+// "reference" and the adapters registered below (nullptr for an unknown
+// name). The suite's proofs that it catches a broken transport link the
+// reference with a bug of the mutant catalog instead (ctest
+// suite-*-catches-*, cmake/mutant_library.cmake).
 std::unique_ptr<Adapter> make_adapter(const std::string& name);
-std::vector<std::string> adapter_names(bool include_broken);
+std::vector<std::string> adapter_names();
 
 // Makes `name` known to make_adapter and adapter_names, so that
 // Params::adapter = name checks it: how a C++ user checks a transport of
 // their own in process, linking memlink::conformance from the installed
 // package instead of forking this repository (docs/conformance.md, "The suite
-// as a library"). A name already taken (the reference's, a broken adapter's, or
-// one registered before) is refused: false.
+// as a library"). A name already taken (the reference's, or one registered
+// before) is refused: false.
 using AdapterFactory = std::function<std::unique_ptr<Adapter>()>;
 bool register_adapter(const std::string& name, AdapterFactory factory);
 

@@ -216,133 +216,7 @@ shm::Status ReferenceAdapter::connect_to_copy(std::span<const std::byte> bytes, 
   return {};
 }
 
-// --------------------------------------------------------------------------
-// Deliberately broken adapters. Each breaks exactly one clause; the suite's
-// tests assert that it fails, naming that clause.
-
 namespace {
-
-// Breaks R-ORDER: reads Low before High before Critical.
-class BrokenPriorityOrder final : public ReferenceAdapter {
- public:
-  std::string name() const override { return "broken-priority-order"; }
-  shm::Result<model::Message> read(Direction d) override {
-    shm::Endpoint* ep = reader(d);
-    if (ep == nullptr) return no_client();
-    std::vector<std::byte> buf(slot_size_);
-    for (Priority p : {Priority::Low, Priority::High, Priority::Critical}) {
-      auto r = ep->inbound().ring(p).read_slot(buf);
-      if (!r && r.code() == ErrorCode::Empty) continue;
-      if (!r) return r.error();
-      count_delivery(d);
-      return to_message(*r, buf);
-    }
-    return make_error(ErrorCode::Empty, "no message");
-  }
-};
-
-// Breaks K-READING: recovery treats a message a dead consumer was Reading as
-// consumed (drops it) instead of making it Ready again.
-class BrokenRecovery final : public ReferenceAdapter {
- public:
-  std::string name() const override { return "broken-recovery"; }
-  shm::Status recover(Direction d) override {
-    shm::Endpoint* ep = reader(d);
-    if (ep == nullptr) return no_client();
-    kill_stopped(d);
-    for (Priority p : shm::kAllPriorities) {
-      shm::RingBuffer& r = ring(d, p);
-      const std::uint64_t t = r.tail();
-      shm::SlotHeader& slot = r.slot_header(static_cast<std::uint32_t>(t % r.capacity()));
-      if (r.head() > t && shm::transition_slot(slot, shm::SlotState::Reading, shm::SlotState::Done))
-        r.release_done(t, shm::load_word(slot));
-    }
-    (void)ep->recover_inbound();
-    return {};
-  }
-};
-
-// Breaks T-TOO-LARGE: accepts an oversized payload, silently truncated.
-class BrokenOversize final : public ReferenceAdapter {
- public:
-  std::string name() const override { return "broken-oversize"; }
-  shm::Result<std::uint64_t> write(Direction d, Priority p, std::span<const std::byte> data) override {
-    return ReferenceAdapter::write(d, p, data.first(std::min<std::size_t>(data.size(), slot_size_)));
-  }
-};
-
-// Breaks V-SLOT: delivers a slot without verifying its checksum.
-class BrokenChecksum final : public ReferenceAdapter {
- public:
-  std::string name() const override { return "broken-checksum"; }
-  shm::Result<model::Message> read(Direction d) override {
-    shm::Endpoint* ep = reader(d);
-    if (ep == nullptr) return no_client();
-    for (Priority p : shm::kAllPriorities) {
-      shm::RingBuffer& r = ep->inbound().ring(p);
-      auto info = r.peek_slot();  // validates length/priority/position, not the checksum
-      if (!info && info.code() == ErrorCode::Empty) continue;
-      if (!info) return info.error();
-      shm::SlotHeader& slot = r.slot_header(info->slot.index);
-      const auto* payload = reinterpret_cast<const std::byte*>(&slot) + shm::SLOT_HEADER_SIZE;
-      model::Message m{info->priority, info->sequence, {payload, payload + info->length}};
-      shm::transition_slot(slot, shm::SlotState::Ready, shm::SlotState::Reading);
-      r.complete(info->slot);
-      r.release(info->slot);
-      count_delivery(d);
-      return m;
-    }
-    return make_error(ErrorCode::Empty, "no message");
-  }
-};
-
-// Breaks V-CONNECT, the crate's defect: connect checks only the magic and the
-// protocol version and trusts every other value in the segment.
-class BrokenTrustsSegment final : public ReferenceAdapter {
- public:
-  std::string name() const override { return "broken-trusts-segment"; }
-  shm::Status connect_to_copy(std::span<const std::byte> bytes, std::uint16_t version) override {
-    std::uint64_t magic = 0;
-    std::uint16_t protocol = 0;
-    if (bytes.size() >= 14) {
-      std::memcpy(&magic, bytes.data(), 8);
-      std::memcpy(&protocol, bytes.data() + 12, 2);
-    }
-    if (magic != shm::SEGMENT_MAGIC) return make_error(ErrorCode::CorruptSegment, "control.magic");
-    if (protocol != version) return make_error(ErrorCode::ProtocolMismatch, "protocol");
-    return {};
-  }
-};
-
-// Breaks R-LAYOUT: keeps each ring's head and tail on each other's lines.
-class BrokenLayout final : public ReferenceAdapter {
- public:
-  std::string name() const override { return "broken-layout"; }
-  std::span<const std::byte> segment_bytes() override {
-    const auto real = ReferenceAdapter::segment_bytes();
-    copy_.assign(real.begin(), real.end());
-    const shm::Geometry& g = daemon_->geometry();
-    for (Direction d : {Direction::ClientToDaemon, Direction::DaemonToClient})
-      for (Priority p : shm::kAllPriorities) {
-        std::byte* ring = copy_.data() + g.offset(d, p);
-        std::swap_ranges(ring + 64, ring + 72, ring + 128);
-      }
-    return copy_;
-  }
-
- private:
-  std::vector<std::byte> copy_;
-};
-
-}  // namespace
-
-namespace {
-
-const std::vector<std::string>& broken_adapter_names() {
-  static const std::vector<std::string> names{"broken-priority-order", "broken-oversize", "broken-checksum",
-                                              "broken-trusts-segment", "broken-layout",   "broken-recovery"};
-  return names;
-}
 
 // Adapters registered by the program that links the suite (register_adapter).
 std::map<std::string, AdapterFactory>& registered_adapters() {
@@ -352,12 +226,6 @@ std::map<std::string, AdapterFactory>& registered_adapters() {
 
 std::unique_ptr<Adapter> make_builtin_adapter(const std::string& name) {
   if (name == "reference") return std::make_unique<ReferenceAdapter>();
-  if (name == "broken-priority-order") return std::make_unique<BrokenPriorityOrder>();
-  if (name == "broken-recovery") return std::make_unique<BrokenRecovery>();
-  if (name == "broken-oversize") return std::make_unique<BrokenOversize>();
-  if (name == "broken-checksum") return std::make_unique<BrokenChecksum>();
-  if (name == "broken-trusts-segment") return std::make_unique<BrokenTrustsSegment>();
-  if (name == "broken-layout") return std::make_unique<BrokenLayout>();
   return nullptr;
 }
 
@@ -369,17 +237,14 @@ std::unique_ptr<Adapter> make_adapter(const std::string& name) {
   return it == registered_adapters().end() ? nullptr : it->second();
 }
 
-std::vector<std::string> adapter_names(bool include_broken) {
+std::vector<std::string> adapter_names() {
   std::vector<std::string> names{"reference"};
   for (const auto& [name, factory] : registered_adapters()) names.push_back(name);
-  if (include_broken) names.insert(names.end(), broken_adapter_names().begin(), broken_adapter_names().end());
   return names;
 }
 
 bool register_adapter(const std::string& name, AdapterFactory factory) {
-  const auto& broken = broken_adapter_names();
-  const bool builtin = name == "reference" || std::find(broken.begin(), broken.end(), name) != broken.end();
-  if (name.empty() || !factory || builtin) return false;
+  if (name.empty() || !factory || name == "reference") return false;
   return registered_adapters().emplace(name, std::move(factory)).second;
 }
 

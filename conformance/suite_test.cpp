@@ -1,6 +1,7 @@
-// The suite must be able to fail: each deliberately broken adapter is caught,
-// naming the clause it breaks; the reference passes; the clause list is
-// SPEC.md's.
+// The reference passes; the clause list is SPEC.md's; a clause is PASS only
+// where a check reached the adapter. (That the suite fails a broken
+// transport, naming the clause: ctest suite-*-catches-*, the reference with a
+// bug of the mutant catalog linked in.)
 #include "suite.hpp"
 
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 
 #include "adapter.hpp"
 #include "rc_runner.hpp"
+#include "reference_adapter.hpp"
 #include "report.hpp"
 
 namespace memlink::conformance {
@@ -35,51 +37,6 @@ TEST(Suite, ReferencePassesTheStatefulAndGeometryChecks) {
     const auto g = run_geometry(quick("reference", seed));
     EXPECT_FALSE(g.failure.has_value()) << g.failure->description;
   }
-}
-
-struct Broken {
-  const char* adapter;
-  CheckResult (*check)(const Params&);
-  std::vector<ClauseId> clauses;  // the clause(s) its breakage violates
-};
-
-class BrokenAdapter : public ::testing::TestWithParam<Broken> {};
-
-TEST_P(BrokenAdapter, IsCaughtNamingTheClause) {
-  // Default depth: enough cases that each breakage is met reliably.
-  Params p = quick(GetParam().adapter, 7);
-  p.depth = Depth::Default;
-  const auto r = GetParam().check(p);
-  ASSERT_TRUE(r.failure.has_value()) << GetParam().adapter << " passed the suite";
-  const auto& allowed = GetParam().clauses;
-  EXPECT_TRUE(std::any_of(allowed.begin(), allowed.end(), [&](ClauseId c) { return r.failure->clause.is(c); }))
-      << "named " << r.failure->clause << ": " << r.failure->description;
-  EXPECT_NE(r.failure->replay.find("--reproduce"), std::string::npos);
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    All, BrokenAdapter,
-    ::testing::Values(Broken{"broken-priority-order", run_stateful, {ClauseId::R_ORDER}},
-                      Broken{"broken-oversize", run_stateful, {ClauseId::T_TOO_LARGE}},
-                      Broken{"broken-checksum", run_stateful, {ClauseId::V_SLOT}},
-                      // Accepting a corrupt segment violates whichever clause the field belongs to.
-                      Broken{"broken-trusts-segment",
-                             run_connect_validation,
-                             {ClauseId::V_CONNECT, ClauseId::L_CONST, ClauseId::M_OPEN, ClauseId::C_FLAGS,
-                              ClauseId::C_BACKPRESSURE, ClauseId::R_POSITIONS, ClauseId::T_SHUTDOWN}},
-                      Broken{"broken-layout", run_layout, {ClauseId::R_LAYOUT}},
-                      Broken{"broken-recovery",
-                             run_stateful,
-                             {ClauseId::K_READING, ClauseId::S_TRANSITIONS, ClauseId::R_ORDER, ClauseId::R_RELEASE}}),
-    [](const auto& info) {
-      std::string n = info.param.adapter;
-      for (char& c : n)
-        if (c == '-') c = '_';
-      return n;
-    });
-
-TEST(BrokenAdapters, EveryListedOneIsTested) {
-  EXPECT_EQ(adapter_names(true).size(), 1u + 6u);
 }
 
 TEST(Suite, ClauseListMatchesSpecMd) {
@@ -123,20 +80,25 @@ TEST(Suite, OtherChecksPassOnTheReference) {
 // The report claims PASS for an adapter only where a check ran on it: the
 // checks that build the reference library themselves never count for
 // another adapter (a broken one used to show PASS F-WAKE and PASS K-FENCE).
+// Another transport, as a user registers one (here the reference under
+// another name): the checks that build the reference themselves never reach it.
+const bool kOtherRegistered = register_adapter("other-transport", [] { return std::make_unique<ReferenceAdapter>(); });
+
 TEST(Report, AClauseIsPassOnlyWhereACheckReachedTheAdapter) {
-  for (const auto& name : adapter_names(true))
+  ASSERT_TRUE(kOtherRegistered);
+  for (const auto& name : adapter_names())
     for (const auto& def : all_checks())
       EXPECT_EQ(check_reaches(def, name), name == "reference" || def.scope == Scope::Adapter)
           << def.name << " for " << name;
   std::vector<CheckResult> results;
   std::vector<std::string> left_out;
   for (const auto& def : all_checks()) {
-    if (!check_reaches(def, "broken-layout")) {
+    if (!check_reaches(def, "other-transport")) {
       left_out.push_back(def.name);
       continue;
     }
     ClauseCounter counter;
-    Params p = quick("broken-layout");
+    Params p = quick("other-transport");
     p.counter = &counter;
     CheckResult r = def.run(p);
     r.name = def.name;
@@ -146,7 +108,7 @@ TEST(Report, AClauseIsPassOnlyWhereACheckReachedTheAdapter) {
     results.push_back(std::move(r));
   }
   EXPECT_FALSE(left_out.empty());
-  const auto table = clause_table(results, "broken-layout", left_out);
+  const auto table = clause_table(results, "other-transport", left_out);
   std::set<std::string> adapter_checks;
   for (const auto& def : all_checks())
     if (def.scope == Scope::Adapter) adapter_checks.insert(def.name);
@@ -158,7 +120,7 @@ TEST(Report, AClauseIsPassOnlyWhereACheckReachedTheAdapter) {
     }
     if (c.id == ClauseId::F_WAKE || c.id == ClauseId::K_FENCE) {
       EXPECT_EQ(c.status, Verdict::NotCovered) << c.id;
-      EXPECT_NE(c.reason.find("reaches adapter 'broken-layout'"), std::string::npos) << c.reason;
+      EXPECT_NE(c.reason.find("reaches adapter 'other-transport'"), std::string::npos) << c.reason;
     }
     if (c.status == Verdict::NotCovered) {
       EXPECT_FALSE(c.reason.empty()) << c.id;
