@@ -8,18 +8,12 @@
 #include <tuple>
 
 #include "memlink/model/rules.hpp"
+#include "memlink/shm/mix.hpp"
 
 namespace memlink::chaos {
 namespace {
 
 constexpr std::size_t kMaxViolations = 20;
-
-std::uint64_t mix(std::uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  return x;
-}
 
 std::uint32_t fnv1a(std::span<const std::byte> b) {
   std::uint32_t h = 2166136261u;
@@ -52,9 +46,9 @@ std::vector<std::byte> encode_payload(const MessageId& id, std::size_t length) {
   out[1] = static_cast<std::byte>(id.priority);
   std::memcpy(out.data() + 2, &id.writer, 4);
   std::memcpy(out.data() + 6, &id.n, 8);
-  std::uint64_t x = mix(id.n * 31 + id.writer + (std::uint64_t(id.priority) << 40));
+  std::uint64_t x = shm::mix64(id.n * 31 + id.writer + (std::uint64_t(id.priority) << 40));
   for (std::size_t i = 14; i + 4 < length; ++i) {
-    x = mix(x + i);
+    x = shm::mix64(x + i);
     out[i] = static_cast<std::byte>(x);
   }
   const std::uint32_t h = fnv1a({out.data(), length - 4});

@@ -13,6 +13,7 @@
 
 #include "linearizability.hpp"
 #include "memlink/shm/buffer.hpp"
+#include "memlink/shm/mix.hpp"
 #include "memlink/shm/platform.hpp"
 #include "memlink/shm/recovery.hpp"
 #include "memlink/shm/transport.hpp"
@@ -32,16 +33,9 @@ constexpr std::uint64_t kSlowSuccessorNs = 1'000'000'000;  // takeover mode bit 
 constexpr std::uint64_t kWatchNs = 2'000'000;              // takeover mode bit 2: > the 1 ms heartbeat timeout
 constexpr int kMaxEmptyReads = 24;                       // recorded (more run, unrecorded: sound)
 
-std::uint64_t mix(std::uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  return x;
-}
-
 // Message `id`: 8 bytes of id, then bytes derived from it; 8..slot bytes long.
 std::uint32_t length_of(std::uint64_t id, int slot) {
-  return 8 + static_cast<std::uint32_t>(mix(id) % static_cast<std::uint64_t>(slot - 7));
+  return 8 + static_cast<std::uint32_t>(shm::mix64(id) % static_cast<std::uint64_t>(slot - 7));
 }
 std::vector<std::byte> payload_of(std::uint64_t id, std::uint32_t len) {
   std::vector<std::byte> b(len);
@@ -89,7 +83,7 @@ void produce(ThreadApi& api, RunRecord& rec, const Config& c, bool blocking_mode
       w.thread = api.id();
       w.id = (std::uint64_t(api.id() + 1) << 16) | attempt++;
       w.length = length_of(w.id, c.slot);
-      w.priority = with_priorities ? static_cast<Priority>(mix(w.id ^ 0x5eed) % 3) : Priority::Low;
+      w.priority = with_priorities ? static_cast<Priority>(shm::mix64(w.id ^ 0x5eed) % 3) : Priority::Low;
       w.blocking = blocking_mode && (c.mode == 1 || m % 2 == 1);
       api.begin_operation();
       w.invoke = api.step();
@@ -304,7 +298,7 @@ class RingScenario final : public Scenario {
   // steps. A toggle twice is no change: a consumer that reads a field twice
   // (V-ONCE) can see it changed and then restored between the two reads.
   void attack(ThreadApi& api) {
-    const std::uint64_t x = mix(static_cast<std::uint64_t>(c_.mode) + 77);
+    const std::uint64_t x = shm::mix64(static_cast<std::uint64_t>(c_.mode) + 77);
     const int steps = 4 + static_cast<int>(x % 5);
     for (int i = 0; i < steps; ++i) {
       api.yield();

@@ -24,6 +24,7 @@
 
 #include "commands.hpp"
 #include "log_limiter.hpp"
+#include "memlink/shm/mix.hpp"
 #include "memlink/shm/percentile.hpp"
 #include "memlink/shm/platform.hpp"
 
@@ -79,10 +80,7 @@ bool is_ours(std::span<const std::byte> answer, std::size_t request_size, std::u
 std::uint64_t run_nonce() {
   std::uint64_t x = (static_cast<std::uint64_t>(platform::current_pid()) << 32) ^ platform::monotonic_ns() ^
                     reinterpret_cast<std::uintptr_t>(&x);
-  x ^= x >> 33;  // splitmix finalizer: spread the bits
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  return x;
+  return mix64(x);  // spread the bits
 }
 
 // p in percent; nearest rank (memlink/shm/percentile.hpp), 0 when empty.
