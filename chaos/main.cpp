@@ -1,4 +1,4 @@
-// memlink-chaos: see runner.hpp and docs/chaos.md.
-#include "runner.hpp"
+// memlink-chaos: see cli.hpp and docs/chaos.md.
+#include "cli.hpp"
 
 int main(int argc, char** argv) { return memlink::chaos::run_main(argc, argv); }

@@ -36,9 +36,7 @@ void setup_child(const Arm& arm) {
 
 void put(int fd, const Record& r) { (void)!::write(fd, &r, sizeof r); }
 
-Record rec(RecordType t, const MessageId& id) {
-  return Record::of(t, id, shm::platform::monotonic_ns());
-}
+Record rec(RecordType t, const MessageId& id) { return Record::of(t, id, shm::platform::monotonic_ns()); }
 
 [[noreturn]] void die(const char* who, const shm::Error& e) {
   std::fprintf(stderr, "memlink-chaos %s pid %u: %s\n", who, shm::platform::current_pid(), e.message().c_str());
@@ -126,6 +124,31 @@ void run_daemon(const ProcessConfig& c, int fd, const Arm& arm) {
   serve_as_daemon(**created, c, fd);
 }
 
+namespace {
+
+// The daemon's record of a message it took (Deliver, or Corrupt when the
+// payload fails its own check), then its finish: the message's id when it
+// is intact and to be answered.
+std::optional<MessageId> record_delivery(shm::Daemon& d, const Taken& taken, std::uint64_t t, std::uint64_t epoch,
+                                         int fd) {
+  const shm::MessageInfo& m = taken.info;
+  MessageId id;
+  const bool intact = decode_payload(taken.bytes, id) && id.stream == Stream::C2D &&
+                      id.priority == static_cast<std::uint8_t>(m.priority);
+  Record r = rec(intact ? RecordType::Deliver : RecordType::Corrupt, id);
+  r.t_ns = t;
+  r.position = m.slot.position;
+  r.epoch = epoch;
+  r.sequence = m.sequence;
+  put(fd, r);
+  shm::crash_point("daemon.after-record");
+  (void)d.finish(m);
+  if (!intact) return std::nullopt;
+  return id;
+}
+
+}  // namespace
+
 void serve_as_daemon(shm::Daemon& d, const ProcessConfig& c, int fd) {
   const std::uint64_t epoch = d.start_info().epoch;
   Record serving;
@@ -151,21 +174,10 @@ void serve_as_daemon(shm::Daemon& d, const ProcessConfig& c, int fd) {
     const std::uint64_t t = shm::platform::monotonic_ns();
     auto taken = take_one(d, buf, (takes++ & 1) != 0);
     if (taken) {
-      const shm::MessageInfo* m = &taken->info;
-      MessageId id;
-      const bool intact = decode_payload(taken->bytes, id) && id.stream == Stream::C2D &&
-                          id.priority == static_cast<std::uint8_t>(m->priority);
-      Record r = rec(intact ? RecordType::Deliver : RecordType::Corrupt, id);
-      r.t_ns = t;
-      r.position = m->slot.position;
-      r.epoch = epoch;
-      r.sequence = m->sequence;
-      put(fd, r);
-      shm::crash_point("daemon.after-record");
-      (void)d.finish(*m);
-      if (!intact) continue;
+      const std::optional<MessageId> id = record_delivery(d, *taken, t, epoch, fd);
+      if (!id) continue;
       // Answer on the same priority (acknowledged answers must reach the reader).
-      const MessageId aid{Stream::D2C, static_cast<std::uint32_t>(epoch), id.priority, answer_n[id.priority]++};
+      const MessageId aid{Stream::D2C, static_cast<std::uint32_t>(epoch), id->priority, answer_n[id->priority]++};
       put(fd, rec(RecordType::Intent, aid));
       auto w = send(d, static_cast<shm::Priority>(aid.priority), encode_payload(aid, length_for(rng, c.slot_size)),
                     (aid.n & 1) != 0);
