@@ -67,7 +67,7 @@ std::vector<Config> pct_configs() {
   for (int n : {1, 3}) v.push_back(cfg("takeover", n, n == 1 ? 1 : 2, 3, 40, 0));
   v.push_back(cfg("takeover", 1, 1, 3, 40, 2));
   v.push_back(cfg("takeover", 2, 1, 3, 40, 4));  // a watching successor
-  for (int target = 0; target < 6; ++target)  // each field the hostile peer toggles
+  for (int target = 0; target < 6; ++target)     // each field the hostile peer toggles
     v.push_back(cfg("hostile", 1 + target % 2, 1, 3, target % 2 ? 24 : 40, target));
   // Each again with weak memory: loads may read older stores (PCT picks a
   // few of them per run).
@@ -96,7 +96,7 @@ struct Exhaustive {
   int preemptions;
   int deaths;
   int stalls = 0;
-  int stall_kind = 0;  // kStallNs
+  int stall_kind = 0;   // kStallNs
   int stale_reads = 0;  // weak memory: loads that may read an older store
   int focus = -1;       // make_exhaustive's focused search on this thread
 };
@@ -235,14 +235,108 @@ struct Explorer {
     for (auto& line : explore::describe_run(c, (*scenario)->record)) f.counterexample.push_back(line);
     f.counterexample.push_back("schedule (thread switches, deaths, timeouts):");
     std::size_t start = 0, lines = 0;
-    for (std::size_t nl; (nl = e.schedule_text.find('\n', start)) != std::string::npos && lines < 80; start = nl + 1, ++lines)
+    for (std::size_t nl; (nl = e.schedule_text.find('\n', start)) != std::string::npos && lines < 80;
+         start = nl + 1, ++lines)
       f.counterexample.push_back(e.schedule_text.substr(start, nl - start));
     f.replay = "scripts/conformance --only exploration --reproduce '" + c.text() + "@" + decisions + "'";
-    result.picture_html = render_timeline_html(explore::run_timeline(c, (*scenario)->record, e, names, first, f.replay));
+    result.picture_html =
+        render_timeline_html(explore::run_timeline(c, (*scenario)->record, e, names, first, f.replay));
     result.failure = std::move(f);
     return false;
   }
 };
+
+// Replays the --reproduce schedule once, and says where it stopped fitting
+// this build, if it did.
+void replay_reproduce(Explorer& x) {
+  CheckResult& result = x.result;
+  const std::string& s = reproduce_string();
+  const auto at = s.find('@');
+  const auto c = Config::parse(s.substr(0, at));
+  const auto d = explore::decode_decisions(s.substr(at + 1));
+  auto replay = explore::make_replay(*d);
+  x.run_once(*c, *replay);
+  result.cases = 1;
+  result.notes = "replayed one schedule of " + c->text();
+  if (const auto at = replay->diverged_at()) {
+    // Say so beside any failure: what the run found after this point is
+    // not what the recorded run found.
+    const std::string where = *at < d->size()
+                                  ? "decision " + std::to_string(*at + 1) + " of " + std::to_string(d->size()) +
+                                        " names a step this run cannot take there"
+                                  : "the run went on past the record's " + std::to_string(d->size()) + " decisions";
+    const std::string why = "the schedule does not fit this build: " + where +
+                            " (was it recorded on other code?); the replay followed it up to there, then ran fairly";
+    result.notes += "; " + why;
+    if (result.failure) result.failure->description = "[replay diverged] " + why + ". " + result.failure->description;
+  }
+}
+
+// How one tiny configuration was explored, for the notes: its `n` schedules and their bounds.
+std::string exhaustive_text(const Exhaustive& ex, std::uint64_t n) {
+  return ex.config.text() + " all " + std::to_string(n) + " (<=" + std::to_string(ex.preemptions) + " preemptions" +
+         (ex.deaths ? ", a death" : "") +
+         (ex.stalls ? ", a " + std::to_string(explore::kStallNs[ex.stall_kind] / 1000000) + " ms stall"
+                    : std::string()) +
+         (ex.stale_reads ? ", <=" + std::to_string(ex.stale_reads) + " stale reads" : std::string()) +
+         (ex.focus >= 0 ? ", focused on thread " + std::to_string(ex.focus) : std::string()) + ")";
+}
+
+// Every schedule of each tiny configuration; false as soon as a run fails.
+// `note` gets what was explored.
+bool explore_exhaustive(Explorer& x, std::string& note) {
+  for (const auto& ex : exhaustive_configs(x.params.depth)) {
+    auto dfs = explore::make_exhaustive(ex.preemptions, ex.deaths, ex.stalls, ex.stall_kind, ex.stale_reads, ex.focus);
+    std::uint64_t n = 0;
+    do {
+      ++n;
+      if (!x.run_once(ex.config, *dfs)) return false;
+    } while (dfs->next() && n < (x.params.depth == Depth::Deep ? 5'000'000u : 200'000u));
+    note += (note.empty() ? "" : ", ") + exhaustive_text(ex, n);
+  }
+  return true;
+}
+
+// The PCT phase's runs, and when it began.
+struct PctPhase {
+  std::uint64_t runs = 0;
+  std::chrono::steady_clock::time_point started;
+};
+
+// PCT over small configurations, seeded from --seed, until the budget is
+// spent or a run fails.
+PctPhase explore_pct(Explorer& x) {
+  // A number of runs, not a time: the same seed runs the same schedules on
+  // any machine, under any load and any sanitizer (a clock cap gave a loaded
+  // machine fewer schedules, and a mutant a chance to survive there that it
+  // had not here).
+  const std::uint64_t budget = x.params.depth == Depth::Quick     ? 400
+                               : x.params.depth == Depth::Default ? kDefaultPctRuns
+                                                                  : 100000;
+  const auto configs = pct_configs();
+  std::mt19937_64 rng(x.params.seed ^ 0xE4B10E);
+  PctPhase pct;
+  pct.started = std::chrono::steady_clock::now();
+  for (; pct.runs < budget; ++pct.runs) {
+    const Config& c = configs[pct.runs % configs.size()];
+    const int depth = 1 + static_cast<int>((pct.runs / configs.size()) % 3);
+    auto strategy = explore::make_pct(rng(), depth, 400);
+    if (!x.run_once(c, *strategy)) break;
+  }
+  return pct;
+}
+
+// The check's notes: what ran, by scenario and by phase, and how long it took.
+std::string exploration_notes(const Explorer& x, const std::string& exhaustive_note, const PctPhase& pct,
+                              std::chrono::steady_clock::time_point started) {
+  std::string by;
+  for (const auto& [s, n] : x.per_scenario) by += (by.empty() ? "" : ", ") + s + " " + std::to_string(n);
+  return std::to_string(x.runs) + " schedules (" + std::to_string(x.distinct.size()) + " distinct; " + by + "), " +
+         std::to_string(x.deaths) + " deaths, longest " + std::to_string(x.max_steps) +
+         " steps; exhaustive: " + exhaustive_note + "; PCT: " + std::to_string(pct.runs) + " runs in " +
+         seconds_text(std::chrono::steady_clock::now() - pct.started) + " (of " +
+         seconds_text(std::chrono::steady_clock::now() - started) + ")";
+}
 
 }  // namespace
 
@@ -260,74 +354,22 @@ CheckResult run_exploration(const Params& params) {
   const auto started = std::chrono::steady_clock::now();
 
   if (!reproduce_string().empty()) {
-    const std::string& s = reproduce_string();
-    const auto at = s.find('@');
-    const auto c = Config::parse(s.substr(0, at));
-    const auto d = explore::decode_decisions(s.substr(at + 1));
-    auto replay = explore::make_replay(*d);
-    x.run_once(*c, *replay);
-    result.cases = 1;
-    result.notes = "replayed one schedule of " + c->text();
-    if (const auto at = replay->diverged_at()) {
-      // Say so beside any failure: what the run found after this point is
-      // not what the recorded run found.
-      const std::string where = *at < d->size()
-                                    ? "decision " + std::to_string(*at + 1) + " of " + std::to_string(d->size()) +
-                                          " names a step this run cannot take there"
-                                    : "the run went on past the record's " + std::to_string(d->size()) + " decisions";
-      const std::string why = "the schedule does not fit this build: " + where +
-                              " (was it recorded on other code?); the replay followed it up to there, then ran fairly";
-      result.notes += "; " + why;
-      if (result.failure) result.failure->description = "[replay diverged] " + why + ". " + result.failure->description;
-    }
+    replay_reproduce(x);
     return result;
   }
 
   // 1. Every schedule of the tiny configurations.
   std::string exhaustive_note;
-  for (const auto& ex : exhaustive_configs(params.depth)) {
-    auto dfs = explore::make_exhaustive(ex.preemptions, ex.deaths, ex.stalls, ex.stall_kind, ex.stale_reads, ex.focus);
-    std::uint64_t n = 0;
-    do {
-      ++n;
-      if (!x.run_once(ex.config, *dfs)) {
-        result.cases = static_cast<int>(x.runs);
-        return result;
-      }
-    } while (dfs->next() && n < (params.depth == Depth::Deep ? 5'000'000u : 200'000u));
-    exhaustive_note += (exhaustive_note.empty() ? "" : ", ") + ex.config.text() + " all " + std::to_string(n) +
-                       " (<=" + std::to_string(ex.preemptions) + " preemptions" + (ex.deaths ? ", a death" : "") +
-                       (ex.stalls ? ", a " + std::to_string(explore::kStallNs[ex.stall_kind] / 1000000) + " ms stall"
-                                  : std::string()) +
-                       (ex.stale_reads ? ", <=" + std::to_string(ex.stale_reads) + " stale reads" : std::string()) +
-                       (ex.focus >= 0 ? ", focused on thread " + std::to_string(ex.focus) : std::string()) + ")";
+  if (!explore_exhaustive(x, exhaustive_note)) {
+    result.cases = static_cast<int>(x.runs);
+    return result;
   }
 
-  // 2. PCT over small configurations, seeded from --seed. A number of runs,
-  // not a time: the same seed runs the same schedules on any machine, under
-  // any load and any sanitizer (a clock cap gave a loaded machine fewer
-  // schedules, and a mutant a chance to survive there that it had not here).
-  const std::uint64_t budget = params.depth == Depth::Quick     ? 400
-                               : params.depth == Depth::Default ? kDefaultPctRuns
-                                                                : 100000;
-  const auto configs = pct_configs();
-  std::mt19937_64 rng(params.seed ^ 0xE4B10E);
-  std::uint64_t pct_runs = 0;
-  const auto pct_started = std::chrono::steady_clock::now();
-  for (; pct_runs < budget; ++pct_runs) {
-    const Config& c = configs[pct_runs % configs.size()];
-    const int depth = 1 + static_cast<int>((pct_runs / configs.size()) % 3);
-    auto pct = explore::make_pct(rng(), depth, 400);
-    if (!x.run_once(c, *pct)) break;
-  }
+  // 2. PCT over small configurations, seeded from --seed: a number of runs,
+  // not a time (explore_pct says why).
+  const PctPhase pct = explore_pct(x);
   result.cases = static_cast<int>(x.runs);
-  std::string by;
-  for (const auto& [s, n] : x.per_scenario) by += (by.empty() ? "" : ", ") + s + " " + std::to_string(n);
-  result.notes = std::to_string(x.runs) + " schedules (" + std::to_string(x.distinct.size()) + " distinct; " + by +
-                 "), " + std::to_string(x.deaths) + " deaths, longest " + std::to_string(x.max_steps) +
-                 " steps; exhaustive: " + exhaustive_note + "; PCT: " + std::to_string(pct_runs) + " runs in " +
-                 seconds_text(std::chrono::steady_clock::now() - pct_started) + " (of " +
-                 seconds_text(std::chrono::steady_clock::now() - started) + ")";
+  result.notes = exploration_notes(x, exhaustive_note, pct, started);
   return result;
 }
 

@@ -158,27 +158,102 @@ void forge_ready_at_head(Cluster& c, DriverProcess& writer, const shm::Geometry&
   }
 }
 
-}  // namespace
+// The traffic under a hostile peer: what was written and delivered, and how the writes and reads went.
+struct HostileTraffic {
+  Cluster& c;
+  std::map<std::uint64_t, bool> written;  // id -> delivered
+  std::uint64_t delivered = 0, dropped = 0, full = 0;
+};
 
-CheckResult run_hostile_reads(const Params& params) {
-  CheckResult result;
-  result.name = "hostile-reads";
-  const int messages = depth_budget(params, 300, 3000, 30000);
+// A small segment, in a cluster that does not trust its peers.
+Cluster::Options hostile_options() {
   Cluster::Options o;
   o.trusts_peers = false;  // the suite is the hostile peer here
   o.segment_size = 16 * 1024;
   o.slot_size = 64;
   o.heartbeat_timeout_ms = 60000;
   o.daemon_timeout_ms = 60000;
-  Cluster c(params, "hostile", o);
+  return o;
+}
+
+// Starts the daemon and the writer, and sees messages get through before any byte is flipped.
+DriverProcess& start_daemon_and_writer(Cluster& c) {
+  if (!c.start_daemon(c.daemon).ok())
+    scenario_fail(ClauseId::G_FIT,
+                  "the driver could not create a segment of " + std::to_string(c.options().segment_size) + " bytes");
+  DriverProcess& writer = c.add_client("writer");
+  expect_delivery(c, writer, *c.daemon);
+  return writer;
+}
+
+// Writes message `id` at a random priority and length; it may fail only Full or CorruptSegment.
+void write_message(HostileTraffic& t, DriverProcess& writer, std::mt19937_64& rng, std::uint64_t id) {
+  const Reply w =
+      writer.call({{"op", "write"},
+                   {"priority", static_cast<int>(rng() % 3)},
+                   {"data", driver::to_hex(message_payload(id, 8 + rng() % (t.c.options().slot_size - 7)))}});
+  if (w.ok())
+    t.written[id] = false;
+  else if (w.error().code == shm::ErrorCode::Full)
+    ++t.full;
+  else if (w.error().code != shm::ErrorCode::CorruptSegment)
+    scenario_fail(ClauseId::V_SLOT, "a write failed under a hostile peer with " + w.error().message());
+}
+
+// V-ONCE: what the reader delivered is exactly a message that was written, and was not delivered before.
+void expect_written_once(HostileTraffic& t, const Reply& r) {
+  const auto data = driver::from_hex(r.body.value("data", std::string()));
+  const auto got = data ? message_id(*data) : std::nullopt;
+  t.c.record(ClauseId::V_ONCE);
+  t.c.record(ClauseId::V_SLOT);
+  const std::uint64_t id = got.value_or(~0ULL);
+  if (!got || !t.written.count(id))
+    scenario_fail(ClauseId::V_ONCE, "the reader delivered " + std::to_string(data ? data->size() : 0) +
+                                        " bytes that no writer wrote, while a peer changed slot fields during reads: " +
+                                        "it used a value other than the one it validated (" +
+                                        r.body.value("data", std::string()).substr(0, 64) + "...)");
+  if (t.written[id]) scenario_fail(ClauseId::V_ONCE, "message " + std::to_string(id) + " was delivered twice");
+  t.written[id] = true;
+  ++t.delivered;
+}
+
+// Reads up to twice through the daemon; a read may fail only Empty (then stops) or CorruptSegment (dropped).
+void read_and_catch_up(HostileTraffic& t) {
+  for (int k = 0; k < 2; ++k) {  // read as fast as it writes, and catch up
+    const Reply r = t.c.daemon->call({{"op", "read"}});
+    if (!r.ok()) {
+      if (r.error().code == shm::ErrorCode::CorruptSegment)
+        ++t.dropped;
+      else if (r.error().code != shm::ErrorCode::Empty)
+        scenario_fail(ClauseId::V_SLOT,
+                      "a read failed with " + r.error().message() + " (only Empty or CorruptSegment may come)");
+      if (r.error().code == shm::ErrorCode::Empty) break;
+      continue;
+    }
+    expect_written_once(t, r);
+  }
+}
+
+// `messages` writes through `writer`, each followed by reads, while the suite flips bytes.
+void write_and_read(HostileTraffic& t, DriverProcess& writer, std::uint64_t seed, int messages) {
+  std::mt19937_64 rng(seed);
+  for (int i = 0; i < messages; ++i) {
+    write_message(t, writer, rng, static_cast<std::uint64_t>(i));
+    read_and_catch_up(t);
+  }
+}
+
+}  // namespace
+
+CheckResult run_hostile_reads(const Params& params) {
+  CheckResult result;
+  result.name = "hostile-reads";
+  const int messages = depth_budget(params, 300, 3000, 30000);
+  Cluster c(params, "hostile", hostile_options());
   const std::string replay = driver_replay(params, "hostile-reads");
-  std::uint64_t delivered = 0, dropped = 0, full = 0;
+  HostileTraffic traffic{c, {}};
   try {
-    if (!c.start_daemon(c.daemon).ok())
-      scenario_fail(ClauseId::G_FIT,
-                    "the driver could not create a segment of " + std::to_string(c.options().segment_size) + " bytes");
-    DriverProcess& writer = c.add_client("writer");
-    expect_delivery(c, writer, *c.daemon);
+    DriverProcess& writer = start_daemon_and_writer(c);
     const auto geometry = shm::compute_geometry(c.options().segment_size, c.options().slot_size);
     if (!geometry)
       scenario_fail(ClauseId::G_FIT,
@@ -187,57 +262,17 @@ CheckResult run_hostile_reads(const Params& params) {
     if (!flipper.mapped())
       scenario_fail(ClauseId::M_NAME, "the segment file " + c.path() + " could not be mapped (spec_layout)");
     flipper.start(*geometry);
-    std::mt19937_64 rng(params.seed);
-    std::map<std::uint64_t, bool> written;  // id -> delivered
-    for (int i = 0; i < messages; ++i) {
-      const std::uint64_t id = static_cast<std::uint64_t>(i);
-      const Reply w =
-          writer.call({{"op", "write"},
-                       {"priority", static_cast<int>(rng() % 3)},
-                       {"data", driver::to_hex(message_payload(id, 8 + rng() % (c.options().slot_size - 7)))}});
-      if (w.ok())
-        written[id] = false;
-      else if (w.error().code == shm::ErrorCode::Full)
-        ++full;
-      else if (w.error().code != shm::ErrorCode::CorruptSegment)
-        scenario_fail(ClauseId::V_SLOT, "a write failed under a hostile peer with " + w.error().message());
-      for (int k = 0; k < 2; ++k) {  // read as fast as it writes, and catch up
-        const Reply r = c.daemon->call({{"op", "read"}});
-        if (!r.ok()) {
-          if (r.error().code == shm::ErrorCode::CorruptSegment)
-            ++dropped;
-          else if (r.error().code != shm::ErrorCode::Empty)
-            scenario_fail(ClauseId::V_SLOT,
-                          "a read failed with " + r.error().message() + " (only Empty or CorruptSegment may come)");
-          if (r.error().code == shm::ErrorCode::Empty) break;
-          continue;
-        }
-        const auto data = driver::from_hex(r.body.value("data", std::string()));
-        const auto got = data ? message_id(*data) : std::nullopt;
-        c.record(ClauseId::V_ONCE);
-        c.record(ClauseId::V_SLOT);
-        const std::uint64_t id = got.value_or(~0ULL);
-        if (!got || !written.count(id))
-          scenario_fail(ClauseId::V_ONCE,
-                        "the reader delivered " + std::to_string(data ? data->size() : 0) +
-                            " bytes that no writer wrote, while a peer changed slot fields during reads: " +
-                            "it used a value other than the one it validated (" +
-                            r.body.value("data", std::string()).substr(0, 64) + "...)");
-        if (written[id]) scenario_fail(ClauseId::V_ONCE, "message " + std::to_string(id) + " was delivered twice");
-        written[id] = true;
-        ++delivered;
-      }
-    }
+    write_and_read(traffic, writer, params.seed, messages);
     flipper.stop();
     forge_ready_at_head(c, writer, *geometry, flipper.base());
-    result.notes = std::to_string(messages) + " writes (" + std::to_string(full) + " Full), " +
-                   std::to_string(delivered) + " delivered intact, " + std::to_string(dropped) +
+    result.notes = std::to_string(messages) + " writes (" + std::to_string(traffic.full) + " Full), " +
+                   std::to_string(traffic.delivered) + " delivered intact, " + std::to_string(traffic.dropped) +
                    " dropped as corrupt, " + std::to_string(flipper.flips()) +
                    " byte flips; then a Ready word forged at each ring's unclaimed head";
   } catch (const ScenarioFailure& f) {
     result.failure = failure_of(f, c.steps(), replay);
   }
-  result.cases = static_cast<int>(delivered);
+  result.cases = static_cast<int>(traffic.delivered);
   return result;
 }
 

@@ -163,6 +163,142 @@ struct Tally {
   }
 };
 
+// What the histories of one run share: the check's parameters and result, the
+// tally, and the writes per writer the next history gets (kMostWrites).
+struct LinearizabilityRun {
+  const Params& params;
+  CheckResult& result;
+  bool in_process;
+  Tally tally;
+  int writes, decided_in_a_row;
+};
+
+// The cluster options of a history on a segment of n slots per direction.
+Cluster::Options history_options(int n) {
+  Cluster::Options o;
+  o.segment_size = segment_size_for(n);
+  o.slot_size = kSlotSize;
+  o.heartbeat_timeout_ms = 60000;
+  o.daemon_timeout_ms = 60000;
+  return o;
+}
+
+// G-FIT: the driver could not create a segment of `requested` bytes (or of what c's options fitted it to).
+Failure creation_failure(const Params& params, const Cluster& c, std::size_t requested, const Reply& created) {
+  return Failure::of(
+      Violation{ClauseId::G_FIT, "the driver could not create a segment of " + std::to_string(requested) +
+                                     " bytes (fitted to its limits: " + std::to_string(c.options().segment_size) +
+                                     "), slot size " + std::to_string(c.options().slot_size) + ": " +
+                                     created.error().message()},
+      c.steps(), driver_replay(params, "linearizability"));
+}
+
+// Starts the history's writers, a client each; false (the failure in the result) if one could not be added.
+bool add_writers(LinearizabilityRun& run, Cluster& c, Placement placement) {
+  try {
+    for (int w = 1; w <= kWriters; ++w) c.add_client("writer " + std::to_string(w), placement);
+  } catch (const ScenarioFailure& f) {
+    run.result.failure = failure_of(f, c.steps(), driver_replay(run.params, "linearizability"));
+    return false;
+  }
+  return true;
+}
+
+// Counts a history, its Full writes and Empty reads, into the tally and the result.
+void count_history(LinearizabilityRun& run, Cluster& c, const std::vector<HistoryOp>& history) {
+  for (const auto& op : history) {
+    run.tally.full += op.kind == HistoryOp::Kind::Write && !op.ok;
+    run.tally.empty += op.kind == HistoryOp::Kind::Read && !op.ok;
+  }
+  ++run.result.cases;
+  ++run.tally.histories;
+  run.tally.ops += history.size();
+  run.tally.largest = std::max(run.tally.largest, history.size());
+  run.result.notes = run.tally.note(c.launcher(), run.in_process);
+}
+
+// Records the clauses a history the search decided, without a violation, showed.
+void record_clauses(const Params& params, const std::vector<HistoryOp>& history, bool sequences, bool aged) {
+  for (const ClauseId clause : clauses_seen(history, sequences)) params.record(clause);
+  if (aged) params.record(ClauseId::C_AGE);
+}
+
+// Halves the writes per history after one the search could not decide, doubles them back after ten it could.
+void adapt_writes(LinearizabilityRun& run, bool decided) {
+  if (!decided) {
+    ++run.tally.undecided;
+    run.writes = std::max(kFewestWrites, run.writes / 2);
+    run.decided_in_a_row = 0;
+  } else if (++run.decided_in_a_row >= 10) {
+    run.writes = std::min(kMostWrites, run.writes * 2);
+    run.decided_in_a_row = 0;
+  }
+}
+
+// The failure a violating history's verdict gives.
+Failure history_failure(const Params& params, const HistoryVerdict& verdict) {
+  return Failure::of(*verdict.violation, verdict.lines,
+                     driver_replay(params, "linearizability") +
+                         " (the same seed gives the same operations, not the same timing; the exploration check "
+                         "replays schedules exactly)");
+}
+
+// The failing history as a timeline (timeline.hpp), for the result's picture.
+std::string timeline_html(const std::vector<HistoryOp>& history, const LinearizabilityResult& lin,
+                          const std::string& where, const Failure& f) {
+  Timeline picture = history_timeline(history, lin, "memlink-conformance: linearizability, " + where,
+                                      std::string(f.clause.name()), f.replay);
+  picture.explanation = f.description;
+  return render_timeline_html(picture);
+}
+
+// History i, from `seed`: runs it on a cluster of its own and judges it; false once the check failed (the
+// failure is in the result).
+bool check_history(LinearizabilityRun& run, int i, std::uint64_t seed) {
+  // 1-3 slots per direction: capacities of 1 to 2 per priority, so that
+  // producers meet a full or nearly full ring (the claim/release edge)
+  // on most writes.
+  const int n = 1 + static_cast<int>(seed % 3);
+  Cluster::Options o = history_options(n);
+  // C-AGE: every third history starts each ring 2 messages before its
+  // laps' counter wraps (not at the position end, where a ring is Full
+  // for good, which the queue specification does not model).
+  const bool aged = run.params.claims("aged") && (seed >> 8) % 3 == 0;
+  if (aged) o.age = shm::SegmentAge::LapWrap;
+  run.tally.aged += aged;
+  Cluster c(run.params, "lin", o);
+  // In process, every other history crosses processes (not under TSan).
+  const Placement placement = run.in_process && i % 2 == 1 && c.launcher().can_place(Placement::OwnProcess)
+                                  ? Placement::OwnProcess
+                                  : Placement::Any;
+  run.tally.forked += placement == Placement::OwnProcess;
+  const Reply created = c.start_daemon(c.daemon, "daemon", placement);
+  if (!created.ok()) {
+    run.result.failure = creation_failure(run.params, c, o.segment_size, created);
+    return false;
+  }
+  if (!add_writers(run, c, placement)) return false;
+  std::string unexpected;
+  const std::vector<HistoryOp> history = run_history(c, seed, run.writes, unexpected);
+  count_history(run, c, history);
+  const bool sequences = run.params.claims("sequences");
+  const std::string seq = sequences ? sequence_violation(history) : "";
+  const auto lin = check_linearizable(history, capacities_of(created, n));
+  const std::string where = "history " + std::to_string(i) +
+                            (placement == Placement::OwnProcess || !run.in_process ? " (processes)" : " (threads)");
+  const HistoryVerdict verdict = judge_history(history, lin, where, unexpected, seq);
+  if (!verdict.violation) {
+    if (lin.decided) record_clauses(run.params, history, sequences, aged);
+    adapt_writes(run, lin.decided);
+    run.result.notes = run.tally.note(c.launcher(), run.in_process);
+    return true;
+  }
+  Failure f = history_failure(run.params, verdict);
+  run.result.picture_html = timeline_html(history, lin, where, f);
+  run.result.failure = std::move(f);
+  return false;
+}
+
 }  // namespace
 
 Gates linearizability_gates() {
@@ -177,95 +313,13 @@ CheckResult run_linearizability(const Params& params) {
   const int histories = depth_budget(params, 60, 1000, 10000);
   const bool in_process = params.driver.empty();
   std::mt19937_64 rng(params.seed ^ 0x5EED);
-  Tally tally;
+  LinearizabilityRun run{params, result, in_process, {}, kMostWrites, 0};
   if (const auto l = launcher_for(params)) {
-    tally.started_before = l->started();
-    tally.reused_before = l->reused();
+    run.tally.started_before = l->started();
+    run.tally.reused_before = l->reused();
   }
-  int writes = kMostWrites, decided_in_a_row = 0;
-  for (int i = 0; i < histories; ++i) {
-    const std::uint64_t seed = rng();
-    // 1-3 slots per direction: capacities of 1 to 2 per priority, so that
-    // producers meet a full or nearly full ring (the claim/release edge)
-    // on most writes.
-    const int n = 1 + static_cast<int>(seed % 3);
-    Cluster::Options o;
-    o.segment_size = segment_size_for(n);
-    o.slot_size = kSlotSize;
-    o.heartbeat_timeout_ms = 60000;
-    o.daemon_timeout_ms = 60000;
-    // C-AGE: every third history starts each ring 2 messages before its
-    // laps' counter wraps (not at the position end, where a ring is Full
-    // for good, which the queue specification does not model).
-    const bool aged = params.claims("aged") && (seed >> 8) % 3 == 0;
-    if (aged) o.age = shm::SegmentAge::LapWrap;
-    tally.aged += aged;
-    Cluster c(params, "lin", o);
-    // In process, every other history crosses processes (not under TSan).
-    const Placement placement = in_process && i % 2 == 1 && c.launcher().can_place(Placement::OwnProcess)
-                                    ? Placement::OwnProcess
-                                    : Placement::Any;
-    tally.forked += placement == Placement::OwnProcess;
-    const Reply created = c.start_daemon(c.daemon, "daemon", placement);
-    if (!created.ok()) {
-      result.failure = Failure::of(
-          Violation{ClauseId::G_FIT, "the driver could not create a segment of " + std::to_string(o.segment_size) +
-                                         " bytes (fitted to its limits: " + std::to_string(c.options().segment_size) +
-                                         "), slot size " + std::to_string(c.options().slot_size) + ": " +
-                                         created.error().message()},
-          c.steps(), driver_replay(params, "linearizability"));
-      return result;
-    }
-    try {
-      for (int w = 1; w <= kWriters; ++w) c.add_client("writer " + std::to_string(w), placement);
-    } catch (const ScenarioFailure& f) {
-      result.failure = failure_of(f, c.steps(), driver_replay(params, "linearizability"));
-      return result;
-    }
-    std::string unexpected;
-    const std::vector<HistoryOp> history = run_history(c, seed, writes, unexpected);
-    for (const auto& op : history) {
-      tally.full += op.kind == HistoryOp::Kind::Write && !op.ok;
-      tally.empty += op.kind == HistoryOp::Kind::Read && !op.ok;
-    }
-    ++result.cases;
-    ++tally.histories;
-    tally.ops += history.size();
-    tally.largest = std::max(tally.largest, history.size());
-    result.notes = tally.note(c.launcher(), in_process);
-    const bool sequences = params.claims("sequences");
-    const std::string seq = sequences ? sequence_violation(history) : "";
-    const auto lin = check_linearizable(history, capacities_of(created, n));
-    const std::string where = "history " + std::to_string(i) +
-                              (placement == Placement::OwnProcess || !in_process ? " (processes)" : " (threads)");
-    const HistoryVerdict verdict = judge_history(history, lin, where, unexpected, seq);
-    if (!verdict.violation) {
-      if (!lin.decided) {
-        ++tally.undecided;
-        writes = std::max(kFewestWrites, writes / 2);
-        decided_in_a_row = 0;
-      } else {
-        for (const ClauseId clause : clauses_seen(history, sequences)) params.record(clause);
-        if (aged) params.record(ClauseId::C_AGE);
-        if (++decided_in_a_row >= 10) {
-          writes = std::min(kMostWrites, writes * 2);
-          decided_in_a_row = 0;
-        }
-      }
-      result.notes = tally.note(c.launcher(), in_process);
-      continue;
-    }
-    Failure f = Failure::of(*verdict.violation, verdict.lines,
-                            driver_replay(params, "linearizability") +
-                                " (the same seed gives the same operations, not the same timing; the exploration check "
-                                "replays schedules exactly)");
-    Timeline picture = history_timeline(history, lin, "memlink-conformance: linearizability, " + where,
-                                        std::string(f.clause.name()), f.replay);
-    picture.explanation = f.description;
-    result.picture_html = render_timeline_html(picture);
-    result.failure = std::move(f);
-    return result;
-  }
+  for (int i = 0; i < histories; ++i)
+    if (!check_history(run, i, rng())) return result;
   return result;
 }
 

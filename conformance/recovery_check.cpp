@@ -208,6 +208,130 @@ void daemon_killed(Cluster& c) {
   c.daemon = std::move(next);
 }
 
+// A consumer killed in the middle of traffic (consumer_killed_mid_traffic):
+// who consumes and who writes, what the consumer read before it died, and
+// which writes were acknowledged.
+struct KilledConsumerRun {
+  Cluster& c;
+  bool daemon_consumes;
+  DriverProcess& consumer;
+  DriverProcess& writer;
+  std::map<std::uint64_t, int> got;  // read by the consumer's loop, guarded by got_mu
+  std::mutex got_mu;
+  std::thread loop;
+  pid_t consumer_pid;
+  std::set<std::uint64_t> acked;
+};
+
+// Acknowledged writes that neither the killed consumer nor its successor read.
+struct LostWrites {
+  int count = 0;
+  std::string which;  // " m<id>" each
+};
+
+// Starts the daemon and a client, the consumer among them in a process of its own; returns the client.
+DriverProcess& start_daemon_and_client(Cluster& c, bool daemon_consumes) {
+  const Placement daemon_at = daemon_consumes ? Placement::OwnProcess : Placement::Any;
+  if (!c.start_daemon(c.daemon, "daemon", daemon_at).ok())
+    scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
+  return c.add_client("client", daemon_consumes ? Placement::Any : Placement::OwnProcess);
+}
+
+// The consumer's loop: wait, then read what came; ends when it is killed.
+void start_consumer_loop(KilledConsumerRun& run) {
+  run.loop = std::thread([&run] {
+    try {
+      for (;;) {
+        if (!run.consumer.call({{"op", "wait"}, {"timeout_ms", 2000}}, 10s).ok()) continue;
+        const Reply r = run.consumer.call({{"op", "read"}});
+        const auto data = r.ok() ? driver::from_hex(r.body.value("data", std::string())) : std::nullopt;
+        if (const auto id = data ? message_id(*data) : std::nullopt) {
+          std::lock_guard<std::mutex> lock(run.got_mu);
+          ++run.got[*id];
+        }
+      }
+    } catch (const driver::DriverFailure&) {  // killed: its pipe closed
+    }
+  });
+}
+
+// Writes message `id`, which may find its ring Full but must return (T-KILLED); an acknowledged one joins `acked`.
+void write_or_fail(KilledConsumerRun& run, std::uint64_t id) {
+  try {
+    const Reply r = run.writer.call(write_request(id, priority_of(run.c, id)));
+    if (r.ok())
+      run.acked.insert(id);
+    else if (r.error().code != shm::ErrorCode::Full)
+      scenario_fail(ClauseId::T_KILLED, run.writer.role() + "'s write failed with " + r.error().message());
+  } catch (const driver::DriverFailure& e) {
+    ::kill(run.consumer_pid, SIGKILL);
+    if (run.loop.joinable()) run.loop.join();  // (after the kill it was joined already)
+    scenario_fail(ClauseId::T_KILLED, "after " + run.consumer.role() + " was killed in the middle of traffic, " +
+                                          run.writer.role() +
+                                          "'s write never returned: the transport blocked it on the dead consumer (" +
+                                          std::string(e.what()).substr(0, 300) + ")");
+  }
+}
+
+// Writes `before_kill` messages, kills the consumer wherever it is, then writes 20 more.
+void write_across_the_kill(KilledConsumerRun& run, int before_kill) {
+  for (int i = 0; i < before_kill; ++i) write_or_fail(run, 800 + static_cast<std::uint64_t>(i));
+  ::kill(run.consumer_pid, SIGKILL);  // wherever it is; the loop's pending call then fails and it ends
+  run.loop.join();
+  run.c.step(run.consumer.role() + " killed (SIGKILL) after " + std::to_string(before_kill) +
+             " writes, in the middle of its loop");
+  for (int i = 0; i < 20; ++i) write_or_fail(run, 900 + static_cast<std::uint64_t>(i));
+  run.c.step(run.writer.role() + ": wrote 20 more after the kill; every write returned");
+  run.c.record(ClauseId::T_KILLED);
+}
+
+// The killed consumer's successor: a daemon that takes the segment over, or a new client, connected.
+std::unique_ptr<DriverProcess> start_successor(Cluster& c, bool daemon_consumes) {
+  std::unique_ptr<DriverProcess> next;
+  if (daemon_consumes) {
+    take_over(c, next, "daemon 2");
+  } else {
+    next = c.start_owned("client 2");
+    c.must(*next, c.connect_request(), ClauseId::T_ENDPOINTS);
+  }
+  return next;
+}
+
+// The successor reads the acknowledged writes the killed consumer had not read; returns those it never got.
+LostWrites read_the_rest(KilledConsumerRun& run, DriverProcess& next) {
+  std::set<std::uint64_t> rest;
+  for (auto id : run.acked)
+    if (!run.got.count(id)) rest.insert(id);
+  std::map<std::uint64_t, int> later;
+  try {
+    later = read_until(run.c, next, rest, 1s);
+  } catch (const driver::DriverFailure& e) {
+    scenario_fail(ClauseId::K_STALE, "after " + run.consumer.role() +
+                                         " was killed in the middle of traffic, its successor's read never "
+                                         "returned (" +
+                                         std::string(e.what()).substr(0, 300) + ")");
+  }
+  LostWrites lost;
+  for (auto id : rest)
+    if (!later.count(id)) {
+      ++lost.count;
+      lost.which += " m" + std::to_string(id);
+    }
+  return lost;
+}
+
+// K-CLIENTS: the killed client does not stay counted once another connects.
+void expect_killed_client_uncounted(Cluster& c, bool daemon_consumes) {
+  if (!daemon_consumes && c.params().claims("observe")) {
+    c.record(ClauseId::K_CLIENTS);
+    const Reply v = c.must(*c.daemon, {{"op", "observe"}}, ClauseId::K_CLIENTS);
+    const auto count = driver::integer_or<unsigned>(v.body.at("view"), "client_count", 0u);
+    if (count != 1)
+      scenario_fail(ClauseId::K_CLIENTS, "a client was killed with kill -9 and another connected: client_count is " +
+                                             std::to_string(count) + ", not 1");
+  }
+}
+
 // A consumer killed in the middle of traffic, wherever it is — asleep in
 // wait, woken, inside a read — while another process keeps writing. The
 // writes must keep returning (T-KILLED: a writer is never blocked by a dead
@@ -218,99 +342,25 @@ void daemon_killed(Cluster& c) {
 // process-shared condition variable whose signal waits for a dead waiter,
 // a mutex held by the dead) blocks the writer here.
 void consumer_killed_mid_traffic(Cluster& c, bool daemon_consumes, std::uint64_t seed) {
-  const Placement daemon_at = daemon_consumes ? Placement::OwnProcess : Placement::Any;
-  if (!c.start_daemon(c.daemon, "daemon", daemon_at).ok())
-    scenario_fail(ClauseId::G_FIT, "the driver could not create a segment");
-  DriverProcess& client = c.add_client("client", daemon_consumes ? Placement::Any : Placement::OwnProcess);
+  DriverProcess& client = start_daemon_and_client(c, daemon_consumes);
   DriverProcess& consumer = daemon_consumes ? *c.daemon : client;
   DriverProcess& writer = daemon_consumes ? client : *c.daemon;
   std::mt19937_64 rng(seed);
-  std::map<std::uint64_t, int> got;
-  std::mutex got_mu;
-  // The consumer's loop: wait, then read what came; ends when it is killed.
-  std::thread loop([&] {
-    try {
-      for (;;) {
-        if (!consumer.call({{"op", "wait"}, {"timeout_ms", 2000}}, 10s).ok()) continue;
-        const Reply r = consumer.call({{"op", "read"}});
-        const auto data = r.ok() ? driver::from_hex(r.body.value("data", std::string())) : std::nullopt;
-        if (const auto id = data ? message_id(*data) : std::nullopt) {
-          std::lock_guard<std::mutex> lock(got_mu);
-          ++got[*id];
-        }
-      }
-    } catch (const driver::DriverFailure&) {  // killed: its pipe closed
-    }
-  });
+  KilledConsumerRun run{c, daemon_consumes, consumer, writer, {}, {}, {}, 0, {}};
+  start_consumer_loop(run);
   // Killed by pid, not kill9(): the loop's thread is inside a call on it.
-  const pid_t consumer_pid = consumer.pid();
+  run.consumer_pid = consumer.pid();
   const int before_kill = 1 + static_cast<int>(rng() % 40);
-  std::set<std::uint64_t> acked;
-  auto write = [&](std::uint64_t id) {
-    try {
-      const Reply r = writer.call(write_request(id, priority_of(c, id)));
-      if (r.ok())
-        acked.insert(id);
-      else if (r.error().code != shm::ErrorCode::Full)
-        scenario_fail(ClauseId::T_KILLED, writer.role() + "'s write failed with " + r.error().message());
-    } catch (const driver::DriverFailure& e) {
-      ::kill(consumer_pid, SIGKILL);
-      loop.join();
-      scenario_fail(ClauseId::T_KILLED, "after " + consumer.role() + " was killed in the middle of traffic, " +
-                                            writer.role() +
-                                            "'s write never returned: the transport blocked it on the dead consumer (" +
-                                            std::string(e.what()).substr(0, 300) + ")");
-    }
-  };
-  for (int i = 0; i < before_kill; ++i) write(800 + static_cast<std::uint64_t>(i));
-  ::kill(consumer_pid, SIGKILL);  // wherever it is; the loop's pending call then fails and it ends
-  loop.join();
-  c.step(consumer.role() + " killed (SIGKILL) after " + std::to_string(before_kill) +
-         " writes, in the middle of its loop");
-  for (int i = 0; i < 20; ++i) write(900 + static_cast<std::uint64_t>(i));
-  c.step(writer.role() + ": wrote 20 more after the kill; every write returned");
-  c.record(ClauseId::T_KILLED);
-  std::unique_ptr<DriverProcess> next;
-  if (daemon_consumes) {
-    take_over(c, next, "daemon 2");
-  } else {
-    next = c.start_owned("client 2");
-    c.must(*next, c.connect_request(), ClauseId::T_ENDPOINTS);
-  }
-  std::set<std::uint64_t> rest;
-  for (auto id : acked)
-    if (!got.count(id)) rest.insert(id);
-  std::map<std::uint64_t, int> later;
-  try {
-    later = read_until(c, *next, rest, 1s);
-  } catch (const driver::DriverFailure& e) {
-    scenario_fail(ClauseId::K_STALE, "after " + consumer.role() +
-                                         " was killed in the middle of traffic, its successor's read never "
-                                         "returned (" +
-                                         std::string(e.what()).substr(0, 300) + ")");
-  }
-  int lost = 0;
-  std::string which;
-  for (auto id : rest)
-    if (!later.count(id)) {
-      ++lost;
-      which += " m" + std::to_string(id);
-    }
-  // K-CLIENTS: the killed client does not stay counted once another connects.
-  if (!daemon_consumes && c.params().claims("observe")) {
-    c.record(ClauseId::K_CLIENTS);
-    const Reply v = c.must(*c.daemon, {{"op", "observe"}}, ClauseId::K_CLIENTS);
-    const auto count = driver::integer_or<unsigned>(v.body.at("view"), "client_count", 0u);
-    if (count != 1)
-      scenario_fail(ClauseId::K_CLIENTS, "a client was killed with kill -9 and another connected: client_count is " +
-                                             std::to_string(count) + ", not 1");
-  }
+  write_across_the_kill(run, before_kill);
+  std::unique_ptr<DriverProcess> next = start_successor(c, daemon_consumes);
+  const LostWrites lost = read_the_rest(run, *next);
+  expect_killed_client_uncounted(c, daemon_consumes);
   c.record(ClauseId::K_STALE);
-  if (lost > 1)
+  if (lost.count > 1)
     scenario_fail(ClauseId::K_STALE,
-                  std::to_string(lost) + " acknowledged writes were never delivered to the other process after " +
+                  std::to_string(lost.count) + " acknowledged writes were never delivered to the other process after " +
                       consumer.role() +
-                      " was killed in the middle of traffic (at most the one inside its read may be):" + which);
+                      " was killed in the middle of traffic (at most the one inside its read may be):" + lost.which);
   if (daemon_consumes)
     c.daemon = std::move(next);
   else

@@ -38,7 +38,8 @@ std::string missing_capability(const CheckDef& check, const Params& params) {
 
 std::string capability_for_clause(ClauseId clause) {
   // The capability (DRIVER.md D-CAPS) without which no check can reach the
-  // clause through a driver.
+  // clause through a driver. (Longer than 60 lines because it is a table,
+  // one line per clause that needs one.)
   static const std::map<ClauseId, std::string> needs = {
       {ClauseId::L_CONST, "spec_layout"},
       {ClauseId::M_NAME, "spec_layout"},
@@ -131,7 +132,8 @@ std::vector<ClauseStatus> clause_table(const std::vector<CheckResult>& results, 
       // An API of the reference library, not of the segment (SPEC T-LOAN):
       // the suite checks it in process, where its adapter uses it.
       s.status = Verdict::NotApplicable;
-      s.reason = "the reference library's zero-copy API, checked in process (adapter 'reference'), not through a driver";
+      s.reason =
+          "the reference library's zero-copy API, checked in process (adapter 'reference'), not through a driver";
     } else if (!cap.empty() && !params.claims(cap)) {
       s.status = Verdict::NotApplicable;
       s.reason = "the driver does not claim capability '" + cap + "' (DRIVER.md D-CAPS)";

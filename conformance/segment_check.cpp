@@ -46,34 +46,25 @@ Reply connect_to(Cluster& c, const std::string& segment, const std::string& role
   return r;
 }
 
-void check_segments(Cluster& c, int& cases) {
-  // M-CREATE: the mode is exact whatever the umask (a thread-hosted driver
-  // shares this process's umask; a process inherits it).
-  const mode_t old_umask = ::umask(0);
-  struct Restore {
-    mode_t m;
-    ~Restore() { ::umask(m); }
-  } restore{old_umask};
-  if (!c.start_daemon(c.daemon).ok()) scenario_fail(ClauseId::M_CREATE, "the driver could not create " + c.path());
-  expect_file(c, c.path(), c.options().segment_size);
-  ++cases;
-  // A bare name (M-NAME): the POSIX shared-memory object /dev/shm/<name>.
+// A bare name (M-NAME): the POSIX shared-memory object /dev/shm/<name>.
+void check_bare_name(Cluster& c, int& cases) {
   const std::string bare = "memlink-drv-seg-" + std::to_string(::getpid()) + "-" + std::to_string(cases);
-  {
-    auto d = c.start_owned("daemon of a bare name");
-    json req = c.create_request();
-    req["segment"] = bare;
-    const Reply r = d->call(req);
-    c.step("daemon: create '" + bare + "' -> " + (r.ok() ? "ok" : r.error().message()));
-    if (!r.ok())
-      scenario_fail(ClauseId::M_NAME, "create with the bare name '" + bare + "' failed: " + r.error().message());
-    expect_file(c, "/dev/shm/" + bare, c.options().segment_size);
-    (void)d->call({{"op", "shutdown"}});
-    c.give_back(std::move(d));
-    for (const char* suffix : {"", ".lock", ".pid", ".takeover"}) ::unlink(("/dev/shm/" + bare + suffix).c_str());
-    ++cases;
-  }
-  // M-OPEN: a missing segment, a 9-byte file.
+  auto d = c.start_owned("daemon of a bare name");
+  json req = c.create_request();
+  req["segment"] = bare;
+  const Reply r = d->call(req);
+  c.step("daemon: create '" + bare + "' -> " + (r.ok() ? "ok" : r.error().message()));
+  if (!r.ok())
+    scenario_fail(ClauseId::M_NAME, "create with the bare name '" + bare + "' failed: " + r.error().message());
+  expect_file(c, "/dev/shm/" + bare, c.options().segment_size);
+  (void)d->call({{"op", "shutdown"}});
+  c.give_back(std::move(d));
+  for (const char* suffix : {"", ".lock", ".pid", ".takeover"}) ::unlink(("/dev/shm/" + bare + suffix).c_str());
+  ++cases;
+}
+
+// M-OPEN: a missing segment, a 9-byte file.
+void check_open_refusals(Cluster& c, int& cases) {
   c.record(ClauseId::M_OPEN);
   const std::string missing = c.path() + "-missing";
   const Reply none = connect_to(c, missing, "client of a missing segment");
@@ -92,8 +83,11 @@ void check_segments(Cluster& c, int& cases) {
                                         (tiny.ok() ? std::string("Ok") : tiny.error().message()) +
                                         ", not CorruptSegment");
   cases += 2;
-  // M-CREATE: sizes no segment can have (and, where the driver's limits
-  // are SPEC's, one byte past either end).
+}
+
+// M-CREATE: sizes no segment can have (and, where the driver's limits
+// are SPEC's, one byte past either end).
+void check_bad_sizes(Cluster& c, int& cases) {
   std::vector<std::size_t> bad_sizes{0, 100};
   if (c.params().limits.max_segment == shm::MAX_SEGMENT_SIZE) bad_sizes.push_back(shm::MAX_SEGMENT_SIZE + 1);
   if (c.params().limits.min_segment == shm::MIN_SEGMENT_SIZE) bad_sizes.push_back(shm::MIN_SEGMENT_SIZE - 1);
@@ -111,6 +105,24 @@ void check_segments(Cluster& c, int& cases) {
                                             ", not InvalidArgument");
     ++cases;
   }
+}
+
+// The created segment's file, a bare name, refused opens and impossible sizes,
+// all with the umask cleared (restored on return).
+void check_segments(Cluster& c, int& cases) {
+  // M-CREATE: the mode is exact whatever the umask (a thread-hosted driver
+  // shares this process's umask; a process inherits it).
+  const mode_t old_umask = ::umask(0);
+  struct Restore {
+    mode_t m;
+    ~Restore() { ::umask(m); }
+  } restore{old_umask};
+  if (!c.start_daemon(c.daemon).ok()) scenario_fail(ClauseId::M_CREATE, "the driver could not create " + c.path());
+  expect_file(c, c.path(), c.options().segment_size);
+  ++cases;
+  check_bare_name(c, cases);
+  check_open_refusals(c, cases);
+  check_bad_sizes(c, cases);
 }
 
 // M-OWNER: the daemon's segment given to another user (root only: chown) is

@@ -183,58 +183,69 @@ void space_wake(Cluster& c, DriverProcess& client) {
   drain(*c.daemon);
 }
 
-// 4. A burst through full rings: `writer` blocks on full c2d, the daemon's
-// echo blocks on full d2c, `reader` frees d2c slots. Each message must come
-// within half a slice of the one before it.
-std::string burst(Cluster& c, DriverProcess& writer, DriverProcess& reader) {
+// What the burst's writer, echo and reader share: when to stop, and what
+// went wrong in the two threads.
+struct BurstState {
   std::atomic<bool> done{false};
   std::string writer_error, echo_error;
   FirstException thrown;
-  auto stop = [&] { return done.load() || thrown.failed(); };
-  std::thread w([&] {
-    thrown.run([&] {
-      for (std::uint64_t i = 0; i < kBurst && !stop(); ++i) {
-        const Reply r = writer.call({{"op", "write_blocking"},
-                                     {"priority", 1},
-                                     {"data", driver::to_hex(message_payload(7000 + i, 16))},
-                                     {"timeout_ms", kWaitMs}},
-                                    std::chrono::milliseconds(kWaitMs + 10000));
-        if (!r.ok()) {
-          writer_error = "blocking write " + std::to_string(i) + ": " + r.error().message();
-          return;
-        }
+  bool stop() const { return done.load() || thrown.failed(); }
+};
+
+// The writer's thread: kBurst blocking writes (ids 7000 on) until one fails.
+void write_burst(DriverProcess& writer, BurstState& s) {
+  for (std::uint64_t i = 0; i < kBurst && !s.stop(); ++i) {
+    const Reply r = writer.call({{"op", "write_blocking"},
+                                 {"priority", 1},
+                                 {"data", driver::to_hex(message_payload(7000 + i, 16))},
+                                 {"timeout_ms", kWaitMs}},
+                                std::chrono::milliseconds(kWaitMs + 10000));
+    if (!r.ok()) {
+      s.writer_error = "blocking write " + std::to_string(i) + ": " + r.error().message();
+      return;
+    }
+  }
+}
+
+// The daemon's thread: echoes each message it reads with a blocking write,
+// waiting while there is nothing to read.
+void echo_burst(Cluster& c, BurstState& s) {
+  for (std::uint64_t n = 0; n < kBurst && !s.stop();) {
+    const Reply m = c.daemon->call({{"op", "read"}});
+    if (!m.ok()) {
+      if (m.error().code != shm::ErrorCode::Empty) {
+        s.echo_error = "daemon read: " + m.error().message();
+        return;
       }
-    });
-  });
-  std::thread echo([&] {
-    thrown.run([&] {
-      for (std::uint64_t n = 0; n < kBurst && !stop();) {
-        const Reply m = c.daemon->call({{"op", "read"}});
-        if (!m.ok()) {
-          if (m.error().code != shm::ErrorCode::Empty) {
-            echo_error = "daemon read: " + m.error().message();
-            return;
-          }
-          (void)c.daemon->call({{"op", "wait"}, {"timeout_ms", 1000}}, std::chrono::milliseconds(11000));
-          continue;
-        }
-        const Reply e = c.daemon->call({{"op", "write_blocking"},
-                                        {"priority", m.body.at("priority")},
-                                        {"data", m.body.at("data")},
-                                        {"timeout_ms", kWaitMs}},
-                                       std::chrono::milliseconds(kWaitMs + 10000));
-        if (!e.ok()) {
-          echo_error = "daemon's blocking echo: " + e.error().message();
-          return;
-        }
-        ++n;
-      }
-    });
-  });
-  std::this_thread::sleep_for(100ms);  // let both rings fill and both writers block
+      (void)c.daemon->call({{"op", "wait"}, {"timeout_ms", 1000}}, std::chrono::milliseconds(11000));
+      continue;
+    }
+    const Reply e = c.daemon->call({{"op", "write_blocking"},
+                                    {"priority", m.body.at("priority")},
+                                    {"data", m.body.at("data")},
+                                    {"timeout_ms", kWaitMs}},
+                                   std::chrono::milliseconds(kWaitMs + 10000));
+    if (!e.ok()) {
+      s.echo_error = "daemon's blocking echo: " + e.error().message();
+      return;
+    }
+    ++n;
+  }
+}
+
+// What the burst's reader saw: its first failure (empty if none) and the
+// longest gap between two messages.
+struct BurstReading {
   std::string failure;
-  std::uint64_t last_ns = 0, longest = 0;
-  for (std::uint64_t i = 0; i < kBurst && failure.empty() && !stop(); ++i) {
+  std::uint64_t longest = 0;
+};
+
+// The reader's side, on the calling thread: every message in order, each
+// within half a slice of the one before it.
+BurstReading read_burst(DriverProcess& reader, const BurstState& s) {
+  BurstReading out;
+  std::uint64_t last_ns = 0;
+  for (std::uint64_t i = 0; i < kBurst && out.failure.empty() && !s.stop(); ++i) {
     Reply got;
     for (;;) {  // the reader sleeps for each message
       got = reader.call({{"op", "read"}});
@@ -242,31 +253,43 @@ std::string burst(Cluster& c, DriverProcess& writer, DriverProcess& reader) {
       const Reply waited =
           reader.call({{"op", "wait"}, {"timeout_ms", kWaitMs}}, std::chrono::milliseconds(kWaitMs + 10000));
       if (!waited.ok()) {
-        failure = "burst message " + std::to_string(i) + " never came (wait: " + waited.error().message() + ")";
+        out.failure = "burst message " + std::to_string(i) + " never came (wait: " + waited.error().message() + ")";
         break;
       }
     }
-    if (!failure.empty()) break;
+    if (!out.failure.empty()) break;
     if (!got.ok())
-      failure = "burst message " + std::to_string(i) + ": read failed with " + got.error().message();
+      out.failure = "burst message " + std::to_string(i) + ": read failed with " + got.error().message();
     else if (id_of(got) != std::optional<std::uint64_t>(7000 + i))
-      failure = "burst message " + std::to_string(i) + " carries the wrong payload (R-FIFO through two rings)";
+      out.failure = "burst message " + std::to_string(i) + " carries the wrong payload (R-FIFO through two rings)";
     else if (last_ns != 0 && got.response_ns - last_ns > kLostAfterNs)
-      failure = "burst message " + std::to_string(i) + " came " + std::to_string(ms(got.response_ns - last_ns)) +
-                " ms after the one before: a writer blocked on a full ring was not woken when a slot was freed";
-    if (last_ns != 0 && got.response_ns > last_ns) longest = std::max(longest, got.response_ns - last_ns);
+      out.failure = "burst message " + std::to_string(i) + " came " + std::to_string(ms(got.response_ns - last_ns)) +
+                    " ms after the one before: a writer blocked on a full ring was not woken when a slot was freed";
+    if (last_ns != 0 && got.response_ns > last_ns) out.longest = std::max(out.longest, got.response_ns - last_ns);
     last_ns = got.response_ns;
   }
-  done.store(true);
+  return out;
+}
+
+// 4. A burst through full rings: `writer` blocks on full c2d, the daemon's
+// echo blocks on full d2c, `reader` frees d2c slots. Each message must come
+// within half a slice of the one before it.
+std::string burst(Cluster& c, DriverProcess& writer, DriverProcess& reader) {
+  BurstState s;
+  std::thread w([&] { s.thrown.run([&] { write_burst(writer, s); }); });
+  std::thread echo([&] { s.thrown.run([&] { echo_burst(c, s); }); });
+  std::this_thread::sleep_for(100ms);  // let both rings fill and both writers block
+  const BurstReading reading = read_burst(reader, s);
+  s.done.store(true);
   w.join();
   echo.join();
-  thrown.rethrow();
-  if (!failure.empty()) scenario_fail(ClauseId::T_BLOCKING, failure);
-  if (!writer_error.empty()) scenario_fail(ClauseId::T_BLOCKING, writer_error);
-  if (!echo_error.empty()) scenario_fail(ClauseId::T_BLOCKING, echo_error);
+  s.thrown.rethrow();
+  if (!reading.failure.empty()) scenario_fail(ClauseId::T_BLOCKING, reading.failure);
+  if (!s.writer_error.empty()) scenario_fail(ClauseId::T_BLOCKING, s.writer_error);
+  if (!s.echo_error.empty()) scenario_fail(ClauseId::T_BLOCKING, s.echo_error);
   c.record(ClauseId::T_BLOCKING);
   return "a " + std::to_string(kBurst) + "-message burst through full rings in both directions (longest gap " +
-         std::to_string(static_cast<long>(ms(longest))) + " ms)";
+         std::to_string(static_cast<long>(ms(reading.longest))) + " ms)";
 }
 
 // 5. A wait must not take the message it waited for: after it, a more

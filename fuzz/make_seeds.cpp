@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,8 +24,8 @@ namespace {
 
 void write_file(const fs::path& p, const std::vector<std::uint8_t>& bytes) {
   fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                            static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(p, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
 template <class T>
@@ -50,7 +51,7 @@ std::vector<std::uint8_t> segment_snapshot(std::size_t size, std::uint32_t slot_
     if (i % 3 == 0) (void)d->read(out);
   }
   if (traffic > 0) {
-    (void)d->inbound().ring(shm::Priority::Low).claim();  // a Writing slot
+    (void)d->inbound().ring(shm::Priority::Low).claim();      // a Writing slot
     (void)d->outbound().ring(shm::Priority::High).take(out);  // a Reading slot (d2c)
   }
   const auto bytes = d->segment_bytes();
@@ -60,47 +61,39 @@ std::vector<std::uint8_t> segment_snapshot(std::size_t size, std::uint32_t slot_
   return snap;
 }
 
-}  // namespace
+// Where a seed goes (relative to FUZZ_DIR) and its bytes.
+using Emit = std::function<void(const std::string&, const std::vector<std::uint8_t>&)>;
 
-int main(int argc, char** argv) {
-  const std::string arg = argc == 2 ? argv[1] : "";
-  if (arg == "--help" || arg == "-h" || arg == "--version") {
-    if (arg == "--version")
-      std::printf("fuzz_make_seeds %s (layout version %u)\n", MEMLINK_SHM_VERSION, unsigned{shm::LAYOUT_VERSION});
-    else std::printf("usage: %s FUZZ_DIR\nWrites FUZZ_DIR/corpus/* and FUZZ_DIR/regressions/*.\n", argv[0]);
-    return 0;
-  }
-  // A flag is never a directory: `make_seeds --hlep` must not fill ./--hlep.
-  if (argc != 2 || arg.empty() || arg[0] == '-') {
-    std::fprintf(stderr, "usage: %s FUZZ_DIR\nWrites FUZZ_DIR/corpus/* and FUZZ_DIR/regressions/*.\n", argv[0]);
-    return 2;
-  }
-  const fs::path root = argv[1];
-  int files = 0;
-  auto emit = [&](const std::string& rel, const std::vector<std::uint8_t>& bytes) {
-    write_file(root / rel, bytes);
-    ++files;
-  };
+// hostile_peer's input header: slot size index, n, slack; then ops.
+std::vector<std::uint8_t> hostile(std::uint8_t slot_index, std::uint8_t n) { return {slot_index, n, 0}; }
 
-  // bounds: edge values.
+// bounds: edge values.
+void bounds_seeds(const Emit& emit) {
   const std::uint64_t edges[] = {0, 1, 4095, 4096, UINT32_MAX, UINT64_MAX / 2, UINT64_MAX - 1, UINT64_MAX};
   for (int i = 0; i < 8; ++i) {
     std::vector<std::uint8_t> v;
     for (int k = 0; k < 5; ++k) put(v, edges[(i + k * 3) % 8]);
     emit("corpus/bounds/edges-" + std::to_string(i), v);
   }
+}
 
-  // segment_open: valid segments of several geometries, quiet and busy.
-  struct Geo { std::uint32_t slot; std::uint32_t n; int traffic; };
+// segment_open: valid segments of several geometries, quiet and busy.
+void segment_open_seeds(const Emit& emit) {
+  struct Geo {
+    std::uint32_t slot;
+    std::uint32_t n;
+    int traffic;
+  };
   for (const Geo g : {Geo{1, 1, 0}, Geo{16, 4, 9}, Geo{64, 6, 20}, Geo{256, 3, 7}, Geo{4096, 1, 4}}) {
     const std::size_t size = shm::layout_for(0, g.slot, g.n).used_bytes;
     emit("corpus/segment_open/slot" + std::to_string(g.slot) + "-n" + std::to_string(g.n) + "-traffic" +
              std::to_string(g.traffic),
          segment_snapshot(size, g.slot, g.traffic));
   }
+}
 
-  // hostile_peer: header (slot size index, n, slack), then ops.
-  auto hostile = [](std::uint8_t slot_index, std::uint8_t n) { return std::vector<std::uint8_t>{slot_index, n, 0}; };
+// hostile_peer: honest traffic, each field overwritten with edge values, racing rewrites, each state.
+void hostile_peer_seeds(const Emit& emit) {
   {
     auto v = hostile(1, 3);
     for (int i = 0; i < 12; ++i) {
@@ -110,12 +103,13 @@ int main(int argc, char** argv) {
     emit("corpus/hostile_peer/write-read", v);
   }
   for (std::uint8_t field = 0; field < 10; ++field) {  // hostile_peer.cpp's fields (layout 2)
-    for (std::uint64_t value : {std::uint64_t{0}, std::uint64_t{2}, std::uint64_t{5}, std::uint64_t{1} << 40, UINT64_MAX}) {
+    for (std::uint64_t value :
+         {std::uint64_t{0}, std::uint64_t{2}, std::uint64_t{5}, std::uint64_t{1} << 40, UINT64_MAX}) {
       auto v = hostile(1, 2);
       v.insert(v.end(), {0x00, 0, 10, 0});  // an honest write to c2d critical
       v.insert(v.end(), {0x03, 0, 0});      // hostile write to that slot...
       put(v, value);
-      v.push_back(field);                   // ...at this field
+      v.push_back(field);  // ...at this field
       v.insert(v.end(), {0x01, 0x04, 0x08, 0x01});
       emit("corpus/hostile_peer/field" + std::to_string(field) + "-" + std::to_string(value), v);
     }
@@ -141,32 +135,34 @@ int main(int argc, char** argv) {
     v.insert(v.end(), {0x01, 0x06, 2, 0x05, 2, 0x01});
     emit("corpus/hostile_peer/state-" + std::to_string(state), v);
   }
+}
 
+void unchecked_length_regression(const Emit& emit) {
   // The proof that hostile_peer catches a reader that trusts the length: a
   // length of 100 in a 64-byte slot, with a checksum that matches those 100
   // bytes, so only the length check stands between the reader and delivering
   // more than a slot. The correct build drops the slot; a build without the
   // check (the mutant catalog's slot-length-trusted) delivers it, and the target aborts.
-  {
-    auto seg = fuzz::MemorySegment::create(shm::layout_for(0, 64, 1).used_bytes, 64);
-    std::vector<std::byte> ten(10, std::byte{0});
-    (void)seg->c2d.write(shm::Priority::Critical, ten);
-    const auto* payload = reinterpret_cast<const std::byte*>(&seg->c2d.ring(shm::Priority::Critical).slot_header(0)) +
-                          shm::SLOT_HEADER_SIZE;
-    const std::uint32_t crc = shm::crc32c(payload, 100);
-    auto v = hostile(1, 1);
-    v.insert(v.end(), {0x00, 0, 10, 0});
-    v.insert(v.end(), {0x03, 0, 0});
-    put(v, std::uint64_t{100});
-    v.push_back(4);  // length := 100
-    v.insert(v.end(), {0x03, 0, 0});
-    put(v, std::uint64_t{crc});
-    v.push_back(5);  // checksum := CRC32C of those 100 bytes
-    v.push_back(0x01);  // read
-    emit("regressions/hostile_peer/unchecked-length", v);
-  }
+  auto seg = fuzz::MemorySegment::create(shm::layout_for(0, 64, 1).used_bytes, 64);
+  std::vector<std::byte> ten(10, std::byte{0});
+  (void)seg->c2d.write(shm::Priority::Critical, ten);
+  const auto* payload = reinterpret_cast<const std::byte*>(&seg->c2d.ring(shm::Priority::Critical).slot_header(0)) +
+                        shm::SLOT_HEADER_SIZE;
+  const std::uint32_t crc = shm::crc32c(payload, 100);
+  auto v = hostile(1, 1);
+  v.insert(v.end(), {0x00, 0, 10, 0});
+  v.insert(v.end(), {0x03, 0, 0});
+  put(v, std::uint64_t{100});
+  v.push_back(4);  // length := 100
+  v.insert(v.end(), {0x03, 0, 0});
+  put(v, std::uint64_t{crc});
+  v.push_back(5);     // checksum := CRC32C of those 100 bytes
+  v.push_back(0x01);  // read
+  emit("regressions/hostile_peer/unchecked-length", v);
+}
 
-  // ops_differential: mixed traffic in each geometry.
+// ops_differential: mixed traffic in each geometry.
+void ops_differential_seeds(const Emit& emit) {
   for (std::uint8_t slot_index = 0; slot_index < 4; ++slot_index) {
     std::vector<std::uint8_t> v{slot_index, 3, 0};
     for (int i = 0; i < 40; ++i) {
@@ -176,6 +172,36 @@ int main(int argc, char** argv) {
     }
     emit("corpus/ops_differential/mixed-" + std::to_string(slot_index), v);
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string arg = argc == 2 ? argv[1] : "";
+  if (arg == "--help" || arg == "-h" || arg == "--version") {
+    if (arg == "--version")
+      std::printf("fuzz_make_seeds %s (layout version %u)\n", MEMLINK_SHM_VERSION, unsigned{shm::LAYOUT_VERSION});
+    else
+      std::printf("usage: %s FUZZ_DIR\nWrites FUZZ_DIR/corpus/* and FUZZ_DIR/regressions/*.\n", argv[0]);
+    return 0;
+  }
+  // A flag is never a directory: `make_seeds --hlep` must not fill ./--hlep.
+  if (argc != 2 || arg.empty() || arg[0] == '-') {
+    std::fprintf(stderr, "usage: %s FUZZ_DIR\nWrites FUZZ_DIR/corpus/* and FUZZ_DIR/regressions/*.\n", argv[0]);
+    return 2;
+  }
+  const fs::path root = argv[1];
+  int files = 0;
+  auto emit = [&](const std::string& rel, const std::vector<std::uint8_t>& bytes) {
+    write_file(root / rel, bytes);
+    ++files;
+  };
+
+  bounds_seeds(emit);
+  segment_open_seeds(emit);
+  hostile_peer_seeds(emit);
+  unchecked_length_regression(emit);
+  ops_differential_seeds(emit);
   std::printf("wrote %d seed files under %s\n", files, root.c_str());
   return 0;
 }

@@ -601,6 +601,57 @@ void Scheduler::switch_to(int next) {
   threads_[static_cast<std::size_t>(me)]->go.acquire();
 }
 
+DecisionPoint Scheduler::current_point(bool named_point, bool before_effect) {
+  DecisionPoint p = point_for(current_);
+  p.current_spinning = cur().spinning;
+  p.before_effect = before_effect;
+  p.at_named_point = named_point;
+  p.current_mortal = cur().mortal;
+  p.current_hostile = cur().hostile;
+  for (auto& t : threads_) p.timeout_pending |= t->state == State::Blocked && !t->stalled && t->deadline < kFarFuture;
+  return p;
+}
+
+void Scheduler::kill_current() {
+  Thread& me = cur();
+  me.state = State::Dead;
+  exec_.died.push_back(current_);
+  exec_.events.push_back({current_, exec_.steps, true});
+  if (exec_.schedule_text.size() < 20000)
+    exec_.schedule_text += "  step " + std::to_string(exec_.steps) + ": " + me.name + " dies (kill -9)\n";
+  int next = -1;
+  for (;;) {
+    if (!runnable().empty()) {
+      const Decision n = strategy_->choose(point_for(-1));
+      exec_.decisions.push_back(n);
+      next = apply_run(n);
+      break;
+    }
+    if (!fire_timeouts(true)) break;
+  }
+  if (next < 0) {
+    end_run();
+  } else {
+    current_ = next;
+    threads_[static_cast<std::size_t>(next)]->go.release();
+  }
+  me.go.acquire();  // a dead thread runs again only in teardown
+}
+
+void Scheduler::stall_current(const Decision& d) {
+  Thread& me = cur();
+  ++exec_.stalls;
+  exec_.events.push_back({current_, exec_.steps, false});
+  me.stalled = true;
+  const std::uint64_t from = now_;
+  if (exec_.schedule_text.size() < 20000)
+    exec_.schedule_text += "  step " + std::to_string(exec_.steps) + ": " + me.name +
+                           " stalls (off its CPU) just before it changes shared memory\n";
+  block_current("", now_ + kStallNs[std::min<int>(d.thread, kStallKinds - 1)]);
+  me.stalled = false;
+  exec_.stalled_ns[static_cast<std::size_t>(t_self)] += now_ - from;
+}
+
 void Scheduler::decide(bool named_point, bool before_effect) {
   if (teardown_ || suppress_ > 0 || ended_ || t_self != current_) return;
   ++exec_.steps;
@@ -613,57 +664,18 @@ void Scheduler::decide(bool named_point, bool before_effect) {
   }
   wake_expired();
   for (;;) {
-    DecisionPoint p = point_for(current_);
-    p.current_spinning = cur().spinning;
-    p.before_effect = before_effect;
-    p.at_named_point = named_point;
-    p.current_mortal = cur().mortal;
-    p.current_hostile = cur().hostile;
-    for (auto& t : threads_) p.timeout_pending |= t->state == State::Blocked && !t->stalled && t->deadline < kFarFuture;
-    const Decision d = strategy_->choose(p);
+    const Decision d = strategy_->choose(current_point(named_point, before_effect));
     exec_.decisions.push_back(d);
     if (d.kind == Decision::Timeout) {
       fire_timeouts(false);
       continue;
     }
     if (d.kind == Decision::Kill) {
-      Thread& me = cur();
-      me.state = State::Dead;
-      exec_.died.push_back(current_);
-      exec_.events.push_back({current_, exec_.steps, true});
-      if (exec_.schedule_text.size() < 20000)
-        exec_.schedule_text += "  step " + std::to_string(exec_.steps) + ": " + me.name + " dies (kill -9)\n";
-      int next = -1;
-      for (;;) {
-        if (!runnable().empty()) {
-          const Decision n = strategy_->choose(point_for(-1));
-          exec_.decisions.push_back(n);
-          next = apply_run(n);
-          break;
-        }
-        if (!fire_timeouts(true)) break;
-      }
-      if (next < 0) {
-        end_run();
-      } else {
-        current_ = next;
-        threads_[static_cast<std::size_t>(next)]->go.release();
-      }
-      me.go.acquire();  // a dead thread runs again only in teardown
+      kill_current();
       return;
     }
     if (d.kind == Decision::Stall) {
-      Thread& me = cur();
-      ++exec_.stalls;
-      exec_.events.push_back({current_, exec_.steps, false});
-      me.stalled = true;
-      const std::uint64_t from = now_;
-      if (exec_.schedule_text.size() < 20000)
-        exec_.schedule_text += "  step " + std::to_string(exec_.steps) + ": " + me.name +
-                               " stalls (off its CPU) just before it changes shared memory\n";
-      block_current("", now_ + kStallNs[std::min<int>(d.thread, kStallKinds - 1)]);
-      me.stalled = false;
-      exec_.stalled_ns[static_cast<std::size_t>(t_self)] += now_ - from;
+      stall_current(d);
       return;
     }
     switch_to(apply_run(d));

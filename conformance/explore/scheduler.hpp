@@ -281,6 +281,11 @@ class Scheduler final : public shm::hooks::Interposer {
   static constexpr std::uint64_t kFarFuture = 1ULL << 62;
 
   void decide(bool named_point, bool before_effect = false);  // a decision by the running thread
+  // decide's steps: the point the running thread decides from, and what a
+  // Kill (it dies, another runs) or a Stall (it is off its CPU a while) does.
+  DecisionPoint current_point(bool named_point, bool before_effect);
+  void kill_current();
+  void stall_current(const Decision& d);
   int apply_run(const Decision& d);              // the thread a Run decision names, resumed if stalled
   DecisionPoint point_for(int current) const;
   void block_current(std::string key, std::optional<std::uint64_t> deadline);
