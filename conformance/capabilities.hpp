@@ -32,11 +32,11 @@ std::string capability_map_markdown();
 // The tables the checks gate on (each in its check's file): a thing the
 // check does, and the capabilities it needs.
 using Gates = std::vector<std::pair<std::string, std::vector<std::string>>>;
-Gates stateful_gates();         // stateful.cpp
-Gates wakeup_gates();           // wakeup_check.cpp
-Gates recovery_gates();         // recovery_check.cpp
-Gates linearizability_gates();  // linearizability_check.cpp
-Gates segment_gates();          // segment_check.cpp
+Gates stateful_gates();         // checks/stateful.cpp
+Gates wakeup_gates();           // checks/wakeup.cpp
+Gates recovery_gates();         // checks/recovery.cpp
+Gates linearizability_gates();  // checks/linearizability.cpp
+Gates segment_gates();          // checks/segment.cpp
 Gates launcher_gates();         // launcher.cpp
 
 }  // namespace memlink::conformance

@@ -103,18 +103,18 @@ const std::vector<CheckDef>& all_checks();
 CheckResult run_check(const CheckDef& def, const Params& params);
 
 // The individual checks.
-CheckResult run_stateful(const Params& params);            // stateful.cpp
-CheckResult run_geometry(const Params& params);            // properties.cpp
-CheckResult run_bounds(const Params& params);              // properties.cpp
-CheckResult run_checksum(const Params& params);            // properties.cpp
-CheckResult run_layout(const Params& params);              // layout_check.cpp
-CheckResult run_connect_validation(const Params& params);  // layout_check.cpp
-CheckResult run_linearizability(const Params& params);     // linearizability_check.cpp
-CheckResult run_hostile_reads(const Params& params);       // hostile_reads_check.cpp
-CheckResult run_wakeup(const Params& params);              // wakeup_check.cpp
-CheckResult run_recovery(const Params& params);            // recovery_check.cpp
-CheckResult run_segment(const Params& params);             // segment_check.cpp
-CheckResult run_exploration(const Params& params);         // exploration_check.cpp
+CheckResult run_stateful(const Params& params);            // checks/stateful.cpp
+CheckResult run_geometry(const Params& params);            // checks/geometry.cpp
+CheckResult run_bounds(const Params& params);              // checks/bounds.cpp
+CheckResult run_checksum(const Params& params);            // checks/checksum.cpp
+CheckResult run_layout(const Params& params);              // checks/layout.cpp
+CheckResult run_connect_validation(const Params& params);  // checks/layout.cpp
+CheckResult run_linearizability(const Params& params);     // checks/linearizability.cpp
+CheckResult run_hostile_reads(const Params& params);       // checks/hostile_reads.cpp
+CheckResult run_wakeup(const Params& params);              // checks/wakeup.cpp
+CheckResult run_recovery(const Params& params);            // checks/recovery.cpp
+CheckResult run_segment(const Params& params);             // checks/segment.cpp
+CheckResult run_exploration(const Params& params);         // checks/exploration.cpp
 // --reproduce for the exploration check: "<scenario config>@<decisions>".
 bool valid_exploration_reproduce(const std::string& s);
 void set_exploration_reproduce(const std::string& s);

@@ -2,12 +2,14 @@
 // exactly as SPEC.md's tables say (an implementation in another language
 // must interoperate byte for byte), and connect must refuse a segment whose
 // fields are wrong, naming the field.
+#include "memlink/shm/layout.hpp"
+
 #include <cstring>
 #include <ostream>
 
 #include "adapter.hpp"
+#include "crc32c_by_definition.hpp"
 #include "driver_adapter.hpp"
-#include "memlink/shm/layout.hpp"
 #include "memlink/shm/slot.hpp"
 #include "rc_runner.hpp"
 
@@ -60,15 +62,6 @@ void expect_field(const Params& params, ClauseId clause, const std::string& what
               what + ": the spec requires " + std::to_string(want) + ", the segment has " + std::to_string(got));
 }
 
-std::uint32_t crc32c_by_definition(const std::byte* p, std::size_t n) {
-  std::uint32_t crc = 0xFFFFFFFFu;
-  for (std::size_t i = 0; i < n; ++i) {
-    crc ^= std::to_integer<std::uint8_t>(p[i]);
-    for (int k = 0; k < 8; ++k) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
-  }
-  return crc ^ 0xFFFFFFFFu;
-}
-
 // A small segment, fitted to what the transport accepts (D-LIMITS).
 model::Config gen_small_config(const driver::Limits& limits) {
   model::Config c;
@@ -97,9 +90,20 @@ bool drive(Model& m, Adapter& a, std::uint32_t slot_size) {
     const auto p = static_cast<Priority>(*rc::gen::inRange(0, 3));
     const auto data = pattern(*rc::gen::inRange<std::size_t>(0, slot_size + 1), i);
     switch (*rc::gen::inRange(0, 10)) {
-      case 0: m.stop_writer(d, p, model::WriterStop::AfterFill, data); (void)a.stop_writer(d, p, model::WriterStop::AfterFill, data); break;
-      case 1: m.stop_reader(d, model::ReaderStop::AfterTake); (void)a.stop_reader(d, model::ReaderStop::AfterTake); break;
-      case 2: case 3: case 4: m.read(d); (void)a.read(d); break;
+      case 0:
+        m.stop_writer(d, p, model::WriterStop::AfterFill, data);
+        (void)a.stop_writer(d, p, model::WriterStop::AfterFill, data);
+        break;
+      case 1:
+        m.stop_reader(d, model::ReaderStop::AfterTake);
+        (void)a.stop_reader(d, model::ReaderStop::AfterTake);
+        break;
+      case 2:
+      case 3:
+      case 4:
+        m.read(d);
+        (void)a.read(d);
+        break;
       default:
         if (m.write(d, p, data).ok() && !a.write(d, p, data).ok()) every_write_acknowledged = false;
         break;
@@ -244,7 +248,7 @@ void expect_slot(const Params& params, const Model& m, Adapter& adapter, const O
   params.record(ClauseId::S_LAYOUT);
   if (!msg->payload.empty() && std::memcmp(payload, msg->payload.data(), msg->payload.size()) != 0)
     fail_case(ClauseId::S_LAYOUT, "" + slot + ": payload bytes at offset 64 are not the message written");
-  expect_field(params, ClauseId::S_CHECKSUM, slot + ".checksum", crc32c_by_definition(payload, msg->payload.size()),
+  expect_field(params, ClauseId::S_CHECKSUM, slot + ".checksum", crc32c_by_definition({payload, msg->payload.size()}),
                at<std::uint32_t>(bytes, s + 20, "checksum"));
 }
 
@@ -324,8 +328,7 @@ std::vector<std::byte> raw(T v) {
   return b;
 }
 
-Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets& o,
-                      std::span<const std::byte> bytes) {
+Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets& o, std::span<const std::byte> bytes) {
   Mutation mu;
   mu.clause = ClauseId::V_CONNECT;
   mu.version = config.protocol_version;
@@ -337,7 +340,8 @@ Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets
   // Another value, as often just beside the right one (one less, one more,
   // zero: the off-by-one and the one-sided check) as anywhere.
   auto other32 = [](std::uint32_t not_this) {
-    const std::uint32_t near = *rc::gen::element<std::uint32_t>(not_this - 1, not_this + 1, 0u, not_this / 2, not_this * 2);
+    const std::uint32_t near =
+        *rc::gen::element<std::uint32_t>(not_this - 1, not_this + 1, 0u, not_this / 2, not_this * 2);
     if (near != not_this && *rc::gen::arbitrary<bool>()) return near;
     return *rc::gen::suchThat(rc::gen::arbitrary<std::uint32_t>(), [=](std::uint32_t x) { return x != not_this; });
   };
@@ -348,16 +352,23 @@ Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets
   };
   const int d = *rc::gen::inRange(0, 2), p = *rc::gen::inRange(0, 3);
   const std::size_t ring = o.ring[d][p];
-  const std::string ring_name = std::string("ring[") + (d == 0 ? "c2d/" : "d2c/") +
-                                std::string(shm::to_string(static_cast<Priority>(p))) + "].";
+  const std::string ring_name =
+      std::string("ring[") + (d == 0 ? "c2d/" : "d2c/") + std::string(shm::to_string(static_cast<Priority>(p))) + "].";
   switch (*rc::gen::inRange(0, 17)) {
-    case 0: set("magic", 0, *rc::gen::suchThat(rc::gen::arbitrary<std::uint64_t>(), [](std::uint64_t x) { return x != kMagic; })); break;
+    case 0:
+      set("magic", 0,
+          *rc::gen::suchThat(rc::gen::arbitrary<std::uint64_t>(), [](std::uint64_t x) { return x != kMagic; }));
+      break;
     case 1:  // another layout is another protocol, not corruption (SPEC L-CONST)
       set("layout_version", 8, other32(shm::LAYOUT_VERSION));
       mu.code = shm::ErrorCode::ProtocolMismatch;
       mu.clause = ClauseId::L_CONST;
       break;
-    case 2: set("segment_size", 16, *rc::gen::suchThat(rc::gen::arbitrary<std::uint64_t>(), [&](std::uint64_t x) { return x != config.segment_size; })); break;
+    case 2:
+      set("segment_size", 16, *rc::gen::suchThat(rc::gen::arbitrary<std::uint64_t>(), [&](std::uint64_t x) {
+            return x != config.segment_size;
+          }));
+      break;
     case 3:
       mu.field = "segment_size";
       mu.truncate_to = *rc::gen::inRange<std::size_t>(shm::MIN_SEGMENT_SIZE, config.segment_size);
@@ -371,7 +382,11 @@ Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets
       break;
     case 5: set("slot_size", 24, *rc::gen::element<std::uint32_t>(0u, 4097u, 65536u, UINT32_MAX)); break;
     case 6: set("slot_stride", 28, other32(static_cast<std::uint32_t>(o.stride))); break;
-    case 7: set("slots_per_direction", 32, *rc::gen::element<std::uint32_t>(0u, UINT32_MAX, static_cast<std::uint32_t>(config.segment_size / o.stride + 1))); break;
+    case 7:
+      set("slots_per_direction", 32,
+          *rc::gen::element<std::uint32_t>(0u, UINT32_MAX,
+                                           static_cast<std::uint32_t>(config.segment_size / o.stride + 1)));
+      break;
     case 8: set("slot_count", 36 + 4 * (3 * d + p), other32(m.capacity(static_cast<Priority>(p)))); break;
     case 9:
       set("flags", 60, std::uint32_t{1} << *rc::gen::inRange(2, 32));
@@ -397,7 +412,8 @@ Mutation gen_mutation(const model::Config& config, const Model& m, const Offsets
     case 13: {
       std::uint64_t tail;
       std::memcpy(&tail, bytes.data() + ring + 128, 8);
-      set("head", ring + 64, tail + m.capacity(static_cast<Priority>(p)) + 1 + *rc::gen::inRange<std::uint64_t>(0, 1000));
+      set("head", ring + 64,
+          tail + m.capacity(static_cast<Priority>(p)) + 1 + *rc::gen::inRange<std::uint64_t>(0, 1000));
       mu.clause = ClauseId::R_POSITIONS;
       mu.text = ring_name + mu.text + " (more than capacity past tail)";
       break;
@@ -438,9 +454,8 @@ CheckResult run_connect_validation(const Params& params) {
     const Offsets o = offsets_of(*m, config.slot_size);
     // By value: RapidCheck runs this generator again while shrinking, after
     // this frame is gone.
-    const Mutation mu = *rc::gen::exec([config = config, model = *m, o, bytes] {
-      return gen_mutation(config, model, o, bytes);
-    });
+    const Mutation mu =
+        *rc::gen::exec([config = config, model = *m, o, bytes] { return gen_mutation(config, model, o, bytes); });
     for (const auto& [off, value] : mu.writes) std::memcpy(bytes.data() + off, value.data(), value.size());
     if (mu.truncate_to) bytes.resize(*mu.truncate_to);
     params.record(mu.clause);

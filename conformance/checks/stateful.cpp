@@ -21,7 +21,9 @@ using model::Model;
 using Cmd = rc::state::Command<Model, Adapter>;
 using namespace std::chrono_literals;
 
-Direction gen_direction() { return *rc::gen::inRange(0, 2) == 0 ? Direction::ClientToDaemon : Direction::DaemonToClient; }
+Direction gen_direction() {
+  return *rc::gen::inRange(0, 2) == 0 ? Direction::ClientToDaemon : Direction::DaemonToClient;
+}
 Priority gen_priority() { return static_cast<Priority>(*rc::gen::inRange(0, 3)); }
 
 // Payload sizes weighted to the edges: empty, one below, at and above the
@@ -292,9 +294,7 @@ struct Disconnect : Cmd {
 };
 
 struct Reopen : Cmd {
-  void checkPreconditions(const Model& m) const override {
-    RC_PRE(m.client_count() > 0 && !m.is_shut_down());
-  }
+  void checkPreconditions(const Model& m) const override { RC_PRE(m.client_count() > 0 && !m.is_shut_down()); }
   void apply(Model& m) const override { m.reopen(); }
   void run(const Model& m, Adapter& a) const override {
     step(
@@ -327,14 +327,15 @@ struct StopWriter : Cmd {
         [&] { return got_from(a.stop_writer(d, p, where, data)); });
   }
   void show(std::ostream& os) const override {
-    os << "writer stops after " << (where == model::WriterStop::AfterClaim ? "claim" : "fill") << " "
-       << dir_name(d) << " " << prio_name(p) << " " << size << " bytes";
+    os << "writer stops after " << (where == model::WriterStop::AfterClaim ? "claim" : "fill") << " " << dir_name(d)
+       << " " << prio_name(p) << " " << size << " bytes";
   }
 };
 
 struct StopReader : Cmd {
   Direction d = gen_direction();
-  model::ReaderStop where = *rc::gen::inRange(0, 2) == 0 ? model::ReaderStop::AfterTake : model::ReaderStop::AfterComplete;
+  model::ReaderStop where =
+      *rc::gen::inRange(0, 2) == 0 ? model::ReaderStop::AfterTake : model::ReaderStop::AfterComplete;
   int rare = *rc::gen::inRange(0, 4);
   void checkPreconditions(const Model& m) const override {
     RC_PRE(rare == 0 && claims("stops"));
@@ -349,8 +350,7 @@ struct StopReader : Cmd {
         [&] { return got_from(a.stop_reader(d, where)); });
   }
   void show(std::ostream& os) const override {
-    os << "reader stops after " << (where == model::ReaderStop::AfterTake ? "take" : "complete") << " "
-       << dir_name(d);
+    os << "reader stops after " << (where == model::ReaderStop::AfterTake ? "take" : "complete") << " " << dir_name(d);
   }
 };
 
@@ -502,11 +502,12 @@ CheckResult run_stateful(const Params& params) {
     // the clause that broke at the wrap.
     if (config.age != shm::SegmentAge::Fresh) params.record(ClauseId::C_AGE);
     compare_sequences(claims("sequences"));
-    compare_outcome("connect", m->connect(config.protocol_version), got_from(adapter->connect(config.protocol_version)));
+    compare_outcome("connect", m->connect(config.protocol_version),
+                    got_from(adapter->connect(config.protocol_version)));
     rc::state::check(*m, *adapter,
                      rc::state::gen::execOneOfWithArgs<Write, Write, WriteBlocking, Read, Read, Peek, SetBackpressure,
-                                                       Connect, Disconnect, Reopen, StopWriter, StopReader,
-                                                       Recover, CorruptOldest, Shutdown>());
+                                                       Connect, Disconnect, Reopen, StopWriter, StopReader, Recover,
+                                                       CorruptOldest, Shutdown>());
   });
 }
 

@@ -1,4 +1,4 @@
-// What the recovery check's scenarios share (recovery_check.cpp,
+// What the recovery check's scenarios share (recovery.cpp,
 // recovery_points.cpp): writes that must be acknowledged, reads until every
 // expected message came, and the verdict on what was delivered. Every
 // scenario runs on a Cluster of its own; a process it kills or stops is a

@@ -8,6 +8,8 @@
 // threads of the suite (ThreadSanitizer sees all their accesses) and the odd
 // ones in forked processes; through a driver, every endpoint is a process.
 // Processes are reused across histories where the driver can reset them.
+#include "linearizability.hpp"
+
 #include <atomic>
 #include <mutex>
 #include <random>
@@ -15,7 +17,6 @@
 
 #include "capabilities.hpp"
 #include "driver_cluster.hpp"
-#include "linearizability.hpp"
 #include "memlink/shm/layout.hpp"
 #include "memlink/shm/priority.hpp"
 #include "memlink/shm/slot.hpp"
