@@ -214,6 +214,35 @@ void check_counters(const RunRecord& r, std::vector<Violation>& v) {
                                                     std::to_string(reads) + " deliveries to the daemon"});
 }
 
+void check_positions_at_end(const RunRecord& r, std::vector<Violation>& v) {
+  if (!r.c2d_positions || r.corruption) return;  // a hostile peer may drop or wedge messages
+  for (Priority p : shm::kAllPriorities) {
+    const auto [head, tail] = (*r.c2d_positions)[static_cast<std::size_t>(p)];
+    const std::string ring = "c2d " + std::string(shm::to_string(p)) + " ring: head " + std::to_string(head) +
+                             ", tail " + std::to_string(tail);
+    if (tail > head) {
+      v.push_back(Violation{ClauseId::R_POSITIONS, ring + ": the tail is past the head"});
+      continue;
+    }
+    std::set<std::uint64_t> delivered;
+    for (const ReadRecord& rd : r.reads)
+      if (rd.ok && rd.priority == p) delivered.insert(rd.id);
+    std::uint64_t undelivered = 0, maybe = 0;  // acknowledged and never read; claims that may still hold a position
+    for (const WriteRecord& w : r.writes) {
+      if (w.priority != p) continue;
+      if (w.result == Result::Ok) undelivered += !delivered.count(w.id);
+      maybe += w.result == Result::Pending || w.result == Result::NotSent || w.result == Result::Error;
+    }
+    const std::uint64_t held = head - tail;
+    if (held < undelivered || held > undelivered + maybe)
+      v.push_back(Violation{ClauseId::R_POSITIONS,
+                            ring + ": " + std::to_string(held) + " positions between them, but " +
+                                std::to_string(undelivered) + " acknowledged messages were never delivered" +
+                                (maybe ? " (and " + std::to_string(maybe) + " writes died, timed out or failed)" : "") +
+                                ": the tail moved back over delivered messages, or past undelivered ones"});
+  }
+}
+
 // K-FENCE: the replaced daemon took nothing after the new epoch began.
 void check_fence(const RunRecord& r, std::vector<Violation>& v) {
   if (r.takeover_thread >= 0 && r.takeover_ns > 0)
@@ -321,6 +350,7 @@ std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Exec
   check_writes(r, e, v);
   check_sequence_numbers(r, v);
   check_counters(r, v);
+  check_positions_at_end(r, v);
   check_fence(r, v);
   // Only a history whose every message is accounted for is worth a search.
   if (!r.corruption && v.empty()) check_linearizable_history(c, r, v);

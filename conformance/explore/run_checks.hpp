@@ -28,6 +28,12 @@ void check_writes(const RunRecord& r, const Execution& e, std::vector<Violation>
 void check_sequence_numbers(const RunRecord& r, std::vector<Violation>& v);
 // T-COUNTERS: client_head and daemon_tail against the writes and reads.
 void check_counters(const RunRecord& r, std::vector<Violation>& v);
+// R-POSITIONS at the end: each c2d ring's tail <= head, and the positions
+// between them are the messages still in it: every acknowledged write not
+// delivered, at most also those whose writer died, timed out its claim or
+// failed (a tail moved back over delivered messages, or moved past one never
+// read, leaves them disagreeing with the history).
+void check_positions_at_end(const RunRecord& r, std::vector<Violation>& v);
 // K-FENCE: a replaced daemon took nothing after its successor's epoch began.
 void check_fence(const RunRecord& r, std::vector<Violation>& v);
 // R-FIFO, R-ORDER, R-CAPACITY, R-VISIBLE: the history is linearizable

@@ -48,6 +48,8 @@ RunRecord correct_run() {
   r.client_head = 2;
   r.daemon_tail = 2;
   r.waiters = std::array<std::uint32_t, 4>{};
+  r.c2d_positions = std::array<std::array<std::uint64_t, 2>, shm::kPriorityCount>{};
+  (*r.c2d_positions)[static_cast<std::size_t>(Priority::High)] = {2, 2};  // head, tail
   return r;
 }
 
@@ -80,6 +82,35 @@ TEST(RunChecks, CountersCatchALostDaemonTailIncrement) {
   v.clear();
   check_counters(r, v);
   EXPECT_TRUE(names(v, ClauseId::T_COUNTERS, "client_head is 3 after 2 acknowledged writes"));
+}
+
+TEST(RunChecks, PositionsCatchATailMovedBackOverADeliveredMessage) {
+  RunRecord r = correct_run();
+  std::vector<Violation> v;
+  check_positions_at_end(r, v);
+  EXPECT_TRUE(v.empty());
+  // A fenced daemon's late tail store (tail-stored-not-advanced): both
+  // messages were delivered, yet one position is still between the two.
+  (*r.c2d_positions)[static_cast<std::size_t>(Priority::High)] = {2, 1};
+  check_positions_at_end(r, v);
+  EXPECT_TRUE(names(v, ClauseId::R_POSITIONS, "1 positions between them, but 0 acknowledged messages"));
+  v.clear();
+  (*r.c2d_positions)[static_cast<std::size_t>(Priority::High)] = {2, 3};
+  check_positions_at_end(r, v);
+  EXPECT_TRUE(names(v, ClauseId::R_POSITIONS, "the tail is past the head"));
+}
+
+TEST(RunChecks, PositionsExcuseAClaimWhoseWriterDied) {
+  RunRecord r = correct_run();
+  r.writes.push_back(write(0, 3, Priority::High, 21, 0, WriteRecord::Result::Pending));
+  (*r.c2d_positions)[static_cast<std::size_t>(Priority::High)] = {3, 2};
+  std::vector<Violation> v;
+  check_positions_at_end(r, v);
+  EXPECT_TRUE(v.empty());
+  r.reads.pop_back();  // #2 acknowledged, never read, yet the tail moved past it
+  (*r.c2d_positions)[static_cast<std::size_t>(Priority::High)] = {3, 3};
+  check_positions_at_end(r, v);
+  EXPECT_TRUE(names(v, ClauseId::R_POSITIONS, "0 positions between them, but 1 acknowledged"));
 }
 
 TEST(RunChecks, SequenceNumbersCatchADuplicateAndAGap) {

@@ -386,6 +386,12 @@ class SegmentScenario : public Scenario {
   const std::optional<shm::Error>& error() const { return error_; }
   void at_end() override {
     record.client_head = shm::c2d_published(client_->control());
+    std::array<std::array<std::uint64_t, 2>, shm::kPriorityCount> positions{};
+    for (Priority p : shm::kAllPriorities) {
+      const shm::RingBuffer& ring = client_->outbound().ring(p);
+      positions[static_cast<std::size_t>(p)] = {ring.head(), ring.tail()};
+    }
+    record.c2d_positions = positions;
     record.daemon_tail = client_->control().daemon_tail.raw().load();
     const auto& ctl = client_->control();
     record.waiters = std::array<std::uint32_t, 4>{

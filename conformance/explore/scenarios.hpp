@@ -103,6 +103,8 @@ struct RunRecord {
   int fenced_thread = -1;        // the daemon it replaced
   std::string final_state;       // Scenario::snapshot() as the run ended
   std::optional<std::uint64_t> client_head, daemon_tail;  // T-COUNTERS, as the run ended
+  // {head, tail} of each c2d ring as the run ended (R-POSITIONS).
+  std::optional<std::array<std::array<std::uint64_t, 2>, shm::kPriorityCount>> c2d_positions;
   // F-WAKE's sleeper counts as the run ended (daemon, client, c2d space,
   // d2c space): 0 when nobody sleeps, or every later publish pays a wake
   // system call for nobody.
