@@ -143,6 +143,7 @@ std::vector<Exhaustive> exhaustive_configs(Depth d) {
             {aged(cfg("ring", 1, 2, 1, 40, 0), shm::SegmentAge::LapWrap), 1, 0},
             kFencedDaemonResumes,
             fenced_daemon_races_its_successor(cfg("takeover", 1, 1, 2, 40, 4)),
+            fenced_daemon_races_its_successor(cfg("takeover", 1, 1, 3, 40, 12)),
             hostile_at_a_full_ring(0)};
   std::vector<Exhaustive> v = {
       {cfg("ring", 1, 2, 1, 40, 0), 1, 1},
@@ -171,6 +172,12 @@ std::vector<Exhaustive> exhaustive_configs(Depth d) {
       {aged(cfg("takeover", 1, 1, 2, 40, 0), shm::SegmentAge::LapWrap), 1, 0},
       kFencedDaemonResumes,
       {cfg("takeover", 1, 1, 2, 40, 2, true), 1, 0, 1, 2, 1, /*focus: daemon A*/ 1},
+      // Every message on one ring (mode bit 3), three of them: while the
+      // old daemon is stalled between its release of position p and its
+      // tail step, its successor moves the tail over p (K-DONE), reads p+1,
+      // and the producer claims p+2; the late tail step lands after all of
+      // that (a store there would move the tail back: "head 3 and tail 1").
+      fenced_daemon_races_its_successor(cfg("takeover", 1, 1, 3, 40, 12)),
       fenced_daemon_races_its_successor(cfg("takeover", 1, 1, 2, 40, 4)),
       fenced_daemon_races_its_successor(cfg("takeover", 1, 1, 2, 40, 4, true)),
       fenced_daemon_races_its_successor(cfg("takeover", 2, 1, 3, 40, 4)),

@@ -417,21 +417,26 @@ class SegmentScenario : public Scenario {
 
  protected:
   ThreadSpec producer(int k) {
-    return {"writer-" + std::to_string(k), true, [this](ThreadApi& api) {
-              produce(api, record, c_, c_.mode > 0, true, [this, &api](const WriteRecord& w, const std::vector<std::byte>& d) {
-                shm::Result<shm::SlotId> r = shm::make_error(ErrorCode::InvalidArgument, "unset");
-                if (w.blocking) {
-                  const shm::RingBuffer& ring = client_->outbound().ring(w.priority);
-                  api.expect_wake([&ring] { return !ring.is_full(); },
-                                  std::string("a freed slot of the c2d ") + std::string(shm::to_string(w.priority)) + " ring");
-                  r = client_->write_blocking(w.priority, d, std::chrono::nanoseconds(kBlockingTimeoutNs));
-                  api.clear_wake();
-                } else {
-                  r = client_write(*client_, w, d);
-                }
-                return r ? std::optional<shm::Error>() : std::optional<shm::Error>(r.error());
-              });
+    const bool priorities = !(c_.scenario == "takeover" && (c_.mode & 8) != 0);  // mode bit 3: one ring
+    return {"writer-" + std::to_string(k), true, [this, priorities](ThreadApi& api) {
+              produce(api, record, c_, c_.mode > 0, priorities,
+                      [this, &api](const WriteRecord& w, const std::vector<std::byte>& d) { return send(api, w, d); });
             }};
+  }
+
+  // One write attempt of the producer loop; the error, if it failed.
+  std::optional<shm::Error> send(ThreadApi& api, const WriteRecord& w, const std::vector<std::byte>& d) {
+    shm::Result<shm::SlotId> r = shm::make_error(ErrorCode::InvalidArgument, "unset");
+    if (w.blocking) {
+      const shm::RingBuffer& ring = client_->outbound().ring(w.priority);
+      api.expect_wake([&ring] { return !ring.is_full(); },
+                      std::string("a freed slot of the c2d ") + std::string(shm::to_string(w.priority)) + " ring");
+      r = client_->write_blocking(w.priority, d, std::chrono::nanoseconds(kBlockingTimeoutNs));
+      api.clear_wake();
+    } else {
+      r = client_write(*client_, w, d);
+    }
+    return r ? std::optional<shm::Error>() : std::optional<shm::Error>(r.error());
   }
 
   // A daemon's serving loop, two-step: take, record, finish. Returns when

@@ -42,7 +42,9 @@ struct Config {
   // transport: 0 write, 1 write_blocking, 2 both and a pausing daemon;
   // takeover: bit 0 the old daemon sleeps between messages, bit 1 the new
   // one is slow to start serving, bit 2 the new one watches the old one's
-  // heartbeat until the run ends (else it gives up after three tries);
+  // heartbeat until the run ends (else it gives up after three tries),
+  // bit 3 every message goes to one ring (Low), so that the successor reads
+  // on the ring where the fenced daemon's hand-off is unfinished;
   // hostile: which field the peer toggles
   int mode = 0;
   // Loads may read older stores where the C++ memory model lets them
