@@ -18,7 +18,12 @@
 # mutant under test has already rewritten this mutant's text: the proofs that
 # need it are skipped there. Anywhere else, a mutant that does not apply is a
 # configure error (scripts/mutate --check says the same).
+#
+# MEMLINK_MUTANT_CATALOG and MEMLINK_MUTANT_ROOT (the tree the edits apply
+# to) default to this project's; cmake/tests/mutant_skip points them at a
+# fixture to test the skip.
 find_package(Python3 COMPONENTS Interpreter REQUIRED)
+set(MEMLINK_MUTANT_EMIT ${CMAKE_CURRENT_LIST_DIR}/../conformance/mutants/emit.py)
 
 function(memlink_mutant_library target mutant)
   if(TARGET ${target})
@@ -26,13 +31,18 @@ function(memlink_mutant_library target mutant)
     return()
   endif()
   set(catalog ${PROJECT_SOURCE_DIR}/conformance/mutants/catalog.toml)
+  if(DEFINED MEMLINK_MUTANT_CATALOG)
+    set(catalog ${MEMLINK_MUTANT_CATALOG})
+  endif()
+  set(root ${PROJECT_SOURCE_DIR})
+  if(DEFINED MEMLINK_MUTANT_ROOT)
+    set(root ${MEMLINK_MUTANT_ROOT})
+  endif()
   set(out ${PROJECT_BINARY_DIR}/mutants/${mutant})
   execute_process(
-    COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/conformance/mutants/emit.py
-            --catalog ${catalog} --root ${PROJECT_SOURCE_DIR} --out ${out} ${mutant}
+    COMMAND ${Python3_EXECUTABLE} ${MEMLINK_MUTANT_EMIT} --catalog ${catalog} --root ${root} --out ${out} ${mutant}
     OUTPUT_VARIABLE files ERROR_VARIABLE err RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE)
-  set_property(DIRECTORY ${PROJECT_SOURCE_DIR} APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
-               ${catalog} ${PROJECT_SOURCE_DIR}/conformance/mutants/emit.py)
+  set_property(DIRECTORY ${PROJECT_SOURCE_DIR} APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${catalog} ${MEMLINK_MUTANT_EMIT})
   if(rc EQUAL 3 AND DEFINED ENV{MEMLINK_MUTANT_MIRROR})
     message(STATUS "mutant ${mutant} does not apply to this mirror: its proofs are skipped (${err})")
     set(${target}_BUILT FALSE PARENT_SCOPE)
@@ -48,8 +58,7 @@ function(memlink_mutant_library target mutant)
       message(FATAL_ERROR "memlink_mutant_library(${target} ${mutant}): edits ${file}; "
                           "only ref/'s .cpp files can be swapped into a library")
     endif()
-    set_property(DIRECTORY ${PROJECT_SOURCE_DIR} APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
-                 ${PROJECT_SOURCE_DIR}/${file})
+    set_property(DIRECTORY ${PROJECT_SOURCE_DIR} APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${root}/${file})
     get_filename_component(name ${file} NAME)
     string(REPLACE "." "\\." name_regex "${name}")
     # The object of the original file (<dir>/<name>.o, or .obj on Windows) is left out.
