@@ -1,4 +1,4 @@
-// A failing chaos run as a picture (conformance/timeline.hpp): one lane per
+// A failing chaos run as a picture (harness/timeline.hpp): one lane per
 // process the runner started, a bar for its life, a cross where it was
 // killed (by the runner, or at a crash point), the daemons' start of
 // service marked, and the message the first violation names — its write

@@ -254,7 +254,7 @@ void Runner::write_json(const Figures& f) const {
   std::ofstream(o_.json_path) << j.dump(2) << "\n";
 }
 
-// One test case for the run (conformance/junit.hpp): a failure lists every
+// One test case for the run (harness/junit.hpp): a failure lists every
 // violation; system-out has the replay command (and the picture).
 void Runner::write_junit(const Figures& f) const {
   conformance::junit::TestCase tc{"chaos seed " + std::to_string(o_.seed),

@@ -3,8 +3,8 @@
 #include <map>
 #include <set>
 
-#include "report.hpp"
-#include "suite.hpp"
+#include "memlink/conformance/report.hpp"
+#include "memlink/conformance/suite.hpp"
 
 namespace memlink::conformance {
 

@@ -1,4 +1,4 @@
-#include "suite.hpp"
+#include "memlink/conformance/suite.hpp"
 
 namespace memlink::conformance {
 

@@ -13,16 +13,16 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "adapter.hpp"
 #include "capabilities.hpp"
 #include "cli_support.hpp"
 #include "driver_adapter.hpp"
 #include "driver_json.hpp"
 #include "junit.hpp"
 #include "launcher.hpp"
+#include "memlink/conformance/adapter.hpp"
+#include "memlink/conformance/report.hpp"
+#include "memlink/conformance/suite.hpp"
 #include "rc_runner.hpp"
-#include "report.hpp"
-#include "suite.hpp"
 #include "timeline.hpp"
 
 namespace memlink::conformance {

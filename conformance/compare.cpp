@@ -2,8 +2,8 @@
 
 #include <rapidcheck.h>
 
+#include "memlink/conformance/suite.hpp"
 #include "rc_runner.hpp"
-#include "suite.hpp"
 
 namespace memlink::conformance {
 namespace {

@@ -6,8 +6,8 @@
 #include <optional>
 #include <string>
 
-#include "adapter.hpp"
-#include "suite.hpp"
+#include "memlink/conformance/adapter.hpp"
+#include "memlink/conformance/suite.hpp"
 
 namespace memlink::conformance {
 

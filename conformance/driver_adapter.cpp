@@ -9,8 +9,8 @@
 #include <mutex>
 
 #include "driver_json.hpp"
+#include "drivers/reference/reference_ops.hpp"
 #include "launcher.hpp"
-#include "reference_ops.hpp"
 #include "segment_fields.hpp"
 
 namespace memlink::conformance {

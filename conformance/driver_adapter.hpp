@@ -8,10 +8,10 @@
 #include <memory>
 #include <string>
 
-#include "adapter.hpp"
 #include "driver_process.hpp"
 #include "launcher.hpp"
-#include "suite.hpp"
+#include "memlink/conformance/adapter.hpp"
+#include "memlink/conformance/suite.hpp"
 
 namespace memlink::conformance {
 

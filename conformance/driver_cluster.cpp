@@ -5,7 +5,7 @@
 #include <cstring>
 #include <thread>
 
-#include "reference_ops.hpp"
+#include "drivers/reference/reference_ops.hpp"
 
 namespace memlink::conformance {
 

@@ -16,8 +16,8 @@
 #include "driver_json.hpp"
 #include "driver_process.hpp"
 #include "launcher.hpp"
+#include "memlink/conformance/suite.hpp"
 #include "memlink/shm/segment_age.hpp"
-#include "suite.hpp"
 
 namespace memlink::conformance {
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "memlink/conformance/verdict.hpp"
 #include "memlink/model/model.hpp"
-#include "verdict.hpp"
 
 namespace memlink::conformance {
 

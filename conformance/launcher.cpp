@@ -6,7 +6,7 @@
 
 #include "capabilities.hpp"
 #include "drivers/reference/reference_driver.hpp"
-#include "suite.hpp"
+#include "memlink/conformance/suite.hpp"
 
 namespace memlink::conformance {
 

@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "memlink/conformance/verdict.hpp"
 #include "memlink/shm/priority.hpp"
 #include "timeline.hpp"
-#include "verdict.hpp"
 
 namespace memlink::conformance {
 

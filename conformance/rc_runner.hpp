@@ -20,7 +20,7 @@
 #include <unordered_map>
 
 #include "driver_process.hpp"
-#include "suite.hpp"
+#include "memlink/conformance/suite.hpp"
 
 namespace memlink::conformance {
 

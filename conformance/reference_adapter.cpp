@@ -1,4 +1,4 @@
-#include "reference_adapter.hpp"
+#include "memlink/conformance/reference_adapter.hpp"
 
 #include <unistd.h>
 
@@ -8,10 +8,10 @@
 #include <cstring>
 #include <map>
 
+#include "drivers/reference/reference_ops.hpp"
+#include "memlink/conformance/suite.hpp"
 #include "memlink/shm/platform.hpp"
-#include "reference_ops.hpp"
 #include "segment_fields.hpp"
-#include "suite.hpp"
 
 namespace memlink::conformance {
 namespace {

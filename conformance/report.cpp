@@ -1,4 +1,4 @@
-#include "report.hpp"
+#include "memlink/conformance/report.hpp"
 
 #include <map>
 

@@ -5,9 +5,9 @@
 #include <string>
 
 #include "driver_process.hpp"
+#include "drivers/reference/reference_ops.hpp"
 #include "launcher.hpp"
-#include "reference_ops.hpp"
-#include "suite.hpp"
+#include "memlink/conformance/suite.hpp"
 
 namespace memlink::conformance {
 

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "evidence.hpp"
+#include "memlink/conformance/verdict.hpp"
 #include "memlink/model/model.hpp"
-#include "verdict.hpp"
 
 namespace memlink::conformance {
 

@@ -9,7 +9,7 @@
 
 #include <cstring>
 
-#include "reference_adapter.hpp"
+#include "memlink/conformance/reference_adapter.hpp"
 
 namespace memlink::conformance {
 namespace {

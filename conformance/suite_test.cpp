@@ -2,7 +2,7 @@
 // where a check reached the adapter. (That the suite fails a broken
 // transport, naming the clause: ctest suite-*-catches-*, the reference with a
 // bug of the mutant catalog linked in.)
-#include "suite.hpp"
+#include "memlink/conformance/suite.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,10 +13,10 @@
 #include <set>
 #include <sstream>
 
-#include "adapter.hpp"
+#include "memlink/conformance/adapter.hpp"
+#include "memlink/conformance/reference_adapter.hpp"
+#include "memlink/conformance/report.hpp"
 #include "rc_runner.hpp"
-#include "reference_adapter.hpp"
-#include "report.hpp"
 
 namespace memlink::conformance {
 namespace {

@@ -1,4 +1,4 @@
-#include "verdict.hpp"
+#include "memlink/conformance/verdict.hpp"
 
 namespace memlink::conformance {
 

@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "adapter.hpp"
 #include "fuzz_input.hpp"
+#include "memlink/conformance/adapter.hpp"
 #include "memlink/model/model.hpp"
 
 using namespace memlink;

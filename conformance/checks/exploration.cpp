@@ -13,7 +13,7 @@
 
 #include "explore/scenarios.hpp"
 #include "explore/scheduler.hpp"
-#include "suite.hpp"
+#include "memlink/conformance/suite.hpp"
 
 namespace memlink::conformance {
 namespace {

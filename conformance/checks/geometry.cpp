@@ -1,8 +1,8 @@
 // The geometry check (G-FIT, G-DIST, G-STRIDE, G-PLACE): any segment and
 // slot size through the adapter, against the model's arithmetic.
-#include "adapter.hpp"
 #include "compare.hpp"
 #include "driver_adapter.hpp"
+#include "memlink/conformance/adapter.hpp"
 #include "rc_runner.hpp"
 
 namespace memlink::conformance {

@@ -7,9 +7,9 @@
 #include <cstring>
 #include <ostream>
 
-#include "adapter.hpp"
 #include "crc32c_by_definition.hpp"
 #include "driver_adapter.hpp"
+#include "memlink/conformance/adapter.hpp"
 #include "memlink/shm/slot.hpp"
 #include "rc_runner.hpp"
 

@@ -6,11 +6,11 @@
 #include <algorithm>
 #include <sstream>
 
-#include "adapter.hpp"
 #include "capabilities.hpp"
 #include "compare.hpp"
 #include "driver_adapter.hpp"
 #include "evidence.hpp"
+#include "memlink/conformance/adapter.hpp"
 #include "rc_runner.hpp"
 #include "segment_frame.hpp"
 

@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "../verdict.hpp"
+#include "memlink/conformance/verdict.hpp"
 #include "memlink/shm/priority.hpp"
 #include "memlink/shm/result.hpp"
 #include "memlink/shm/segment_age.hpp"

@@ -5,10 +5,10 @@
 #include <memory>
 #include <string>
 
-#include "adapter.hpp"
-#include "reference_adapter.hpp"
-#include "report.hpp"
-#include "suite.hpp"
+#include "memlink/conformance/adapter.hpp"
+#include "memlink/conformance/reference_adapter.hpp"
+#include "memlink/conformance/report.hpp"
+#include "memlink/conformance/suite.hpp"
 
 using namespace memlink;
 using namespace memlink::conformance;

@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-
 namespace memlink::conformance {
 
 struct Timeline {
@@ -27,10 +26,10 @@ struct Timeline {
     bool kill = true;   // a kill (red cross) or another event (a tick)
   };
   std::string title;
-  std::string clause;        // the clause broken, e.g. "R-FIFO"
-  std::string explanation;   // what broke, in a sentence
-  std::string replay;        // the command that replays it
-  std::string unit = "us";   // what the time axis counts (times are divided by `scale`)
+  std::string clause;       // the clause broken, e.g. "R-FIFO"
+  std::string explanation;  // what broke, in a sentence
+  std::string replay;       // the command that replays it
+  std::string unit = "us";  // what the time axis counts (times are divided by `scale`)
   // A window [from, to] to draw (both 0: everything): bars and marks
   // outside it are left out, bars across its edges are cut there.
   std::uint64_t from = 0, to = 0;

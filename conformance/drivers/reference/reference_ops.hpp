@@ -15,8 +15,8 @@ namespace memlink::conformance::reference_ops {
 
 // A writer of `ep`'s outbound direction claims a slot of priority p (and,
 // AfterFill, fills it) and stops, as if it died there. Its sequence number.
-shm::Result<std::uint64_t> stop_writer(shm::Endpoint& ep, model::Priority p,
-                                       model::WriterStop where, std::span<const std::byte> data);
+shm::Result<std::uint64_t> stop_writer(shm::Endpoint& ep, model::Priority p, model::WriterStop where,
+                                       std::span<const std::byte> data);
 // The consumer of `ep`'s inbound direction takes the next message (and,
 // AfterComplete, completes it) and stops.
 shm::Result<model::Message> stop_reader(shm::Endpoint& ep, model::ReaderStop where, std::uint32_t slot_size);

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "driver_process.hpp"
-#include "verdict.hpp"
+#include "memlink/conformance/limits.hpp"
+#include "memlink/conformance/verdict.hpp"
 
 namespace memlink::conformance {
 
@@ -60,7 +60,7 @@ struct Failure {
   Citation clause;                          // the clause (or driver rule) the failure cites
   std::string description;                  // "[CLAUSE] what differed"
   std::vector<std::string> counterexample;  // shrunk, one step per line
-  std::string replay;       // the command that replays it
+  std::string replay;                       // the command that replays it
   static Failure of(const Violation& v, std::vector<std::string> counterexample = {}, std::string replay = {}) {
     return Failure{v.clause, v.describe(), std::move(counterexample), std::move(replay)};
   }
@@ -73,7 +73,7 @@ struct CheckResult {
   std::map<ClauseId, std::uint64_t> clauses;  // clause -> times exercised
   std::optional<Failure> failure;
   double seconds = 0;
-  std::string notes;  // what the check saw, for the progress line and reports
+  std::string notes;         // what the check saw, for the progress line and reports
   std::string picture_html;  // failed: a timeline of the failing history (timeline.hpp), if it has one
 };
 
@@ -103,18 +103,18 @@ const std::vector<CheckDef>& all_checks();
 CheckResult run_check(const CheckDef& def, const Params& params);
 
 // The individual checks.
-CheckResult run_stateful(const Params& params);            // checks/stateful.cpp
-CheckResult run_geometry(const Params& params);            // checks/geometry.cpp
-CheckResult run_bounds(const Params& params);              // checks/bounds.cpp
-CheckResult run_checksum(const Params& params);            // checks/checksum.cpp
-CheckResult run_layout(const Params& params);              // checks/layout.cpp
-CheckResult run_connect_validation(const Params& params);  // checks/layout.cpp
-CheckResult run_linearizability(const Params& params);     // checks/linearizability.cpp
-CheckResult run_hostile_reads(const Params& params);       // checks/hostile_reads.cpp
-CheckResult run_wakeup(const Params& params);              // checks/wakeup.cpp
-CheckResult run_recovery(const Params& params);            // checks/recovery.cpp
-CheckResult run_segment(const Params& params);             // checks/segment.cpp
-CheckResult run_exploration(const Params& params);         // checks/exploration.cpp
+CheckResult run_stateful(const Params& params);            // conformance/checks/stateful.cpp
+CheckResult run_geometry(const Params& params);            // conformance/checks/geometry.cpp
+CheckResult run_bounds(const Params& params);              // conformance/checks/bounds.cpp
+CheckResult run_checksum(const Params& params);            // conformance/checks/checksum.cpp
+CheckResult run_layout(const Params& params);              // conformance/checks/layout.cpp
+CheckResult run_connect_validation(const Params& params);  // conformance/checks/layout.cpp
+CheckResult run_linearizability(const Params& params);     // conformance/checks/linearizability.cpp
+CheckResult run_hostile_reads(const Params& params);       // conformance/checks/hostile_reads.cpp
+CheckResult run_wakeup(const Params& params);              // conformance/checks/wakeup.cpp
+CheckResult run_recovery(const Params& params);            // conformance/checks/recovery.cpp
+CheckResult run_segment(const Params& params);             // conformance/checks/segment.cpp
+CheckResult run_exploration(const Params& params);         // conformance/checks/exploration.cpp
 // --reproduce for the exploration check: "<scenario config>@<decisions>".
 bool valid_exploration_reproduce(const std::string& s);
 void set_exploration_reproduce(const std::string& s);
@@ -126,7 +126,7 @@ struct RcOutcome {
   std::optional<Violation> violation;  // what the failing case broke, if it said (fail_case)
   std::string description;
   std::vector<std::string> counterexample;
-  std::string reproduce;  // RapidCheck's reproduce string, if it gave one
+  std::string reproduce;             // RapidCheck's reproduce string, if it gave one
   bool replayed_passes = false;      // --reproduce: the replayed case passed
   bool shrink_budget_spent = false;  // shrinking stopped at its budget (not minimal)
 };

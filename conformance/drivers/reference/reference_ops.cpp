@@ -8,9 +8,9 @@
 
 namespace memlink::conformance::reference_ops {
 
+using model::Direction;
 using shm::ErrorCode;
 using shm::make_error;
-using model::Direction;
 
 shm::RingBuffer& ring_of(shm::Endpoint& ep, bool ep_is_daemon, Direction d, model::Priority p) {
   const bool inbound = (d == Direction::ClientToDaemon) == ep_is_daemon;
@@ -43,8 +43,8 @@ shm::Result<model::Message> read_by_view(shm::Endpoint& ep) {
 
 std::uint64_t zero_copy_count() { return g_zero_copy.load(std::memory_order_relaxed); }
 
-shm::Result<std::uint64_t> stop_writer(shm::Endpoint& ep, model::Priority p,
-                                       model::WriterStop where, std::span<const std::byte> data) {
+shm::Result<std::uint64_t> stop_writer(shm::Endpoint& ep, model::Priority p, model::WriterStop where,
+                                       std::span<const std::byte> data) {
   if (!ep.is_connected()) return make_error(ErrorCode::Disconnected, "endpoint is shut down");
   shm::RingBuffer& r = ep.outbound().ring(p);
   if (auto s = r.check_writable(data.size()); !s) return s.error();
@@ -62,7 +62,8 @@ shm::Result<model::Message> stop_reader(shm::Endpoint& ep, model::ReaderStop whe
     if (!info && info.code() == ErrorCode::Empty) continue;
     if (!info) return info.error();
     if (where == model::ReaderStop::AfterComplete) r.complete(info->slot);
-    return model::Message{info->priority, info->sequence, {buf.begin(), buf.begin() + info->length}};  // ... and the reader is gone
+    return model::Message{
+        info->priority, info->sequence, {buf.begin(), buf.begin() + info->length}};  // ... and the reader is gone
   }
   return make_error(ErrorCode::Empty, "no message ready in any priority");
 }

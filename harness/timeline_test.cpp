@@ -1,10 +1,11 @@
 // The picture of a failing history: the operation where the spec breaks is
 // found and drawn as such, kills are marked, and the page is self-contained
 // and deterministic.
-#include "linearizability.hpp"
 #include "timeline.hpp"
 
 #include <gtest/gtest.h>
+
+#include "linearizability.hpp"
 
 namespace memlink::conformance {
 namespace {
@@ -47,7 +48,8 @@ TEST(Timeline, TheCheckerNamesWhereTheHistoryBreaks) {
 
 TEST(Timeline, ThePageShowsLanesBarsTheBreakAndTheKills) {
   const auto h = out_of_order();
-  Timeline t = history_timeline(h, check_linearizable(h, kCap), "a <title>", "R-FIFO", "scripts/conformance --only x & y");
+  Timeline t =
+      history_timeline(h, check_linearizable(h, kCap), "a <title>", "R-FIFO", "scripts/conformance --only x & y");
   t.marks.push_back({1, 1500, "killed (kill -9)", true});
   t.marks.push_back({0, 5500, "restarted", false});
   const std::string page = render_timeline_html(t);
@@ -60,7 +62,7 @@ TEST(Timeline, ThePageShowsLanesBarsTheBreakAndTheKills) {
   EXPECT_NE(page.find("a &lt;title&gt;"), std::string::npos) << "text is escaped";
   EXPECT_NE(page.find("--only x &amp; y"), std::string::npos);
   EXPECT_EQ(page.find("<script"), std::string::npos) << "self-contained, no scripts";
-  EXPECT_EQ(page.find("http://") , page.find("http://www.w3.org/2000/svg")) << "no links but the SVG namespace";
+  EXPECT_EQ(page.find("http://"), page.find("http://www.w3.org/2000/svg")) << "no links but the SVG namespace";
   EXPECT_EQ(page, render_timeline_html(t)) << "deterministic";
 }
 

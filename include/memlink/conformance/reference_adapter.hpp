@@ -1,10 +1,11 @@
-// The reference transport (ref/) behind the Adapter interface, plus the
-// deliberately broken variants the suite's own tests must catch.
+// The reference transport (ref/) behind the Adapter interface: what
+// --adapter reference checks, and a base to start an adapter of one's own
+// from (examples/consumer/check_my_transport.cpp).
 #pragma once
 
 #include <optional>
 
-#include "adapter.hpp"
+#include "memlink/conformance/adapter.hpp"
 #include "memlink/shm/transport.hpp"
 
 namespace memlink::conformance {

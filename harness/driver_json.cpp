@@ -89,8 +89,12 @@ nlohmann::json view_to_json(const model::View& v) {
     for (const auto& r : dir) {
       std::vector<int> slots;
       for (auto s : r.slots) slots.push_back(static_cast<int>(s));
-      d.push_back({{"capacity", r.capacity}, {"head", r.head}, {"tail", r.tail},
-                   {"corrupt_skipped", r.corrupt_skipped}, {"reclaimed", r.reclaimed}, {"slots", slots}});
+      d.push_back({{"capacity", r.capacity},
+                   {"head", r.head},
+                   {"tail", r.tail},
+                   {"corrupt_skipped", r.corrupt_skipped},
+                   {"reclaimed", r.reclaimed},
+                   {"slots", slots}});
     }
     rings.push_back(d);
   }
@@ -144,8 +148,10 @@ model::View view_from_json(const nlohmann::json& j) {
 namespace {
 // In model::Corruption's order.
 constexpr const char* kCorruptionNames[model::kCorruptionCount] = {
-    "payload", "checksum_low_bit", "checksum_high_bit", "length_past_slot", "length_in_padding",
-    "length_shorter", "priority", "position", "state", "sequence"};
+    "payload",          "checksum_low_bit",  "checksum_high_bit",
+    "length_past_slot", "length_in_padding", "length_shorter",
+    "priority",         "position",          "state",
+    "sequence"};
 }  // namespace
 
 const char* corruption_name(model::Corruption c) { return kCorruptionNames[static_cast<int>(c)]; }

@@ -52,7 +52,8 @@ shm::Error Reply::error() const {
   const std::string name = field("error");
   const auto code = error_code_from_name(name);
   std::string detail = field("detail");
-  if (!code) return shm::make_error(shm::ErrorCode::InvalidArgument, "the driver answered error '" + name + "': " + detail);
+  if (!code)
+    return shm::make_error(shm::ErrorCode::InvalidArgument, "the driver answered error '" + name + "': " + detail);
   return shm::make_error(*code, detail);
 }
 
@@ -450,8 +451,8 @@ Reply DriverProcess::receive(std::chrono::milliseconds timeout) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline)
       fail(spec::DriverRule::D_TIME, "no answer within " + std::to_string(timeout.count()) + " ms", pending_);
-    const int wait_ms = static_cast<int>(std::min<std::int64_t>(
-        100, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1));
+    const int wait_ms = static_cast<int>(
+        std::min<std::int64_t>(100, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1));
     pollfd pfd{out_fd_, POLLIN, 0};
     const int pr = ::poll(&pfd, 1, wait_ms);
     if (pr < 0 && errno != EINTR)

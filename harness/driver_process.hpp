@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "driver_answer.hpp"
+#include "memlink/conformance/limits.hpp"
 #include "memlink/shm/result.hpp"
 #include "memlink/spec/clause_ids.hpp"
 #include "stderr_tail.hpp"
@@ -55,22 +56,6 @@ struct DriverFailure : std::runtime_error {
  private:
   std::string untagged_;
 };
-
-// D-LIMITS: what the transport accepts, from its hello. Every check sizes its
-// segments, slots, payloads and ring fills to these.
-struct Limits {
-  std::size_t min_segment = 0, max_segment = 0;  // create's segment_size range
-  std::uint32_t min_slot = 1, max_slot = 0;      // create's slot_size range (min == max: fixed)
-  // Fixed ring capacities per priority (the transport's own, whatever the
-  // segment size), if it has them.
-  std::optional<std::array<std::uint32_t, 3>> capacity;
-  // The segment size nearest `want` that the transport accepts.
-  std::size_t segment(std::size_t want) const;
-  // The slot size nearest `want` that the transport accepts.
-  std::uint32_t slot(std::uint32_t want) const;
-};
-// The SPEC's own limits (what a protocol-1 driver is taken to accept).
-Limits spec_limits();
 
 // What the driver said in its hello (D-HELLO).
 struct Hello {
@@ -161,9 +146,9 @@ class DriverProcess {
 
   // Whether it is a process of its own (kill9, stop, resume, arm): not a thread.
   bool killable() const { return !threaded_; }
-  void kill9();    // SIGKILL and reap
-  void stop();     // SIGSTOP
-  void resume();   // SIGCONT
+  void kill9();      // SIGKILL and reap
+  void stop();       // SIGSTOP
+  void resume();     // SIGCONT
   void terminate();  // SIGTERM (workload mode: stop cleanly)
   void close_stdin();
   // Stops all signalling and reaping of the process here (kill9, stop, ...
@@ -196,7 +181,7 @@ class DriverProcess {
   std::string buffer_, last_line_;
   std::size_t scanned_ = 0;  // bytes of buffer_ known to hold no newline (receive() scans each byte once)
   std::int64_t next_id_ = 1;
-  nlohmann::json pending_;  // the request send() sent, for receive()'s messages
+  nlohmann::json pending_;       // the request send() sent, for receive()'s messages
   std::uint64_t invoke_ns_ = 0;  // when send() began
   bool exited_ = false;
   int status_ = 0;

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "suite.hpp"
+#include "memlink/conformance/suite.hpp"
 
 namespace memlink::conformance {
 

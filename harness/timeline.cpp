@@ -95,7 +95,8 @@ std::string svg_lanes(const Timeline& t) {
     const double y = kTop + kLane * static_cast<double>(i);
     svg += "<rect x=\"0\" y=\"" + num(y) + "\" width=\"" + num(kWidth) + "\" height=\"" + num(kLane) + "\" fill=\"" +
            (i % 2 ? "#f7f7f7" : "#ffffff") + "\"/>\n";
-    svg += "<text x=\"8\" y=\"" + num(y + kLane / 2 + 4) + "\" font-weight=\"bold\">" + escape_markup(t.lanes[i]) + "</text>\n";
+    svg += "<text x=\"8\" y=\"" + num(y + kLane / 2 + 4) + "\" font-weight=\"bold\">" + escape_markup(t.lanes[i]) +
+           "</text>\n";
   }
   return svg;
 }
@@ -111,8 +112,8 @@ std::string svg_axis(const Timeline& t, const Scale& sc) {
     svg += "<line x1=\"" + num(xx) + "\" y1=\"" + num(kTop) + "\" x2=\"" + num(xx) + "\" y2=\"" + num(axis_y - 10) +
            "\" stroke=\"#ddd\"/>\n";
     svg += "<text x=\"" + num(xx) + "\" y=\"" + num(axis_y + 4) + "\" text-anchor=\"middle\" fill=\"#555\">" +
-           (t.scale == 1 ? std::to_string(static_cast<std::uint64_t>(v)) : num(v / t.scale)) + " " + escape_markup(t.unit) +
-           "</text>\n";
+           (t.scale == 1 ? std::to_string(static_cast<std::uint64_t>(v)) : num(v / t.scale)) + " " +
+           escape_markup(t.unit) + "</text>\n";
   }
   return svg;
 }
@@ -132,8 +133,8 @@ std::string svg_bars(const Timeline& t, const Scale& sc) {
     const bool open = b->end == ~0ULL;
     const double x0 = x(b->start), x1 = open ? kWidth - kRight : std::max(x(b->end), x0 + 3);
     const bool broke = b->look == Timeline::Bar::Look::Broke;
-    svg += "<g><title>" + escape_markup(b->detail) + "</title><rect x=\"" + num(x0) + "\" y=\"" + num(y) + "\" width=\"" +
-           num(x1 - x0) + "\" height=\"" + num(kBar) + "\" rx=\"3\" fill=\"" + fill(b->look) + "\"" +
+    svg += "<g><title>" + escape_markup(b->detail) + "</title><rect x=\"" + num(x0) + "\" y=\"" + num(y) +
+           "\" width=\"" + num(x1 - x0) + "\" height=\"" + num(kBar) + "\" rx=\"3\" fill=\"" + fill(b->look) + "\"" +
            (broke ? " stroke=\"#8b0000\" stroke-width=\"3\"" : "") + (open ? " fill-opacity=\"0.45\"" : "") + "/>";
     if (x1 - x0 > 7.0 * static_cast<double>(b->label.size()))
       svg += "<text x=\"" + num(x0 + 4) + "\" y=\"" + num(y + kBar / 2 + 4) + "\" fill=\"" +
@@ -150,16 +151,17 @@ std::string svg_marks(const Timeline& t, const Scale& sc) {
   for (const auto& m : t.marks) {
     const double xx = x(m.at), y = kTop + kLane * m.lane;
     if (m.kill)
-      svg += "<g><title>" + escape_markup(m.label) + "</title><path d=\"M" + num(xx - 7) + " " + num(y + 8) + " L" + num(xx + 7) + " " +
-             num(y + kLane - 8) + " M" + num(xx + 7) + " " + num(y + 8) + " L" + num(xx - 7) + " " + num(y + kLane - 8) +
-             "\" stroke=\"#c00\" stroke-width=\"3\"/></g>\n";
+      svg += "<g><title>" + escape_markup(m.label) + "</title><path d=\"M" + num(xx - 7) + " " + num(y + 8) + " L" +
+             num(xx + 7) + " " + num(y + kLane - 8) + " M" + num(xx + 7) + " " + num(y + 8) + " L" + num(xx - 7) + " " +
+             num(y + kLane - 8) + "\" stroke=\"#c00\" stroke-width=\"3\"/></g>\n";
     else
-      svg += "<g><title>" + escape_markup(m.label) + "</title><line x1=\"" + num(xx) + "\" y1=\"" + num(y + 4) + "\" x2=\"" + num(xx) +
-             "\" y2=\"" + num(y + kLane - 4) + "\" stroke=\"#f28e2b\" stroke-width=\"3\"/></g>\n";
+      svg += "<g><title>" + escape_markup(m.label) + "</title><line x1=\"" + num(xx) + "\" y1=\"" + num(y + 4) +
+             "\" x2=\"" + num(xx) + "\" y2=\"" + num(y + kLane - 4) +
+             "\" stroke=\"#f28e2b\" stroke-width=\"3\"/></g>\n";
     // Kills labelled under the bars, other events above them: the two
     // often fall close together (a daemon killed just after it began).
-    svg += "<text x=\"" + num(xx + 9) + "\" y=\"" + num(m.kill ? y + kLane - 2 : y + 8) + "\" fill=\"" + (m.kill ? "#c00" : "#b35900") +
-           "\" font-size=\"11\">" + escape_markup(m.label) + "</text>\n";
+    svg += "<text x=\"" + num(xx + 9) + "\" y=\"" + num(m.kill ? y + kLane - 2 : y + 8) + "\" fill=\"" +
+           (m.kill ? "#c00" : "#b35900") + "\" font-size=\"11\">" + escape_markup(m.label) + "</text>\n";
   }
   return svg;
 }
@@ -183,8 +185,9 @@ std::string legend_html(const Timeline& t) {
   if (std::any_of(t.marks.begin(), t.marks.end(), [](const Timeline::Mark& m) { return m.kill; }))
     legend += "<span class=\"key\"><span style=\"color:#c00;font-weight:bold\">&#x2715;</span> process killed</span>";
   if (std::any_of(t.marks.begin(), t.marks.end(), [](const Timeline::Mark& m) { return !m.kill; }))
-    legend += "<span class=\"key\"><span style=\"color:#f28e2b;font-weight:bold\">|</span> event (stall, takeover, "
-              "start of service)</span>";
+    legend +=
+        "<span class=\"key\"><span style=\"color:#f28e2b;font-weight:bold\">|</span> event (stall, takeover, "
+        "start of service)</span>";
 
   return legend;
 }
