@@ -18,11 +18,22 @@
 // A racing run is not exactly reproducible; a crash it finds is still real.
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
-#include <cstdlib>
 #include <thread>
 #include <vector>
+#include <version>
+
+// The peer writes the shared bytes through std::atomic_ref (as a process
+// beside the reader would: no data race for the sanitizers to report).
+// libc++ has it from version 19: an older build image (ClusterFuzzLite's
+// base-builder is not pinned by digest) stops here, saying why, instead of
+// failing deep in the template.
+#if !defined(__cpp_lib_atomic_ref)
+#error \
+    "fuzz_hostile_peer needs std::atomic_ref (libc++ 19 or later, libstdc++ 10 or later); this C++ library lacks it: use a newer build image"
+#endif
 
 #include "fuzz_input.hpp"
 #include "memlink/shm/checksum.hpp"
