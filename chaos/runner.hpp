@@ -31,7 +31,7 @@
 #include "driver_process.hpp"
 #include "history.hpp"
 #include "memlink/shm/transport.hpp"
-#include "processes.hpp"
+#include "workload.hpp"
 
 namespace memlink::chaos {
 

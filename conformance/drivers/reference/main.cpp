@@ -10,10 +10,10 @@
 #include <cstring>
 #include <string>
 
-#include "chaos/processes.hpp"
 #include "driver_json.hpp"
 #include "memlink/shm/version.hpp"
 #include "reference_driver.hpp"
+#include "workload.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "processes.hpp"
+#include "workload.hpp"
 
 #include <signal.h>
 #include <unistd.h>

@@ -1,13 +1,14 @@
-// The three kinds of process the chaos runner forks, and how each records
-// what it did (history.hpp). Each body runs in a fresh child and never
+// The workload's roles: the three kinds of process the chaos runner forks
+// (and the reference driver runs in its workload mode, DRIVER.md D-WORKLOAD),
+// and how each records what it did (workload_log.hpp). Each body runs in a fresh child and never
 // returns: it ends with _exit, SIGKILL (runner or crash point) or SIGSTOP.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
-#include "history.hpp"
 #include "memlink/shm/transport.hpp"
+#include "workload_log.hpp"
 
 namespace memlink::chaos {
 
@@ -41,9 +42,9 @@ struct Arm {
 };
 
 // Exit codes of the bodies.
-inline constexpr int kExitClean = 0;      // SIGTERM: stopped cleanly
-inline constexpr int kExitSetup = 2;      // could not start (the log says why)
-inline constexpr int kExitFenced = 3;     // a daemon that noticed it was replaced
+inline constexpr int kExitClean = 0;   // SIGTERM: stopped cleanly
+inline constexpr int kExitSetup = 2;   // could not start (the log says why)
+inline constexpr int kExitFenced = 3;  // a daemon that noticed it was replaced
 
 // The loops of the three bodies, on an endpoint made elsewhere (the
 // reference driver's workload mode, DRIVER.md D-WORKLOAD). They return
