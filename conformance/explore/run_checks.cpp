@@ -343,6 +343,10 @@ void check_linearizable_history(const Config& c, const RunRecord& r, std::vector
 
 std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Execution& e) {
   std::vector<Violation> v;
+  // First the rings' positions: a tail moved back or past a message breaks
+  // every step after it (a livelock, a daemon that finds the ring corrupt),
+  // and the first violation is the clause the report names.
+  check_positions_at_end(r, v);
   check_scheduler_findings(e, v);
   check_sleepers_at_end(r, e, v);
   v.insert(v.end(), r.violations.begin(), r.violations.end());
@@ -350,7 +354,6 @@ std::vector<Violation> check_run(const Config& c, const RunRecord& r, const Exec
   check_writes(r, e, v);
   check_sequence_numbers(r, v);
   check_counters(r, v);
-  check_positions_at_end(r, v);
   check_fence(r, v);
   // Only a history whose every message is accounted for is worth a search.
   if (!r.corruption && v.empty()) check_linearizable_history(c, r, v);
