@@ -50,6 +50,7 @@ void payloads(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK_CAPTURE(roundtrip, floor_cache_line, std::string("cache_line"))->Arg(8)->UseRealTime();
+BENCHMARK_CAPTURE(roundtrip, floor_payload_copy, std::string("payload_copy"))->Apply(payloads)->UseRealTime();
 BENCHMARK_CAPTURE(roundtrip, floor_futex, std::string("futex"))->Arg(8)->UseRealTime();
 BENCHMARK_CAPTURE(roundtrip, memlink_spin, std::string("memlink_spin"))->Apply(payloads)->UseRealTime();
 BENCHMARK_CAPTURE(roundtrip, memlink_adaptive, std::string("memlink_adaptive"))->Apply(payloads)->UseRealTime();

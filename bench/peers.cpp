@@ -88,6 +88,71 @@ class CacheLine final : public PingPong {
   std::uint64_t seq_ = 0;
 };
 
+// The floor for moving a payload, in the pattern of memlink_loan's round
+// trip: the client stamps 8 bytes of its n-byte buffer, the server copies
+// those n bytes into its answer, and the client reads every byte of the
+// answer (as a consumer that uses its data, or a checksum, must). The lines
+// of the answer move from the server's core to the client's each time; the
+// request's unchanged lines stay shared. Against floor_cache_line it says
+// what moving n bytes costs on this machine, whatever carries them.
+class PayloadCopy final : public PingPong {
+ public:
+  bool setup(std::size_t payload) override {
+    n_ = payload;
+    const std::size_t padded = (payload + 63) / 64 * 64;
+    auto* mem = static_cast<std::byte*>(shared_anonymous(2 * sizeof(Line) + 2 * padded + 64));
+    if (mem == nullptr) return error_ = "mmap failed", false;
+    lines_ = reinterpret_cast<Line*>(mem);
+    new (&lines_[0]) Line{};
+    new (&lines_[1]) Line{};
+    request_ = mem + 2 * sizeof(Line);
+    answer_ = request_ + padded;
+    return true;
+  }
+  void serve() override {
+    std::uint64_t last = 0;
+    for (;;) {
+      const std::uint64_t v = lines_[0].v.load(std::memory_order_acquire);
+      if (v == kStop) return;
+      if (v != last) {
+        last = v;
+        if (n_ > 0) std::memcpy(answer_, request_, n_);
+        lines_[1].v.store(v, std::memory_order_release);
+      } else {
+        shm::platform::cpu_relax();
+      }
+    }
+  }
+  bool ping() override {
+    const std::uint64_t s = ++seq_;
+    if (n_ >= sizeof s) std::memcpy(request_, &s, sizeof s);
+    lines_[0].v.store(s, std::memory_order_release);
+    while (lines_[1].v.load(std::memory_order_acquire) != s) shm::platform::cpu_relax();
+    return read_all() == s || n_ < sizeof s;
+  }
+  void stop() override { lines_[0].v.store(kStop, std::memory_order_release); }
+
+ private:
+  // Every line of the answer, read; the stamp comes back as the result.
+  std::uint64_t read_all() const {
+    std::uint64_t sum = 0, stamp = 0;
+    for (std::size_t i = sizeof stamp; i + sizeof sum <= n_; i += sizeof sum) {
+      std::uint64_t w;
+      std::memcpy(&w, answer_ + i, sizeof w);
+      sum += w;
+    }
+    if (n_ >= sizeof stamp) std::memcpy(&stamp, answer_, sizeof stamp);
+    benchmark_sink_ = sum;
+    return stamp;
+  }
+  Line* lines_ = nullptr;
+  std::byte* request_ = nullptr;
+  std::byte* answer_ = nullptr;
+  std::size_t n_ = 0;
+  std::uint64_t seq_ = 0;
+  mutable volatile std::uint64_t benchmark_sink_ = 0;
+};
+
 long futex(std::atomic<std::uint32_t>* w, int op, std::uint32_t v) {
   return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(w), op, v, nullptr, nullptr, 0);
 }
@@ -486,6 +551,7 @@ int iceoryx_echo_main() { return 2; }
 
 std::unique_ptr<PingPong> make_peer(const std::string& name) {
   if (name == "cache_line") return std::make_unique<CacheLine>();
+  if (name == "payload_copy") return std::make_unique<PayloadCopy>();
   if (name == "futex") return std::make_unique<FutexPingPong>();
   if (name == "pipe") return std::make_unique<Pipe>();
   if (name == "socketpair") return std::make_unique<SocketPair>();

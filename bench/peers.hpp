@@ -30,9 +30,9 @@ class PingPong {
   std::string error_;
 };
 
-// name: cache_line, futex, pipe, socketpair, eventfd, tcp, boost_mq, zeromq,
-// iceoryx, memlink_spin, memlink_block, memlink_adaptive, memlink_loan (adaptive,
-// through loans and views). nullptr if unknown.
+// name: cache_line, payload_copy (the floor for moving n bytes), futex, pipe, socketpair, eventfd, tcp, boost_mq,
+// zeromq, iceoryx, memlink_spin, memlink_block, memlink_adaptive, memlink_loan (adaptive, through loans and views).
+// nullptr if unknown.
 std::unique_ptr<PingPong> make_peer(const std::string& name);
 
 // The iceoryx echo process (bench_roundtrip --memlink-iceoryx-echo); 2 when

@@ -116,6 +116,13 @@ def goals(run):
     out.append(("64 B one-way throughput / pipe", ratio(tp1, rate(r"pipe_throughput/payload:64/real_time")), ">= 5"))
     out.append(("64 B one-way throughput, 2 producers / 1 producer", ratio(tp2, tp1), ">= 1"))
     out.append(("4096 B round trip through loan/take_view / 64 B round trip", ratio(p50(r"roundtrip/memlink_loan/4096/real_time"), p50(r"roundtrip/memlink_adaptive/64/real_time")), "<= 1.5"))
+    # What moving 4 KiB costs whatever carries it: the bare floor that copies
+    # the payload each way and reads every byte (floor_payload_copy), as a
+    # consumer that uses its data or checks a checksum must. Context rows,
+    # no target: they say how much of the ratio above the hardware takes.
+    copy64, copy4k = p50(r"roundtrip/floor_payload_copy/64/real_time"), p50(r"roundtrip/floor_payload_copy/4096/real_time")
+    out.append(("  context: bare payload copy, 4096 B / 64 B (the hardware's own ratio)", ratio(copy4k, copy64), "-"))
+    out.append(("  context: 4096 B through loan/take_view / bare payload copy of 4096 B", ratio(p50(r"roundtrip/memlink_loan/4096/real_time"), copy4k), "-"))
     out.append(("one ring write + read, one thread / bare ring", ratio(ns(r"single_ring/payload:64$"), ns(r"floor_bare_ring/payload:64$")), "<= 3"))
     idle = find(run, r"idle_daemon_cpu/strategy:2/iterations:1/real_time")
     out.append(("idle daemon, adaptive: % of one CPU", idle.get("cpu_percent") if idle else None, "< 1"))
