@@ -52,6 +52,25 @@ bool write_full(int fd, const void* buf, std::size_t n) {
   return true;
 }
 
+// The spinning server of the two floors: each new value in lines[0] is
+// answered (after `answer()`, which writes the reply's payload) by storing
+// it in lines[1], until kStop.
+template <class Answer>
+void echo_each_ping(Line* lines, Answer&& answer) {
+  std::uint64_t last = 0;
+  for (;;) {
+    const std::uint64_t v = lines[0].v.load(std::memory_order_acquire);
+    if (v == kStop) return;
+    if (v != last) {
+      last = v;
+      answer();
+      lines[1].v.store(v, std::memory_order_release);
+    } else {
+      shm::platform::cpu_relax();
+    }
+  }
+}
+
 // The physical floor: two cache lines bounced between two spinning processes.
 class CacheLine final : public PingPong {
  public:
@@ -63,17 +82,7 @@ class CacheLine final : public PingPong {
     return true;
   }
   void serve() override {
-    std::uint64_t last = 0;
-    for (;;) {
-      const std::uint64_t v = lines_[0].v.load(std::memory_order_acquire);
-      if (v == kStop) return;
-      if (v != last) {
-        last = v;
-        lines_[1].v.store(v, std::memory_order_release);
-      } else {
-        shm::platform::cpu_relax();
-      }
-    }
+    echo_each_ping(lines_, [] {});
   }
   bool ping() override {
     const std::uint64_t s = ++seq_;
@@ -110,18 +119,9 @@ class PayloadCopy final : public PingPong {
     return true;
   }
   void serve() override {
-    std::uint64_t last = 0;
-    for (;;) {
-      const std::uint64_t v = lines_[0].v.load(std::memory_order_acquire);
-      if (v == kStop) return;
-      if (v != last) {
-        last = v;
-        if (n_ > 0) std::memcpy(answer_, request_, n_);
-        lines_[1].v.store(v, std::memory_order_release);
-      } else {
-        shm::platform::cpu_relax();
-      }
-    }
+    echo_each_ping(lines_, [this] {
+      if (n_ > 0) std::memcpy(answer_, request_, n_);
+    });
   }
   bool ping() override {
     const std::uint64_t s = ++seq_;
