@@ -47,6 +47,8 @@ for script in bench compare-latency flakiness-proof fuzz mutate test test-window
   [ -x "$src/scripts/$script" ] || { echo "no script: $script"; continue; }
   check "scripts/$script" "$src/scripts/$script"
 done
+# bench/upper_bounds.py (measurement-only variants of the hot path).
+check "bench/upper_bounds.py" "$src/bench/upper_bounds.py"
 for script in conformance chaos; do
   out=$("$src/scripts/$script" --version 2>/dev/null); status=$?
   [ $status -eq 0 ] && [[ $out == *"$version"* ]] || fail "scripts/$script --version: status $status, '$out'"
