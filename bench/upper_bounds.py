@@ -2,6 +2,7 @@
 """What removing each cost from the hot path could buy at most, measured.
 
 usage: bench/upper_bounds.py [--variants A,B,...] [--rounds N] [--work DIR] [--json FILE]
+       bench/upper_bounds.py --check
 
 Builds the benchmark programs of this tree and of measurement-only variants
 of it, each with one cost of a message taken out (a locked instruction, the
@@ -28,6 +29,9 @@ bound is in the noise is not worth its protocol step.
   --rounds    alternating rounds (default 2)
   --work      where the copy and its build go (default: a new temporary directory)
   --json      also write the ratios as JSON
+  --check     only check that every variant's edits apply to this tree (each
+              text to replace occurs exactly once); builds and runs nothing
+              (ctest upper-bounds-apply)
 Exit status: 0 when every variant built and ran, 1 when one did not, 2 on a usage error.
 """
 import argparse
@@ -106,14 +110,21 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=False, **kw)
 
 
-def apply(src, variant):
+def edited(src, variant):
+    """{path: the variant's text of that file}, or RuntimeError naming the edit that does not apply."""
+    texts = {}
     for path, old, new in EDITS[variant]:
-        p = src / path
-        text = p.read_text()
+        text = texts.get(path) or (src / path).read_text()
         if text.count(old) != 1:
             raise RuntimeError(f"{variant}: {path}: the text to replace occurs {text.count(old)} times, not once "
                                f"(it starts: {old.strip()[:60]!r}); the tree moved on: update bench/upper_bounds.py")
-        p.write_text(text.replace(old, new))
+        texts[path] = text.replace(old, new)
+    return texts
+
+
+def apply(src, variant):
+    for path, text in edited(src, variant).items():
+        (src / path).write_text(text)
 
 
 def build(src, variant, out):
@@ -180,6 +191,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--work")
     ap.add_argument("--json")
+    ap.add_argument("--check", action="store_true")
     ap.add_argument("--version", action="version", version=f"bench/upper_bounds.py {version()}")
     a = ap.parse_args()
     variants = [v for v in a.variants.split(",") if v]
@@ -187,6 +199,16 @@ def main():
     if unknown or not variants or a.rounds < 1:
         ap.error(f"unknown variant(s) {', '.join(unknown)} (known: {', '.join(ORDER)})" if unknown
                  else "need at least one variant and one round")
+    if a.check:
+        failed = 0
+        for v in variants:
+            try:
+                edited(ROOT, v)
+            except RuntimeError as e:
+                log(str(e))
+                failed += 1
+        log(f"{len(variants) - failed} of {len(variants)} variants apply to {ROOT}")
+        return 1 if failed else 0
     work = pathlib.Path(a.work or tempfile.mkdtemp(prefix="memlink-upper-bounds."))
     src, out = work / "src", work / "out"
     try:
