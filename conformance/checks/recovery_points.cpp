@@ -80,8 +80,17 @@ void hold_writer_at(Cluster& c, const std::string& point) {
   expect_stop(c, held, point, write_request(1500, 1));
   c.must(steady, write_request(1501, 1), ClauseId::T_KILLED);
   c.step("writer: wrote m1501 behind the held one");
-  auto early = read_until(c, *c.daemon, {1500, 1501}, std::chrono::milliseconds(5 * c.options().claim_timeout_ms));
   const bool claimed_only = point == "write.after-claim", published = point == "write.after-publish";
+  // What must come is waited for until it comes (30 s without progress is a
+  // hang), not for a fixed window: the consumer reclaims a claimed position
+  // one to two claim timeouts after it first sees it (K-CLAIMED), and on a
+  // loaded machine under ASan its reads come far apart, so a window of five
+  // timeouts failed correct code. Where nothing may be read (a live
+  // writer's slot), the window is the check: five claim timeouts.
+  const bool must_come = known(point) && (claimed_only || published);
+  auto early = read_until(
+      c, *c.daemon, claimed_only ? std::set<std::uint64_t>{1501} : std::set<std::uint64_t>{1500, 1501},
+      must_come ? std::chrono::milliseconds(30'000) : std::chrono::milliseconds(5 * c.options().claim_timeout_ms));
   if (known(point)) {
     c.record(claimed_only ? ClauseId::K_CLAIMED : ClauseId::K_STALE);
     if (claimed_only && (times(early, 1501) != 1 || times(early, 1500) != 0))
