@@ -87,13 +87,18 @@ void endpoint_write_read(benchmark::State& state) {
   daemon->shutdown();
 }
 
+// User plus system CPU time of a rusage, in seconds.
+double cpu_seconds(const rusage& ru) {
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 // The CPU time this process has used so far (every thread: the heartbeat
 // thread's stamps are part of what an idle daemon costs).
 double process_cpu_seconds() {
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  return cpu_seconds(ru);
 }
 
 // What an idle daemon costs: one second of wait() with no message, in a
@@ -127,8 +132,7 @@ void idle_daemon_cpu(benchmark::State& state) {
       state.SkipWithError("the idle daemon could not create its segment");
       break;
     }
-    const double all_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    const double all_s = cpu_seconds(ru);                 // the child's whole life
     state.counters["cpu_percent"] = 100.0 * *idle_cpu_s;  // of the one idle second
     state.counters["setup_cpu_ms"] = 1e3 * (all_s - *idle_cpu_s);
   }

@@ -109,7 +109,7 @@ class PayloadCopy final : public PingPong {
   bool setup(std::size_t payload) override {
     n_ = payload;
     const std::size_t padded = (payload + 63) / 64 * 64;
-    auto* mem = static_cast<std::byte*>(shared_anonymous(2 * sizeof(Line) + 2 * padded + 64));
+    auto* mem = static_cast<std::byte*>(shared_anonymous(2 * sizeof(Line) + 2 * padded));
     if (mem == nullptr) return error_ = "mmap failed", false;
     lines_ = reinterpret_cast<Line*>(mem);
     new (&lines_[0]) Line{};
