@@ -26,6 +26,12 @@ bound is in the noise is not worth its protocol step.
               head      the producer's head CAS (R-CLAIM) as a store
               checksum  CRC32C replaced by 0 (V-SLOT)
               all       every locked instruction above removed (not the checksum)
+              all+checksum  every locked instruction and the checksum removed: what
+                        is left is the copy and V-SLOT's field checks
+              writer    the producer's locked instructions (head, claim) with the
+                        counters and the fences: a message that a writer hands off
+                        with plain stores only, the consumer unchanged
+              reader    the consumer's locked instructions (take, tail) only
   --rounds    alternating rounds (default 2)
   --work      where the copy and its build go (default: a new temporary directory)
   --json      also write the ratios as JSON
@@ -94,7 +100,11 @@ EDITS = {
 }
 EDITS["base"] = []
 EDITS["all"] = [e for k in ("counters", "fences", "tail", "take", "claim", "head") for e in EDITS[k]]
-ORDER = ["base", "counters", "fences", "tail", "take", "claim", "head", "checksum", "all"]
+EDITS["all+checksum"] = EDITS["all"] + EDITS["checksum"]
+EDITS["writer"] = [e for k in ("head", "claim", "counters", "fences") for e in EDITS[k]]
+EDITS["reader"] = [e for k in ("take", "tail") for e in EDITS[k]]
+ORDER = ["base", "counters", "fences", "tail", "take", "claim", "head", "checksum", "all", "all+checksum", "writer",
+         "reader"]
 PROGRAMS = {
     "bench_costs": "^(single_ring|floor_bare_ring|endpoint_write_read)/",
     "bench_roundtrip": "floor_cache_line|memlink_adaptive/64/|memlink_loan/4096/|floor_payload_copy/4096/",
