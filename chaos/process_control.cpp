@@ -3,6 +3,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +20,7 @@
 #include <fstream>
 #include <thread>
 
+#include "live_children.hpp"
 #include "memlink/shm/crash_point.hpp"
 #include "memlink/shm/percentile.hpp"
 #include "memlink/shm/platform.hpp"
@@ -27,6 +31,27 @@ namespace memlink::chaos {
 
 using namespace std::chrono_literals;
 using shm::platform::monotonic_ns;
+
+// A forked child of the runner leaves the runner's process group for one of
+// its own. The runner's group can be orphaned under a run (the shell or CI
+// step that started it ends), and the kernel then sends SIGHUP and SIGCONT
+// to every member of that group if one is stopped (POSIX): a daemon held
+// stopped by a fault died of SIGHUP, and the run blamed the transport for
+// it (chaos/orphaned_group_test.sh). A group of its own, whose parent is the
+// runner, is not orphaned while the runner lives. Out of the terminal's
+// group, Ctrl-C no longer reaches it, so on Linux it dies with the runner
+// instead (elsewhere its alarm() ends it).
+namespace {
+void own_process_group(pid_t runner) {
+  ::setpgid(0, 0);
+#ifdef __linux__
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != runner) ::_exit(kExitSetup);  // the runner died before the line above
+#else
+  (void)runner;
+#endif
+}
+}  // namespace
 
 Proc& Runner::spawn(Role role, Arm arm) {
   Proc p;
@@ -40,8 +65,10 @@ Proc& Runner::spawn(Role role, Arm arm) {
     procs_.push_back(std::move(p));
     return procs_.back();
   }
+  const pid_t runner = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
+    own_process_group(runner);
     observer_.reset();  // the child must not use the runner's mapping
     const int fd = ::open(p.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) ::_exit(kExitSetup);
@@ -58,6 +85,10 @@ Proc& Runner::spawn(Role role, Arm arm) {
       case Role::Writer: run_writer(c, fd, p.instance, p.arm);
       case Role::Reader: run_reader(c, fd, p.arm);
     }
+  }
+  if (pid > 0) {
+    ::setpgid(pid, pid);  // as the child does: whichever runs first
+    note_started(pid);
   }
   p.pid = pid;
   procs_.push_back(std::move(p));
@@ -98,6 +129,7 @@ void Runner::start_driver(Proc& p) {
   try {
     auto d = DriverProcess::start(o_.driver, who, 10s, so);
     p.pid = d->pid();
+    note_started(p.pid);
     drivers_.push_back(std::move(d));
     DriverProcess& dp = *drivers_.back();
     if (!p.arm.point.empty() && o_.hello.has("crash_points")) {
@@ -163,6 +195,7 @@ void Runner::reap() {
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid <= 0) return;
+    note_reaped(pid);
     for (Proc& p : procs_)
       if (p.pid == pid && !p.done) {
         p.done = true;
@@ -200,7 +233,7 @@ void Runner::kill_proc(Proc& p, const std::string& kind) {
   p.killed_by_runner = true;
   ::kill(p.pid, SIGKILL);
   int status = 0;
-  ::waitpid(p.pid, &status, 0);
+  if (::waitpid(p.pid, &status, 0) == p.pid) note_reaped(p.pid);
   p.done = true;
   p.status = status;
   p.ended_ns = monotonic_ns();

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <thread>
 
+#include "live_children.hpp"
 #include "memlink/shm/crash_point.hpp"
 #include "memlink/shm/percentile.hpp"
 #include "memlink/shm/platform.hpp"
@@ -127,6 +128,7 @@ void Runner::progress(bool force) {
 }
 
 int Runner::run() {
+  kill_live_children_on_interrupt();
   start_ns_ = last_progress_ns_ = monotonic_ns();
   if (!through_driver()) (void)shm::RecoveryManager(o_.process.segment).cleanup_orphaned_shm();
   spawn(Role::Daemon);

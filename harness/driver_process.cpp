@@ -173,7 +173,18 @@ std::unique_ptr<DriverProcess> DriverProcess::start(const std::string& command, 
   }
   const std::string exec_line = "exec " + command;
   const char* argv[] = {"/bin/sh", "-c", exec_line.c_str(), nullptr};
-  const int rc = ::posix_spawn(&p->pid_, "/bin/sh", &fa, nullptr, const_cast<char**>(argv), environ);
+  // A process group of its own (pgroup 0: its pid), as every process the
+  // suite may stop: if the group that started the suite is orphaned while a
+  // driver is held stopped, the kernel's SIGHUP to that group would kill it
+  // (chaos/orphaned_group_test.sh). Once the suite is gone, a driver reads
+  // end of file and exits; one left stopped is in an orphaned group of its
+  // own then, and that SIGHUP ends it.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
+  const int rc = ::posix_spawn(&p->pid_, "/bin/sh", &fa, &attr, const_cast<char**>(argv), environ);
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&fa);
   ::close(pipes.in[0]);
   ::close(pipes.out[1]);
@@ -232,6 +243,7 @@ std::unique_ptr<DriverProcess> DriverProcess::start_forked(Server server, const 
     // The child keeps its two pipe ends and a stderr of its own, nothing
     // else of the suite's (another driver's pipe kept open here would hide
     // that driver's end of file; a lock file's descriptor, its lock).
+    ::setpgid(0, 0);  // a group of its own, as start() gives a driver
     ::dup2(pipes.in[0], 0);
     ::dup2(pipes.out[1], 1);
     ::dup2(err, 2);
