@@ -33,6 +33,7 @@ trap 'rm -rf "$work"' EXIT
 # (set -m: group G1). The link starts the runner in G1 and exits once the
 # runner holds a child stopped: the runner's parent leaves the session, G1
 # is orphaned with that child in it.
+# shellcheck disable=SC2016  # the inner script expands its own arguments
 setsid bash -c '
   set -m
   chaos=$1 work=$2
